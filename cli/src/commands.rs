@@ -1,0 +1,332 @@
+//! The commands: each opens the profile, calls the core, and prints text or JSON.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use carry_core::query::TimelineQuery;
+use carry_core::{
+    Category, Error, ExportScope, FileReport, ImportOptions, Item, Profile, Reading, Result,
+};
+use serde_json::json;
+
+use crate::exit;
+use crate::passphrase;
+use crate::Command;
+
+/// Filters shared by `timeline` and `export`.
+#[derive(clap::Args)]
+pub struct Filter {
+    /// Only this category (conditions, medications, allergies, immunisations,
+    /// test-results, vital-signs, procedures, encounters, appointments, documents,
+    /// care-plans, social-care, other).
+    #[arg(long)]
+    category: Option<String>,
+    /// Only items dated on or after this date (2024, 2024-05, 2024-05-31).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only items dated before this date.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only items from this source (a file name, or `self`).
+    #[arg(long)]
+    source: Option<String>,
+}
+
+impl Filter {
+    fn query(&self) -> Result<TimelineQuery> {
+        Ok(TimelineQuery {
+            category: self.category.as_deref().map(Category::parse).transpose()?,
+            since: self.since.clone(),
+            until: self.until.clone(),
+            source: self.source.clone(),
+            ..TimelineQuery::default()
+        })
+    }
+}
+
+/// `$CARRY_HOME`, else `~/.carry`.
+pub fn default_home() -> Option<PathBuf> {
+    std::env::var_os("CARRY_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".carry")))
+}
+
+fn open(home: &Path) -> Result<Profile> {
+    if !home.join(carry_core::vault::VAULT_FILE).exists() {
+        return Err(Error::not_found(format!(
+            "no profile in {} (create one with `carry init --name NAME`)",
+            home.display()
+        )));
+    }
+    Profile::open(home, &passphrase::existing()?)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn item_line(i: &Item) -> String {
+    let date = i
+        .date
+        .as_deref()
+        .map_or("(undated)", |d| d.get(..10).unwrap_or(d));
+    let labels = if i.sensitivity.is_empty() {
+        String::new()
+    } else {
+        format!("  [sensitive: {}]", i.sensitivity.join(" "))
+    };
+    format!(
+        "#{:<6} {:<10}  {:<13} {}{}",
+        i.id,
+        date,
+        i.category.as_str(),
+        i.display,
+        labels
+    )
+}
+
+/// Run one command; returns the exit code.
+pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
+    match command {
+        Command::Init { name } => {
+            let store = passphrase::new_profile()?;
+            let profile = Profile::create(home, &name, &store)?;
+            let info = profile.info()?;
+            if as_json {
+                print_json(&json!({ "home": home, "name": info.name }))?;
+            } else {
+                println!("Created the profile '{}' in {}.", info.name, home.display());
+                println!("Its record is encrypted; only your passphrase opens it.");
+            }
+            Ok(exit::OK)
+        }
+        Command::Import { files } => import(&open(home)?, &files, as_json),
+        Command::Timeline {
+            filter,
+            limit,
+            cursor,
+        } => {
+            let profile = open(home)?;
+            let query = TimelineQuery {
+                limit,
+                cursor,
+                ..filter.query()?
+            };
+            let page = profile.timeline(&query)?;
+            if as_json {
+                print_json(&page)?;
+            } else {
+                if page.items.is_empty() {
+                    println!("Nothing in the record matches.");
+                }
+                for item in &page.items {
+                    println!("{}", item_line(item));
+                }
+                if let Some(c) = &page.next_cursor {
+                    println!("More: carry timeline --cursor {c}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Search { text, limit } => {
+            let items = open(home)?.search(&text.join(" "), limit)?;
+            if as_json {
+                print_json(&json!({ "items": items }))?;
+            } else {
+                if items.is_empty() {
+                    println!("No matches.");
+                }
+                for item in &items {
+                    println!("{}", item_line(item));
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Show { id } => {
+            let profile = open(home)?;
+            let item_id = match id.parse::<i64>() {
+                Ok(n) => n,
+                Err(_) => *profile
+                    .find(&id)?
+                    .last()
+                    .ok_or_else(|| Error::not_found(format!("{id} is not in the record")))?,
+            };
+            let detail = profile.show(item_id)?;
+            if as_json {
+                let resource: serde_json::Value = serde_json::from_str(&detail.json)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                print_json(&json!({
+                    "item": detail.item, "full_url": detail.full_url, "codes": detail.codes,
+                    "labels": detail.labels, "references": detail.references, "resource": resource,
+                }))?;
+            } else {
+                println!("{}", item_line(&detail.item));
+                println!(
+                    "type: {}   source: {}   entered by: {:?}",
+                    detail.item.resource_type, detail.item.source, detail.item.entered_by
+                );
+                for l in &detail.labels {
+                    println!("sensitive: {} (rule {})", l.label, l.rule);
+                }
+                for r in &detail.references {
+                    let to = r
+                        .target
+                        .map_or("not in the record".to_string(), |t| format!("#{t}"));
+                    println!("{} -> {} ({to})", r.path, r.reference);
+                }
+                println!("{}", detail.json);
+            }
+            Ok(exit::OK)
+        }
+        Command::Stats => {
+            let stats = open(home)?.stats()?;
+            if as_json {
+                print_json(&stats)?;
+            } else {
+                println!(
+                    "{} resources from {} sources; {} carry a sensitivity label.",
+                    stats.resources, stats.sources, stats.sensitive
+                );
+                for (c, n) in &stats.by_category {
+                    println!("  {c:<14} {n}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Add { kind, value, note } => {
+            let reading = Reading::parse(&kind, &value)?;
+            let item = open(home)?.add_reading(&reading, note.as_deref())?;
+            if as_json {
+                print_json(&item)?;
+            } else {
+                println!("Added: {}", item_line(&item));
+            }
+            Ok(exit::OK)
+        }
+        Command::Export { out, filter } => {
+            let profile = open(home)?;
+            let scope = ExportScope::from(&filter.query()?);
+            let count = match &out {
+                Some(path) => export_to_file(&profile, &scope, path)?,
+                None => {
+                    let stdout = io::stdout();
+                    let mut lock = io::BufWriter::new(stdout.lock());
+                    profile.export(&scope, &mut lock)?
+                }
+            };
+            if let Some(path) = &out {
+                if as_json {
+                    print_json(&json!({ "exported": count, "file": path }))?;
+                } else {
+                    println!("Exported {count} resources to {}.", path.display());
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Info => {
+            let info = open(home)?.info()?;
+            if as_json {
+                print_json(&info)?;
+            } else {
+                println!(
+                    "{} (schema {}) in {}",
+                    info.name,
+                    info.schema_version,
+                    home.display()
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Check => {
+            open(home)?.integrity_check()?;
+            if as_json {
+                print_json(&json!({ "integrity": "ok" }))?;
+            } else {
+                println!("The vault is sound.");
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Write the export beside its target and move it into place when complete, so a
+/// failure never leaves half a file under the name asked for.
+fn export_to_file(profile: &Profile, scope: &ExportScope, path: &Path) -> Result<u64> {
+    let tmp = path.with_extension("carry-tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(&tmp)?;
+    let mut w = io::BufWriter::new(file);
+    let count = match profile.export(scope, &mut w) {
+        Ok(n) => n,
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    w.into_inner()
+        .map_err(|e| Error::from(e.into_error()))?
+        .sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(count)
+}
+
+fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {
+    let mut reports: Vec<FileReport> = Vec::new();
+    for f in files {
+        let report = profile.import_file(f, ImportOptions::default())?;
+        if !as_json {
+            if report.failed() {
+                println!("{}: not imported; nothing of it was stored", report.file);
+            } else {
+                println!(
+                    "{}: {} imported, {} updated, {} unchanged, {} skipped, {} rejected",
+                    report.file,
+                    report.imported,
+                    report.updated,
+                    report.unchanged,
+                    report.skipped,
+                    report.rejected.len()
+                );
+            }
+            for r in &report.rejected {
+                eprintln!("  rejected {} {}: {}", r.file, r.entry, r.reason);
+            }
+        }
+        reports.push(report);
+    }
+    let sum = |f: fn(&FileReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let rejected: Vec<_> = reports.iter().flat_map(|r| r.rejected.iter()).collect();
+    if as_json {
+        print_json(&json!({
+            "imported": sum(|r| r.imported),
+            "updated": sum(|r| r.updated),
+            "unchanged": sum(|r| r.unchanged),
+            "skipped": sum(|r| r.skipped),
+            "rejected": rejected,
+            "files": reports,
+        }))?;
+    } else if files.len() > 1 {
+        println!(
+            "Total: {} imported, {} updated, {} unchanged, {} rejected.",
+            sum(|r| r.imported),
+            sum(|r| r.updated),
+            sum(|r| r.unchanged),
+            rejected.len()
+        );
+    }
+    io::stdout().flush()?;
+    Ok(if rejected.is_empty() {
+        exit::OK
+    } else {
+        exit::USAGE
+    })
+}

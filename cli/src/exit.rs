@@ -1,0 +1,51 @@
+//! Exit codes, which are part of the CLI's interface, and error reports with remedies.
+
+use std::process::ExitCode;
+
+use carry_core::Error;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Anything not listed below.
+pub const OTHER: u8 = 1;
+/// Bad input or usage.
+pub const USAGE: u8 = 2;
+/// Wrong key or passphrase, or the profile is locked.
+pub const KEY: u8 = 3;
+/// Denied, expired or revoked.
+pub const DENIED: u8 = 4;
+
+/// The exit code for `e`.
+pub fn code(e: &Error) -> u8 {
+    match e {
+        Error::InvalidInput { .. } | Error::NotFound { .. } | Error::Conflict { .. } => USAGE,
+        Error::WrongKey | Error::Locked => KEY,
+        Error::Denied { .. } => DENIED,
+        _ => OTHER,
+    }
+}
+
+/// What to do about `e`, if there is something.
+fn remedy(e: &Error) -> Option<&'static str> {
+    match e {
+        Error::WrongKey => {
+            Some("check the passphrase (CARRY_PASSPHRASE or the prompt); the vault was not changed")
+        }
+        Error::Locked => Some("unlock the profile first"),
+        Error::Corrupt { .. } => Some("keep the file; restore the profile from a backup"),
+        Error::TooNew { .. } => Some("install a newer carry"),
+        Error::KeyStore { .. } => {
+            Some("the key file beside the vault is unreadable; restore it from a backup")
+        }
+        _ => None,
+    }
+}
+
+/// Print `e` to stderr and return its exit code.
+pub fn report(e: &Error) -> ExitCode {
+    eprintln!("error: {e}");
+    if let Some(r) = remedy(e) {
+        eprintln!("hint: {r}");
+    }
+    ExitCode::from(code(e))
+}

@@ -1,0 +1,114 @@
+//! `carry`: the terminal client. It drives the core the way an app does, for
+//! newcomers, scripts, the demo and operators. Every read command takes `--json`.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+mod exit;
+mod passphrase;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Carry: your health record, encrypted on your own device.
+#[derive(Parser)]
+#[command(name = "carry", version, about, long_about = None)]
+struct Cli {
+    /// The profile folder. Defaults to $CARRY_HOME, else ~/.carry.
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new profile (asks for a passphrase, or reads CARRY_PASSPHRASE).
+    Init {
+        /// The person's name, as the profile shows it.
+        #[arg(long)]
+        name: String,
+    },
+    /// Import FHIR R4 JSON files: single resources, Bundles of any type, or NDJSON.
+    Import {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The record, newest first, one page at a time.
+    Timeline {
+        #[command(flatten)]
+        filter: commands::Filter,
+        /// Items per page (1-500).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The cursor printed at the end of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Search display lines and codes.
+    Search {
+        /// Words to look for (each matches as a prefix).
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// At most this many results (1-500).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One resource in full: by item id (from the timeline) or as Type/id.
+    Show {
+        /// An item id like 42, or Patient/123.
+        id: String,
+    },
+    /// Counts over the record.
+    Stats,
+    /// Record a reading: weight 72.5kg | bp 120/80 | pulse 64 | glucose 5.6mmol/L | mood 3.
+    Add {
+        /// weight, bp, pulse, glucose or mood.
+        kind: String,
+        /// The value with its unit.
+        value: String,
+        /// A note to keep with it.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Export the record (or part of it) as one FHIR Bundle of type collection.
+    Export {
+        /// Write here instead of to standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        filter: commands::Filter,
+    },
+    /// Facts about the profile.
+    Info,
+    /// Check the vault's integrity.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CARRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let home = match cli.home.clone().or_else(commands::default_home) {
+        Some(h) => h,
+        None => {
+            eprintln!("error: no profile folder: pass --home DIR or set CARRY_HOME");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match commands::run(&home, cli.json, cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => exit::report(&e),
+    }
+}

@@ -1,0 +1,274 @@
+//! The `carry` CLI as a script sees it: exit codes, JSON output, wrong passphrases,
+//! malformed input, and a process killed in the middle of an import.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const PASS: &str = "a long test passphrase";
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(rel)
+}
+
+fn carry(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carry"));
+    c.arg("--home")
+        .arg(home)
+        .args(args)
+        .env("CARRY_PASSPHRASE", PASS)
+        .env_remove("CARRY_LOG");
+    c
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    carry(home, args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run carry")
+}
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+fn new_home() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    let out = run(&home, &["init", "--name", "Test Person"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (d, home)
+}
+
+fn resources(home: &Path) -> u64 {
+    json(home, &["stats", "--json"])["resources"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn import_summary_and_read_commands_speak_json() {
+    let (_d, home) = new_home();
+    let file = shared(
+        "fixtures/fhir/synthea/sotf-Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json",
+    );
+    let s = json(&home, &["import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(s["imported"], 70);
+    assert_eq!(s["unchanged"], 0);
+    assert_eq!(s["rejected"].as_array().unwrap().len(), 0);
+    let s = json(&home, &["import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        (s["imported"].as_u64(), s["unchanged"].as_u64()),
+        (Some(0), Some(70))
+    );
+
+    let stats = json(&home, &["stats", "--json"]);
+    assert_eq!(stats["resources"], 70);
+    assert_eq!(stats["by_type"]["Observation"], 48);
+    assert!(stats["by_category"]["vital-signs"].as_u64().unwrap() > 0);
+
+    let page = json(&home, &["timeline", "--limit", "10", "--json"]);
+    assert_eq!(page["items"].as_array().unwrap().len(), 10);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let next = json(
+        &home,
+        &["timeline", "--limit", "10", "--cursor", &cursor, "--json"],
+    );
+    assert_ne!(next["items"][0]["id"], page["items"][0]["id"]);
+    let vitals = json(&home, &["timeline", "--category", "vital-signs", "--json"]);
+    assert!(vitals["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["category"] == "vital-signs"));
+
+    let hits = json(&home, &["search", "body", "weight", "--json"]);
+    let id = hits["items"][0]["id"].as_i64().unwrap();
+    let shown = json(&home, &["show", &id.to_string(), "--json"]);
+    assert_eq!(shown["resource"]["resourceType"], "Observation");
+    let by_ref = json(
+        &home,
+        &[
+            "show",
+            "Patient/d78af07c-9cb9-4f31-9b11-c45a28f2eec8",
+            "--json",
+        ],
+    );
+    assert_eq!(by_ref["resource"]["resourceType"], "Patient");
+
+    let added = json(
+        &home,
+        &["add", "bp", "120/80", "--note", "after a walk", "--json"],
+    );
+    assert_eq!(added["entered_by"], "self");
+    assert_eq!(resources(&home), 71);
+
+    let out_file = home.join("export.json");
+    json(
+        &home,
+        &["export", "--out", out_file.to_str().unwrap(), "--json"],
+    );
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(bundle["entry"].as_array().unwrap().len(), 71);
+    let out = run(&home, &["export", "--category", "vital-signs"]);
+    let bundle: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(bundle["entry"].as_array().unwrap().len() > 5);
+}
+
+#[test]
+fn wrong_passphrase_exits_3_and_leaves_the_vault_byte_identical() {
+    let (_d, home) = new_home();
+    let file = shared("fixtures/fhir/uk-core/UKCore-Patient-RichardSmith-Example.json");
+    assert!(run(&home, &["import", file.to_str().unwrap()])
+        .status
+        .success());
+    let db = std::fs::read(home.join("vault.db")).unwrap();
+    let key = std::fs::read(home.join("vault.key")).unwrap();
+    let out = carry(&home, &["stats"])
+        .env("CARRY_PASSPHRASE", "not the passphrase")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrong key or passphrase"), "{err}");
+    assert!(!err.contains("Richard"), "no health data in errors");
+    assert_eq!(std::fs::read(home.join("vault.db")).unwrap(), db);
+    assert_eq!(std::fs::read(home.join("vault.key")).unwrap(), key);
+}
+
+#[test]
+fn malformed_json_exits_2_with_the_position_and_changes_nothing() {
+    let (d, home) = new_home();
+    let good = shared("fixtures/fhir/uk-core/UKCore-Patient-RichardSmith-Example.json");
+    assert!(run(&home, &["import", good.to_str().unwrap()])
+        .status
+        .success());
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, "{\"resourceType\":\"Bundle\",\"entry\":[\n{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"x\"}},\n{\"resource\":").unwrap();
+    let out = run(&home, &["import", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["imported"], 0);
+    assert_eq!(s["rejected"][0]["entry"], "file");
+    assert!(
+        s["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 3"),
+        "{s}"
+    );
+    assert_eq!(resources(&home), 1);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_code() {
+    let (_d, home) = new_home();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["add", "weight", "72.5st"], 2, "kg or lb"),
+        (&["add", "bp", "80/120"], 2, "higher than diastolic"),
+        (&["add", "height", "180cm"], 2, "unknown reading"),
+        (&["timeline", "--category", "gossip"], 2, "unknown category"),
+        (&["timeline", "--since", "yesterday"], 2, "not a date"),
+        (&["timeline", "--cursor", "xyz"], 2, "cursor"),
+        (&["show", "4242"], 2, "not found"),
+        (&["show", "Patient/nobody"], 2, "not in the record"),
+        (&["search", "--"], 2, "usage"),
+        (&["import", "/nonexistent/file.json"], 2, "not found"),
+        (&["init", "--name", "Again"], 2, "already holds a profile"),
+        (&["frobnicate"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, needle) in cases {
+        let out = run(&home, args);
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(err.contains(&needle.to_lowercase()), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(&elsewhere.path().join("none"), &["stats"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("carry init"));
+}
+
+/// An NDJSON file of `copies` renamed copies of the largest Synthea patient.
+fn big_ndjson(dir: &Path, copies: usize) -> (PathBuf, u64) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shared("fixtures/fhir/synthea"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap();
+    let mut text = String::new();
+    let mut n = 0;
+    for k in 0..copies {
+        for e in bundle["entry"].as_array().unwrap() {
+            let mut r = e["resource"].clone();
+            r["id"] = Value::String(format!("{}-{k}", r["id"].as_str().unwrap()));
+            text.push_str(&serde_json::to_string(&r).unwrap());
+            text.push('\n');
+            n += 1;
+        }
+    }
+    let path = dir.join("big.ndjson");
+    std::fs::write(&path, text).unwrap();
+    (path, n)
+}
+
+#[test]
+fn sigkill_mid_import_leaves_none_or_all_of_the_file() {
+    let (d, home) = new_home();
+    let (file, total) = big_ndjson(d.path(), 12);
+    let mut outcomes = Vec::new();
+    for delay_ms in [250u64, 600, 1200, 2500] {
+        let mut child = carry(&home, &["import", file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+        let check = run(&home, &["check"]);
+        assert!(
+            check.status.success(),
+            "integrity after kill at {delay_ms} ms: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let n = resources(&home);
+        assert!(
+            n == 0 || n == total,
+            "kill at {delay_ms} ms left {n} of {total}"
+        );
+        outcomes.push((delay_ms, finished, n));
+        if n == total {
+            break;
+        }
+    }
+    // Running the import again converges on the whole file.
+    let s = json(&home, &["import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        s["imported"].as_u64().unwrap() + s["unchanged"].as_u64().unwrap(),
+        total
+    );
+    assert_eq!(resources(&home), total);
+    assert!(
+        outcomes.iter().any(|(_, finished, n)| !finished && *n == 0),
+        "no kill landed mid-import: {outcomes:?}"
+    );
+}

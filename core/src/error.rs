@@ -1,0 +1,127 @@
+//! The core's error type. Every variant names the problem and, where there is one,
+//! the remedy. No variant ever carries health data: reasons name files, positions,
+//! fields and limits, never the content of a record.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core.
+///
+/// The variants mirror the public error enum in DESIGN.md so that the FFI layer can
+/// map them one to one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The profile is locked: unlock it with its key store first.
+    #[error("the profile is locked; unlock it first")]
+    Locked,
+    /// The key or passphrase does not open this vault. Nothing was changed.
+    #[error("wrong key or passphrase; the vault was not changed")]
+    WrongKey,
+    /// The thing asked for does not exist.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for (an id or a path, never content).
+        what: String,
+    },
+    /// The input was rejected before anything was stored.
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// Why, and where (file, line, column, entry).
+        reason: String,
+    },
+    /// The action is not allowed.
+    #[error("denied: {reason}")]
+    Denied {
+        /// Why it was denied.
+        reason: String,
+    },
+    /// The thing already exists, or a concurrent change won.
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What conflicted.
+        reason: String,
+    },
+    /// The vault file is damaged. It is left in place, untouched, so it can be recovered.
+    #[error("the vault file {path} is damaged and was left in place untouched; restore it from a backup ({reason})")]
+    Corrupt {
+        /// Where the damaged file is.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The vault was written by a newer version of Carry.
+    #[error("the vault has schema version {found}, newer than this build supports ({supported}); update the app")]
+    TooNew {
+        /// The schema version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// The storage layer failed (disk full, I/O error, a locked database).
+    #[error("storage error: {reason}")]
+    Storage {
+        /// What failed.
+        reason: String,
+    },
+    /// The key store (the platform keystore, or the passphrase key file) failed.
+    #[error("key store error: {reason}")]
+    KeyStore {
+        /// What failed.
+        reason: String,
+    },
+    /// The caller cancelled the work; nothing of it was kept.
+    #[error("cancelled; nothing of the interrupted work was kept")]
+    Cancelled,
+    /// A bug: an invariant did not hold.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What did not hold.
+        reason: String,
+    },
+}
+
+/// The core's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    /// Shorthand for [`Error::Internal`].
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        // SQLite's messages name tables and constraints, never row content.
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                Error::WrongKey
+            }
+            rusqlite::Error::QueryReturnedNoRows => Error::not_found("no such row"),
+            _ => Error::Storage {
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Storage {
+            reason: e.to_string(),
+        }
+    }
+}

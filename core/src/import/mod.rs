@@ -1,0 +1,325 @@
+//! Import of FHIR R4 JSON files: single resources, Bundles of every type, and NDJSON.
+//!
+//! A file is read as a stream, so memory does not grow with its size, and written in
+//! one transaction: a file that cannot be parsed leaves nothing behind, and a process
+//! killed mid-import leaves none of the file. A malformed entry is rejected with its
+//! position and reason while the rest of the file is imported.
+
+mod bundle;
+mod reader;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::{params, Connection, TransactionBehavior};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::record::EnteredBy;
+use crate::store::{self, PutOutcome, SourceKind, Writer};
+use crate::time::now_unix;
+use reader::CountingReader;
+
+/// One entry of a file that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// The file's name.
+    pub file: String,
+    /// Where in the file: `entry[3]` in a Bundle, `line 7` in NDJSON, or `file` when
+    /// the whole file was refused.
+    pub entry: String,
+    /// Why. Never contains health data.
+    pub reason: String,
+}
+
+/// The shape of an imported file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// One resource that is not a Bundle.
+    Resource,
+    /// A Bundle, whose entries were imported.
+    Bundle,
+    /// Newline-delimited JSON, one resource a line.
+    Ndjson,
+}
+
+/// What importing one file did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    /// The file's name (without its folder).
+    pub file: String,
+    /// How the file was read. `None` when it could not be read at all.
+    pub format: Option<FileFormat>,
+    /// Resources new to the vault.
+    pub imported: u64,
+    /// Resources already held under the same identity whose content changed.
+    pub updated: u64,
+    /// Resources already held exactly so.
+    pub unchanged: u64,
+    /// Bundle entries with no resource (for example DELETE requests).
+    pub skipped: u64,
+    /// Entries (or the whole file) not imported.
+    pub rejected: Vec<Rejection>,
+}
+
+impl FileReport {
+    fn new(file: String) -> Self {
+        FileReport {
+            file,
+            format: None,
+            imported: 0,
+            updated: 0,
+            unchanged: 0,
+            skipped: 0,
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Whether nothing of the file could be read.
+    pub fn failed(&self) -> bool {
+        self.format.is_none()
+    }
+}
+
+/// Progress of an import, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Bytes of the file read so far.
+    pub bytes_read: u64,
+    /// The file's size in bytes.
+    pub bytes_total: u64,
+    /// Resources handled so far.
+    pub resources: u64,
+}
+
+/// How to run an import.
+#[derive(Default, Clone, Copy)]
+pub struct ImportOptions<'a> {
+    /// Called every few hundred resources and once at the end.
+    pub progress: Option<&'a (dyn Fn(ImportProgress) + Sync)>,
+    /// When set, the import stops at the next resource and nothing of the file stays.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// Resources between two progress reports.
+const PROGRESS_EVERY: u64 = 256;
+
+/// The per-file state shared by the Bundle, resource and NDJSON readers.
+pub(crate) struct Sink<'w, 't, 'c, 'o> {
+    writer: &'w mut Writer<'t, 'c>,
+    report: &'w mut FileReport,
+    counter: reader::Counter,
+    bytes_total: u64,
+    options: ImportOptions<'o>,
+    handled: u64,
+}
+
+impl Sink<'_, '_, '_, '_> {
+    /// Store one resource found at `position`. Invalid resources become rejections;
+    /// only storage failures and cancellation are returned as errors.
+    pub(crate) fn resource(
+        &mut self,
+        position: &str,
+        raw: &str,
+        full_url: Option<&str>,
+    ) -> Result<()> {
+        if self
+            .options
+            .cancel
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(Error::Cancelled);
+        }
+        let parsed: Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                self.reject(position, format!("not valid JSON ({e})"));
+                return Ok(());
+            }
+        };
+        match self.writer.put(raw, &parsed, full_url) {
+            Ok(PutOutcome::Inserted(_)) => self.report.imported += 1,
+            Ok(PutOutcome::Updated(_)) => self.report.updated += 1,
+            Ok(PutOutcome::Unchanged(_)) => self.report.unchanged += 1,
+            Err(Error::InvalidInput { reason }) => self.reject(position, reason),
+            Err(e) => return Err(e),
+        }
+        self.handled += 1;
+        if self.handled.is_multiple_of(PROGRESS_EVERY) {
+            self.report_progress();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn skip(&mut self) {
+        self.report.skipped += 1;
+    }
+
+    pub(crate) fn reject(&mut self, position: &str, reason: String) {
+        self.report.rejected.push(Rejection {
+            file: self.report.file.clone(),
+            entry: position.to_string(),
+            reason,
+        });
+    }
+
+    fn report_progress(&self) {
+        if let Some(p) = self.options.progress {
+            p(ImportProgress {
+                bytes_read: self.counter.get().min(self.bytes_total),
+                bytes_total: self.bytes_total,
+                resources: self.handled,
+            });
+        }
+    }
+}
+
+/// How a file's text is laid out.
+enum Layout {
+    Json,
+    Ndjson,
+}
+
+/// NDJSON when the name says so, or when the first line is a complete JSON value with
+/// more after it.
+fn sniff(path: &Path) -> Result<Layout> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext.eq_ignore_ascii_case("ndjson") || ext.eq_ignore_ascii_case("jsonl") {
+        return Ok(Layout::Ndjson);
+    }
+    let mut r = BufReader::new(File::open(path)?);
+    let mut first = String::new();
+    r.read_line(&mut first)?;
+    if first.trim().is_empty() || serde_json::from_str::<serde::de::IgnoredAny>(&first).is_err() {
+        return Ok(Layout::Json);
+    }
+    let mut rest = String::new();
+    while r.read_line(&mut rest)? > 0 {
+        if !rest.trim().is_empty() {
+            return Ok(Layout::Ndjson);
+        }
+        rest.clear();
+    }
+    Ok(Layout::Json)
+}
+
+/// Import one file into the vault behind `conn`, under the file source named after it.
+pub(crate) fn import_file(
+    conn: &mut Connection,
+    path: &Path,
+    options: ImportOptions<'_>,
+) -> Result<FileReport> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let mut report = FileReport::new(name.clone());
+    let bytes_total = std::fs::metadata(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::not_found(format!("file {}", path.display())),
+            _ => Error::from(e),
+        })?
+        .len();
+    let layout = sniff(path)?;
+    let now = now_unix();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let source_id = store::ensure_source(&tx, SourceKind::File, &name, now)?;
+    tx.execute(
+        "INSERT INTO imports (source_id, started_at, finished_at, imported, updated, unchanged, skipped, rejected)
+         VALUES (?1, ?2, ?2, 0, 0, 0, 0, 0)",
+        params![source_id, now],
+    )?;
+    let import_id = tx.last_insert_rowid();
+    let outcome = {
+        let mut writer = Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now);
+        let counter = reader::Counter::default();
+        let file = CountingReader::new(File::open(path)?, counter.clone());
+        let mut sink = Sink {
+            writer: &mut writer,
+            report: &mut report,
+            counter,
+            bytes_total,
+            options,
+            handled: 0,
+        };
+        let result = match layout {
+            Layout::Ndjson => read_ndjson(file, &mut sink).map(|()| FileFormat::Ndjson),
+            Layout::Json => bundle::read_json(file, path, &mut sink),
+        };
+        if result.is_ok() {
+            sink.report_progress();
+        }
+        result
+    };
+    match outcome {
+        Ok(format) => {
+            report.format = Some(format);
+            tx.execute(
+                "UPDATE imports SET finished_at=?2, imported=?3, updated=?4, unchanged=?5, skipped=?6, rejected=?7 WHERE id=?1",
+                params![
+                    import_id,
+                    now_unix(),
+                    report.imported as i64,
+                    report.updated as i64,
+                    report.unchanged as i64,
+                    report.skipped as i64,
+                    report.rejected.len() as i64
+                ],
+            )?;
+            store::adopt_self_patient(&tx)?;
+            tx.commit()?;
+            tracing::info!(
+                imported = report.imported,
+                updated = report.updated,
+                unchanged = report.unchanged,
+                rejected = report.rejected.len(),
+                "file imported"
+            );
+            Ok(report)
+        }
+        Err(Error::InvalidInput { reason }) => {
+            drop(tx);
+            // Nothing of the file stays: report it as one rejection.
+            let mut failed = FileReport::new(name.clone());
+            failed.rejected.push(Rejection {
+                file: name,
+                entry: "file".into(),
+                reason,
+            });
+            Ok(failed)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn read_ndjson(file: CountingReader<File>, sink: &mut Sink<'_, '_, '_, '_>) -> Result<()> {
+    let mut r = BufReader::with_capacity(64 * 1024, file);
+    let mut line = String::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = match r.read_line(&mut line) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::invalid(format!(
+                    "line {}: not UTF-8 text",
+                    number + 1
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        sink.resource(&format!("line {number}"), text, None)?;
+    }
+}

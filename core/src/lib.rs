@@ -1,0 +1,32 @@
+//! Carry's core: a person-held health record, encrypted on the device.
+//!
+//! A [`Profile`] holds one person's record in a SQLCipher vault whose key is wrapped
+//! by a [`KeyStore`]. FHIR R4 resources are imported losslessly from files
+//! ([`Profile::import_file`]), indexed by category, date, codes and sensitivity, and
+//! read back through the timeline, search, show, stats and export.
+//!
+//! This crate knows nothing of UniFFI, Swift or Kotlin; `carry-ffi` wraps it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod keys;
+pub mod profile;
+pub mod query;
+pub mod readings;
+pub mod record;
+pub mod store;
+mod time;
+pub mod vault;
+
+pub use error::{Error, Result};
+pub use export::ExportScope;
+pub use import::{FileFormat, FileReport, ImportOptions, ImportProgress, Rejection};
+pub use keys::{KeyStore, PassphraseKeyStore, VaultKey};
+pub use profile::{Profile, ProfileInfo};
+pub use query::{Detail, Item, Page, Reference, Stats, TimelineQuery};
+pub use readings::{GlucoseUnit, Reading, WeightUnit};
+pub use record::{Category, Code, EnteredBy, Label};

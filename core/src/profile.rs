@@ -1,0 +1,222 @@
+//! A person's profile: their vault and every operation on their record. This is the
+//! type apps and the CLI hold.
+
+use std::io::Write;
+use std::path::Path;
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::export::{self, ExportScope};
+use crate::import::{self, FileReport, ImportOptions};
+use crate::keys::KeyStore;
+use crate::query::{self, Detail, Item, Page, Stats, TimelineQuery};
+use crate::readings::{self, Reading, Subject};
+use crate::record::EnteredBy;
+use crate::store::{self, SourceKind, Writer};
+use crate::time::now_unix;
+use crate::vault::{Vault, SCHEMA_VERSION};
+
+/// Longest profile name, in characters.
+const NAME_MAX: usize = 100;
+
+/// Facts about a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProfileInfo {
+    /// The name the person gave the profile.
+    pub name: String,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// The vault's schema version.
+    pub schema_version: i64,
+    /// The item id of the Patient resource the profile is about, once known.
+    pub self_patient: Option<i64>,
+}
+
+/// A person's profile, backed by an encrypted vault.
+#[derive(Debug)]
+pub struct Profile {
+    vault: Vault,
+}
+
+impl Profile {
+    /// Create a profile named `name` in the folder `dir`, with its key wrapped by
+    /// `key_store`. Fails with [`Error::Conflict`] if `dir` already holds one.
+    pub fn create(dir: &Path, name: &str, key_store: &dyn KeyStore) -> Result<Profile> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > NAME_MAX {
+            return Err(Error::invalid(format!(
+                "the profile name must be 1 to {NAME_MAX} characters"
+            )));
+        }
+        let vault = Vault::create(dir, key_store)?;
+        let profile = Profile { vault };
+        profile.init_meta(name)?;
+        Ok(profile)
+    }
+
+    /// Create a profile on a plaintext vault: the benchmark yardstick only.
+    #[cfg(feature = "plaintext-baseline")]
+    pub fn create_plaintext(dir: &Path, name: &str) -> Result<Profile> {
+        let profile = Profile {
+            vault: Vault::create_plaintext(dir)?,
+        };
+        profile.init_meta(name)?;
+        Ok(profile)
+    }
+
+    fn init_meta(&self, name: &str) -> Result<()> {
+        self.vault.write(|conn| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('name', ?1), ('created_at', ?2)",
+                params![name, now_unix().to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Open the profile in `dir`. See [`Vault::open`] for the errors.
+    pub fn open(dir: &Path, key_store: &dyn KeyStore) -> Result<Profile> {
+        Ok(Profile {
+            vault: Vault::open(dir, key_store)?,
+        })
+    }
+
+    /// Close the vault and wipe its key from memory.
+    pub fn lock(&self) {
+        self.vault.lock();
+    }
+
+    /// Unlock a locked profile.
+    pub fn unlock(&self, key_store: &dyn KeyStore) -> Result<()> {
+        self.vault.unlock(key_store)
+    }
+
+    /// Whether the profile is locked.
+    pub fn is_locked(&self) -> bool {
+        self.vault.is_locked()
+    }
+
+    /// Wrap the vault key with a different key store (a new passphrase).
+    pub fn rewrap(&self, key_store: &dyn KeyStore) -> Result<()> {
+        self.vault.rewrap(key_store)
+    }
+
+    /// The underlying vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Name, creation time and schema version.
+    pub fn info(&self) -> Result<ProfileInfo> {
+        self.vault.read(|conn| {
+            let get = |k: &str| -> Result<Option<String>> {
+                Ok(conn
+                    .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                    .optional()?)
+            };
+            Ok(ProfileInfo {
+                name: get("name")?.unwrap_or_default(),
+                created_at: get("created_at")?.and_then(|v| v.parse().ok()).unwrap_or(0),
+                schema_version: SCHEMA_VERSION,
+                self_patient: get("self_patient")?.and_then(|v| v.parse().ok()),
+            })
+        })
+    }
+
+    /// Import one FHIR JSON or NDJSON file. A file that cannot be read at all comes
+    /// back as a report with one `file` rejection and nothing stored.
+    pub fn import_file(&self, path: &Path, options: ImportOptions<'_>) -> Result<FileReport> {
+        self.vault
+            .write(|conn| import::import_file(conn, path, options))
+    }
+
+    /// Record a reading the person took. Returns its timeline item.
+    pub fn add_reading(&self, reading: &Reading, note: Option<&str>) -> Result<Item> {
+        let info = self.info()?;
+        let id = self.vault.write(|conn| {
+            let now = now_unix();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let reference = match info.self_patient {
+                Some(item) => tx
+                    .query_row(
+                        "SELECT rid FROM resources WHERE id = ?1 AND rtype = 'Patient'",
+                        [item],
+                        |r| r.get::<_, Option<String>>(0),
+                    )
+                    .optional()?
+                    .flatten()
+                    .map(|rid| format!("Patient/{rid}")),
+                None => None,
+            };
+            let subject = Subject {
+                reference,
+                display: info.name.clone(),
+            };
+            let obs = readings::observation(reading, note, &subject, now)?;
+            let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
+            let full_url = obs["identifier"][0]["value"].as_str().map(str::to_string);
+            let source_id = store::ensure_source(&tx, SourceKind::Patient, "self", now)?;
+            let outcome = Writer::new(&tx, source_id, None, EnteredBy::Patient, now).put(
+                &text,
+                &obs,
+                full_url.as_deref(),
+            )?;
+            tx.commit()?;
+            Ok(outcome.item_id())
+        })?;
+        Ok(self.show(id)?.item)
+    }
+
+    /// A page of the timeline, newest first.
+    pub fn timeline(&self, query: &TimelineQuery) -> Result<Page> {
+        self.vault.read(|conn| query::timeline(conn, query))
+    }
+
+    /// Full-text search, best match first.
+    pub fn search(&self, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
+        self.vault.read(|conn| query::search(conn, text, limit))
+    }
+
+    /// One resource in full.
+    pub fn show(&self, id: i64) -> Result<Detail> {
+        self.vault.read(|conn| query::show(conn, id))
+    }
+
+    /// Item ids of the resources with FHIR type and id `Type/id`.
+    pub fn find(&self, type_and_id: &str) -> Result<Vec<i64>> {
+        let (t, i) = type_and_id.split_once('/').ok_or_else(|| {
+            Error::invalid(format!("'{type_and_id}' is neither an item id nor Type/id"))
+        })?;
+        self.vault.read(|conn| query::find_by_type_id(conn, t, i))
+    }
+
+    /// Counts over the record.
+    pub fn stats(&self) -> Result<Stats> {
+        self.vault.read(query::stats)
+    }
+
+    /// Write the scoped record to `out` as a FHIR collection Bundle.
+    pub fn export(&self, scope: &ExportScope, out: &mut dyn Write) -> Result<u64> {
+        self.vault.read(|conn| export::export(conn, scope, out))
+    }
+
+    /// Run SQLite's full integrity check. `Ok` means the vault is sound.
+    pub fn integrity_check(&self) -> Result<()> {
+        self.vault.read(|conn| {
+            let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+            let rows: Vec<String> = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if rows == ["ok"] {
+                Ok(())
+            } else {
+                Err(Error::Corrupt {
+                    path: self.vault.db_path(),
+                    reason: format!("integrity check: {}", rows.join("; ")),
+                })
+            }
+        })
+    }
+}

@@ -1,0 +1,446 @@
+//! What lists and search need from a resource: its clinically relevant date, a one-line
+//! display, and its codes. Pure functions over the parsed JSON.
+
+use serde_json::Value;
+use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
+
+use super::Code;
+
+/// Sort key of a resource with no usable date: it sorts after every dated one.
+pub const UNDATED: i64 = i64::MIN;
+/// Longest display line kept, in characters.
+const DISPLAY_MAX: usize = 200;
+
+/// Fields holding the clinically relevant date, per resource type, in order of
+/// preference. A field may hold a date, a dateTime, an instant or a Period.
+fn date_fields(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Observation" => &[
+            "effectiveDateTime",
+            "effectivePeriod",
+            "effectiveInstant",
+            "issued",
+        ],
+        "Condition" => &[
+            "onsetDateTime",
+            "onsetPeriod",
+            "recordedDate",
+            "abatementDateTime",
+        ],
+        "Procedure" => &["performedDateTime", "performedPeriod"],
+        "Encounter" | "EpisodeOfCare" | "CarePlan" | "CareTeam" | "Flag" => &["period"],
+        "Immunization" => &["occurrenceDateTime", "recorded"],
+        "MedicationRequest" => &["authoredOn"],
+        "MedicationStatement" => &["effectiveDateTime", "effectivePeriod", "dateAsserted"],
+        "MedicationAdministration" => &["effectiveDateTime", "effectivePeriod"],
+        "MedicationDispense" => &["whenHandedOver", "whenPrepared"],
+        "AllergyIntolerance" => &["onsetDateTime", "recordedDate", "lastOccurrence"],
+        "DiagnosticReport" => &["effectiveDateTime", "effectivePeriod", "issued"],
+        "Claim" | "ExplanationOfBenefit" => &["billablePeriod", "created"],
+        "Appointment" => &["start"],
+        "DocumentReference" => &["date", "context"],
+        "Composition" | "FamilyMemberHistory" | "List" => &["date"],
+        "Consent" => &["dateTime"],
+        "AuditEvent" | "Provenance" => &["recorded"],
+        "Goal" => &["startDate", "statusDate"],
+        "ServiceRequest" => &["occurrenceDateTime", "authoredOn"],
+        "Bundle" => &["timestamp"],
+        _ => &["date", "effectiveDateTime", "issued"],
+    }
+}
+
+/// The clinically relevant date as written, and its start in Unix seconds (UTC).
+pub fn clinical_date(resource_type: &str, resource: &Value) -> Option<(String, i64)> {
+    for field in date_fields(resource_type) {
+        let text = match resource.get(*field) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Object(o)) => o
+                .get("start")
+                .or_else(|| o.get("period").and_then(|p| p.get("start")))
+                .and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(text) = text {
+            if let Some(secs) = parse_fhir_date(text) {
+                return Some((text.to_string(), secs));
+            }
+        }
+    }
+    None
+}
+
+/// Parse a FHIR date, dateTime or instant to the Unix second it starts at (UTC).
+/// Partial dates (`2019`, `2019-05`) start at their first day.
+pub fn parse_fhir_date(s: &str) -> Option<i64> {
+    let (date_part, time_part) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut it = date_part.split('-');
+    let year: i32 = it.next()?.parse().ok()?;
+    let month: u8 = it.next().map_or(Some(1), |m| m.parse().ok())?;
+    let day: u8 = it.next().map_or(Some(1), |d| d.parse().ok())?;
+    if it.next().is_some() || !(1..=9999).contains(&year) {
+        return None;
+    }
+    let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
+    let Some(t) = time_part else {
+        return Some(
+            PrimitiveDateTime::new(date, Time::MIDNIGHT)
+                .assume_utc()
+                .unix_timestamp(),
+        );
+    };
+    // Split the zone off: Z, +hh:mm or -hh:mm.
+    let (clock, offset) = if let Some(c) = t.strip_suffix('Z') {
+        (c, UtcOffset::UTC)
+    } else if let Some(i) = t.rfind(['+', '-']) {
+        let (c, z) = t.split_at(i);
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        let (h, m) = z[1..].split_once(':')?;
+        let h: i8 = h.parse().ok()?;
+        let m: i8 = m.parse().ok()?;
+        (c, UtcOffset::from_hms(sign * h, sign * m, 0).ok()?)
+    } else {
+        (t, UtcOffset::UTC)
+    };
+    let mut parts = clock.split(':');
+    let hour: u8 = parts.next()?.parse().ok()?;
+    let minute: u8 = parts.next()?.parse().ok()?;
+    let second: u8 = match parts.next() {
+        Some(sec) => sec.split('.').next()?.parse().ok()?,
+        None => 0,
+    };
+    let time = Time::from_hms(hour, minute, second).ok()?;
+    Some(
+        PrimitiveDateTime::new(date, time)
+            .assume_offset(offset)
+            .unix_timestamp(),
+    )
+}
+
+/// Fields holding the CodeableConcepts that say what a resource is about.
+const CONCEPT_FIELDS: &[&str] = &[
+    "code",
+    "vaccineCode",
+    "medicationCodeableConcept",
+    "valueCodeableConcept",
+    "type",
+    "reasonCode",
+    "category",
+];
+
+fn push_concept(out: &mut Vec<Code>, concept: &Value) {
+    match concept {
+        Value::Array(items) => items.iter().for_each(|c| push_concept(out, c)),
+        Value::Object(o) => {
+            if let Some(codings) = o.get("coding").and_then(Value::as_array) {
+                for c in codings {
+                    let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+                    let code = Code {
+                        system: s("system"),
+                        code: s("code"),
+                        display: s("display"),
+                    };
+                    if (code.code.is_some() || code.display.is_some()) && !out.contains(&code) {
+                        out.push(code);
+                    }
+                }
+            }
+            if let Some(text) = o.get("text").and_then(Value::as_str) {
+                let code = Code {
+                    system: None,
+                    code: None,
+                    display: Some(text.to_string()),
+                };
+                if !out.contains(&code) {
+                    out.push(code);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The codes of a resource, from its main concept fields and its components.
+pub fn codes(resource: &Value) -> Vec<Code> {
+    let mut out = Vec::new();
+    for field in CONCEPT_FIELDS {
+        if let Some(v) = resource.get(*field) {
+            push_concept(&mut out, v);
+        }
+    }
+    if let Some(components) = resource.get("component").and_then(Value::as_array) {
+        for c in components {
+            if let Some(code) = c.get("code") {
+                push_concept(&mut out, code);
+            }
+        }
+    }
+    out
+}
+
+/// The readable label of a CodeableConcept: its text, else its first display.
+fn concept_label(concept: Option<&Value>) -> Option<String> {
+    let c = match concept? {
+        Value::Array(a) => a.first()?,
+        other => other,
+    };
+    if let Some(t) = c.get("text").and_then(Value::as_str) {
+        return Some(t.to_string());
+    }
+    c.get("coding")
+        .and_then(Value::as_array)?
+        .iter()
+        .find_map(|cd| cd.get("display").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn human_name(resource: &Value) -> Option<String> {
+    let names = resource.get("name")?;
+    let name = match names {
+        Value::Array(a) => a.first()?,
+        Value::String(s) => return Some(s.clone()),
+        other => other,
+    };
+    if let Some(t) = name.get("text").and_then(Value::as_str) {
+        return Some(t.to_string());
+    }
+    let mut parts: Vec<&str> = name
+        .get("prefix")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            name.get("given")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(Value::as_str)
+        .collect();
+    if let Some(f) = name.get("family").and_then(Value::as_str) {
+        parts.push(f);
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// A number as a person reads it: generated data often carries fifteen decimals, so
+/// long fractions are cut to two decimals (four below 1). The stored JSON keeps them.
+fn number(v: &Value) -> Option<String> {
+    let Value::Number(n) = v else {
+        return None;
+    };
+    let text = n.to_string();
+    let decimals = text.split_once('.').map_or(0, |(_, f)| f.len());
+    match n.as_f64() {
+        Some(f) if decimals > 4 && !text.contains(['e', 'E']) => {
+            let places = if f.abs() >= 1.0 { 2 } else { 4 };
+            let rounded = format!("{f:.places$}");
+            Some(rounded.trim_end_matches('0').trim_end_matches('.').to_string())
+        }
+        _ => Some(text),
+    }
+}
+
+fn quantity(q: &Value) -> Option<String> {
+    let value = number(q.get("value")?)?;
+    let comparator = q.get("comparator").and_then(Value::as_str).unwrap_or("");
+    let unit = q
+        .get("unit")
+        .or_else(|| q.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Some(format!("{comparator}{value} {unit}").trim_end().to_string())
+}
+
+/// The value part of an Observation (or a component).
+fn observation_value(o: &Value) -> Option<String> {
+    if let Some(q) = o.get("valueQuantity") {
+        return quantity(q);
+    }
+    if let Some(c) = o.get("valueCodeableConcept") {
+        return concept_label(Some(c));
+    }
+    if let Some(s) = o.get("valueString").and_then(Value::as_str) {
+        return Some(s.to_string());
+    }
+    if let Some(b) = o.get("valueBoolean").and_then(Value::as_bool) {
+        return Some(if b { "yes" } else { "no" }.to_string());
+    }
+    o.get("valueInteger").and_then(number)
+}
+
+fn observation_display(o: &Value) -> String {
+    let label = concept_label(o.get("code")).unwrap_or_else(|| "Observation".into());
+    if let Some(v) = observation_value(o) {
+        return format!("{label}: {v}");
+    }
+    let comps: Vec<&Value> = o
+        .get("component")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let values: Vec<(String, String)> = comps
+        .iter()
+        .filter_map(|c| Some((concept_label(c.get("code"))?, observation_value(c)?)))
+        .collect();
+    let code_of = |c: &Value, code: &str| {
+        c.pointer("/code/coding")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|cd| cd.get("code").and_then(Value::as_str) == Some(code))
+            })
+    };
+    // Blood pressure reads as systolic/diastolic.
+    let sys = comps.iter().find(|c| code_of(c, "8480-6"));
+    let dia = comps.iter().find(|c| code_of(c, "8462-4"));
+    if let (Some(s), Some(d)) = (sys, dia) {
+        let sv = s.pointer("/valueQuantity/value").and_then(number);
+        let dv = d.pointer("/valueQuantity/value").and_then(number);
+        if let (Some(sv), Some(dv)) = (sv, dv) {
+            let unit = s
+                .pointer("/valueQuantity/unit")
+                .and_then(Value::as_str)
+                .unwrap_or("mmHg");
+            return format!("{label}: {sv}/{dv} {unit}");
+        }
+    }
+    if values.is_empty() {
+        label
+    } else {
+        let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        format!("{label}: {}", parts.join(", "))
+    }
+}
+
+fn medication_label(r: &Value) -> Option<String> {
+    concept_label(r.get("medicationCodeableConcept")).or_else(|| {
+        r.pointer("/medicationReference/display")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+fn text_field(r: &Value, field: &str) -> Option<String> {
+    r.get(field).and_then(Value::as_str).map(str::to_string)
+}
+
+/// A one-line, patient-readable description of a resource.
+pub fn display(resource_type: &str, r: &Value) -> String {
+    let line = match resource_type {
+        "Observation" => Some(observation_display(r)),
+        "Patient" | "Practitioner" | "RelatedPerson" | "Person" => human_name(r),
+        "Organization" | "Location" | "HealthcareService" | "Group" => text_field(r, "name"),
+        "Condition"
+        | "AllergyIntolerance"
+        | "Procedure"
+        | "DiagnosticReport"
+        | "ServiceRequest"
+        | "FamilyMemberHistory"
+        | "Flag" => concept_label(r.get("code")).map(|c| match resource_type {
+            "FamilyMemberHistory" => {
+                let rel = concept_label(r.get("relationship"));
+                let cond = r
+                    .get("condition")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.first())
+                    .and_then(|c| concept_label(c.get("code")));
+                match (rel, cond) {
+                    (Some(rel), Some(cond)) => format!("{rel}: {cond}"),
+                    _ => c,
+                }
+            }
+            _ => c,
+        }),
+        "Immunization" => concept_label(r.get("vaccineCode")),
+        "MedicationRequest"
+        | "MedicationStatement"
+        | "MedicationAdministration"
+        | "MedicationDispense" => medication_label(r),
+        "Medication" => concept_label(r.get("code")),
+        "Encounter" => concept_label(r.get("type"))
+            .or_else(|| {
+                r.pointer("/class/display")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .map(|t| format!("Encounter: {t}")),
+        "Claim" | "ExplanationOfBenefit" => {
+            let kind = if resource_type == "Claim" {
+                "Claim"
+            } else {
+                "Explanation of benefit"
+            };
+            Some(match concept_label(r.get("type")) {
+                Some(t) => format!("{kind}: {t}"),
+                None => kind.to_string(),
+            })
+        }
+        "CarePlan" | "Composition" | "List" | "Questionnaire" => text_field(r, "title")
+            .or_else(|| concept_label(r.get("category")))
+            .or_else(|| concept_label(r.get("code"))),
+        "Goal" => concept_label(r.get("description")),
+        "Appointment" => text_field(r, "description")
+            .or_else(|| concept_label(r.get("serviceType")))
+            .or_else(|| concept_label(r.get("appointmentType"))),
+        "DocumentReference" => {
+            text_field(r, "description").or_else(|| concept_label(r.get("type")))
+        }
+        "CareTeam" => text_field(r, "name"),
+        "Consent" => concept_label(r.get("scope")).map(|s| format!("Consent: {s}")),
+        "Bundle" => text_field(r, "type").map(|t| format!("Bundle ({t})")),
+        _ => concept_label(r.get("code")),
+    };
+    let line = line
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| resource_type.to_string());
+    if line.chars().count() > DISPLAY_MAX {
+        let mut cut: String = line.chars().take(DISPLAY_MAX - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_partial_dates_and_offsets() {
+        assert_eq!(parse_fhir_date("1970-01-01"), Some(0));
+        assert_eq!(parse_fhir_date("1970"), Some(0));
+        assert_eq!(parse_fhir_date("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_fhir_date("1970-01-01T00:00:10.5Z"), Some(10));
+        assert_eq!(parse_fhir_date("2019-13-01"), None);
+        assert_eq!(parse_fhir_date("soon"), None);
+    }
+
+    #[test]
+    fn blood_pressure_reads_as_a_pair() {
+        let bp = json!({"code":{"text":"Blood pressure"},"component":[
+            {"code":{"coding":[{"code":"8480-6","display":"Systolic"}]},"valueQuantity":{"value":120,"unit":"mmHg"}},
+            {"code":{"coding":[{"code":"8462-4","display":"Diastolic"}]},"valueQuantity":{"value":80,"unit":"mmHg"}}]});
+        assert_eq!(display("Observation", &bp), "Blood pressure: 120/80 mmHg");
+        let long = json!({"code":{"text":"BMI"},"valueQuantity":{"value":27.990475293558145,"unit":"kg/m2"}});
+        assert_eq!(display("Observation", &long), "BMI: 27.99 kg/m2");
+        let small = json!({"code":{"text":"x"},"valueQuantity":{"value":0.0123456,"unit":"g"}});
+        assert_eq!(display("Observation", &small), "x: 0.0123 g");
+    }
+
+    #[test]
+    fn names_medicines_and_fallbacks() {
+        let p = json!({"name":[{"given":["Ada","M"],"family":"Lovelace"}]});
+        assert_eq!(display("Patient", &p), "Ada M Lovelace");
+        let m = json!({"medicationCodeableConcept":{"coding":[{"display":"Amoxicillin 500mg"}]}});
+        assert_eq!(display("MedicationRequest", &m), "Amoxicillin 500mg");
+        assert_eq!(display("Basic", &json!({})), "Basic");
+        let o = json!({"effectivePeriod":{"start":"2020-02-03"}});
+        assert_eq!(clinical_date("Observation", &o).unwrap().0, "2020-02-03");
+    }
+}

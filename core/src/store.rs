@@ -1,0 +1,210 @@
+//! Writing resources into the vault: the one place that turns a FHIR resource into a
+//! row, so imports, readings and (later) sync all index the same way.
+
+use ring::digest::{digest, SHA256};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::record::{self, sensitivity, Analysis, EnteredBy};
+
+/// What writing one resource did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A new resource.
+    Inserted(i64),
+    /// A resource already held under the same identity, now with new content.
+    Updated(i64),
+    /// The same resource, byte for byte: nothing written.
+    Unchanged(i64),
+}
+
+impl PutOutcome {
+    /// The row id of the resource.
+    pub fn item_id(self) -> i64 {
+        match self {
+            PutOutcome::Inserted(id) | PutOutcome::Updated(id) | PutOutcome::Unchanged(id) => id,
+        }
+    }
+}
+
+/// The kind of a source of resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A file the person imported.
+    File,
+    /// A care provider's FHIR endpoint.
+    Provider,
+    /// The person's own entries.
+    Patient,
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Provider => "provider",
+            SourceKind::Patient => "self",
+        }
+    }
+}
+
+/// The id of a source, created on first use.
+pub(crate) fn ensure_source(
+    tx: &Transaction<'_>,
+    kind: SourceKind,
+    name: &str,
+    now: i64,
+) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO sources (kind, name, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (kind, name) DO NOTHING",
+        params![kind.as_str(), name, now],
+    )?;
+    Ok(tx.query_row(
+        "SELECT id FROM sources WHERE kind = ?1 AND name = ?2",
+        params![kind.as_str(), name],
+        |r| r.get(0),
+    )?)
+}
+
+/// Writes resources for one source inside one transaction.
+pub(crate) struct Writer<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    source_id: i64,
+    import_id: Option<i64>,
+    entered_by: EnteredBy,
+    now: i64,
+}
+
+impl<'t, 'c> Writer<'t, 'c> {
+    pub fn new(
+        tx: &'t Transaction<'c>,
+        source_id: i64,
+        import_id: Option<i64>,
+        entered_by: EnteredBy,
+        now: i64,
+    ) -> Self {
+        Writer {
+            tx,
+            source_id,
+            import_id,
+            entered_by,
+            now,
+        }
+    }
+
+    /// Store `resource` (already parsed from `raw`, its exact text) under the entry's
+    /// `full_url`. Invalid resources are refused with [`Error::InvalidInput`].
+    pub fn put(
+        &mut self,
+        raw: &str,
+        resource: &Value,
+        full_url: Option<&str>,
+    ) -> Result<PutOutcome> {
+        let a = record::analyse(resource)?;
+        let json = record::minify(raw);
+        let hash = digest(&SHA256, json.as_bytes());
+        let identity = identity(full_url, &a, hash.as_ref());
+        let existing: Option<(i64, Vec<u8>)> = self
+            .tx
+            .prepare_cached(
+                "SELECT id, content_hash FROM resources WHERE source_id = ?1 AND identity = ?2",
+            )?
+            .query_row(params![self.source_id, identity], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let codes = serde_json::to_string(&a.codes).map_err(|e| Error::internal(e.to_string()))?;
+        let rules = serde_json::to_string(&a.labels).map_err(|e| Error::internal(e.to_string()))?;
+        let labels = sensitivity::label_column(&a.labels);
+        let (date, date_sort) = match &a.date {
+            Some((d, s)) => (Some(d.as_str()), *s),
+            None => (None, record::summary::UNDATED),
+        };
+        let fts_codes = fts_codes(&a);
+        let outcome =
+            match existing {
+                Some((id, old)) if old == hash.as_ref() => return Ok(PutOutcome::Unchanged(id)),
+                Some((id, _)) => {
+                    self.tx
+                    .prepare_cached(
+                        "UPDATE resources SET rtype=?2, rid=?3, full_url=?4, category=?5, date=?6,
+                         date_sort=?7, display=?8, codes=?9, sensitivity=?10, label_rules=?11,
+                         entered_by=?12, content_hash=?13, json=?14, import_id=?15, updated_at=?16
+                         WHERE id=?1",
+                    )?
+                    .execute(params![
+                        id, a.resource_type, a.id, full_url, a.category.as_str(), date, date_sort,
+                        a.display, codes, labels, rules, self.entered_by.as_str(), hash.as_ref(),
+                        json, self.import_id, self.now
+                    ])?;
+                    self.tx
+                        .prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
+                        .execute([id])?;
+                    PutOutcome::Updated(id)
+                }
+                None => {
+                    self.tx
+                    .prepare_cached(
+                        "INSERT INTO resources (source_id, identity, rtype, rid, full_url, category,
+                         date, date_sort, display, codes, sensitivity, label_rules, entered_by,
+                         content_hash, json, import_id, updated_at)
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                    )?
+                    .execute(params![
+                        self.source_id, identity, a.resource_type, a.id, full_url,
+                        a.category.as_str(), date, date_sort, a.display, codes, labels, rules,
+                        self.entered_by.as_str(), hash.as_ref(), json, self.import_id, self.now
+                    ])?;
+                    PutOutcome::Inserted(self.tx.last_insert_rowid())
+                }
+            };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![outcome.item_id(), a.display, fts_codes])?;
+        Ok(outcome)
+    }
+}
+
+/// The identity a resource is kept under within its source: its `fullUrl`, else
+/// `Type/id`, else a hash of its content; plus `/_history/<versionId>` when it has one,
+/// so that the versions a Bundle lists side by side are all kept.
+fn identity(full_url: Option<&str>, a: &Analysis, hash: &[u8]) -> String {
+    let base = match (full_url.filter(|u| !u.is_empty()), &a.id) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(id)) => format!("{}/{}", a.resource_type, id),
+        (None, None) => return format!("sha256:{}", hex::encode(hash)),
+    };
+    match &a.version_id {
+        Some(v) if !base.contains("/_history/") => format!("{base}/_history/{v}"),
+        _ => base,
+    }
+}
+
+/// The text full-text search indexes besides the display line: code displays and codes.
+fn fts_codes(a: &Analysis) -> String {
+    let mut out = String::new();
+    for c in &a.codes {
+        for part in [&c.display, &c.code].into_iter().flatten() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// Remember the first Patient stored as the one the profile is about, if none is set.
+pub(crate) fn adopt_self_patient(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value)
+         SELECT 'self_patient', CAST(id AS TEXT) FROM resources
+         WHERE rtype = 'Patient' ORDER BY id LIMIT 1",
+        [],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! The encrypted vault: one SQLCipher database per person profile, one writer
+//! connection and a small pool of readers, opened with a raw 256-bit key.
+
+mod keyfile;
+pub(crate) mod migrations;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use rusqlite::{Connection, OpenFlags};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyStore, VaultKey};
+use keyfile::KeyFile;
+pub use migrations::SCHEMA_VERSION;
+
+/// The vault database's file name inside a profile folder.
+pub const VAULT_FILE: &str = "vault.db";
+/// The key file's name inside a profile folder.
+pub const KEY_FILE: &str = "vault.key";
+/// How long a connection waits for another one's lock before giving up.
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+/// Reader connections kept open for reuse.
+const READER_POOL: usize = 4;
+/// Page cache of the writer (KiB). Bulk imports keep index pages hot, so SQLCipher
+/// decrypts each page once instead of on every revisit.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Page cache of each reader (KiB).
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
+/// How the database file is protected.
+#[derive(Clone)]
+enum Cipher {
+    /// SQLCipher with this raw key.
+    Key(VaultKey),
+    /// No encryption: only the benchmark yardstick uses it.
+    #[cfg(feature = "plaintext-baseline")]
+    Plain,
+}
+
+impl Cipher {
+    fn key(&self) -> Option<&VaultKey> {
+        match self {
+            Cipher::Key(k) => Some(k),
+            #[cfg(feature = "plaintext-baseline")]
+            Cipher::Plain => None,
+        }
+    }
+}
+
+/// Open connections of an unlocked vault. Dropping it closes them and wipes the key.
+struct Session {
+    cipher: Cipher,
+    db_path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A person's vault. Cheap to share across threads; every call either runs on an
+/// unlocked vault or returns [`Error::Locked`].
+pub struct Vault {
+    dir: PathBuf,
+    session: RwLock<Option<Arc<Session>>>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("dir", &self.dir)
+            .field("locked", &self.is_locked())
+            .finish()
+    }
+}
+
+impl Vault {
+    /// Create a new, empty vault in `dir` (created if missing) and leave it unlocked.
+    ///
+    /// Fails with [`Error::Conflict`] if `dir` already holds a vault. The database is
+    /// built under a temporary name and moved into place only after its key file is
+    /// safely written, so a crash never leaves a vault without a key.
+    pub fn create(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault> {
+        fs::create_dir_all(dir)?;
+        restrict_permissions(dir, 0o700);
+        let db_path = dir.join(VAULT_FILE);
+        if db_path.exists() || dir.join(KEY_FILE).exists() {
+            return Err(Error::Conflict {
+                reason: format!("{} already holds a profile", dir.display()),
+            });
+        }
+        let key = VaultKey::generate()?;
+        let wrapped = key_store.wrap(&key)?;
+        let tmp = dir.join("vault.db.creating");
+        let _ = fs::remove_file(&tmp);
+        {
+            let mut conn = open_connection(&tmp, &Cipher::Key(key.clone()), true)?;
+            migrations::migrate(&mut conn)?;
+        }
+        restrict_permissions(&tmp, 0o600);
+        KeyFile::new(&key, &wrapped).write(&dir.join(KEY_FILE))?;
+        fs::rename(&tmp, &db_path)?;
+        let vault = Vault::closed(dir);
+        vault.start(Cipher::Key(key))?;
+        Ok(vault)
+    }
+
+    /// Open the vault in `dir` with its key store.
+    ///
+    /// A key store that cannot unwrap the key, or a key that is not this vault's,
+    /// gives [`Error::WrongKey`] and the files are not touched. A vault file that does
+    /// not decrypt with its own key gives [`Error::Corrupt`] and is left in place.
+    pub fn open(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault> {
+        let vault = Vault::closed(dir);
+        vault.unlock(key_store)?;
+        Ok(vault)
+    }
+
+    /// Unlock a locked vault again. A no-op on an unlocked one.
+    pub fn unlock(&self, key_store: &dyn KeyStore) -> Result<()> {
+        if !self.is_locked() {
+            return Ok(());
+        }
+        let key_file = KeyFile::read(&self.dir.join(KEY_FILE))?;
+        let key = key_store.unwrap(&key_file.wrapped()?)?;
+        if !key_file.matches(&key) {
+            return Err(Error::WrongKey);
+        }
+        self.start(Cipher::Key(key))
+    }
+
+    /// Change how the vault key is wrapped (a new passphrase, a new platform key).
+    /// The vault itself is not rewritten.
+    pub fn rewrap(&self, key_store: &dyn KeyStore) -> Result<()> {
+        let session = self.session()?;
+        let key = session
+            .cipher
+            .key()
+            .ok_or_else(|| Error::invalid("a plaintext vault has no key to wrap"))?;
+        let wrapped = key_store.wrap(key)?;
+        KeyFile::new(key, &wrapped).write(&self.dir.join(KEY_FILE))
+    }
+
+    /// Close every connection and wipe the key from memory. Calls made afterwards
+    /// return [`Error::Locked`] until [`Vault::unlock`]. Work already running
+    /// finishes first.
+    pub fn lock(&self) {
+        let mut guard = self.session.write().unwrap_or_else(|p| p.into_inner());
+        *guard = None;
+    }
+
+    /// Whether the vault is locked.
+    pub fn is_locked(&self) -> bool {
+        self.session
+            .read()
+            .map(|s| s.is_none())
+            .unwrap_or_else(|p| p.into_inner().is_none())
+    }
+
+    /// The profile folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(VAULT_FILE)
+    }
+
+    /// Create a plaintext vault: the benchmark yardstick only.
+    #[cfg(feature = "plaintext-baseline")]
+    pub fn create_plaintext(dir: &Path) -> Result<Vault> {
+        fs::create_dir_all(dir)?;
+        let db_path = dir.join(VAULT_FILE);
+        {
+            let mut conn = open_connection(&db_path, &Cipher::Plain, true)?;
+            migrations::migrate(&mut conn)?;
+        }
+        let vault = Vault::closed(dir);
+        vault.start(Cipher::Plain)?;
+        Ok(vault)
+    }
+
+    fn closed(dir: &Path) -> Vault {
+        Vault {
+            dir: dir.to_path_buf(),
+            session: RwLock::new(None),
+        }
+    }
+
+    fn start(&self, cipher: Cipher) -> Result<()> {
+        let db_path = self.dir.join(VAULT_FILE);
+        let mut writer = open_existing(&db_path, &cipher)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        migrations::migrate(&mut writer)?;
+        let session = Session {
+            cipher,
+            db_path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        };
+        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(session));
+        Ok(())
+    }
+
+    fn session(&self) -> Result<Arc<Session>> {
+        self.session
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Error::Locked)
+    }
+
+    /// Run `f` on the writer connection. There is one writer; callers queue here.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let session = self.session()?;
+        let mut conn = lock_mutex(&session.writer);
+        f(&mut conn)
+    }
+
+    /// Run `f` on a reader connection, which sees the last committed state.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let session = self.session()?;
+        let pooled = lock_mutex(&session.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = open_existing(&session.db_path, &session.cipher)?;
+                c.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+                c.pragma_update(None, "query_only", true)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = lock_mutex(&session.readers);
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn lock_mutex<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave SQLite half-written (transactions
+    // roll back on drop), so a poisoned lock is safe to take over.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Open an existing vault file, refusing files that cannot be one.
+fn open_existing(path: &Path, cipher: &Cipher) -> Result<Connection> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::not_found(format!(
+                "vault {} (create a profile first)",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if len < 512 {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("the file is {len} bytes, too short to be a vault"),
+        });
+    }
+    let conn = open_connection(path, cipher, false)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the file has no Carry schema".into(),
+        });
+    }
+    Ok(conn)
+}
+
+/// Open a connection, apply the key, prove it decrypts, and set the pragmas every
+/// connection needs. Nothing is written before the key is proven.
+fn open_connection(path: &Path, cipher: &Cipher, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    match cipher {
+        Cipher::Key(key) => {
+            // Keep SQLCipher from printing HMAC failures to stderr.
+            conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+            let mut sql = Zeroizing::new(String::with_capacity(96));
+            sql.push_str("PRAGMA key = \"");
+            sql.push_str(&key.sqlcipher_literal());
+            sql.push_str("\";");
+            conn.execute_batch(&sql)?;
+        }
+        #[cfg(feature = "plaintext-baseline")]
+        Cipher::Plain => {}
+    }
+    let probe = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    if let Err(e) = probe {
+        // The key was checked against the key file, so it is right: the file is bad.
+        return Err(match Error::from(e) {
+            Error::WrongKey => Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: "it does not decrypt with its own key".into(),
+            },
+            other => other,
+        });
+    }
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+    conn.execute_batch(
+        "PRAGMA secure_delete = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = FULL;",
+    )?;
+    Ok(conn)
+}
+
+fn restrict_permissions(path: &Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}

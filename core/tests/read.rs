@@ -1,0 +1,256 @@
+//! Reading the record: timeline paging and filters, search, show with resolved
+//! references, stats, sensitivity, readings, and scoped export.
+
+mod common;
+
+use std::collections::HashSet;
+
+use carry_core::{Category, EnteredBy, Error, ExportScope, ImportOptions, Reading, TimelineQuery};
+
+fn loaded() -> (tempfile::TempDir, carry_core::Profile) {
+    let (d, p) = common::profile();
+    for f in [
+        "fixtures/fhir/synthea",
+        "fixtures/fhir/hl7-examples/bundle-references.json",
+    ] {
+        let path = common::shared(f);
+        let files: Vec<_> = if path.is_dir() {
+            std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
+        } else {
+            vec![path]
+        };
+        for file in files {
+            p.import_file(&file, ImportOptions::default()).unwrap();
+        }
+    }
+    (d, p)
+}
+
+#[test]
+fn timeline_pages_to_the_end_newest_first() {
+    let (_d, p) = loaded();
+    let total = p.stats().unwrap().resources as usize;
+    let mut seen = HashSet::new();
+    let mut cursor = None;
+    let mut last_date: Option<String> = None;
+    let mut undated_started = false;
+    loop {
+        let page = p
+            .timeline(&TimelineQuery {
+                limit: Some(97),
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        for item in &page.items {
+            assert!(seen.insert(item.id), "item {} twice", item.id);
+            match &item.date {
+                Some(d) => {
+                    assert!(!undated_started, "dated item after undated ones");
+                    if let Some(prev) = &last_date {
+                        // Dates are compared on their day: offsets make finer checks noisy.
+                        assert!(
+                            d.get(..10) <= prev.get(..10).map(|s| s.max("")),
+                            "{d} after {prev}"
+                        );
+                    }
+                    last_date = Some(d.clone());
+                }
+                None => undated_started = true,
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), total);
+}
+
+#[test]
+fn timeline_filters() {
+    let (_d, p) = loaded();
+    let vitals = p
+        .timeline(&TimelineQuery {
+            category: Some(Category::VitalSigns),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!vitals.items.is_empty());
+    assert!(vitals
+        .items
+        .iter()
+        .all(|i| i.category == Category::VitalSigns));
+    let since = p
+        .timeline(&TimelineQuery {
+            since: Some("2015-01-01".into()),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(since
+        .items
+        .iter()
+        .all(|i| i.date.as_deref().is_some_and(|d| d >= "2015")));
+    let src = p
+        .timeline(&TimelineQuery {
+            source: Some("bundle-references.json".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(src.items.len(), 11);
+    for bad in [
+        TimelineQuery {
+            since: Some("last tuesday".into()),
+            ..Default::default()
+        },
+        TimelineQuery {
+            cursor: Some("garbage".into()),
+            ..Default::default()
+        },
+        TimelineQuery {
+            limit: Some(0),
+            ..Default::default()
+        },
+        TimelineQuery {
+            limit: Some(10_000),
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(p.timeline(&bad), Err(Error::InvalidInput { .. })));
+    }
+}
+
+#[test]
+fn search_and_show_with_resolved_references() {
+    let (_d, p) = loaded();
+    let hits = p.search("hypertens", Some(20)).unwrap();
+    assert!(!hits.is_empty());
+    assert!(hits
+        .iter()
+        .any(|h| h.display.to_lowercase().contains("hypertension")));
+    assert!(matches!(
+        p.search("  ", None),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert!(p.search("\"OR NEAR(", None).unwrap().is_empty());
+
+    // bundle-references.json: every way a Bundle can refer to an entry.
+    let show = |full_url: &str| {
+        let page = p
+            .timeline(&TimelineQuery {
+                source: Some("bundle-references.json".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let id = page
+            .items
+            .iter()
+            .map(|i| p.show(i.id).unwrap())
+            .find(|d| d.full_url.as_deref() == Some(full_url))
+            .unwrap();
+        id
+    };
+    let target_url = |d: &carry_core::Detail| {
+        d.references[0]
+            .target
+            .map(|t| p.show(t).unwrap().full_url.unwrap())
+    };
+    let relative = show("http://example.org/fhir/Observation/123");
+    assert_eq!(
+        target_url(&relative).as_deref(),
+        Some("http://example.org/fhir/Patient/23")
+    );
+    let absolute = show("http://example.org/fhir/Observation/124");
+    assert_eq!(
+        target_url(&absolute).as_deref(),
+        Some("http://example.org/fhir/Patient/23")
+    );
+    let urn = show("http://example.org/fhir/Observation/12");
+    assert_eq!(
+        target_url(&urn).as_deref(),
+        Some("urn:uuid:04121321-4af5-424c-a0e1-ed3aab1c349d")
+    );
+    let other_server = show("http://example.org/fhir-2/Observation/14");
+    assert_eq!(
+        target_url(&other_server),
+        None,
+        "Patient/23 on fhir-2 is not in the bundle"
+    );
+    let versioned = show("http://example.org/fhir/Observation/47");
+    let t = p.show(versioned.references[0].target.unwrap()).unwrap();
+    assert!(t.json.contains("\"versionId\":\"2\""), "{}", t.json);
+    assert!(matches!(p.show(999_999), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn readings_enter_the_record_as_the_patient() {
+    let (_d, p) = loaded();
+    let before = p.stats().unwrap().resources;
+    for (kind, value) in [
+        ("weight", "72.5kg"),
+        ("bp", "120/80"),
+        ("pulse", "64"),
+        ("glucose", "5.6mmol/L"),
+        ("mood", "3"),
+    ] {
+        let item = p
+            .add_reading(&Reading::parse(kind, value).unwrap(), Some("morning"))
+            .unwrap();
+        assert_eq!(item.entered_by, EnteredBy::Patient);
+        assert_eq!(item.source, "self");
+    }
+    assert_eq!(p.stats().unwrap().resources, before + 5);
+    let mine = p
+        .timeline(&TimelineQuery {
+            source: Some("self".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(mine.items.len(), 5);
+    let mood = mine
+        .items
+        .iter()
+        .find(|i| i.display.starts_with("Mood"))
+        .unwrap();
+    assert_eq!(mood.sensitivity, ["PSY"]);
+    let bp = mine
+        .items
+        .iter()
+        .find(|i| i.display.starts_with("Blood pressure"))
+        .unwrap();
+    assert_eq!(bp.display, "Blood pressure: 120/80 mmHg");
+    assert_eq!(bp.category, Category::VitalSigns);
+    let detail = p.show(bp.id).unwrap();
+    // The subject is the profile's own Patient, found at the first import.
+    assert!(
+        detail.references.iter().all(|r| r.target.is_some()),
+        "{:?}",
+        detail.references
+    );
+}
+
+#[test]
+fn scoped_export_and_stats() {
+    let (_d, p) = loaded();
+    let stats = p.stats().unwrap();
+    assert_eq!(stats.by_type.values().sum::<u64>(), stats.resources);
+    assert_eq!(stats.by_category.values().sum::<u64>(), stats.resources);
+    let mut out = Vec::new();
+    let scope = ExportScope {
+        categories: vec![Category::Immunisations],
+        ..Default::default()
+    };
+    let n = p.export(&scope, &mut out).unwrap();
+    assert_eq!(n, stats.by_category["immunisations"]);
+    let bundle: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["resource"]["resourceType"] == "Immunization"));
+}
