@@ -237,7 +237,12 @@ fn number(v: &Value) -> Option<String> {
         Some(f) if decimals > 4 && !text.contains(['e', 'E']) => {
             let places = if f.abs() >= 1.0 { 2 } else { 4 };
             let rounded = format!("{f:.places$}");
-            Some(rounded.trim_end_matches('0').trim_end_matches('.').to_string())
+            Some(
+                rounded
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string(),
+            )
         }
         _ => Some(text),
     }
