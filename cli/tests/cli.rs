@@ -188,6 +188,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
         (&["show", "Patient/nobody"], 2, "not in the record"),
         (&["search", "--"], 2, "usage"),
         (&["import", "/nonexistent/file.json"], 2, "not found"),
+        (&["import", "/tmp"], 2, "is a folder"),
         (&["init", "--name", "Again"], 2, "already holds a profile"),
         (&["frobnicate"], 2, "unrecognized subcommand"),
     ];

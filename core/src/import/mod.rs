@@ -218,12 +218,17 @@ pub(crate) fn import_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let mut report = FileReport::new(name.clone());
-    let bytes_total = std::fs::metadata(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::not_found(format!("file {}", path.display())),
-            _ => Error::from(e),
-        })?
-        .len();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::not_found(format!("file {}", path.display())),
+        _ => Error::from(e),
+    })?;
+    if meta.is_dir() {
+        return Err(Error::invalid(format!(
+            "{} is a folder; pass the files in it",
+            path.display()
+        )));
+    }
+    let bytes_total = meta.len();
     let layout = sniff(path)?;
     let now = now_unix();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -191,6 +191,14 @@ impl Vault {
     fn start(&self, cipher: Cipher) -> Result<()> {
         let db_path = self.dir.join(VAULT_FILE);
         let mut writer = open_existing(&db_path, &cipher)?;
+        // Refuse a newer vault before anything (even the journal mode) is written.
+        let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::TooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         migrations::migrate(&mut writer)?;
@@ -328,4 +336,56 @@ fn restrict_permissions(path: &Path, mode: u32) {
     }
     #[cfg(not(unix))]
     let _ = (path, mode);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Raw;
+    impl KeyStore for Raw {
+        fn wrap(&self, key: &VaultKey) -> Result<Vec<u8>> {
+            Ok(key.as_bytes().to_vec())
+        }
+        fn unwrap(&self, wrapped: &[u8]) -> Result<VaultKey> {
+            VaultKey::from_bytes(wrapped)
+        }
+    }
+
+    #[test]
+    fn a_vault_from_a_newer_build_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), &Raw).unwrap();
+        vault
+            .write(|c| Ok(c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)?))
+            .unwrap();
+        vault.lock();
+        let before = fs::read(vault.db_path()).unwrap();
+        let err = vault.unlock(&Raw).unwrap_err();
+        assert!(matches!(err, Error::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
+        assert!(vault.is_locked());
+        assert_eq!(fs::read(vault.db_path()).unwrap(), before);
+    }
+
+    #[test]
+    fn readers_see_committed_writes_and_pool_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), &Raw).unwrap();
+        vault
+            .write(|c| Ok(c.execute("INSERT INTO meta VALUES ('k', 'v')", [])?))
+            .unwrap();
+        for _ in 0..10 {
+            let v: String = vault
+                .read(
+                    |c| Ok(c.query_row("SELECT value FROM meta WHERE key='k'", [], |r| r.get(0))?),
+                )
+                .unwrap();
+            assert_eq!(v, "v");
+        }
+        let session = vault.session().unwrap();
+        assert_eq!(lock_mutex(&session.readers).len(), 1);
+        // A reader cannot write.
+        let err = vault.read(|c| Ok(c.execute("DELETE FROM meta", [])?));
+        assert!(err.is_err());
+    }
 }
