@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit schemas bench fmt
+.PHONY: all deps build demo test lint unit schemas bench fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -24,7 +24,7 @@ demo: build
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint unit schemas
+test: deps lint unit schemas kotlin
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -53,3 +53,64 @@ bench: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+## Kotlin and Swift sources for the apps (library mode, from the host-built debug
+## library, which keeps the symbol table the generator reads), plus the desktop-JVM
+## variant of the Kotlin that tests/kotlin compiles.
+BINDGEN = $(CARGO) run -q -p carry-ffi --bin uniffi-bindgen -- generate --no-format target/debug/libcarry_ffi.so
+
+bindings: deps
+	$(CARGO) build -p carry-ffi
+	rm -rf build/bindings
+	$(BINDGEN) --language kotlin --out-dir build/bindings/kotlin
+	$(BINDGEN) --language swift --out-dir build/bindings/swift
+	$(BINDGEN) --language kotlin --config bindings/uniffi-jvm.toml --out-dir build/bindings/kotlin-jvm
+	@echo "bindings: build/bindings/{kotlin,swift,kotlin-jvm}"
+
+## The Kotlin bindings and the idiomatic wrapper from android/, tested on a desktop
+## JVM against the host-built library; then the Swift layer's names against the
+## generated Swift (no Swift toolchain here to compile it).
+kotlin: bindings
+	cd tests/kotlin && mvn -B --no-transfer-progress test \
+		-Dcarry.lib.dir=$(CURDIR)/target/debug -Dcarry.shared.dir=$(SHARED)
+	python3 tests/kotlin/check_swift_names.py
+
+## The stripped release library and its size (recorded in BENCHMARKS.md).
+size: deps
+	$(CARGO) build --profile release-ffi -p carry-ffi
+	strip -o target/release-ffi/libcarry_ffi.stripped.so target/release-ffi/libcarry_ffi.so
+	@ls -l target/release-ffi/libcarry_ffi.stripped.so | awk '{printf "stripped cdylib: %.2f MB (%d bytes)\n", $$5/1e6, $$5}'
+
+## Android: the native libraries for the Gradle module, built with cargo-ndk.
+## Needs the Android NDK (not on these machines).
+ANDROID_TARGETS = -t arm64-v8a -t armeabi-v7a -t x86_64
+android: bindings
+	@if [ -z "$$ANDROID_NDK_HOME" ] || [ ! -d "$$ANDROID_NDK_HOME" ]; then \
+		echo "make android needs the Android NDK: install it (Android Studio > SDK Manager > NDK),"; \
+		echo "set ANDROID_NDK_HOME, then: cargo install cargo-ndk &&"; \
+		echo "rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android"; \
+		exit 1; fi
+	cargo ndk $(ANDROID_TARGETS) -o android/carry/src/main/jniLibs build --profile release-ffi -p carry-ffi
+	@echo "android: jniLibs in android/carry/src/main/jniLibs; generated Kotlin in build/bindings/kotlin"
+
+## iOS: Carry.xcframework for the Swift package in ios/. Needs macOS with Xcode.
+IOS_LIB = target/$(1)/release-ffi/libcarry_ffi.a
+xcframework: bindings
+	@if [ "$$(uname)" != "Darwin" ] || ! command -v xcodebuild >/dev/null 2>&1; then \
+		echo "make xcframework needs macOS with Xcode (xcodebuild, lipo); it cannot run here."; \
+		exit 1; fi
+	rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios
+	for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do \
+		$(CARGO) build --profile release-ffi -p carry-ffi --target $$t || exit 1; done
+	mkdir -p build/ios/sim build/ios/headers
+	lipo -create $(call IOS_LIB,aarch64-apple-ios-sim) $(call IOS_LIB,x86_64-apple-ios) \
+		-output build/ios/sim/libcarry_ffi.a
+	cp build/bindings/swift/CarryFFIFFI.h build/ios/headers/
+	cp build/bindings/swift/CarryFFIFFI.modulemap build/ios/headers/module.modulemap
+	rm -rf ios/Carry.xcframework
+	xcodebuild -create-xcframework \
+		-library $(call IOS_LIB,aarch64-apple-ios) -headers build/ios/headers \
+		-library build/ios/sim/libcarry_ffi.a -headers build/ios/headers \
+		-output ios/Carry.xcframework
+	mkdir -p ios/Sources/CarryFFI
+	cp build/bindings/swift/CarryFFI.swift ios/Sources/CarryFFI/

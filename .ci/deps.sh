@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Installs what building Carry needs on a fresh Debian machine: a C toolchain, make
-# and perl (SQLCipher and its vendored OpenSSL are compiled from source). Rust comes
-# from rustup, which the machine image provides.
+# Installs what building and testing Carry needs on a fresh Debian machine: a C
+# toolchain, make and perl (SQLCipher and its vendored OpenSSL are compiled from
+# source), Python 3 (schema checks), and a JDK with Maven (the Kotlin tests). Rust
+# comes from rustup, which the machine image provides.
 set -euo pipefail
 need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+command -v strip >/dev/null 2>&1 || need+=(binutils)
+# The JVM test toolchain: a JDK and Maven; Maven fetches the rest from Maven Central.
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -88,6 +88,17 @@ impl Profile {
         self.vault.lock();
     }
 
+    /// Close the vault's files but keep the key (for iOS suspension). The next call,
+    /// or [`Profile::resume`], reopens them.
+    pub fn pause(&self) {
+        self.vault.pause();
+    }
+
+    /// Reopen the files after [`Profile::pause`].
+    pub fn resume(&self) -> Result<()> {
+        self.vault.resume()
+    }
+
     /// Unlock a locked profile.
     pub fn unlock(&self, key_store: &dyn KeyStore) -> Result<()> {
         self.vault.unlock(key_store)

@@ -62,7 +62,17 @@ struct Session {
 /// unlocked vault or returns [`Error::Locked`].
 pub struct Vault {
     dir: PathBuf,
-    session: RwLock<Option<Arc<Session>>>,
+    state: RwLock<State>,
+}
+
+/// Where a vault is in its life.
+enum State {
+    /// No key in memory.
+    Locked,
+    /// Key in memory, files closed (the app is in the background).
+    Paused(Cipher),
+    /// Key in memory and connections open.
+    Open(Arc<Session>),
 }
 
 impl std::fmt::Debug for Vault {
@@ -145,16 +155,31 @@ impl Vault {
     /// return [`Error::Locked`] until [`Vault::unlock`]. Work already running
     /// finishes first.
     pub fn lock(&self) {
-        let mut guard = self.session.write().unwrap_or_else(|p| p.into_inner());
-        *guard = None;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = State::Locked;
+    }
+
+    /// Close the database files but keep the key, so iOS can suspend the app without
+    /// holding file locks. The next call reopens them; [`Vault::resume`] does it now.
+    /// A no-op unless the vault is open.
+    pub fn pause(&self) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let State::Open(session) = &*state {
+            let cipher = session.cipher.clone();
+            *state = State::Paused(cipher);
+        }
+    }
+
+    /// Reopen the files after [`Vault::pause`]. A no-op unless paused.
+    pub fn resume(&self) -> Result<()> {
+        self.session().map(|_| ())
     }
 
     /// Whether the vault is locked.
     pub fn is_locked(&self) -> bool {
-        self.session
-            .read()
-            .map(|s| s.is_none())
-            .unwrap_or_else(|p| p.into_inner().is_none())
+        matches!(
+            *self.state.read().unwrap_or_else(|p| p.into_inner()),
+            State::Locked
+        )
     }
 
     /// The profile folder.
@@ -184,11 +209,18 @@ impl Vault {
     fn closed(dir: &Path) -> Vault {
         Vault {
             dir: dir.to_path_buf(),
-            session: RwLock::new(None),
+            state: RwLock::new(State::Locked),
         }
     }
 
     fn start(&self, cipher: Cipher) -> Result<()> {
+        let session = self.connect(cipher)?;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = State::Open(Arc::new(session));
+        Ok(())
+    }
+
+    /// Open the writer (migrating if needed) for `cipher`.
+    fn connect(&self, cipher: Cipher) -> Result<Session> {
         let db_path = self.dir.join(VAULT_FILE);
         let mut writer = open_existing(&db_path, &cipher)?;
         // Refuse a newer vault before anything (even the journal mode) is written.
@@ -202,22 +234,28 @@ impl Vault {
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         migrations::migrate(&mut writer)?;
-        let session = Session {
+        Ok(Session {
             cipher,
             db_path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
-        };
-        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(session));
-        Ok(())
+        })
     }
 
     fn session(&self) -> Result<Arc<Session>> {
-        self.session
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(Error::Locked)
+        if let State::Open(session) = &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(session.clone());
+        }
+        // Locked, or paused: reopen under the write lock, once.
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let cipher = match &*state {
+            State::Open(session) => return Ok(session.clone()),
+            State::Locked => return Err(Error::Locked),
+            State::Paused(cipher) => cipher.clone(),
+        };
+        let session = Arc::new(self.connect(cipher)?);
+        *state = State::Open(session.clone());
+        Ok(session)
     }
 
     /// Run `f` on the writer connection. There is one writer; callers queue here.
@@ -365,6 +403,29 @@ mod tests {
         assert!(matches!(err, Error::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
         assert!(vault.is_locked());
         assert_eq!(fs::read(vault.db_path()).unwrap(), before);
+    }
+
+    #[test]
+    fn pause_closes_files_and_the_next_call_reopens_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), &Raw).unwrap();
+        vault
+            .write(|c| Ok(c.execute("INSERT INTO meta VALUES ('k', 'v')", [])?))
+            .unwrap();
+        vault.pause();
+        assert!(!vault.is_locked());
+        assert!(matches!(*vault.state.read().unwrap(), State::Paused(_)));
+        // With every connection closed, the WAL was checkpointed away.
+        assert!(!dir.path().join("vault.db-wal").exists());
+        let v: String = vault
+            .read(|c| Ok(c.query_row("SELECT value FROM meta WHERE key='k'", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v, "v");
+        vault.pause();
+        vault.resume().unwrap();
+        assert!(matches!(*vault.state.read().unwrap(), State::Open(_)));
+        vault.lock();
+        assert!(matches!(vault.resume(), Err(Error::Locked)));
     }
 
     #[test]

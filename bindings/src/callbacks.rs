@@ -1,0 +1,106 @@
+//! Foreign traits the app implements, and their adapters to the core.
+//!
+//! They stay small and synchronous. The core never calls them while it holds a store
+//! lock: key stores are called before the vault opens, and events are delivered from
+//! a separate thread.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use carry_core as cc;
+use zeroize::Zeroize;
+
+use crate::error::CarryError;
+use crate::types::ImportProgress;
+
+/// Wraps and unwraps the vault key with the platform keystore (the iOS Keychain or
+/// Secure Enclave, the Android Keystore).
+///
+/// `wrap` receives the 32-byte vault key and returns an opaque blob that Carry keeps
+/// beside the vault; `unwrap` returns the 32 bytes from that blob. Throw `WrongKey`
+/// when the blob cannot be opened (another device, a reset keystore); anything else
+/// thrown is reported as `Internal`. Do not keep or log the key.
+#[uniffi::export(with_foreign)]
+pub trait KeyStore: Send + Sync {
+    /// Wrap the 32-byte vault key.
+    fn wrap(&self, key: Vec<u8>) -> Result<Vec<u8>, CarryError>;
+    /// Recover the 32-byte vault key from what `wrap` returned.
+    fn unwrap(&self, wrapped: Vec<u8>) -> Result<Vec<u8>, CarryError>;
+}
+
+/// Callbacks for long-running work and changes an app shows. Called on a Rust
+/// thread, never on the caller's; post to the UI thread yourself.
+#[uniffi::export(with_foreign)]
+pub trait Events: Send + Sync {
+    /// Progress of an import, every few hundred resources and once at the end.
+    fn on_import_progress(&self, progress: ImportProgress);
+}
+
+/// The app's key store, seen by the core.
+pub(crate) struct KeyStoreAdapter(pub Arc<dyn KeyStore>);
+
+fn to_core(e: CarryError) -> cc::Error {
+    match e {
+        CarryError::WrongKey { .. } => cc::Error::WrongKey,
+        other => cc::Error::KeyStore {
+            reason: other.to_string(),
+        },
+    }
+}
+
+impl cc::KeyStore for KeyStoreAdapter {
+    fn wrap(&self, key: &cc::VaultKey) -> cc::Result<Vec<u8>> {
+        self.0.wrap(key.as_bytes().to_vec()).map_err(to_core)
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> cc::Result<cc::VaultKey> {
+        let mut bytes = self.0.unwrap(wrapped.to_vec()).map_err(to_core)?;
+        let key = cc::VaultKey::from_bytes(&bytes);
+        bytes.zeroize();
+        key
+    }
+}
+
+/// Delivers import progress to the app's [`Events`] from a thread of its own, so the
+/// app is never called while the import holds the writer lock.
+pub(crate) struct ProgressRelay {
+    sender: Option<mpsc::Sender<ImportProgress>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressRelay {
+    pub fn start(events: Option<Arc<dyn Events>>) -> Self {
+        let Some(events) = events else {
+            return ProgressRelay {
+                sender: None,
+                thread: None,
+            };
+        };
+        let (sender, receiver) = mpsc::channel::<ImportProgress>();
+        let thread = std::thread::Builder::new()
+            .name("carry-events".into())
+            .spawn(move || {
+                for p in receiver {
+                    events.on_import_progress(p);
+                }
+            })
+            .ok();
+        ProgressRelay {
+            sender: Some(sender),
+            thread,
+        }
+    }
+
+    /// A sender for the import's progress closure, if the app listens.
+    pub fn sender(&self) -> Option<mpsc::Sender<ImportProgress>> {
+        self.sender.clone()
+    }
+
+    /// Deliver what is queued, then stop.
+    pub fn finish(mut self) {
+        self.sender.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `carry-ffi`: the UniFFI face of `carry-core` for Swift and Kotlin.
+//!
+//! This layer is thin on purpose: records and enums mirror the core's types, the
+//! [`Profile`] object forwards to `carry_core::Profile` on blocking threads, and the
+//! foreign traits ([`KeyStore`], [`Logger`], [`Events`]) adapt the app's
+//! implementations. The Rust items here are not a public Rust API; the public API is
+//! the generated Swift and Kotlin.
+
+// UniFFI's scaffolding needs `unsafe` (`extern "C"` functions); this crate writes none.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod callbacks;
+mod error;
+mod logging;
+mod profile;
+mod types;
+
+pub use callbacks::{Events, KeyStore};
+pub use error::CarryError;
+pub use logging::{set_logger, LogLevel, Logger};
+pub use profile::Profile;
+pub use types::*;
+
+uniffi::setup_scaffolding!("carry");
