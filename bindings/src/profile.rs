@@ -199,6 +199,11 @@ impl Profile {
     pub async fn export_to_file(&self, scope: ExportScope, path: String) -> Result<u64> {
         let core = self.core.clone();
         blocking(move || {
+            if std::path::Path::new(&path).is_dir() {
+                return Err(cc::Error::invalid(
+                    "the export path is a folder; give a file name",
+                ));
+            }
             let file = std::fs::File::create(&path)?;
             let mut w = std::io::BufWriter::new(file);
             let n = core.export(&scope.into(), &mut w)?;

@@ -44,6 +44,19 @@ impl Filter {
     }
 }
 
+/// Print a line to stdout. When the reader has gone (`carry timeline | head`), stop
+/// quietly instead of failing.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 /// `$CARRY_HOME`, else `~/.carry`.
 pub fn default_home() -> Option<PathBuf> {
     std::env::var_os("CARRY_HOME")
@@ -63,7 +76,7 @@ fn open(home: &Path) -> Result<Profile> {
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
 
@@ -97,8 +110,8 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             if as_json {
                 print_json(&json!({ "home": home, "name": info.name }))?;
             } else {
-                println!("Created the profile '{}' in {}.", info.name, home.display());
-                println!("Its record is encrypted; only your passphrase opens it.");
+                say!("Created the profile '{}' in {}.", info.name, home.display());
+                say!("Its record is encrypted; only your passphrase opens it.");
             }
             Ok(exit::OK)
         }
@@ -119,13 +132,13 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
                 print_json(&page)?;
             } else {
                 if page.items.is_empty() {
-                    println!("Nothing in the record matches.");
+                    say!("Nothing in the record matches.");
                 }
                 for item in &page.items {
-                    println!("{}", item_line(item));
+                    say!("{}", item_line(item));
                 }
                 if let Some(c) = &page.next_cursor {
-                    println!("More: carry timeline --cursor {c}");
+                    say!("More: carry timeline --cursor {c}");
                 }
             }
             Ok(exit::OK)
@@ -136,10 +149,10 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
                 print_json(&json!({ "items": items }))?;
             } else {
                 if items.is_empty() {
-                    println!("No matches.");
+                    say!("No matches.");
                 }
                 for item in &items {
-                    println!("{}", item_line(item));
+                    say!("{}", item_line(item));
                 }
             }
             Ok(exit::OK)
@@ -162,21 +175,23 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
                     "labels": detail.labels, "references": detail.references, "resource": resource,
                 }))?;
             } else {
-                println!("{}", item_line(&detail.item));
-                println!(
+                say!("{}", item_line(&detail.item));
+                say!(
                     "type: {}   source: {}   entered by: {:?}",
-                    detail.item.resource_type, detail.item.source, detail.item.entered_by
+                    detail.item.resource_type,
+                    detail.item.source,
+                    detail.item.entered_by
                 );
                 for l in &detail.labels {
-                    println!("sensitive: {} (rule {})", l.label, l.rule);
+                    say!("sensitive: {} (rule {})", l.label, l.rule);
                 }
                 for r in &detail.references {
                     let to = r
                         .target
                         .map_or("not in the record".to_string(), |t| format!("#{t}"));
-                    println!("{} -> {} ({to})", r.path, r.reference);
+                    say!("{} -> {} ({to})", r.path, r.reference);
                 }
-                println!("{}", detail.json);
+                say!("{}", detail.json);
             }
             Ok(exit::OK)
         }
@@ -185,12 +200,14 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             if as_json {
                 print_json(&stats)?;
             } else {
-                println!(
+                say!(
                     "{} resources from {} sources; {} carry a sensitivity label.",
-                    stats.resources, stats.sources, stats.sensitive
+                    stats.resources,
+                    stats.sources,
+                    stats.sensitive
                 );
                 for (c, n) in &stats.by_category {
-                    println!("  {c:<14} {n}");
+                    say!("  {c:<14} {n}");
                 }
             }
             Ok(exit::OK)
@@ -201,7 +218,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             if as_json {
                 print_json(&item)?;
             } else {
-                println!("Added: {}", item_line(&item));
+                say!("Added: {}", item_line(&item));
             }
             Ok(exit::OK)
         }
@@ -220,7 +237,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
                 if as_json {
                     print_json(&json!({ "exported": count, "file": path }))?;
                 } else {
-                    println!("Exported {count} resources to {}.", path.display());
+                    say!("Exported {count} resources to {}.", path.display());
                 }
             }
             Ok(exit::OK)
@@ -230,7 +247,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             if as_json {
                 print_json(&info)?;
             } else {
-                println!(
+                say!(
                     "{} (schema {}) in {}",
                     info.name,
                     info.schema_version,
@@ -244,7 +261,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             if as_json {
                 print_json(&json!({ "integrity": "ok" }))?;
             } else {
-                println!("The vault is sound.");
+                say!("The vault is sound.");
             }
             Ok(exit::OK)
         }
@@ -285,9 +302,9 @@ fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {
         let report = profile.import_file(f, ImportOptions::default())?;
         if !as_json {
             if report.failed() {
-                println!("{}: not imported; nothing of it was stored", report.file);
+                say!("{}: not imported; nothing of it was stored", report.file);
             } else {
-                println!(
+                say!(
                     "{}: {} imported, {} updated, {} unchanged, {} skipped, {} rejected",
                     report.file,
                     report.imported,
@@ -315,7 +332,7 @@ fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {
             "files": reports,
         }))?;
     } else if files.len() > 1 {
-        println!(
+        say!(
             "Total: {} imported, {} updated, {} unchanged, {} rejected.",
             sum(|r| r.imported),
             sum(|r| r.updated),

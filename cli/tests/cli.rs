@@ -273,3 +273,25 @@ fn sigkill_mid_import_leaves_none_or_all_of_the_file() {
         "no kill landed mid-import: {outcomes:?}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let (_d, home) = new_home();
+    let file = shared(
+        "fixtures/fhir/synthea/sotf-Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json",
+    );
+    assert!(run(&home, &["import", file.to_str().unwrap()])
+        .status
+        .success());
+    let mut child = carry(&home, &["timeline", "--limit", "500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -0`: the reader goes away before the output is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}

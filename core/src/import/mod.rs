@@ -218,14 +218,14 @@ pub(crate) fn import_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let mut report = FileReport::new(name.clone());
+    // Reasons name the file, never its folder: a path can say more than it should.
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::not_found(format!("file {}", path.display())),
+        std::io::ErrorKind::NotFound => Error::not_found(format!("file {name}")),
         _ => Error::from(e),
     })?;
     if meta.is_dir() {
         return Err(Error::invalid(format!(
-            "{} is a folder; pass the files in it",
-            path.display()
+            "{name} is a folder; pass the files in it"
         )));
     }
     let bytes_total = meta.len();

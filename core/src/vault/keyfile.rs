@@ -59,10 +59,9 @@ impl KeyFile {
 
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::not_found(format!(
-                "key file {} (create a profile with `carry init`)",
-                path.display()
-            )),
+            std::io::ErrorKind::NotFound => Error::not_found(
+                "no profile here: the key file is missing (create a profile first)",
+            ),
             _ => Error::from(e),
         })?;
         let doc: KeyFile = serde_json::from_slice(&bytes).map_err(|_| Error::KeyStore {

@@ -91,6 +91,11 @@ impl Vault {
     /// built under a temporary name and moved into place only after its key file is
     /// safely written, so a crash never leaves a vault without a key.
     pub fn create(dir: &Path, key_store: &dyn KeyStore) -> Result<Vault> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::invalid(
+                "the profile folder is a file; choose a folder",
+            ));
+        }
         fs::create_dir_all(dir)?;
         restrict_permissions(dir, 0o700);
         let db_path = dir.join(VAULT_FILE);
@@ -298,10 +303,9 @@ fn open_existing(path: &Path, cipher: &Cipher) -> Result<Connection> {
     let len = match fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::not_found(format!(
-                "vault {} (create a profile first)",
-                path.display()
-            )))
+            return Err(Error::not_found(
+                "no profile here: the vault file is missing (create a profile first)",
+            ))
         }
         Err(e) => return Err(e.into()),
     };

@@ -1,0 +1,132 @@
+// The idiomatic Kotlin face of Carry: a thin layer over the generated
+// `health.carry.ffi` bindings. Pure Kotlin/JVM (no android.* here), so the desktop
+// tests in tests/kotlin compile and exercise exactly this file.
+package health.carry
+
+import health.carry.ffi.Events
+import health.carry.ffi.ExportScope
+import health.carry.ffi.ImportProgress
+import health.carry.ffi.ImportReport
+import health.carry.ffi.KeyStore
+import health.carry.ffi.Profile
+import health.carry.ffi.ProfileInfo
+import health.carry.ffi.Reading
+import health.carry.ffi.RecordStats
+import health.carry.ffi.ResourceDetail
+import health.carry.ffi.TimelineItem
+import health.carry.ffi.TimelinePage
+import health.carry.ffi.TimelineQuery
+import health.carry.ffi.parseReading
+import java.io.File
+import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableSharedFlow
+import kotlinx.coroutines.flow.SharedFlow
+import kotlinx.coroutines.flow.asSharedFlow
+import kotlinx.coroutines.flow.flow
+
+/**
+ * A person's health record, encrypted on this device.
+ *
+ * Open one with [open] or make one with [create]; close it with [close] or `use {}`.
+ * Every suspend function is main-safe (the work runs on Rust's own threads) and
+ * cancellable: a cancelled [importFile] keeps none of its file. Failures are
+ * [health.carry.ffi.CarryException]s; [reasonOf] gives their plain-language text.
+ * Calls after [close] throw [IllegalStateException].
+ */
+class CarryProfile private constructor(
+    private val profile: Profile,
+    private val relay: ProgressRelay,
+) : AutoCloseable {
+
+    companion object {
+        /** Create a profile named [name] in [folder] (made if missing). */
+        suspend fun create(folder: File, name: String, keyStore: KeyStore): CarryProfile {
+            val relay = ProgressRelay()
+            return CarryProfile(Profile.create(folder.path, name, keyStore, relay), relay)
+        }
+
+        /** Open the profile in [folder]; `CarryException.WrongKey` if [keyStore] cannot. */
+        suspend fun open(folder: File, keyStore: KeyStore): CarryProfile {
+            val relay = ProgressRelay()
+            return CarryProfile(Profile.open(folder.path, keyStore, relay), relay)
+        }
+    }
+
+    /**
+     * Progress of every import on this profile. Emitted from a Rust thread; collect it
+     * from any dispatcher. Slow collectors miss intermediate values, never the thread.
+     */
+    val importProgress: SharedFlow<ImportProgress> = relay.flow.asSharedFlow()
+
+    /** The generated object, for anything this layer does not cover. */
+    val ffi: Profile get() = profile
+
+    val isLocked: Boolean get() = profile.isLocked()
+
+    /** Close the vault and wipe its key; calls fail with `Locked` until [unlock]. */
+    fun lock() = profile.lock()
+
+    suspend fun unlock(keyStore: KeyStore) = profile.unlock(keyStore)
+
+    suspend fun info(): ProfileInfo = profile.info()
+
+    suspend fun stats(): RecordStats = profile.stats()
+
+    /** Import a FHIR R4 file (resource, Bundle or NDJSON). Progress: [importProgress]. */
+    suspend fun importFile(file: File): ImportReport = profile.importFile(file.path)
+
+    /** One page of the timeline, newest first. */
+    suspend fun timeline(query: TimelineQuery = TimelineQuery()): TimelinePage =
+        profile.timeline(query)
+
+    /**
+     * The whole timeline for [query], one page per emission, newest first, following
+     * the cursors to the end. Cold: each collection starts again at [query]'s cursor.
+     */
+    fun timelinePages(query: TimelineQuery = TimelineQuery()): Flow<List<TimelineItem>> = flow {
+        var cursor = query.cursor
+        do {
+            val page = profile.timeline(query.copy(cursor = cursor))
+            if (page.items.isNotEmpty()) emit(page.items)
+            cursor = page.nextCursor
+        } while (cursor != null)
+    }
+
+    /** Full-text search, best match first; [limit] must be positive when given. */
+    suspend fun search(text: String, limit: Int? = null): List<TimelineItem> {
+        require(limit == null || limit > 0) { "limit must be positive" }
+        return profile.search(text, limit?.toUInt())
+    }
+
+    suspend fun show(id: Long): ResourceDetail = profile.show(id)
+
+    suspend fun addReading(reading: Reading, note: String? = null): TimelineItem =
+        profile.addReading(reading, note)
+
+    /**
+     * Record a reading as typed: `addReading("weight", "72.5kg")`, `("bp", "120/80")`.
+     * `CarryException.InvalidInput` if it does not parse or is implausible.
+     */
+    suspend fun addReading(kind: String, value: String, note: String? = null): TimelineItem =
+        profile.addReading(parseReading(kind, value), note)
+
+    /** Write [scope] of the record to [file] as one FHIR Bundle; returns the count. */
+    suspend fun export(file: File, scope: ExportScope = ExportScope()): Long =
+        profile.exportToFile(scope, file.path).toLong()
+
+    /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
+    override fun close() = profile.close()
+}
+
+/** Feeds the Rust-side progress callbacks into a flow without ever blocking them. */
+private class ProgressRelay : Events {
+    val flow = MutableSharedFlow<ImportProgress>(
+        extraBufferCapacity = 64,
+        onBufferOverflow = BufferOverflow.DROP_OLDEST,
+    )
+
+    override fun onImportProgress(progress: ImportProgress) {
+        flow.tryEmit(progress)
+    }
+}

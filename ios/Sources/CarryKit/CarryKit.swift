@@ -1,0 +1,245 @@
+// CarryKit: a thin Swift layer over the generated CarryFFI bindings — a profile
+// type with async calls, an AsyncStream of import progress, paging as an async
+// sequence, and a Keychain key store. Names called on CarryFFI are checked against
+// the generated Swift by tests/kotlin/check_swift_names.py (`make test`).
+
+import CryptoKit
+import Foundation
+import Security
+@_exported import CarryFFI
+
+/// A person's health record, encrypted on this device.
+///
+/// Every call runs on the core's own threads and may be cancelled with its Task; a
+/// cancelled import keeps none of its file. Failures are `CarryError`s; `reason`
+/// gives the sentence to show.
+public final class CarryProfile: Sendable {
+    /// The generated object, for anything this layer does not cover.
+    public let ffi: Profile
+    private let relay: ProgressRelay
+
+    private init(_ ffi: Profile, _ relay: ProgressRelay) {
+        self.ffi = ffi
+        self.relay = relay
+    }
+
+    /// Create a profile named `name` in `folder` (made if missing).
+    public static func create(folder: URL, name: String, keyStore: KeyStore) async throws -> CarryProfile {
+        let relay = ProgressRelay()
+        let ffi = try await Profile.create(folder: folder.path, name: name, keyStore: keyStore, events: relay)
+        return CarryProfile(ffi, relay)
+    }
+
+    /// Open the profile in `folder`; `CarryError.WrongKey` if `keyStore` cannot.
+    public static func `open`(folder: URL, keyStore: KeyStore) async throws -> CarryProfile {
+        let relay = ProgressRelay()
+        let ffi = try await Profile.open(folder: folder.path, keyStore: keyStore, events: relay)
+        return CarryProfile(ffi, relay)
+    }
+
+    /// Progress of the imports on this profile from now on, delivered from a Rust
+    /// thread. Each call gives a new stream; it ends when the caller stops iterating.
+    public func importProgress() -> AsyncStream<ImportProgress> {
+        relay.stream()
+    }
+
+    public var isLocked: Bool { ffi.isLocked() }
+
+    /// Close the vault and wipe its key; calls throw `CarryError.Locked` until `unlock`.
+    public func lock() { ffi.lock() }
+
+    public func unlock(keyStore: KeyStore) async throws {
+        try await ffi.unlock(keyStore: keyStore)
+    }
+
+    public func info() async throws -> ProfileInfo { try await ffi.info() }
+
+    public func stats() async throws -> RecordStats { try await ffi.stats() }
+
+    /// Import a FHIR R4 file: one resource, a Bundle, or NDJSON.
+    public func importFile(_ url: URL) async throws -> ImportReport {
+        try await ffi.importFile(path: url.path)
+    }
+
+    public func timeline(_ query: TimelineQuery = TimelineQuery()) async throws -> TimelinePage {
+        try await ffi.timeline(query: query)
+    }
+
+    /// Every page of the timeline for `query`, newest first, to the end.
+    public func timelinePages(_ query: TimelineQuery = TimelineQuery()) -> AsyncThrowingStream<[TimelineItem], Error> {
+        let ffi = self.ffi
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var next = query
+                do {
+                    repeat {
+                        let page = try await ffi.timeline(query: next)
+                        if !page.items.isEmpty { continuation.yield(page.items) }
+                        next.cursor = page.nextCursor
+                    } while next.cursor != nil && !Task.isCancelled
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    public func search(_ text: String, limit: UInt32? = nil) async throws -> [TimelineItem] {
+        try await ffi.search(text: text, limit: limit)
+    }
+
+    public func show(_ id: Int64) async throws -> ResourceDetail {
+        try await ffi.show(id: id)
+    }
+
+    public func addReading(_ reading: Reading, note: String? = nil) async throws -> TimelineItem {
+        try await ffi.addReading(reading: reading, note: note)
+    }
+
+    /// Record a reading as typed: `("weight", "72.5kg")`, `("bp", "120/80")`.
+    public func addReading(kind: String, value: String, note: String? = nil) async throws -> TimelineItem {
+        try await ffi.addReading(reading: parseReading(kind: kind, value: value), note: note)
+    }
+
+    /// Write `scope` of the record to `url` as one FHIR Bundle; returns the count.
+    public func export(to url: URL, scope: ExportScope = ExportScope()) async throws -> UInt64 {
+        try await ffi.exportToFile(scope: scope, path: url.path)
+    }
+}
+
+/// Fans the Rust-side progress callbacks out to any number of AsyncStreams.
+private final class ProgressRelay: Events, @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuations: [UUID: AsyncStream<ImportProgress>.Continuation] = [:]
+
+    func onImportProgress(progress: ImportProgress) {
+        lock.lock()
+        let targets = Array(continuations.values)
+        lock.unlock()
+        for continuation in targets { continuation.yield(progress) }
+    }
+
+    func stream() -> AsyncStream<ImportProgress> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(64)) { continuation in
+            let id = UUID()
+            lock.lock()
+            continuations[id] = continuation
+            lock.unlock()
+            continuation.onTermination = { [weak self] _ in self?.remove(id) }
+        }
+    }
+
+    private func remove(_ id: UUID) {
+        lock.lock()
+        continuations[id] = nil
+        lock.unlock()
+    }
+}
+
+extension CarryError {
+    /// The reason, as one sentence fit to show; never health data.
+    public var reason: String {
+        switch self {
+        case let .Locked(reason), let .WrongKey(reason), let .NotFound(reason),
+             let .InvalidInput(reason), let .Auth(reason), let .Denied(reason),
+             let .Expired(reason), let .Revoked(reason), let .Conflict(reason),
+             let .Storage(reason), let .Internal(reason):
+            return reason
+        case let .Network(_, reason):
+            return reason
+        }
+    }
+}
+
+/// Wraps the vault key with a random 256-bit key kept in the Keychain, readable only
+/// while the device is unlocked and never synced or migrated to another device
+/// (`kSecAttrAccessibleWhenUnlockedThisDeviceOnly`). The blob Carry keeps is the
+/// AES-GCM combined form: nonce ‖ ciphertext ‖ tag.
+public final class KeychainKeyStore: KeyStore, Sendable {
+    private let service: String
+    private let account: String
+
+    /// One Keychain item per profile: `account` names it within `service`.
+    public init(service: String = "health.carry.vault-key", account: String = "default") {
+        self.service = service
+        self.account = account
+    }
+
+    public func wrap(key: Data) throws -> Data {
+        guard let sealingKey = try wrappingKey(create: true) else {
+            throw CarryError.Internal(reason: "no Keychain key could be made")
+        }
+        let sealed = try AES.GCM.seal(key, using: sealingKey)
+        guard let combined = sealed.combined else {
+            throw CarryError.Internal(reason: "AES-GCM gave no combined form")
+        }
+        return combined
+    }
+
+    public func unwrap(wrapped: Data) throws -> Data {
+        guard let openingKey = try wrappingKey(create: false) else {
+            throw CarryError.WrongKey(reason: "this device's Keychain has no key for this vault")
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: wrapped)
+            return try AES.GCM.open(box, using: openingKey)
+        } catch CryptoKitError.authenticationFailure {
+            throw CarryError.WrongKey(reason: "the Keychain key does not open this vault")
+        } catch {
+            throw CarryError.WrongKey(reason: "the wrapped key is not one this store made")
+        }
+    }
+
+    /// Forget the wrapping key: vaults wrapped with it can then only be recovered
+    /// another way.
+    public func delete() {
+        _ = SecItemDelete(baseQuery() as CFDictionary)
+    }
+
+    private func baseQuery() -> [String: Any] {
+        [
+            kSecClass as String: kSecClassGenericPassword,
+            kSecAttrService as String: service,
+            kSecAttrAccount as String: account,
+            kSecUseDataProtectionKeychain as String: true,
+        ]
+    }
+
+    private func wrappingKey(create: Bool) throws -> SymmetricKey? {
+        var query = baseQuery()
+        query[kSecReturnData as String] = true
+        query[kSecMatchLimit as String] = kSecMatchLimitOne
+        var item: CFTypeRef?
+        let status = SecItemCopyMatching(query as CFDictionary, &item)
+        switch status {
+        case errSecSuccess:
+            guard let data = item as? Data, data.count == 32 else {
+                throw CarryError.Internal(reason: "the Keychain item is not a 256-bit key")
+            }
+            return SymmetricKey(data: data)
+        case errSecItemNotFound:
+            return create ? try addKey() : nil
+        case errSecInteractionNotAllowed:
+            throw CarryError.Locked(reason: "unlock the device first")
+        default:
+            throw CarryError.Internal(reason: "the Keychain read failed (status \(status))")
+        }
+    }
+
+    private func addKey() throws -> SymmetricKey {
+        let key = SymmetricKey(size: .bits256)
+        var attributes = baseQuery()
+        attributes[kSecValueData as String] = key.withUnsafeBytes { Data($0) }
+        attributes[kSecAttrAccessible as String] = kSecAttrAccessibleWhenUnlockedThisDeviceOnly
+        let status = SecItemAdd(attributes as CFDictionary, nil)
+        if status == errSecDuplicateItem, let existing = try wrappingKey(create: false) {
+            return existing // another caller added it first
+        }
+        guard status == errSecSuccess else {
+            throw CarryError.Internal(reason: "the Keychain write failed (status \(status))")
+        }
+        return key
+    }
+}
