@@ -52,6 +52,13 @@ public final class CarryProfile: Sendable {
         try await ffi.unlock(keyStore: keyStore)
     }
 
+    /// Close the vault's files but keep the key, so the app can be suspended without
+    /// holding file locks: call it when the scene enters the background.
+    public func pause() { ffi.pause() }
+
+    /// Reopen the files after `pause()`; the next call would do it anyway.
+    public func resume() async throws { try await ffi.resume() }
+
     public func info() async throws -> ProfileInfo { try await ffi.info() }
 
     public func stats() async throws -> RecordStats { try await ffi.stats() }

@@ -69,6 +69,15 @@ class CarryProfile private constructor(
 
     suspend fun unlock(keyStore: KeyStore) = profile.unlock(keyStore)
 
+    /**
+     * Close the vault's files but keep the key, e.g. from `onStop` before background
+     * work is frozen; the next call (or [resume]) reopens them.
+     */
+    fun pause() = profile.pause()
+
+    /** Reopen the vault's files after [pause]. */
+    suspend fun resume() = profile.resume()
+
     suspend fun info(): ProfileInfo = profile.info()
 
     suspend fun stats(): RecordStats = profile.stats()

@@ -36,6 +36,21 @@ class LifetimeTest {
     }
 
     @Test
+    fun `pause releases the files and the next call reopens them`(): Unit = runBlocking {
+        Profile.create(folder, "Ada", TestKeyStore(), null).use { p ->
+            p.importFile(Fixtures.clemente.path)
+            p.pause()
+            assertFalse(p.isLocked())
+            // Every connection closed: SQLite checkpointed and removed the WAL.
+            assertFalse(dir.resolve("p").resolve("vault.db-wal").toFile().exists())
+            assertEquals(Fixtures.CLEMENTE_RESOURCES, p.stats().resources)
+            p.pause()
+            p.resume()
+            assertEquals("Ada", p.info().name)
+        }
+    }
+
+    @Test
     fun `lock makes calls fail with Locked until unlock`(): Unit = runBlocking {
         val keys = TestKeyStore()
         Profile.create(folder, "Ada", keys, null).use { p ->
