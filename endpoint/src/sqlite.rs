@@ -93,6 +93,19 @@ fn stored(parts: (String, String, i64, i64, Option<String>, String)) -> Result<S
     })
 }
 
+/// One resource by tenant, type and id.
+fn select_one(c: &Connection, tenant: &str, rtype: &str, id: &str) -> Result<Option<Stored>> {
+    c.query_row(
+        "SELECT rtype, id, version, last_updated_ms, patient, json FROM resources
+         WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
+        params![tenant, rtype, id],
+        row_to_stored,
+    )
+    .optional()?
+    .map(stored)
+    .transpose()
+}
+
 /// Set `meta.versionId` and `meta.lastUpdated` on `resource`.
 pub fn stamp(resource: &Value, version: i64, last_updated_ms: i64) -> Value {
     let mut r = resource.clone();
@@ -157,16 +170,7 @@ impl Store for SqliteStore {
     ) -> Result<Stored> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let existing = tx
-                .query_row(
-                    "SELECT rtype, id, version, last_updated_ms, patient, json FROM resources
-                     WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
-                    params![tenant, rtype, id],
-                    row_to_stored,
-                )
-                .optional()?
-                .map(stored)
-                .transpose()?;
+            let existing = select_one(&tx, tenant, rtype, id)?;
             if let Some(old) = &existing {
                 if unstamped(&old.resource) == unstamped(resource) && old.patient.as_deref() == patient {
                     return Ok(old.clone());
@@ -202,17 +206,7 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, tenant: &str, rtype: &str, id: &str) -> Result<Option<Stored>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT rtype, id, version, last_updated_ms, patient, json FROM resources
-                 WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
-                params![tenant, rtype, id],
-                row_to_stored,
-            )
-            .optional()?
-            .map(stored)
-            .transpose()
-        })
+        self.with(|c| select_one(c, tenant, rtype, id))
     }
 
     fn search(&self, tenant: &str, q: &Query) -> Result<Vec<Stored>> {
