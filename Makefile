@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit schemas bench fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit schemas fhir-client bench fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -24,7 +24,7 @@ demo: build
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint unit schemas kotlin
+test: deps lint unit schemas fhir-client kotlin
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -38,14 +38,21 @@ unit:
 	$(CARGO) test --workspace
 
 ## JSON Schemas against their examples and against a freshly made key file.
-$(PYENV)/bin/python:
+PYREQS := "jsonschema>=4.18,<5" "fhirpy>=2.3,<3"
+$(PYENV)/.installed: Makefile
 	python3 -m venv $(PYENV)
-	$(PYENV)/bin/pip install --quiet --disable-pip-version-check "jsonschema>=4.18,<5"
+	$(PYENV)/bin/pip install --quiet --disable-pip-version-check $(PYREQS)
+	touch $@
 
-schemas: $(PYENV)/bin/python build
+schemas: $(PYENV)/.installed build
 	@tmp=$$(mktemp -d); \
 	CARRY_PASSPHRASE="schema check passphrase" target/debug/carry --home $$tmp/p init --name "Schema Check" >/dev/null \
 	  && $(PYENV)/bin/python tests/check_schemas.py $$tmp/p; rc=$$?; rm -rf $$tmp; exit $$rc
+
+## The endpoint driven by an independent FHIR client (fhirpy).
+fhir-client: $(PYENV)/.installed
+	$(CARGO) build -p carry-endpoint
+	$(PYENV)/bin/python tests/fhir_client_check.py target/debug/carry-endpoint $(SHARED)
 
 ## Benchmarks (optimised build); figures go into BENCHMARKS.md by hand.
 bench: deps
