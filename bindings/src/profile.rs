@@ -195,24 +195,11 @@ impl Profile {
     }
 
     /// Write the scoped record to the file at `path` as one FHIR collection Bundle
-    /// (plaintext: the app decides where it goes). Returns the resource count.
+    /// (plaintext: the app decides where it goes). The file appears only when
+    /// complete. Returns the resource count.
     pub async fn export_to_file(&self, scope: ExportScope, path: String) -> Result<u64> {
         let core = self.core.clone();
-        blocking(move || {
-            if std::path::Path::new(&path).is_dir() {
-                return Err(cc::Error::invalid(
-                    "the export path is a folder; give a file name",
-                ));
-            }
-            let file = std::fs::File::create(&path)?;
-            let mut w = std::io::BufWriter::new(file);
-            let n = core.export(&scope.into(), &mut w)?;
-            w.into_inner()
-                .map_err(|e| cc::Error::from(e.into_error()))?
-                .sync_all()?;
-            Ok(n)
-        })
-        .await
+        blocking(move || core.export_to_file(&scope.into(), &PathBuf::from(path))).await
     }
 }
 

@@ -226,7 +226,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             let profile = open(home)?;
             let scope = ExportScope::from(&filter.query()?);
             let count = match &out {
-                Some(path) => export_to_file(&profile, &scope, path)?,
+                Some(path) => profile.export_to_file(&scope, path)?,
                 None => {
                     let stdout = io::stdout();
                     let mut lock = io::BufWriter::new(stdout.lock());
@@ -266,34 +266,6 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             Ok(exit::OK)
         }
     }
-}
-
-/// Write the export beside its target and move it into place when complete, so a
-/// failure never leaves half a file under the name asked for.
-fn export_to_file(profile: &Profile, scope: &ExportScope, path: &Path) -> Result<u64> {
-    let tmp = path.with_extension("carry-tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let file = opts.open(&tmp)?;
-    let mut w = io::BufWriter::new(file);
-    let count = match profile.export(scope, &mut w) {
-        Ok(n) => n,
-        Err(e) => {
-            drop(w);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    w.into_inner()
-        .map_err(|e| Error::from(e.into_error()))?
-        .sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(count)
 }
 
 fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {

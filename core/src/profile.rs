@@ -213,6 +213,42 @@ impl Profile {
         self.vault.read(|conn| export::export(conn, scope, out))
     }
 
+    /// Write the scoped record to the file at `path` as a FHIR collection Bundle.
+    /// The file is written beside its target (mode 0600) and moved into place only
+    /// when complete, so a failure never leaves half a file under `path`.
+    pub fn export_to_file(&self, scope: &ExportScope, path: &Path) -> Result<u64> {
+        if path.is_dir() {
+            return Err(Error::invalid(
+                "the export path is a folder; give a file name",
+            ));
+        }
+        let tmp = path.with_extension("carry-tmp");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut w = std::io::BufWriter::new(opts.open(&tmp)?);
+        let written = self.export(scope, &mut w).and_then(|n| {
+            w.into_inner()
+                .map_err(|e| Error::from(e.into_error()))?
+                .sync_all()?;
+            Ok(n)
+        });
+        match written {
+            Ok(n) => {
+                std::fs::rename(&tmp, path)?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
     /// Run SQLite's full integrity check. `Ok` means the vault is sound.
     pub fn integrity_check(&self) -> Result<()> {
         self.vault.read(|conn| {

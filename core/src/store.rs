@@ -115,6 +115,12 @@ impl<'t, 'c> Writer<'t, 'c> {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
+        // An unchanged resource needs nothing more than its hash.
+        if let Some((id, old)) = &existing {
+            if old.as_slice() == hash.as_ref() {
+                return Ok(PutOutcome::Unchanged(*id));
+            }
+        }
         let codes = serde_json::to_string(&a.codes).map_err(|e| Error::internal(e.to_string()))?;
         let rules = serde_json::to_string(&a.labels).map_err(|e| Error::internal(e.to_string()))?;
         let labels = sensitivity::label_column(&a.labels);
@@ -125,7 +131,6 @@ impl<'t, 'c> Writer<'t, 'c> {
         let fts_codes = fts_codes(&a);
         let outcome =
             match existing {
-                Some((id, old)) if old == hash.as_ref() => return Ok(PutOutcome::Unchanged(id)),
                 Some((id, _)) => {
                     self.tx
                     .prepare_cached(

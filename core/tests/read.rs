@@ -254,3 +254,25 @@ fn scoped_export_and_stats() {
         .iter()
         .all(|e| e["resource"]["resourceType"] == "Immunization"));
 }
+
+#[test]
+fn export_to_file_appears_whole_and_refuses_a_folder() {
+    let (d, p) = loaded();
+    let path = d.path().join("out.json");
+    let n = p.export_to_file(&ExportScope::default(), &path).unwrap();
+    let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(bundle["entry"].as_array().unwrap().len() as u64, n);
+    assert!(!d.path().join("out.carry-tmp").exists());
+    let err = p
+        .export_to_file(&ExportScope::default(), d.path())
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }));
+    // A bad scope fails before anything is moved into place.
+    let bad = ExportScope {
+        since: Some("soon".into()),
+        ..Default::default()
+    };
+    let other = d.path().join("other.json");
+    assert!(p.export_to_file(&bad, &other).is_err());
+    assert!(!other.exists() && !d.path().join("other.carry-tmp").exists());
+}
