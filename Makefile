@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit schemas fhir-client bench fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -24,7 +24,7 @@ demo: build
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint unit schemas fhir-client kotlin
+test: deps lint unit postgres schemas fhir-client kotlin
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -36,6 +36,14 @@ lint:
 unit:
 	@test -d $(SHARED)/fixtures || { echo "the shared fixtures are missing: expected $(SHARED)"; exit 1; }
 	$(CARGO) test --workspace
+
+## The endpoint's storage conformance suite on PostgreSQL: .ci/postgres.sh installs
+## PostgreSQL if missing and starts a throwaway server under target/pg, stopped after
+## the tests whether they pass or not.
+postgres:
+	trap 'bash .ci/postgres.sh stop' EXIT; \
+	url=$$(bash .ci/postgres.sh start) || exit 1; \
+	CARRY_REQUIRE_POSTGRES=1 CARRY_TEST_POSTGRES_URL=$$url $(CARGO) test -p carry-endpoint conformance
 
 ## JSON Schemas against their examples and against a freshly made key file.
 PYREQS := "jsonschema>=4.18,<5" "fhirpy>=2.3,<3"

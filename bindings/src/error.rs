@@ -95,6 +95,11 @@ impl From<Error> for CarryError {
             Error::InvalidInput { .. } => CarryError::InvalidInput { reason },
             Error::Denied { .. } => CarryError::Denied { reason },
             Error::Conflict { .. } => CarryError::Conflict { reason },
+            Error::Network { retry_after_s, .. } => CarryError::Network {
+                retry_after_s,
+                reason,
+            },
+            Error::Auth { .. } => CarryError::Auth { reason },
             Error::Corrupt { .. } | Error::TooNew { .. } | Error::Storage { .. } => {
                 CarryError::Storage { reason }
             }

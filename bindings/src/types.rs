@@ -105,6 +105,10 @@ pub struct TimelineItem {
     pub sensitivity: Vec<String>,
     /// Who entered it.
     pub entered_by: EnteredBy,
+    /// Other sources that hold the same fact, grouped under this line.
+    pub also_from: Vec<String>,
+    /// Whether the provider no longer holds it (it is kept, marked as removed).
+    pub gone_at_source: bool,
 }
 
 impl From<cc::Item> for TimelineItem {
@@ -118,6 +122,8 @@ impl From<cc::Item> for TimelineItem {
             source: i.source,
             sensitivity: i.sensitivity,
             entered_by: i.entered_by.into(),
+            also_from: i.also_from,
+            gone_at_source: i.gone_at_source,
         }
     }
 }

@@ -46,6 +46,7 @@ impl Filter {
 
 /// Print a line to stdout. When the reader has gone (`carry timeline | head`), stop
 /// quietly instead of failing.
+#[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -64,7 +65,7 @@ pub fn default_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".carry")))
 }
 
-fn open(home: &Path) -> Result<Profile> {
+pub(crate) fn open(home: &Path) -> Result<Profile> {
     if !home.join(carry_core::vault::VAULT_FILE).exists() {
         return Err(Error::not_found(format!(
             "no profile in {} (create one with `carry init --name NAME`)",
@@ -74,7 +75,7 @@ fn open(home: &Path) -> Result<Profile> {
     Profile::open(home, &passphrase::existing()?)
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
     say!("{text}");
     Ok(())
@@ -90,13 +91,24 @@ fn item_line(i: &Item) -> String {
     } else {
         format!("  [sensitive: {}]", i.sensitivity.join(" "))
     };
+    let mut from = i.source.clone();
+    for other in &i.also_from {
+        from.push_str(" + ");
+        from.push_str(other);
+    }
+    let gone = if i.gone_at_source {
+        "  [removed at the source]"
+    } else {
+        ""
+    };
     format!(
-        "#{:<6} {:<10}  {:<13} {}{}",
+        "#{:<6} {:<10}  {:<13} {}  (from {from}){}{}",
         i.id,
         date,
         i.category.as_str(),
         i.display,
-        labels
+        labels,
+        gone
     )
 }
 
@@ -256,6 +268,11 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Source { action } => crate::sync_cmds::source(home, as_json, action),
+        Command::Sync { name, budget, full } => {
+            crate::sync_cmds::sync_now(home, as_json, name, budget, full)
+        }
+        Command::Outbox => crate::sync_cmds::outbox(home, as_json),
         Command::Check => {
             open(home)?.integrity_check()?;
             if as_json {

@@ -12,15 +12,18 @@ pub const OTHER: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Wrong key or passphrase, or the profile is locked.
 pub const KEY: u8 = 3;
-/// Denied, expired or revoked.
+/// Denied, expired or revoked; or a provider refused the sign-in.
 pub const DENIED: u8 = 4;
+/// A provider could not be reached or kept failing.
+pub const NETWORK: u8 = 5;
 
 /// The exit code for `e`.
 pub fn code(e: &Error) -> u8 {
     match e {
         Error::InvalidInput { .. } | Error::NotFound { .. } | Error::Conflict { .. } => USAGE,
         Error::WrongKey | Error::Locked => KEY,
-        Error::Denied { .. } => DENIED,
+        Error::Denied { .. } | Error::Auth { .. } => DENIED,
+        Error::Network { .. } => NETWORK,
         _ => OTHER,
     }
 }
@@ -32,6 +35,10 @@ fn remedy(e: &Error) -> Option<&'static str> {
             Some("check the passphrase (CARRY_PASSPHRASE or the prompt); the vault was not changed")
         }
         Error::Locked => Some("unlock the profile first"),
+        Error::Auth { .. } => Some("sign in to the provider again: carry source login NAME"),
+        Error::Network { .. } => {
+            Some("nothing fetched so far was lost; run carry sync again to resume")
+        }
         Error::Corrupt { .. } => Some("keep the file; restore the profile from a backup"),
         Error::TooNew { .. } => Some("install a newer carry"),
         Error::KeyStore { .. } => {

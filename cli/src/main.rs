@@ -6,6 +6,7 @@
 mod commands;
 mod exit;
 mod passphrase;
+mod sync_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,24 @@ enum Command {
     Info,
     /// Check the vault's integrity.
     Check,
+    /// Providers' FHIR endpoints: add, list, sign in.
+    Source {
+        #[command(subcommand)]
+        action: sync_cmds::SourceAction,
+    },
+    /// Fetch what changed at your providers and send your readings.
+    Sync {
+        /// Only this provider (default: all).
+        name: Option<String>,
+        /// Stop after this long (30s, 2m); the next sync resumes where it stopped.
+        #[arg(long, value_parser = sync_cmds::parse_budget)]
+        budget: Option<std::time::Duration>,
+        /// List everything the provider holds and mark what it no longer does.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Your readings on their way to providers, and any that are stuck.
+    Outbox,
 }
 
 fn main() -> ExitCode {

@@ -68,6 +68,21 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A provider could not be reached, or kept failing. Anything already fetched is
+    /// kept; syncing again resumes where this stopped.
+    #[error("network: {reason}")]
+    Network {
+        /// What failed (a status, a timeout), never content.
+        reason: String,
+        /// When the server asked to be tried again, in seconds, if it said.
+        retry_after_s: Option<u64>,
+    },
+    /// A provider refused the credentials: sign in to it again.
+    #[error("authorization: {reason}")]
+    Auth {
+        /// What the server said, never a token.
+        reason: String,
+    },
     /// The caller cancelled the work; nothing of it was kept.
     #[error("cancelled; nothing of the interrupted work was kept")]
     Cancelled,

@@ -170,6 +170,11 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
         .map_err(|_| Error::internal("the system random number generator failed"))
 }
 
+/// Whether two secrets are equal, in time that depends only on their lengths.
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// AES-256-GCM seal with a fresh random nonce. Returns (nonce, ciphertext‖tag).
 pub(crate) fn seal(key: &[u8], aad: &[u8], plain: &[u8]) -> Result<([u8; 12], Vec<u8>)> {
     let key = LessSafeKey::new(

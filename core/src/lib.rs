@@ -19,6 +19,7 @@ pub mod query;
 pub mod readings;
 pub mod record;
 pub mod store;
+pub mod sync;
 mod time;
 pub mod vault;
 

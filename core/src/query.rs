@@ -36,10 +36,16 @@ pub struct Item {
     pub sensitivity: Vec<String>,
     /// Who entered it.
     pub entered_by: EnteredBy,
+    /// Other sources that hold the same fact (see `record::sameness`), grouped
+    /// under this item rather than listed twice.
+    pub also_from: Vec<String>,
+    /// Whether the provider it came from no longer holds it. It is kept, and shown
+    /// as removed at the source.
+    pub gone_at_source: bool,
 }
 
-const ITEM_COLUMNS: &str =
-    "r.id, r.rtype, r.category, r.date, r.display, s.name, r.sensitivity, r.entered_by, r.date_sort";
+const ITEM_COLUMNS: &str = "r.id, r.rtype, r.category, r.date, r.display, s.name, r.sensitivity, \
+     r.entered_by, r.date_sort, r.group_id, r.gone_at";
 
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(Item, i64)> {
     let category: String = row.get(2)?;
@@ -58,9 +64,27 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(Item, i64)> {
             source: row.get(5)?,
             sensitivity: labels.split_whitespace().map(str::to_string).collect(),
             entered_by: EnteredBy::parse(&entered).map_err(conv)?,
+            also_from: Vec::new(),
+            gone_at_source: row.get::<_, Option<i64>>(10)?.is_some(),
         },
         row.get(8)?,
     ))
+}
+
+/// Fill `also_from` for items that belong to a group.
+fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT s.name FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.group_id = (SELECT group_id FROM resources WHERE id = ?1) AND r.id != ?1
+           AND s.name != ?2
+         ORDER BY s.name",
+    )?;
+    for item in items.iter_mut() {
+        item.also_from = stmt
+            .query_map(params![item.id, item.source], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(())
 }
 
 /// Filters and paging for the timeline.
@@ -138,6 +162,9 @@ pub(crate) fn timeline(conn: &Connection, q: &TimelineQuery) -> Result<Page> {
     if let Some(source) = &q.source {
         sql.push_str(" AND s.name = ?");
         args.push(SqlValue::Text(source.clone()));
+    } else {
+        // One line per fact: a group shows as its first member.
+        sql.push_str(" AND (r.group_id IS NULL OR r.group_id = r.id)");
     }
     if let Some(cursor) = &q.cursor {
         let (d, i) = decode_cursor(cursor)?;
@@ -160,10 +187,9 @@ pub(crate) fn timeline(conn: &Connection, q: &TimelineQuery) -> Result<Page> {
         (true, Some((item, date_sort))) => Some(encode_cursor(*date_sort, item.id)),
         _ => None,
     };
-    Ok(Page {
-        items: rows.into_iter().map(|(i, _)| i).collect(),
-        next_cursor,
-    })
+    let mut items: Vec<Item> = rows.into_iter().map(|(i, _)| i).collect();
+    fill_groups(conn, &mut items)?;
+    Ok(Page { items, next_cursor })
 }
 
 /// Turn what a person typed into an FTS5 query: every word must match, each as a
@@ -188,9 +214,10 @@ pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Resul
          WHERE resources_fts MATCH ?1 ORDER BY f.rank LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let items = stmt
+    let mut items: Vec<Item> = stmt
         .query_map(params![query, limit], |r| item_from_row(r).map(|(i, _)| i))?
         .collect::<rusqlite::Result<_>>()?;
+    fill_groups(conn, &mut items)?;
     Ok(items)
 }
 
@@ -331,17 +358,18 @@ pub(crate) fn show(conn: &Connection, id: i64) -> Result<Detail> {
             |r| {
                 Ok((
                     item_from_row(r)?.0,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, String>(10)?,
-                    r.get::<_, String>(11)?,
+                    r.get::<_, Option<String>>(11)?,
                     r.get::<_, String>(12)?,
-                    r.get::<_, i64>(13)?,
+                    r.get::<_, String>(13)?,
+                    r.get::<_, String>(14)?,
+                    r.get::<_, i64>(15)?,
                 ))
             },
         )
         .optional()?
         .ok_or_else(|| Error::not_found(format!("item {id}")))?;
-    let (item, full_url, codes, rules, json, source_id) = row;
+    let (mut item, full_url, codes, rules, json, source_id) = row;
+    fill_groups(conn, std::slice::from_mut(&mut item))?;
     let value: Value = parse_json(&json)?;
     let mut raw_refs = Vec::new();
     collect_references(&value, "", &mut raw_refs);

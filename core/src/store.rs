@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::record::{self, sensitivity, Analysis, EnteredBy};
+use crate::record::{self, sameness, sensitivity, Analysis, EnteredBy};
 
 /// What writing one resource did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,8 @@ pub(crate) struct Writer<'t, 'c> {
     import_id: Option<i64>,
     entered_by: EnteredBy,
     now: i64,
+    keep_versions: bool,
+    seen_run: Option<i64>,
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
@@ -91,7 +93,18 @@ impl<'t, 'c> Writer<'t, 'c> {
             import_id,
             entered_by,
             now,
+            keep_versions: true,
+            seen_run: None,
         }
+    }
+
+    /// Write as a provider sync does: a new version replaces the old one (the provider
+    /// holds the history), and with `seen_run`, every resource written or confirmed
+    /// unchanged is marked as seen by that full run (deletion detection).
+    pub fn for_sync(mut self, seen_run: Option<i64>) -> Self {
+        self.keep_versions = false;
+        self.seen_run = seen_run;
+        self
     }
 
     /// Store `resource` (already parsed from `raw`, its exact text) under the entry's
@@ -105,7 +118,7 @@ impl<'t, 'c> Writer<'t, 'c> {
         let a = record::analyse(resource)?;
         let json = record::minify(raw);
         let hash = digest(&SHA256, json.as_bytes());
-        let identity = identity(full_url, &a, hash.as_ref());
+        let identity = identity(full_url, &a, hash.as_ref(), self.keep_versions);
         let existing: Option<(i64, Vec<u8>)> = self
             .tx
             .prepare_cached(
@@ -118,6 +131,13 @@ impl<'t, 'c> Writer<'t, 'c> {
         // An unchanged resource needs nothing more than its hash.
         if let Some((id, old)) = &existing {
             if old.as_slice() == hash.as_ref() {
+                if let Some(run) = self.seen_run {
+                    self.tx
+                        .prepare_cached(
+                            "UPDATE resources SET seen_run = ?2, gone_at = NULL WHERE id = ?1",
+                        )?
+                        .execute(params![id, run])?;
+                }
                 return Ok(PutOutcome::Unchanged(*id));
             }
         }
@@ -136,13 +156,14 @@ impl<'t, 'c> Writer<'t, 'c> {
                     .prepare_cached(
                         "UPDATE resources SET rtype=?2, rid=?3, full_url=?4, category=?5, date=?6,
                          date_sort=?7, display=?8, codes=?9, sensitivity=?10, label_rules=?11,
-                         entered_by=?12, content_hash=?13, json=?14, import_id=?15, updated_at=?16
+                         entered_by=?12, content_hash=?13, json=?14, import_id=?15, updated_at=?16,
+                         seen_run=?17, gone_at=NULL
                          WHERE id=?1",
                     )?
                     .execute(params![
                         id, a.resource_type, a.id, full_url, a.category.as_str(), date, date_sort,
                         a.display, codes, labels, rules, self.entered_by.as_str(), hash.as_ref(),
-                        json, self.import_id, self.now
+                        json, self.import_id, self.now, self.seen_run
                     ])?;
                     self.tx
                         .prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
@@ -154,13 +175,14 @@ impl<'t, 'c> Writer<'t, 'c> {
                     .prepare_cached(
                         "INSERT INTO resources (source_id, identity, rtype, rid, full_url, category,
                          date, date_sort, display, codes, sensitivity, label_rules, entered_by,
-                         content_hash, json, import_id, updated_at)
-                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                         content_hash, json, import_id, updated_at, seen_run)
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
                     )?
                     .execute(params![
                         self.source_id, identity, a.resource_type, a.id, full_url,
                         a.category.as_str(), date, date_sort, a.display, codes, labels, rules,
-                        self.entered_by.as_str(), hash.as_ref(), json, self.import_id, self.now
+                        self.entered_by.as_str(), hash.as_ref(), json, self.import_id, self.now,
+                        self.seen_run
                     ])?;
                     PutOutcome::Inserted(self.tx.last_insert_rowid())
                 }
@@ -170,6 +192,8 @@ impl<'t, 'c> Writer<'t, 'c> {
                 "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![outcome.item_id(), a.display, fts_codes])?;
+        let keys = sameness::keys(resource, &a);
+        group(self.tx, outcome, self.source_id, &keys)?;
         Ok(outcome)
     }
 }
@@ -177,16 +201,62 @@ impl<'t, 'c> Writer<'t, 'c> {
 /// The identity a resource is kept under within its source: its `fullUrl`, else
 /// `Type/id`, else a hash of its content; plus `/_history/<versionId>` when it has one,
 /// so that the versions a Bundle lists side by side are all kept.
-fn identity(full_url: Option<&str>, a: &Analysis, hash: &[u8]) -> String {
+fn identity(full_url: Option<&str>, a: &Analysis, hash: &[u8], keep_versions: bool) -> String {
     let base = match (full_url.filter(|u| !u.is_empty()), &a.id) {
         (Some(url), _) => url.to_string(),
         (None, Some(id)) => format!("{}/{}", a.resource_type, id),
         (None, None) => return format!("sha256:{}", hex::encode(hash)),
     };
     match &a.version_id {
-        Some(v) if !base.contains("/_history/") => format!("{base}/_history/{v}"),
+        Some(v) if keep_versions && !base.contains("/_history/") => format!("{base}/_history/{v}"),
         _ => base,
     }
+}
+
+/// Record `keys` for the resource `outcome` wrote, and on insert put it in the group of
+/// a resource from another source that shares a key (identifiers first, then the
+/// equivalence key). An update keeps its group.
+fn group(
+    tx: &Transaction<'_>,
+    outcome: PutOutcome,
+    source_id: i64,
+    keys: &sameness::Keys,
+) -> Result<()> {
+    let id = outcome.item_id();
+    if matches!(outcome, PutOutcome::Updated(_)) {
+        tx.prepare_cached("DELETE FROM resource_keys WHERE resource_id = ?1")?
+            .execute([id])?;
+    }
+    let all: Vec<&String> = keys
+        .identifiers
+        .iter()
+        .chain(keys.equivalence.iter())
+        .collect();
+    for key in &all {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO resource_keys (key, resource_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![key, id])?;
+    }
+    if !matches!(outcome, PutOutcome::Inserted(_)) {
+        return Ok(());
+    }
+    let mut find = tx.prepare_cached(
+        "SELECT r.id, r.group_id FROM resource_keys k JOIN resources r ON r.id = k.resource_id
+         WHERE k.key = ?1 AND r.source_id != ?2 ORDER BY r.id LIMIT 1",
+    )?;
+    for key in &all {
+        let found: Option<(i64, Option<i64>)> = find
+            .query_row(params![key, source_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((other, other_group)) = found {
+            let g = other_group.unwrap_or(other);
+            tx.prepare_cached("UPDATE resources SET group_id = ?1 WHERE id IN (?1, ?2) AND (group_id IS NULL OR id = ?2)")?
+                .execute(params![g, id])?;
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The text full-text search indexes besides the display line: code displays and codes.

@@ -3,13 +3,16 @@
 
 use serde_json::json;
 
-use crate::store::{After, Query, Store};
+use crate::store::{After, Grant, Query, Store};
 
 /// Run every check against `store` (which must be empty).
 pub fn run(store: &dyn Store) {
     tenants(store);
     put_get_and_versions(store);
     search_order_paging_and_filters(store);
+    delete_removes(store);
+    conditional_create_is_unique(store);
+    grants_are_single_use(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -109,6 +112,26 @@ fn search_order_paging_and_filters(store: &dyn Store) {
         )
         .unwrap();
     assert!(p2.iter().all(|s| s.rtype == "Condition") && p2.len() == 10);
+    // Shared resources (in no compartment) join a patient's results only when asked.
+    let org = json!({"resourceType": "Organization", "id": "org1"});
+    store
+        .put("s", "Organization", "org1", None, &org, 20_000)
+        .unwrap();
+    let with_shared = |include_shared| {
+        store
+            .search(
+                "s",
+                &Query {
+                    patient: Some("p2".into()),
+                    include_shared,
+                    limit: 100,
+                    ..Query::default()
+                },
+            )
+            .unwrap()
+            .len()
+    };
+    assert_eq!((with_shared(false), with_shared(true)), (10, 11));
     let cut = obs[4].last_updated_ms;
     let after = store
         .search(
@@ -134,8 +157,129 @@ fn search_order_paging_and_filters(store: &dyn Store) {
     assert_eq!(since.len(), after.len() + 1);
     assert_eq!(
         store.types("s").unwrap(),
-        vec!["Condition".to_string(), "Observation".to_string()]
+        vec![
+            "Condition".to_string(),
+            "Observation".to_string(),
+            "Organization".to_string()
+        ]
     );
+}
+
+fn delete_removes(store: &dyn Store) {
+    store.ensure_tenant("d").unwrap();
+    let r = json!({"resourceType":"Condition","id":"c1"});
+    store
+        .put("d", "Condition", "c1", Some("p1"), &r, 1)
+        .unwrap();
+    assert!(store.delete("d", "Condition", "c1").unwrap());
+    assert!(!store.delete("d", "Condition", "c1").unwrap());
+    assert!(store.get("d", "Condition", "c1").unwrap().is_none());
+    let all = store
+        .search(
+            "d",
+            &Query {
+                limit: 10,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert!(all.is_empty());
+}
+
+fn conditional_create_is_unique(store: &dyn Store) {
+    store.ensure_tenant("w").unwrap();
+    let key = "urn:carry:reading|abc";
+    let r = json!({"resourceType":"Observation","status":"final"});
+    // Eight writers race with the same identifier: exactly one creates.
+    let created: Vec<(String, bool)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let r = r.clone();
+                s.spawn(move || {
+                    let (st, c) = store
+                        .create_unique("w", "Observation", &format!("o{i}"), "p1", key, &r, 100)
+                        .unwrap();
+                    (st.id, c)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(created.iter().filter(|(_, c)| *c).count(), 1);
+    let winner = &created.iter().find(|(_, c)| *c).unwrap().0;
+    assert!(
+        created.iter().all(|(id, _)| id == winner),
+        "every caller sees the one resource"
+    );
+    let all = store
+        .search(
+            "w",
+            &Query {
+                limit: 100,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    // The same identifier for another patient, or another type, is another resource.
+    let (_, c) = store
+        .create_unique("w", "Observation", "q1", "p2", key, &r, 100)
+        .unwrap();
+    assert!(c);
+    let (_, c) = store
+        .create_unique("w", "Condition", "q2", "p1", key, &r, 100)
+        .unwrap();
+    assert!(c);
+}
+
+fn grant(kind: &str, expires_ms: i64) -> Grant {
+    Grant {
+        tenant: "g".into(),
+        kind: kind.into(),
+        patient: "p1".into(),
+        scope: "patient/*.rs".into(),
+        client_id: "app".into(),
+        expires_ms,
+        data: "{}".into(),
+    }
+}
+
+fn grants_are_single_use(store: &dyn Store) {
+    store
+        .put_grant("h-access", &grant("access", 1_000))
+        .unwrap();
+    assert_eq!(
+        store.get_grant("h-access", 999).unwrap(),
+        Some(grant("access", 1_000))
+    );
+    assert_eq!(store.get_grant("h-access", 1_000).unwrap(), None, "expired");
+    assert_eq!(store.get_grant("nope", 0).unwrap(), None);
+    // Taking is atomic: of many concurrent takers exactly one wins.
+    store.put_grant("h-code", &grant("code", 5_000)).unwrap();
+    let wins = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| store.take_grant("h-code", 10).unwrap().is_some()))
+            .collect();
+        handles
+            .into_iter()
+            .filter(|_| true)
+            .map(|h| h.join().unwrap())
+            .filter(|w| *w)
+            .count()
+    });
+    assert_eq!(wins, 1);
+    assert_eq!(store.take_grant("h-code", 10).unwrap(), None);
+    // An expired grant is not handed out.
+    store.put_grant("h-old", &grant("refresh", 5)).unwrap();
+    assert_eq!(store.take_grant("h-old", 10).unwrap(), None);
+    // Revoking a family removes all of it and nothing else.
+    store.put_grant("h-r1", &grant("refresh", 9_000)).unwrap();
+    let mut other = grant("refresh", 9_000);
+    other.client_id = "other-app".into();
+    store.put_grant("h-r2", &other).unwrap();
+    assert_eq!(store.revoke_grants("g", "p1", "app").unwrap(), 2);
+    assert!(store.get_grant("h-r1", 10).unwrap().is_none());
+    assert!(store.get_grant("h-r2", 10).unwrap().is_some());
 }
 
 #[cfg(test)]
@@ -145,11 +289,144 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
         super::run(&store);
+        concurrent_puts_get_distinct_times(&[&store]);
     }
 
     #[test]
-    fn only_sqlite_urls_open() {
-        assert!(crate::sqlite::open_url("postgres://localhost/x").is_err());
-        assert!(crate::sqlite::open_url("sqlite://").is_err());
+    fn store_urls_dispatch_by_scheme() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        assert!(crate::store::open_url(&url).is_ok());
+        for bad in ["sqlite://", "mysql://root:hunter2@db/x", "carry.db", ""] {
+            let Err(e) = crate::store::open_url(bad) else {
+                panic!("'{bad}' opened");
+            };
+            assert!(matches!(e, crate::store::StoreError::Url(_)), "{bad}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "no password echoed");
+        }
+        // A PostgreSQL URL goes to PostgreSQL: nothing listens on port 1, and the
+        // error names the step, not the password.
+        let Err(e) = crate::store::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
+            panic!("nothing listens on port 1");
+        };
+        assert!(matches!(e, crate::store::StoreError::Backend(_)), "{e}");
+        assert!(e.to_string().contains("connecting to PostgreSQL"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "no password echoed");
+    }
+
+    /// Drops the throwaway database when the test ends, passed or not.
+    struct TempDatabase {
+        admin: postgres::Config,
+        name: String,
+    }
+
+    impl Drop for TempDatabase {
+        fn drop(&mut self) {
+            let dropped = self.admin.connect(postgres::NoTls).and_then(|mut c| {
+                c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+            });
+            if let Err(e) = dropped {
+                eprintln!("could not drop test database {}: {e}", self.name);
+            }
+        }
+    }
+
+    /// Runs the suite on a fresh database on the server `CARRY_TEST_POSTGRES_URL`
+    /// names (an admin URL whose role may create databases). Skipped without it,
+    /// unless `CARRY_REQUIRE_POSTGRES=1`, as under `make postgres`.
+    #[test]
+    fn postgres_passes_the_conformance_suite() {
+        use crate::store::Store;
+        let required = std::env::var("CARRY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let skip = |why: String| {
+            assert!(!required, "CARRY_REQUIRE_POSTGRES=1 but {why}");
+            eprintln!("postgres_passes_the_conformance_suite: skipped ({why})");
+        };
+        let Ok(url) = std::env::var("CARRY_TEST_POSTGRES_URL") else {
+            return skip("CARRY_TEST_POSTGRES_URL is not set".into());
+        };
+        let mut admin: postgres::Config = url.parse().expect("CARRY_TEST_POSTGRES_URL parses");
+        admin.connect_timeout(std::time::Duration::from_secs(5));
+        let mut client = match admin.connect(postgres::NoTls) {
+            Ok(c) => c,
+            // The error names the step, never the URL or its password.
+            Err(e) => return skip(format!("cannot reach CARRY_TEST_POSTGRES_URL: {e}")),
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("carry_test_{}_{nanos}", std::process::id());
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+        drop(client);
+        let db = TempDatabase {
+            admin: admin.clone(),
+            name: name.clone(),
+        };
+        let mut config = admin;
+        config.dbname(&name);
+        let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
+        super::run(&store);
+        // A second instance (another server process, say) over the same tables: opening
+        // again works, sees what the first wrote, and the two write concurrently.
+        let other = crate::postgres::PostgresStore::with_config(config).unwrap();
+        assert!(other.has_tenant("gp").unwrap());
+        concurrent_puts_get_distinct_times(&[&store, &other]);
+        // The server drops every connection (a restart, a failover): the pooled ones
+        // are replaced and calls go on.
+        let mut admin_client = db.admin.connect(postgres::NoTls).unwrap();
+        let dropped = admin_client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap();
+        assert!(dropped > 0);
+        drop(admin_client);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(store.get("v", "Patient", "p1").unwrap().is_some());
+        let r = serde_json::json!({"resourceType": "Patient", "id": "p9"});
+        store.put("v", "Patient", "p9", Some("p9"), &r, 1).unwrap();
+        drop((store, other));
+        drop(db);
+    }
+
+    /// Writers racing in one tenant, through one or more stores, still get strictly
+    /// increasing change times, and none is lost.
+    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::store::Store]) {
+        use crate::store::Query;
+        stores[0].ensure_tenant("race").unwrap();
+        std::thread::scope(|s| {
+            for w in 0..8 {
+                let store = stores[w % stores.len()];
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let id = format!("w{w}-{i}");
+                        let r = serde_json::json!({"resourceType": "Observation", "id": id});
+                        store
+                            .put("race", "Observation", &id, Some("p1"), &r, 7)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let all = stores[0]
+            .search(
+                "race",
+                &Query {
+                    limit: 1000,
+                    ..Query::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(all.len(), 80);
+        let mut times: Vec<i64> = all.iter().map(|s| s.last_updated_ms).collect();
+        times.dedup();
+        assert_eq!(times.len(), 80, "every write has its own change time");
     }
 }

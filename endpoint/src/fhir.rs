@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query as QueryParams, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,6 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::access::{forbidden, Access, AuthMode};
+use crate::limits::Limits;
 use crate::store::{After, Query, Store, Stored};
 
 /// Shared state of the server.
@@ -21,6 +23,19 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// The public base URL, e.g. `http://127.0.0.1:8080`, for links and fullUrls.
     pub public_base: String,
+    /// How FHIR requests are authorized.
+    pub auth: AuthMode,
+    /// How long an access token lives, in milliseconds.
+    pub token_ttl_ms: i64,
+    /// A spent refresh token presented again within this window (ms) is taken as a
+    /// client retrying after a lost response and answered with a fresh pair; later,
+    /// as a replay, and the whole token family is revoked.
+    pub reuse_grace_ms: i64,
+    /// Offer only plain searches: no `$everything` and no `_lastUpdated`, like the
+    /// simplest servers in the wild.
+    pub plain: bool,
+    /// Rate limit and injected faults.
+    pub limits: Limits,
 }
 
 /// Default and largest page sizes.
@@ -42,7 +57,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// An OperationOutcome with one issue.
-fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
+pub fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     let body = json!({
         "resourceType": "OperationOutcome",
         "issue": [{ "severity": "error", "code": code, "diagnostics": text }]
@@ -69,12 +84,13 @@ fn storage_failed(e: impl std::fmt::Display) -> Response {
 }
 
 impl App {
-    fn base(&self, tenant: &str) -> String {
+    /// The FHIR base of `tenant`.
+    pub fn base(&self, tenant: &str) -> String {
         format!("{}/{tenant}/fhir", self.public_base)
     }
 
     /// Run a storage call off the async threads.
-    async fn store<T: Send + 'static>(
+    pub async fn store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
     ) -> Result<T, Response> {
@@ -86,7 +102,8 @@ impl App {
         }
     }
 
-    async fn require_tenant(self: &Arc<Self>, tenant: &str) -> Result<(), Response> {
+    /// A `404` unless `tenant` exists.
+    pub async fn require_tenant(self: &Arc<Self>, tenant: &str) -> Result<(), Response> {
         let t = tenant.to_string();
         if self.store(move |s| s.has_tenant(&t)).await? {
             Ok(())
@@ -98,13 +115,31 @@ impl App {
             ))
         }
     }
+
+    /// The tenant must exist, the request must be authorized, and its scopes must
+    /// grant `perm` on `rtype`.
+    pub async fn gate(
+        self: &Arc<Self>,
+        tenant: &str,
+        headers: &HeaderMap,
+        rtype: &str,
+        perm: char,
+    ) -> Result<Access, Response> {
+        self.require_tenant(tenant).await?;
+        let access = self.access(tenant, headers).await?;
+        if access.may(rtype, perm) {
+            Ok(access)
+        } else {
+            Err(forbidden("the token's scopes do not allow this"))
+        }
+    }
 }
 
 /// The routes under `/{tenant}/fhir`.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/{tenant}/fhir/metadata", get(metadata))
-        .route("/{tenant}/fhir/{rtype}", get(search))
+        .route("/{tenant}/fhir/{rtype}", get(search).post(create))
         .route("/{tenant}/fhir/{rtype}/{id}", get(read))
         .route("/{tenant}/fhir/{rtype}/{id}/{op}", get(operation))
 }
@@ -118,28 +153,57 @@ async fn metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Re
         Ok(t) => t,
         Err(r) => return r,
     };
+    let mut types = types;
+    if !types.iter().any(|t| t == "Observation") {
+        types.push("Observation".into());
+        types.sort();
+    }
     let resources: Vec<Value> = types
         .iter()
         .map(|t| {
+            let mut params = vec![json!({ "name": "_count", "type": "number" })];
+            if !app.plain {
+                params.push(json!({ "name": "_lastUpdated", "type": "date" }));
+            }
+            if t != "Patient" {
+                params.push(json!({ "name": "patient", "type": "reference" }));
+            }
+            let mut interaction = vec![json!({ "code": "read" }), json!({ "code": "search-type" })];
+            if t == "Observation" {
+                interaction.push(json!({ "code": "create" }));
+            }
             let mut r = json!({
                 "type": t,
-                "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                "interaction": interaction,
                 "versioning": "versioned",
-                "searchParam": [
-                    { "name": "_lastUpdated", "type": "date" },
-                    { "name": "_count", "type": "number" }
-                ]
+                "searchParam": params
             });
-            if t != "Patient" {
-                if let Some(p) = r["searchParam"].as_array_mut() {
-                    p.push(json!({ "name": "patient", "type": "reference" }));
-                }
-            } else {
+            if t == "Observation" {
+                r["conditionalCreate"] = json!(true);
+            }
+            if t == "Patient" && !app.plain {
                 r["operation"] = json!([{ "name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything" }]);
             }
             r
         })
         .collect();
+    let mut rest = json!({ "mode": "server", "resource": resources });
+    if app.auth == AuthMode::Smart {
+        let auth = format!("{}/{tenant}/auth", app.public_base);
+        rest["security"] = json!({
+            "service": [{ "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"
+            }] }],
+            "extension": [{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    { "url": "authorize", "valueUri": format!("{auth}/authorize") },
+                    { "url": "token", "valueUri": format!("{auth}/token") }
+                ]
+            }]
+        });
+    }
     let body = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -149,7 +213,7 @@ async fn metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Re
         "implementation": { "description": format!("Carry sandbox tenant '{tenant}'"), "url": app.base(&tenant) },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json"],
-        "rest": [{ "mode": "server", "resource": resources }]
+        "rest": [rest]
     });
     fhir_json(StatusCode::OK, body)
 }
@@ -157,18 +221,20 @@ async fn metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Re
 async fn read(
     State(app): State<Arc<App>>,
     Path((tenant, rtype, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     if !valid_type(&rtype) || !valid_id(&id) {
         return outcome(StatusCode::BAD_REQUEST, "invalid", "not a FHIR type and id");
     }
-    if let Err(r) = app.require_tenant(&tenant).await {
-        return r;
-    }
+    let access = match app.gate(&tenant, &headers, &rtype, 'r').await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let found = match app.store(move |s| s.get(&tenant, &rtype, &id)).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    match found {
+    match found.filter(|s| access.reaches(s.patient.as_deref())) {
         Some(s) => {
             let mut r = fhir_json(StatusCode::OK, s.resource);
             if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", s.version)) {
@@ -277,7 +343,7 @@ fn searchset(
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
-fn encode_query(v: &str) -> String {
+pub fn encode_query(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -292,6 +358,7 @@ async fn search(
     State(app): State<Arc<App>>,
     Path((tenant, rtype)): Path<(String, String)>,
     QueryParams(params): QueryParams<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     if !valid_type(&rtype) {
         return outcome(
@@ -301,7 +368,9 @@ async fn search(
         );
     }
     for k in params.keys() {
-        if !matches!(k.as_str(), "patient" | "_lastUpdated" | "_count" | "_page") {
+        let known = matches!(k.as_str(), "patient" | "_count" | "_page")
+            || (k == "_lastUpdated" && !app.plain);
+        if !known {
             return outcome(
                 StatusCode::BAD_REQUEST,
                 "not-supported",
@@ -309,9 +378,10 @@ async fn search(
             );
         }
     }
-    if let Err(r) = app.require_tenant(&tenant).await {
-        return r;
-    }
+    let access = match app.gate(&tenant, &headers, &rtype, 's').await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let mut q = match page_params(&params, "_lastUpdated") {
         Ok(q) => q,
         Err(m) => return outcome(StatusCode::BAD_REQUEST, "invalid", m),
@@ -327,6 +397,13 @@ async fn search(
             );
         }
         q.patient = Some(id.to_string());
+    }
+    if let Some(own) = &access.patient {
+        if q.patient.as_ref().is_some_and(|p| p != own) {
+            return forbidden("the token is for another patient");
+        }
+        q.patient = Some(own.clone());
+        q.include_shared = true;
     }
     let limit = q.limit;
     let mut keep: Vec<(&str, String)> = vec![("_count", limit.to_string())];
@@ -348,8 +425,9 @@ async fn operation(
     State(app): State<Arc<App>>,
     Path((tenant, rtype, id, op)): Path<(String, String, String, String)>,
     QueryParams(params): QueryParams<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
-    if rtype != "Patient" || op != "$everything" {
+    if rtype != "Patient" || op != "$everything" || app.plain {
         return outcome(
             StatusCode::NOT_FOUND,
             "not-supported",
@@ -368,8 +446,10 @@ async fn operation(
             );
         }
     }
-    if let Err(r) = app.require_tenant(&tenant).await {
-        return r;
+    match app.gate(&tenant, &headers, "*", 'r').await {
+        Ok(a) if a.reaches(Some(&id)) => {}
+        Ok(_) => return forbidden("the token is for another patient"),
+        Err(r) => return r,
     }
     let (t, pid) = (tenant.clone(), id.clone());
     match app.store(move |s| s.get(&t, "Patient", &pid)).await {
@@ -382,6 +462,7 @@ async fn operation(
         Err(m) => return outcome(StatusCode::BAD_REQUEST, "invalid", m),
     };
     q.patient = Some(id.clone());
+    q.include_shared = true;
     let limit = q.limit;
     let mut keep: Vec<(&str, String)> = vec![("_count", limit.to_string())];
     if let Some(v) = params.get("_since") {
@@ -394,4 +475,133 @@ async fn operation(
     };
     let self_url = format!("{}/Patient/{id}/$everything", app.base(&tenant));
     searchset(&app, &tenant, &self_url, rows, limit, &keep)
+}
+
+/// The identifier an `If-None-Exist` header asks about, as `system|value`.
+fn if_none_exist(headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(v) = headers.get("if-none-exist") else {
+        return Ok(None);
+    };
+    let bad = || {
+        outcome(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            "If-None-Exist must be identifier=system|value",
+        )
+    };
+    let text = v.to_str().map_err(|_| bad())?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text).map_err(|_| bad())?;
+    match pairs.as_slice() {
+        [(k, v)] if k == "identifier" && v.contains('|') && v.len() <= 512 => Ok(Some(v.clone())),
+        _ => Err(bad()),
+    }
+}
+
+/// `POST [base]/Observation`: create, or with `If-None-Exist: identifier=…` a
+/// conditional create that returns the existing resource instead of a duplicate.
+async fn create(
+    State(app): State<Arc<App>>,
+    Path((tenant, rtype)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if rtype != "Observation" {
+        return outcome(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "only Observation can be created",
+        );
+    }
+    let access = match app.gate(&tenant, &headers, "Observation", 'c').await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let key = match if_none_exist(&headers) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let mut resource: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "structure",
+                "the body is not a JSON object",
+            )
+        }
+    };
+    if resource["resourceType"] != "Observation" {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the body is not an Observation",
+        );
+    }
+    let Some(patient) = crate::seed::compartment(&resource) else {
+        return outcome(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            "subject must reference the Patient",
+        );
+    };
+    if !access.reaches(Some(&patient)) {
+        return forbidden("the token is for another patient");
+    }
+    let (t, p) = (tenant.clone(), patient.clone());
+    match app.store(move |s| s.get(&t, "Patient", &p)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return outcome(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not-found",
+                "no such patient",
+            )
+        }
+        Err(r) => return r,
+    }
+    let (Ok(id), Ok(fresh)) = (crate::access::new_token(), crate::access::new_token()) else {
+        return storage_failed("no randomness");
+    };
+    let id: String = id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(32)
+        .collect();
+    // A plain create still goes through the same path, keyed by a value nobody repeats.
+    let key = key.unwrap_or_else(|| format!("urn:carry:unconditional|{fresh}"));
+    if let Some(o) = resource.as_object_mut() {
+        o.insert("id".into(), Value::String(id.clone()));
+        if let Some(meta) = o.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+        }
+    }
+    let t = tenant.clone();
+    let now = crate::time::now_ms();
+    let (stored, created) = match app
+        .store(move |s| s.create_unique(&t, "Observation", &id, &patient, &key, &resource, now))
+        .await
+    {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!(
+        "{}/Observation/{}/_history/{}",
+        app.base(&tenant),
+        stored.id,
+        stored.version
+    );
+    let mut r = fhir_json(status, stored.resource);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", stored.version)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
 }

@@ -4,10 +4,14 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 #[cfg(test)]
 mod conformance;
 mod fhir;
+mod limits;
+mod postgres;
 mod seed;
+mod smart;
 mod sqlite;
 mod store;
 mod time;
@@ -36,7 +40,7 @@ struct Cli {
 enum Command {
     /// Serve every tenant's FHIR API.
     Serve {
-        /// Storage: sqlite://PATH.
+        /// Storage: sqlite://PATH or postgres://….
         #[arg(long, default_value = "sqlite://carry-endpoint.db")]
         db: String,
         /// Address to listen on (port 0 picks a free one; the address is printed).
@@ -45,10 +49,23 @@ enum Command {
         /// The base URL clients reach this server at, for links (default: http://LISTEN).
         #[arg(long)]
         public_url: Option<String>,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// Remove one resource from a tenant (to test how clients notice deletions).
+    Delete {
+        /// Storage: sqlite://PATH or postgres://….
+        #[arg(long)]
+        db: String,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The resource, as Type/id.
+        resource: String,
     },
     /// Load FHIR Bundles into one or more tenants.
     Seed {
-        /// Storage: sqlite://PATH.
+        /// Storage: sqlite://PATH or postgres://….
         #[arg(long)]
         db: String,
         /// A tenant to load into; repeat for several.
@@ -62,6 +79,35 @@ enum Command {
         #[arg(long)]
         split_by_encounter: bool,
     },
+}
+
+/// How the server authorizes, limits and misbehaves.
+#[derive(clap::Args)]
+struct ServeOptions {
+    /// How FHIR requests are authorized: smart (SMART App Launch), none, or
+    /// bearer:TOKEN (one static token).
+    #[arg(long, default_value = "smart")]
+    auth: String,
+    /// How long an access token lives, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl: u32,
+    /// Seconds after rotation in which a spent refresh token still works once more
+    /// (a client retrying after a lost answer); after that a replay revokes the family.
+    #[arg(long, default_value_t = 30)]
+    refresh_reuse_grace: u32,
+    /// Offer only plain searches: no $everything and no _lastUpdated.
+    #[arg(long)]
+    plain_search: bool,
+    /// Requests per second per client on the FHIR APIs; beyond it, 429 with Retry-After.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
+    /// drop, truncate, delay. Repeat for several. For tests only.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+    /// How long a delay fault waits, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    fault_delay_ms: u64,
 }
 
 /// Log each request by its route pattern, never its path: paths carry ids.
@@ -83,8 +129,13 @@ fn valid_tenant(t: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-async fn serve(db: String, listen: SocketAddr, public_url: Option<String>) -> Result<(), String> {
-    let store = sqlite::open_url(&db).map_err(|e| e.to_string())?;
+async fn serve(
+    db: String,
+    listen: SocketAddr,
+    public_url: Option<String>,
+    options: ServeOptions,
+) -> Result<(), String> {
+    let store = store::open_url(&db).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -93,9 +144,29 @@ async fn serve(db: String, listen: SocketAddr, public_url: Option<String>) -> Re
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    let faults = options
+        .faults
+        .iter()
+        .map(|f| limits::Fault::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !faults.is_empty() {
+        tracing::warn!(
+            count = faults.len(),
+            "fault injection is on: for tests only"
+        );
+    }
     let app = Arc::new(fhir::App {
-        store: Arc::new(store),
+        store,
         public_base,
+        auth: access::AuthMode::parse(&options.auth)?,
+        token_ttl_ms: i64::from(options.token_ttl.max(1)) * 1000,
+        reuse_grace_ms: i64::from(options.refresh_reuse_grace) * 1000,
+        plain: options.plain_search,
+        limits: limits::Limits {
+            rate: options.rate_limit.map(limits::RateLimit::new),
+            faults,
+            delay: std::time::Duration::from_millis(options.fault_delay_ms),
+        },
     });
     let router = Router::new()
         .route(
@@ -103,6 +174,8 @@ async fn serve(db: String, listen: SocketAddr, public_url: Option<String>) -> Re
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .merge(fhir::routes())
+        .merge(smart::routes())
+        .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
         .layer(middleware::from_fn(access_log))
         .with_state(app);
     println!("listening on http://{addr}");
@@ -134,6 +207,19 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
+fn delete(db: &str, tenant: &str, resource: &str) -> Result<(), String> {
+    let (rtype, id) = resource
+        .split_once('/')
+        .ok_or_else(|| format!("'{resource}' is not Type/id"))?;
+    let store = store::open_url(db).map_err(|e| e.to_string())?;
+    if store.delete(tenant, rtype, id).map_err(|e| e.to_string())? {
+        println!("deleted {rtype}/{id} from {tenant}");
+        Ok(())
+    } else {
+        Err(format!("{tenant} holds no {rtype}/{id}"))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -148,11 +234,17 @@ fn main() -> ExitCode {
             db,
             listen,
             public_url,
+            options,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(serve(db, listen, public_url))),
+            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options))),
+        Command::Delete {
+            db,
+            tenant,
+            resource,
+        } => delete(&db, &tenant, &resource),
         Command::Seed {
             db,
             tenants,
@@ -162,11 +254,11 @@ fn main() -> ExitCode {
             if let Some(bad) = tenants.iter().find(|t| !valid_tenant(t)) {
                 Err(format!("tenant '{bad}' must be 1-40 of a-z 0-9 -"))
             } else {
-                sqlite::open_url(&db)
+                store::open_url(&db)
                     .map_err(|e| e.to_string())
                     .and_then(|store| {
                         let done = seed::seed(
-                            &store,
+                            store.as_ref(),
                             &tenants,
                             &from,
                             split_by_encounter,

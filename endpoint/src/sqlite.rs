@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use crate::store::{Query, Result, Store, StoreError, Stored};
+use crate::store::{stamp, unstamped, Grant, Query, Result, Store, StoreError, Stored};
 
 const POOL: usize = 8;
 
@@ -25,6 +25,25 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_changes ON resources (tenant, last_updated_ms, rtype, id);
 CREATE INDEX IF NOT EXISTS resources_patient ON resources (tenant, patient, last_updated_ms, rtype, id);
+CREATE TABLE IF NOT EXISTS identifiers (
+    tenant  TEXT NOT NULL,
+    rtype   TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    PRIMARY KEY (tenant, rtype, patient, key)
+);
+CREATE TABLE IF NOT EXISTS grants (
+    hash       TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    patient    TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    client_id  TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grants_family ON grants (tenant, patient, client_id);
 ";
 
 /// SQLite storage in one file.
@@ -106,38 +125,62 @@ fn select_one(c: &Connection, tenant: &str, rtype: &str, id: &str) -> Result<Opt
     .transpose()
 }
 
-/// Set `meta.versionId` and `meta.lastUpdated` on `resource`.
-pub fn stamp(resource: &Value, version: i64, last_updated_ms: i64) -> Value {
-    let mut r = resource.clone();
-    if let Some(obj) = r.as_object_mut() {
-        let meta = obj
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Some(m) = meta.as_object_mut() {
-            m.insert("versionId".into(), Value::String(version.to_string()));
-            m.insert(
-                "lastUpdated".into(),
-                Value::String(crate::time::instant(last_updated_ms)),
-            );
+/// Insert or replace inside an open transaction (see [`Store::put`]).
+fn put_in(
+    tx: &Connection,
+    tenant: &str,
+    rtype: &str,
+    id: &str,
+    patient: Option<&str>,
+    resource: &Value,
+    now_ms: i64,
+) -> Result<Stored> {
+    let existing = select_one(tx, tenant, rtype, id)?;
+    if let Some(old) = &existing {
+        if unstamped(&old.resource) == unstamped(resource) && old.patient.as_deref() == patient {
+            return Ok(old.clone());
         }
     }
-    r
+    let version = existing.map_or(1, |o| o.version + 1);
+    // Keep change times strictly increasing per tenant so paging by them is exact.
+    let last: Option<i64> = tx.query_row(
+        "SELECT max(last_updated_ms) FROM resources WHERE tenant = ?1",
+        [tenant],
+        |r| r.get(0),
+    )?;
+    let when = last.map_or(now_ms, |l| now_ms.max(l + 1));
+    let doc = stamp(resource, version, when);
+    let json = serde_json::to_string(&doc).map_err(|e| StoreError::Backend(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO resources (tenant, rtype, id, version, last_updated_ms, patient, json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant, rtype, id) DO UPDATE SET version = excluded.version,
+           last_updated_ms = excluded.last_updated_ms, patient = excluded.patient, json = excluded.json",
+        params![tenant, rtype, id, version, when, patient, json],
+    )?;
+    Ok(Stored {
+        rtype: rtype.into(),
+        id: id.into(),
+        version,
+        last_updated_ms: when,
+        patient: patient.map(str::to_string),
+        resource: doc,
+    })
 }
 
-/// The resource without the meta fields the server sets, for change detection.
-fn unstamped(resource: &Value) -> Value {
-    let mut r = resource.clone();
-    if let Some(meta) = r.get_mut("meta").and_then(Value::as_object_mut) {
-        meta.remove("versionId");
-        meta.remove("lastUpdated");
-        if meta.is_empty() {
-            if let Some(o) = r.as_object_mut() {
-                o.remove("meta");
-            }
-        }
-    }
-    r
+fn row_to_grant(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        tenant: r.get(0)?,
+        kind: r.get(1)?,
+        patient: r.get(2)?,
+        scope: r.get(3)?,
+        client_id: r.get(4)?,
+        expires_ms: r.get(5)?,
+        data: r.get(6)?,
+    })
 }
+
+const GRANT_COLUMNS: &str = "tenant, kind, patient, scope, client_id, expires_ms, data";
 
 impl Store for SqliteStore {
     fn ensure_tenant(&self, tenant: &str) -> Result<()> {
@@ -170,38 +213,9 @@ impl Store for SqliteStore {
     ) -> Result<Stored> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let existing = select_one(&tx, tenant, rtype, id)?;
-            if let Some(old) = &existing {
-                if unstamped(&old.resource) == unstamped(resource) && old.patient.as_deref() == patient {
-                    return Ok(old.clone());
-                }
-            }
-            let version = existing.map_or(1, |o| o.version + 1);
-            // Keep change times strictly increasing per tenant so paging by them is exact.
-            let last: Option<i64> = tx.query_row(
-                "SELECT max(last_updated_ms) FROM resources WHERE tenant = ?1",
-                [tenant],
-                |r| r.get(0),
-            )?;
-            let when = last.map_or(now_ms, |l| now_ms.max(l + 1));
-            let doc = stamp(resource, version, when);
-            let json = serde_json::to_string(&doc).map_err(|e| StoreError::Backend(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO resources (tenant, rtype, id, version, last_updated_ms, patient, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (tenant, rtype, id) DO UPDATE SET version = excluded.version,
-                   last_updated_ms = excluded.last_updated_ms, patient = excluded.patient, json = excluded.json",
-                params![tenant, rtype, id, version, when, patient, json],
-            )?;
+            let out = put_in(&tx, tenant, rtype, id, patient, resource, now_ms)?;
             tx.commit()?;
-            Ok(Stored {
-                rtype: rtype.into(),
-                id: id.into(),
-                version,
-                last_updated_ms: when,
-                patient: patient.map(str::to_string),
-                resource: doc,
-            })
+            Ok(out)
         })
     }
 
@@ -222,7 +236,15 @@ impl Store for SqliteStore {
             arg(&mut sql, " AND rtype = ?", t.clone().into());
         }
         if let Some(p) = &q.patient {
-            arg(&mut sql, " AND patient = ?", p.clone().into());
+            if q.include_shared {
+                arg(
+                    &mut sql,
+                    " AND (patient = ? OR patient IS NULL)",
+                    p.clone().into(),
+                );
+            } else {
+                arg(&mut sql, " AND patient = ?", p.clone().into());
+            }
         }
         if let Some(ms) = q.updated_after_ms {
             arg(&mut sql, " AND last_updated_ms > ?", ms.into());
@@ -260,14 +282,103 @@ impl Store for SqliteStore {
             Ok(types)
         })
     }
-}
 
-/// Open the store a `--db` URL names.
-pub fn open_url(url: &str) -> Result<SqliteStore> {
-    match url.strip_prefix("sqlite://") {
-        Some(path) if !path.is_empty() => SqliteStore::open(Path::new(path)),
-        _ => Err(StoreError::Url(format!(
-            "unsupported --db '{url}': use sqlite://PATH (PostgreSQL support is not built yet)"
-        ))),
+    fn delete(&self, tenant: &str, rtype: &str, id: &str) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "DELETE FROM resources WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
+                params![tenant, rtype, id],
+            )?;
+            tx.execute(
+                "DELETE FROM identifiers WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
+                params![tenant, rtype, id],
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn create_unique(
+        &self,
+        tenant: &str,
+        rtype: &str,
+        id: &str,
+        patient: &str,
+        key: &str,
+        resource: &Value,
+        now_ms: i64,
+    ) -> Result<(Stored, bool)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM identifiers WHERE tenant = ?1 AND rtype = ?2 AND patient = ?3 AND key = ?4",
+                    params![tenant, rtype, patient, key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = found {
+                if let Some(s) = select_one(&tx, tenant, rtype, &existing)? {
+                    return Ok((s, false));
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO identifiers (tenant, rtype, patient, key, id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant, rtype, patient, key, id],
+            )?;
+            let s = put_in(&tx, tenant, rtype, id, Some(patient), resource, now_ms)?;
+            tx.commit()?;
+            Ok((s, true))
+        })
+    }
+
+    fn put_grant(&self, hash: &str, g: &Grant) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO grants (hash, tenant, kind, patient, scope, client_id, expires_ms, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![hash, g.tenant, g.kind, g.patient, g.scope, g.client_id, g.expires_ms, g.data],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_grant(&self, hash: &str, now_ms: i64) -> Result<Option<Grant>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE hash = ?1 AND expires_ms > ?2"),
+                params![hash, now_ms],
+                row_to_grant,
+            )
+            .optional()?)
+        })
+    }
+
+    fn take_grant(&self, hash: &str, now_ms: i64) -> Result<Option<Grant>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let g = tx
+                .query_row(
+                    &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE hash = ?1"),
+                    [hash],
+                    row_to_grant,
+                )
+                .optional()?;
+            tx.execute("DELETE FROM grants WHERE hash = ?1", [hash])?;
+            // Expired grants go whenever one is taken, so the table stays small.
+            tx.execute("DELETE FROM grants WHERE expires_ms <= ?1", [now_ms])?;
+            tx.commit()?;
+            Ok(g.filter(|g| g.expires_ms > now_ms))
+        })
+    }
+
+    fn revoke_grants(&self, tenant: &str, patient: &str, client_id: &str) -> Result<usize> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM grants WHERE tenant = ?1 AND patient = ?2 AND client_id = ?3",
+                params![tenant, patient, client_id],
+            )?)
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod category;
 mod json;
+pub mod sameness;
 pub mod sensitivity;
 pub mod summary;
 mod types;

@@ -1,0 +1,327 @@
+//! `carry source …`, `carry sync` and `carry outbox`: providers, syncing with them,
+//! and the readings on their way to them.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carry_core::sync::{
+    self, AuthKind, NewSource, ProviderKind, SourceInfo, SyncOptions, SyncProgress,
+    DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
+};
+use carry_core::{Error, Result};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::commands::{open, print_json};
+use crate::exit;
+use crate::say;
+
+/// Where the CLI asks providers to send the browser back to. Nothing listens there:
+/// the person copies the address the browser ends up at and pastes it back.
+pub const CLI_REDIRECT: &str = "http://127.0.0.1:53682/callback";
+
+/// `carry source` subcommands.
+#[derive(clap::Subcommand)]
+pub enum SourceAction {
+    /// Add a provider's FHIR endpoint.
+    Add {
+        /// A short name for it, e.g. gp.
+        name: String,
+        /// Its FHIR R4 base URL.
+        url: String,
+        /// What kind of provider it is: gp, hospital, social-care or other.
+        #[arg(long, default_value = "gp")]
+        kind: String,
+        /// How to sign in: smart, bearer (token from CARRY_SOURCE_TOKEN) or none.
+        #[arg(long, default_value = "smart")]
+        auth: String,
+        /// The Patient id at this provider (needed without SMART, which tells it).
+        #[arg(long)]
+        patient: Option<String>,
+        /// The SMART client id.
+        #[arg(long, default_value = DEFAULT_CLIENT_ID)]
+        client_id: String,
+        /// The SMART scopes to ask for.
+        #[arg(long, default_value = DEFAULT_SCOPE)]
+        scope: String,
+        /// Send your readings here (the default for a GP).
+        #[arg(long, conflicts_with = "no_push")]
+        push: bool,
+        /// Do not send your readings here (the default for other kinds).
+        #[arg(long)]
+        no_push: bool,
+    },
+    /// List the providers and where each sync stands.
+    List,
+    /// Sign in to a SMART provider: prints the address to open, then reads the address
+    /// the browser was sent back to.
+    Login {
+        /// The source's name.
+        name: String,
+        /// Sandbox only: sign in as this patient without a browser.
+        #[arg(long, value_name = "ID")]
+        sandbox_patient: Option<String>,
+        /// The redirect URI registered for this client.
+        #[arg(long, default_value = CLI_REDIRECT)]
+        redirect_uri: String,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("could not start the async runtime: {e}")))
+}
+
+/// Parse `30s`, `2m`, `500ms` or a number of seconds.
+pub fn parse_budget(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30s or 2m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        _ => return Err(format!("'{s}' is not a duration like 30s or 2m")),
+    };
+    if d.is_zero() {
+        return Err("the budget must be more than zero".into());
+    }
+    Ok(d)
+}
+
+fn source_line(s: &SourceInfo) -> String {
+    let signed = if s.signed_in { "" } else { "  (not signed in)" };
+    let push = if s.push { "  sends readings" } else { "" };
+    let err = s
+        .last_error
+        .as_deref()
+        .map(|e| format!("\n    last error: {e}"))
+        .unwrap_or_default();
+    format!(
+        "{:<12} {:<12} {:<6} {:<9} {}{signed}{push}{err}",
+        s.name,
+        s.kind.as_str(),
+        s.auth,
+        s.state.as_str(),
+        s.base_url
+    )
+}
+
+/// `carry source …`.
+pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
+    let profile = Arc::new(open(home)?);
+    match action {
+        SourceAction::Add {
+            name,
+            url,
+            kind,
+            auth,
+            patient,
+            client_id,
+            scope,
+            push,
+            no_push,
+        } => {
+            let auth = match auth.as_str() {
+                "smart" => AuthKind::Smart { client_id, scope },
+                "none" => AuthKind::None,
+                "bearer" => {
+                    let token = std::env::var("CARRY_SOURCE_TOKEN").map_err(|_| {
+                        Error::invalid("set CARRY_SOURCE_TOKEN to the bearer token")
+                    })?;
+                    AuthKind::Bearer {
+                        token: Zeroizing::new(token),
+                    }
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "unknown auth '{other}': use smart, bearer or none"
+                    )))
+                }
+            };
+            let info = sync::add_source(
+                &profile,
+                &NewSource {
+                    name,
+                    kind: ProviderKind::parse(&kind)?,
+                    base_url: url,
+                    auth,
+                    patient_id: patient,
+                    push: (push || no_push).then_some(push),
+                },
+            )?;
+            if as_json {
+                print_json(&info)?;
+            } else {
+                say!("Added {} ({}).", info.name, info.base_url);
+                if !info.signed_in {
+                    say!("Next: carry source login {}", info.name);
+                }
+            }
+        }
+        SourceAction::List => {
+            let all = sync::list_sources(&profile)?;
+            if as_json {
+                print_json(&all)?;
+            } else if all.is_empty() {
+                say!("No providers yet: carry source add NAME URL");
+            } else {
+                for s in &all {
+                    say!("{}", source_line(s));
+                }
+            }
+        }
+        SourceAction::Login {
+            name,
+            sandbox_patient,
+            redirect_uri,
+        } => {
+            let rt = runtime()?;
+            let info = rt.block_on(async {
+                let start = sync::begin_login(&profile, &name, &redirect_uri).await?;
+                let redirected = match &sandbox_patient {
+                    Some(p) => sync::sandbox_consent(&start.authorize_url, p).await?,
+                    None => {
+                        eprintln!("Open this address, sign in and allow access:");
+                        eprintln!("{}", start.authorize_url);
+                        eprintln!("Then paste the address your browser was sent to:");
+                        let mut line = String::new();
+                        std::io::stdin().lock().read_line(&mut line)?;
+                        line.trim().to_string()
+                    }
+                };
+                sync::complete_login(&profile, &name, &redirected).await
+            })?;
+            if as_json {
+                print_json(&info)?;
+            } else {
+                say!(
+                    "Signed in to {} as Patient {}.",
+                    info.name,
+                    info.patient_id.as_deref().unwrap_or("?")
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `carry sync [NAME]`.
+pub fn sync_now(
+    home: &Path,
+    as_json: bool,
+    name: Option<String>,
+    budget: Option<Duration>,
+    full: bool,
+) -> Result<u8> {
+    let profile = Arc::new(open(home)?);
+    let progress: Option<Arc<dyn Fn(&SyncProgress) + Send + Sync>> = if as_json {
+        None
+    } else {
+        Some(Arc::new(|p: &SyncProgress| {
+            eprint!(
+                "\r{}: {:<9} {} fetched, {} sent, {} requests   ",
+                p.source,
+                p.state.as_str(),
+                p.fetched,
+                p.pushed,
+                p.requests
+            );
+        }))
+    };
+    let options = SyncOptions {
+        budget,
+        cancel: None,
+        progress,
+        full,
+    };
+    let reports = runtime()?.block_on(sync::sync(&profile, name.as_deref(), &options))?;
+    if !as_json {
+        eprintln!();
+    }
+    if as_json {
+        let out: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "source": r.source, "fetched": r.fetched, "pushed": r.pushed,
+                    "requests": r.requests, "changed": r.changed, "gone": r.gone,
+                    "state": r.state, "complete": r.complete, "error": r.error
+                })
+            })
+            .collect();
+        print_json(&out)?;
+    } else {
+        if reports.is_empty() {
+            say!("No providers to sync: carry source add NAME URL");
+        }
+        for r in &reports {
+            let gone = if r.gone > 0 {
+                format!(", {} no longer held there", r.gone)
+            } else {
+                String::new()
+            };
+            say!(
+                "{}: {} fetched ({} new or changed{gone}), {} readings sent, {} requests{}",
+                r.source,
+                r.fetched,
+                r.changed,
+                r.pushed,
+                r.requests,
+                r.error
+                    .as_deref()
+                    .map(|e| format!(" — stopped: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    // The worst failure decides the exit code.
+    let worst = reports
+        .iter()
+        .filter(|r| !r.complete)
+        .map(|r| match r.state {
+            sync::SyncState::Authorize => exit::DENIED,
+            sync::SyncState::Offline => exit::NETWORK,
+            _ => exit::OTHER,
+        })
+        .max()
+        .unwrap_or(exit::OK);
+    Ok(worst)
+}
+
+/// `carry outbox`.
+pub fn outbox(home: &Path, as_json: bool) -> Result<u8> {
+    let entries = sync::outbox(&open(home)?)?;
+    if as_json {
+        print_json(&entries)?;
+    } else if entries.is_empty() {
+        say!("The outbox is empty: no readings are waiting to be sent.");
+    } else {
+        for e in &entries {
+            let why = e
+                .last_error
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default();
+            say!(
+                "#{:<6} to {:<10} {:<8} tries {}  {}{why}",
+                e.item_id,
+                e.source,
+                e.state,
+                e.attempts,
+                e.display
+            );
+        }
+    }
+    Ok(exit::OK)
+}

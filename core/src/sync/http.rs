@@ -1,0 +1,244 @@
+//! HTTP for sync: rustls on ring with the webpki roots, retries with exponential
+//! backoff and full jitter, `Retry-After` honoured, a deadline, cancellation, and a
+//! request count. Nothing here logs a URL's query, a header or a body.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Counters;
+use crate::error::{Error, Result};
+
+/// Tries per request, the first included.
+const ATTEMPTS: u32 = 6;
+/// The first backoff, doubled each retry up to [`BACKOFF_CAP`].
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(20);
+/// The longest one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest `Retry-After` honoured by waiting; longer ones end the run.
+const RETRY_AFTER_MAX: u64 = 120;
+
+/// A response, read whole.
+#[derive(Debug)]
+pub(crate) struct Resp {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub location: Option<String>,
+}
+
+/// The client of one sync run.
+pub(crate) struct Http {
+    client: reqwest::Client,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
+    counters: Option<Arc<Counters>>,
+}
+
+/// TLS through rustls with ring and the Mozilla roots from webpki-roots.
+fn tls() -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// One random number in `0..n`.
+fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    if crate::keys::fill_random(&mut b).is_err() || n == 0 {
+        return n / 2;
+    }
+    u64::from_le_bytes(b) % n
+}
+
+/// The wait before retry `attempt` (1-based): full jitter over an exponential step.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let step = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
+    let ms = step.as_millis() as u64;
+    Duration::from_millis(ms / 2 + random_below(ms / 2 + 1))
+}
+
+/// Parse `Retry-After` as seconds (the HTTP-date form is read as "soon").
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<u64> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    Some(v.trim().parse::<u64>().unwrap_or(1))
+}
+
+impl Http {
+    /// A client that stops at `deadline` and when `cancel` is set.
+    pub fn new(deadline: Option<Instant>, cancel: Option<Arc<AtomicBool>>) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls()?)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("carry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(format!("HTTP client setup: {e}")))?;
+        Ok(Http {
+            client,
+            deadline,
+            cancel,
+            counters: None,
+        })
+    }
+
+    /// Count requests into `counters`.
+    pub fn counting(mut self, counters: Arc<Counters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// The underlying client, to build requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sleep `d`, unless that passes the deadline: then fail as the budget running out.
+    async fn wait(&self, d: Duration, retry_after_s: Option<u64>) -> Result<()> {
+        if let Some(deadline) = self.deadline {
+            if Instant::now() + d > deadline {
+                return Err(Error::Network {
+                    reason: "the time budget ran out while waiting to retry".into(),
+                    retry_after_s,
+                });
+            }
+        }
+        tokio::time::sleep(d).await;
+        self.check_cancel()
+    }
+
+    /// Send the request `build` makes, retrying what is worth retrying: connection
+    /// failures, timeouts, broken bodies, `429`, `502`, `503`, `504` and `500`. Other
+    /// answers (2xx, 3xx, 4xx) are returned for the caller to judge.
+    pub async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Resp> {
+        let mut last = String::new();
+        let mut last_retry_after = None;
+        for attempt in 0..ATTEMPTS {
+            self.check_cancel()?;
+            if attempt > 0 {
+                let wait = match last_retry_after {
+                    Some(s) if s > RETRY_AFTER_MAX => {
+                        return Err(Error::Network {
+                            reason: format!("the server asked to wait {s} s"),
+                            retry_after_s: Some(s),
+                        })
+                    }
+                    Some(s) => Duration::from_secs(s) + backoff(0) / 4,
+                    None => backoff(attempt),
+                };
+                self.wait(wait, last_retry_after).await?;
+            }
+            if let Some(c) = &self.counters {
+                c.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            let timeout = match self.deadline {
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(REQUEST_TIMEOUT),
+                None => REQUEST_TIMEOUT,
+            };
+            let sent = build().timeout(timeout).send().await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    last = if e.is_timeout() {
+                        "the request timed out".into()
+                    } else if e.is_connect() {
+                        "could not connect".into()
+                    } else {
+                        "the connection failed".into()
+                    };
+                    last_retry_after = None;
+                    tracing::debug!(attempt, reason = %last, "request failed; retrying");
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let ra = retry_after(resp.headers());
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if matches!(status, 429 | 500 | 502 | 503 | 504) {
+                last = format!("the server answered {status}");
+                last_retry_after = ra;
+                tracing::debug!(attempt, status, "transient answer; retrying");
+                continue;
+            }
+            match resp.bytes().await {
+                Ok(body) => {
+                    return Ok(Resp {
+                        status,
+                        body: body.to_vec(),
+                        location,
+                    })
+                }
+                Err(_) => {
+                    last = "the answer was cut off".into();
+                    last_retry_after = None;
+                    tracing::debug!(attempt, "body cut off; retrying");
+                }
+            }
+        }
+        Err(Error::Network {
+            reason: format!("{last} ({ATTEMPTS} tries)"),
+            retry_after_s: last_retry_after,
+        })
+    }
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters pass).
+pub(crate) fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            let step = BACKOFF_BASE
+                .saturating_mul(1u32 << attempt.min(16))
+                .min(BACKOFF_CAP);
+            assert!(d >= step / 2 && d <= step, "{attempt}: {d:?}");
+        }
+        assert!(backoff(30) <= BACKOFF_CAP);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            enc("2024-01-01T00:00:00.001+00:00"),
+            "2024-01-01T00%3A00%3A00.001%2B00%3A00"
+        );
+        assert_eq!(enc("a|b"), "a%7Cb");
+    }
+}

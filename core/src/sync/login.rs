@@ -1,0 +1,393 @@
+//! Signing in: the SMART App Launch standalone patient flow (PKCE S256, public
+//! client), token refresh with rotation, static bearer tokens and open servers.
+//! Tokens live only in the vault, are zeroized in memory, and never reach a log.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::db;
+use super::discover;
+use super::http::{enc, Http};
+use super::sources::{self, Source, SourceInfo, Tokens};
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::time::now_unix;
+
+/// Refresh an access token this long before it expires.
+const EARLY_REFRESH_S: i64 = 30;
+
+/// The start of a sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoginStart {
+    /// Open this in a browser. It carries a PKCE challenge and a state, never a secret.
+    pub authorize_url: String,
+}
+
+fn random_token() -> Result<Zeroizing<String>> {
+    let mut b = Zeroizing::new([0u8; 32]);
+    crate::keys::fill_random(b.as_mut())?;
+    Ok(Zeroizing::new(B64.encode(b.as_ref())))
+}
+
+fn auth_failed(reason: impl Into<String>) -> Error {
+    Error::Auth {
+        reason: reason.into(),
+    }
+}
+
+/// Begin the standalone launch: discover the endpoints, make a PKCE verifier and a
+/// state, keep them in the vault, and return the authorize URL.
+pub(crate) async fn begin(
+    profile: &Arc<Profile>,
+    http: &Http,
+    name: &str,
+    redirect_uri: &str,
+) -> Result<LoginStart> {
+    let n = name.to_string();
+    let source = db(profile, move |p| sources::get(p, &n)).await?;
+    if source.info.auth != "smart" {
+        return Err(Error::invalid(format!(
+            "source '{name}' does not use SMART sign-in"
+        )));
+    }
+    if redirect_uri.is_empty() || !redirect_uri.contains(':') || redirect_uri.contains('#') {
+        return Err(Error::invalid("the redirect URI must be an absolute URI"));
+    }
+    let caps = discover::discover(http, &source.info.base_url).await?;
+    let authorize = caps
+        .authorize
+        .clone()
+        .ok_or_else(|| auth_failed("the provider does not offer SMART sign-in"))?;
+    let (id, c2) = (source.id, caps.clone());
+    db(profile, move |p| sources::save_capabilities(p, id, &c2)).await?;
+    let verifier = random_token()?;
+    let state = random_token()?;
+    let challenge = B64.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let url = format!(
+        "{authorize}?response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&aud={}&code_challenge={challenge}&code_challenge_method=S256",
+        enc(&source.client_id),
+        enc(redirect_uri),
+        enc(&source.scope),
+        enc(&state),
+        enc(&source.info.base_url),
+    );
+    let pending = Zeroizing::new(
+        json!({ "verifier": verifier.as_str(), "state": state.as_str(), "redirect_uri": redirect_uri })
+            .to_string(),
+    );
+    db(profile, move |p| {
+        let mut t = sources::tokens(p, id)?;
+        t.pending_login = Some(pending);
+        sources::save_tokens(p, id, &t, None)
+    })
+    .await?;
+    Ok(LoginStart { authorize_url: url })
+}
+
+/// The value of `key` in the query of `url`, percent-decoded.
+fn query_value(url: &str, key: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Finish the launch with the URL the browser was sent back to.
+pub(crate) async fn complete(
+    profile: &Arc<Profile>,
+    http: &Http,
+    name: &str,
+    redirected_to: &str,
+) -> Result<SourceInfo> {
+    let n = name.to_string();
+    let source = db(profile, move |p| sources::get(p, &n)).await?;
+    let id = source.id;
+    let tokens = db(profile, move |p| sources::tokens(p, id)).await?;
+    let pending: Value = tokens
+        .pending_login
+        .as_ref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .ok_or_else(|| {
+            Error::invalid("no sign-in is in progress for this source; start one first")
+        })?;
+    if let Some(err) = query_value(redirected_to, "error") {
+        return Err(auth_failed(format!(
+            "the provider refused the sign-in ({err})"
+        )));
+    }
+    let state = query_value(redirected_to, "state").unwrap_or_default();
+    let expected = pending["state"].as_str().unwrap_or_default();
+    if !crate::keys::same_secret(state.as_bytes(), expected.as_bytes()) {
+        return Err(auth_failed(
+            "the redirect's state does not match this sign-in",
+        ));
+    }
+    let code = Zeroizing::new(
+        query_value(redirected_to, "code")
+            .ok_or_else(|| Error::invalid("the redirect URL carries no code"))?,
+    );
+    let caps = match source.capabilities.clone() {
+        Some(c) => c,
+        None => discover::discover(http, &source.info.base_url).await?,
+    };
+    let token_url = caps
+        .token
+        .ok_or_else(|| auth_failed("the provider offers no token endpoint"))?;
+    let verifier = Zeroizing::new(pending["verifier"].as_str().unwrap_or_default().to_string());
+    let redirect_uri = pending["redirect_uri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("client_id", source.client_id.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let resp = http
+        .send(|| http.client().post(&token_url).form(&form))
+        .await?;
+    let (tokens, patient) = read_token_response(&resp.body, resp.status, None)?;
+    let patient = patient.ok_or_else(|| auth_failed("the token response names no patient"))?;
+    db(profile, move |p| {
+        sources::save_tokens(p, id, &tokens, Some(&patient))
+    })
+    .await?;
+    let n = name.to_string();
+    db(profile, move |p| sources::get(p, &n).map(|s| s.info)).await
+}
+
+/// Read a token endpoint's answer. `old_refresh` is kept when the server does not
+/// rotate refresh tokens.
+fn read_token_response(
+    body: &[u8],
+    status: u16,
+    old_refresh: Option<Zeroizing<String>>,
+) -> Result<(Tokens, Option<String>)> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if status != 200 {
+        let err = v["error"].as_str().unwrap_or("an error");
+        return Err(auth_failed(format!(
+            "the token endpoint answered {status} ({err}); sign in again"
+        )));
+    }
+    let access = v["access_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| auth_failed("the token response has no access token"))?;
+    let expires_in = v["expires_in"].as_i64().unwrap_or(3600).max(1);
+    let refresh = v["refresh_token"]
+        .as_str()
+        .map(|r| Zeroizing::new(r.to_string()))
+        .or(old_refresh);
+    let patient = v["patient"].as_str().map(str::to_string);
+    Ok((
+        Tokens {
+            access: Some(Zeroizing::new(access.to_string())),
+            access_expires_at: Some(now_unix() + expires_in),
+            refresh,
+            pending_login: None,
+        },
+        patient,
+    ))
+}
+
+/// Headless sandbox consent: follow `authorize_url` as `patient` without a browser and
+/// return the redirect URL carrying the code. Only the reference endpoint's sandbox
+/// accepts this; real providers show their own sign-in page.
+pub async fn sandbox_consent(authorize_url: &str, patient: &str) -> Result<String> {
+    let http = Http::new(None, None)?;
+    let url = format!("{authorize_url}&sandbox_patient={}", enc(patient));
+    let resp = http.send(|| http.client().get(&url)).await?;
+    match (resp.status, resp.location) {
+        (302 | 303, Some(loc)) => Ok(loc),
+        (status, _) => {
+            let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+            Err(auth_failed(format!(
+                "the sandbox refused the sign-in ({status}: {})",
+                v["error_description"].as_str().unwrap_or("no reason given")
+            )))
+        }
+    }
+}
+
+/// Supplies a valid `Authorization` header for one sync run, refreshing as needed.
+pub(crate) struct Authorizer {
+    profile: Arc<Profile>,
+    source_id: i64,
+    kind: String,
+    client_id: String,
+    token_url: Option<String>,
+    access: Option<Zeroizing<String>>,
+    expires_at: Option<i64>,
+    patient: Option<String>,
+}
+
+impl Authorizer {
+    pub fn new(profile: Arc<Profile>, source: &Source) -> Self {
+        Authorizer {
+            profile,
+            source_id: source.id,
+            kind: source.info.auth.clone(),
+            client_id: source.client_id.clone(),
+            token_url: source.capabilities.as_ref().and_then(|c| c.token.clone()),
+            access: None,
+            expires_at: None,
+            patient: source.info.patient_id.clone(),
+        }
+    }
+
+    /// The Patient id the provider named, once known.
+    pub fn patient_id(&self) -> Option<String> {
+        self.patient.clone()
+    }
+
+    /// Make sure a usable token is at hand.
+    pub async fn ensure(&mut self, http: &Http) -> Result<()> {
+        if self.kind == "none" {
+            return Ok(());
+        }
+        let id = self.source_id;
+        let t = db(&self.profile, move |p| sources::tokens(p, id)).await?;
+        if self.kind == "bearer" {
+            self.access = t.access;
+            return match self.access {
+                Some(_) => Ok(()),
+                None => Err(auth_failed("the source has no bearer token")),
+            };
+        }
+        let fresh = t
+            .access_expires_at
+            .is_some_and(|e| e - EARLY_REFRESH_S > now_unix());
+        if t.access.is_some() && fresh {
+            self.access = t.access;
+            self.expires_at = t.access_expires_at;
+            return Ok(());
+        }
+        self.refresh(http, t.refresh).await
+    }
+
+    /// Get a new access token with the refresh token, and keep the rotated refresh
+    /// token in the vault before the new access token is used.
+    async fn refresh(&mut self, http: &Http, refresh: Option<Zeroizing<String>>) -> Result<()> {
+        let refresh =
+            refresh.ok_or_else(|| auth_failed("not signed in to this source; sign in first"))?;
+        let token_url = self
+            .token_url
+            .clone()
+            .ok_or_else(|| auth_failed("the provider offers no token endpoint"))?;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", self.client_id.as_str()),
+        ];
+        let resp = http
+            .send(|| http.client().post(&token_url).form(&form))
+            .await?;
+        let id = self.source_id;
+        let outcome = read_token_response(&resp.body, resp.status, Some(refresh.clone()));
+        let (tokens, patient) = match outcome {
+            Ok(t) => t,
+            Err(e) => {
+                // The refresh token is dead: forget it, so the app asks to sign in.
+                db(&self.profile, move |p| {
+                    sources::save_tokens(p, id, &Tokens::default(), None)
+                })
+                .await?;
+                return Err(e);
+            }
+        };
+        self.access = tokens.access.clone();
+        self.expires_at = tokens.access_expires_at;
+        if patient.is_some() {
+            self.patient = patient.clone();
+        }
+        db(&self.profile, move |p| {
+            sources::save_tokens(p, id, &tokens, patient.as_deref())
+        })
+        .await?;
+        tracing::debug!("access token refreshed");
+        Ok(())
+    }
+
+    /// The header value, refreshing first if the token is about to expire.
+    pub async fn header(&mut self, http: &Http) -> Result<Option<Zeroizing<String>>> {
+        if self.kind == "smart"
+            && self
+                .expires_at
+                .is_none_or(|e| e - EARLY_REFRESH_S <= now_unix())
+        {
+            self.ensure(http).await?;
+        }
+        Ok(self
+            .access
+            .as_ref()
+            .map(|t| Zeroizing::new(format!("Bearer {}", t.as_str()))))
+    }
+
+    /// The server said 401: refresh once (SMART), else give up.
+    pub async fn rejected(&mut self, http: &Http) -> Result<()> {
+        if self.kind != "smart" {
+            return Err(auth_failed("the provider refused the token"));
+        }
+        let id = self.source_id;
+        let t = db(&self.profile, move |p| sources::tokens(p, id)).await?;
+        self.refresh(http, t.refresh).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_query_values_decode() {
+        let u = "carry://cb?code=abc%2Bdef&state=x%3Dy#frag";
+        assert_eq!(query_value(u, "code").as_deref(), Some("abc+def"));
+        assert_eq!(query_value(u, "state").as_deref(), Some("x=y"));
+        assert_eq!(query_value(u, "nope"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

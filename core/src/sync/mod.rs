@@ -1,0 +1,239 @@
+//! Sync with providers' FHIR R4 endpoints.
+//!
+//! A provider source is a FHIR base URL plus how to sign in to it (SMART App Launch,
+//! a static bearer token, or nothing). Each sync runs one explicit state machine per
+//! source: discover → authorize → pull → push → idle, or error / offline. Pulls are
+//! paged and checkpointed in the same transaction as each page's resources, so a sync
+//! killed halfway resumes where it stopped and neither loses nor duplicates anything.
+//! The patient's own readings go out through a persisted outbox with conditional
+//! create, so a retry never makes a second copy at the provider.
+//!
+//! Everything here that touches the network is async (tokio); everything that touches
+//! the vault runs on blocking threads. Every future may be dropped at any await: the
+//! vault only ever holds whole pages, and the outbox only ever marks what the server
+//! confirmed.
+
+mod discover;
+mod http;
+mod login;
+mod pull;
+mod push;
+mod sources;
+mod state;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+
+pub use login::{sandbox_consent, LoginStart};
+pub use push::OutboxEntry;
+pub use sources::{
+    AuthKind, NewSource, ProviderKind, SourceInfo, DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
+};
+pub use state::SyncState;
+
+/// Options for one sync call.
+#[derive(Clone, Default)]
+pub struct SyncOptions {
+    /// Stop after this long; what was fetched so far is kept, and the next sync
+    /// resumes from there.
+    pub budget: Option<Duration>,
+    /// Set to stop at the next safe point.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Called as the sync moves on. Never called while the vault is locked for writing.
+    pub progress: Option<Arc<dyn Fn(&SyncProgress) + Send + Sync>>,
+    /// List everything the source holds, not only what changed, and mark what it no
+    /// longer holds. Done anyway on the first sync and then once a week.
+    pub full: bool,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("budget", &self.budget)
+            .field("full", &self.full)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a sync is, for a progress line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncProgress {
+    /// The source's name.
+    pub source: String,
+    /// The state it is in.
+    pub state: SyncState,
+    /// Resources received so far.
+    pub fetched: u64,
+    /// Readings sent so far.
+    pub pushed: u64,
+    /// HTTP requests made so far.
+    pub requests: u64,
+}
+
+/// What one source's sync did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// The source's name.
+    pub source: String,
+    /// Where it ended: `idle` when complete; `error`, `offline` or `authorize` when not.
+    pub state: SyncState,
+    /// Resources received from the provider.
+    pub fetched: u64,
+    /// Of those, how many were new or changed.
+    pub changed: u64,
+    /// Resources the provider no longer holds, now marked as removed (and kept).
+    pub gone: u64,
+    /// Readings sent to the provider.
+    pub pushed: u64,
+    /// HTTP requests made.
+    pub requests: u64,
+    /// Whether the pull and push both finished.
+    pub complete: bool,
+    /// Why it did not finish, if it did not. Never content or tokens.
+    pub error: Option<String>,
+}
+
+/// Counters shared by one source's run, readable after a budget cut it short.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub fetched: AtomicU64,
+    pub changed: AtomicU64,
+    pub gone: AtomicU64,
+    pub pushed: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+impl Counters {
+    fn get(v: &AtomicU64) -> u64 {
+        v.load(Ordering::Relaxed)
+    }
+}
+
+/// Run `f` against the profile on a blocking thread.
+pub(crate) async fn db<T: Send + 'static>(
+    profile: &Arc<Profile>,
+    f: impl FnOnce(&Profile) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let p = profile.clone();
+    tokio::task::spawn_blocking(move || f(&p))
+        .await
+        .map_err(|e| Error::internal(format!("a vault task failed: {e}")))?
+}
+
+/// Add a provider source.
+pub fn add_source(profile: &Profile, source: &NewSource) -> Result<SourceInfo> {
+    sources::add(profile, source)
+}
+
+/// Every provider source, by name.
+pub fn list_sources(profile: &Profile) -> Result<Vec<SourceInfo>> {
+    sources::list(profile)
+}
+
+/// The patient's readings on their way to providers, newest first.
+pub fn outbox(profile: &Profile) -> Result<Vec<OutboxEntry>> {
+    push::list(profile)
+}
+
+/// Start signing in to a SMART source: the URL to open in a browser. The app then
+/// passes the URL the browser was redirected to (to `redirect_uri`) to
+/// [`complete_login`].
+pub async fn begin_login(
+    profile: &Arc<Profile>,
+    name: &str,
+    redirect_uri: &str,
+) -> Result<LoginStart> {
+    let http = http::Http::new(None, None)?;
+    login::begin(profile, &http, name, redirect_uri).await
+}
+
+/// Finish signing in with the redirect URL that carries the code.
+pub async fn complete_login(
+    profile: &Arc<Profile>,
+    name: &str,
+    redirected_to: &str,
+) -> Result<SourceInfo> {
+    let http = http::Http::new(None, None)?;
+    login::complete(profile, &http, name, redirected_to).await
+}
+
+/// Sync one source (`Some(name)`) or every source, one after another. A source that
+/// fails does not stop the others; its report says why.
+pub async fn sync(
+    profile: &Arc<Profile>,
+    name: Option<&str>,
+    options: &SyncOptions,
+) -> Result<Vec<SyncReport>> {
+    let all = db(profile, sources::list).await?;
+    let chosen: Vec<SourceInfo> = match name {
+        Some(n) => {
+            let s = all
+                .into_iter()
+                .find(|s| s.name == n)
+                .ok_or_else(|| Error::not_found(format!("source '{n}'")))?;
+            vec![s]
+        }
+        None => all,
+    };
+    let deadline = options.budget.map(|b| Instant::now() + b);
+    let mut reports = Vec::with_capacity(chosen.len());
+    for source in chosen {
+        let counters = Arc::new(Counters::default());
+        let http = http::Http::new(deadline, options.cancel.clone())?.counting(counters.clone());
+        let run = state::run(profile, &http, &source, options, &counters);
+        // The budget bounds the whole run; cutting it off mid-page is safe.
+        let outcome = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::Network {
+                        reason: "the time budget ran out; sync again to resume".into(),
+                        retry_after_s: None,
+                    }),
+                }
+            }
+            None => run.await,
+        };
+        let c = &counters;
+        let (state, complete, error) = match outcome {
+            Ok(()) => (SyncState::Idle, true, None),
+            Err(e) => {
+                let st = state::after_error(&e);
+                let reason = e.to_string();
+                let name = source.name.clone();
+                let (st2, r2) = (st, reason.clone());
+                // Record where it stopped; a failure to record is logged, not raised.
+                if let Err(e2) = db(profile, move |p| {
+                    sources::set_state(p, &name, st2, Some(&r2))
+                })
+                .await
+                {
+                    tracing::warn!(error = %e2, "could not record the sync state");
+                }
+                if matches!(e, Error::Cancelled | Error::Locked) {
+                    return Err(e);
+                }
+                (st, false, Some(reason))
+            }
+        };
+        reports.push(SyncReport {
+            source: source.name.clone(),
+            state,
+            fetched: Counters::get(&c.fetched),
+            changed: Counters::get(&c.changed),
+            gone: Counters::get(&c.gone),
+            pushed: Counters::get(&c.pushed),
+            requests: Counters::get(&c.requests),
+            complete,
+            error,
+        });
+    }
+    Ok(reports)
+}

@@ -1,0 +1,140 @@
+//! The per-source state machine: discover → authorize → pull → push → idle, with
+//! error and offline as the ways out. Each state is recorded in the vault as it is
+//! entered, so an app can show where every source is.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::http::Http;
+use super::sources::{self, SourceInfo};
+use super::{db, discover, login, pull, push, Counters, SyncOptions, SyncProgress};
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+
+/// Where a source's sync is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncState {
+    /// Reading the server's `metadata` and SMART configuration.
+    Discover,
+    /// Getting a usable access token; if this is where it stopped, sign in again.
+    Authorize,
+    /// Fetching resources, page by page.
+    Pull,
+    /// Sending the patient's readings.
+    Push,
+    /// Up to date.
+    Idle,
+    /// The server refused or broke; the reason is recorded.
+    Error,
+    /// The server could not be reached.
+    Offline,
+}
+
+impl SyncState {
+    /// The id used in the vault and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Discover => "discover",
+            SyncState::Authorize => "authorize",
+            SyncState::Pull => "pull",
+            SyncState::Push => "push",
+            SyncState::Idle => "idle",
+            SyncState::Error => "error",
+            SyncState::Offline => "offline",
+        }
+    }
+
+    /// Parse an id.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "discover" => SyncState::Discover,
+            "authorize" => SyncState::Authorize,
+            "pull" => SyncState::Pull,
+            "push" => SyncState::Push,
+            "idle" => SyncState::Idle,
+            "error" => SyncState::Error,
+            "offline" => SyncState::Offline,
+            other => return Err(Error::internal(format!("unknown sync state '{other}'"))),
+        })
+    }
+}
+
+/// The state a failed run ends in.
+pub(crate) fn after_error(e: &Error) -> SyncState {
+    match e {
+        Error::Auth { .. } => SyncState::Authorize,
+        Error::Network { .. } => SyncState::Offline,
+        _ => SyncState::Error,
+    }
+}
+
+/// Enter `state`: record it and tell the app.
+async fn enter(
+    profile: &Arc<Profile>,
+    source: &SourceInfo,
+    state: SyncState,
+    options: &SyncOptions,
+    counters: &Counters,
+) -> Result<()> {
+    tracing::debug!(state = state.as_str(), "sync state");
+    let name = source.name.clone();
+    db(profile, move |p| sources::set_state(p, &name, state, None)).await?;
+    report(source, state, options, counters);
+    Ok(())
+}
+
+/// Tell the app where the sync is.
+pub(crate) fn report(source: &SourceInfo, state: SyncState, options: &SyncOptions, c: &Counters) {
+    if let Some(progress) = &options.progress {
+        progress(&SyncProgress {
+            source: source.name.clone(),
+            state,
+            fetched: Counters::get(&c.fetched),
+            pushed: Counters::get(&c.pushed),
+            requests: Counters::get(&c.requests),
+        });
+    }
+}
+
+/// One source's whole run.
+pub(crate) async fn run(
+    profile: &Arc<Profile>,
+    http: &Http,
+    info: &SourceInfo,
+    options: &SyncOptions,
+    counters: &Counters,
+) -> Result<()> {
+    let name = info.name.clone();
+    let mut source = db(profile, move |p| sources::get(p, &name)).await?;
+
+    enter(profile, info, SyncState::Discover, options, counters).await?;
+    let caps = discover::discover(http, &source.info.base_url).await?;
+    let (id, c2) = (source.id, caps.clone());
+    db(profile, move |p| sources::save_capabilities(p, id, &c2)).await?;
+    source.capabilities = Some(caps);
+
+    enter(profile, info, SyncState::Authorize, options, counters).await?;
+    let mut auth = login::Authorizer::new(profile.clone(), &source);
+    auth.ensure(http).await?;
+    if let Some(p) = auth.patient_id() {
+        source.info.patient_id = Some(p);
+    }
+
+    enter(profile, info, SyncState::Pull, options, counters).await?;
+    pull::pull(profile, http, &mut auth, &source, options, counters).await?;
+
+    if source.info.push {
+        enter(profile, info, SyncState::Push, options, counters).await?;
+        push::push(profile, http, &mut auth, &source, counters).await?;
+    }
+
+    let name = info.name.clone();
+    db(profile, move |p| {
+        sources::set_state(p, &name, SyncState::Idle, None)
+    })
+    .await?;
+    report(info, SyncState::Idle, options, counters);
+    Ok(())
+}

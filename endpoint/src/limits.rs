@@ -1,0 +1,227 @@
+//! Limits and test faults on the FHIR APIs: a per-client rate limit that answers `429`
+//! with `Retry-After`, and injected faults (delays, `500`s, dropped connections and
+//! truncated bodies) so clients can prove they converge anyway.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::fhir::App;
+
+/// A kind of injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer `500` without doing the work.
+    ServerError,
+    /// Close the connection without an answer.
+    Drop,
+    /// Send the head and half the body, then close.
+    Truncate,
+    /// Wait before answering.
+    Delay,
+}
+
+/// One fault rule: every `every`-th FHIR request gets `kind`.
+#[derive(Debug)]
+pub struct Fault {
+    kind: FaultKind,
+    every: u64,
+    seen: AtomicU64,
+}
+
+impl Fault {
+    /// Parse `KIND/EVERY`, e.g. `500/3`, `drop/4`, `truncate/5`, `delay/2`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (kind, every) = s
+            .split_once('/')
+            .ok_or_else(|| format!("fault '{s}' must be KIND/EVERY, e.g. 500/3"))?;
+        let kind = match kind {
+            "500" => FaultKind::ServerError,
+            "drop" => FaultKind::Drop,
+            "truncate" => FaultKind::Truncate,
+            "delay" => FaultKind::Delay,
+            other => {
+                return Err(format!(
+                    "unknown fault '{other}': use 500, drop, truncate or delay"
+                ))
+            }
+        };
+        let every = every
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("fault '{s}': EVERY must be a whole number from 1"))?;
+        Ok(Fault {
+            kind,
+            every,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    fn fires(&self) -> bool {
+        (self.seen.fetch_add(1, Ordering::Relaxed) + 1) % self.every == 0
+    }
+}
+
+/// A token bucket per client: `rate` requests a second, bursts of up to `rate`.
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimit {
+    /// A limit of `per_second` requests a second per client.
+    pub fn new(per_second: u32) -> Self {
+        RateLimit {
+            rate: f64::from(per_second.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one request's worth; `Err(seconds)` says how long until one is free.
+    fn take(&self, client: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 10_000 {
+            // Forget idle clients rather than grow without bound.
+            let rate = self.rate;
+            buckets.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < rate);
+        }
+        let (tokens, at) = buckets
+            .entry(client.to_string())
+            .or_insert((self.rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// What the limits layer holds.
+#[derive(Debug, Default)]
+pub struct Limits {
+    /// The rate limit, if any.
+    pub rate: Option<RateLimit>,
+    /// Fault rules, checked in order; the first that fires wins.
+    pub faults: Vec<Fault>,
+    /// How long a `delay` fault waits.
+    pub delay: Duration,
+}
+
+/// Whether a path is a tenant's FHIR API (limits and faults apply there only; the
+/// SMART authorization endpoints and `/healthz` are left alone).
+fn is_fhir_api(path: &str) -> bool {
+    path.contains("/fhir/") && !path.contains("/.well-known/")
+}
+
+/// A client key for rate limiting: the bearer token's hash, else `anonymous`.
+fn client_key(req: &Request) -> String {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "anonymous".to_string(), crate::access::token_hash)
+}
+
+/// The middleware: rate limit, then faults, then the request.
+pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if !is_fhir_api(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let limits = &app.limits;
+    if let Some(rl) = &limits.rate {
+        if let Err(wait) = rl.take(&client_key(&req)) {
+            let mut r = crate::fhir::outcome(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "too many requests; retry later",
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+    }
+    let fault = limits.faults.iter().find(|f| f.fires()).map(|f| f.kind);
+    match fault {
+        None => next.run(req).await,
+        Some(FaultKind::Delay) => {
+            tokio::time::sleep(limits.delay).await;
+            next.run(req).await
+        }
+        Some(FaultKind::ServerError) => crate::fhir::outcome(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "transient",
+            "injected fault",
+        ),
+        Some(FaultKind::Drop) => {
+            tracing::info!("injected fault: dropping the connection");
+            broken(None)
+        }
+        Some(FaultKind::Truncate) => {
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+                return broken(None);
+            };
+            tracing::info!("injected fault: truncating the body");
+            let half = bytes.slice(..bytes.len() / 2);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            let mut r = broken(Some(half));
+            *r.status_mut() = parts.status;
+            *r.headers_mut() = parts.headers;
+            r
+        }
+    }
+}
+
+/// A response whose body fails after `first` (or at once), so the server closes the
+/// connection mid-answer.
+fn broken(first: Option<Bytes>) -> Response {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = first
+        .into_iter()
+        .map(Ok)
+        .chain(std::iter::once(Err(std::io::Error::other(
+            "injected fault",
+        ))))
+        .collect();
+    let body = Body::from_stream(futures_util::stream::iter(chunks));
+    (StatusCode::OK, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_and_fire_every_nth() {
+        let f = Fault::parse("500/3").unwrap();
+        let fired: Vec<bool> = (0..6).map(|_| f.fires()).collect();
+        assert_eq!(fired, [false, false, true, false, false, true]);
+        assert!(Fault::parse("500").is_err());
+        assert!(Fault::parse("boom/2").is_err());
+        assert!(Fault::parse("drop/0").is_err());
+    }
+
+    #[test]
+    fn rate_limit_refuses_past_the_burst_and_says_when() {
+        let rl = RateLimit::new(2);
+        assert!(rl.take("a").is_ok());
+        assert!(rl.take("a").is_ok());
+        assert_eq!(rl.take("a"), Err(1));
+        assert!(rl.take("b").is_ok(), "clients are apart");
+    }
+}

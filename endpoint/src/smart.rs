@@ -1,0 +1,446 @@
+//! SMART App Launch, standalone patient flow, for each tenant: discovery, an authorize
+//! endpoint (PKCE S256 only) with a sandbox consent step, and a token endpoint that
+//! issues expiring access tokens and rotating refresh tokens.
+//!
+//! The consent step is a small HTML form. A test or a headless client completes it by
+//! adding `sandbox_patient=ID` to the authorize request: that stands for a person
+//! signing in as that patient and approving. This is a sandbox, not an identity
+//! provider.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::access::{granted_scope, new_token, same_secret, token_hash, AuthMode};
+use crate::fhir::App;
+use crate::store::{Grant, Query};
+
+/// How long an authorization code lives.
+const CODE_TTL_MS: i64 = 60_000;
+/// How long a refresh token lives.
+const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The SMART routes of every tenant.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route(
+            "/{tenant}/fhir/.well-known/smart-configuration",
+            get(configuration),
+        )
+        .route("/{tenant}/auth/authorize", get(authorize).post(consent))
+        .route("/{tenant}/auth/token", post(token))
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut r = (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn bad_request(description: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
+async fn configuration(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Response {
+    if let Err(r) = app.require_tenant(&tenant).await {
+        return r;
+    }
+    if app.auth != AuthMode::Smart {
+        return crate::fhir::outcome(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            "this server does not use SMART",
+        );
+    }
+    let auth = format!("{}/{tenant}/auth", app.public_base);
+    Json(json!({
+        "issuer": app.base(&tenant),
+        "authorization_endpoint": format!("{auth}/authorize"),
+        "token_endpoint": format!("{auth}/token"),
+        "token_endpoint_auth_methods_supported": ["none"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["patient/*.rs", "patient/*.cruds", "patient/Observation.crs",
+            "launch/patient", "offline_access", "online_access", "openid", "fhirUser"],
+        "capabilities": ["launch-standalone", "client-public", "context-standalone-patient",
+            "permission-patient", "permission-v2", "permission-v1", "permission-offline"]
+    }))
+    .into_response()
+}
+
+/// The parameters of an authorize request, checked.
+struct AuthorizeRequest {
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    challenge: String,
+}
+
+fn check_authorize(
+    app: &App,
+    tenant: &str,
+    p: &HashMap<String, String>,
+) -> Result<AuthorizeRequest, Response> {
+    let get = |k: &str| p.get(k).filter(|v| !v.is_empty());
+    if get("response_type").map(String::as_str) != Some("code") {
+        return Err(bad_request("response_type must be code"));
+    }
+    let client_id = get("client_id").ok_or_else(|| bad_request("client_id is required"))?;
+    let redirect_uri =
+        get("redirect_uri").ok_or_else(|| bad_request("redirect_uri is required"))?;
+    if !redirect_uri.contains(':') || redirect_uri.contains('#') || redirect_uri.len() > 512 {
+        return Err(bad_request(
+            "redirect_uri must be an absolute URI without a fragment",
+        ));
+    }
+    let aud = get("aud").ok_or_else(|| bad_request("aud is required"))?;
+    if aud.trim_end_matches('/') != app.base(tenant) {
+        return Err(bad_request("aud is not this server's FHIR base"));
+    }
+    if get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return Err(bad_request(
+            "PKCE with code_challenge_method S256 is required",
+        ));
+    }
+    let challenge =
+        get("code_challenge").ok_or_else(|| bad_request("code_challenge is required"))?;
+    if challenge.len() != 43 || B64.decode(challenge).is_err() {
+        return Err(bad_request("code_challenge must be a base64url SHA-256"));
+    }
+    let scope = granted_scope(get("scope").map_or("", String::as_str));
+    if !scope.split_whitespace().any(|s| s.starts_with("patient/")) {
+        return Err(bad_request(
+            "scope must ask for patient/ data, e.g. patient/*.rs",
+        ));
+    }
+    Ok(AuthorizeRequest {
+        client_id: client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: get("state").cloned(),
+        challenge: challenge.clone(),
+    })
+}
+
+async fn authorize(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    QueryParams(params): QueryParams<HashMap<String, String>>,
+) -> Response {
+    approve_or_ask(app, tenant, params).await
+}
+
+async fn consent(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    Form(params): Form<HashMap<String, String>>,
+) -> Response {
+    approve_or_ask(app, tenant, params).await
+}
+
+/// With `sandbox_patient`, approve as that patient and redirect with a code; without,
+/// show the consent form.
+async fn approve_or_ask(
+    app: Arc<App>,
+    tenant: String,
+    params: HashMap<String, String>,
+) -> Response {
+    if app.auth != AuthMode::Smart {
+        return bad_request("this server does not use SMART");
+    }
+    if let Err(r) = app.require_tenant(&tenant).await {
+        return r;
+    }
+    let req = match check_authorize(&app, &tenant, &params) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(patient) = params.get("sandbox_patient").filter(|p| !p.is_empty()) else {
+        return consent_page(&app, &tenant, &params).await;
+    };
+    let (t, pid) = (tenant.clone(), patient.clone());
+    match app.store(move |s| s.get(&t, "Patient", &pid)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return bad_request("no such patient at this provider"),
+        Err(r) => return r,
+    }
+    let Ok(code) = new_token() else {
+        return oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "no randomness",
+        );
+    };
+    let grant = Grant {
+        tenant: tenant.clone(),
+        kind: "code".into(),
+        patient: patient.clone(),
+        scope: req.scope.clone(),
+        client_id: req.client_id.clone(),
+        expires_ms: crate::time::now_ms() + CODE_TTL_MS,
+        data: json!({ "challenge": req.challenge, "redirect_uri": req.redirect_uri }).to_string(),
+    };
+    let hash = token_hash(&code);
+    if let Err(r) = app.store(move |s| s.put_grant(&hash, &grant)).await {
+        return r;
+    }
+    let sep = if req.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let mut location = format!("{}{sep}code={code}", req.redirect_uri);
+    if let Some(state) = &req.state {
+        location.push_str(&format!("&state={}", crate::fhir::encode_query(state)));
+    }
+    let mut r = StatusCode::FOUND.into_response();
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+            r
+        }
+        Err(_) => bad_request("redirect_uri cannot be used in a Location header"),
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".into(),
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '"' => "&quot;".into(),
+            '\'' => "&#39;".into(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The sandbox consent form: pick a patient of this tenant and approve.
+async fn consent_page(app: &Arc<App>, tenant: &str, params: &HashMap<String, String>) -> Response {
+    let t = tenant.to_string();
+    let q = Query {
+        rtype: Some("Patient".into()),
+        limit: 20,
+        ..Query::default()
+    };
+    let patients = match app.store(move |s| s.search(&t, &q)).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let hidden: String = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "sandbox_patient")
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape_html(k),
+                escape_html(v)
+            )
+        })
+        .collect();
+    let options: String = patients
+        .iter()
+        .map(|p| {
+            let name = p.resource["name"][0]["family"].as_str().unwrap_or("(no name)");
+            format!(
+                "<label><input type=\"radio\" name=\"sandbox_patient\" value=\"{id}\" required> {name} <small>({id})</small></label><br>",
+                id = escape_html(&p.id),
+                name = escape_html(name)
+            )
+        })
+        .collect();
+    let scope = escape_html(&granted_scope(
+        params.get("scope").map_or("", String::as_str),
+    ));
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sandbox sign-in</title></head><body>\
+         <h1>{tenant}: sandbox sign-in</h1><p>This is a test provider. Choose the patient to sign in as. \
+         The app asks for: <code>{scope}</code></p><form method=\"post\">{hidden}{options}\
+         <button type=\"submit\">Allow</button></form></body></html>",
+        tenant = escape_html(tenant)
+    ))
+    .into_response()
+}
+
+/// Issue an access token (and a refresh token if `offline_access` or
+/// `online_access` was granted) and answer the token request.
+async fn issue(
+    app: &Arc<App>,
+    tenant: &str,
+    patient: &str,
+    scope: &str,
+    client_id: &str,
+) -> Response {
+    let now = crate::time::now_ms();
+    let (Ok(access), Ok(refresh)) = (new_token(), new_token()) else {
+        return oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "no randomness",
+        );
+    };
+    let wants_refresh = scope
+        .split_whitespace()
+        .any(|s| s == "offline_access" || s == "online_access");
+    let grant = |kind: &str, ttl: i64| Grant {
+        tenant: tenant.to_string(),
+        kind: kind.into(),
+        patient: patient.to_string(),
+        scope: scope.to_string(),
+        client_id: client_id.to_string(),
+        expires_ms: now + ttl,
+        data: "{}".into(),
+    };
+    let mut grants = vec![(token_hash(&access), grant("access", app.token_ttl_ms))];
+    if wants_refresh {
+        grants.push((token_hash(&refresh), grant("refresh", REFRESH_TTL_MS)));
+    }
+    if let Err(r) = app
+        .store(move |s| grants.iter().try_for_each(|(h, g)| s.put_grant(h, g)))
+        .await
+    {
+        return r;
+    }
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": app.token_ttl_ms / 1000,
+        "scope": scope,
+        "patient": patient,
+    });
+    if wants_refresh {
+        body["refresh_token"] = Value::String(refresh);
+    }
+    let mut r = Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn token(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    Form(p): Form<HashMap<String, String>>,
+) -> Response {
+    if app.auth != AuthMode::Smart {
+        return bad_request("this server does not use SMART");
+    }
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    let client_id = get("client_id");
+    if client_id.is_empty() {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_id is required",
+        );
+    }
+    let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    let now = crate::time::now_ms();
+    match get("grant_type") {
+        "authorization_code" => {
+            let hash = token_hash(get("code"));
+            let Ok(found) = app.store(move |s| s.take_grant(&hash, now)).await else {
+                return oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "storage failed",
+                );
+            };
+            let Some(g) = found.filter(|g| g.kind == "code" && g.tenant == tenant) else {
+                return invalid_grant("the code is unknown, used or expired");
+            };
+            let data: Value = serde_json::from_str(&g.data).unwrap_or(Value::Null);
+            if g.client_id != client_id
+                || data["redirect_uri"].as_str() != Some(get("redirect_uri"))
+            {
+                return invalid_grant(
+                    "client_id or redirect_uri differ from the authorize request",
+                );
+            }
+            let verifier = get("code_verifier");
+            if !(43..=128).contains(&verifier.len()) {
+                return invalid_grant("code_verifier must be 43 to 128 characters");
+            }
+            let digest = B64.encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                verifier.as_bytes(),
+            ));
+            let challenge = data["challenge"].as_str().unwrap_or("");
+            if !same_secret(digest.as_bytes(), challenge.as_bytes()) {
+                return invalid_grant("code_verifier does not match the code_challenge");
+            }
+            issue(&app, &tenant, &g.patient, &g.scope, client_id).await
+        }
+        "refresh_token" => {
+            let presented = get("refresh_token");
+            let hash = token_hash(presented);
+            let h = hash.clone();
+            let Ok(found) = app.store(move |s| s.take_grant(&h, now)).await else {
+                return oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "storage failed",
+                );
+            };
+            let Some(g) = found.filter(|g| g.tenant == tenant && g.client_id == client_id) else {
+                return invalid_grant("the refresh token is unknown or expired");
+            };
+            match g.kind.as_str() {
+                "refresh" => {
+                    // Rotation: the old token is spent; remember that for the grace window.
+                    let mut spent = g.clone();
+                    spent.kind = "spent".into();
+                    spent.data = json!({ "spent_ms": now }).to_string();
+                    if let Err(r) = app.store(move |s| s.put_grant(&hash, &spent)).await {
+                        return r;
+                    }
+                    issue(&app, &tenant, &g.patient, &g.scope, client_id).await
+                }
+                "spent" => {
+                    let spent_ms = serde_json::from_str::<Value>(&g.data)
+                        .ok()
+                        .and_then(|d| d["spent_ms"].as_i64())
+                        .unwrap_or(0);
+                    if now - spent_ms <= app.reuse_grace_ms {
+                        let mut again = g.clone();
+                        again.data = json!({ "spent_ms": spent_ms }).to_string();
+                        if let Err(r) = app.store(move |s| s.put_grant(&hash, &again)).await {
+                            return r;
+                        }
+                        issue(&app, &tenant, &g.patient, &g.scope, client_id).await
+                    } else {
+                        tracing::warn!(
+                            tenant,
+                            "a spent refresh token was replayed; revoking its family"
+                        );
+                        let (t, pt, c) = (tenant.clone(), g.patient.clone(), client_id.to_string());
+                        let _ = app.store(move |s| s.revoke_grants(&t, &pt, &c)).await;
+                        invalid_grant("the refresh token was already used")
+                    }
+                }
+                _ => invalid_grant("the refresh token is unknown or expired"),
+            }
+        }
+        _ => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "use authorization_code or refresh_token",
+        ),
+    }
+}
