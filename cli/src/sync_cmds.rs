@@ -225,7 +225,7 @@ pub fn sync_now(
     full: bool,
 ) -> Result<u8> {
     let profile = Arc::new(open(home)?);
-    let progress: Option<Arc<dyn Fn(&SyncProgress) + Send + Sync>> = if as_json {
+    let progress: Option<sync::ProgressFn> = if as_json {
         None
     } else {
         Some(Arc::new(|p: &SyncProgress| {

@@ -2,63 +2,13 @@
 //! malformed input, and a process killed in the middle of an import.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-const PASS: &str = "a long test passphrase";
-
-fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared")
-        .join(rel)
-}
-
-fn carry(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_carry"));
-    c.arg("--home")
-        .arg(home)
-        .args(args)
-        .env("CARRY_PASSPHRASE", PASS)
-        .env_remove("CARRY_LOG");
-    c
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    carry(home, args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run carry")
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
-
-fn new_home() -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::tempdir().unwrap();
-    let home = d.path().join("home");
-    let out = run(&home, &["init", "--name", "Test Person"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (d, home)
-}
-
-fn resources(home: &Path) -> u64 {
-    json(home, &["stats", "--json"])["resources"]
-        .as_u64()
-        .unwrap()
-}
+mod common;
+use common::*;
 
 #[test]
 fn import_summary_and_read_commands_speak_json() {

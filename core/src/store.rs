@@ -215,7 +215,8 @@ fn identity(full_url: Option<&str>, a: &Analysis, hash: &[u8], keep_versions: bo
 
 /// Record `keys` for the resource `outcome` wrote, and on insert put it in the group of
 /// a resource from another source that shares a key (identifiers first, then the
-/// equivalence key). An update keeps its group.
+/// equivalence key), unless that group already holds one from this source: within a
+/// source, two resources are two facts. An update keeps its group.
 fn group(
     tx: &Transaction<'_>,
     outcome: PutOutcome,
@@ -243,7 +244,10 @@ fn group(
     }
     let mut find = tx.prepare_cached(
         "SELECT r.id, r.group_id FROM resource_keys k JOIN resources r ON r.id = k.resource_id
-         WHERE k.key = ?1 AND r.source_id != ?2 ORDER BY r.id LIMIT 1",
+         WHERE k.key = ?1 AND r.source_id != ?2
+           AND NOT EXISTS (SELECT 1 FROM resources m
+                           WHERE m.group_id = coalesce(r.group_id, r.id) AND m.source_id = ?2)
+         ORDER BY r.id LIMIT 1",
     )?;
     for key in &all {
         let found: Option<(i64, Option<i64>)> = find

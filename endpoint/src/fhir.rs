@@ -478,22 +478,15 @@ async fn operation(
 }
 
 /// The identifier an `If-None-Exist` header asks about, as `system|value`.
-fn if_none_exist(headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn if_none_exist(headers: &HeaderMap) -> Result<Option<String>, ()> {
     let Some(v) = headers.get("if-none-exist") else {
         return Ok(None);
     };
-    let bad = || {
-        outcome(
-            StatusCode::BAD_REQUEST,
-            "not-supported",
-            "If-None-Exist must be identifier=system|value",
-        )
-    };
-    let text = v.to_str().map_err(|_| bad())?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text).map_err(|_| bad())?;
+    let text = v.to_str().map_err(|_| ())?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text).map_err(|_| ())?;
     match pairs.as_slice() {
         [(k, v)] if k == "identifier" && v.contains('|') && v.len() <= 512 => Ok(Some(v.clone())),
-        _ => Err(bad()),
+        _ => Err(()),
     }
 }
 
@@ -516,9 +509,12 @@ async fn create(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let key = match if_none_exist(&headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Ok(key) = if_none_exist(&headers) else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            "If-None-Exist must be identifier=system|value",
+        );
     };
     let mut resource: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,

@@ -66,7 +66,7 @@ impl Fault {
     }
 
     fn fires(&self) -> bool {
-        (self.seen.fetch_add(1, Ordering::Relaxed) + 1) % self.every == 0
+        (self.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every)
     }
 }
 

@@ -172,8 +172,13 @@ impl PostgresStore {
     }
 
     /// Connect with an already parsed configuration and create the tables if they
-    /// are missing.
-    pub fn with_config(mut config: Config) -> Result<Self> {
+    /// are missing. Safe to call from async code (the server opens its store there):
+    /// the work runs on a thread of its own.
+    pub fn with_config(config: Config) -> Result<Self> {
+        on_own_thread(move || Self::setup(config))?
+    }
+
+    fn setup(mut config: Config) -> Result<Self> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -279,6 +284,33 @@ impl PostgresStore {
             }
         }
     }
+}
+
+impl Drop for PostgresStore {
+    /// Close the pooled connections on a thread of their own: closing blocks on the
+    /// client's private runtime, which must not happen on a thread that runs async
+    /// tasks (where the server drops its store when it stops).
+    fn drop(&mut self) {
+        let clients = std::mem::take(self.pool.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if !clients.is_empty() {
+            let _ = on_own_thread(move || drop(clients));
+        }
+    }
+}
+
+/// Run `f` on a plain thread and wait for it. The sync client drives each connection
+/// with a runtime of its own, and starting or dropping one panics on a thread that
+/// is driving async tasks. Calls through [`Store`] must already be off those threads
+/// (the server uses `spawn_blocking`); opening and dropping the store go through here.
+fn on_own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("carry-postgres".into())
+            .spawn_scoped(s, f)
+            .map_err(|e| StoreError::Backend(format!("starting a PostgreSQL thread: {e}")))?
+            .join()
+            .map_err(|_| StoreError::Backend("a PostgreSQL thread panicked".into()))
+    })
 }
 
 /// A new connection. Its error names the step, never the URL or password.

@@ -95,38 +95,30 @@ fn check_authorize(
     app: &App,
     tenant: &str,
     p: &HashMap<String, String>,
-) -> Result<AuthorizeRequest, Response> {
+) -> Result<AuthorizeRequest, &'static str> {
     let get = |k: &str| p.get(k).filter(|v| !v.is_empty());
     if get("response_type").map(String::as_str) != Some("code") {
-        return Err(bad_request("response_type must be code"));
+        return Err("response_type must be code");
     }
-    let client_id = get("client_id").ok_or_else(|| bad_request("client_id is required"))?;
-    let redirect_uri =
-        get("redirect_uri").ok_or_else(|| bad_request("redirect_uri is required"))?;
+    let client_id = get("client_id").ok_or("client_id is required")?;
+    let redirect_uri = get("redirect_uri").ok_or("redirect_uri is required")?;
     if !redirect_uri.contains(':') || redirect_uri.contains('#') || redirect_uri.len() > 512 {
-        return Err(bad_request(
-            "redirect_uri must be an absolute URI without a fragment",
-        ));
+        return Err("redirect_uri must be an absolute URI without a fragment");
     }
-    let aud = get("aud").ok_or_else(|| bad_request("aud is required"))?;
+    let aud = get("aud").ok_or("aud is required")?;
     if aud.trim_end_matches('/') != app.base(tenant) {
-        return Err(bad_request("aud is not this server's FHIR base"));
+        return Err("aud is not this server's FHIR base");
     }
     if get("code_challenge_method").map(String::as_str) != Some("S256") {
-        return Err(bad_request(
-            "PKCE with code_challenge_method S256 is required",
-        ));
+        return Err("PKCE with code_challenge_method S256 is required");
     }
-    let challenge =
-        get("code_challenge").ok_or_else(|| bad_request("code_challenge is required"))?;
+    let challenge = get("code_challenge").ok_or("code_challenge is required")?;
     if challenge.len() != 43 || B64.decode(challenge).is_err() {
-        return Err(bad_request("code_challenge must be a base64url SHA-256"));
+        return Err("code_challenge must be a base64url SHA-256");
     }
     let scope = granted_scope(get("scope").map_or("", String::as_str));
     if !scope.split_whitespace().any(|s| s.starts_with("patient/")) {
-        return Err(bad_request(
-            "scope must ask for patient/ data, e.g. patient/*.rs",
-        ));
+        return Err("scope must ask for patient/ data, e.g. patient/*.rs");
     }
     Ok(AuthorizeRequest {
         client_id: client_id.clone(),
@@ -168,7 +160,7 @@ async fn approve_or_ask(
     }
     let req = match check_authorize(&app, &tenant, &params) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(why) => return bad_request(why),
     };
     let Some(patient) = params.get("sandbox_patient").filter(|p| !p.is_empty()) else {
         return consent_page(&app, &tenant, &params).await;

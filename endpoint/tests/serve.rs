@@ -387,7 +387,7 @@ fn seed_refuses_bad_input_clearly() {
         .args([
             "seed",
             "--db",
-            "postgres://x",
+            "mysql://x",
             "--tenant",
             "gp",
             "--from",

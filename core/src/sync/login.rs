@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::time::now_unix;
 
-/// Refresh an access token this long before it expires.
+/// Refresh an access token this long before it expires (at most a quarter of its life).
 const EARLY_REFRESH_S: i64 = 30;
 
 /// The start of a sign-in.
@@ -218,6 +218,8 @@ fn read_token_response(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| auth_failed("the token response has no access token"))?;
     let expires_in = v["expires_in"].as_i64().unwrap_or(3600).max(1);
+    // Kept as the moment to refresh: a little before the real expiry.
+    let refresh_at = now_unix() + expires_in - (expires_in / 4).min(EARLY_REFRESH_S);
     let refresh = v["refresh_token"]
         .as_str()
         .map(|r| Zeroizing::new(r.to_string()))
@@ -226,7 +228,7 @@ fn read_token_response(
     Ok((
         Tokens {
             access: Some(Zeroizing::new(access.to_string())),
-            access_expires_at: Some(now_unix() + expires_in),
+            access_expires_at: Some(refresh_at),
             refresh,
             pending_login: None,
         },
@@ -298,9 +300,7 @@ impl Authorizer {
                 None => Err(auth_failed("the source has no bearer token")),
             };
         }
-        let fresh = t
-            .access_expires_at
-            .is_some_and(|e| e - EARLY_REFRESH_S > now_unix());
+        let fresh = t.access_expires_at.is_some_and(|e| e > now_unix());
         if t.access.is_some() && fresh {
             self.access = t.access;
             self.expires_at = t.access_expires_at;
@@ -354,11 +354,7 @@ impl Authorizer {
 
     /// The header value, refreshing first if the token is about to expire.
     pub async fn header(&mut self, http: &Http) -> Result<Option<Zeroizing<String>>> {
-        if self.kind == "smart"
-            && self
-                .expires_at
-                .is_none_or(|e| e - EARLY_REFRESH_S <= now_unix())
-        {
+        if self.kind == "smart" && self.expires_at.is_none_or(|e| e <= now_unix()) {
             self.ensure(http).await?;
         }
         Ok(self

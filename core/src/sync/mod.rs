@@ -37,6 +37,9 @@ pub use sources::{
 };
 pub use state::SyncState;
 
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
+
 /// Options for one sync call.
 #[derive(Clone, Default)]
 pub struct SyncOptions {
@@ -46,7 +49,7 @@ pub struct SyncOptions {
     /// Set to stop at the next safe point.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Called as the sync moves on. Never called while the vault is locked for writing.
-    pub progress: Option<Arc<dyn Fn(&SyncProgress) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
     /// List everything the source holds, not only what changed, and mark what it no
     /// longer holds. Done anyway on the first sync and then once a week.
     pub full: bool,

@@ -166,8 +166,11 @@ struct Search {
     mode: Option<String>,
 }
 
-/// One page's resources as (fullUrl, raw text), and its next link.
-fn read_page(body: &[u8], base: &str) -> Result<(Vec<(String, String)>, Option<String>)> {
+/// One page: its resources as (fullUrl, raw text), and its next link.
+type PageRead = (Vec<(String, String)>, Option<String>);
+
+/// Read one page of search results (or a single resource from a read).
+fn read_page(body: &[u8], base: &str) -> Result<PageRead> {
     let bad = |what: &str| Error::Network {
         reason: format!("the provider sent {what}"),
         retry_after_s: None,

@@ -29,6 +29,7 @@ CREATE TABLE provider_sources (
 CREATE TABLE source_tokens (
     source_id         INTEGER PRIMARY KEY REFERENCES sources (id),
     access_token      TEXT,
+    -- When to refresh the access token (Unix seconds), a little before it expires.
     access_expires_at INTEGER,
     refresh_token     TEXT,
     -- A login in progress: PKCE verifier, state and redirect URI, as JSON.
