@@ -15,9 +15,9 @@ all: test
 deps:
 	@bash .ci/deps.sh
 
-## Build the CLI (debug: the demo and the tests share one build).
+## Build the CLI and the endpoint (debug: the demo and the tests share one build).
 build: deps
-	$(CARGO) build -p carry-cli
+	$(CARGO) build -p carry-cli -p carry-endpoint
 
 ## The end-to-end main job on embedded defaults, narrated.
 demo: build

@@ -1,51 +1,86 @@
 #!/usr/bin/env bash
-# The demo: a throwaway profile, the shared Synthea patients imported, a reading
-# added, the timeline, a search, and an export. Narrated in plain words. Exits
+# The demo: a local trust endpoint on SQLite with a GP and a hospital that each hold
+# part of one Synthea patient's record; the patient creates a profile, signs in to
+# both, syncs, adds a blood pressure reading that reaches the GP, and looks at the
+# timeline, which says where each entry came from. Narrated in plain words. Exits
 # non-zero if any step misbehaves, so `make test` runs it as a smoke test.
 set -euo pipefail
 
 CARRY=${CARRY_BIN:-target/debug/carry}
+ENDPOINT=${ENDPOINT_BIN:-$(dirname "$CARRY")/carry-endpoint}
 SHARED=${SHARED:-../shared}
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+SERVER=""
+cleanup() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 export CARRY_HOME="$WORK/profile"
 export CARRY_PASSPHRASE="demo passphrase, not a real one"
+PATIENT_FILE="$SHARED/fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json"
+PATIENT_ID=b13bd1f1-78c4-4cbe-b611-3bedd3bb796b
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo failed: $*" >&2; exit 1; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-say "A patient creates a profile. Its record is encrypted with a key that only their passphrase unlocks."
+say "A local trust endpoint starts on SQLite. Jene's GP and hospital each hold part of her record, split by encounter; both hold her details."
+"$ENDPOINT" seed --db "sqlite://$WORK/endpoint.db" --tenant gp --tenant hospital \
+  --split-by-encounter --from "$PATIENT_FILE"
+"$ENDPOINT" serve --db "sqlite://$WORK/endpoint.db" --listen 127.0.0.1:0 \
+  > "$WORK/endpoint.out" 2> "$WORK/endpoint.log" &
+SERVER=$!
+for _ in $(seq 50); do grep -q listening "$WORK/endpoint.out" 2>/dev/null && break; sleep 0.1; done
+BASE=$(sed -n 's/^listening on //p' "$WORK/endpoint.out")
+[ -n "$BASE" ] || fail "the endpoint did not start"
+echo "Serving $BASE/gp/fhir and $BASE/hospital/fhir (SMART sign-in, FHIR R4)."
+
+say "Jene creates a profile. Her record is encrypted with a key that only her passphrase unlocks."
 "$CARRY" init --name "Jene Cummings"
 
-say "They import their records: seven Synthea patients' FHIR bundles from ../shared."
-"$CARRY" import "$SHARED"/fixtures/fhir/synthea/*.json
+say "She adds her GP and her hospital, and signs in to each (the sandbox's consent step stands in for the browser)."
+"$CARRY" source add gp "$BASE/gp/fhir" --kind gp
+"$CARRY" source add hospital "$BASE/hospital/fhir" --kind hospital
+"$CARRY" source login gp --sandbox-patient "$PATIENT_ID"
+"$CARRY" source login hospital --sandbox-patient "$PATIENT_ID"
 
-total=$("$CARRY" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["resources"])')
-[ "$total" -ge 2000 ] || fail "expected at least 2000 resources, found $total"
+say "She syncs. Each page is saved with a checkpoint, so an interrupted sync resumes."
+"$CARRY" sync
+total=$("$CARRY" stats --json | field 'd["resources"]')
+[ "$total" -ge 500 ] || fail "expected at least 500 resources, found $total"
 
-say "Importing the same files again adds nothing."
-again=$("$CARRY" import --json "$SHARED"/fixtures/fhir/synthea/*.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["imported"])')
-[ "$again" -eq 0 ] || fail "re-import added $again resources"
-echo "0 new resources."
+say "Syncing again with nothing new moves no resources."
+again=$("$CARRY" sync --json)
+echo "$again" | field "'; '.join(f\"{r['source']}: {r['fetched']} fetched in {r['requests']} requests\" for r in d)"
+echo "$again" | field 'sum(r["fetched"] for r in d)' | grep -qx 0 || fail "a sync with no changes fetched resources"
 
-say "They take their blood pressure and add it, with a note."
+say "What both providers hold shows once, with both named:"
+"$CARRY" timeline --category other --limit 500 --json | field "chr(10).join([i['display'] + '  (from ' + ' + '.join([i['source']] + i['also_from']) + ')' for i in d['items'] if i['also_from']][:6])"
+[ "$("$CARRY" timeline --category other --limit 500 --json | field 'sum(1 for i in d["items"] if i["also_from"])')" -ge 1 ] || fail "nothing was grouped"
+
+say "She takes her blood pressure and adds it, with a note."
 "$CARRY" add bp 128/82 --note "after climbing the stairs"
 
 say "A typo in a unit is caught, and nothing is stored."
 if "$CARRY" add weight 72.5st 2>&1; then fail "a bad unit was accepted"; fi
 
-say "The timeline shows the newest first; the reading is at the top."
+say "She syncs: the reading goes to her GP (once, however often it is retried), and comes back from it."
+"$CARRY" sync
+"$CARRY" outbox
+"$CARRY" outbox --json | field 'd[0]["state"]' | grep -qx sent || fail "the reading was not sent"
+"$CARRY" sync > /dev/null
+
+say "The timeline, newest first, says where each entry came from:"
 "$CARRY" timeline --limit 8
-"$CARRY" timeline --limit 1 --json | grep -q '"entered_by": "self"' || fail "the reading is not first"
+"$CARRY" timeline --limit 1 --json | field 'd["items"][0]["also_from"]' | grep -q gp || fail "the reading did not come back from the GP"
 
-say "Only vital signs:"
-"$CARRY" timeline --category vital-signs --limit 5
-
-say "Searching for 'diabetes':"
-"$CARRY" search diabetes --limit 5
+say "Searching for 'blood pressure':"
+"$CARRY" search blood pressure --limit 5
 
 say "What the record holds:"
 "$CARRY" stats
+"$CARRY" source list
 
 say "A wrong passphrase opens nothing and changes nothing."
 before=$(sha256sum "$CARRY_HOME/vault.db" | cut -d' ' -f1)
@@ -56,19 +91,24 @@ set -e
 [ "$code" -eq 3 ] || fail "wrong passphrase gave exit $code, not 3"
 [ "$(sha256sum "$CARRY_HOME/vault.db" | cut -d' ' -f1)" = "$before" ] || fail "the vault changed"
 
-say "The vault file on disk holds no readable health data."
+say "The vault file on disk holds no readable health data, and no sign-in tokens."
 if grep -q "Cummings" "$CARRY_HOME"/vault.db*; then fail "plaintext found in the vault"; fi
+if grep -q "refresh_token\|Bearer" "$CARRY_HOME"/vault.db*; then fail "a token was readable in the vault"; fi
 echo "No trace of the patient's name in $(ls "$CARRY_HOME" | tr '\n' ' ')"
 
-say "They export everything as one FHIR Bundle."
+say "She exports everything as one FHIR Bundle."
 "$CARRY" export --out "$WORK/export.json"
-python3 - "$WORK/export.json" "$total" <<'PY'
+python3 - "$WORK/export.json" "$("$CARRY" stats --json | field 'd["resources"]')" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))
 n = len(b["entry"])
 assert b["type"] == "collection", b["type"]
-assert n == int(sys.argv[2]) + 1, (n, sys.argv[2])
+assert n == int(sys.argv[2]), (n, sys.argv[2])
 print(f"The export is a valid collection Bundle of {n} resources.")
 PY
 
-say "Done. The throwaway profile is deleted on exit."
+say "The endpoint's log names routes and statuses, never a patient or a token."
+if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi
+tail -n 3 "$WORK/endpoint.log"
+
+say "Done. The endpoint stops and the throwaway profile is deleted on exit."

@@ -225,7 +225,9 @@ pub fn sync_now(
     full: bool,
 ) -> Result<u8> {
     let profile = Arc::new(open(home)?);
-    let progress: Option<sync::ProgressFn> = if as_json {
+    use std::io::IsTerminal as _;
+    let live = !as_json && std::io::stderr().is_terminal();
+    let progress: Option<sync::ProgressFn> = if !live {
         None
     } else {
         Some(Arc::new(|p: &SyncProgress| {
@@ -246,7 +248,7 @@ pub fn sync_now(
         full,
     };
     let reports = runtime()?.block_on(sync::sync(&profile, name.as_deref(), &options))?;
-    if !as_json {
+    if live {
         eprintln!();
     }
     if as_json {

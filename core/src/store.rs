@@ -242,6 +242,16 @@ fn group(
     if !matches!(outcome, PutOutcome::Inserted(_)) {
         return Ok(());
     }
+    // An identifier several resources of one source share (Synthea's constant
+    // claim-group number, say) names no single fact: it groups nothing.
+    let mut shared_in = tx.prepare_cached(
+        "SELECT count(*) FROM resource_keys k JOIN resources r ON r.id = k.resource_id
+         WHERE k.key = ?1 AND r.source_id = ?2 AND r.id != ?3",
+    )?;
+    let mut distinctive = |key: &str, source: i64, except: i64| -> Result<bool> {
+        let n: i64 = shared_in.query_row(params![key, source, except], |r| r.get(0))?;
+        Ok(n == 0)
+    };
     let mut find = tx.prepare_cached(
         "SELECT r.id, r.group_id FROM resource_keys k JOIN resources r ON r.id = k.resource_id
          WHERE k.key = ?1 AND r.source_id != ?2
@@ -254,6 +264,16 @@ fn group(
             .query_row(params![key, source_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((other, other_group)) = found {
+            let other_source: i64 = tx.query_row(
+                "SELECT source_id FROM resources WHERE id = ?1",
+                [other],
+                |r| r.get(0),
+            )?;
+            if key.starts_with("id|")
+                && !(distinctive(key, source_id, id)? && distinctive(key, other_source, other)?)
+            {
+                continue;
+            }
             let g = other_group.unwrap_or(other);
             tx.prepare_cached("UPDATE resources SET group_id = ?1 WHERE id IN (?1, ?2) AND (group_id IS NULL OR id = ?2)")?
                 .execute(params![g, id])?;

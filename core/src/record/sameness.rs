@@ -5,7 +5,11 @@
 //! Two resources of the same type are the same fact when
 //! 1. they share a business identifier (`identifier.system` + `value`, both present);
 //!    this decides first, because identifiers are assigned to exactly that fact; or
-//! 2. neither settles it by identifier and they agree on the clinical-equivalence key:
+//!    An identifier that several resources of one source share (a constant
+//!    "claim group" number, say) names no single fact and groups nothing; or
+//! 2. neither settles it by identifier and they agree on the clinical-equivalence key
+//!    (only for clinical facts: conditions, allergies, medications, immunisations,
+//!    observations, reports and procedures):
 //!    the primary code (system and code), the clinical date, and for an Observation
 //!    its value. Observations compare the date to the second and the value exactly,
 //!    so two readings on one day stay apart; other types compare the day, because
@@ -54,12 +58,22 @@ pub fn keys(resource: &Value, a: &Analysis) -> Keys {
     }
 }
 
+/// The clinical facts an equivalence key may group.
+const EQUIVALENCE_TYPES: &[&str] = &[
+    "AllergyIntolerance",
+    "Condition",
+    "DiagnosticReport",
+    "Immunization",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Observation",
+    "Procedure",
+];
+
 fn equivalence(resource: &Value, a: &Analysis) -> Option<String> {
-    if matches!(
-        a.resource_type.as_str(),
-        "Patient" | "Practitioner" | "Organization" | "Location" | "PractitionerRole" | "Bundle"
-    ) {
-        // Directory entries and people are the same only by identifier.
+    if !EQUIVALENCE_TYPES.contains(&a.resource_type.as_str()) {
+        // People, directory entries, encounters, documents and billing are the same
+        // only by identifier: two claims on one day are two claims.
         return None;
     }
     let code = a
