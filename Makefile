@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench bench-sync fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -66,6 +66,11 @@ fhir-client: $(PYENV)/.installed
 bench: deps
 	$(CARGO) bench -p carry-core --features plaintext-baseline --bench vault
 
+## Sync over loopback against the endpoint, and the endpoint's search throughput.
+bench-sync: deps
+	$(CARGO) build --profile bench -p carry-endpoint
+	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench sync
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -86,6 +91,7 @@ bindings: deps
 ## JVM against the host-built library; then the Swift layer's names against the
 ## generated Swift (no Swift toolchain here to compile it).
 kotlin: bindings
+	$(CARGO) build -p carry-endpoint
 	cd tests/kotlin && mvn -B --no-transfer-progress test \
 		-Dcarry.lib.dir=$(CURDIR)/target/debug -Dcarry.shared.dir=$(SHARED)
 	python3 tests/kotlin/check_swift_names.py

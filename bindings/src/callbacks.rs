@@ -11,6 +11,7 @@ use carry_core as cc;
 use zeroize::Zeroize;
 
 use crate::error::CarryError;
+use crate::sync::SyncProgress;
 use crate::types::ImportProgress;
 
 /// Wraps and unwraps the vault key with the platform keystore (the iOS Keychain or
@@ -34,6 +35,8 @@ pub trait KeyStore: Send + Sync {
 pub trait Events: Send + Sync {
     /// Progress of an import, every few hundred resources and once at the end.
     fn on_import_progress(&self, progress: ImportProgress);
+    /// Progress of a sync: each state a source enters, and each page fetched.
+    fn on_sync_progress(&self, progress: SyncProgress);
 }
 
 /// The app's key store, seen by the core.
@@ -61,27 +64,28 @@ impl cc::KeyStore for KeyStoreAdapter {
     }
 }
 
-/// Delivers import progress to the app's [`Events`] from a thread of its own, so the
-/// app is never called while the import holds the writer lock.
-pub(crate) struct ProgressRelay {
-    sender: Option<mpsc::Sender<ImportProgress>>,
+/// Delivers progress to the app's [`Events`] from a thread of its own, so the app is
+/// never called while the core holds the writer lock.
+pub(crate) struct ProgressRelay<T: Send + 'static> {
+    sender: Option<mpsc::Sender<T>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl ProgressRelay {
-    pub fn start(events: Option<Arc<dyn Events>>) -> Self {
+impl<T: Send + 'static> ProgressRelay<T> {
+    /// Start relaying to `events` (if any) with `deliver`.
+    pub fn start(events: Option<Arc<dyn Events>>, deliver: fn(&dyn Events, T)) -> Self {
         let Some(events) = events else {
             return ProgressRelay {
                 sender: None,
                 thread: None,
             };
         };
-        let (sender, receiver) = mpsc::channel::<ImportProgress>();
+        let (sender, receiver) = mpsc::channel::<T>();
         let thread = std::thread::Builder::new()
             .name("carry-events".into())
             .spawn(move || {
                 for p in receiver {
-                    events.on_import_progress(p);
+                    deliver(events.as_ref(), p);
                 }
             })
             .ok();
@@ -91,8 +95,8 @@ impl ProgressRelay {
         }
     }
 
-    /// A sender for the import's progress closure, if the app listens.
-    pub fn sender(&self) -> Option<mpsc::Sender<ImportProgress>> {
+    /// A sender for the work's progress closure, if the app listens.
+    pub fn sender(&self) -> Option<mpsc::Sender<T>> {
         self.sender.clone()
     }
 

@@ -13,12 +13,14 @@ mod callbacks;
 mod error;
 mod logging;
 mod profile;
+mod sync;
 mod types;
 
 pub use callbacks::{Events, KeyStore};
 pub use error::CarryError;
 pub use logging::{set_logger, LogLevel, Logger};
 pub use profile::Profile;
+pub use sync::*;
 pub use types::*;
 
 uniffi::setup_scaffolding!("carry");

@@ -16,7 +16,7 @@ use crate::types::{
 };
 
 /// Run `f` on tokio's blocking pool and map its error.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> cc::Result<T> + Send + 'static,
 ) -> Result<T> {
     Ok(tokio::task::spawn_blocking(f).await??)
@@ -24,7 +24,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Sets a flag when dropped unless disarmed: the import's cancel signal when the
 /// caller's future is dropped mid-await.
-struct CancelOnDrop(Arc<AtomicBool>, bool);
+pub(crate) struct CancelOnDrop(pub Arc<AtomicBool>, pub bool);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -42,8 +42,8 @@ impl Drop for CancelOnDrop {
 /// closed object raises an error rather than crashing.
 #[derive(uniffi::Object)]
 pub struct Profile {
-    core: Arc<cc::Profile>,
-    events: Option<Arc<dyn Events>>,
+    pub(crate) core: Arc<cc::Profile>,
+    pub(crate) events: Option<Arc<dyn Events>>,
 }
 
 impl Profile {
@@ -133,7 +133,7 @@ impl Profile {
         let core = self.core.clone();
         let cancel = Arc::new(AtomicBool::new(false));
         let mut guard = CancelOnDrop(cancel.clone(), true);
-        let relay = ProgressRelay::start(self.events.clone());
+        let relay = ProgressRelay::start(self.events.clone(), |e, p| e.on_import_progress(p));
         let sender = relay.sender();
         let result = blocking(move || {
             let progress = move |p: cc::ImportProgress| {

@@ -17,8 +17,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use carry_core::{Category, ImportOptions, ImportProgress, KeyStore, PassphraseKeyStore};
-use carry_core::{Profile, TimelineQuery, VaultKey};
+use carry_core::{Profile, TimelineQuery};
+use common::{ms, percentile, rewrite_uuids, RawKeyStore};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tempfile::TempDir;
@@ -46,20 +49,6 @@ const WALK: [Option<Category>; 4] = [
 /// Search terms present in the Synthea patients, comma-separated.
 const SEARCH_TERMS: &str = "glucose,blood pressure,diabetes,encounter,hypertension,\
                             body weight,influenza,cholesterol";
-
-/// A key store that keeps the vault key as plain bytes, so that unlocking measures the
-/// vault alone and not PBKDF2. Benchmark use only.
-struct RawKeyStore;
-
-impl KeyStore for RawKeyStore {
-    fn wrap(&self, key: &VaultKey) -> carry_core::Result<Vec<u8>> {
-        Ok(key.as_bytes().to_vec())
-    }
-
-    fn unwrap(&self, wrapped: &[u8]) -> carry_core::Result<VaultKey> {
-        VaultKey::from_bytes(wrapped)
-    }
-}
 
 /// One line of the results table: figure, result, and the target with whether it was met.
 type Row = (String, String, Option<(&'static str, bool)>);
@@ -164,35 +153,6 @@ fn generate(fixtures: &[PathBuf], dir: &Path) -> Vec<(usize, PathBuf)> {
         (n, path)
     };
     outs.into_iter().map(finish).collect()
-}
-
-/// `text` with the last 12 hex digits of every UUID XOR-ed with `variant`.
-fn rewrite_uuids(text: &str, variant: u64) -> String {
-    let mut bytes = text.as_bytes().to_vec();
-    let mut i = 0;
-    while variant != 0 && i + 36 <= bytes.len() {
-        let starts_word = i == 0 || !bytes[i - 1].is_ascii_hexdigit();
-        if !(starts_word && is_uuid(&bytes[i..i + 36])) {
-            i += 1;
-            continue;
-        }
-        let tail = &mut bytes[i + 24..i + 36];
-        let old = std::str::from_utf8(tail)
-            .ok()
-            .and_then(|s| u64::from_str_radix(s, 16).ok())
-            .expect("is_uuid checked 12 hex digits");
-        tail.copy_from_slice(format!("{:012x}", (old ^ variant) & 0xffff_ffff_ffff).as_bytes());
-        i += 36;
-    }
-    String::from_utf8(bytes).expect("ASCII-only edits keep the text UTF-8")
-}
-
-/// Whether `b` (36 bytes) is shaped like `8-4-4-4-12` hex digits.
-fn is_uuid(b: &[u8]) -> bool {
-    b.iter().enumerate().all(|(j, c)| match j {
-        8 | 13 | 18 | 23 => *c == b'-',
-        _ => c.is_ascii_hexdigit(),
-    })
 }
 
 // ---------------------------------------------------------------------------------
@@ -457,17 +417,6 @@ fn bench_memory(largest: &Path, files: &[(usize, PathBuf)], rows: &mut Vec<Row>)
 
 // ---------------------------------------------------------------------------------
 // Reporting
-
-/// The `p`-th quantile of `samples` (nearest rank).
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let rank = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
 
 /// `1k`, `10k`, `100k`.
 fn label(n: usize) -> String {

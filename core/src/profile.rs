@@ -174,6 +174,8 @@ impl Profile {
                 &obs,
                 full_url.as_deref(),
             )?;
+            // Queued for the providers that take readings, in the same transaction.
+            crate::sync::enqueue_readings(&tx, now)?;
             tx.commit()?;
             Ok(outcome.item_id())
         })?;

@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 
 pub use login::{sandbox_consent, LoginStart};
+pub(crate) use push::enqueue as enqueue_readings;
 pub use push::OutboxEntry;
 pub use sources::{
     AuthKind, NewSource, ProviderKind, SourceInfo, DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
@@ -223,6 +224,7 @@ pub async fn sync(
                 if matches!(e, Error::Cancelled | Error::Locked) {
                     return Err(e);
                 }
+                state::report(&source, st, options, c);
                 (st, false, Some(reason))
             }
         };

@@ -1,8 +1,10 @@
 //! The outbox: the patient's own readings on their way to providers. Each reading is
 //! queued per provider in the vault, sent with a conditional create keyed on its
 //! identifier (so a retry after a lost answer finds the copy instead of making a
-//! second), and marked sent only when the provider confirms. After too many failures
-//! it is marked stuck, for the app to show.
+//! second), and marked sent only when the provider confirms. A refused reading is
+//! tried again at the next sync; one that could not be sent for want of a connection,
+//! after a growing pause. After five failed tries it is marked stuck, for the app to
+//! show, and is not sent again on its own.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -66,20 +68,30 @@ pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
 }
 
 /// Queue every reading the person (or their carer) entered that is not yet queued for
-/// this provider, and return those due now: (outbox id, identifier, resource JSON).
+/// every provider that takes readings. Runs when a reading is added and before each
+/// push, so a source added later also receives the readings made before it.
+pub(crate) fn enqueue(tx: &rusqlite::Connection, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO outbox (resource_id, source_id, identifier, state, created_at)
+         SELECT r.id, p.source_id, json_extract(r.json, '$.identifier[0].system') || '|' ||
+                json_extract(r.json, '$.identifier[0].value'), 'pending', ?1
+         FROM resources r JOIN sources s ON s.id = r.source_id
+         CROSS JOIN provider_sources p
+         WHERE p.push AND s.kind = 'self' AND r.rtype = 'Observation'
+           AND r.entered_by IN ('self', 'carer')
+           AND json_extract(r.json, '$.identifier[0].value') IS NOT NULL",
+        [now],
+    )?;
+    Ok(())
+}
+
+/// Queue what is new, and return what is due now for `source_id`: (outbox id,
+/// identifier, resource JSON).
 fn due(profile: &Profile, source_id: i64) -> Result<Vec<(i64, String, String)>> {
     profile.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_unix();
-        tx.execute(
-            "INSERT OR IGNORE INTO outbox (resource_id, source_id, identifier, state, created_at)
-             SELECT r.id, ?1, json_extract(r.json, '$.identifier[0].system') || '|' ||
-                              json_extract(r.json, '$.identifier[0].value'), 'pending', ?2
-             FROM resources r JOIN sources s ON s.id = r.source_id
-             WHERE s.kind = 'self' AND r.rtype = 'Observation' AND r.entered_by IN ('self', 'carer')
-               AND json_extract(r.json, '$.identifier[0].value') IS NOT NULL",
-            params![source_id, now],
-        )?;
+        enqueue(&tx, now)?;
         let rows = {
             let mut stmt = tx.prepare(
                 "SELECT o.id, o.identifier, r.json FROM outbox o JOIN resources r ON r.id = o.resource_id
@@ -110,26 +122,36 @@ fn for_provider(json: &str, patient: &str) -> Result<Value> {
     Ok(v)
 }
 
-fn record(
-    profile: &Profile,
-    outbox_id: i64,
-    sent: Option<String>,
-    failure: Option<String>,
-) -> Result<()> {
+/// How a try ended.
+enum Outcome {
+    /// The provider holds it, under this id.
+    Sent(String),
+    /// The provider refused it: tried again at the next sync.
+    Refused(String),
+    /// The provider could not be reached: tried again after a growing pause
+    /// (1, 2, 4… minutes, at most a day).
+    Unreachable(String),
+}
+
+fn record(profile: &Profile, outbox_id: i64, outcome: Outcome) -> Result<()> {
     profile.vault().write(|c| {
         let now = now_unix();
-        match (sent, failure) {
-            (Some(remote), _) => c.execute(
+        let fail = |reason: String, pause: bool| {
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                   state = CASE WHEN attempts + 1 >= ?3 THEN 'stuck' ELSE state END,
+                   next_attempt_at = ?4 + CASE WHEN ?5 THEN min(60 << min(attempts, 10), 86400) ELSE 0 END
+                 WHERE id = ?1",
+                params![outbox_id, reason, MAX_ATTEMPTS, now, pause],
+            )
+        };
+        match outcome {
+            Outcome::Sent(remote) => c.execute(
                 "UPDATE outbox SET state = 'sent', remote_id = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
                 params![outbox_id, remote, now],
             )?,
-            (None, reason) => c.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
-                   state = CASE WHEN attempts + 1 >= ?3 THEN 'stuck' ELSE state END,
-                   next_attempt_at = ?4 + (1 << min(attempts + 1, 12)) * 30
-                 WHERE id = ?1",
-                params![outbox_id, reason, MAX_ATTEMPTS, now],
-            )?,
+            Outcome::Refused(reason) => fail(reason, false)?,
+            Outcome::Unreachable(reason) => fail(reason, true)?,
         };
         Ok(())
     })
@@ -184,17 +206,26 @@ pub(crate) async fn push(
                     .ok()
                     .and_then(|v| v["id"].as_str().map(str::to_string))
                     .unwrap_or_default();
-                db(profile, move |p| record(p, outbox_id, Some(remote), None)).await?;
+                db(profile, move |p| {
+                    record(p, outbox_id, Outcome::Sent(remote))
+                })
+                .await?;
                 counters.pushed.fetch_add(1, Ordering::Relaxed);
             }
             Some(Ok(resp)) => {
                 let reason = format!("the provider refused it ({})", resp.status);
                 tracing::warn!(status = resp.status, "a reading was refused");
-                db(profile, move |p| record(p, outbox_id, None, Some(reason))).await?;
+                db(profile, move |p| {
+                    record(p, outbox_id, Outcome::Refused(reason))
+                })
+                .await?;
             }
             Some(Err(e)) => {
                 let reason = e.to_string();
-                db(profile, move |p| record(p, outbox_id, None, Some(reason))).await?;
+                db(profile, move |p| {
+                    record(p, outbox_id, Outcome::Unreachable(reason))
+                })
+                .await?;
                 return Err(e);
             }
             None => {

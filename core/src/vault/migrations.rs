@@ -102,6 +102,29 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_record_survives_the_upgrade_to_2() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..1]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sources (id, kind, name, created_at) VALUES (1, 'file', 'a.json', 0);
+             INSERT INTO resources (source_id, identity, rtype, category, date_sort, display,
+               codes, sensitivity, label_rules, entered_by, content_hash, json, updated_at)
+             VALUES (1, 'Patient/p', 'Patient', 'other', 0, 'P', '[]', '', '[]', 'provider',
+               x'00', '{}', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (String, Option<i64>, Option<i64>) = conn
+            .query_row(
+                "SELECT identity, group_id, gone_at FROM resources",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("Patient/p".to_string(), None, None));
+    }
+
+    #[test]
     fn newer_database_is_refused_untouched() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)

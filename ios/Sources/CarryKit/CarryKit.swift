@@ -1,6 +1,6 @@
 // CarryKit: a thin Swift layer over the generated CarryFFI bindings — a profile
-// type with async calls, an AsyncStream of import progress, paging as an async
-// sequence, and a Keychain key store. Names called on CarryFFI are checked against
+// type with async calls, AsyncStreams of import and sync progress, paging as an
+// async sequence, provider sign-in and sync, and a Keychain key store. Names called on CarryFFI are checked against
 // the generated Swift by tests/kotlin/check_swift_names.py (`make test`).
 
 import CryptoKit
@@ -41,6 +41,13 @@ public final class CarryProfile: Sendable {
     /// thread. Each call gives a new stream; it ends when the caller stops iterating.
     public func importProgress() -> AsyncStream<ImportProgress> {
         relay.stream()
+    }
+
+    /// Progress of the syncs on this profile from now on: each state a provider
+    /// enters, and each page fetched. Delivered from a Rust thread, like
+    /// `importProgress()`.
+    public func syncProgress() -> AsyncStream<SyncProgress> {
+        relay.syncStream()
     }
 
     public var isLocked: Bool { ffi.isLocked() }
@@ -114,16 +121,80 @@ public final class CarryProfile: Sendable {
     public func export(to url: URL, scope: ExportScope = ExportScope()) async throws -> UInt64 {
         try await ffi.exportToFile(scope: scope, path: url.path)
     }
+
+    // MARK: Providers and sync
+
+    /// Add a provider. `CarryError.Conflict` if the name is taken, `InvalidInput` for
+    /// a bad name or URL (`https://`, or `http://` on loopback only).
+    public func addSource(_ source: NewSource) async throws -> SourceInfo {
+        try await ffi.addSource(source: source)
+    }
+
+    /// Every provider, by name, with where its sync stands.
+    public func sources() async throws -> [SourceInfo] {
+        try await ffi.sources()
+    }
+
+    /// Start signing in to the SMART provider `name`: returns the provider's
+    /// authorization URL as a string.
+    ///
+    /// Showing it is the app's job: open `URL(string:)` of it in an
+    /// `ASWebAuthenticationSession` whose callback scheme is that of `redirectUri`
+    /// (e.g. `carry` for `carry://callback`), with a presentation context provider,
+    /// and `prefersEphemeralWebBrowserSession` as you see fit. When the session
+    /// completes, pass `callbackURL.absoluteString` to `completeSignIn`. If the
+    /// person cancels (`ASWebAuthenticationSessionError.canceledLogin`), do nothing:
+    /// the source stays as it was.
+    public func beginSignIn(name: String, redirectUri: String) async throws -> String {
+        try await ffi.beginSignIn(name: name, redirectUri: redirectUri)
+    }
+
+    /// Finish signing in with the whole URL the browser was redirected to.
+    /// `CarryError.Auth` if the provider refused or the state does not match the
+    /// sign-in `beginSignIn` started.
+    public func completeSignIn(name: String, redirectedTo: String) async throws -> SourceInfo {
+        try await ffi.completeSignIn(name: name, redirectedTo: redirectedTo)
+    }
+
+    /// Sync the provider `name`, or every provider (`nil`). A provider that fails
+    /// does not throw: its report says why (`state`, `error`). Cancelling the Task is
+    /// safe; what was fetched is kept and the next sync resumes.
+    ///
+    /// With `budgetSeconds` it stops in time, which is what background work needs:
+    /// register a `BGAppRefreshTask` identifier (Info.plist
+    /// `BGTaskSchedulerPermittedIdentifiers`), submit a `BGAppRefreshTaskRequest`
+    /// with `BGTaskScheduler.shared.submit`, and in the handler run
+    /// `sync(nil, budgetSeconds: 25, full: false)` in a Task that the task's
+    /// `expirationHandler` cancels, then call `setTaskCompleted(success:)` and
+    /// schedule the next request. The vault key must be available, so the
+    /// `KeychainKeyStore` item's accessibility decides whether it can run while the
+    /// device is locked.
+    public func sync(_ name: String? = nil, budgetSeconds: UInt32? = nil, full: Bool = false) async throws -> [SyncReport] {
+        try await ffi.sync(name: name, budgetSeconds: budgetSeconds, full: full)
+    }
+
+    /// The person's readings on their way to providers, newest first.
+    public func outbox() async throws -> [OutboxEntry] {
+        try await ffi.outbox()
+    }
 }
 
 /// Fans the Rust-side progress callbacks out to any number of AsyncStreams.
 private final class ProgressRelay: Events, @unchecked Sendable {
     private let lock = NSLock()
     private var continuations: [UUID: AsyncStream<ImportProgress>.Continuation] = [:]
+    private var syncContinuations: [UUID: AsyncStream<SyncProgress>.Continuation] = [:]
 
     func onImportProgress(progress: ImportProgress) {
         lock.lock()
         let targets = Array(continuations.values)
+        lock.unlock()
+        for continuation in targets { continuation.yield(progress) }
+    }
+
+    func onSyncProgress(progress: SyncProgress) {
+        lock.lock()
+        let targets = Array(syncContinuations.values)
         lock.unlock()
         for continuation in targets { continuation.yield(progress) }
     }
@@ -138,9 +209,20 @@ private final class ProgressRelay: Events, @unchecked Sendable {
         }
     }
 
+    func syncStream() -> AsyncStream<SyncProgress> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(64)) { continuation in
+            let id = UUID()
+            lock.lock()
+            syncContinuations[id] = continuation
+            lock.unlock()
+            continuation.onTermination = { [weak self] _ in self?.remove(id) }
+        }
+    }
+
     private func remove(_ id: UUID) {
         lock.lock()
         continuations[id] = nil
+        syncContinuations[id] = nil
         lock.unlock()
     }
 }

@@ -8,11 +8,16 @@ import health.carry.ffi.ExportScope
 import health.carry.ffi.ImportProgress
 import health.carry.ffi.ImportReport
 import health.carry.ffi.KeyStore
+import health.carry.ffi.NewSource
+import health.carry.ffi.OutboxEntry
 import health.carry.ffi.Profile
 import health.carry.ffi.ProfileInfo
 import health.carry.ffi.Reading
 import health.carry.ffi.RecordStats
 import health.carry.ffi.ResourceDetail
+import health.carry.ffi.SourceInfo
+import health.carry.ffi.SyncProgress
+import health.carry.ffi.SyncReport
 import health.carry.ffi.TimelineItem
 import health.carry.ffi.TimelinePage
 import health.carry.ffi.TimelineQuery
@@ -30,8 +35,9 @@ import kotlinx.coroutines.flow.flow
  *
  * Open one with [open] or make one with [create]; close it with [close] or `use {}`.
  * Every suspend function is main-safe (the work runs on Rust's own threads) and
- * cancellable: a cancelled [importFile] keeps none of its file. Failures are
- * [health.carry.ffi.CarryException]s; [reasonOf] gives their plain-language text.
+ * cancellable: a cancelled [importFile] keeps none of its file, a cancelled [sync]
+ * keeps what it had fetched. Failures are [health.carry.ffi.CarryException]s;
+ * [reasonOf] gives their plain-language text.
  * Calls after [close] throw [IllegalStateException].
  */
 class CarryProfile private constructor(
@@ -58,6 +64,12 @@ class CarryProfile private constructor(
      * from any dispatcher. Slow collectors miss intermediate values, never the thread.
      */
     val importProgress: SharedFlow<ImportProgress> = relay.flow.asSharedFlow()
+
+    /**
+     * Progress of every sync on this profile: each state a source enters, and each
+     * page fetched. Emitted from a Rust thread, like [importProgress].
+     */
+    val syncProgress: SharedFlow<SyncProgress> = relay.syncFlow.asSharedFlow()
 
     /** The generated object, for anything this layer does not cover. */
     val ffi: Profile get() = profile
@@ -124,18 +136,64 @@ class CarryProfile private constructor(
     suspend fun export(file: File, scope: ExportScope = ExportScope()): Long =
         profile.exportToFile(scope, file.path).toLong()
 
+    /**
+     * Add a provider. `CarryException.Conflict` if [NewSource.name] is taken,
+     * `InvalidInput` for a bad name or URL (`https://`, or `http://` on loopback).
+     */
+    suspend fun addSource(source: NewSource): SourceInfo = profile.addSource(source)
+
+    /** Every provider, by name, with where its sync stands. */
+    suspend fun sources(): List<SourceInfo> = profile.sources()
+
+    /**
+     * Start signing in to the SMART provider [name]: open the returned URL in a
+     * Custom Tab; when the browser is sent to [redirectUri] (an app link or a custom
+     * scheme your activity handles), pass that whole URL to [completeSignIn].
+     */
+    suspend fun beginSignIn(name: String, redirectUri: String): String =
+        profile.beginSignIn(name, redirectUri)
+
+    /**
+     * Finish signing in with the URL the browser was redirected to.
+     * `CarryException.Auth` if the provider refused or the state does not match.
+     */
+    suspend fun completeSignIn(name: String, redirectedTo: String): SourceInfo =
+        profile.completeSignIn(name, redirectedTo)
+
+    /**
+     * Sync the provider [name], or every provider (null). With [budgetSeconds] it
+     * stops in time (what was fetched is kept; the next sync resumes), so a worker
+     * can call it inside its window. A provider that fails does not throw: its
+     * report says why. Progress: [syncProgress]. Cancelling the coroutine is safe.
+     */
+    suspend fun sync(name: String? = null, budgetSeconds: Int? = null, full: Boolean = false): List<SyncReport> {
+        require(budgetSeconds == null || budgetSeconds > 0) { "budgetSeconds must be positive" }
+        return profile.sync(name, budgetSeconds?.toUInt(), full)
+    }
+
+    /** The person's readings on their way to providers, newest first. */
+    suspend fun outbox(): List<OutboxEntry> = profile.outbox()
+
     /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
     override fun close() = profile.close()
 }
 
-/** Feeds the Rust-side progress callbacks into a flow without ever blocking them. */
+/** Feeds the Rust-side progress callbacks into flows without ever blocking them. */
 private class ProgressRelay : Events {
     val flow = MutableSharedFlow<ImportProgress>(
+        extraBufferCapacity = 64,
+        onBufferOverflow = BufferOverflow.DROP_OLDEST,
+    )
+    val syncFlow = MutableSharedFlow<SyncProgress>(
         extraBufferCapacity = 64,
         onBufferOverflow = BufferOverflow.DROP_OLDEST,
     )
 
     override fun onImportProgress(progress: ImportProgress) {
         flow.tryEmit(progress)
+    }
+
+    override fun onSyncProgress(progress: SyncProgress) {
+        syncFlow.tryEmit(progress)
     }
 }

@@ -6,10 +6,13 @@ import health.carry.ffi.CarryException
 import health.carry.ffi.Events
 import health.carry.ffi.ImportProgress
 import health.carry.ffi.KeyStore
+import health.carry.ffi.SyncProgress
+import health.carry.ffi.SyncState
 import java.io.File
 import java.nio.file.Files
 import java.nio.file.Path
 import java.security.SecureRandom
+import java.util.Collections
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicInteger
 import javax.crypto.AEADBadTagException
@@ -61,13 +64,28 @@ class TestKeyStore(seed: Int = 1) : KeyStore {
     }
 }
 
-/** Records every progress callback and the thread it came on. */
+/**
+ * Records every progress callback and the thread it came on: import progress in
+ * [calls], [threads], [threadIds], [first], [last]; sync progress in [syncCalls],
+ * [syncThreads], [syncThreadIds], and every call in order in [syncProgress] (the
+ * states alone in [syncStates]).
+ */
 class RecordingEvents : Events {
     val calls = AtomicInteger()
     val threads: MutableSet<String> = ConcurrentHashMap.newKeySet()
     val threadIds: MutableSet<Long> = ConcurrentHashMap.newKeySet()
     val first = CompletableDeferred<ImportProgress>()
     @Volatile var last: ImportProgress? = null
+
+    val syncCalls = AtomicInteger()
+    val syncThreads: MutableSet<String> = ConcurrentHashMap.newKeySet()
+    val syncThreadIds: MutableSet<Long> = ConcurrentHashMap.newKeySet()
+    val syncProgress: MutableList<SyncProgress> = Collections.synchronizedList(mutableListOf())
+    val firstPull = CompletableDeferred<SyncProgress>()
+
+    /** The states seen so far, in the order they were reported (a copy). */
+    val syncStates: List<SyncState>
+        get() = synchronized(syncProgress) { syncProgress.map { it.state } }
 
     override fun onImportProgress(progress: ImportProgress) {
         calls.incrementAndGet()
@@ -76,6 +94,15 @@ class RecordingEvents : Events {
         threadIds += t.id
         last = progress
         first.complete(progress)
+    }
+
+    override fun onSyncProgress(progress: SyncProgress) {
+        syncCalls.incrementAndGet()
+        val t = Thread.currentThread()
+        syncThreads += t.name
+        syncThreadIds += t.id
+        syncProgress += progress
+        if (progress.state == SyncState.PULL) firstPull.complete(progress)
     }
 }
 

@@ -1,0 +1,60 @@
+//! Pieces the benchmark harnesses share.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use carry_core::{KeyStore, VaultKey};
+
+/// A key store that keeps the vault key as plain bytes, so that unlocking measures the
+/// vault alone and not PBKDF2. Benchmark use only.
+pub struct RawKeyStore;
+
+impl KeyStore for RawKeyStore {
+    fn wrap(&self, key: &VaultKey) -> carry_core::Result<Vec<u8>> {
+        Ok(key.as_bytes().to_vec())
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> carry_core::Result<VaultKey> {
+        VaultKey::from_bytes(wrapped)
+    }
+}
+
+/// `text` with the last 12 hex digits of every UUID XOR-ed with `variant`.
+pub fn rewrite_uuids(text: &str, variant: u64) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    let mut i = 0;
+    while variant != 0 && i + 36 <= bytes.len() {
+        let starts_word = i == 0 || !bytes[i - 1].is_ascii_hexdigit();
+        if !(starts_word && is_uuid(&bytes[i..i + 36])) {
+            i += 1;
+            continue;
+        }
+        let tail = &mut bytes[i + 24..i + 36];
+        let old = std::str::from_utf8(tail)
+            .ok()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .expect("is_uuid checked 12 hex digits");
+        tail.copy_from_slice(format!("{:012x}", (old ^ variant) & 0xffff_ffff_ffff).as_bytes());
+        i += 36;
+    }
+    String::from_utf8(bytes).expect("ASCII-only edits keep the text UTF-8")
+}
+
+/// Whether `b` (36 bytes) is shaped like `8-4-4-4-12` hex digits.
+pub fn is_uuid(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(j, c)| match j {
+        8 | 13 | 18 | 23 => *c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    })
+}
+
+/// The `p`-th quantile of `samples` (nearest rank).
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let rank = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
