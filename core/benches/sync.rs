@@ -109,6 +109,8 @@ fn main() {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("the seed count");
+    // The seed counts the Patient once per copy; the tenant holds it once.
+    let n = n - (COPIES - 1);
     let server = serve(&db, &[]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -71,18 +71,32 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<(Item, i64)> {
     ))
 }
 
-/// Fill `also_from` for items that belong to a group.
+/// Fill `also_from` for the items that belong to a group, in one query.
 fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT s.name FROM resources r JOIN sources s ON s.id = r.source_id
-         WHERE r.group_id = (SELECT group_id FROM resources WHERE id = ?1) AND r.id != ?1
-           AND s.name != ?2
-         ORDER BY s.name",
-    )?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; items.len()].join(",");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT i.id, s.name FROM resources i
+         JOIN resources r ON r.group_id = i.group_id AND r.id != i.id
+         JOIN sources s ON s.id = r.source_id
+         WHERE i.id IN ({marks}) AND i.group_id IS NOT NULL"
+    ))?;
+    let pairs: Vec<(i64, String)> = stmt
+        .query_map(rusqlite::params_from_iter(items.iter().map(|i| i.id)), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, name) in pairs {
+        if let Some(item) = items.iter_mut().find(|i| i.id == id) {
+            if name != item.source && !item.also_from.contains(&name) {
+                item.also_from.push(name);
+            }
+        }
+    }
     for item in items.iter_mut() {
-        item.also_from = stmt
-            .query_map(params![item.id, item.source], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        item.also_from.sort();
     }
     Ok(())
 }

@@ -213,6 +213,9 @@ fn identity(full_url: Option<&str>, a: &Analysis, hash: &[u8], keep_versions: bo
     }
 }
 
+/// More resources than this sharing one sameness key means the key names no single fact.
+const KEY_USE_MAX: i64 = 32;
+
 /// Record `keys` for the resource `outcome` wrote, and on insert put it in the group of
 /// a resource from another source that shares a key (identifiers first, then the
 /// equivalence key), unless that group already holds one from this source: within a
@@ -242,8 +245,13 @@ fn group(
     if !matches!(outcome, PutOutcome::Inserted(_)) {
         return Ok(());
     }
-    // An identifier several resources of one source share (Synthea's constant
-    // claim-group number, say) names no single fact: it groups nothing.
+    // A key that many resources share (a constant such as Synthea's claim-group
+    // number) names no single fact: it groups nothing, and is not searched, so the
+    // cost of grouping stays bounded however large the record.
+    let mut common = tx.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM resource_keys WHERE key = ?1 LIMIT ?2)",
+    )?;
+    // An identifier several resources of one source share names no single fact either.
     let mut shared_in = tx.prepare_cached(
         "SELECT count(*) FROM resource_keys k JOIN resources r ON r.id = k.resource_id
          WHERE k.key = ?1 AND r.source_id = ?2 AND r.id != ?3",
@@ -260,6 +268,10 @@ fn group(
          ORDER BY r.id LIMIT 1",
     )?;
     for key in &all {
+        let uses: i64 = common.query_row(params![key, KEY_USE_MAX + 1], |r| r.get(0))?;
+        if uses > KEY_USE_MAX {
+            continue;
+        }
         let found: Option<(i64, Option<i64>)> = find
             .query_row(params![key, source_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;

@@ -6,7 +6,8 @@
 //! 1. they share a business identifier (`identifier.system` + `value`, both present);
 //!    this decides first, because identifiers are assigned to exactly that fact; or
 //!    An identifier that several resources of one source share (a constant
-//!    "claim group" number, say) names no single fact and groups nothing; or
+//!    "claim group" number, say) names no single fact and groups nothing; nor does
+//!    any key that more than 32 resources share; or
 //! 2. neither settles it by identifier and they agree on the clinical-equivalence key
 //!    (only for clinical facts: conditions, allergies, medications, immunisations,
 //!    observations, reports and procedures):

@@ -68,6 +68,12 @@ CREATE TABLE resource_keys (
 ) WITHOUT ROWID;
 CREATE INDEX resource_keys_by_resource ON resource_keys (resource_id);
 CREATE INDEX resources_group ON resources (group_id);
+-- The timeline lists one line per fact (a group's first member); these partial
+-- indexes let it page without stepping over the other members.
+CREATE INDEX resources_timeline_heads ON resources (date_sort DESC, id DESC)
+    WHERE group_id IS NULL OR group_id = id;
+CREATE INDEX resources_category_heads ON resources (category, date_sort DESC, id DESC)
+    WHERE group_id IS NULL OR group_id = id;
 
 -- The patient's own readings on their way to providers.
 CREATE TABLE outbox (
