@@ -84,9 +84,10 @@ fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
          WHERE i.id IN ({marks}) AND i.group_id IS NOT NULL"
     ))?;
     let pairs: Vec<(i64, String)> = stmt
-        .query_map(rusqlite::params_from_iter(items.iter().map(|i| i.id)), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
+        .query_map(
+            rusqlite::params_from_iter(items.iter().map(|i| i.id)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .collect::<rusqlite::Result<_>>()?;
     for (id, name) in pairs {
         if let Some(item) = items.iter_mut().find(|i| i.id == id) {

@@ -30,10 +30,10 @@ fn put_get_and_versions(store: &dyn Store) {
         .put("v", "Patient", "p1", Some("p1"), &r, 1_000)
         .unwrap();
     assert_eq!((a.version, a.last_updated_ms), (1, 1_000));
-    assert_eq!(a.resource["meta"]["versionId"], "1");
+    assert_eq!(a.resource()["meta"]["versionId"], "1");
     // The same content again: no new version.
     let b = store
-        .put("v", "Patient", "p1", Some("p1"), &a.resource, 5_000)
+        .put("v", "Patient", "p1", Some("p1"), &a.resource(), 5_000)
         .unwrap();
     assert_eq!(b, a);
     // New content: version 2, a later change time.

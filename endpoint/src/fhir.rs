@@ -8,7 +8,7 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -66,7 +66,12 @@ pub fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
 }
 
 fn fhir_json(status: StatusCode, body: Value) -> Response {
-    let mut r = (status, Json(body)).into_response();
+    fhir_text(status, body.to_string())
+}
+
+/// A FHIR JSON answer from text that is already JSON.
+fn fhir_text(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/fhir+json"),
@@ -236,7 +241,7 @@ async fn read(
     };
     match found.filter(|s| access.reaches(s.patient.as_deref())) {
         Some(s) => {
-            let mut r = fhir_json(StatusCode::OK, s.resource);
+            let mut r = fhir_text(StatusCode::OK, s.json.get().to_string());
             if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", s.version)) {
                 r.headers_mut().insert(header::ETAG, etag);
             }
@@ -299,6 +304,30 @@ fn page_params(params: &HashMap<String, String>, date_param: &str) -> Result<Que
     Ok(q)
 }
 
+/// A searchset Bundle, written with each resource's stored text as it is.
+#[derive(serde::Serialize)]
+struct Searchset<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    link: Vec<Value>,
+    entry: Vec<Entry<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    #[serde(rename = "fullUrl")]
+    full_url: String,
+    resource: &'a serde_json::value::RawValue,
+    search: Search,
+}
+
+#[derive(serde::Serialize)]
+struct Search {
+    mode: &'static str,
+}
+
 /// A searchset Bundle of `rows`, with a `next` link when more may follow.
 fn searchset(
     app: &App,
@@ -326,20 +355,24 @@ fn searchset(
             link.push(json!({ "relation": "next", "url": format!("{path}?{}", qs.join("&")) }));
         }
     }
-    let entry: Vec<Value> = rows
-        .into_iter()
-        .map(|s| {
-            json!({
-                "fullUrl": format!("{base}/{}/{}", s.rtype, s.id),
-                "resource": s.resource,
-                "search": { "mode": "match" }
-            })
+    let entry: Vec<Entry<'_>> = rows
+        .iter()
+        .map(|s| Entry {
+            full_url: format!("{base}/{}/{}", s.rtype, s.id),
+            resource: &s.json,
+            search: Search { mode: "match" },
         })
         .collect();
-    fhir_json(
-        StatusCode::OK,
-        json!({ "resourceType": "Bundle", "type": "searchset", "link": link, "entry": entry }),
-    )
+    let bundle = Searchset {
+        resource_type: "Bundle",
+        kind: "searchset",
+        link,
+        entry,
+    };
+    match serde_json::to_string(&bundle) {
+        Ok(text) => fhir_text(StatusCode::OK, text),
+        Err(e) => storage_failed(e),
+    }
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
@@ -592,7 +625,7 @@ async fn create(
         stored.id,
         stored.version
     );
-    let mut r = fhir_json(status, stored.resource);
+    let mut r = fhir_text(status, stored.json.get().to_string());
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
     }

@@ -339,15 +339,14 @@ const RESOURCE_COLUMNS: &str = "rtype, id, version, last_updated_ms, patient, js
 /// A row of [`RESOURCE_COLUMNS`] as a [`Stored`].
 fn stored(row: &Row, what: &'static str) -> Res<Stored> {
     let json: String = row.try_get(5).op(what)?;
-    let resource = serde_json::from_str(&json)
-        .map_err(|e| Fail::Store(StoreError::Backend(format!("{what}: stored JSON: {e}"))))?;
+    let json = Stored::raw(json).map_err(Fail::Store)?;
     Ok(Stored {
         rtype: row.try_get(0).op(what)?,
         id: row.try_get(1).op(what)?,
         version: row.try_get(2).op(what)?,
         last_updated_ms: row.try_get(3).op(what)?,
         patient: row.try_get(4).op(what)?,
-        resource,
+        json,
     })
 }
 
@@ -396,7 +395,7 @@ fn put_in(
     lock_tenant(tx, tenant, "put: lock tenant")?;
     let existing = select_one(tx, tenant, rtype, id, "put: read current version")?;
     if let Some(old) = &existing {
-        if unstamped(&old.resource) == unstamped(resource) && old.patient.as_deref() == patient {
+        if unstamped(&old.resource()) == unstamped(resource) && old.patient.as_deref() == patient {
             return Ok(old.clone());
         }
     }
@@ -429,7 +428,7 @@ fn put_in(
         version,
         last_updated_ms: when,
         patient: patient.map(str::to_string),
-        resource: doc,
+        json: Stored::raw(json).map_err(Fail::Store)?,
     })
 }
 

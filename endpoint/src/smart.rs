@@ -249,7 +249,8 @@ async fn consent_page(app: &Arc<App>, tenant: &str, params: &HashMap<String, Str
     let options: String = patients
         .iter()
         .map(|p| {
-            let name = p.resource["name"][0]["family"].as_str().unwrap_or("(no name)");
+            let resource = p.resource();
+            let name = resource["name"][0]["family"].as_str().unwrap_or("(no name)");
             format!(
                 "<label><input type=\"radio\" name=\"sandbox_patient\" value=\"{id}\" required> {name} <small>({id})</small></label><br>",
                 id = escape_html(&p.id),

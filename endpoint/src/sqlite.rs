@@ -100,15 +100,13 @@ fn row_to_stored(
 
 fn stored(parts: (String, String, i64, i64, Option<String>, String)) -> Result<Stored> {
     let (rtype, id, version, last_updated_ms, patient, json) = parts;
-    let resource = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Backend(format!("stored JSON: {e}")))?;
     Ok(Stored {
         rtype,
         id,
         version,
         last_updated_ms,
         patient,
-        resource,
+        json: Stored::raw(json)?,
     })
 }
 
@@ -137,7 +135,7 @@ fn put_in(
 ) -> Result<Stored> {
     let existing = select_one(tx, tenant, rtype, id)?;
     if let Some(old) = &existing {
-        if unstamped(&old.resource) == unstamped(resource) && old.patient.as_deref() == patient {
+        if unstamped(&old.resource()) == unstamped(resource) && old.patient.as_deref() == patient {
             return Ok(old.clone());
         }
     }
@@ -164,7 +162,7 @@ fn put_in(
         version,
         last_updated_ms: when,
         patient: patient.map(str::to_string),
-        resource: doc,
+        json: Stored::raw(json)?,
     })
 }
 

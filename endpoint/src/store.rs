@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A storage failure. Messages name tables and operations, never record content.
@@ -26,7 +27,7 @@ impl From<rusqlite::Error> for StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// One resource as a tenant holds it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Stored {
     /// `resourceType`.
     pub rtype: String,
@@ -38,8 +39,41 @@ pub struct Stored {
     pub last_updated_ms: i64,
     /// The Patient whose compartment it is in, if any.
     pub patient: Option<String>,
-    /// The resource, with `meta.versionId` and `meta.lastUpdated` set.
-    pub resource: Value,
+    /// The resource as stored, with `meta.versionId` and `meta.lastUpdated` set: the
+    /// exact text, served without being parsed again.
+    pub json: Box<RawValue>,
+}
+
+impl Stored {
+    /// The resource, parsed.
+    pub fn resource(&self) -> Value {
+        serde_json::from_str(self.json.get()).unwrap_or(Value::Null)
+    }
+
+    /// Wrap stored text, checking that it is JSON.
+    pub fn raw(text: String) -> Result<Box<RawValue>> {
+        RawValue::from_string(text).map_err(|e| StoreError::Backend(format!("stored JSON: {e}")))
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            &self.rtype,
+            &self.id,
+            self.version,
+            self.last_updated_ms,
+            &self.patient,
+            self.json.get(),
+        ) == (
+            &o.rtype,
+            &o.id,
+            o.version,
+            o.last_updated_ms,
+            &o.patient,
+            o.json.get(),
+        )
+    }
 }
 
 /// Where a page of results starts: strictly after this (last_updated, type, id).
