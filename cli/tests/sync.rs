@@ -128,14 +128,14 @@ fn two_tenants_sync_once_grouped_then_nothing_moves() {
         "duplicates grouped"
     );
 
-    // No changes: no resources move; three requests each (metadata, SMART
-    // configuration, one $everything page).
+    // No changes: no resources move, in one request each (one empty $everything
+    // page; what discovery found is trusted for a day).
     let second = sync(&home, &[]);
     for t in ["gp", "hospital"] {
         let r = report(&second, t);
         assert_eq!(
             (r["fetched"].as_u64(), r["requests"].as_u64()),
-            (Some(0), Some(3)),
+            (Some(0), Some(1)),
             "{r}"
         );
     }
@@ -371,6 +371,7 @@ fn a_reading_reaches_the_gp_exactly_once_despite_retries() {
 fn open_and_bearer_servers_and_plain_searches_sync_too() {
     let (_d, db, counts) = seeded(BUNDLE, false);
     let token = "a-static-test-token-0123456789";
+    let mut plain_held = 0;
     for (args, auth, plain) in [
         (vec!["--auth", "none", "--plain-search"], "none", true),
         (vec!["--auth", &*format!("bearer:{token}")], "bearer", false),
@@ -407,6 +408,7 @@ fn open_and_bearer_servers_and_plain_searches_sync_too() {
             // Per-type searches reach the patient's compartment (not the shared
             // directory entries); a rerun compares and changes nothing.
             assert!(held > 40 && held <= count(&counts, "gp"), "{held}");
+            plain_held = held;
             let again = sync(&home, &[]);
             assert_eq!(report(&again, "gp")["changed"], 0);
             assert_eq!(resources(&home), held);
@@ -414,6 +416,39 @@ fn open_and_bearer_servers_and_plain_searches_sync_too() {
             assert_eq!(held, count(&counts, "gp"));
         }
     }
+    // No CapabilityStatement and only plain searches: the engine learns by trying
+    // ($everything, then _lastUpdated) and still gets the patient's record.
+    let ep = serve(&db, &["--auth", "none", "--plain-search", "--no-metadata"]);
+    let (_h, home) = new_home();
+    let url = format!("{}/gp/fhir", ep.base);
+    let out = run(
+        &home,
+        &[
+            "source",
+            "add",
+            "gp",
+            &url,
+            "--auth",
+            "none",
+            "--patient",
+            PATIENT,
+        ],
+    );
+    assert!(out.status.success());
+    let r = sync(&home, &[]);
+    assert_eq!(report(&r, "gp")["complete"], true, "{r:?}");
+    assert_eq!(
+        resources(&home),
+        plain_held,
+        "the same record as with metadata"
+    );
+    let again = sync(&home, &[]);
+    assert_eq!(
+        report(&again, "gp")["changed"],
+        0,
+        "the fallback is remembered and converges"
+    );
+    drop(ep);
     // A wrong static token is an authorization failure (exit 4), not a crash.
     let ep = serve(&db, &["--auth", &format!("bearer:{token}")]);
     let (_h, home) = new_home();
@@ -545,6 +580,6 @@ fn a_reading_the_gp_keeps_refusing_is_marked_stuck() {
     }
     // Stuck readings are not sent again on their own.
     let r = sync(&home, &[]);
-    assert_eq!(report(&r, "gp")["requests"], 3);
+    assert_eq!(report(&r, "gp")["requests"], 1);
     assert_eq!(json(&home, &["outbox", "--json"])[0]["attempts"], 5);
 }

@@ -34,6 +34,8 @@ pub struct App {
     /// Offer only plain searches: no `$everything` and no `_lastUpdated`, like the
     /// simplest servers in the wild.
     pub plain: bool,
+    /// Answer `metadata` with 404, like servers that publish no CapabilityStatement.
+    pub no_metadata: bool,
     /// Rate limit and injected faults.
     pub limits: Limits,
 }
@@ -152,6 +154,13 @@ pub fn routes() -> Router<Arc<App>> {
 async fn metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Response {
     if let Err(r) = app.require_tenant(&tenant).await {
         return r;
+    }
+    if app.no_metadata {
+        return outcome(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            "no CapabilityStatement here",
+        );
     }
     let t = tenant.clone();
     let types = match app.store(move |s| s.types(&t)).await {

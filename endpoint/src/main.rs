@@ -98,6 +98,10 @@ struct ServeOptions {
     /// Offer only plain searches: no $everything and no _lastUpdated.
     #[arg(long)]
     plain_search: bool,
+    /// Publish no CapabilityStatement (metadata answers 404), so clients must find out
+    /// what the server offers by trying.
+    #[arg(long)]
+    no_metadata: bool,
     /// Requests per second per client on the FHIR APIs; beyond it, 429 with Retry-After.
     #[arg(long)]
     rate_limit: Option<u32>,
@@ -162,6 +166,7 @@ async fn serve(
         token_ttl_ms: i64::from(options.token_ttl.max(1)) * 1000,
         reuse_grace_ms: i64::from(options.refresh_reuse_grace) * 1000,
         plain: options.plain_search,
+        no_metadata: options.no_metadata,
         limits: limits::Limits {
             rate: options.rate_limit.map(limits::RateLimit::new),
             faults,

@@ -369,48 +369,31 @@ fn bad_requests_get_operation_outcomes() {
 fn seed_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("x.db").display());
-    let out = endpoint()
-        .args([
-            "seed",
-            "--db",
-            &db,
-            "--tenant",
-            "GP!",
-            "--from",
-            "/nonexistent",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tenant"));
-    let out = endpoint()
-        .args([
-            "seed",
-            "--db",
-            "mysql://x",
-            "--tenant",
-            "gp",
-            "--from",
-            "/nonexistent",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite://"));
-    let out = endpoint()
-        .args([
-            "seed",
-            "--db",
-            &db,
-            "--tenant",
-            "gp",
-            "--from",
-            "/nonexistent",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    // (database URL, tenant, what stderr must say)
+    for (url, tenant, says) in [
+        (db.as_str(), "GP!", "tenant"),
+        ("mysql://x", "gp", "sqlite://"),
+        (db.as_str(), "gp", "/nonexistent"),
+    ] {
+        let out = endpoint()
+            .args([
+                "seed",
+                "--db",
+                url,
+                "--tenant",
+                tenant,
+                "--from",
+                "/nonexistent",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url} {tenant}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{url} {tenant}: {err}"
+        );
+    }
 }
 
 #[test]

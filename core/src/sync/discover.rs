@@ -9,16 +9,22 @@ use super::http::Http;
 use crate::error::Result;
 
 /// The patient-compartment types searched one by one when `$everything` is not
-/// offered and `metadata` does not list types.
+/// offered and `metadata` does not list types. A type the server turns down is skipped.
 pub(crate) const DEFAULT_TYPES: &[&str] = &[
     "AllergyIntolerance",
+    "Appointment",
     "CarePlan",
     "CareTeam",
+    "Claim",
+    "Communication",
     "Condition",
+    "Coverage",
     "Device",
     "DiagnosticReport",
     "DocumentReference",
     "Encounter",
+    "ExplanationOfBenefit",
+    "FamilyMemberHistory",
     "Goal",
     "ImagingStudy",
     "Immunization",
@@ -27,7 +33,10 @@ pub(crate) const DEFAULT_TYPES: &[&str] = &[
     "MedicationStatement",
     "Observation",
     "Procedure",
+    "QuestionnaireResponse",
+    "RelatedPerson",
     "ServiceRequest",
+    "Specimen",
 ];
 
 /// What a server offers.

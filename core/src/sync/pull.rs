@@ -314,6 +314,7 @@ pub(crate) async fn pull(
     })
     .await?;
     let thin = source.capabilities.as_ref().is_some_and(|c| c.thin);
+    let mut learned = source.capabilities.clone().unwrap_or_default();
     let mut retried_link = false;
     loop {
         let resuming = cp.next_url.is_some();
@@ -342,25 +343,41 @@ pub(crate) async fn pull(
             {
                 tracing::info!("no $everything here; searching type by type");
                 next.mode = "by-type".into();
+                learned.everything = false;
             } else if !resuming
                 && thin
                 && cp.mode == "by-type"
                 && cp.type_index > 0
+                && cp.since.is_some()
                 && resp.status == 400
             {
                 tracing::info!("no _lastUpdated here; comparing whole searches");
                 next.mode = "plain".into();
                 next.full = true;
                 next.since = None;
+                learned.last_updated = false;
+            } else if !resuming && thin && cp.type_index > 0 && matches!(resp.status, 400 | 404) {
+                // A guessed type this server does not search: skip it.
+                tracing::info!(
+                    status = resp.status,
+                    "a guessed type is not offered; skipping it"
+                );
+                next.type_index += 1;
             } else {
                 return Err(refused(resp.status));
             }
-            let n2 = next.clone();
+            // What was learned by trying is kept, so the next sync starts there.
+            let (n2, caps_json) = (next.clone(), serde_json::to_string(&learned).ok());
             db(profile, move |p| {
                 p.vault().write(|c| {
                     let tx =
                         c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                     save(&tx, sid, &n2)?;
+                    tx.execute(
+                        "UPDATE provider_sources SET capabilities = coalesce(?2, capabilities)
+                         WHERE source_id = ?1",
+                        params![sid, caps_json],
+                    )?;
                     tx.commit()?;
                     Ok(())
                 })

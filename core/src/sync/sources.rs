@@ -141,6 +141,7 @@ pub(crate) struct Source {
     pub client_id: String,
     pub scope: String,
     pub capabilities: Option<Capabilities>,
+    pub discovered_at: Option<i64>,
     pub since: Option<String>,
     pub full_synced_at: Option<i64>,
 }
@@ -233,7 +234,8 @@ pub(crate) fn add(profile: &Profile, s: &NewSource) -> Result<SourceInfo> {
 const SELECT: &str =
     "SELECT s.id, s.name, p.kind, p.base_url, p.auth, p.push, p.patient_id, p.state,
        p.last_error, p.last_synced_at, p.client_id, p.scope, p.capabilities, p.since,
-       p.full_synced_at, t.access_token IS NOT NULL OR t.refresh_token IS NOT NULL
+       p.full_synced_at, t.access_token IS NOT NULL OR t.refresh_token IS NOT NULL,
+       p.discovered_at
      FROM provider_sources p JOIN sources s ON s.id = p.source_id
      LEFT JOIN source_tokens t ON t.source_id = p.source_id";
 
@@ -259,6 +261,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Source, String, String)> {
             client_id: r.get(10)?,
             scope: r.get(11)?,
             capabilities: caps.and_then(|c| serde_json::from_str(&c).ok()),
+            discovered_at: r.get(16)?,
             since: r.get(13)?,
             full_synced_at: r.get(14)?,
         },
@@ -317,8 +320,8 @@ pub(crate) fn save_capabilities(profile: &Profile, id: i64, caps: &Capabilities)
     let text = serde_json::to_string(caps).map_err(|e| Error::internal(e.to_string()))?;
     profile.vault().write(|c| {
         c.execute(
-            "UPDATE provider_sources SET capabilities = ?2 WHERE source_id = ?1",
-            params![id, text],
+            "UPDATE provider_sources SET capabilities = ?2, discovered_at = ?3 WHERE source_id = ?1",
+            params![id, text, now_unix()],
         )?;
         Ok(())
     })

@@ -11,6 +11,10 @@ use super::sources::{self, SourceInfo};
 use super::{db, discover, login, pull, push, Counters, SyncOptions, SyncProgress};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
+use crate::time::now_unix;
+
+/// How long what discovery found is trusted, in seconds.
+const REDISCOVER_AFTER_S: i64 = 24 * 3600;
 
 /// Where a source's sync is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,11 +113,19 @@ pub(crate) async fn run(
     let name = info.name.clone();
     let mut source = db(profile, move |p| sources::get(p, &name)).await?;
 
-    enter(profile, info, SyncState::Discover, options, counters).await?;
-    let caps = discover::discover(http, &source.info.base_url).await?;
-    let (id, c2) = (source.id, caps.clone());
-    db(profile, move |p| sources::save_capabilities(p, id, &c2)).await?;
-    source.capabilities = Some(caps);
+    // What a server offers changes rarely: discover again once a day, on a full sync,
+    // or when nothing is known yet.
+    let known = source.capabilities.is_some()
+        && source
+            .discovered_at
+            .is_some_and(|t| now_unix() - t < REDISCOVER_AFTER_S);
+    if !known || options.full {
+        enter(profile, info, SyncState::Discover, options, counters).await?;
+        let caps = discover::discover(http, &source.info.base_url).await?;
+        let (id, c2) = (source.id, caps.clone());
+        db(profile, move |p| sources::save_capabilities(p, id, &c2)).await?;
+        source.capabilities = Some(caps);
+    }
 
     enter(profile, info, SyncState::Authorize, options, counters).await?;
     let mut auth = login::Authorizer::new(profile.clone(), &source);

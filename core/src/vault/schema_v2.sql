@@ -11,8 +11,9 @@ CREATE TABLE provider_sources (
     scope          TEXT NOT NULL,
     -- Whether the patient's own readings are sent here.
     push           INTEGER NOT NULL,
-    -- What discovery found, as JSON (see sync/discover.rs).
+    -- What discovery found, as JSON (see sync/discover.rs), and when (Unix seconds).
     capabilities   TEXT,
+    discovered_at  INTEGER,
     -- The Patient id this provider knows the person by.
     patient_id     TEXT,
     -- The state machine: discover, authorize, pull, push, idle, error, offline.
