@@ -287,14 +287,16 @@ pub fn sync_now(
             );
         }
     }
-    // The worst failure decides the exit code.
+    // The worst failure decides the exit code; a sync the budget cut short is not one.
     let worst = reports
         .iter()
         .filter(|r| !r.complete)
         .map(|r| match r.state {
             sync::SyncState::Authorize => exit::DENIED,
             sync::SyncState::Offline => exit::NETWORK,
-            _ => exit::OTHER,
+            sync::SyncState::Error => exit::OTHER,
+            // Stopped by the budget: not a failure; the next sync resumes.
+            _ => exit::OK,
         })
         .max()
         .unwrap_or(exit::OK);

@@ -583,3 +583,21 @@ fn a_reading_the_gp_keeps_refusing_is_marked_stuck() {
     assert_eq!(report(&r, "gp")["requests"], 1);
     assert_eq!(json(&home, &["outbox", "--json"])[0]["attempts"], 5);
 }
+
+#[test]
+fn a_budget_stops_a_sync_that_the_next_one_finishes() {
+    let (_d, db, counts) = seeded(BIG_BUNDLE, false);
+    let ep = serve(&db, &["--fault", "delay/1", "--fault-delay-ms", "400"]);
+    let (_h, home) = profile_for(&ep, &["gp"], BIG_PATIENT);
+    let out = run(&home, &["sync", "--budget", "1500ms", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "a budget is not a failure");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r[0]["complete"], false);
+    assert_eq!(r[0]["state"], "pull");
+    assert!(r[0]["error"].as_str().unwrap().contains("budget"));
+    let first = r[0]["fetched"].as_u64().unwrap();
+    assert!(first < count(&counts, "gp"));
+    let r = sync(&home, &[]);
+    assert_eq!(report(&r, "gp")["complete"], true);
+    assert_eq!(resources(&home), count(&counts, "gp"));
+}

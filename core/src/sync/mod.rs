@@ -85,7 +85,8 @@ pub struct SyncProgress {
 pub struct SyncReport {
     /// The source's name.
     pub source: String,
-    /// Where it ended: `idle` when complete; `error`, `offline` or `authorize` when not.
+    /// Where it ended: `idle` when complete; `error`, `offline` or `authorize` when it
+    /// failed; the state it had reached (`pull`, `push`…) when the budget ran out.
     pub state: SyncState,
     /// Resources received from the provider.
     pub fetched: u64,
@@ -195,27 +196,33 @@ pub async fn sync(
         let outcome = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, run).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::Network {
-                        reason: "the time budget ran out; sync again to resume".into(),
-                        retry_after_s: None,
-                    }),
-                }
+                tokio::time::timeout(left, run).await.ok()
             }
-            None => run.await,
+            None => Some(run.await),
         };
         let c = &counters;
         let (state, complete, error) = match outcome {
-            Ok(()) => (SyncState::Idle, true, None),
-            Err(e) => {
+            Some(Ok(())) => (SyncState::Idle, true, None),
+            // The budget ran out mid-run: the source stays in the state it reached,
+            // and the next sync resumes from its checkpoint.
+            None => {
+                let name = source.name.clone();
+                let st = db(profile, move |p| {
+                    sources::get(p, &name).map(|s| s.info.state)
+                })
+                .await
+                .unwrap_or(SyncState::Pull);
+                let why = "the time budget ran out; sync again to resume".to_string();
+                state::report(&source, st, options, c);
+                (st, false, Some(why))
+            }
+            Some(Err(e)) => {
                 let st = state::after_error(&e);
                 let reason = e.to_string();
-                let name = source.name.clone();
-                let (st2, r2) = (st, reason.clone());
+                let (name, r2) = (source.name.clone(), reason.clone());
                 // Record where it stopped; a failure to record is logged, not raised.
                 if let Err(e2) = db(profile, move |p| {
-                    sources::set_state(p, &name, st2, Some(&r2))
+                    sources::set_state(p, &name, st, Some(&r2))
                 })
                 .await
                 {
