@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench bench-sync fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench bench-sync bench-hpke fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -65,6 +65,10 @@ fhir-client: $(PYENV)/.installed
 ## Benchmarks (optimised build); figures go into BENCHMARKS.md by hand.
 bench: deps
 	$(CARGO) bench -p carry-core --features plaintext-baseline --bench vault
+
+## HPKE seal and open throughput.
+bench-hpke: deps
+	$(CARGO) bench -p carry-core --bench hpke
 
 ## Sync over loopback against the endpoint, and the endpoint's search throughput.
 bench-sync: deps
