@@ -593,7 +593,11 @@ fn a_budget_stops_a_sync_that_the_next_one_finishes() {
     assert_eq!(out.status.code(), Some(0), "a budget is not a failure");
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r[0]["complete"], false);
-    assert_eq!(r[0]["state"], "pull");
+    let state = r[0]["state"].as_str().unwrap();
+    assert!(
+        ["authorize", "pull"].contains(&state),
+        "stays where it got to: {state}"
+    );
     assert!(r[0]["error"].as_str().unwrap().contains("budget"));
     let first = r[0]["fetched"].as_u64().unwrap();
     assert!(first < count(&counts, "gp"));

@@ -148,9 +148,10 @@ impl Http {
             if let Some(c) = &self.counters {
                 c.requests.fetch_add(1, Ordering::Relaxed);
             }
+            // A request still running when the budget ends is cut off by the caller's
+            // budget (which keeps what was fetched), not here: give it a moment more.
             let timeout = match self.deadline {
-                Some(d) => d
-                    .saturating_duration_since(Instant::now())
+                Some(d) => (d.saturating_duration_since(Instant::now()) + Duration::from_secs(2))
                     .min(REQUEST_TIMEOUT),
                 None => REQUEST_TIMEOUT,
             };
