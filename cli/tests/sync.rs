@@ -63,6 +63,35 @@ fn profile_for(ep: &Endpoint, tenants: &[&str], patient: &str) -> (tempfile::Tem
     (d, home)
 }
 
+/// A profile with the GP at `ep` added without SMART (`auth` none or bearer, the
+/// token in `token`), for `PATIENT`.
+fn profile_without_smart(ep: &Endpoint, auth: &str, token: &str) -> (tempfile::TempDir, PathBuf) {
+    let (d, home) = new_home();
+    let url = format!("{}/gp/fhir", ep.base);
+    let out = carry(
+        &home,
+        &[
+            "source",
+            "add",
+            "gp",
+            &url,
+            "--auth",
+            auth,
+            "--patient",
+            PATIENT,
+        ],
+    )
+    .env("CARRY_SOURCE_TOKEN", token)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (d, home)
+}
+
 /// `carry sync --json`, per source: the report objects.
 fn sync(home: &Path, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["sync", "--json"];
@@ -377,29 +406,7 @@ fn open_and_bearer_servers_and_plain_searches_sync_too() {
         (vec!["--auth", &*format!("bearer:{token}")], "bearer", false),
     ] {
         let ep = serve(&db, &args);
-        let (_h, home) = new_home();
-        let url = format!("{}/gp/fhir", ep.base);
-        let out = carry(
-            &home,
-            &[
-                "source",
-                "add",
-                "gp",
-                &url,
-                "--auth",
-                auth,
-                "--patient",
-                PATIENT,
-            ],
-        )
-        .env("CARRY_SOURCE_TOKEN", token)
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_h, home) = profile_without_smart(&ep, auth, token);
         let r = sync(&home, &[]);
         let gp = report(&r, "gp");
         assert_eq!(gp["complete"], true, "{auth}: {gp}");
@@ -419,22 +426,7 @@ fn open_and_bearer_servers_and_plain_searches_sync_too() {
     // No CapabilityStatement and only plain searches: the engine learns by trying
     // ($everything, then _lastUpdated) and still gets the patient's record.
     let ep = serve(&db, &["--auth", "none", "--plain-search", "--no-metadata"]);
-    let (_h, home) = new_home();
-    let url = format!("{}/gp/fhir", ep.base);
-    let out = run(
-        &home,
-        &[
-            "source",
-            "add",
-            "gp",
-            &url,
-            "--auth",
-            "none",
-            "--patient",
-            PATIENT,
-        ],
-    );
-    assert!(out.status.success());
+    let (_h, home) = profile_without_smart(&ep, "none", "");
     let r = sync(&home, &[]);
     assert_eq!(report(&r, "gp")["complete"], true, "{r:?}");
     assert_eq!(
@@ -451,25 +443,7 @@ fn open_and_bearer_servers_and_plain_searches_sync_too() {
     drop(ep);
     // A wrong static token is an authorization failure (exit 4), not a crash.
     let ep = serve(&db, &["--auth", &format!("bearer:{token}")]);
-    let (_h, home) = new_home();
-    let url = format!("{}/gp/fhir", ep.base);
-    let out = carry(
-        &home,
-        &[
-            "source",
-            "add",
-            "gp",
-            &url,
-            "--auth",
-            "bearer",
-            "--patient",
-            PATIENT,
-        ],
-    )
-    .env("CARRY_SOURCE_TOKEN", "the-wrong-token-0123456789")
-    .output()
-    .unwrap();
-    assert!(out.status.success());
+    let (_h, home) = profile_without_smart(&ep, "bearer", "the-wrong-token-0123456789");
     let out = run(&home, &["sync"]);
     assert_eq!(
         out.status.code(),

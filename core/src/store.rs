@@ -261,7 +261,7 @@ fn group(
         Ok(n == 0)
     };
     let mut find = tx.prepare_cached(
-        "SELECT r.id, r.group_id FROM resource_keys k JOIN resources r ON r.id = k.resource_id
+        "SELECT r.id, r.group_id, r.source_id FROM resource_keys k JOIN resources r ON r.id = k.resource_id
          WHERE k.key = ?1 AND r.source_id != ?2
            AND NOT EXISTS (SELECT 1 FROM resources m
                            WHERE m.group_id = coalesce(r.group_id, r.id) AND m.source_id = ?2)
@@ -272,15 +272,12 @@ fn group(
         if uses > KEY_USE_MAX {
             continue;
         }
-        let found: Option<(i64, Option<i64>)> = find
-            .query_row(params![key, source_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let found: Option<(i64, Option<i64>, i64)> = find
+            .query_row(params![key, source_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        if let Some((other, other_group)) = found {
-            let other_source: i64 = tx.query_row(
-                "SELECT source_id FROM resources WHERE id = ?1",
-                [other],
-                |r| r.get(0),
-            )?;
+        if let Some((other, other_group, other_source)) = found {
             if key.starts_with("id|")
                 && !(distinctive(key, source_id, id)? && distinctive(key, other_source, other)?)
             {

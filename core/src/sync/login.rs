@@ -92,45 +92,14 @@ pub(crate) async fn begin(
     Ok(LoginStart { authorize_url: url })
 }
 
-/// The value of `key` in the query of `url`, percent-decoded.
+/// The value of `key` in the query of `url`, percent-decoded (the `url` crate's
+/// WHATWG parser, which also takes an app's custom scheme such as `carry://cb`).
 fn query_value(url: &str, key: &str) -> Option<String> {
-    let query = url.split_once('?')?.1.split('#').next()?;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Finish the launch with the URL the browser was sent back to.
@@ -384,6 +353,9 @@ mod tests {
         assert_eq!(query_value(u, "code").as_deref(), Some("abc+def"));
         assert_eq!(query_value(u, "state").as_deref(), Some("x=y"));
         assert_eq!(query_value(u, "nope"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(
+            query_value("carry://cb?c=%zz%4", "c").as_deref(),
+            Some("%zz%4")
+        );
     }
 }

@@ -140,6 +140,8 @@ fn first_url(source: &Source, patient: &str, c: &Checkpoint, types: &[String]) -
 struct Page<'a> {
     #[serde(rename = "resourceType")]
     resource_type: String,
+    /// Set when the answer is one resource rather than a Bundle.
+    id: Option<String>,
     #[serde(default)]
     link: Vec<Link>,
     #[serde(default, borrow)]
@@ -176,18 +178,14 @@ fn read_page(body: &[u8], base: &str) -> Result<PageRead> {
         retry_after_s: None,
     };
     let text = std::str::from_utf8(body).map_err(|_| bad("a page that is not UTF-8"))?;
-    let probe: Value = serde_json::from_str(text).map_err(|_| bad("a page that is not JSON"))?;
-    if probe["resourceType"] != "Bundle" {
-        // A read (the Patient) answers with the resource itself.
-        let t = probe["resourceType"]
-            .as_str()
-            .ok_or_else(|| bad("JSON that is not FHIR"))?;
-        let id = probe["id"].as_str().unwrap_or_default();
-        return Ok((vec![(format!("{base}/{t}/{id}"), text.to_string())], None));
-    }
     let page: Page<'_> =
-        serde_json::from_str(text).map_err(|_| bad("a Bundle that does not parse"))?;
-    debug_assert_eq!(page.resource_type, "Bundle");
+        serde_json::from_str(text).map_err(|_| bad("a page that is not FHIR JSON"))?;
+    if page.resource_type != "Bundle" {
+        // A read (the Patient) answers with the resource itself.
+        let id = page.id.unwrap_or_default();
+        let url = format!("{base}/{}/{id}", page.resource_type);
+        return Ok((vec![(url, text.to_string())], None));
+    }
     let next = page
         .link
         .into_iter()
