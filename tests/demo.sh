@@ -52,8 +52,8 @@ total=$("$CARRY" stats --json | field 'd["resources"]')
 
 say "Syncing again with nothing new moves no resources."
 again=$("$CARRY" sync --json)
-echo "$again" | field "'; '.join(f\"{r['source']}: {r['fetched']} fetched in {r['requests']} requests\" for r in d)"
-echo "$again" | field 'sum(r["fetched"] for r in d)' | grep -qx 0 || fail "a sync with no changes fetched resources"
+echo "$again" | field "'; '.join(f\"{r['source']}: {r['fetched']} fetched in {r['requests']} requests\" for r in d['sources'])"
+echo "$again" | field 'sum(r["fetched"] for r in d["sources"])' | grep -qx 0 || fail "a sync with no changes fetched resources"
 
 say "What both providers hold shows once, with both named:"
 "$CARRY" timeline --category other --limit 500 --json | field "chr(10).join([i['display'] + '  (from ' + ' + '.join([i['source']] + i['also_from']) + ')' for i in d['items'] if i['also_from']][:6])"

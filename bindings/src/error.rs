@@ -93,7 +93,9 @@ impl From<Error> for CarryError {
             Error::WrongKey => CarryError::WrongKey { reason },
             Error::NotFound { .. } => CarryError::NotFound { reason },
             Error::InvalidInput { .. } => CarryError::InvalidInput { reason },
-            Error::Denied { .. } => CarryError::Denied { reason },
+            Error::Denied { .. } | Error::Envelope { .. } => CarryError::Denied { reason },
+            Error::Expired { .. } => CarryError::Expired { reason },
+            Error::Revoked { .. } => CarryError::Revoked { reason },
             Error::Conflict { .. } => CarryError::Conflict { reason },
             Error::Network { retry_after_s, .. } => CarryError::Network {
                 retry_after_s,

@@ -81,7 +81,7 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-fn item_line(i: &Item) -> String {
+pub(crate) fn item_line(i: &Item) -> String {
     let date = i
         .date
         .as_deref()
@@ -96,24 +96,31 @@ fn item_line(i: &Item) -> String {
         from.push_str(" + ");
         from.push_str(other);
     }
+    let by = if i.entered_by == carry_core::EnteredBy::Carer {
+        "  [entered by a carer]"
+    } else {
+        ""
+    };
     let gone = if i.gone_at_source {
         "  [removed at the source]"
     } else {
         ""
     };
     format!(
-        "#{:<6} {:<10}  {:<13} {}  (from {from}){}{}",
+        "#{:<6} {:<10}  {:<13} {}  (from {from}){}{}{}",
         i.id,
         date,
         i.category.as_str(),
         i.display,
         labels,
+        by,
         gone
     )
 }
 
 /// Run one command; returns the exit code.
-pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
+pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Result<u8> {
+    use crate::share_cmds::{self as sc, open_record};
     match command {
         Command::Init { name } => {
             let store = passphrase::new_profile()?;
@@ -127,13 +134,20 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::Import { files } => import(&open(home)?, &files, as_json),
+        Command::Import { files } => {
+            if profile_id != sc::SELF {
+                return Err(Error::invalid(
+                    "a record shared with you is kept in step by its owner; import into your own (--profile self)",
+                ));
+            }
+            import(&open(home)?, &files, as_json)
+        }
         Command::Timeline {
             filter,
             limit,
             cursor,
         } => {
-            let profile = open(home)?;
+            let profile = open_record(home, profile_id)?;
             let query = TimelineQuery {
                 limit,
                 cursor,
@@ -156,7 +170,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Search { text, limit } => {
-            let items = open(home)?.search(&text.join(" "), limit)?;
+            let items = open_record(home, profile_id)?.search(&text.join(" "), limit)?;
             if as_json {
                 print_json(&json!({ "items": items }))?;
             } else {
@@ -170,7 +184,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Show { id } => {
-            let profile = open(home)?;
+            let profile = open_record(home, profile_id)?;
             let item_id = match id.parse::<i64>() {
                 Ok(n) => n,
                 Err(_) => *profile
@@ -208,7 +222,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Stats => {
-            let stats = open(home)?.stats()?;
+            let stats = open_record(home, profile_id)?.stats()?;
             if as_json {
                 print_json(&stats)?;
             } else {
@@ -226,6 +240,15 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
         }
         Command::Add { kind, value, note } => {
             let reading = Reading::parse(&kind, &value)?;
+            if profile_id != sc::SELF {
+                carry_core::share::contribute(&open(home)?, profile_id, &reading, note.as_deref())?;
+                if as_json {
+                    print_json(&json!({ "queued": true, "profile": profile_id }))?;
+                } else {
+                    say!("Sealed for the record's owner; it is sent at the next carry sync, and their device adds it if your grant allows.");
+                }
+                return Ok(exit::OK);
+            }
             let item = open(home)?.add_reading(&reading, note.as_deref())?;
             if as_json {
                 print_json(&item)?;
@@ -235,7 +258,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Export { out, filter } => {
-            let profile = open(home)?;
+            let profile = open_record(home, profile_id)?;
             let scope = ExportScope::from(&filter.query()?);
             let count = match &out {
                 Some(path) => profile.export_to_file(&scope, path)?,
@@ -255,7 +278,7 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Info => {
-            let info = open(home)?.info()?;
+            let info = open_record(home, profile_id)?.info()?;
             if as_json {
                 print_json(&info)?;
             } else {
@@ -273,8 +296,24 @@ pub fn run(home: &Path, as_json: bool, command: Command) -> Result<u8> {
             crate::sync_cmds::sync_now(home, as_json, name, budget, full)
         }
         Command::Outbox => crate::sync_cmds::outbox(home, as_json),
+        Command::Endpoint { action } => sc::endpoint(home, as_json, action),
+        Command::Id => sc::id(home, as_json),
+        Command::Invite => sc::invite(home, as_json),
+        Command::Accept { code } => sc::accept(home, as_json, &code),
+        Command::People { action } => sc::people(home, as_json, action),
+        Command::Grant { args } => sc::grant(home, as_json, args),
+        Command::Grants {
+            document: Some(id), ..
+        } => sc::document(home, &id),
+        Command::Grants { active, .. } => sc::grants(home, as_json, active),
+        Command::Revoke { grant } => sc::revoke(home, as_json, &grant),
+        Command::ViewAs { person, out } => sc::view_as(home, as_json, &person, out),
+        Command::Consent { grant } => sc::consent(home, &grant),
+        Command::Profiles => sc::profiles(home, as_json, profile_id),
+        Command::Use { profile } => sc::use_profile(home, as_json, &profile),
+        Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
         Command::Check => {
-            open(home)?.integrity_check()?;
+            open_record(home, profile_id)?.integrity_check()?;
             if as_json {
                 print_json(&json!({ "integrity": "ok" }))?;
             } else {

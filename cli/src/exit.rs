@@ -22,7 +22,11 @@ pub fn code(e: &Error) -> u8 {
     match e {
         Error::InvalidInput { .. } | Error::NotFound { .. } | Error::Conflict { .. } => USAGE,
         Error::WrongKey | Error::Locked => KEY,
-        Error::Denied { .. } | Error::Auth { .. } => DENIED,
+        Error::Denied { .. }
+        | Error::Auth { .. }
+        | Error::Expired { .. }
+        | Error::Revoked { .. }
+        | Error::Envelope { .. } => DENIED,
         Error::Network { .. } => NETWORK,
         _ => OTHER,
     }

@@ -6,6 +6,7 @@
 mod commands;
 mod exit;
 mod passphrase;
+mod share_cmds;
 mod sync_cmds;
 
 use std::path::PathBuf;
@@ -23,6 +24,10 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Act on this profile: `self` (your own record) or the id of a record shared
+    /// with you (see carry profiles). Defaults to the one chosen with carry use.
+    #[arg(long, global = true, value_name = "ID")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -108,6 +113,73 @@ enum Command {
     },
     /// Your readings on their way to providers, and any that are stuck.
     Outbox,
+    /// The endpoint whose relay and share host this profile uses.
+    Endpoint {
+        #[command(subcommand)]
+        action: share_cmds::EndpointAction,
+    },
+    /// Your identity: id, fingerprint, endpoint.
+    Id,
+    /// Invite someone: prints a code (valid 24 hours) holding your keys.
+    Invite,
+    /// Take up someone's invite code.
+    Accept {
+        /// The code they gave you.
+        code: String,
+    },
+    /// The people you have exchanged keys with; `verify` one after comparing numbers.
+    People {
+        #[command(subcommand)]
+        action: Option<share_cmds::PeopleAction>,
+    },
+    /// Let a person see part of your record (or change what they see).
+    Grant {
+        #[command(flatten)]
+        args: share_cmds::GrantArgs,
+    },
+    /// Your grants: to others, and to you. `--active` lists who can see your record now.
+    Grants {
+        /// Only who can see your record now.
+        #[arg(long)]
+        active: bool,
+        /// Print this grant's signed document instead.
+        #[arg(long, value_name = "GRANT", conflicts_with = "active")]
+        document: Option<String>,
+    },
+    /// End a grant now: deliveries stop, the relay's copies and theirs are deleted.
+    Revoke {
+        /// The grant's id.
+        grant: String,
+    },
+    /// Your record exactly as a person receives it under their grant.
+    ViewAs {
+        /// Their id or name.
+        person: String,
+        /// Write it as a FHIR Bundle to this file instead of listing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// A grant as a FHIR Consent resource.
+    Consent {
+        /// The grant's id.
+        grant: String,
+    },
+    /// Your record and the records shared with you.
+    Profiles,
+    /// Choose the profile later commands act on (self, or a shared record's id).
+    Use {
+        /// The profile id (see carry profiles).
+        profile: String,
+    },
+    /// The audit log: grants, deliveries, contributions, exports.
+    Audit {
+        /// Check that no entry was changed or removed.
+        #[arg(long)]
+        verify: bool,
+        /// At most this many entries, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -126,7 +198,8 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    match commands::run(&home, cli.json, cli.command) {
+    let profile = share_cmds::selected(&home, cli.profile.as_deref());
+    match commands::run(&home, &profile, cli.json, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(&e),
     }

@@ -69,7 +69,7 @@ pub enum SourceAction {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -247,11 +247,28 @@ pub fn sync_now(
         progress,
         full,
     };
-    let reports = runtime()?.block_on(sync::sync(&profile, name.as_deref(), &options))?;
+    let rt = runtime()?;
+    let reports = rt.block_on(sync::sync(&profile, name.as_deref(), &options))?;
     if live {
         eprintln!();
     }
+    // The relay: people's keys, grants, shared records and carers' entries.
+    let relay = match (&name, crate::share_cmds::endpoint_of(&profile)) {
+        (None, Ok(url)) => {
+            Some(rt.block_on(carry_core::share::exchange(profile.clone(), &url, &options)))
+        }
+        _ => None,
+    };
+    let relay_code = match &relay {
+        Some(Err(e)) => exit::code(e),
+        _ => exit::OK,
+    };
     if as_json {
+        let relay_json = match &relay {
+            None => serde_json::Value::Null,
+            Some(Ok(r)) => json!(r),
+            Some(Err(e)) => json!({ "error": e.to_string() }),
+        };
         let out: Vec<_> = reports
             .iter()
             .map(|r| {
@@ -262,10 +279,15 @@ pub fn sync_now(
                 })
             })
             .collect();
-        print_json(&out)?;
+        print_json(&json!({ "sources": out, "relay": relay_json }))?;
     } else {
-        if reports.is_empty() {
+        if reports.is_empty() && relay.is_none() {
             say!("No providers to sync: carry source add NAME URL");
+        }
+        match &relay {
+            Some(Ok(r)) => say!("{}", relay_line(r)),
+            Some(Err(e)) => say!("relay: stopped: {e}"),
+            None => {}
         }
         for r in &reports {
             let gone = if r.gone > 0 {
@@ -300,7 +322,36 @@ pub fn sync_now(
         })
         .max()
         .unwrap_or(exit::OK);
-    Ok(worst)
+    Ok(worst.max(relay_code))
+}
+
+fn relay_line(r: &carry_core::share::ExchangeReport) -> String {
+    let mut parts = vec![format!("{} envelopes in, {} out", r.received, r.posted)];
+    if !r.people_added.is_empty() {
+        parts.push(format!("{} people added", r.people_added.len()));
+    }
+    if !r.grants_received.is_empty() {
+        parts.push(format!(
+            "{} records shared with you",
+            r.grants_received.len()
+        ));
+    }
+    if r.contributions > 0 {
+        parts.push(format!("{} entries from carers", r.contributions));
+    }
+    if !r.records_removed.is_empty() {
+        parts.push(format!(
+            "{} shared records removed",
+            r.records_removed.len()
+        ));
+    }
+    if !r.refused.is_empty() {
+        parts.push(format!("{} refused", r.refused.len()));
+    }
+    if !r.expired.is_empty() {
+        parts.push(format!("{} grants ended", r.expired.len()));
+    }
+    format!("relay: {}", parts.join(", "))
 }
 
 /// `carry outbox`.

@@ -99,7 +99,7 @@ fn sync(home: &Path, extra: &[&str]) -> Vec<Value> {
     let out = run(home, &args);
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("sync output: {}", String::from_utf8_lossy(&out.stderr)));
-    v.as_array().unwrap().clone()
+    v["sources"].as_array().unwrap().clone()
 }
 
 fn report<'a>(reports: &'a [Value], source: &str) -> &'a Value {
@@ -566,7 +566,7 @@ fn a_budget_stops_a_sync_that_the_next_one_finishes() {
     let out = run(&home, &["sync", "--budget", "1500ms", "--json"]);
     assert_eq!(out.status.code(), Some(0), "a budget is not a failure");
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r[0]["complete"], false);
+    assert_eq!(r["sources"][0]["complete"], false);
     let state = r[0]["state"].as_str().unwrap();
     assert!(
         ["authorize", "pull"].contains(&state),

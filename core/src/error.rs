@@ -34,6 +34,24 @@ pub enum Error {
         /// Why it was denied.
         reason: String,
     },
+    /// A grant or invite has passed its end date.
+    #[error("expired: {what}")]
+    Expired {
+        /// What expired (a grant id, an invite), never content.
+        what: String,
+    },
+    /// A grant was revoked by the person who made it.
+    #[error("revoked: {what}")]
+    Revoked {
+        /// What was revoked (a grant id).
+        what: String,
+    },
+    /// A sealed envelope from the relay was refused; nothing it carried was stored.
+    #[error("envelope refused: {problem}")]
+    Envelope {
+        /// Why it was refused.
+        problem: EnvelopeProblem,
+    },
     /// The thing already exists, or a concurrent change won.
     #[error("conflict: {reason}")]
     Conflict {
@@ -92,6 +110,37 @@ pub enum Error {
         /// What did not hold.
         reason: String,
     },
+}
+
+/// Why an envelope was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvelopeProblem {
+    /// It does not open: changed in transit, or not sealed by the sender it names.
+    Tampered,
+    /// Its sequence number was already taken: a replay.
+    Replayed,
+    /// Its sequence number skips ahead: envelopes are missing or out of order.
+    OutOfOrder,
+    /// It comes from nobody this profile knows, or for a grant it does not hold.
+    UnknownSender,
+    /// The grant it is for has ended or does not allow what it carries.
+    NotAllowed,
+    /// It opened but its content is not a Carry message this build understands.
+    Malformed,
+}
+
+impl std::fmt::Display for EnvelopeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EnvelopeProblem::Tampered => "it does not open (tampered, or not from its sender)",
+            EnvelopeProblem::Replayed => "it was already received (a replay)",
+            EnvelopeProblem::OutOfOrder => "envelopes before it are missing (out of order)",
+            EnvelopeProblem::UnknownSender => "it is from an unknown sender or grant",
+            EnvelopeProblem::NotAllowed => "the grant does not allow it",
+            EnvelopeProblem::Malformed => "its content is not understood",
+        })
+    }
 }
 
 /// The core's result type.

@@ -78,7 +78,30 @@ pub(crate) fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write
         args.push(SqlValue::Text(source.clone()));
     }
     sql.push_str(" ORDER BY r.id");
+    write_bundle(conn, &sql, args, out)
+}
 
+/// Write the resources with item ids `ids` as a collection Bundle (what a grantee
+/// receives, for "view as").
+pub(crate) fn export_items(conn: &Connection, ids: &[i64], out: &mut dyn Write) -> Result<u64> {
+    let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;
+    write_bundle(
+        conn,
+        "SELECT r.full_url, r.json FROM resources r
+         WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY r.id",
+        vec![SqlValue::Text(list)],
+        out,
+    )
+}
+
+/// Stream the rows `sql` selects (full_url, json) as a collection Bundle, in one read
+/// transaction.
+fn write_bundle(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+    out: &mut dyn Write,
+) -> Result<u64> {
     conn.execute_batch("BEGIN DEFERRED")?;
     let result = (|| -> Result<u64> {
         let now = rfc3339(now_unix());
@@ -88,7 +111,7 @@ pub(crate) fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write
             uuid_v4()?
         )
         .map_err(io)?;
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare(sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut count = 0u64;
         while let Some(row) = rows.next()? {

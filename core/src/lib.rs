@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod crypto;
 pub mod error;
 pub mod export;
@@ -19,6 +20,7 @@ pub mod profile;
 pub mod query;
 pub mod readings;
 pub mod record;
+pub mod share;
 pub mod store;
 pub mod sync;
 mod time;

@@ -102,6 +102,21 @@ fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
     Ok(())
 }
 
+/// The items with ids `ids`, newest first (every member, not only group heads).
+pub(crate) fn items(conn: &Connection, ids: &[i64]) -> Result<Vec<Item>> {
+    let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.id IN (SELECT value FROM json_each(?1))
+         ORDER BY r.date_sort DESC, r.id DESC"
+    ))?;
+    let mut items = stmt
+        .query_map([list], |r| item_from_row(r).map(|(i, _)| i))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    fill_groups(conn, &mut items)?;
+    Ok(items)
+}
+
 /// Filters and paging for the timeline.
 #[derive(Debug, Clone, Default)]
 pub struct TimelineQuery {

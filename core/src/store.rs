@@ -316,3 +316,39 @@ pub(crate) fn adopt_self_patient(tx: &Transaction<'_>) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Delete the resource `id` and everything indexed for it. A group it headed passes
+/// to its next member; a group left with one member dissolves.
+pub(crate) fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM resource_keys WHERE resource_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM outbox WHERE resource_id = ?1")?
+        .execute([id])?;
+    let group: Option<i64> = tx
+        .prepare_cached("SELECT group_id FROM resources WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    tx.prepare_cached("DELETE FROM resources WHERE id = ?1")?
+        .execute([id])?;
+    if let Some(g) = group {
+        let members: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM resources WHERE group_id = ?1 ORDER BY id")?
+            .query_map([g], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        match members.as_slice() {
+            [] => {}
+            [only] => {
+                tx.prepare_cached("UPDATE resources SET group_id = NULL WHERE id = ?1")?
+                    .execute([only])?;
+            }
+            [head, ..] => {
+                tx.prepare_cached("UPDATE resources SET group_id = ?1 WHERE group_id = ?2")?
+                    .execute(params![head, g])?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -167,7 +167,8 @@ pub fn forbidden(text: &str) -> Response {
     crate::fhir::outcome(StatusCode::FORBIDDEN, "forbidden", text)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer TOKEN` header, if there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

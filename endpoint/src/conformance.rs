@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
 use crate::store::{After, Grant, Query, Store};
 
 /// Run every check against `store` (which must be empty).
@@ -13,6 +14,14 @@ pub fn run(store: &dyn Store) {
     delete_removes(store);
     conditional_create_is_unique(store);
     grants_are_single_use(store);
+    relay_challenges_are_single_use_and_expire(store);
+    relay_sessions_expire(store);
+    relay_directory_entries_are_replaced(store);
+    relay_envelopes_post_fetch_and_page_in_order(store);
+    relay_acks_reach_only_their_own_mailbox(store);
+    relay_tag_deletes_reach_only_their_own_sender(store);
+    relay_quota_holds_under_concurrent_posts(store);
+    relay_prune_removes_what_has_expired(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -280,6 +289,269 @@ fn grants_are_single_use(store: &dyn Store) {
     assert_eq!(store.revoke_grants("g", "p1", "app").unwrap(), 2);
     assert!(store.get_grant("h-r1", 10).unwrap().is_none());
     assert!(store.get_grant("h-r2", 10).unwrap().is_some());
+}
+
+fn relay_challenges_are_single_use_and_expire(store: &dyn Store) {
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    store.put_challenge("c-1", &a, 1_000).unwrap();
+    assert!(
+        !store.take_challenge("c-1", &b, 10).unwrap(),
+        "issued to another key"
+    );
+    assert!(
+        store.take_challenge("c-1", &a, 10).unwrap(),
+        "another key's try leaves it alone"
+    );
+    assert!(!store.take_challenge("c-1", &a, 10).unwrap(), "single use");
+    assert!(!store.take_challenge("c-unknown", &a, 10).unwrap());
+    // Taking is atomic: of many concurrent takers exactly one wins.
+    store.put_challenge("c-race", &a, 1_000).unwrap();
+    let wins = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| store.take_challenge("c-race", &a, 10).unwrap()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|w| *w)
+            .count()
+    });
+    assert_eq!(wins, 1);
+    // An expired challenge does not count, and is spent all the same.
+    store.put_challenge("c-old", &a, 100).unwrap();
+    assert!(!store.take_challenge("c-old", &a, 100).unwrap(), "expired");
+    assert!(!store.take_challenge("c-old", &a, 50).unwrap(), "and gone");
+}
+
+fn relay_sessions_expire(store: &dyn Store) {
+    let session = Session {
+        key: vec![3u8; 32],
+        expires_ms: 1_000,
+    };
+    store.put_session("s-1", &session).unwrap();
+    assert_eq!(store.get_session("s-1", 999).unwrap(), Some(session));
+    assert_eq!(store.get_session("s-1", 1_000).unwrap(), None, "expired");
+    assert_eq!(store.get_session("s-unknown", 0).unwrap(), None);
+}
+
+fn entry(mailbox: &str, enc: u8) -> DirectoryEntry {
+    DirectoryEntry {
+        mailbox: mailbox.into(),
+        sign: vec![4u8; 32],
+        enc: vec![enc; 32],
+        binding: vec![5u8; 64],
+        updated_s: i64::from(enc),
+    }
+}
+
+fn relay_directory_entries_are_replaced(store: &dyn Store) {
+    assert_eq!(store.get_directory("mb-dir").unwrap(), None);
+    store.put_directory(&entry("mb-dir", 1)).unwrap();
+    assert_eq!(
+        store.get_directory("mb-dir").unwrap(),
+        Some(entry("mb-dir", 1))
+    );
+    store.put_directory(&entry("mb-dir", 2)).unwrap();
+    assert_eq!(
+        store.get_directory("mb-dir").unwrap(),
+        Some(entry("mb-dir", 2))
+    );
+    assert_eq!(store.get_directory("mb-other").unwrap(), None);
+}
+
+fn envelope(mailbox: &str, tag: &str, sender: &str, body: &[u8], created_s: i64) -> NewEnvelope {
+    NewEnvelope {
+        mailbox: mailbox.into(),
+        tag: tag.into(),
+        sender: sender.into(),
+        body: body.to_vec(),
+        created_s,
+    }
+}
+
+/// Post and return the id, which must be new.
+fn post(store: &dyn Store, e: &NewEnvelope) -> i64 {
+    match store.post_envelope(e, 1_000).unwrap() {
+        Posted::Stored(id) => id,
+        other => panic!("post: {other:?}"),
+    }
+}
+
+/// Every envelope of `mailbox`, paged `limit` at a time.
+fn fetch_all(
+    store: &dyn Store,
+    mailbox: &str,
+    limit: usize,
+) -> (Vec<(i64, String, Vec<u8>)>, usize) {
+    let (mut all, mut pages, mut after) = (Vec::new(), 0, 0);
+    loop {
+        let Page { envelopes, more } = store
+            .fetch_envelopes(mailbox, after, limit, 1 << 20)
+            .unwrap();
+        pages += 1;
+        assert!(envelopes.len() <= limit);
+        if let Some(last) = envelopes.last() {
+            after = last.id;
+        }
+        all.extend(envelopes.into_iter().map(|e| (e.id, e.tag, e.body)));
+        if !more {
+            return (all, pages);
+        }
+    }
+}
+
+fn relay_envelopes_post_fetch_and_page_in_order(store: &dyn Store) {
+    let to_nobody = envelope("mb-none", "t", "mb-s1", b"x", 1);
+    assert_eq!(
+        store.post_envelope(&to_nobody, 10).unwrap(),
+        Posted::NoMailbox
+    );
+    store.put_directory(&entry("mb-a", 1)).unwrap();
+    store.put_directory(&entry("mb-b", 1)).unwrap();
+    let ids: Vec<i64> = (0..5u8)
+        .map(|i| {
+            post(
+                store,
+                &envelope("mb-a", &format!("t{i}"), "mb-s1", &[i; 10], 1),
+            )
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    post(store, &envelope("mb-b", "t0", "mb-s1", b"for b", 1));
+    let (all, pages) = fetch_all(store, "mb-a", 2);
+    assert_eq!(pages, 3);
+    assert_eq!(all.iter().map(|e| e.0).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        (all[3].1.as_str(), all[3].2.as_slice()),
+        ("t3", &[3u8; 10][..])
+    );
+    // The byte cap ends a page early, but a page always holds one envelope.
+    let capped = store.fetch_envelopes("mb-a", 0, 10, 25).unwrap();
+    assert_eq!((capped.envelopes.len(), capped.more), (2, true));
+    let one = store.fetch_envelopes("mb-a", 0, 10, 5).unwrap();
+    assert_eq!((one.envelopes.len(), one.more), (1, true));
+    let rest = store.fetch_envelopes("mb-a", ids[3], 10, 1 << 20).unwrap();
+    assert_eq!(rest.envelopes.len(), 1);
+    assert!(!rest.more);
+    assert_eq!(
+        store.fetch_envelopes("mb-a", ids[4], 10, 1 << 20).unwrap(),
+        Page::default()
+    );
+    let (b, _) = fetch_all(store, "mb-b", 10);
+    assert_eq!(b.len(), 1, "mailboxes are apart");
+    assert_eq!(b[0].2, b"for b");
+}
+
+fn relay_acks_reach_only_their_own_mailbox(store: &dyn Store) {
+    let (a, _) = fetch_all(store, "mb-a", 100);
+    let ids: Vec<i64> = a.iter().map(|e| e.0).collect();
+    assert_eq!(store.ack_envelopes("mb-b", &ids).unwrap(), 0, "not b's");
+    assert_eq!(
+        store
+            .ack_envelopes("mb-a", &[ids[0], ids[1], 999_999])
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.ack_envelopes("mb-a", &[ids[0]]).unwrap(), 0, "gone");
+    assert_eq!(store.ack_envelopes("mb-a", &[]).unwrap(), 0);
+    let (left, _) = fetch_all(store, "mb-a", 100);
+    assert_eq!(left.iter().map(|e| e.0).collect::<Vec<_>>(), ids[2..]);
+    // Many ids at once (past SQLite's bound on parameters in one statement).
+    let many: Vec<i64> = (0..1_500).chain(ids[2..].iter().copied()).collect();
+    assert_eq!(store.ack_envelopes("mb-a", &many).unwrap(), 3);
+    assert!(fetch_all(store, "mb-a", 100).0.is_empty());
+}
+
+fn relay_tag_deletes_reach_only_their_own_sender(store: &dyn Store) {
+    store.put_directory(&entry("mb-t1", 1)).unwrap();
+    store.put_directory(&entry("mb-t2", 1)).unwrap();
+    post(store, &envelope("mb-t1", "share", "mb-s1", b"1", 1));
+    post(store, &envelope("mb-t2", "share", "mb-s1", b"2", 1));
+    post(store, &envelope("mb-t1", "share", "mb-s2", b"3", 1));
+    post(store, &envelope("mb-t1", "other", "mb-s1", b"4", 1));
+    assert_eq!(store.delete_tagged("mb-s3", "share").unwrap(), 0);
+    assert_eq!(
+        store.delete_tagged("mb-s1", "share").unwrap(),
+        2,
+        "in every mailbox"
+    );
+    let left = |m| {
+        fetch_all(store, m, 100)
+            .0
+            .into_iter()
+            .map(|e| e.2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(left("mb-t1"), [b"3".to_vec(), b"4".to_vec()]);
+    assert!(left("mb-t2").is_empty());
+}
+
+fn relay_quota_holds_under_concurrent_posts(store: &dyn Store) {
+    store.put_directory(&entry("mb-q", 1)).unwrap();
+    let outcomes: Vec<Posted> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                s.spawn(move || {
+                    (0..3)
+                        .map(|j| {
+                            let e = envelope("mb-q", &format!("w{i}-{j}"), "mb-s1", b"q", 1);
+                            store.post_envelope(&e, 10).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let stored = outcomes
+        .iter()
+        .filter(|p| matches!(p, Posted::Stored(_)))
+        .count();
+    assert_eq!(stored, 10, "exactly the quota: {outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|p| **p == Posted::Full).count(), 14);
+    let (all, _) = fetch_all(store, "mb-q", 100);
+    assert_eq!(all.len(), 10);
+    // Room again after an ack.
+    assert_eq!(store.ack_envelopes("mb-q", &[all[0].0]).unwrap(), 1);
+    let e = envelope("mb-q", "again", "mb-s1", b"q", 1);
+    assert!(matches!(
+        store.post_envelope(&e, 10).unwrap(),
+        Posted::Stored(_)
+    ));
+    assert_eq!(store.post_envelope(&e, 10).unwrap(), Posted::Full);
+}
+
+fn relay_prune_removes_what_has_expired(store: &dyn Store) {
+    let key = [6u8; 32];
+    store.put_challenge("c-prune-old", &key, 5_000).unwrap();
+    store.put_challenge("c-prune-new", &key, 50_000).unwrap();
+    let session = |expires_ms| Session {
+        key: key.to_vec(),
+        expires_ms,
+    };
+    store.put_session("s-prune-old", &session(5_000)).unwrap();
+    store.put_session("s-prune-new", &session(50_000)).unwrap();
+    store.put_directory(&entry("mb-p", 1)).unwrap();
+    post(store, &envelope("mb-p", "t", "mb-s1", b"old", 100));
+    let young = post(store, &envelope("mb-p", "t", "mb-s1", b"young", 200));
+    let pruned = store.prune_relay(10_000, 150).unwrap();
+    assert!(pruned.challenges >= 1 && pruned.sessions >= 1 && pruned.envelopes >= 1);
+    assert!(store.get_session("s-prune-old", 0).unwrap().is_none());
+    assert!(store.get_session("s-prune-new", 10_000).unwrap().is_some());
+    assert!(!store.take_challenge("c-prune-old", &key, 0).unwrap());
+    assert!(store.take_challenge("c-prune-new", &key, 10_000).unwrap());
+    let (left, _) = fetch_all(store, "mb-p", 100);
+    assert_eq!(left.iter().map(|e| e.0).collect::<Vec<_>>(), [young]);
+    // Directory entries are not pruned.
+    assert!(store.get_directory("mb-p").unwrap().is_some());
+    let again = store.prune_relay(10_000, 150).unwrap();
+    assert_eq!(
+        (again.challenges, again.sessions, again.envelopes),
+        (0, 0, 0)
+    );
 }
 
 #[cfg(test)]

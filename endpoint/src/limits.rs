@@ -1,6 +1,7 @@
 //! Limits and test faults on the FHIR APIs: a per-client rate limit that answers `429`
 //! with `Retry-After`, and injected faults (delays, `500`s, dropped connections and
-//! truncated bodies) so clients can prove they converge anyway.
+//! truncated bodies) so clients can prove they converge anyway. The rate limit covers
+//! the share relay too (faults do not).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,6 +127,12 @@ fn is_fhir_api(path: &str) -> bool {
     path.contains("/fhir/") && !path.contains("/.well-known/")
 }
 
+/// Whether a path is the share relay's (the rate limit applies there too). A tenant
+/// named `relay` keeps its FHIR API: `/relay/fhir/…` is not the relay's.
+fn is_relay(path: &str) -> bool {
+    path.starts_with("/relay/v")
+}
+
 /// A client key for rate limiting: the bearer token's hash, else `anonymous`.
 fn client_key(req: &Request) -> String {
     req.headers()
@@ -136,22 +143,27 @@ fn client_key(req: &Request) -> String {
 
 /// The middleware: rate limit, then faults, then the request.
 pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if !is_fhir_api(req.uri().path()) {
+    let (fhir, relay) = (is_fhir_api(req.uri().path()), is_relay(req.uri().path()));
+    if !fhir && !relay {
         return next.run(req).await;
     }
     let limits = &app.limits;
     if let Some(rl) = &limits.rate {
         if let Err(wait) = rl.take(&client_key(&req)) {
-            let mut r = crate::fhir::outcome(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "too many requests; retry later",
-            );
+            const TEXT: &str = "too many requests; retry later";
+            let mut r = if relay {
+                crate::relay::error(StatusCode::TOO_MANY_REQUESTS, TEXT)
+            } else {
+                crate::fhir::outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", TEXT)
+            };
             if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             return r;
         }
+    }
+    if relay {
+        return next.run(req).await;
     }
     let fault = limits.faults.iter().find(|f| f.fires()).map(|f| f.kind);
     match fault {

@@ -1,6 +1,7 @@
 //! `carry-endpoint`: the reference trust endpoint. Today it serves several tenants'
 //! FHIR R4 sandboxes (each a provider with its own base, e.g. `/gp/fhir`) over
-//! embedded SQLite, and seeds them from FHIR Bundles.
+//! embedded SQLite, and seeds them from FHIR Bundles; and a share relay
+//! (`/relay/v1`) that passes encrypted envelopes between people's mailboxes.
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,8 @@ mod conformance;
 mod fhir;
 mod limits;
 mod postgres;
+mod relay;
+mod relay_store;
 mod seed;
 mod smart;
 mod sqlite;
@@ -38,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every tenant's FHIR API.
+    /// Serve every tenant's FHIR API, and the share relay.
     Serve {
         /// Storage: sqlite://PATH or postgres://….
         #[arg(long, default_value = "sqlite://carry-endpoint.db")]
@@ -51,6 +54,8 @@ enum Command {
         public_url: Option<String>,
         #[command(flatten)]
         options: ServeOptions,
+        #[command(flatten)]
+        relay: relay::Options,
     },
     /// Remove one resource from a tenant (to test how clients notice deletions).
     Delete {
@@ -102,7 +107,8 @@ struct ServeOptions {
     /// what the server offers by trying.
     #[arg(long)]
     no_metadata: bool,
-    /// Requests per second per client on the FHIR APIs; beyond it, 429 with Retry-After.
+    /// Requests per second per client on the FHIR APIs and the relay; beyond it, 429
+    /// with Retry-After.
     #[arg(long)]
     rate_limit: Option<u32>,
     /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
@@ -138,6 +144,7 @@ async fn serve(
     listen: SocketAddr,
     public_url: Option<String>,
     options: ServeOptions,
+    relay_options: relay::Options,
 ) -> Result<(), String> {
     let store = store::open_url(&db).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -159,6 +166,7 @@ async fn serve(
             "fault injection is on: for tests only"
         );
     }
+    let relay = Arc::new(relay::Relay::new(store.clone(), &relay_options));
     let app = Arc::new(fhir::App {
         store,
         public_base,
@@ -180,6 +188,7 @@ async fn serve(
         )
         .merge(fhir::routes())
         .merge(smart::routes())
+        .merge(relay::routes(relay))
         .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
         .layer(middleware::from_fn(access_log))
         .with_state(app);
@@ -240,11 +249,12 @@ fn main() -> ExitCode {
             listen,
             public_url,
             options,
+            relay,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options))),
+            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options, relay))),
         Command::Delete {
             db,
             tenant,

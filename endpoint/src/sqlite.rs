@@ -1,5 +1,8 @@
 //! The embedded SQLite backend (the default). Plain SQLite through the workspace's one
 //! rusqlite; a small pool of connections in WAL mode.
+//!
+//! Writes that check before they write (single-use tokens and challenges, the relay's
+//! mailbox quota) run in IMMEDIATE transactions: SQLite's one writer makes them exact.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -7,6 +10,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use crate::relay_store::{
+    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
+};
 use crate::store::{stamp, unstamped, Grant, Query, Result, Store, StoreError, Stored};
 
 const POOL: usize = 8;
@@ -44,6 +50,36 @@ CREATE TABLE IF NOT EXISTS grants (
     data       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS grants_family ON grants (tenant, patient, client_id);
+CREATE TABLE IF NOT EXISTS relay_challenges (
+    challenge  TEXT PRIMARY KEY,
+    key        BLOB NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relay_challenges_expiry ON relay_challenges (expires_ms);
+CREATE TABLE IF NOT EXISTS relay_sessions (
+    hash       TEXT PRIMARY KEY,
+    key        BLOB NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relay_sessions_expiry ON relay_sessions (expires_ms);
+CREATE TABLE IF NOT EXISTS relay_directory (
+    mailbox   TEXT PRIMARY KEY,
+    sign      BLOB NOT NULL,
+    enc       BLOB NOT NULL,
+    binding   BLOB NOT NULL,
+    updated_s INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS relay_envelopes (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox   TEXT NOT NULL,
+    tag       TEXT NOT NULL,
+    sender    TEXT NOT NULL,
+    body      BLOB NOT NULL,
+    created_s INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id);
+CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag);
+CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s);
 ";
 
 /// SQLite storage in one file.
@@ -377,6 +413,233 @@ impl Store for SqliteStore {
                 "DELETE FROM grants WHERE tenant = ?1 AND patient = ?2 AND client_id = ?3",
                 params![tenant, patient, client_id],
             )?)
+        })
+    }
+}
+
+/// Ids per `DELETE … IN (…)`, well under SQLite's bound on parameters.
+const ACK_CHUNK: usize = 500;
+
+fn to_usize(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+impl RelayStore for SqliteStore {
+    fn put_challenge(&self, challenge: &str, key: &[u8], expires_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO relay_challenges (challenge, key, expires_ms) VALUES (?1, ?2, ?3)",
+                params![challenge, key, expires_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn take_challenge(&self, challenge: &str, key: &[u8], now_ms: i64) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let expires: Option<i64> = tx
+                .query_row(
+                    "SELECT expires_ms FROM relay_challenges WHERE challenge = ?1 AND key = ?2",
+                    params![challenge, key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if expires.is_some() {
+                tx.execute(
+                    "DELETE FROM relay_challenges WHERE challenge = ?1 AND key = ?2",
+                    params![challenge, key],
+                )?;
+            }
+            tx.commit()?;
+            Ok(expires.is_some_and(|e| e > now_ms))
+        })
+    }
+
+    fn put_session(&self, hash: &str, session: &Session) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO relay_sessions (hash, key, expires_ms) VALUES (?1, ?2, ?3)",
+                params![hash, session.key, session.expires_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_session(&self, hash: &str, now_ms: i64) -> Result<Option<Session>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT key, expires_ms FROM relay_sessions WHERE hash = ?1 AND expires_ms > ?2",
+                params![hash, now_ms],
+                |r| {
+                    Ok(Session {
+                        key: r.get(0)?,
+                        expires_ms: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn put_directory(&self, e: &DirectoryEntry) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO relay_directory (mailbox, sign, enc, binding, updated_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (mailbox) DO UPDATE SET sign = excluded.sign, enc = excluded.enc,
+                   binding = excluded.binding, updated_s = excluded.updated_s",
+                params![e.mailbox, e.sign, e.enc, e.binding, e.updated_s],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_directory(&self, mailbox: &str) -> Result<Option<DirectoryEntry>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT mailbox, sign, enc, binding, updated_s FROM relay_directory WHERE mailbox = ?1",
+                [mailbox],
+                |r| {
+                    Ok(DirectoryEntry {
+                        mailbox: r.get(0)?,
+                        sign: r.get(1)?,
+                        enc: r.get(2)?,
+                        binding: r.get(3)?,
+                        updated_s: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn post_envelope(&self, e: &NewEnvelope, max_per_mailbox: usize) -> Result<Posted> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let known = tx
+                .query_row(
+                    "SELECT 1 FROM relay_directory WHERE mailbox = ?1",
+                    [&e.mailbox],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !known {
+                return Ok(Posted::NoMailbox);
+            }
+            let held: i64 = tx.query_row(
+                "SELECT count(*) FROM relay_envelopes WHERE mailbox = ?1",
+                [&e.mailbox],
+                |r| r.get(0),
+            )?;
+            if to_usize(held) >= max_per_mailbox {
+                return Ok(Posted::Full);
+            }
+            tx.execute(
+                "INSERT INTO relay_envelopes (mailbox, tag, sender, body, created_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.mailbox, e.tag, e.sender, e.body, e.created_s],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Posted::Stored(id))
+        })
+    }
+
+    fn fetch_envelopes(
+        &self,
+        mailbox: &str,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page> {
+        self.with(|c| {
+            // One snapshot for both reads. Sizes first, so bodies past the page are
+            // never read.
+            let tx = c.transaction()?;
+            let sizes = tx
+                .prepare(
+                    "SELECT id, length(body) FROM relay_envelopes
+                     WHERE mailbox = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                )?
+                .query_map(
+                    params![
+                        mailbox,
+                        after,
+                        i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (n, more) = page_cut(&sizes, limit, max_bytes);
+            let Some(&(last, _)) = n.checked_sub(1).and_then(|i| sizes.get(i)) else {
+                return Ok(Page::default());
+            };
+            let envelopes = tx
+                .prepare(
+                    "SELECT id, tag, body FROM relay_envelopes
+                     WHERE mailbox = ?1 AND id > ?2 AND id <= ?3 ORDER BY id",
+                )?
+                .query_map(params![mailbox, after, last], |r| {
+                    Ok(Envelope {
+                        id: r.get(0)?,
+                        tag: r.get(1)?,
+                        body: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(Page { envelopes, more })
+        })
+    }
+
+    fn ack_envelopes(&self, mailbox: &str, ids: &[i64]) -> Result<usize> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut deleted = 0;
+            for chunk in ids.chunks(ACK_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut args: Vec<rusqlite::types::Value> = vec![mailbox.to_string().into()];
+                args.extend(chunk.iter().map(|id| rusqlite::types::Value::from(*id)));
+                deleted += tx.execute(
+                    &format!("DELETE FROM relay_envelopes WHERE mailbox = ? AND id IN ({marks})"),
+                    rusqlite::params_from_iter(args.iter()),
+                )?;
+            }
+            tx.commit()?;
+            Ok(deleted)
+        })
+    }
+
+    fn delete_tagged(&self, sender: &str, tag: &str) -> Result<usize> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM relay_envelopes WHERE sender = ?1 AND tag = ?2",
+                params![sender, tag],
+            )?)
+        })
+    }
+
+    fn prune_relay(&self, now_ms: i64, envelopes_before_s: i64) -> Result<Pruned> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let pruned = Pruned {
+                challenges: tx.execute(
+                    "DELETE FROM relay_challenges WHERE expires_ms <= ?1",
+                    [now_ms],
+                )?,
+                sessions: tx.execute(
+                    "DELETE FROM relay_sessions WHERE expires_ms <= ?1",
+                    [now_ms],
+                )?,
+                envelopes: tx.execute(
+                    "DELETE FROM relay_envelopes WHERE created_s < ?1",
+                    [envelopes_before_s],
+                )?,
+            };
+            tx.commit()?;
+            Ok(pruned)
         })
     }
 }

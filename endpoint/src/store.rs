@@ -1,10 +1,13 @@
 //! Storage behind one trait, so the same conformance tests run on every backend.
-//! The SQLite backend is in `sqlite.rs`, PostgreSQL in `postgres.rs`.
+//! The SQLite backend is in `sqlite.rs`, PostgreSQL in `postgres.rs`. What the share
+//! relay keeps is in a trait of its own, [`RelayStore`], which every store implements.
 
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::relay_store::RelayStore;
 
 /// A storage failure. Messages name tables and operations, never record content.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +131,8 @@ pub struct Grant {
     pub data: String,
 }
 
-/// What a tenant's data lives in.
-pub trait Store: Send + Sync + 'static {
+/// What a tenant's data (and the relay's, through [`RelayStore`]) lives in.
+pub trait Store: RelayStore + Send + Sync + 'static {
     /// Create the tenant if it is new.
     fn ensure_tenant(&self, tenant: &str) -> Result<()>;
     /// Whether the tenant exists.

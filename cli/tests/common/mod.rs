@@ -72,7 +72,8 @@ pub fn endpoint_bin() -> PathBuf {
 
 /// A running `carry-endpoint serve`, stopped on drop.
 pub struct Endpoint {
-    child: std::process::Child,
+    /// The server process.
+    pub child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
 }

@@ -3,3 +3,4 @@
 //! ChaCha20-Poly1305) and x25519-dalek, and checked against the published vectors.
 
 pub mod hpke;
+pub mod identity;

@@ -14,7 +14,7 @@
 //! confirmed.
 
 mod discover;
-mod http;
+pub(crate) mod http;
 mod login;
 mod pull;
 mod push;

@@ -1,0 +1,449 @@
+//! People, grants and delivery through the relay, end to end: two CLI homes (a
+//! patient and a carer) and one endpoint process.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::*;
+
+const PATIENT_FILE: &str =
+    "fixtures/fhir/synthea/sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
+const NHS_PATIENT: &str = "fixtures/fhir/uk-core/UKCore-Patient-RichardSmith-Example.json";
+
+/// An endpoint whose debug log goes to a file, so tests can read what it wrote.
+struct Logged {
+    ep: Endpoint,
+    db: PathBuf,
+}
+
+fn serve_logged(dir: &Path) -> Logged {
+    use std::io::BufRead;
+    let db = dir.join("endpoint.db");
+    let log = dir.join("endpoint.log");
+    let mut child = Command::new(endpoint_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("CARRY_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    Logged {
+        ep: Endpoint { child, base },
+        db,
+    }
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn home_named(dir: &Path, sub: &str, name: &str) -> PathBuf {
+    let home = dir.join(sub);
+    ok(&home, &["init", "--name", name]);
+    home
+}
+
+/// A patient with a record and a carer who took up the patient's invite, both
+/// verified. Returns (patient home, carer home, the carer's id at the patient, the
+/// patient's id at the carer).
+fn introduced(dir: &Path, base: &str) -> (PathBuf, PathBuf, String, String) {
+    let patient = home_named(dir, "patient", "Ned Hintz");
+    let carer = home_named(dir, "carer", "Sam Carer");
+    ok(
+        &patient,
+        &["import", shared(PATIENT_FILE).to_str().unwrap()],
+    );
+    ok(&patient, &["endpoint", "set", base]);
+    let code = json(&patient, &["invite", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let accepted = json(&carer, &["accept", &code, "--json"]);
+    let patient_id = accepted["person"].as_str().unwrap().to_string();
+    // The same invite cannot be taken up twice, and a changed code is refused.
+    let tampered = format!("{}x", &code[..code.len() - 2]);
+    assert_eq!(run(&carer, &["accept", &tampered]).status.code(), Some(2));
+    ok(&patient, &["sync"]);
+    let people = json(&patient, &["people", "--json"]);
+    assert_eq!(people.as_array().unwrap().len(), 1);
+    let carer_id = people[0]["person"].as_str().unwrap().to_string();
+    assert_eq!(people[0]["verified"], false);
+    // Both sides show the same safety number.
+    assert_eq!(people[0]["fingerprint"], accepted["fingerprint"]);
+    assert_eq!(
+        json(&carer, &["people", "--json"])[0]["fingerprint"],
+        accepted["fingerprint"]
+    );
+    (patient, carer, carer_id, patient_id)
+}
+
+fn resource_set(bundle: &Value) -> BTreeSet<String> {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].to_string())
+        .collect()
+}
+
+fn relay_rows(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row("SELECT count(*) FROM relay_envelopes", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_carer_gets_exactly_the_scope_adds_a_reading_and_loses_the_copy_on_revocation() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = serve_logged(d.path());
+    let (patient, carer, carer_id, patient_id) = introduced(d.path(), &relay.ep.base);
+
+    // Restricted categories need a verified person.
+    let restricted = run(
+        &patient,
+        &[
+            "grant",
+            &carer_id,
+            "--role",
+            "contributor",
+            "--categories",
+            "medications,conditions,vital-signs,test-results",
+            "--include-restricted",
+            "PSY",
+        ],
+    );
+    assert_eq!(
+        restricted.status.code(),
+        Some(4),
+        "denied before verification"
+    );
+    ok(&patient, &["people", "verify", &carer_id]);
+
+    // Hide one medication.
+    let meds = json(
+        &patient,
+        &["timeline", "--category", "medications", "--json"],
+    );
+    let hidden = meds["items"][0]["id"].as_i64().unwrap();
+    let granted = json(
+        &patient,
+        &[
+            "grant",
+            &carer_id,
+            "--role",
+            "contributor",
+            "--categories",
+            "medications,conditions,vital-signs,test-results",
+            "--hide",
+            &hidden.to_string(),
+            "--expires",
+            "30d",
+            "--purpose",
+            "help with medicines",
+            "--json",
+        ],
+    );
+    let grant_id = granted["grant"].as_str().unwrap().to_string();
+    assert_eq!(granted["new_access"], true);
+    ok(&patient, &["sync"]);
+    let sync = json(&carer, &["sync", "--json"]);
+    assert_eq!(sync["relay"]["grants_received"][0], grant_id.as_str());
+
+    let profiles = json(&carer, &["profiles", "--json"]);
+    assert_eq!(profiles.as_array().unwrap().len(), 2);
+    assert_eq!(profiles[1]["profile"], patient_id.as_str());
+    assert_eq!(profiles[1]["name"], "Ned Hintz");
+    assert_eq!(profiles[1]["owner"], false);
+
+    // Exactly what "view as" shows, byte for byte.
+    let view = d.path().join("view.json");
+    ok(
+        &patient,
+        &["view-as", &carer_id, "--out", view.to_str().unwrap()],
+    );
+    let expected: Value = serde_json::from_slice(&std::fs::read(&view).unwrap()).unwrap();
+    let arrived_file = d.path().join("arrived.json");
+    ok(
+        &carer,
+        &[
+            "--profile",
+            &patient_id,
+            "export",
+            "--out",
+            arrived_file.to_str().unwrap(),
+        ],
+    );
+    let arrived: Value = serde_json::from_slice(&std::fs::read(&arrived_file).unwrap()).unwrap();
+    assert_eq!(resource_set(&arrived), resource_set(&expected));
+    assert!(resource_set(&arrived).len() > 20);
+    // Only the granted categories, nothing sensitive, nothing hidden.
+    ok(&carer, &["use", &patient_id]);
+    let items = json(&carer, &["timeline", "--limit", "500", "--json"])["items"].clone();
+    let allowed = ["medications", "conditions", "vital-signs", "test-results"];
+    for i in items.as_array().unwrap() {
+        assert!(allowed.contains(&i["category"].as_str().unwrap()), "{i}");
+        assert!(i["sensitivity"].as_array().unwrap().is_empty());
+    }
+    let hidden_display = meds["items"][0]["display"].as_str().unwrap();
+    let hidden_date = &meds["items"][0]["date"];
+    assert!(!items
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["display"] == hidden_display && &i["date"] == hidden_date));
+
+    // The carer adds a glucose reading; it reaches the patient as entered by the carer.
+    ok(&carer, &["add", "glucose", "6.1mmol/L"]);
+    ok(&carer, &["sync"]);
+    let s = json(&patient, &["sync", "--json"]);
+    assert_eq!(s["relay"]["contributions"], 1);
+    let mine = json(&patient, &["timeline", "--source", "self", "--json"])["items"].clone();
+    let glucose = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["resource_type"] == "Observation")
+        .expect("the carer's reading");
+    assert_eq!(glucose["entered_by"], "carer");
+    assert!(mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["resource_type"] == "Provenance"));
+    // And it comes back to the carer in the next delivery, within the scope.
+    ok(&patient, &["sync"]);
+    ok(&carer, &["sync"]);
+    let again = json(&carer, &["search", "glucose", "--json"])["items"].clone();
+    assert!(again
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["entered_by"] == "carer"));
+
+    // Who can see the record, and the audit.
+    let active = json(&patient, &["grants", "--active", "--json"]);
+    assert_eq!(active[0]["grant"], grant_id.as_str());
+    assert!(active[0]["last_delivery_at"].as_i64().is_some());
+    let consent = json(&patient, &["consent", &grant_id]);
+    assert_eq!(consent["resourceType"], "Consent");
+
+    // Revocation: the relay's copies and the carer's copy go.
+    ok(&patient, &["add", "weight", "70kg"]);
+    ok(&patient, &["sync"]);
+    assert!(relay_rows(&relay.db) > 0, "a change waits at the relay");
+    let r = json(&patient, &["revoke", &grant_id, "--json"]);
+    assert_eq!(r["state"], "revoked");
+    assert_eq!(r["sent"], true);
+    let s = json(&carer, &["sync", "--json"]);
+    assert_eq!(s["relay"]["records_removed"][0], grant_id.as_str());
+    assert_eq!(
+        json(&carer, &["profiles", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!carer.join("shared").join(&grant_id).exists());
+    assert_eq!(relay_rows(&relay.db), 0, "nothing left at the relay");
+    let failed = run(&carer, &["timeline"]);
+    assert_ne!(failed.status.code(), Some(0), "the shared profile is gone");
+    ok(&carer, &["use", "self"]);
+
+    for home in [&patient, &carer] {
+        let check = json(home, &["audit", "--verify", "--json"]);
+        assert_eq!(check["ok"], true);
+    }
+    let log: Vec<String> = json(&patient, &["audit", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    for event in [
+        "invite-created",
+        "person-added",
+        "person-verified",
+        "grant-created",
+        "envelopes-delivered",
+        "contribution-applied",
+        "grant-revoked",
+    ] {
+        assert!(log.iter().any(|e| e == event), "{event} in {log:?}");
+    }
+}
+
+#[test]
+fn an_expired_grant_removes_the_carers_copy_and_the_relay_data_unprompted() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = serve_logged(d.path());
+    let (patient, carer, carer_id, _) = introduced(d.path(), &relay.ep.base);
+    let expires = Instant::now() + Duration::from_secs(15);
+    let g = json(
+        &patient,
+        &[
+            "grant",
+            &carer_id,
+            "--categories",
+            "vital-signs",
+            "--expires",
+            "15s",
+            "--json",
+        ],
+    );
+    let grant_id = g["grant"].as_str().unwrap().to_string();
+    ok(&patient, &["sync"]);
+    ok(&carer, &["sync"]);
+    assert_eq!(
+        json(&carer, &["profiles", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // A change the carer never fetches stays at the relay until the grant ends.
+    ok(&patient, &["add", "pulse", "64"]);
+    ok(&patient, &["sync"]);
+    assert!(relay_rows(&relay.db) > 0);
+    std::thread::sleep(expires.saturating_duration_since(Instant::now()) + Duration::from_secs(1));
+
+    // Neither side needs to hear from the other.
+    assert_eq!(
+        json(&carer, &["profiles", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!carer.join("shared").join(&grant_id).exists());
+    let grants = json(&patient, &["grants", "--json"]);
+    assert_eq!(grants[0]["state"], "expired");
+    assert!(json(&patient, &["grants", "--active", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    ok(&patient, &["sync"]);
+    // The expiry's own revocation notice may wait for the carer; no record data does.
+    let c = rusqlite::Connection::open(&relay.db).unwrap();
+    let left: i64 = c
+        .query_row("SELECT count(*) FROM relay_envelopes", [], |r| r.get(0))
+        .unwrap();
+    assert!(left <= 1, "{left} envelopes left");
+    let s = json(&carer, &["sync", "--json"]);
+    assert!(s["relay"]["refused"].as_array().unwrap().is_empty());
+    assert_eq!(relay_rows(&relay.db), 0);
+    let log = json(&patient, &["audit", "--json"]);
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "grant-expired"));
+}
+
+/// Words of the record that must never reach the relay in the clear: names, NHS
+/// numbers, identifiers and code displays.
+fn secrets_of(files: &[PathBuf]) -> BTreeSet<String> {
+    fn walk(v: &Value, key: &str, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    walk(v, k, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
+            Value::String(s)
+                if matches!(key, "family" | "given" | "display" | "text" | "value")
+                    && s.len() >= 6
+                    && !s.starts_with("http")
+                    && !s.starts_with("urn:") =>
+            {
+                out.insert(s.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for f in files {
+        let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        walk(&v, "", &mut out);
+    }
+    out
+}
+
+#[test]
+fn the_relay_stores_and_logs_no_names_numbers_or_clinical_words() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = serve_logged(d.path());
+    let (patient, carer, carer_id, _) = introduced(d.path(), &relay.ep.base);
+    ok(&patient, &["import", shared(NHS_PATIENT).to_str().unwrap()]);
+    ok(
+        &patient,
+        &["grant", &carer_id, "--categories", "conditions,medications,vital-signs,test-results,other,encounters,procedures,immunisations,allergies,care-plans"],
+    );
+    ok(&patient, &["sync"]);
+    assert!(relay_rows(&relay.db) > 0, "the delivery waits at the relay");
+    let mut secrets = secrets_of(&[shared(PATIENT_FILE), shared(NHS_PATIENT)]);
+    secrets.insert("Ned Hintz".into());
+    secrets.insert("Sam Carer".into());
+    assert!(
+        secrets.contains("9912003888"),
+        "the NHS number is looked for"
+    );
+    assert!(secrets.len() > 50, "{}", secrets.len());
+    // Everything the relay wrote: its database (and journal files) and its log.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("endpoint."))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2);
+    let mut scanned = 0;
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{} holds '{s}'", f.display());
+        }
+        scanned += bytes.len();
+    }
+    assert!(
+        scanned > 10_000,
+        "the relay holds the delivery ({scanned} bytes)"
+    );
+    // And the carer still gets the record afterwards.
+    ok(&carer, &["sync"]);
+    assert_eq!(
+        json(&carer, &["profiles", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -1,0 +1,416 @@
+//! Opening and applying what the relay delivers: invite acceptances, grants, record
+//! deliveries, revocations, carers' contributions and resync requests.
+//!
+//! Every envelope is opened and checked (sender, grant, sequence number) before
+//! anything is written, and each is applied in one transaction, so a refused or
+//! interrupted envelope changes nothing already stored.
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Value};
+
+use super::consent::KEY_SYSTEM;
+use super::envelope::{self, Body, Message};
+use super::grant::{GrantDoc, Role};
+use super::people;
+use super::received::{self, check_seq};
+use crate::audit::{self, AuditEvent};
+use crate::crypto::identity::{Identity, PublicIdentity};
+use crate::error::{EnvelopeProblem, Error, Result};
+use crate::profile::Profile;
+use crate::readings::uuid_v4;
+use crate::record::EnteredBy;
+use crate::store::{self, SourceKind, Writer};
+use crate::time::{now_unix, rfc3339};
+
+/// What applying one envelope did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    PersonAdded(String),
+    Grant { grant: String, new: bool },
+    Records { upserts: u64, removes: u64 },
+    Revoked(String),
+    Contribution(u64),
+    Resync,
+}
+
+fn refused(problem: EnvelopeProblem) -> Error {
+    Error::Envelope { problem }
+}
+
+/// Open and apply one envelope addressed to `me` at `mailbox` under `tag`.
+pub(crate) fn process(
+    own: &Profile,
+    me: &Identity,
+    relay: &str,
+    mailbox: &str,
+    tag: &str,
+    body: &[u8],
+) -> Result<Applied> {
+    let (sender_enc, msg) = envelope::open(me, mailbox, tag, body)?;
+    if let Body::Accept { .. } = &msg.body {
+        return own.vault().write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let handle = people::apply_accept(&tx, &sender_enc, &msg.body, relay)?;
+            tx.commit()?;
+            Ok(Applied::PersonAdded(handle))
+        });
+    }
+    let (pid, handle, sender) = own
+        .vault()
+        .read(|c| people::by_enc_key(c, &sender_enc))?
+        .ok_or_else(|| refused(EnvelopeProblem::UnknownSender))?;
+    match &msg.body {
+        Body::Grant { doc } => grant_in(own, me, pid, &handle, &sender, &msg, doc),
+        Body::Records {
+            reset,
+            upserts,
+            removes,
+        } => {
+            let name = in_grant(own, pid, &msg.grant, true)?;
+            let p = received::open(own, &msg.grant, &name, false)?;
+            let (u, r) = match received::apply_records(&p, msg.seq, *reset, upserts, removes) {
+                Err(Error::Envelope {
+                    problem: EnvelopeProblem::OutOfOrder,
+                }) => {
+                    // Envelopes are missing: ask the grantor for the whole record again.
+                    request_resync(own, &msg.grant)?;
+                    return Err(refused(EnvelopeProblem::OutOfOrder));
+                }
+                other => other?,
+            };
+            own.vault().write(|c| {
+                c.execute(
+                    "UPDATE grants SET last_delivery_at = ?2 WHERE id = ?1",
+                    params![msg.grant, now_unix()],
+                )?;
+                audit::append(
+                    c,
+                    AuditEvent::RecordReceived,
+                    Some(&handle),
+                    &format!(
+                        "{}: {u} items in, {r} out{}",
+                        msg.grant,
+                        if *reset { " (whole record)" } else { "" }
+                    ),
+                )
+            })?;
+            Ok(Applied::Records {
+                upserts: u,
+                removes: r,
+            })
+        }
+        Body::Revoke => revoke_in(own, pid, &handle, &msg),
+        Body::Contribution { resources } => contribution_in(own, pid, &handle, &msg, resources),
+        Body::Resync => own.vault().write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            out_grant_seq(&tx, pid, &msg)?;
+            tx.execute(
+                "UPDATE grants SET reset_next = 1 WHERE id = ?1",
+                [&msg.grant],
+            )?;
+            tx.commit()?;
+            Ok(Applied::Resync)
+        }),
+        Body::Accept { .. } => Err(refused(EnvelopeProblem::Malformed)),
+    }
+}
+
+/// The grantor's name for an incoming grant held from person `pid`; with `active`,
+/// the grant must be in force.
+fn in_grant(own: &Profile, pid: i64, grant: &str, active: bool) -> Result<String> {
+    let row: Option<(i64, Option<i64>, i64, String)> = own.vault().read(|c| {
+        Ok(c.query_row(
+            "SELECT g.person_id, g.ended_at, g.expires_at, p.name FROM grants g
+             JOIN people p ON p.id = g.person_id WHERE g.id = ?1 AND g.direction = 'in'",
+            [grant],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?)
+    })?;
+    match row {
+        Some((p, ended, expires, name)) if p == pid => {
+            if active && (ended.is_some() || expires <= now_unix()) {
+                Err(refused(EnvelopeProblem::NotAllowed))
+            } else {
+                Ok(name)
+            }
+        }
+        _ => Err(refused(EnvelopeProblem::UnknownSender)),
+    }
+}
+
+fn grant_in(
+    own: &Profile,
+    me: &Identity,
+    pid: i64,
+    handle: &str,
+    sender: &PublicIdentity,
+    msg: &Message,
+    text: &str,
+) -> Result<Applied> {
+    let doc = GrantDoc::parse_and_verify(text).map_err(|e| match e {
+        Error::Denied { .. } => refused(EnvelopeProblem::Tampered),
+        _ => refused(EnvelopeProblem::Malformed),
+    })?;
+    if doc.id != msg.grant
+        || doc.grantor_identity()? != *sender
+        || doc.grantee_identity()? != me.public()
+    {
+        return Err(refused(EnvelopeProblem::NotAllowed));
+    }
+    let expires = doc.expires_unix()?;
+    if expires <= now_unix() {
+        return Err(refused(EnvelopeProblem::NotAllowed));
+    }
+    let existing: Option<(u32, Option<i64>)> = own.vault().read(|c| {
+        Ok(c.query_row(
+            "SELECT revision, ended_at FROM grants WHERE id = ?1 AND direction = 'in'",
+            [&doc.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+    })?;
+    match existing {
+        Some((_, Some(_))) => return Err(refused(EnvelopeProblem::NotAllowed)),
+        Some((rev, None)) if rev > doc.revision => return Err(refused(EnvelopeProblem::Replayed)),
+        _ => {}
+    }
+    let new = existing.is_none();
+    // The grantee's own sequence on this grant (contributions, resync requests)
+    // travels under a tag of its own.
+    let tag = people::random_b64(16)?;
+    own.vault().write(|c| {
+        c.execute(
+            "INSERT INTO grants (id, direction, person_id, doc, role, revision, created_at, expires_at, tag)
+             VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, role = excluded.role,
+               revision = excluded.revision, expires_at = excluded.expires_at",
+            params![doc.id, pid, text, doc.role.as_str(), doc.revision, now_unix(), expires, tag],
+        )?;
+        Ok(())
+    })?;
+    let p = received::open(own, &doc.id, &doc.grantor.name, true)?;
+    received::apply_grant(&p, msg.seq, &doc, text)?;
+    own.vault().write(|c| {
+        audit::append(
+            c,
+            AuditEvent::RecordReceived,
+            Some(handle),
+            &format!(
+                "{} revision {}: {}",
+                doc.id,
+                doc.revision,
+                doc.role.as_str()
+            ),
+        )
+    })?;
+    Ok(Applied::Grant { grant: doc.id, new })
+}
+
+fn revoke_in(own: &Profile, pid: i64, handle: &str, msg: &Message) -> Result<Applied> {
+    let row: Option<(i64, Option<String>)> = own.vault().read(|c| {
+        Ok(c.query_row(
+            "SELECT person_id, ended_why FROM grants WHERE id = ?1 AND direction = 'in'",
+            [&msg.grant],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+    })?;
+    match row {
+        Some((p, None)) if p == pid => {}
+        // The grant already ended here by its date: the notice changes nothing.
+        Some((p, Some(why))) if p == pid && why == "expired" => {
+            return Ok(Applied::Revoked(msg.grant.clone()))
+        }
+        Some((p, Some(_))) if p == pid => return Err(refused(EnvelopeProblem::Replayed)),
+        _ => return Err(refused(EnvelopeProblem::UnknownSender)),
+    }
+    // The sequence must move forward; a gap before a revocation does not matter.
+    if let Ok(p) = received::open(own, &msg.grant, "", false) {
+        let last: i64 = p.vault().read(|c| {
+            Ok(people::meta(c, "shared_seq")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        })?;
+        check_seq(last, msg.seq, true)?;
+        drop(p);
+    }
+    end_in(own, &msg.grant, handle, "revoked")?;
+    Ok(Applied::Revoked(msg.grant.clone()))
+}
+
+/// End an incoming grant: delete the received record, then mark the grant ended.
+pub(crate) fn end_in(own: &Profile, grant: &str, handle: &str, why: &str) -> Result<()> {
+    received::delete(own.vault().dir(), grant)?;
+    own.vault().write(|c| {
+        let tx = c.transaction()?;
+        tx.execute(
+            "UPDATE grants SET ended_at = ?2, ended_why = ?3 WHERE id = ?1 AND ended_at IS NULL",
+            params![grant, now_unix(), why],
+        )?;
+        audit::append(
+            &tx,
+            AuditEvent::RecordRemoved,
+            Some(handle),
+            &format!("{grant} {why}: the shared copy was deleted"),
+        )?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+/// Check and take the sequence number of a message on a grant this profile made, from
+/// its grantee `pid`. Returns the grant's role and whether it is in force.
+fn out_grant_seq(tx: &rusqlite::Transaction<'_>, pid: i64, msg: &Message) -> Result<(Role, bool)> {
+    let row: Option<(i64, i64, String, Option<i64>, i64)> = tx
+        .query_row(
+            "SELECT person_id, last_seq, role, ended_at, expires_at FROM grants
+             WHERE id = ?1 AND direction = 'out'",
+            [&msg.grant],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((_, last, role, ended, expires)) = row.filter(|r| r.0 == pid) else {
+        return Err(refused(EnvelopeProblem::UnknownSender));
+    };
+    check_seq(last, msg.seq, false)?;
+    tx.execute(
+        "UPDATE grants SET last_seq = ?2 WHERE id = ?1",
+        params![msg.grant, msg.seq],
+    )?;
+    Ok((Role::parse(&role)?, ended.is_none() && expires > now_unix()))
+}
+
+fn contribution_in(
+    own: &Profile,
+    pid: i64,
+    handle: &str,
+    msg: &Message,
+    resources: &[String],
+) -> Result<Applied> {
+    let outcome = own.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (role, active) = out_grant_seq(&tx, pid, msg)?;
+        let refuse = |why: &str| -> Result<Option<u64>> {
+            audit::append(
+                &tx,
+                AuditEvent::ContributionRejected,
+                Some(handle),
+                &format!("{}: {why}", msg.grant),
+            )?;
+            Ok(None)
+        };
+        let verdict = if !active {
+            refuse("the grant has ended")?
+        } else if !role.may_contribute() {
+            refuse(&format!("a {} may not add to the record", role.as_str()))?
+        } else {
+            match store_contributions(&tx, handle, resources) {
+                Ok(n) => {
+                    audit::append(
+                        &tx,
+                        AuditEvent::ContributionApplied,
+                        Some(handle),
+                        &format!("{}: {n} entries", msg.grant),
+                    )?;
+                    Some(n)
+                }
+                Err(_) => refuse("the entries are not patient-entered observations")?,
+            }
+        };
+        tx.commit()?;
+        Ok(verdict)
+    })?;
+    match outcome {
+        Some(n) => Ok(Applied::Contribution(n)),
+        None => Err(refused(EnvelopeProblem::NotAllowed)),
+    }
+}
+
+/// Store a carer's observations as the person's own entries (entered by the carer),
+/// each with a Provenance naming the carer, and queue them for the providers.
+fn store_contributions(
+    tx: &rusqlite::Transaction<'_>,
+    handle: &str,
+    resources: &[String],
+) -> Result<u64> {
+    let (carer_name, carer_key): (String, Vec<u8>) = tx.query_row(
+        "SELECT name, sign_key FROM people WHERE handle = ?1",
+        [handle],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let me_name = people::meta(tx, "name")?.unwrap_or_default();
+    let patient_ref: Option<String> = tx
+        .query_row(
+            "SELECT 'Patient/' || r.rid FROM meta m JOIN resources r ON r.id = CAST(m.value AS INTEGER)
+             WHERE m.key = 'self_patient' AND r.rid IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut subject = json!({ "display": me_name });
+    if let Some(r) = &patient_ref {
+        subject["reference"] = json!(r);
+    }
+    let now = now_unix();
+    let source = store::ensure_source(tx, SourceKind::Patient, "self", now)?;
+    let bad = || Error::invalid("not a patient-entered observation");
+    if resources.is_empty() || resources.len() > 100 {
+        return Err(bad());
+    }
+    for text in resources {
+        let mut obs: Value = serde_json::from_str(text).map_err(|_| bad())?;
+        let ok_type = obs["resourceType"] == "Observation";
+        let identifier = obs["identifier"][0]["value"].as_str().map(str::to_string);
+        let id = obs["id"].as_str().map(str::to_string);
+        let (true, Some(identifier), Some(id)) = (ok_type, identifier, id) else {
+            return Err(bad());
+        };
+        obs["subject"] = subject.clone();
+        obs["performer"] = json!([{
+            "display": carer_name,
+            "identifier": { "system": KEY_SYSTEM, "value": base64_key(&carer_key) }
+        }]);
+        let raw = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
+        Writer::new(tx, source, None, EnteredBy::Carer, now).put(&raw, &obs, Some(&identifier))?;
+        let provenance = json!({
+            "resourceType": "Provenance",
+            "id": uuid_v4()?,
+            "target": [{ "reference": format!("Observation/{id}") }],
+            "recorded": rfc3339(now),
+            "agent": [{
+                "type": { "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                    "code": "enterer", "display": "Enterer"
+                }]},
+                "who": {
+                    "display": carer_name,
+                    "identifier": { "system": KEY_SYSTEM, "value": base64_key(&carer_key) }
+                },
+                "onBehalfOf": subject.clone()
+            }]
+        });
+        let praw =
+            serde_json::to_string(&provenance).map_err(|e| Error::internal(e.to_string()))?;
+        Writer::new(tx, source, None, EnteredBy::Carer, now).put(&praw, &provenance, None)?;
+    }
+    crate::sync::enqueue_readings(tx, now)?;
+    Ok(resources.len() as u64)
+}
+
+fn base64_key(k: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)
+}
+
+/// Ask the grantor of incoming grant `grant` to send the whole record again.
+fn request_resync(own: &Profile, grant: &str) -> Result<()> {
+    own.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let me = people::identity(&tx)?;
+        let mut row = super::outbox::grant_row(&tx, grant)?;
+        super::outbox::send_on_grant(&tx, &me, &mut row, Body::Resync)?;
+        tx.commit()?;
+        Ok(())
+    })
+}

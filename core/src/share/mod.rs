@@ -1,0 +1,470 @@
+//! People, grants and delivery: the person chooses who sees which part of the record,
+//! one person at a time, and the record reaches them end-to-end encrypted through the
+//! endpoint's relay.
+//!
+//! - Each profile has an identity ([`crate::crypto::identity`]). People exchange keys
+//!   with an invite code and compare a safety number.
+//! - A grant ([`grant::GrantDoc`]) is a signed document: role, scope, purpose, basis
+//!   and a required end date.
+//! - The grantor's device seals the scoped record, then every change to it, to the
+//!   grantee ([`envelope`]); the grantee's device keeps it as a separate profile
+//!   ([`received`]). A contributor's readings travel back and are applied only if
+//!   the grant allows them at that moment.
+//! - Revoking or reaching the end date deletes the relay's copies and the grantee's.
+//!   A copy someone has already seen cannot be recalled; the docs say so plainly.
+//! - Everything is recorded in the hash-chained audit log ([`crate::audit`]).
+
+pub mod consent;
+pub mod envelope;
+pub mod grant;
+mod grants;
+mod incoming;
+mod outbox;
+mod people;
+pub mod received;
+mod relay;
+mod scope;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::audit::{self, AuditCheck, AuditEntry, AuditEvent};
+use crate::error::{EnvelopeProblem, Error, Result};
+use crate::export;
+use crate::profile::Profile;
+use crate::query::{self, Item};
+use crate::readings::{self, Reading, Subject};
+use crate::sync::{db, http::Http, SyncOptions};
+use crate::time::now_unix;
+
+pub use grant::{Basis, BasisKind, GrantDoc, Role, Scope};
+pub use grants::{GrantInfo, NewGrant};
+pub use people::{Invite, MyIdentity, Person};
+pub use received::ReceivedProfile;
+
+/// The environment variable that overrides the profile's endpoint.
+pub const ENDPOINT_ENV: &str = "CARRY_ENDPOINT";
+
+/// The profile's identity (created on first use), as others see it.
+pub fn my_identity(profile: &Profile) -> Result<MyIdentity> {
+    profile.vault().write(|c| people::my_identity(c))
+}
+
+/// Record the endpoint whose relay and share host this profile uses.
+pub fn set_endpoint(profile: &Profile, url: &str) -> Result<()> {
+    let url = url.trim().trim_end_matches('/');
+    relay::base_of(url)?;
+    profile
+        .vault()
+        .write(|c| people::set_meta(c, "endpoint", url))
+}
+
+/// The endpoint this profile uses: `override_url` (from `CARRY_ENDPOINT`) if given,
+/// else the one recorded.
+pub fn endpoint(profile: &Profile, override_url: Option<&str>) -> Result<String> {
+    if let Some(u) = override_url.filter(|u| !u.trim().is_empty()) {
+        relay::base_of(u)?;
+        return Ok(u.trim().trim_end_matches('/').to_string());
+    }
+    profile
+        .vault()
+        .read(|c| people::meta(c, "endpoint"))?
+        .ok_or_else(|| Error::invalid("no endpoint is set: carry endpoint set URL"))
+}
+
+/// Make an invite: a code holding the endpoint, this profile's public keys and a
+/// one-time secret, valid for 24 hours.
+pub fn invite(profile: &Profile, endpoint: &str) -> Result<Invite> {
+    relay::base_of(endpoint)?;
+    profile
+        .vault()
+        .write(|c| people::create_invite(c, endpoint))
+}
+
+/// Take up an invite. The inviter is added at once; this profile's keys reach them
+/// through the relay at the next [`exchange`].
+pub fn accept(profile: &Profile, code: &str) -> Result<Person> {
+    profile.vault().write(|c| people::accept(c, code))
+}
+
+/// Everyone this profile knows.
+pub fn people(profile: &Profile) -> Result<Vec<Person>> {
+    profile.vault().write(|c| people::list(c))
+}
+
+/// Mark a person verified once the safety numbers match.
+pub fn verify_person(profile: &Profile, who: &str) -> Result<Person> {
+    profile.vault().write(|c| people::verify(c, who))
+}
+
+/// Grant a person access, or change the grant they hold. Restricted labels need a
+/// verified person.
+pub fn grant(profile: &Profile, new: &NewGrant) -> Result<GrantInfo> {
+    profile.vault().write(|c| grants::grant(c, new))
+}
+
+/// Every grant, made by or to this profile, newest first.
+pub fn grants(profile: &Profile) -> Result<Vec<GrantInfo>> {
+    profile.vault().write(|c| {
+        grants::expire_due(c)?;
+        grants::list(c, false)
+    })
+}
+
+/// Who can see this record now: each grant in force that this profile made, with
+/// scope, end date and last delivery.
+pub fn who_can_see(profile: &Profile) -> Result<Vec<GrantInfo>> {
+    profile.vault().write(|c| {
+        grants::expire_due(c)?;
+        Ok(grants::list(c, true)?
+            .into_iter()
+            .filter(|g| g.direction == "out")
+            .collect())
+    })
+}
+
+/// Revoke a grant. Deliveries stop at once; the relay's copies are deleted and the
+/// revocation is sent at the next [`exchange`].
+pub fn revoke(profile: &Profile, grant_id: &str) -> Result<GrantInfo> {
+    profile.vault().write(|c| grants::revoke(c, grant_id))
+}
+
+/// The record exactly as the person would receive it under their grant in force.
+pub fn view_as(profile: &Profile, who: &str) -> Result<Vec<Item>> {
+    profile.vault().read(|c| {
+        let doc = grants::active_to(c, who)?;
+        let ids: Vec<i64> = scope::in_scope(c, &doc.scope)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        query::items(c, &ids)
+    })
+}
+
+/// Write what the person would receive as a FHIR collection Bundle.
+pub fn view_as_export(profile: &Profile, who: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+    profile.vault().read(|c| {
+        let doc = grants::active_to(c, who)?;
+        let ids: Vec<i64> = scope::in_scope(c, &doc.scope)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        export::export_items(c, &ids, out)
+    })
+}
+
+/// A grant as a FHIR `Consent`.
+pub fn consent(profile: &Profile, grant_id: &str) -> Result<serde_json::Value> {
+    profile.vault().write(|c| {
+        let info = grants::info(c, grant_id)?;
+        let doc = grants::doc(c, grant_id)?;
+        let v = consent::consent(c, &doc, &info.state)?;
+        audit::append(
+            c,
+            AuditEvent::Exported,
+            Some(&info.person),
+            &format!("{grant_id} as a FHIR Consent"),
+        )?;
+        Ok(v)
+    })
+}
+
+/// The signed grant document of `grant_id`, as JSON text.
+pub fn grant_document(profile: &Profile, grant_id: &str) -> Result<String> {
+    profile
+        .vault()
+        .read(|c| grants::doc(c, grant_id)?.to_json())
+}
+
+/// Records shared with this profile whose grants are in force. Grants that reached
+/// their end date are ended here, and their copies deleted, without anyone acting.
+pub fn received_profiles(profile: &Profile) -> Result<Vec<ReceivedProfile>> {
+    expire_received(profile)?;
+    profile.vault().read(received::list)
+}
+
+/// Open the record `who` (a sharer's short id or name) shares with this profile.
+pub fn open_received(profile: &Profile, who: &str) -> Result<Profile> {
+    let all = received_profiles(profile)?;
+    let found = all
+        .iter()
+        .find(|r| r.profile == who)
+        .or_else(|| all.iter().find(|r| r.name.eq_ignore_ascii_case(who)))
+        .ok_or_else(|| {
+            Error::not_found(format!("a record shared by '{who}'; see carry profiles"))
+        })?;
+    received::open(profile, &found.grant, &found.name, false)
+}
+
+/// Add a reading to the record `who` shares with this profile, as their carer. It is
+/// sealed to them and applied by their device if the grant allows it then.
+pub fn contribute(
+    profile: &Profile,
+    who: &str,
+    reading: &Reading,
+    note: Option<&str>,
+) -> Result<()> {
+    let all = received_profiles(profile)?;
+    let r = all
+        .iter()
+        .find(|r| r.profile == who || r.name.eq_ignore_ascii_case(who))
+        .ok_or_else(|| Error::not_found(format!("a record shared by '{who}'")))?;
+    if !r.role.may_contribute() {
+        return Err(Error::Denied {
+            reason: format!(
+                "as a {} you can see this record but not add to it",
+                r.role.as_str()
+            ),
+        });
+    }
+    let subject = Subject {
+        reference: None,
+        display: r.name.clone(),
+    };
+    let obs = readings::observation(reading, note, &subject, now_unix())?;
+    let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
+    profile.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let me = people::identity(&tx)?;
+        let mut row = outbox::grant_row(&tx, &r.grant)?;
+        outbox::send_on_grant(
+            &tx,
+            &me,
+            &mut row,
+            envelope::Body::Contribution {
+                resources: vec![text],
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+fn expire_received(profile: &Profile) -> Result<()> {
+    let due: Vec<(String, String)> = profile.vault().read(|c| {
+        Ok(c.prepare(
+            "SELECT g.id, p.handle FROM grants g JOIN people p ON p.id = g.person_id
+             WHERE g.direction = 'in' AND g.ended_at IS NULL AND g.expires_at <= ?1",
+        )?
+        .query_map([now_unix()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+    })?;
+    for (grant, handle) in due {
+        incoming::end_in(profile, &grant, &handle, "expired")?;
+    }
+    Ok(())
+}
+
+/// The audit log, newest first.
+pub fn audit_log(profile: &Profile, limit: u32) -> Result<Vec<AuditEntry>> {
+    profile.vault().read(|c| audit::list(c, limit))
+}
+
+/// Walk the audit chain.
+pub fn verify_audit(profile: &Profile) -> Result<AuditCheck> {
+    profile.vault().read(audit::verify)
+}
+
+/// An envelope that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// Why.
+    pub problem: EnvelopeProblem,
+}
+
+/// What one exchange with the relay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExchangeReport {
+    /// Envelopes posted.
+    pub posted: u64,
+    /// Envelopes fetched from the mailbox.
+    pub received: u64,
+    /// Of those, applied.
+    pub applied: u64,
+    /// Of those, refused (and dropped), with why.
+    pub refused: Vec<Refused>,
+    /// People who took up an invite (short ids).
+    pub people_added: Vec<String>,
+    /// Grants received or changed (ids).
+    pub grants_received: Vec<String>,
+    /// Shared records deleted because their grant was revoked or ended.
+    pub records_removed: Vec<String>,
+    /// Carers' entries applied.
+    pub contributions: u64,
+    /// Grants this profile made that reached their end date in this exchange.
+    pub expired: Vec<String>,
+    /// Envelopes deleted at the relay for ended grants.
+    pub relay_deleted: u64,
+    /// People who gained access to this profile's record in this exchange (short
+    /// ids): the app should tell the person.
+    pub new_access: Vec<String>,
+}
+
+/// Exchange with the relay: end grants that reached their end date, delete ended
+/// grants' envelopes at the relay, fetch and apply the mailbox, seal what changed
+/// for each grant in force, and post everything queued.
+///
+/// Every step is resumable: envelopes are acknowledged only after they were applied
+/// (or refused), and queued envelopes leave the queue only once the relay has them.
+pub async fn exchange(
+    profile: Arc<Profile>,
+    endpoint: &str,
+    options: &SyncOptions,
+) -> Result<ExchangeReport> {
+    let mut report = ExchangeReport::default();
+    let deadline = options.budget.map(|b| Instant::now() + b);
+    let me = db(&profile, |p| p.vault().write(|c| people::identity(c))).await?;
+    report.expired = db(&profile, |p| {
+        expire_received(p)?;
+        p.vault().write(grants::expire_due)
+    })
+    .await?;
+    let http = Http::new(deadline, options.cancel.clone())?;
+    let relay = relay::Relay::connect(http, endpoint, &me).await?;
+
+    // Ended grants: delete what the relay still holds for them.
+    let ended: Vec<(String, String)> = db(&profile, |p| {
+        p.vault().read(|c| {
+            Ok(c.prepare(
+                "SELECT id, tag FROM grants WHERE direction = 'out' AND ended_at IS NOT NULL
+                 AND relay_cleared = 0",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    })
+    .await?;
+    for (id, tag) in ended {
+        report.relay_deleted += relay.delete_tag(&tag).await?;
+        db(&profile, move |p| {
+            p.vault().write(|c| {
+                c.execute("UPDATE grants SET relay_cleared = 1 WHERE id = ?1", [&id])?;
+                Ok(())
+            })
+        })
+        .await?;
+    }
+
+    // The mailbox.
+    let me = Arc::new(me);
+    let mut after = 0;
+    loop {
+        let (page, more) = relay.fetch(after, 100).await?;
+        let mut ack = Vec::with_capacity(page.len());
+        for env in page {
+            after = after.max(env.id);
+            report.received += 1;
+            let body = match base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &env.body,
+            ) {
+                Ok(b) => b,
+                Err(_) => {
+                    report.refused.push(Refused {
+                        problem: EnvelopeProblem::Malformed,
+                    });
+                    ack.push(env.id);
+                    continue;
+                }
+            };
+            let (me2, mailbox, ep) = (me.clone(), relay.mailbox.clone(), endpoint.to_string());
+            let tag = env.tag.clone();
+            let outcome = db(&profile, move |p| {
+                incoming::process(p, &me2, &ep, &mailbox, &tag, &body)
+            })
+            .await;
+            match outcome {
+                Ok(applied) => {
+                    report.applied += 1;
+                    match applied {
+                        incoming::Applied::PersonAdded(h) => report.people_added.push(h),
+                        incoming::Applied::Grant { grant, .. } => {
+                            if !report.grants_received.contains(&grant) {
+                                report.grants_received.push(grant)
+                            }
+                        }
+                        incoming::Applied::Revoked(g) => report.records_removed.push(g),
+                        incoming::Applied::Contribution(n) => report.contributions += n,
+                        incoming::Applied::Records { .. } | incoming::Applied::Resync => {}
+                    }
+                }
+                Err(Error::Envelope { problem }) => {
+                    tracing::warn!(%problem, "an envelope was refused");
+                    let p2 = problem;
+                    db(&profile, move |p| {
+                        p.vault().write(|c| {
+                            audit::append(c, AuditEvent::EnvelopeRejected, None, &p2.to_string())
+                        })
+                    })
+                    .await?;
+                    report.refused.push(Refused { problem });
+                }
+                Err(e) => return Err(e),
+            }
+            ack.push(env.id);
+        }
+        relay.ack(&ack).await?;
+        if !ack.is_empty() {
+            let n = ack.len();
+            db(&profile, move |p| {
+                p.vault().write(|c| {
+                    audit::append(
+                        c,
+                        AuditEvent::EnvelopesAcknowledged,
+                        None,
+                        &format!("{n} envelopes"),
+                    )
+                })
+            })
+            .await?;
+        }
+        if !more {
+            break;
+        }
+    }
+
+    // Deliveries, then everything queued.
+    db(&profile, |p| p.vault().write(outbox::prepare_deliveries)).await?;
+    let queued = db(&profile, |p| p.vault().read(outbox::pending)).await?;
+    let mut per_tag: HashMap<String, u64> = HashMap::new();
+    for q in queued {
+        relay.post(&q.mailbox, &q.tag, &q.body).await?;
+        report.posted += 1;
+        *per_tag.entry(q.tag.clone()).or_insert(0) += 1;
+        let (id, tag) = (q.id, q.tag);
+        db(&profile, move |p| {
+            p.vault().write(|c| outbox::posted(c, id, &tag))
+        })
+        .await?;
+    }
+    if !per_tag.is_empty() {
+        db(&profile, move |p| {
+            p.vault().write(|c| {
+                for (tag, n) in &per_tag {
+                    let party: Option<String> =
+                        rusqlite::OptionalExtension::optional(c.query_row(
+                            "SELECT p.handle FROM grants g JOIN people p ON p.id = g.person_id
+                         WHERE g.tag = ?1",
+                            [tag],
+                            |r| r.get(0),
+                        ))?;
+                    audit::append(
+                        c,
+                        AuditEvent::EnvelopesDelivered,
+                        party.as_deref(),
+                        &format!("{n} envelopes"),
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

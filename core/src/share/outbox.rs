@@ -1,0 +1,260 @@
+//! Envelopes on their way to the relay, and the deliveries that fill them.
+//!
+//! A delivery compares what a grant's scope covers now with what the grantee was
+//! last sent (`grant_items`), seals the difference (new, changed, and removed items:
+//! deleted, hidden or now out of scope), and queues the envelopes, all in one
+//! transaction. Posting drains the queue in order, so a crash at any point neither
+//! loses a change nor sends one twice under two sequence numbers.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::envelope::{self, Body, Message, Shared, PLAINTEXT_MAX};
+use super::grant::GrantDoc;
+use super::people;
+use super::scope;
+use crate::crypto::identity::Identity;
+use crate::error::{Error, Result};
+use crate::time::now_unix;
+
+/// Queue a sealed envelope.
+pub(crate) fn queue(tx: &Transaction<'_>, mailbox: &str, tag: &str, body: &[u8]) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO relay_outbox (mailbox, tag, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![mailbox, tag, body, now_unix()])?;
+    Ok(())
+}
+
+/// One queued envelope.
+pub(crate) struct Queued {
+    pub id: i64,
+    pub mailbox: String,
+    pub tag: String,
+    pub body: Vec<u8>,
+}
+
+/// The queue, oldest first.
+pub(crate) fn pending(conn: &Connection) -> Result<Vec<Queued>> {
+    let rows = conn
+        .prepare("SELECT id, mailbox, tag, body FROM relay_outbox ORDER BY id")?
+        .query_map([], |r| {
+            Ok(Queued {
+                id: r.get(0)?,
+                mailbox: r.get(1)?,
+                tag: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Drop a posted envelope from the queue, and note the delivery on its grant.
+pub(crate) fn posted(conn: &Connection, id: i64, tag: &str) -> Result<()> {
+    conn.execute("DELETE FROM relay_outbox WHERE id = ?1", [id])?;
+    conn.execute(
+        "UPDATE grants SET last_delivery_at = ?2 WHERE tag = ?1",
+        params![tag, now_unix()],
+    )?;
+    Ok(())
+}
+
+/// A grant row, as deliveries need it.
+pub(crate) struct GrantRow {
+    pub id: String,
+    pub doc: GrantDoc,
+    pub tag: String,
+    pub next_seq: i64,
+    pub mailbox: String,
+    pub enc: [u8; 32],
+    pub handle: String,
+}
+
+/// Seal `body` on grant `g` with its next sequence number and queue it.
+pub(crate) fn send_on_grant(
+    tx: &Transaction<'_>,
+    me: &Identity,
+    g: &mut GrantRow,
+    body: Body,
+) -> Result<()> {
+    let message = Message {
+        v: 1,
+        grant: g.id.clone(),
+        seq: g.next_seq,
+        at: now_unix(),
+        body,
+    };
+    let sealed = envelope::seal(me, &g.enc, &g.mailbox, &g.tag, &message)?;
+    queue(tx, &g.mailbox, &g.tag, &sealed)?;
+    g.next_seq += 1;
+    tx.prepare_cached("UPDATE grants SET next_seq = ?2 WHERE id = ?1")?
+        .execute(params![g.id, g.next_seq])?;
+    Ok(())
+}
+
+/// Load a grant row with its person's keys.
+pub(crate) fn grant_row(conn: &Connection, grant_id: &str) -> Result<GrantRow> {
+    let (doc, tag, next_seq, sign, enc, handle): (String, String, i64, Vec<u8>, Vec<u8>, String) =
+        conn.query_row(
+            "SELECT g.doc, g.tag, g.next_seq, p.sign_key, p.enc_key, p.handle
+             FROM grants g JOIN people p ON p.id = g.person_id WHERE g.id = ?1",
+            [grant_id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )?;
+    let keys = people::person_identity(&sign, &enc)?;
+    let doc: GrantDoc =
+        serde_json::from_str(&doc).map_err(|e| Error::internal(format!("stored grant: {e}")))?;
+    Ok(GrantRow {
+        id: grant_id.to_string(),
+        doc,
+        tag,
+        next_seq,
+        mailbox: keys.mailbox(),
+        enc: keys.enc,
+        handle,
+    })
+}
+
+/// Seal and queue what changed for every active grant this profile made. Returns the
+/// envelopes queued per grantee handle.
+pub(crate) fn prepare_deliveries(conn: &mut Connection) -> Result<HashMap<String, u64>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let me = people::identity(&tx)?;
+    let now = now_unix();
+    let active: Vec<(String, bool)> = tx
+        .prepare(
+            "SELECT id, reset_next FROM grants
+             WHERE direction = 'out' AND ended_at IS NULL AND expires_at > ?1 ORDER BY id",
+        )?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut counts = HashMap::new();
+    for (id, reset) in active {
+        let mut g = grant_row(&tx, &id)?;
+        let n = deliver(&tx, &me, &mut g, reset)?;
+        if n > 0 {
+            *counts.entry(g.handle.clone()).or_insert(0) += n;
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// Seal the difference for one grant; returns the envelopes queued.
+fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -> Result<u64> {
+    if reset {
+        tx.execute("DELETE FROM grant_items WHERE grant_id = ?1", [&g.id])?;
+    }
+    let now_in = scope::in_scope(tx, &g.doc.scope)?;
+    let held: HashMap<String, Vec<u8>> = tx
+        .prepare("SELECT rkey, hash FROM grant_items WHERE grant_id = ?1")?
+        .query_map([&g.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut send: Vec<i64> = Vec::new();
+    let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for item in &now_in {
+        let k = scope::rkey(item.id);
+        if held.get(&k) != Some(&item.hash) {
+            send.push(item.id);
+        }
+        keep.insert(k);
+    }
+    let removes: Vec<String> = held
+        .keys()
+        .filter(|k| !keep.contains(*k))
+        .cloned()
+        .collect();
+    if send.is_empty() && removes.is_empty() && !reset {
+        return Ok(0);
+    }
+    let mut sent = 0u64;
+    let mut first = true;
+    let mut removes = Some(removes);
+    let mut batch: Vec<Shared> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let hashes: HashMap<i64, &Vec<u8>> = now_in.iter().map(|i| (i.id, &i.hash)).collect();
+    // Load in slices so a large record never sits in memory whole.
+    for ids in send.chunks(256) {
+        for item in scope::load(tx, ids)? {
+            let size = item.json.len() + item.src.len() + 64;
+            if !batch.is_empty() && batch_bytes + size > PLAINTEXT_MAX {
+                flush(
+                    tx,
+                    me,
+                    g,
+                    &mut batch,
+                    &mut removes,
+                    &mut first,
+                    reset,
+                    &hashes,
+                )?;
+                sent += 1;
+                batch_bytes = 0;
+            }
+            batch_bytes += size;
+            batch.push(item);
+        }
+    }
+    flush(
+        tx,
+        me,
+        g,
+        &mut batch,
+        &mut removes,
+        &mut first,
+        reset,
+        &hashes,
+    )?;
+    sent += 1;
+    tx.execute("UPDATE grants SET reset_next = 0 WHERE id = ?1", [&g.id])?;
+    Ok(sent)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn flush(
+    tx: &Transaction<'_>,
+    me: &Identity,
+    g: &mut GrantRow,
+    batch: &mut Vec<Shared>,
+    removes: &mut Option<Vec<String>>,
+    first: &mut bool,
+    reset: bool,
+    hashes: &HashMap<i64, &Vec<u8>>,
+) -> Result<()> {
+    let removes = removes.take().unwrap_or_default();
+    for k in &removes {
+        tx.prepare_cached("DELETE FROM grant_items WHERE grant_id = ?1 AND rkey = ?2")?
+            .execute(params![g.id, k])?;
+    }
+    for item in batch.iter() {
+        let id: i64 = item.k[1..]
+            .parse()
+            .map_err(|_| Error::internal("an item key is not r<id>"))?;
+        let hash = hashes
+            .get(&id)
+            .ok_or_else(|| Error::internal("an item left the scope mid-delivery"))?;
+        tx.prepare_cached(
+            "INSERT INTO grant_items (grant_id, rkey, hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (grant_id, rkey) DO UPDATE SET hash = excluded.hash",
+        )?
+        .execute(params![g.id, item.k, hash])?;
+    }
+    let body = Body::Records {
+        reset: reset && *first,
+        upserts: std::mem::take(batch),
+        removes,
+    };
+    *first = false;
+    send_on_grant(tx, me, g, body)
+}

@@ -1,0 +1,249 @@
+//! Records other people share with this profile. Each lives in a vault of its own,
+//! in `shared/<grant id>/` beside the profile's vault, whose key is wrapped by a key
+//! held inside the profile's vault: unlocking the profile unlocks them, and deleting
+//! one deletes its data and its key together.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::envelope::Shared;
+use super::grant::{GrantDoc, Role};
+use super::people;
+use crate::error::{EnvelopeProblem, Error, Result};
+use crate::keys::{KeyStore, VaultKey};
+use crate::profile::Profile;
+use crate::record::EnteredBy;
+use crate::store::{self, SourceKind, Writer};
+use crate::time::now_unix;
+
+const WRAP_AAD: &[u8] = b"carry/vault-key/received/v1";
+
+/// A record shared with this profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceivedProfile {
+    /// The profile id to select it by: the sharer's short id.
+    pub profile: String,
+    /// Whose record it is.
+    pub name: String,
+    /// Always false: the record belongs to someone else.
+    pub owner: bool,
+    /// The grant it arrives under.
+    pub grant: String,
+    /// The role this profile holds.
+    pub role: Role,
+    /// When access ends (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Wraps the vault keys of received records with a key from the profile's vault.
+pub(crate) struct ReceivedKeyStore {
+    key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl KeyStore for ReceivedKeyStore {
+    fn wrap(&self, key: &VaultKey) -> Result<Vec<u8>> {
+        let (nonce, ct) = crate::keys::seal(&self.key, WRAP_AAD, key.as_bytes())?;
+        let mut out = nonce.to_vec();
+        out.extend(ct);
+        Ok(out)
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> Result<VaultKey> {
+        if wrapped.len() < 12 {
+            return Err(Error::WrongKey);
+        }
+        let (nonce, ct) = wrapped.split_at(12);
+        let plain = crate::keys::open(&self.key, WRAP_AAD, nonce, ct.to_vec())?;
+        VaultKey::from_bytes(&plain)
+    }
+}
+
+/// The folder of the record received under `grant`.
+pub(crate) fn dir_of(own: &Path, grant: &str) -> PathBuf {
+    own.join("shared").join(grant)
+}
+
+fn key_store(conn: &Connection) -> Result<ReceivedKeyStore> {
+    Ok(ReceivedKeyStore {
+        key: people::received_key(conn)?,
+    })
+}
+
+/// Open the record received under `grant`, creating its vault if `create`.
+pub(crate) fn open(own: &Profile, grant: &str, name: &str, create: bool) -> Result<Profile> {
+    let ks = own.vault().read(key_store)?;
+    let dir = dir_of(own.vault().dir(), grant);
+    if dir.join(crate::vault::VAULT_FILE).exists() {
+        return Profile::open(&dir, &ks);
+    }
+    if !create {
+        return Err(Error::not_found(format!("the record shared under {grant}")));
+    }
+    // A creation cut short leaves a folder without a vault: start it again.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let p = Profile::create(&dir, name, &ks)?;
+    p.vault().write(|c| {
+        people::set_meta(c, "shared_grant", grant)?;
+        people::set_meta(c, "shared_seq", "0")?;
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+/// Delete the record received under `grant`: its vault and its key.
+pub(crate) fn delete(own: &Path, grant: &str) -> Result<()> {
+    let dir = dir_of(own, grant);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
+/// Check `seq` against the last one applied; `jump` allows skipping ahead (a reset
+/// replaces everything, so nothing before it matters).
+pub(crate) fn check_seq(last: i64, seq: i64, jump: bool) -> Result<()> {
+    if seq <= last {
+        Err(Error::Envelope {
+            problem: EnvelopeProblem::Replayed,
+        })
+    } else if seq != last + 1 && !jump {
+        Err(Error::Envelope {
+            problem: EnvelopeProblem::OutOfOrder,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn last_seq(tx: &Transaction<'_>) -> Result<i64> {
+    Ok(people::meta(tx, "shared_seq")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Record a grant document (new or changed) in the received vault, in sequence.
+pub(crate) fn apply_grant(p: &Profile, seq: i64, doc: &GrantDoc, text: &str) -> Result<()> {
+    p.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        check_seq(last_seq(&tx)?, seq, false)?;
+        people::set_meta(&tx, "grant_doc", text)?;
+        people::set_meta(&tx, "name", &doc.grantor.name)?;
+        people::set_meta(&tx, "shared_seq", &seq.to_string())?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+fn source_kind(sk: &str) -> SourceKind {
+    match sk {
+        "provider" => SourceKind::Provider,
+        "self" => SourceKind::Patient,
+        _ => SourceKind::File,
+    }
+}
+
+/// Apply one `records` message in one transaction: all of it, or (on any error)
+/// nothing.
+pub(crate) fn apply_records(
+    p: &Profile,
+    seq: i64,
+    reset: bool,
+    upserts: &[Shared],
+    removes: &[String],
+) -> Result<(u64, u64)> {
+    p.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        check_seq(last_seq(&tx)?, seq, reset)?;
+        let now = now_unix();
+        if reset {
+            tx.execute_batch(
+                "DELETE FROM shared_items; DELETE FROM resources_fts; DELETE FROM resource_keys;
+                 DELETE FROM outbox; DELETE FROM resources;",
+            )?;
+        }
+        let malformed = || Error::Envelope {
+            problem: EnvelopeProblem::Malformed,
+        };
+        for k in removes {
+            remove_key(&tx, k)?;
+        }
+        let mut applied = 0u64;
+        for item in upserts {
+            let resource: Value = serde_json::from_str(&item.json).map_err(|_| malformed())?;
+            let by = EnteredBy::parse(&item.by).map_err(|_| malformed())?;
+            let source = store::ensure_source(&tx, source_kind(&item.sk), &item.src, now)?;
+            let old: Option<i64> = tx
+                .prepare_cached("SELECT resource_id FROM shared_items WHERE rkey = ?1")?
+                .query_row([&item.k], |r| r.get(0))
+                .optional()?;
+            let outcome = Writer::new(&tx, source, None, by, now)
+                .for_sync(None)
+                .put(&item.json, &resource, item.url.as_deref())
+                .map_err(|_| malformed())?;
+            if old.is_some_and(|o| o != outcome.item_id()) {
+                remove_key(&tx, &item.k)?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO shared_items (rkey, resource_id) VALUES (?1, ?2)
+                 ON CONFLICT (rkey) DO UPDATE SET resource_id = excluded.resource_id",
+            )?
+            .execute(params![item.k, outcome.item_id()])?;
+            applied += 1;
+        }
+        store::adopt_self_patient(&tx)?;
+        people::set_meta(&tx, "shared_seq", &seq.to_string())?;
+        tx.commit()?;
+        Ok((applied, removes.len() as u64))
+    })
+}
+
+/// Remove the item the sender knows as `k`, unless another key still points at it.
+fn remove_key(tx: &Transaction<'_>, k: &str) -> Result<()> {
+    let id: Option<i64> = tx
+        .prepare_cached("SELECT resource_id FROM shared_items WHERE rkey = ?1")?
+        .query_row([k], |r| r.get(0))
+        .optional()?;
+    tx.prepare_cached("DELETE FROM shared_items WHERE rkey = ?1")?
+        .execute([k])?;
+    if let Some(id) = id {
+        let others: i64 = tx
+            .prepare_cached("SELECT count(*) FROM shared_items WHERE resource_id = ?1")?
+            .query_row([id], |r| r.get(0))?;
+        if others == 0 {
+            store::remove(tx, id)?;
+        }
+    }
+    Ok(())
+}
+
+/// The records shared with this profile whose grants are in force.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<ReceivedProfile>> {
+    let rows: Vec<(String, String, String, String, i64)> = conn
+        .prepare(
+            "SELECT g.id, p.handle, p.name, g.role, g.expires_at FROM grants g
+             JOIN people p ON p.id = g.person_id
+             WHERE g.direction = 'in' AND g.ended_at IS NULL AND g.expires_at > ?1
+             ORDER BY p.name COLLATE NOCASE",
+        )?
+        .query_map([now_unix()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(grant, handle, name, role, expires_at)| {
+            Ok(ReceivedProfile {
+                profile: handle,
+                name,
+                owner: false,
+                grant,
+                role: Role::parse(&role)?,
+                expires_at,
+            })
+        })
+        .collect()
+}

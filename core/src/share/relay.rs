@@ -1,0 +1,262 @@
+//! The relay client: log in with the identity key (challenge and response), publish
+//! the X25519 key in the key directory, post sealed envelopes, fetch and acknowledge
+//! the mailbox, and delete a revoked grant's envelopes. The protocol is described in
+//! `docs/formats.md` ("Relay").
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::crypto::identity::{key32, Identity, PublicIdentity};
+use crate::error::{Error, Result};
+use crate::sync::http::{Http, Resp};
+
+const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v1\n";
+
+/// A JSON request body.
+trait JsonBody {
+    fn json_body(self, v: &serde_json::Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, v: &serde_json::Value) -> Self {
+        self.header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(v.to_string())
+    }
+}
+
+/// A logged-in relay session.
+pub(crate) struct Relay {
+    http: Http,
+    base: String,
+    token: zeroize::Zeroizing<String>,
+    /// This identity's mailbox id, as the relay computed it.
+    pub mailbox: String,
+}
+
+/// One envelope from the mailbox.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Fetched {
+    pub id: i64,
+    pub tag: String,
+    pub body: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    envelopes: Vec<Fetched>,
+    more: bool,
+}
+
+#[derive(Deserialize)]
+struct DirectoryEntry {
+    sign: String,
+    enc: String,
+    binding: String,
+}
+
+/// The relay base for an endpoint URL: `URL/relay/v1`.
+pub(crate) fn base_of(endpoint: &str) -> Result<String> {
+    let url = url::Url::parse(endpoint)
+        .map_err(|_| Error::invalid(format!("'{endpoint}' is not a URL")))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(Error::invalid(
+            "the endpoint must be https (plain http only on this machine, for development)",
+        ));
+    }
+    Ok(format!("{}/relay/v1", endpoint.trim_end_matches('/')))
+}
+
+fn status_error(what: &str, r: &Resp) -> Error {
+    match r.status {
+        401 | 403 => Error::Auth {
+            reason: format!("the relay refused the login ({what}: {})", r.status),
+        },
+        404 => Error::not_found(format!("{what}: not at the relay")),
+        413 => Error::invalid(format!("{what}: too large for the relay")),
+        s => Error::Network {
+            reason: format!("the relay answered {s} ({what})"),
+            retry_after_s: None,
+        },
+    }
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(what: &str, r: &Resp) -> Result<T> {
+    serde_json::from_slice(&r.body).map_err(|_| Error::Network {
+        reason: format!("the relay's answer to {what} is not what the protocol says"),
+        retry_after_s: None,
+    })
+}
+
+impl Relay {
+    /// Log in as `identity` and publish its X25519 key with the binding signature.
+    pub async fn connect(http: Http, endpoint: &str, identity: &Identity) -> Result<Relay> {
+        let base = base_of(endpoint)?;
+        let me = identity.public();
+        let key = B64.encode(me.sign);
+        let r = http
+            .send(|| {
+                http.client()
+                    .post(format!("{base}/challenge"))
+                    .json_body(&json!({ "key": key }))
+            })
+            .await?;
+        if r.status != 200 {
+            return Err(status_error("challenge", &r));
+        }
+        #[derive(Deserialize)]
+        struct Challenge {
+            challenge: String,
+        }
+        let c: Challenge = json_of("challenge", &r)?;
+        let raw = B64.decode(&c.challenge).map_err(|_| Error::Network {
+            reason: "the relay's challenge is not base64url".into(),
+            retry_after_s: None,
+        })?;
+        let mut msg = AUTH_CONTEXT.to_vec();
+        msg.extend_from_slice(&raw);
+        let sig = B64.encode(identity.sign(&msg));
+        let r = http
+            .send(|| {
+                http.client()
+                    .post(format!("{base}/session"))
+                    .json_body(&json!({
+                        "key": key, "challenge": c.challenge, "signature": sig
+                    }))
+            })
+            .await?;
+        if r.status != 200 {
+            return Err(status_error("login", &r));
+        }
+        #[derive(Deserialize)]
+        struct Session {
+            token: String,
+            mailbox: String,
+        }
+        let s: Session = json_of("login", &r)?;
+        if s.mailbox != me.mailbox() {
+            return Err(Error::Network {
+                reason: "the relay named a different mailbox for this identity".into(),
+                retry_after_s: None,
+            });
+        }
+        let relay = Relay {
+            http,
+            base,
+            token: zeroize::Zeroizing::new(s.token),
+            mailbox: s.mailbox,
+        };
+        let binding = B64.encode(identity.binding());
+        let enc = B64.encode(me.enc);
+        let r = relay
+            .send(|c, base| {
+                c.put(format!("{base}/directory"))
+                    .json_body(&json!({ "enc": enc, "binding": binding }))
+            })
+            .await?;
+        if r.status != 204 && r.status != 200 {
+            return Err(status_error("directory", &r));
+        }
+        Ok(relay)
+    }
+
+    async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Resp> {
+        let token = self.token.as_str();
+        self.http
+            .send(|| build(self.http.client(), &self.base).bearer_auth(token))
+            .await
+    }
+
+    /// The keys the directory holds for `mailbox`, checked against their binding.
+    #[allow(dead_code)]
+    pub async fn lookup(&self, mailbox: &str) -> Result<PublicIdentity> {
+        let r = self
+            .send(|c, base| c.get(format!("{base}/directory/{mailbox}")))
+            .await?;
+        if r.status != 200 {
+            return Err(status_error("directory lookup", &r));
+        }
+        let e: DirectoryEntry = json_of("directory lookup", &r)?;
+        let id = PublicIdentity {
+            sign: key32(&e.sign, "signing key")?,
+            enc: key32(&e.enc, "encryption key")?,
+        };
+        let binding = B64
+            .decode(&e.binding)
+            .map_err(|_| Error::invalid("the directory's binding is not base64url"))?;
+        id.verify_binding(&binding)?;
+        if id.mailbox() != mailbox {
+            return Err(Error::invalid(
+                "the directory's keys belong to another mailbox",
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Post one sealed envelope to `mailbox` under `tag`. Returns its relay id.
+    pub async fn post(&self, mailbox: &str, tag: &str, body: &[u8]) -> Result<i64> {
+        let payload = json!({ "tag": tag, "body": B64.encode(body) });
+        let r = self
+            .send(|c, base| {
+                c.post(format!("{base}/mailboxes/{mailbox}"))
+                    .json_body(&payload)
+            })
+            .await?;
+        if r.status != 201 && r.status != 200 {
+            return Err(status_error("post", &r));
+        }
+        #[derive(Deserialize)]
+        struct Posted {
+            id: i64,
+        }
+        Ok(json_of::<Posted>("post", &r)?.id)
+    }
+
+    /// Envelopes in this identity's mailbox after `after`, and whether there are more.
+    pub async fn fetch(&self, after: i64, limit: u32) -> Result<(Vec<Fetched>, bool)> {
+        let r = self
+            .send(|c, base| c.get(format!("{base}/mailbox?after={after}&limit={limit}")))
+            .await?;
+        if r.status != 200 {
+            return Err(status_error("fetch", &r));
+        }
+        let p: Page = json_of("fetch", &r)?;
+        Ok((p.envelopes, p.more))
+    }
+
+    /// Acknowledge (and so delete) envelopes from this identity's mailbox.
+    pub async fn ack(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(1000) {
+            let r = self
+                .send(|c, base| {
+                    c.post(format!("{base}/mailbox/ack"))
+                        .json_body(&json!({ "ids": chunk }))
+                })
+                .await?;
+            if r.status != 200 {
+                return Err(status_error("ack", &r));
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete every envelope this identity posted under `tag`.
+    pub async fn delete_tag(&self, tag: &str) -> Result<u64> {
+        let r = self
+            .send(|c, base| c.delete(format!("{base}/tags/{tag}")))
+            .await?;
+        if r.status != 200 {
+            return Err(status_error("delete", &r));
+        }
+        #[derive(Deserialize)]
+        struct Deleted {
+            deleted: u64,
+        }
+        Ok(json_of::<Deleted>("delete", &r)?.deleted)
+    }
+}

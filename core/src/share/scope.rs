@@ -1,0 +1,106 @@
+//! Which resources a grant's scope covers: the one rule deliveries, "view as" and the
+//! grant list all use.
+//!
+//! A resource is in scope when its category is listed, its type is listed (if types
+//! are), its date falls in the window (undated items are left out of a windowed
+//! scope), every sensitivity label it carries was included explicitly, and it is not
+//! hidden.
+
+use std::collections::BTreeSet;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params_from_iter, Connection};
+
+use super::envelope::Shared;
+use super::grant::Scope;
+use crate::error::{Error, Result};
+use crate::record::summary;
+
+/// One resource in scope: its item id and content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InScope {
+    pub id: i64,
+    pub hash: Vec<u8>,
+}
+
+/// The key a grantee knows an item by.
+pub(crate) fn rkey(id: i64) -> String {
+    format!("r{id}")
+}
+
+/// The resources `scope` covers, in item id order.
+pub(crate) fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>> {
+    if scope.categories.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; scope.categories.len()].join(",");
+    let mut sql =
+        format!("SELECT id, content_hash, sensitivity FROM resources WHERE category IN ({marks})");
+    let mut args: Vec<SqlValue> = scope
+        .categories
+        .iter()
+        .map(|c| SqlValue::Text(c.as_str().into()))
+        .collect();
+    if !scope.resource_types.is_empty() {
+        let marks = vec!["?"; scope.resource_types.len()].join(",");
+        sql.push_str(&format!(" AND rtype IN ({marks})"));
+        args.extend(scope.resource_types.iter().cloned().map(SqlValue::Text));
+    }
+    let date = |d: &str| {
+        summary::parse_fhir_date(d)
+            .ok_or_else(|| Error::invalid(format!("'{d}' is not a date like 2024-01-31")))
+    };
+    if scope.data_from.is_some() || scope.data_until.is_some() {
+        sql.push_str(" AND date_sort <> ?");
+        args.push(SqlValue::Integer(summary::UNDATED));
+    }
+    if let Some(from) = &scope.data_from {
+        sql.push_str(" AND date_sort >= ?");
+        args.push(SqlValue::Integer(date(from)?));
+    }
+    if let Some(until) = &scope.data_until {
+        sql.push_str(" AND date_sort < ?");
+        args.push(SqlValue::Integer(date(until)?));
+    }
+    sql.push_str(" ORDER BY id");
+    let included: BTreeSet<&str> = scope.include_labels.iter().map(String::as_str).collect();
+    let hidden: BTreeSet<i64> = scope.hidden.iter().copied().collect();
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let labels: String = r.get(2)?;
+        if hidden.contains(&id) || !labels.split_whitespace().all(|l| included.contains(l)) {
+            continue;
+        }
+        out.push(InScope {
+            id,
+            hash: r.get(1)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The delivery items for `ids`.
+pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
+    let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;
+    let mut stmt = conn.prepare(
+        "SELECT r.id, s.name, s.kind, r.entered_by, r.json, r.full_url
+         FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.id",
+    )?;
+    let rows = stmt
+        .query_map([list], |r| {
+            Ok(Shared {
+                k: rkey(r.get(0)?),
+                src: r.get(1)?,
+                sk: r.get(2)?,
+                by: r.get(3)?,
+                json: r.get(4)?,
+                url: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

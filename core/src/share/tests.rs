@@ -1,0 +1,316 @@
+//! Delivery between two profiles without a relay: envelopes are taken from the
+//! sender's queue and handed to the recipient in chosen orders, to prove that a
+//! tampered, replayed, out-of-order or unknown envelope is refused with a typed
+//! error and changes nothing already stored.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::error::EnvelopeProblem;
+use crate::record::Category;
+use crate::{ImportOptions, PassphraseKeyStore};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/fhir/synthea/sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json")
+}
+
+fn profile(dir: &Path, name: &str) -> Profile {
+    let ks = PassphraseKeyStore::new("a test passphrase").unwrap();
+    Profile::create(dir, name, &ks).unwrap()
+}
+
+const RELAY: &str = "http://127.0.0.1:9";
+
+/// Make each profile know the other, as an accepted invite would.
+fn introduce(a: &Profile, b: &Profile) {
+    let ida = a.vault().write(|c| people::identity(c)).unwrap().public();
+    let idb = b.vault().write(|c| people::identity(c)).unwrap().public();
+    let an = a.info().unwrap().name;
+    let bn = b.info().unwrap().name;
+    a.vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            people::upsert_person(&tx, &bn, &idb, RELAY)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    b.vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            people::upsert_person(&tx, &an, &ida, RELAY)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Take everything queued in `p`'s relay outbox, as the relay would carry it.
+fn drain(p: &Profile) -> Vec<outbox::Queued> {
+    let q = p.vault().read(outbox::pending).unwrap();
+    for e in &q {
+        p.vault()
+            .write(|c| outbox::posted(c, e.id, &e.tag))
+            .unwrap();
+    }
+    q
+}
+
+fn deliver(to: &Profile, e: &outbox::Queued) -> Result<incoming::Applied> {
+    let me = to.vault().write(|c| people::identity(c)).unwrap();
+    incoming::process(to, &me, RELAY, &e.mailbox, &e.tag, &e.body)
+}
+
+fn problem(r: Result<incoming::Applied>) -> EnvelopeProblem {
+    match r {
+        Err(Error::Envelope { problem }) => problem,
+        other => panic!("expected a refused envelope, got {other:?}"),
+    }
+}
+
+fn shared_count(carer: &Profile) -> u64 {
+    let r = received_profiles(carer).unwrap();
+    let p = open_received(carer, &r[0].profile).unwrap();
+    p.stats().unwrap().resources
+}
+
+fn handle_of(p: &Profile) -> String {
+    my_identity(p).unwrap().person
+}
+
+#[test]
+fn envelopes_are_checked_and_refusals_change_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    patient
+        .import_file(&fixture(), ImportOptions::default())
+        .unwrap();
+    introduce(&patient, &carer);
+    let scope = Scope {
+        categories: vec![Category::VitalSigns, Category::Medications],
+        ..Scope::default()
+    };
+    let g = grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Contributor,
+            scope,
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+        },
+    )
+    .unwrap();
+    assert!(g.new_access);
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    let first = drain(&patient);
+    assert!(first.len() >= 2, "a grant and at least one delivery");
+
+    // A tampered envelope is refused before anything is written.
+    let mut tampered = first[0].body.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let t = outbox::Queued {
+        id: 0,
+        mailbox: first[0].mailbox.clone(),
+        tag: first[0].tag.clone(),
+        body: tampered,
+    };
+    assert_eq!(problem(deliver(&carer, &t)), EnvelopeProblem::Tampered);
+    assert!(received_profiles(&carer).unwrap().is_empty());
+
+    // Records before their grant: nobody holds that grant yet.
+    assert_eq!(
+        problem(deliver(&carer, &first[1])),
+        EnvelopeProblem::UnknownSender
+    );
+    for e in &first {
+        deliver(&carer, e).unwrap();
+    }
+    let n = shared_count(&carer);
+    assert_eq!(
+        n,
+        view_as(&patient, &handle_of(&carer)).unwrap().len() as u64
+    );
+    assert!(n > 10);
+
+    // Replays of the grant and of a delivery.
+    assert_eq!(
+        problem(deliver(&carer, &first[0])),
+        EnvelopeProblem::Replayed
+    );
+    assert_eq!(
+        problem(deliver(&carer, first.last().unwrap())),
+        EnvelopeProblem::Replayed
+    );
+    assert_eq!(shared_count(&carer), n);
+
+    // Moved to another mailbox or tag: does not open.
+    let moved = outbox::Queued {
+        id: 0,
+        mailbox: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        tag: first[1].tag.clone(),
+        body: first[1].body.clone(),
+    };
+    assert_eq!(problem(deliver(&carer, &moved)), EnvelopeProblem::Tampered);
+
+    // Two changes, delivered out of order: the later one is refused and the carer
+    // asks for the whole record again.
+    let r = Reading::parse("weight", "80kg").unwrap();
+    patient.add_reading(&r, None).unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    let second = drain(&patient);
+    patient.add_reading(&r, None).unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    let third = drain(&patient);
+    assert_eq!((second.len(), third.len()), (1, 1));
+    assert_eq!(
+        problem(deliver(&carer, &third[0])),
+        EnvelopeProblem::OutOfOrder
+    );
+    assert_eq!(shared_count(&carer), n);
+    let resync = drain(&carer);
+    assert_eq!(resync.len(), 1);
+    deliver(&patient, &resync[0]).unwrap();
+    // In order, both apply.
+    deliver(&carer, &second[0]).unwrap();
+    deliver(&carer, &third[0]).unwrap();
+    assert_eq!(shared_count(&carer), n + 2);
+    // The resync request makes the next delivery a whole record, which may jump
+    // the sequence forward.
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    let reset = drain(&patient);
+    assert!(!reset.is_empty());
+    for e in &reset {
+        deliver(&carer, e).unwrap();
+    }
+    assert_eq!(shared_count(&carer), n + 2);
+
+    // Someone the carer does not know.
+    let stranger = profile(&d.path().join("s"), "Stranger");
+    introduce(&stranger, &carer);
+    let sealed_by_stranger = {
+        let me = stranger.vault().write(|c| people::identity(c)).unwrap();
+        let to = carer
+            .vault()
+            .write(|c| people::identity(c))
+            .unwrap()
+            .public();
+        let m = envelope::Message {
+            v: 1,
+            grant: g.grant.clone(),
+            seq: 99,
+            at: 0,
+            body: envelope::Body::Revoke,
+        };
+        outbox::Queued {
+            id: 0,
+            mailbox: to.mailbox(),
+            tag: "t".into(),
+            body: envelope::seal(&me, &to.enc, &to.mailbox(), "t", &m).unwrap(),
+        }
+    };
+    assert_eq!(
+        problem(deliver(&carer, &sealed_by_stranger)),
+        EnvelopeProblem::UnknownSender
+    );
+    assert_eq!(shared_count(&carer), n + 2);
+
+    // A contribution made while the carer was a contributor arrives after the grant
+    // became a viewer's: refused and audited.
+    contribute(
+        &carer,
+        &handle_of(&patient),
+        &Reading::parse("glucose", "6.1mmol/L").unwrap(),
+        None,
+    )
+    .unwrap();
+    let contribution = drain(&carer);
+    let mut viewer = g.clone();
+    viewer.role = Role::Viewer;
+    grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Viewer,
+            scope: viewer.scope.clone(),
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+        },
+    )
+    .unwrap();
+    let before = patient.stats().unwrap().resources;
+    assert_eq!(
+        problem(deliver(&patient, &contribution[0])),
+        EnvelopeProblem::NotAllowed
+    );
+    assert_eq!(patient.stats().unwrap().resources, before);
+    let log = audit_log(&patient, 10).unwrap();
+    assert!(log.iter().any(|e| e.event == "contribution-rejected"));
+    assert!(verify_audit(&patient).unwrap().ok());
+
+    // The changed grant reaches the carer, who can no longer add.
+    for e in drain(&patient) {
+        deliver(&carer, &e).unwrap();
+    }
+    let err = contribute(&carer, &handle_of(&patient), &r, None).unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+}
+
+#[test]
+fn restricted_items_need_verification_and_hidden_items_stay_back() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    patient
+        .import_file(&fixture(), ImportOptions::default())
+        .unwrap();
+    introduce(&patient, &carer);
+    let who = handle_of(&carer);
+    let all = Scope {
+        categories: Category::ALL.to_vec(),
+        include_labels: vec!["PSY".into()],
+        ..Scope::default()
+    };
+    let new = |scope: Scope| NewGrant {
+        person: who.clone(),
+        role: Role::Viewer,
+        scope,
+        purpose: String::new(),
+        basis: None,
+        duration_s: Some(3600),
+    };
+    assert!(matches!(
+        grant(&patient, &new(all.clone())),
+        Err(Error::Denied { .. })
+    ));
+    let plain = Scope {
+        include_labels: vec![],
+        ..all.clone()
+    };
+    grant(&patient, &new(plain.clone())).unwrap();
+    let shown = view_as(&patient, &who).unwrap();
+    assert!(shown.iter().all(|i| i.sensitivity.is_empty()));
+    let hidden = shown[0].id;
+    grant(
+        &patient,
+        &new(Scope {
+            hidden: vec![hidden],
+            ..plain
+        }),
+    )
+    .unwrap();
+    let shown2 = view_as(&patient, &who).unwrap();
+    assert_eq!(shown2.len(), shown.len() - 1);
+    assert!(shown2.iter().all(|i| i.id != hidden));
+    verify_person(&patient, &who).unwrap();
+    grant(&patient, &new(all)).unwrap();
+    let consent = consent(&patient, &grants(&patient).unwrap()[0].grant).unwrap();
+    assert_eq!(consent["resourceType"], "Consent");
+    assert_eq!(consent["provision"]["type"], "permit");
+    assert_eq!(consent["provision"]["securityLabel"][0]["code"], "PSY");
+}

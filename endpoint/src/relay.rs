@@ -1,0 +1,701 @@
+//! The share relay, under `/relay/v1`: people (Ed25519 keys) sign in with a
+//! challenge, publish their encryption key in a directory, and leave each other
+//! envelopes of ciphertext in mailboxes named after their keys. The relay never sees
+//! plaintext, names or addresses: a mailbox id is a hash of a public key.
+//!
+//! The protocol, in short (JSON bodies, base64url without padding, errors as
+//! `{"error": "…"}`):
+//!
+//! - `POST /relay/v1/challenge` `{key}` → `{challenge, expires_in}`
+//! - `POST /relay/v1/session` `{key, challenge, signature}` → `{token, expires_in, mailbox}`
+//! - `PUT /relay/v1/directory` `{enc, binding}` → 204
+//! - `GET /relay/v1/directory/{mailbox}` → `{mailbox, sign, enc, binding}`
+//! - `POST /relay/v1/mailboxes/{mailbox}` `{tag, body}` → 201 `{id}`
+//! - `GET /relay/v1/mailbox?after=N&limit=M` → `{envelopes: [{id, tag, body}], more}`
+//! - `POST /relay/v1/mailbox/ack` `{ids}` → `{deleted}`
+//! - `DELETE /relay/v1/tags/{tag}` → `{deleted}`
+//!
+//! Every route after the first two needs `Authorization: Bearer TOKEN`. Nothing here
+//! logs a body, a token or an envelope.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::access::{bearer, new_token, token_hash};
+use crate::relay_store::{DirectoryEntry, NewEnvelope, Posted, Session};
+use crate::store::Store;
+
+/// How long a sign-in challenge is valid, in seconds.
+const CHALLENGE_TTL_S: i64 = 120;
+/// How long a session is valid, in seconds.
+const SESSION_TTL_S: i64 = 3600;
+/// What a sign-in signature covers, before the challenge bytes.
+const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v1\n";
+/// What a directory binding covers, before the encryption key bytes.
+const KEYS_CONTEXT: &[u8] = b"carry-keys-v1\n";
+/// What a mailbox id hashes, before the public key bytes.
+const MAILBOX_CONTEXT: &[u8] = b"carry-mailbox-v1";
+/// Envelopes per fetched page: the default and the most.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 500;
+/// Roughly the most body bytes in one fetched page.
+const PAGE_BYTES: usize = 8 << 20;
+/// The most ids one ack may name.
+const MAX_ACK: usize = 1000;
+/// Longest tag.
+const MAX_TAG: usize = 64;
+/// Least time between two prunes by one process, in milliseconds.
+const PRUNE_EVERY_MS: i64 = 60_000;
+/// The smallest request body limit, so acks of many ids fit however small envelopes are.
+const MIN_BODY_LIMIT: usize = 64 << 10;
+
+/// The relay's options on `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Largest envelope the relay accepts, in bytes (decoded); larger posts get 413.
+    #[arg(long = "relay-max-envelope", value_name = "BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_envelope: u32,
+    /// Most envelopes one mailbox holds; posts to a full mailbox get 507.
+    #[arg(long = "relay-mailbox-max", value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mailbox_max: u32,
+    /// Envelopes older than this many days are deleted, fetched or not.
+    #[arg(long = "relay-retention-days", value_name = "DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: u32,
+}
+
+/// The relay's state.
+pub struct Relay {
+    store: Arc<dyn Store>,
+    /// Largest envelope body, decoded, in bytes.
+    max_envelope: usize,
+    /// Most envelopes per mailbox.
+    mailbox_max: usize,
+    /// How long envelopes are kept, in seconds.
+    retention_s: i64,
+    /// When this process last pruned (ms since the epoch; 0: never).
+    last_prune_ms: AtomicI64,
+}
+
+impl Relay {
+    /// A relay over `store` with `options`.
+    pub fn new(store: Arc<dyn Store>, options: &Options) -> Self {
+        Relay {
+            store,
+            max_envelope: usize::try_from(options.max_envelope).unwrap_or(usize::MAX),
+            mailbox_max: usize::try_from(options.mailbox_max).unwrap_or(usize::MAX),
+            retention_s: i64::from(options.retention_days) * 86_400,
+            last_prune_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// The largest request body the relay reads (see [`body_limit`]).
+    pub fn body_limit(&self) -> usize {
+        body_limit(self.max_envelope)
+    }
+
+    /// Run a storage call off the async threads.
+    async fn store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+    ) -> Result<T, RelayError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "relay storage failed");
+                Err(RelayError::Storage)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "relay storage task failed");
+                Err(RelayError::Storage)
+            }
+        }
+    }
+
+    /// Delete expired challenges and sessions and envelopes past retention, in the
+    /// background, at most once a minute per process.
+    fn maybe_prune(self: &Arc<Self>) {
+        let now = crate::time::now_ms();
+        let last = self.last_prune_ms.load(Ordering::Relaxed);
+        if now - last < PRUNE_EVERY_MS
+            || self
+                .last_prune_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let relay = self.clone();
+        let before_s = now / 1000 - self.retention_s;
+        tokio::spawn(async move {
+            if let Ok(p) = relay.store(move |s| s.prune_relay(now, before_s)).await {
+                tracing::debug!(
+                    challenges = p.challenges,
+                    sessions = p.sessions,
+                    envelopes = p.envelopes,
+                    "relay pruned"
+                );
+            }
+        });
+    }
+
+    /// The session a request's bearer token names.
+    async fn signed_in(self: &Arc<Self>, headers: &HeaderMap) -> Result<Caller, RelayError> {
+        let Some(token) = bearer(headers) else {
+            return Err(RelayError::Unauthorized("a bearer token is required"));
+        };
+        let (hash, now) = (token_hash(token), crate::time::now_ms());
+        match self.store(move |s| s.get_session(&hash, now)).await? {
+            Some(session) => Ok(Caller {
+                mailbox: mailbox_id(&session.key),
+                key: session.key,
+            }),
+            None => Err(RelayError::Unauthorized(
+                "the session token is unknown or expired",
+            )),
+        }
+    }
+}
+
+/// The largest request body the relay reads for envelopes of up to `max_envelope`
+/// bytes: one in base64url plus room for the JSON around it. Bigger bodies are
+/// refused with 413 as soon as they run past it.
+pub fn body_limit(max_envelope: usize) -> usize {
+    max_envelope
+        .div_ceil(3)
+        .saturating_mul(4)
+        .saturating_add(4096)
+        .max(MIN_BODY_LIMIT)
+}
+
+/// Who is calling: a signed-in key and its mailbox.
+struct Caller {
+    key: Vec<u8>,
+    mailbox: String,
+}
+
+/// Why the relay refused a request. Each becomes `{"error": "…"}` with its status.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no session, or a sign-in that fails.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 404: no such mailbox.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 413: the body or the envelope is too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 507: the mailbox holds its quota.
+    #[error("the mailbox is full")]
+    Full,
+    /// 500: storage failed (logged, without content).
+    #[error("the relay's storage failed")]
+    Storage,
+    /// 500: no randomness for a challenge or token.
+    #[error("the relay could not make a random value")]
+    Random,
+}
+
+impl RelayError {
+    fn bad(message: &str) -> Self {
+        RelayError::BadRequest(message.to_string())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RelayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RelayError::NotFound(_) => StatusCode::NOT_FOUND,
+            RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RelayError::Full => StatusCode::INSUFFICIENT_STORAGE,
+            RelayError::Storage | RelayError::Random => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for RelayError {
+    fn into_response(self) -> Response {
+        let mut r = error(self.status(), &self.to_string());
+        if matches!(self, RelayError::Unauthorized(_)) {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"carry-relay\""),
+            );
+        }
+        r
+    }
+}
+
+/// A relay error answer: `{"error": message}` with `status`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The mailbox id of an Ed25519 public key: base64url of the first 16 bytes of
+/// SHA-256(`carry-mailbox-v1` ‖ key), 22 characters.
+pub fn mailbox_id(key: &[u8]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(MAILBOX_CONTEXT);
+    ctx.update(key);
+    let digest = ctx.finish();
+    B64.encode(&digest.as_ref()[..16])
+}
+
+/// The relay's routes, with its state and body limit.
+pub fn routes<S: Clone + Send + Sync + 'static>(relay: Arc<Relay>) -> Router<S> {
+    let limit = relay.body_limit();
+    Router::new()
+        .route("/relay/v1/challenge", post(challenge))
+        .route("/relay/v1/session", post(session))
+        .route("/relay/v1/directory", put(publish))
+        .route("/relay/v1/directory/{mailbox}", get(lookup))
+        .route("/relay/v1/mailboxes/{mailbox}", post(deliver))
+        .route("/relay/v1/mailbox", get(fetch))
+        .route("/relay/v1/mailbox/ack", post(ack))
+        .route("/relay/v1/tags/{tag}", delete(withdraw))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, refuse_declared_large))
+        .with_state(relay)
+}
+
+/// Refuse a body whose declared length is past `limit` before reading any of it (a
+/// body without a declared length is cut off at the limit as it is read).
+async fn refuse_declared_large(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return RelayError::TooLarge("the request body is too large".into()).into_response();
+    }
+    next.run(req).await
+}
+
+/// Parse a JSON request body.
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, RelayError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RelayError::TooLarge("the request body is too large".into())
+        } else {
+            RelayError::bad("the request body could not be read")
+        }
+    })?;
+    // serde's messages can quote the input, so they are not passed on.
+    serde_json::from_slice(&bytes)
+        .map_err(|_| RelayError::bad("the body is not the JSON this route expects"))
+}
+
+/// Decode base64url (no padding) of exactly `len` bytes.
+fn decode_exact(text: &str, len: usize) -> Option<Vec<u8>> {
+    B64.decode(text).ok().filter(|b| b.len() == len)
+}
+
+/// A path segment, or 400 when it does not decode.
+fn segment(p: Result<Path<String>, PathRejection>) -> Result<String, RelayError> {
+    p.map(|Path(s)| s)
+        .map_err(|_| RelayError::bad("the path does not decode"))
+}
+
+/// Whether `m` is a mailbox id: base64url of 16 bytes.
+fn valid_mailbox(m: &str) -> bool {
+    m.len() == 22 && decode_exact(m, 16).is_some()
+}
+
+/// Whether `t` is a tag: 1 to 64 of `A-Z a-z 0-9 _ -`.
+fn valid_tag(t: &str) -> bool {
+    (1..=MAX_TAG).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `signature` is `key`'s Ed25519 signature over `context` ‖ `data`.
+fn signed(key: &[u8], context: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    let message = [context, data].concat();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+        .verify(&message, signature)
+        .is_ok()
+}
+
+/// JSON with `Cache-Control: no-store` (for answers that carry secrets or one-off
+/// values).
+fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Turn a handler's result into the answer.
+fn answer(r: Result<Response, RelayError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+struct ChallengeRequest {
+    key: String,
+}
+
+/// `POST /relay/v1/challenge`: a single-use challenge for `key` to sign.
+async fn challenge(
+    State(relay): State<Arc<Relay>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let req: ChallengeRequest = parse(body)?;
+            let key = decode_exact(&req.key, 32)
+                .ok_or_else(|| RelayError::bad("key must be a base64url Ed25519 public key"))?;
+            let challenge = new_token().map_err(|_| RelayError::Random)?;
+            let expires = crate::time::now_ms() + CHALLENGE_TTL_S * 1000;
+            let c = challenge.clone();
+            relay
+                .store(move |s| s.put_challenge(&c, &key, expires))
+                .await?;
+            relay.maybe_prune();
+            Ok(no_store(
+                StatusCode::OK,
+                json!({ "challenge": challenge, "expires_in": CHALLENGE_TTL_S }),
+            ))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct SessionRequest {
+    key: String,
+    challenge: String,
+    signature: String,
+}
+
+/// `POST /relay/v1/session`: trade a signed challenge for a session token.
+async fn session(State(relay): State<Arc<Relay>>, body: Result<Bytes, BytesRejection>) -> Response {
+    answer(
+        async {
+            let req: SessionRequest = parse(body)?;
+            let key = decode_exact(&req.key, 32)
+                .ok_or_else(|| RelayError::bad("key must be a base64url Ed25519 public key"))?;
+            let refused = RelayError::Unauthorized(
+                "the challenge is unknown, used or expired, or the signature is wrong",
+            );
+            let (Some(challenge), Some(signature)) = (
+                decode_exact(&req.challenge, 32),
+                decode_exact(&req.signature, 64),
+            ) else {
+                return Err(refused);
+            };
+            // The signature first: a caller without the key cannot spend the challenge.
+            if !signed(&key, AUTH_CONTEXT, &challenge, &signature) {
+                return Err(refused);
+            }
+            let now = crate::time::now_ms();
+            let (c, k) = (B64.encode(&challenge), key.clone());
+            if !relay.store(move |s| s.take_challenge(&c, &k, now)).await? {
+                return Err(refused);
+            }
+            let token = new_token().map_err(|_| RelayError::Random)?;
+            let mailbox = mailbox_id(&key);
+            let (hash, stored) = (
+                token_hash(&token),
+                Session {
+                    key,
+                    expires_ms: now + SESSION_TTL_S * 1000,
+                },
+            );
+            relay.store(move |s| s.put_session(&hash, &stored)).await?;
+            Ok(no_store(
+                StatusCode::OK,
+                json!({ "token": token, "expires_in": SESSION_TTL_S, "mailbox": mailbox }),
+            ))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct PublishRequest {
+    enc: String,
+    binding: String,
+}
+
+/// `PUT /relay/v1/directory`: publish (or replace) the caller's encryption key.
+async fn publish(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = relay.signed_in(&headers).await?;
+            let req: PublishRequest = parse(body)?;
+            let enc = decode_exact(&req.enc, 32)
+                .ok_or_else(|| RelayError::bad("enc must be a base64url X25519 public key"))?;
+            let binding = decode_exact(&req.binding, 64)
+                .ok_or_else(|| RelayError::bad("binding must be a base64url signature"))?;
+            if !signed(&caller.key, KEYS_CONTEXT, &enc, &binding) {
+                return Err(RelayError::bad(
+                    "binding is not the session key's signature over enc",
+                ));
+            }
+            let entry = DirectoryEntry {
+                mailbox: caller.mailbox,
+                sign: caller.key,
+                enc,
+                binding,
+                updated_s: crate::time::now_ms() / 1000,
+            };
+            relay.store(move |s| s.put_directory(&entry)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+/// `GET /relay/v1/directory/{mailbox}`: a mailbox's published keys.
+async fn lookup(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    mailbox: Result<Path<String>, PathRejection>,
+) -> Response {
+    answer(
+        async {
+            relay.signed_in(&headers).await?;
+            let mailbox = segment(mailbox)?;
+            if !valid_mailbox(&mailbox) {
+                return Err(RelayError::bad("not a mailbox id"));
+            }
+            let entry = relay
+                .store(move |s| s.get_directory(&mailbox))
+                .await?
+                .ok_or(RelayError::NotFound("no such mailbox"))?;
+            Ok(Json(json!({
+                "mailbox": entry.mailbox,
+                "sign": B64.encode(&entry.sign),
+                "enc": B64.encode(&entry.enc),
+                "binding": B64.encode(&entry.binding),
+            }))
+            .into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct DeliverRequest {
+    tag: String,
+    body: String,
+}
+
+/// `POST /relay/v1/mailboxes/{mailbox}`: leave an envelope in someone's mailbox.
+async fn deliver(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    mailbox: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = relay.signed_in(&headers).await?;
+            let mailbox = segment(mailbox)?;
+            if !valid_mailbox(&mailbox) {
+                return Err(RelayError::bad("not a mailbox id"));
+            }
+            let req: DeliverRequest = parse(body)?;
+            if !valid_tag(&req.tag) {
+                return Err(RelayError::bad("tag must be 1 to 64 of A-Z a-z 0-9 _ -"));
+            }
+            let too_large = || {
+                RelayError::TooLarge(format!(
+                    "the envelope is larger than {} bytes",
+                    relay.max_envelope
+                ))
+            };
+            // Refuse by the encoded length before decoding anything.
+            if req.body.len() / 4 * 3 > relay.max_envelope {
+                return Err(too_large());
+            }
+            let envelope = B64
+                .decode(&req.body)
+                .map_err(|_| RelayError::bad("body must be base64url"))?;
+            if envelope.len() > relay.max_envelope {
+                return Err(too_large());
+            }
+            let new = NewEnvelope {
+                mailbox,
+                tag: req.tag,
+                sender: caller.mailbox,
+                body: envelope,
+                created_s: crate::time::now_ms() / 1000,
+            };
+            let max = relay.mailbox_max;
+            let posted = relay.store(move |s| s.post_envelope(&new, max)).await?;
+            relay.maybe_prune();
+            match posted {
+                Posted::Stored(id) => {
+                    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+                }
+                Posted::NoMailbox => Err(RelayError::NotFound("no such mailbox")),
+                Posted::Full => Err(RelayError::Full),
+            }
+        }
+        .await,
+    )
+}
+
+/// `after` and `limit` of a fetch.
+fn page_params(query: Option<&str>) -> Result<(i64, usize), RelayError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| RelayError::bad("the query does not decode"))?;
+    let (mut after, mut limit) = (0i64, DEFAULT_PAGE);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "after" => {
+                after = v
+                    .parse()
+                    .map_err(|_| RelayError::bad("after must be an envelope id"))?;
+            }
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .map_err(|_| RelayError::bad("limit must be a whole number"))?
+                    .clamp(1, MAX_PAGE);
+            }
+            _ => {}
+        }
+    }
+    Ok((after, limit))
+}
+
+/// `GET /relay/v1/mailbox`: a page of the caller's envelopes, oldest first.
+async fn fetch(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    answer(
+        async {
+            let caller = relay.signed_in(&headers).await?;
+            let (after, limit) = page_params(query.as_deref())?;
+            let page = relay
+                .store(move |s| s.fetch_envelopes(&caller.mailbox, after, limit, PAGE_BYTES))
+                .await?;
+            relay.maybe_prune();
+            let envelopes: Vec<serde_json::Value> = page
+                .envelopes
+                .iter()
+                .map(|e| json!({ "id": e.id, "tag": e.tag, "body": B64.encode(&e.body) }))
+                .collect();
+            Ok(no_store(
+                StatusCode::OK,
+                json!({ "envelopes": envelopes, "more": page.more }),
+            ))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct AckRequest {
+    ids: Vec<i64>,
+}
+
+/// `POST /relay/v1/mailbox/ack`: delete envelopes from the caller's own mailbox.
+async fn ack(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = relay.signed_in(&headers).await?;
+            let req: AckRequest = parse(body)?;
+            if req.ids.len() > MAX_ACK {
+                return Err(RelayError::bad("at most 1000 ids per ack"));
+            }
+            let deleted = relay
+                .store(move |s| s.ack_envelopes(&caller.mailbox, &req.ids))
+                .await?;
+            Ok(Json(json!({ "deleted": deleted })).into_response())
+        }
+        .await,
+    )
+}
+
+/// `DELETE /relay/v1/tags/{tag}`: withdraw every envelope the caller sent with `tag`.
+async fn withdraw(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    tag: Result<Path<String>, PathRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = relay.signed_in(&headers).await?;
+            let tag = segment(tag)?;
+            if !valid_tag(&tag) {
+                return Err(RelayError::bad("tag must be 1 to 64 of A-Z a-z 0-9 _ -"));
+            }
+            let deleted = relay
+                .store(move |s| s.delete_tagged(&caller.mailbox, &tag))
+                .await?;
+            Ok(Json(json!({ "deleted": deleted })).into_response())
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_ids_are_22_characters_of_a_keyed_hash() {
+        let key = [7u8; 32];
+        let id = mailbox_id(&key);
+        assert_eq!(id.len(), 22);
+        assert!(valid_mailbox(&id));
+        let mut input = b"carry-mailbox-v1".to_vec();
+        input.extend_from_slice(&key);
+        let digest = ring::digest::digest(&ring::digest::SHA256, &input);
+        assert_eq!(B64.decode(&id).unwrap(), &digest.as_ref()[..16]);
+        assert_ne!(mailbox_id(&[8u8; 32]), id);
+    }
+
+    #[test]
+    fn tags_and_page_parameters_are_checked() {
+        assert!(valid_tag("share-1_A") && valid_tag(&"x".repeat(64)));
+        assert!(!valid_tag("") && !valid_tag(&"x".repeat(65)) && !valid_tag("a/b"));
+        assert_eq!(page_params(None).unwrap(), (0, 100));
+        assert_eq!(page_params(Some("after=7&limit=9000")).unwrap(), (7, 500));
+        assert_eq!(page_params(Some("limit=0")).unwrap(), (0, 1));
+        assert!(page_params(Some("after=x")).is_err());
+    }
+
+    #[test]
+    fn the_body_limit_leaves_room_for_base64() {
+        let mib = 1 << 20;
+        assert!(body_limit(mib) > mib * 4 / 3 && body_limit(mib) < mib * 3 / 2);
+        assert_eq!(body_limit(10), MIN_BODY_LIMIT);
+    }
+}
