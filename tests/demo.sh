@@ -2,7 +2,9 @@
 # The demo: a local trust endpoint on SQLite with a GP and a hospital that each hold
 # part of one Synthea patient's record; the patient creates a profile, signs in to
 # both, syncs, adds a blood pressure reading that reaches the GP, and looks at the
-# timeline, which says where each entry came from. Narrated in plain words. Exits
+# timeline, which says where each entry came from. Then she invites her son as a
+# carer, verifies him, grants him part of her record; he adds a reading that reaches
+# her; she revokes, and his copy goes. Narrated in plain words. Exits
 # non-zero if any step misbehaves, so `make test` runs it as a smoke test.
 set -euo pipefail
 
@@ -107,8 +109,81 @@ assert n == int(sys.argv[2]), (n, sys.argv[2])
 print(f"The export is a valid collection Bundle of {n} resources.")
 PY
 
+say "Jene's son Sam helps with her care. He has Carry too, with a profile of his own."
+sam() { CARRY_HOME="$WORK/carer" CARRY_PASSPHRASE="another demo passphrase" "$CARRY" "$@"; }
+sam init --name "Sam Cummings"
+
+say "Jene's profile uses the endpoint's relay to share. She invites Sam; the code holds her public keys and a one-time secret."
+"$CARRY" endpoint set "$BASE"
+code=$("$CARRY" invite --json | field 'd["code"]')
+echo "${code:0:40}… (valid 24 hours, once)"
+
+say "Sam takes up the invite. His keys reach Jene sealed through the relay, proved by the secret."
+sam accept "$code"
+"$CARRY" sync > /dev/null
+sam_id=$("$CARRY" people --json | field 'd[0]["person"]')
+jene_id=$(sam people --json | field 'd[0]["person"]')
+
+say "They compare the safety number on a call. Both screens show the same digits, so Jene marks Sam verified."
+"$CARRY" people
+[ "$("$CARRY" people --json | field 'd[0]["fingerprint"]')" = "$(sam people --json | field 'd[0]["fingerprint"]')" ] || fail "the safety numbers differ"
+"$CARRY" people verify "$sam_id"
+
+say "Jene lets Sam see her conditions, medicines, allergies, vital signs and results for 90 days, and add readings. Mental-health items stay back."
+"$CARRY" grant "$sam_id" --role contributor --categories conditions,medications,allergies,vital-signs,test-results \
+  --purpose "helping with medicines and appointments" --basis patient-choice
+"$CARRY" view-as "$sam_id" | head -n 1
+"$CARRY" sync | grep relay
+
+say "Sam syncs: Jene's record arrives sealed to his key, and is kept as a separate profile."
+sam sync | grep relay
+sam profiles
+sam use "$jene_id"
+shown=$(sam stats --json | field 'd["resources"]')
+expected=$("$CARRY" view-as "$sam_id" --json | field 'len(d)')
+[ "$shown" = "$expected" ] || fail "Sam holds $shown items, but view-as shows $expected"
+[ "$(sam stats --json | field 'd["sensitive"]')" = 0 ] || fail "restricted items reached Sam"
+echo "Sam holds exactly the $shown items Jene chose, none of them restricted."
+sam timeline --limit 4
+
+say "Sam takes Jene's blood sugar and adds it to her record."
+sam add glucose 6.4mmol/L --note "before lunch"
+sam sync | grep relay
+
+say "Jene's device applies it because Sam's grant allows it, records that Sam entered it, and sends it on to her GP like her own."
+"$CARRY" sync | grep relay
+"$CARRY" timeline --source self --limit 3
+"$CARRY" timeline --source self --json | field 'sum(1 for i in d["items"] if i["entered_by"] == "carer" and i["resource_type"] == "Observation")' | grep -qx 1 || fail "the reading is not marked as entered by the carer"
+"$CARRY" outbox --json | field 'sum(1 for e in d if e["state"] == "sent")' | grep -qx 2 || fail "Sam's reading did not reach the GP"
+
+say "Who can see Jene's record now:"
+"$CARRY" grants --active
+
+say "Her audit log records every step, and its hash chain is whole."
+"$CARRY" audit --limit 8
+"$CARRY" audit --verify
+
+say "Jene revokes Sam's access. The relay's copies go, and Sam's app deletes its copy when it next syncs."
+grant_id=$("$CARRY" grants --active --json | field 'd[0]["grant"]')
+"$CARRY" revoke "$grant_id"
+sam sync | grep relay
+sam use self > /dev/null
+sam profiles
+[ "$(sam profiles --json | field 'len(d)')" = 1 ] || fail "Sam still holds Jene's record"
+[ ! -e "$WORK/carer/shared/$grant_id" ] || fail "Sam's copy is still on disk"
+echo "Sam's copy is gone. (Anything he already saw cannot be recalled: the docs say so plainly.)"
+
 say "The endpoint's log names routes and statuses, never a patient or a token."
 if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi
+if grep -qa "Cummings" "$WORK"/endpoint.db*; then
+  # The FHIR tenants hold the sandbox record itself; the relay's tables must not.
+  python3 - "$WORK/endpoint.db" <<'PY' || fail "the relay holds readable health data"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+rows = c.execute("SELECT body FROM relay_envelopes").fetchall()
+assert not any(b"Cummings" in bytes(r[0]) for r in rows)
+PY
+fi
 tail -n 3 "$WORK/endpoint.log"
 
 say "Done. The endpoint stops and the throwaway profile is deleted on exit."

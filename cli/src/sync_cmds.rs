@@ -248,17 +248,26 @@ pub fn sync_now(
         full,
     };
     let rt = runtime()?;
+    // The relay first (people's keys, grants, carers' entries, which then go on to
+    // the providers), then the providers, then the relay again if the providers
+    // changed the record, so the people it is shared with get the change now.
+    let endpoint = match &name {
+        None => crate::share_cmds::endpoint_of(&profile).ok(),
+        Some(_) => None,
+    };
+    let exchange = |rt: &tokio::runtime::Runtime, url: &str| {
+        rt.block_on(carry_core::share::exchange(profile.clone(), url, &options))
+    };
+    let mut relay = endpoint.as_deref().map(|url| exchange(&rt, url));
     let reports = rt.block_on(sync::sync(&profile, name.as_deref(), &options))?;
     if live {
         eprintln!();
     }
-    // The relay: people's keys, grants, shared records and carers' entries.
-    let relay = match (&name, crate::share_cmds::endpoint_of(&profile)) {
-        (None, Ok(url)) => {
-            Some(rt.block_on(carry_core::share::exchange(profile.clone(), &url, &options)))
-        }
-        _ => None,
-    };
+    let changed = reports.iter().any(|r| r.changed > 0 || r.pushed > 0);
+    if let (Some(url), Some(Ok(first)), true) = (&endpoint, &relay, changed) {
+        let first = first.clone();
+        relay = Some(exchange(&rt, url).map(|second| merge(first, second)));
+    }
     let relay_code = match &relay {
         Some(Err(e)) => exit::code(e),
         _ => exit::OK,
@@ -323,6 +332,25 @@ pub fn sync_now(
         .max()
         .unwrap_or(exit::OK);
     Ok(worst.max(relay_code))
+}
+
+/// Two exchanges of one sync, reported as one.
+fn merge(
+    mut a: carry_core::share::ExchangeReport,
+    b: carry_core::share::ExchangeReport,
+) -> carry_core::share::ExchangeReport {
+    a.posted += b.posted;
+    a.received += b.received;
+    a.applied += b.applied;
+    a.refused.extend(b.refused);
+    a.people_added.extend(b.people_added);
+    a.grants_received.extend(b.grants_received);
+    a.records_removed.extend(b.records_removed);
+    a.contributions += b.contributions;
+    a.expired.extend(b.expired);
+    a.relay_deleted += b.relay_deleted;
+    a.new_access.extend(b.new_access);
+    a
 }
 
 fn relay_line(r: &carry_core::share::ExchangeReport) -> String {

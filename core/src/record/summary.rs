@@ -396,6 +396,14 @@ pub fn display(resource_type: &str, r: &Value) -> String {
         "CareTeam" => text_field(r, "name"),
         "Consent" => concept_label(r.get("scope")).map(|s| format!("Consent: {s}")),
         "Bundle" => text_field(r, "type").map(|t| format!("Bundle ({t})")),
+        "Provenance" => {
+            let enterer = r.pointer("/agent/0/type/coding/0/code").and_then(Value::as_str)
+                == Some("enterer");
+            r.pointer("/agent/0/who/display")
+                .and_then(Value::as_str)
+                .filter(|_| enterer)
+                .map(|who| format!("Entered by {who}"))
+        }
         _ => concept_label(r.get("code")),
     };
     let line = line
