@@ -242,6 +242,14 @@ impl Profile {
         match written {
             Ok(n) => {
                 std::fs::rename(&tmp, path)?;
+                self.vault.write(|c| {
+                    crate::audit::append(
+                        c,
+                        crate::audit::AuditEvent::Exported,
+                        None,
+                        &format!("{n} resources to a file"),
+                    )
+                })?;
                 Ok(n)
             }
             Err(e) => {

@@ -235,7 +235,7 @@ pub async fn sync(
                 (st, false, Some(reason))
             }
         };
-        reports.push(SyncReport {
+        let report = SyncReport {
             source: source.name.clone(),
             state,
             fetched: Counters::get(&c.fetched),
@@ -245,7 +245,22 @@ pub async fn sync(
             requests: Counters::get(&c.requests),
             complete,
             error,
-        });
+        };
+        // Only syncs that moved something are worth a line in the audit log.
+        if report.changed + report.gone + report.pushed > 0 {
+            let detail = format!(
+                "{} new or changed, {} gone, {} readings sent",
+                report.changed, report.gone, report.pushed
+            );
+            let name = source.name.clone();
+            db(profile, move |p| {
+                p.vault().write(|conn| {
+                    crate::audit::append(conn, crate::audit::AuditEvent::Synced, Some(&name), &detail)
+                })
+            })
+            .await?;
+        }
+        reports.push(report);
     }
     Ok(reports)
 }
