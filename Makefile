@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench bench-sync bench-hpke fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench bench-sync bench-hpke bench-share fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -69,6 +69,11 @@ bench: deps
 ## HPKE seal and open throughput.
 bench-hpke: deps
 	$(CARGO) bench -p carry-core --bench hpke
+
+## A 2,000-resource scoped snapshot delivered through the relay over loopback.
+bench-share: deps
+	$(CARGO) build --profile bench -p carry-endpoint
+	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench share
 
 ## Sync over loopback against the endpoint, and the endpoint's search throughput.
 bench-sync: deps

@@ -397,7 +397,9 @@ pub fn display(resource_type: &str, r: &Value) -> String {
         "Consent" => concept_label(r.get("scope")).map(|s| format!("Consent: {s}")),
         "Bundle" => text_field(r, "type").map(|t| format!("Bundle ({t})")),
         "Provenance" => {
-            let enterer = r.pointer("/agent/0/type/coding/0/code").and_then(Value::as_str)
+            let enterer = r
+                .pointer("/agent/0/type/coding/0/code")
+                .and_then(Value::as_str)
                 == Some("enterer");
             r.pointer("/agent/0/who/display")
                 .and_then(Value::as_str)

@@ -298,8 +298,11 @@ pub struct ExchangeReport {
     pub expired: Vec<String>,
     /// Envelopes deleted at the relay for ended grants.
     pub relay_deleted: u64,
-    /// People who gained access to this profile's record in this exchange (short
-    /// ids): the app should tell the person.
+    /// People who gained access to this profile's record through this exchange
+    /// (short ids), for the app to tell the person. Grants made on this device are
+    /// reported by [`grant`] instead (`GrantInfo::new_access`); this list is for
+    /// access granted elsewhere, such as a link being opened, and is empty until
+    /// those land.
     pub new_access: Vec<String>,
 }
 
@@ -391,7 +394,26 @@ pub async fn exchange(
                         incoming::Applied::Records { .. } | incoming::Applied::Resync => {}
                     }
                 }
-                Err(Error::Envelope { problem }) => {
+                // The vault could not be written (locked, full, busy): stop here and
+                // leave the envelope at the relay for the next exchange.
+                Err(
+                    e @ (Error::Storage { .. }
+                    | Error::Locked
+                    | Error::Cancelled
+                    | Error::Corrupt { .. }
+                    | Error::KeyStore { .. }),
+                ) => return Err(e),
+                Err(e) => {
+                    let problem = match e {
+                        Error::Envelope { problem } => problem,
+                        // Anything else about one envelope (content that does not
+                        // store, a record folder gone missing) refuses that envelope
+                        // alone, so one bad envelope never blocks the mailbox.
+                        other => {
+                            tracing::warn!(error = %other, "an envelope could not be applied");
+                            EnvelopeProblem::Malformed
+                        }
+                    };
                     tracing::warn!(%problem, "an envelope was refused");
                     let p2 = problem;
                     db(&profile, move |p| {
@@ -402,7 +424,6 @@ pub async fn exchange(
                     .await?;
                     report.refused.push(Refused { problem });
                 }
-                Err(e) => return Err(e),
             }
             ack.push(env.id);
         }
@@ -431,7 +452,29 @@ pub async fn exchange(
     let queued = db(&profile, |p| p.vault().read(outbox::pending)).await?;
     let mut per_tag: HashMap<String, u64> = HashMap::new();
     for q in queued {
-        relay.post(&q.mailbox, &q.tag, &q.body).await?;
+        match relay.post(&q.mailbox, &q.tag, &q.body).await {
+            Ok(_) => {}
+            // Refused for good (too large, or the recipient has no mailbox any
+            // more): drop it rather than block everything queued behind it.
+            Err(e @ (Error::InvalidInput { .. } | Error::NotFound { .. })) => {
+                tracing::warn!(error = %e, "the relay refused an envelope; dropped");
+                let (id, why) = (q.id, e.to_string());
+                db(&profile, move |p| {
+                    p.vault().write(|c| {
+                        c.execute("DELETE FROM relay_outbox WHERE id = ?1", [id])?;
+                        audit::append(
+                            c,
+                            AuditEvent::EnvelopeRejected,
+                            None,
+                            &format!("not posted: {why}"),
+                        )
+                    })
+                })
+                .await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         report.posted += 1;
         *per_tag.entry(q.tag.clone()).or_insert(0) += 1;
         let (id, tag) = (q.id, q.tag);

@@ -187,7 +187,19 @@ fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -
     // Load in slices so a large record never sits in memory whole.
     for ids in send.chunks(256) {
         for item in scope::load(tx, ids)? {
-            let size = item.json.len() + item.src.len() + 64;
+            // As it will be written: the resource is a JSON string inside the message.
+            let escapes = item
+                .json
+                .bytes()
+                .filter(|b| matches!(b, b'"' | b'\\'))
+                .count();
+            let size = item.json.len() + escapes + item.src.len() + 64;
+            if size > PLAINTEXT_MAX {
+                // Larger than one envelope may be (an attachment inlined in a
+                // document): it stays back, and is offered again on every delivery.
+                tracing::warn!(bytes = size, "an item is too large to share; left out");
+                continue;
+            }
             if !batch.is_empty() && batch_bytes + size > PLAINTEXT_MAX {
                 flush(
                     tx,

@@ -255,7 +255,12 @@ pub async fn sync(
             let name = source.name.clone();
             db(profile, move |p| {
                 p.vault().write(|conn| {
-                    crate::audit::append(conn, crate::audit::AuditEvent::Synced, Some(&name), &detail)
+                    crate::audit::append(
+                        conn,
+                        crate::audit::AuditEvent::Synced,
+                        Some(&name),
+                        &detail,
+                    )
                 })
             })
             .await?;

@@ -1,0 +1,198 @@
+//! The sharing benchmark: deliver a 2,000-resource scoped snapshot from a patient to a
+//! carer through the reference endpoint's relay (SQLite, loopback), end to end: the
+//! patient's device scopes, seals and posts it; the carer's device fetches, opens,
+//! verifies and stores it as a separate profile. Each run is a fresh grant to a fresh
+//! carer. Run with `make bench-share`, which builds the endpoint first. Prints a table
+//! and writes it to `target/bench-share.md`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use carry_core::share::{self, NewGrant, Role, Scope};
+use carry_core::sync::SyncOptions;
+use carry_core::{Category, ImportOptions, Profile};
+use common::{ms, percentile, rewrite_uuids, RawKeyStore};
+
+const FILE: &str =
+    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
+const PATIENT: &str = "b13bd1f1-78c4-4cbe-b611-3bedd3bb796b";
+/// Resources in the scoped snapshot.
+const SNAPSHOT: usize = 2_000;
+const RUNS: usize = 5;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn serve(db: &str) -> Server {
+    let bin = root().join("target/release/carry-endpoint");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `make bench-share`",
+        bin.display()
+    );
+    let mut child = Command::new(bin)
+        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
+        .env("CARRY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the endpoint");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the endpoint's first line");
+    Server(
+        child,
+        line.trim().trim_start_matches("listening on ").to_string(),
+    )
+}
+
+/// Four copies of one patient's record (fresh ids, one Patient): about 2,350 resources.
+fn generate(shared: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(shared.join(FILE)).expect("read the Synthea file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
+    let mut entries = Vec::new();
+    for k in 0..4u64 {
+        let copy = rewrite_uuids(&serde_json::to_string(&v["entry"]).expect("entries"), k)
+            .replace(&rewrite_uuids(PATIENT, k), PATIENT);
+        let arr: Vec<serde_json::Value> = serde_json::from_str(&copy).expect("copy");
+        entries.extend(arr);
+    }
+    let path = dir.join("record.json");
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    std::fs::write(&path, bundle.to_string()).expect("write");
+    path
+}
+
+fn profile(dir: &Path, name: &str) -> Arc<Profile> {
+    Arc::new(Profile::create(dir, name, &RawKeyStore).expect("profile"))
+}
+
+fn main() {
+    let shared = std::env::var_os("SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"));
+    let work = tempfile::tempdir().expect("work dir");
+    let server = serve(&format!("sqlite://{}", work.path().join("ep.db").display()));
+    let url = server.1.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let opts = SyncOptions::default();
+    let exchange = |p: &Arc<Profile>| {
+        rt.block_on(share::exchange(p.clone(), &url, &opts))
+            .expect("exchange")
+    };
+
+    let patient = profile(&work.path().join("patient"), "Jene Cummings");
+    patient
+        .import_file(&generate(&shared, work.path()), ImportOptions::default())
+        .expect("import");
+    share::set_endpoint(&patient, &url).expect("endpoint");
+
+    let mut seal = Vec::new();
+    let mut receive = Vec::new();
+    let mut total = Vec::new();
+    let mut envelopes = 0;
+    for run in 0..RUNS {
+        // A fresh carer who takes up a fresh invite.
+        let carer = profile(&work.path().join(format!("carer{run}")), "Sam");
+        exchange(&patient);
+        let code = share::invite(&patient, &url).expect("invite").code;
+        let person = share::accept(&carer, &code).expect("accept");
+        exchange(&carer);
+        exchange(&patient);
+        let who = share::people(&patient)
+            .expect("people")
+            .into_iter()
+            .find(|p| p.fingerprint == person.fingerprint)
+            .expect("the carer")
+            .person;
+        // Everything not sensitive, trimmed to exactly SNAPSHOT items.
+        let mut scope = Scope {
+            categories: Category::ALL.to_vec(),
+            ..Scope::default()
+        };
+        let grant = |scope: &Scope| {
+            share::grant(
+                &patient,
+                &NewGrant {
+                    person: who.clone(),
+                    role: Role::Viewer,
+                    scope: scope.clone(),
+                    purpose: String::new(),
+                    basis: None,
+                    duration_s: None,
+                },
+            )
+            .expect("grant")
+        };
+        // Setup: find what the whole scope covers, and hide the rest beyond SNAPSHOT.
+        grant(&scope);
+        let all = share::view_as(&patient, &who).expect("view as");
+        assert!(all.len() >= SNAPSHOT, "{} items in scope", all.len());
+        scope.hidden = all[SNAPSHOT..].iter().map(|i| i.id).collect();
+        // Timed: the grant as delivered, sealed and posted, then received.
+        let t0 = Instant::now();
+        let g = grant(&scope);
+        let sent = exchange(&patient);
+        let t1 = Instant::now();
+        let got = exchange(&carer);
+        let t2 = Instant::now();
+        assert_eq!(got.grants_received, vec![g.grant.clone()]);
+        let received =
+            share::open_received(&carer, &share::people(&carer).expect("people")[0].person)
+                .expect("received");
+        assert_eq!(
+            received.stats().expect("stats").resources as usize,
+            SNAPSHOT
+        );
+        envelopes = sent.posted;
+        seal.push(t1 - t0);
+        receive.push(t2 - t1);
+        total.push(t2 - t0);
+        share::revoke(&patient, &g.grant).expect("revoke");
+        exchange(&patient);
+        exchange(&carer);
+    }
+    let mut rows = [
+        (
+            format!("patient: scope, seal and post {SNAPSHOT} resources ({envelopes} envelopes)"),
+            seal,
+        ),
+        (
+            format!("carer: fetch, open, verify and store {SNAPSHOT} resources"),
+            receive,
+        ),
+        ("end to end".to_string(), total),
+    ];
+    let mut out = format!(
+        "Sharing benchmark: a {SNAPSHOT}-resource scoped snapshot through the relay \
+         (SQLite, loopback), {RUNS} runs, each a fresh grant to a fresh carer.\n\n\
+         | step | median | fastest |\n|---|---|---|\n"
+    );
+    for (name, samples) in rows.iter_mut() {
+        let med = percentile(samples, 0.5);
+        let min = percentile(samples, 0.0);
+        out.push_str(&format!("| {name} | {} | {} |\n", ms(med), ms(min)));
+    }
+    print!("{out}");
+    let _ = std::fs::write(root().join("target/bench-share.md"), &out);
+}
