@@ -30,13 +30,19 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// Callbacks for long-running work and changes an app shows. Called on a Rust
-/// thread, never on the caller's; post to the UI thread yourself.
+/// thread, never on the caller's, and never while the vault is locked; post to the
+/// UI thread yourself.
 #[uniffi::export(with_foreign)]
 pub trait Events: Send + Sync {
     /// Progress of an import, every few hundred resources and once at the end.
     fn on_import_progress(&self, progress: ImportProgress);
     /// Progress of a sync: each state a source enters, and each page fetched.
     fn on_sync_progress(&self, progress: SyncProgress);
+    /// Someone gained access to this profile's record: `person` (their short id) and
+    /// `name` now hold the grant `grant_id`. Called once per new grant, from `grant`
+    /// or an `exchange`, after the change is stored; not for a change to a grant the
+    /// person already held. Tell the person.
+    fn on_new_access(&self, person: String, name: String, grant_id: String);
 }
 
 /// The app's key store, seen by the core.

@@ -13,6 +13,7 @@ mod callbacks;
 mod error;
 mod logging;
 mod profile;
+mod share;
 mod sync;
 mod types;
 
@@ -20,6 +21,7 @@ pub use callbacks::{Events, KeyStore};
 pub use error::CarryError;
 pub use logging::{set_logger, LogLevel, Logger};
 pub use profile::Profile;
+pub use share::*;
 pub use sync::*;
 pub use types::*;
 

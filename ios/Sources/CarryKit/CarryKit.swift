@@ -1,6 +1,8 @@
 // CarryKit: a thin Swift layer over the generated CarryFFI bindings — a profile
-// type with async calls, AsyncStreams of import and sync progress, paging as an
-// async sequence, provider sign-in and sync, and a Keychain key store. Names called on CarryFFI are checked against
+// type with async calls, AsyncStreams of import and sync progress and of new access,
+// paging as an async sequence, provider sign-in and sync, sharing (invites, people,
+// grants, received records, the relay exchange, the audit log), and a Keychain key
+// store. Names called on CarryFFI are checked against
 // the generated Swift by tests/kotlin/check_swift_names.py (`make test`).
 
 import CryptoKit
@@ -48,6 +50,14 @@ public final class CarryProfile: Sendable {
     /// `importProgress()`.
     public func syncProgress() -> AsyncStream<SyncProgress> {
         relay.syncStream()
+    }
+
+    /// Everyone who gains access to this record from now on: a new grant made with
+    /// `grant`, or new access found by an `exchange`; not a change to a grant someone
+    /// already held. Delivered from a Rust thread once the change is stored. Each call
+    /// gives a new stream; start iterating before granting.
+    public func newAccess() -> AsyncStream<NewAccess> {
+        relay.accessStream()
     }
 
     public var isLocked: Bool { ffi.isLocked() }
@@ -177,13 +187,149 @@ public final class CarryProfile: Sendable {
     public func outbox() async throws -> [OutboxEntry] {
         try await ffi.outbox()
     }
+
+    // MARK: Sharing
+
+    /// This profile's short id, name, fingerprint, keys and endpoint, as others see them.
+    public func myIdentity() async throws -> MyIdentity {
+        try await ffi.myIdentity()
+    }
+
+    /// Use the endpoint at `url` to share and relay (`https://`; `http://` only on
+    /// loopback). `CarryError.InvalidInput` for a bad URL.
+    public func setEndpoint(_ url: String) async throws {
+        try await ffi.setEndpoint(url: url)
+    }
+
+    /// The endpoint this profile shares through, or `nil` if none is set.
+    public func endpoint() async throws -> String? {
+        try await ffi.endpoint()
+    }
+
+    /// Make an invite code (valid 24 hours) to pass on as text or a QR code. Talks to
+    /// the relay first, so it needs the network and an endpoint (`setEndpoint`).
+    public func createInvite() async throws -> Invite {
+        try await ffi.createInvite()
+    }
+
+    /// Take up an invite `code`; returns the inviter. Show their `fingerprint` so the
+    /// two people can compare it, then `verifyPerson`. `CarryError.InvalidInput` for a
+    /// code that is not a Carry invite, `Expired` for an old one.
+    public func acceptInvite(_ code: String) async throws -> Person {
+        try await ffi.acceptInvite(code: code)
+    }
+
+    /// Everyone this profile knows.
+    public func people() async throws -> [Person] {
+        try await ffi.people()
+    }
+
+    /// Mark `person` (short id or name) verified once the safety numbers match.
+    public func verifyPerson(_ person: String) async throws -> Person {
+        try await ffi.verifyPerson(person: person)
+    }
+
+    /// Grant access, or change the grant the person holds. `CarryError.Denied` if the
+    /// scope includes sensitivity labels and the person is not verified. New access is
+    /// also delivered to `newAccess()`. It reaches them at the next `exchange`.
+    public func grant(_ grant: NewGrant) async throws -> GrantInfo {
+        try await ffi.grant(grant: grant)
+    }
+
+    /// Grant `person` access as `role` to `categories` for `purpose` (default 90 days).
+    public func grant(
+        _ person: String, role: Role, categories: [Category], purpose: String,
+        basis: Basis? = nil, durationSeconds: Int64? = nil
+    ) async throws -> GrantInfo {
+        try await ffi.grant(grant: NewGrant(
+            person: person, role: role, scope: Scope(categories: categories),
+            purpose: purpose, basis: basis, durationSeconds: durationSeconds))
+    }
+
+    /// Every grant made by this profile (`out`) or to it (`in`), newest first.
+    public func grants() async throws -> [GrantInfo] {
+        try await ffi.grants()
+    }
+
+    /// Who can see this record now, with scope, end date and last delivery.
+    public func whoCanSee() async throws -> [GrantInfo] {
+        try await ffi.whoCanSee()
+    }
+
+    /// Revoke `grantId`: deliveries stop now, and the copies are deleted at the next
+    /// `exchange`. A copy already seen cannot be recalled.
+    public func revoke(_ grantId: String) async throws -> GrantInfo {
+        try await ffi.revoke(grantId: grantId)
+    }
+
+    /// The record exactly as `person` receives it under their grant in force.
+    public func viewAs(_ person: String) async throws -> [TimelineItem] {
+        try await ffi.viewAs(person: person)
+    }
+
+    /// Grant `grantId` as a FHIR `Consent` resource (JSON text).
+    public func consent(_ grantId: String) async throws -> String {
+        try await ffi.consent(grantId: grantId)
+    }
+
+    /// The signed grant document of `grantId` (JSON text).
+    public func grantDocument(_ grantId: String) async throws -> String {
+        try await ffi.grantDocument(grantId: grantId)
+    }
+
+    /// Records other people share with this profile, whose grants are in force.
+    public func receivedProfiles() async throws -> [ReceivedProfile] {
+        try await ffi.receivedProfiles()
+    }
+
+    /// Open the record `person` shares with this profile; read it like this one. Its
+    /// progress goes to this profile's streams.
+    public func openReceived(_ person: String) async throws -> CarryProfile {
+        let receivedFFI = try await ffi.openReceived(person: person)
+        return CarryProfile(receivedFFI, relay)
+    }
+
+    /// Add a reading to the record `person` shares with this profile, as their
+    /// carer; it goes at the next `exchange`. `CarryError.Denied` for a viewer.
+    public func contribute(to person: String, reading: Reading, note: String? = nil) async throws {
+        try await ffi.contribute(person: person, reading: reading, note: note)
+    }
+
+    /// The audit log, newest first, at most `limit` rows.
+    public func auditLog(limit: UInt32 = 100) async throws -> [AuditEntry] {
+        try await ffi.auditLog(limit: limit)
+    }
+
+    /// Walk the audit log's hash chain; `ok` unless it was tampered with.
+    public func verifyAudit() async throws -> AuditCheck {
+        try await ffi.verifyAudit()
+    }
+
+    /// Exchange with the relay: receive what was shared with this profile and send
+    /// what changed for each grant. With `budgetSeconds` it stops in time (fit it in a
+    /// `BGAppRefreshTask` like `sync`); the next exchange resumes. Cancelling the Task
+    /// is safe.
+    public func exchange(budgetSeconds: UInt32? = nil) async throws -> ExchangeReport {
+        try await ffi.exchange(budgetSeconds: budgetSeconds)
+    }
 }
 
-/// Fans the Rust-side progress callbacks out to any number of AsyncStreams.
+/// Someone who gained access to a profile's record: their short id, name and grant.
+public struct NewAccess: Sendable {
+    /// Their short id.
+    public let person: String
+    /// Their name.
+    public let name: String
+    /// The grant that gives them access.
+    public let grantId: String
+}
+
+/// Fans the Rust-side callbacks out to any number of AsyncStreams.
 private final class ProgressRelay: Events, @unchecked Sendable {
     private let lock = NSLock()
     private var continuations: [UUID: AsyncStream<ImportProgress>.Continuation] = [:]
     private var syncContinuations: [UUID: AsyncStream<SyncProgress>.Continuation] = [:]
+    private var accessContinuations: [UUID: AsyncStream<NewAccess>.Continuation] = [:]
 
     func onImportProgress(progress: ImportProgress) {
         lock.lock()
@@ -197,6 +343,14 @@ private final class ProgressRelay: Events, @unchecked Sendable {
         let targets = Array(syncContinuations.values)
         lock.unlock()
         for continuation in targets { continuation.yield(progress) }
+    }
+
+    func onNewAccess(person: String, name: String, grantId: String) {
+        lock.lock()
+        let targets = Array(accessContinuations.values)
+        lock.unlock()
+        let access = NewAccess(person: person, name: name, grantId: grantId)
+        for continuation in targets { continuation.yield(access) }
     }
 
     func stream() -> AsyncStream<ImportProgress> {
@@ -219,10 +373,21 @@ private final class ProgressRelay: Events, @unchecked Sendable {
         }
     }
 
+    func accessStream() -> AsyncStream<NewAccess> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(64)) { continuation in
+            let id = UUID()
+            lock.lock()
+            accessContinuations[id] = continuation
+            lock.unlock()
+            continuation.onTermination = { [weak self] _ in self?.remove(id) }
+        }
+    }
+
     private func remove(_ id: UUID) {
         lock.lock()
         continuations[id] = nil
         syncContinuations[id] = nil
+        accessContinuations[id] = nil
         lock.unlock()
     }
 }

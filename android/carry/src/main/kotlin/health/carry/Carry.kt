@@ -3,18 +3,31 @@
 // tests in tests/kotlin compile and exercise exactly this file.
 package health.carry
 
+import health.carry.ffi.AuditCheck
+import health.carry.ffi.AuditEntry
+import health.carry.ffi.Basis
+import health.carry.ffi.Category
 import health.carry.ffi.Events
+import health.carry.ffi.ExchangeReport
 import health.carry.ffi.ExportScope
+import health.carry.ffi.GrantInfo
 import health.carry.ffi.ImportProgress
 import health.carry.ffi.ImportReport
+import health.carry.ffi.Invite
 import health.carry.ffi.KeyStore
+import health.carry.ffi.MyIdentity
+import health.carry.ffi.NewGrant
 import health.carry.ffi.NewSource
 import health.carry.ffi.OutboxEntry
+import health.carry.ffi.Person
 import health.carry.ffi.Profile
 import health.carry.ffi.ProfileInfo
 import health.carry.ffi.Reading
+import health.carry.ffi.ReceivedProfile
 import health.carry.ffi.RecordStats
 import health.carry.ffi.ResourceDetail
+import health.carry.ffi.Role
+import health.carry.ffi.Scope
 import health.carry.ffi.SourceInfo
 import health.carry.ffi.SyncProgress
 import health.carry.ffi.SyncReport
@@ -36,7 +49,8 @@ import kotlinx.coroutines.flow.flow
  * Open one with [open] or make one with [create]; close it with [close] or `use {}`.
  * Every suspend function is main-safe (the work runs on Rust's own threads) and
  * cancellable: a cancelled [importFile] keeps none of its file, a cancelled [sync]
- * keeps what it had fetched. Failures are [health.carry.ffi.CarryException]s;
+ * keeps what it had fetched. Sharing (invites, people, grants, records shared with
+ * this profile, the relay [exchange]) is here too. Failures are [health.carry.ffi.CarryException]s;
  * [reasonOf] gives their plain-language text.
  * Calls after [close] throw [IllegalStateException].
  */
@@ -70,6 +84,14 @@ class CarryProfile private constructor(
      * page fetched. Emitted from a Rust thread, like [importProgress].
      */
     val syncProgress: SharedFlow<SyncProgress> = relay.syncFlow.asSharedFlow()
+
+    /**
+     * Everyone who gains access to this record from now on: a new grant made with
+     * [grant], or new access found by an [exchange]; not a change to a grant someone
+     * already held. Emitted from a Rust thread once the change is stored; collect it
+     * before granting, since a flow with no collector keeps nothing.
+     */
+    val newAccess: SharedFlow<NewAccess> = relay.accessFlow.asSharedFlow()
 
     /** The generated object, for anything this layer does not cover. */
     val ffi: Profile get() = profile
@@ -174,11 +196,124 @@ class CarryProfile private constructor(
     /** The person's readings on their way to providers, newest first. */
     suspend fun outbox(): List<OutboxEntry> = profile.outbox()
 
+    // Sharing: identity, people, grants, records shared with this profile, the relay.
+
+    /** This profile's short id, name, fingerprint, keys and endpoint, as others see them. */
+    suspend fun myIdentity(): MyIdentity = profile.myIdentity()
+
+    /**
+     * Use the endpoint at [url] to share and relay (`https://`; `http://` only on
+     * loopback). `CarryException.InvalidInput` for a bad URL.
+     */
+    suspend fun setEndpoint(url: String) = profile.setEndpoint(url)
+
+    /** The endpoint this profile shares through, or null if none is set. */
+    suspend fun endpoint(): String? = profile.endpoint()
+
+    /**
+     * Make an invite code (valid 24 hours) to pass on as text or a QR code. Talks to
+     * the relay first, so it needs the network and an endpoint ([setEndpoint]).
+     */
+    suspend fun createInvite(): Invite = profile.createInvite()
+
+    /**
+     * Take up an invite [code]; returns the inviter. Show their `fingerprint` so the
+     * two people can compare it, then [verifyPerson]. `CarryException.InvalidInput`
+     * for a code that is not a Carry invite, `Expired` for an old one.
+     */
+    suspend fun acceptInvite(code: String): Person = profile.acceptInvite(code)
+
+    /** Everyone this profile knows. */
+    suspend fun people(): List<Person> = profile.people()
+
+    /** Mark [person] (short id or name) verified once the safety numbers match. */
+    suspend fun verifyPerson(person: String): Person = profile.verifyPerson(person)
+
+    /**
+     * Grant access, or change the grant the person holds. `CarryException.Denied` if
+     * the scope includes sensitivity labels and the person is not verified. New
+     * access is also emitted on [newAccess]. It reaches them at the next [exchange].
+     */
+    suspend fun grant(grant: NewGrant): GrantInfo = profile.grant(grant)
+
+    /** Grant [person] access as [role] to [categories] for [purpose] (default 90 days). */
+    suspend fun grant(
+        person: String,
+        role: Role,
+        categories: List<Category>,
+        purpose: String,
+        basis: Basis? = null,
+        durationSeconds: Long? = null,
+    ): GrantInfo {
+        require(durationSeconds == null || durationSeconds > 0) { "durationSeconds must be positive" }
+        return profile.grant(NewGrant(person, role, Scope(categories = categories), purpose, basis, durationSeconds))
+    }
+
+    /** Every grant made by this profile (`out`) or to it (`in`), newest first. */
+    suspend fun grants(): List<GrantInfo> = profile.grants()
+
+    /** Who can see this record now, with scope, end date and last delivery. */
+    suspend fun whoCanSee(): List<GrantInfo> = profile.whoCanSee()
+
+    /**
+     * Revoke [grantId]: deliveries stop now, and the copies are deleted at the next
+     * [exchange]. A copy already seen cannot be recalled.
+     */
+    suspend fun revoke(grantId: String): GrantInfo = profile.revoke(grantId)
+
+    /** The record exactly as [person] receives it under their grant in force. */
+    suspend fun viewAs(person: String): List<TimelineItem> = profile.viewAs(person)
+
+    /** Grant [grantId] as a FHIR `Consent` resource (JSON text). */
+    suspend fun consent(grantId: String): String = profile.consent(grantId)
+
+    /** The signed grant document of [grantId] (JSON text). */
+    suspend fun grantDocument(grantId: String): String = profile.grantDocument(grantId)
+
+    /** Records other people share with this profile, whose grants are in force. */
+    suspend fun receivedProfiles(): List<ReceivedProfile> = profile.receivedProfiles()
+
+    /**
+     * Open the record [person] shares with this profile; read it like this one.
+     * Close it when done. Its progress goes to this profile's flows.
+     */
+    suspend fun openReceived(person: String): CarryProfile =
+        CarryProfile(profile.openReceived(person), relay)
+
+    /**
+     * Add a reading to the record [person] shares with this profile, as their carer;
+     * it goes at the next [exchange]. `CarryException.Denied` for a viewer.
+     */
+    suspend fun contribute(person: String, reading: Reading, note: String? = null) =
+        profile.contribute(person, reading, note)
+
+    /** The audit log, newest first, at most [limit] rows. */
+    suspend fun auditLog(limit: Int = 100): List<AuditEntry> {
+        require(limit > 0) { "limit must be positive" }
+        return profile.auditLog(limit.toUInt())
+    }
+
+    /** Walk the audit log's hash chain; `ok` unless it was tampered with. */
+    suspend fun verifyAudit(): AuditCheck = profile.verifyAudit()
+
+    /**
+     * Exchange with the relay: receive what was shared with this profile and send
+     * what changed for each grant. With [budgetSeconds] it stops in time; the next
+     * exchange resumes. Cancelling the coroutine is safe.
+     */
+    suspend fun exchange(budgetSeconds: Int? = null): ExchangeReport {
+        require(budgetSeconds == null || budgetSeconds > 0) { "budgetSeconds must be positive" }
+        return profile.exchange(budgetSeconds?.toUInt())
+    }
+
     /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
     override fun close() = profile.close()
 }
 
-/** Feeds the Rust-side progress callbacks into flows without ever blocking them. */
+/** Someone who gained access to a profile's record: their short id, name and grant. */
+data class NewAccess(val person: String, val name: String, val grantId: String)
+
+/** Feeds the Rust-side callbacks into flows without ever blocking them. */
 private class ProgressRelay : Events {
     val flow = MutableSharedFlow<ImportProgress>(
         extraBufferCapacity = 64,
@@ -189,11 +324,20 @@ private class ProgressRelay : Events {
         onBufferOverflow = BufferOverflow.DROP_OLDEST,
     )
 
+    val accessFlow = MutableSharedFlow<NewAccess>(
+        extraBufferCapacity = 64,
+        onBufferOverflow = BufferOverflow.DROP_OLDEST,
+    )
+
     override fun onImportProgress(progress: ImportProgress) {
         flow.tryEmit(progress)
     }
 
     override fun onSyncProgress(progress: SyncProgress) {
         syncFlow.tryEmit(progress)
+    }
+
+    override fun onNewAccess(person: String, name: String, grantId: String) {
+        accessFlow.tryEmit(NewAccess(person, name, grantId))
     }
 }

@@ -64,11 +64,14 @@ class TestKeyStore(seed: Int = 1) : KeyStore {
     }
 }
 
+/** One `Events.onNewAccess` call, with the thread it came on. */
+data class NewAccessCall(val person: String, val name: String, val grantId: String, val thread: Thread)
+
 /**
  * Records every progress callback and the thread it came on: import progress in
  * [calls], [threads], [threadIds], [first], [last]; sync progress in [syncCalls],
  * [syncThreads], [syncThreadIds], and every call in order in [syncProgress] (the
- * states alone in [syncStates]).
+ * states alone in [syncStates]); new access in [newAccess].
  */
 class RecordingEvents : Events {
     val calls = AtomicInteger()
@@ -82,6 +85,8 @@ class RecordingEvents : Events {
     val syncThreadIds: MutableSet<Long> = ConcurrentHashMap.newKeySet()
     val syncProgress: MutableList<SyncProgress> = Collections.synchronizedList(mutableListOf())
     val firstPull = CompletableDeferred<SyncProgress>()
+
+    val newAccess: MutableList<NewAccessCall> = Collections.synchronizedList(mutableListOf())
 
     /** The states seen so far, in the order they were reported (a copy). */
     val syncStates: List<SyncState>
@@ -103,6 +108,10 @@ class RecordingEvents : Events {
         syncThreadIds += t.id
         syncProgress += progress
         if (progress.state == SyncState.PULL) firstPull.complete(progress)
+    }
+
+    override fun onNewAccess(person: String, name: String, grantId: String) {
+        newAccess += NewAccessCall(person, name, grantId, Thread.currentThread())
     }
 }
 
