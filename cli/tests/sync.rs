@@ -567,13 +567,13 @@ fn a_budget_stops_a_sync_that_the_next_one_finishes() {
     assert_eq!(out.status.code(), Some(0), "a budget is not a failure");
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["sources"][0]["complete"], false);
-    let state = r[0]["state"].as_str().unwrap();
+    let state = r["sources"][0]["state"].as_str().unwrap();
     assert!(
         ["authorize", "pull"].contains(&state),
         "stays where it got to: {state}"
     );
-    assert!(r[0]["error"].as_str().unwrap().contains("budget"));
-    let first = r[0]["fetched"].as_u64().unwrap();
+    assert!(r["sources"][0]["error"].as_str().unwrap().contains("budget"));
+    let first = r["sources"][0]["fetched"].as_u64().unwrap();
     assert!(first < count(&counts, "gp"));
     let r = sync(&home, &[]);
     assert_eq!(report(&r, "gp")["complete"], true);
