@@ -572,7 +572,10 @@ fn a_budget_stops_a_sync_that_the_next_one_finishes() {
         ["authorize", "pull"].contains(&state),
         "stays where it got to: {state}"
     );
-    assert!(r["sources"][0]["error"].as_str().unwrap().contains("budget"));
+    assert!(r["sources"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("budget"));
     let first = r["sources"][0]["fetched"].as_u64().unwrap();
     assert!(first < count(&counts, "gp"));
     let r = sync(&home, &[]);
