@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
+use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Store};
 
 /// Run every check against `store` (which must be empty).
@@ -22,6 +23,11 @@ pub fn run(store: &dyn Store) {
     relay_tag_deletes_reach_only_their_own_sender(store);
     relay_quota_holds_under_concurrent_posts(store);
     relay_prune_removes_what_has_expired(store);
+    shl_links_belong_to_their_owner(store);
+    shl_manifests_embed_or_mint_locations(store);
+    shl_failures_are_capped_under_concurrent_guesses(store);
+    shl_one_time_links_serve_once(store);
+    shl_expiry_and_revocation_stop_service(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -551,6 +557,489 @@ fn relay_prune_removes_what_has_expired(store: &dyn Store) {
     assert_eq!(
         (again.challenges, again.sessions, again.envelopes),
         (0, 0, 0)
+    );
+}
+
+/// A link `id` of `owner` with `flags`, no expiry, a cap of `max_failures`.
+fn link(id: &str, owner: &str, flags: &str, once: bool, max_failures: i64) -> NewLink {
+    NewLink {
+        id: id.into(),
+        owner: owner.into(),
+        flags: flags.into(),
+        passcode_hash: flags
+            .contains('P')
+            .then(|| "pbkdf2-sha256$1$AA$AA".to_string()),
+        expires_s: None,
+        once,
+        max_failures,
+        file: format!("eyJhbGciOiJkaXIifQ..aXY.{id}.dGFn"),
+        created_s: 1_000,
+    }
+}
+
+fn attempt(id: &str, recipient: &str, via: Via, ask: Ask, now_s: i64) -> Attempt {
+    Attempt {
+        id: id.into(),
+        recipient: recipient.into(),
+        via,
+        ask,
+        now_s,
+    }
+}
+
+fn manifest(embed_max: Option<u64>, token: &str, expires_s: i64) -> Ask {
+    Ask::Manifest {
+        embed_max,
+        token_hash: token.into(),
+        token_expires_s: expires_s,
+    }
+}
+
+/// The outcomes an owner sees in a link's log, in order.
+fn outcomes(
+    store: &dyn Store,
+    id: &str,
+    owner: &str,
+) -> Vec<(i64, String, &'static str, &'static str)> {
+    let (_, log) = store.shl_accesses(id, owner, 0, 1000).unwrap().unwrap();
+    log.iter()
+        .map(|a| {
+            (
+                a.seq,
+                a.recipient.clone(),
+                a.outcome.as_str(),
+                a.via.as_str(),
+            )
+        })
+        .collect()
+}
+
+fn shl_links_belong_to_their_owner(store: &dyn Store) {
+    store
+        .shl_create(&link("own-1", "mb-alice", "L", false, 5))
+        .unwrap();
+    let mut second = link("own-2", "mb-alice", "LP", false, 5);
+    second.created_s = 2_000;
+    second.expires_s = Some(9_000);
+    store.shl_create(&second).unwrap();
+    store
+        .shl_create(&link("own-3", "mb-bob", "", false, 5))
+        .unwrap();
+    let mine = store.shl_links("mb-alice").unwrap();
+    assert_eq!(
+        mine.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        ["own-1", "own-2"],
+        "oldest first, only alice's"
+    );
+    let got = store.shl_link("own-2").unwrap().unwrap();
+    assert_eq!(
+        (
+            got.flags.as_str(),
+            got.expires_s,
+            got.once,
+            got.max_failures
+        ),
+        ("LP", Some(9_000), false, 5)
+    );
+    assert_eq!(got.passcode_hash.as_deref(), Some("pbkdf2-sha256$1$AA$AA"));
+    assert_eq!(
+        (got.failures, got.accesses, got.revoked_s, got.used_s),
+        (0, 0, None, None)
+    );
+    assert_eq!(got.state(1_500), LinkState::Active);
+    assert!(store.shl_link("nope").unwrap().is_none());
+    assert!(store.shl_links("mb-nobody").unwrap().is_empty());
+
+    // Another owner can neither replace, revoke nor read it.
+    let file = "eyJhbGciOiJkaXIifQ..aXY.bmV3.dGFn";
+    assert_eq!(
+        store.shl_replace_file("own-1", "mb-bob", file, 1).unwrap(),
+        Change::NotFound
+    );
+    assert_eq!(
+        store.shl_revoke("own-1", "mb-bob", 1).unwrap(),
+        Change::NotFound
+    );
+    assert!(store
+        .shl_accesses("own-1", "mb-bob", 0, 10)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.shl_replace_file("nope", "mb-alice", file, 1).unwrap(),
+        Change::NotFound
+    );
+    // The owner can: the new file is what is served.
+    assert_eq!(
+        store
+            .shl_replace_file("own-1", "mb-alice", file, 1)
+            .unwrap(),
+        Change::Done
+    );
+    let served = store
+        .shl_access(&attempt("own-1", "Dr A", Via::Direct, Ask::Direct, 1_500))
+        .unwrap();
+    assert_eq!(served, Answer::File(file.into()));
+    // Revoked: idempotent, and the file can no longer be replaced.
+    assert_eq!(
+        store.shl_revoke("own-1", "mb-alice", 1_600).unwrap(),
+        Change::Done
+    );
+    assert_eq!(
+        store.shl_revoke("own-1", "mb-alice", 1_700).unwrap(),
+        Change::Done
+    );
+    assert_eq!(
+        store.shl_link("own-1").unwrap().unwrap().revoked_s,
+        Some(1_600)
+    );
+    assert_eq!(
+        store
+            .shl_replace_file("own-1", "mb-alice", file, 1)
+            .unwrap(),
+        Change::Revoked
+    );
+    assert_eq!(
+        store.shl_links("mb-alice").unwrap()[0].state(1_800),
+        LinkState::Revoked
+    );
+}
+
+fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
+    let new = link("man-1", "mb-m", "L", false, 5);
+    let len = new.file.len() as u64;
+    store.shl_create(&new).unwrap();
+    // Embedded when the client allows the length, else a location token.
+    let a = store
+        .shl_access(&attempt(
+            "man-1",
+            "Dr A",
+            Via::Manifest,
+            manifest(Some(len), "tok-a", 5_000),
+            2_000,
+        ))
+        .unwrap();
+    assert_eq!(a, Answer::File(new.file.clone()));
+    let b = store
+        .shl_access(&attempt(
+            "man-1",
+            "Dr B",
+            Via::Manifest,
+            manifest(Some(len - 1), "tok-b", 5_000),
+            2_001,
+        ))
+        .unwrap();
+    assert_eq!(b, Answer::Location);
+    let c = store
+        .shl_access(&attempt(
+            "man-1",
+            "Dr C",
+            Via::Manifest,
+            manifest(None, "tok-c", 2_100),
+            2_002,
+        ))
+        .unwrap();
+    assert_eq!(c, Answer::Location);
+    // A location works until its token expires, more than once for a lasting link.
+    assert_eq!(
+        store.shl_fetch("tok-b", 2_010).unwrap(),
+        Answer::File(new.file.clone())
+    );
+    assert_eq!(
+        store.shl_fetch("tok-b", 2_020).unwrap(),
+        Answer::File(new.file.clone())
+    );
+    assert_eq!(
+        store.shl_fetch("tok-c", 2_100).unwrap(),
+        Answer::Refused(Outcome::Expired)
+    );
+    assert_eq!(
+        store.shl_fetch("tok-c", 2_101).unwrap(),
+        Answer::NoLink,
+        "an expired token goes"
+    );
+    assert_eq!(
+        store.shl_fetch("tok-unknown", 2_010).unwrap(),
+        Answer::NoLink
+    );
+    // Refusing a request the link does not serve is logged.
+    let r = store
+        .shl_access(&attempt("man-1", "Dr D", Via::Direct, Ask::Refuse, 2_200))
+        .unwrap();
+    assert_eq!(r, Answer::Refused(Outcome::Inactive));
+    assert_eq!(
+        store
+            .shl_access(&attempt("nope", "Dr D", Via::Direct, Ask::Direct, 2_200))
+            .unwrap(),
+        Answer::NoLink
+    );
+    // The log, in order, with the token's recipient on file accesses.
+    assert_eq!(
+        outcomes(store, "man-1", "mb-m"),
+        [
+            (1, "Dr A".to_string(), "ok", "manifest"),
+            (2, "Dr B".to_string(), "ok", "manifest"),
+            (3, "Dr C".to_string(), "ok", "manifest"),
+            (4, "Dr B".to_string(), "ok", "file"),
+            (5, "Dr B".to_string(), "ok", "file"),
+            (6, "Dr C".to_string(), "expired", "file"),
+            (7, "Dr D".to_string(), "inactive", "direct"),
+        ]
+    );
+    let (l, page) = store.shl_accesses("man-1", "mb-m", 5, 1).unwrap().unwrap();
+    assert_eq!((page.len(), page[0].seq, page[0].at_s), (1, 6, 2_100));
+    assert_eq!(l.accesses, 7);
+    assert_eq!(store.shl_links("mb-m").unwrap()[0].accesses, 7);
+    // Pruning drops expired tokens only.
+    store
+        .shl_access(&attempt(
+            "man-1",
+            "Dr E",
+            Via::Manifest,
+            manifest(None, "tok-e", 3_000),
+            2_300,
+        ))
+        .unwrap();
+    assert_eq!(
+        store.shl_prune(2_500).unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    assert_eq!(
+        store.shl_fetch("tok-e", 2_600).unwrap(),
+        Answer::File(new.file.clone())
+    );
+    assert_eq!(
+        store.shl_prune(3_000).unwrap(),
+        1,
+        "tok-e went, tok-b stays"
+    );
+    assert_eq!(store.shl_fetch("tok-e", 2_600).unwrap(), Answer::NoLink);
+    assert!(matches!(
+        store.shl_fetch("tok-b", 2_600).unwrap(),
+        Answer::File(_)
+    ));
+}
+
+fn shl_failures_are_capped_under_concurrent_guesses(store: &dyn Store) {
+    store
+        .shl_create(&link("cap-1", "mb-c", "P", false, 5))
+        .unwrap();
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                s.spawn(move || {
+                    let who = format!("guesser {i}");
+                    store
+                        .shl_access(&attempt(
+                            "cap-1",
+                            &who,
+                            Via::Manifest,
+                            Ask::WrongPasscode,
+                            3_000,
+                        ))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut remaining: Vec<i64> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Answer::WrongPasscode { remaining } => Some(*remaining),
+            _ => None,
+        })
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(
+        remaining,
+        [0, 1, 2, 3, 4],
+        "exactly the cap counted: {answers:?}"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| **a == Answer::Refused(Outcome::Locked))
+            .count(),
+        11
+    );
+    let l = store.shl_link("cap-1").unwrap().unwrap();
+    assert_eq!(
+        (l.failures, l.remaining_attempts(), l.state(3_000)),
+        (5, 0, LinkState::Locked)
+    );
+    // Locked: even a right passcode (the handler's manifest ask) is refused.
+    let after = store
+        .shl_access(&attempt(
+            "cap-1",
+            "Dr R",
+            Via::Manifest,
+            manifest(Some(1 << 20), "tok-cap", 9_000),
+            3_001,
+        ))
+        .unwrap();
+    assert_eq!(after, Answer::Refused(Outcome::Locked));
+    let log = outcomes(store, "cap-1", "mb-c");
+    assert_eq!(log.len(), 17);
+    assert_eq!(
+        log.iter().map(|a| a.0).collect::<Vec<_>>(),
+        (1..=17).collect::<Vec<_>>(),
+        "every access numbered once"
+    );
+    assert_eq!(log.iter().filter(|a| a.2 == "wrong-passcode").count(), 5);
+    assert_eq!(log.iter().filter(|a| a.2 == "locked").count(), 12);
+}
+
+fn shl_one_time_links_serve_once(store: &dyn Store) {
+    // Racing direct requests: exactly one is served.
+    store
+        .shl_create(&link("once-1", "mb-o", "U", true, 5))
+        .unwrap();
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(move || {
+                    store
+                        .shl_access(&attempt("once-1", "Dr O", Via::Direct, Ask::Direct, 4_000))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| matches!(a, Answer::File(_)))
+            .count(),
+        1
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| **a == Answer::Refused(Outcome::Inactive))
+            .count(),
+        7
+    );
+    let l = store.shl_link("once-1").unwrap().unwrap();
+    assert_eq!((l.used_s, l.state(4_001)), (Some(4_000), LinkState::Used));
+    // A manifest of a one-time link: the location it mints works once.
+    store
+        .shl_create(&link("once-2", "mb-o", "", true, 5))
+        .unwrap();
+    let m = store
+        .shl_access(&attempt(
+            "once-2",
+            "Dr P",
+            Via::Manifest,
+            manifest(None, "tok-once", 9_000),
+            4_000,
+        ))
+        .unwrap();
+    assert_eq!(m, Answer::Location);
+    let again = store
+        .shl_access(&attempt(
+            "once-2",
+            "Dr Q",
+            Via::Manifest,
+            manifest(None, "tok-twice", 9_000),
+            4_001,
+        ))
+        .unwrap();
+    assert_eq!(again, Answer::Refused(Outcome::Inactive));
+    assert!(matches!(
+        store.shl_fetch("tok-once", 4_002).unwrap(),
+        Answer::File(_)
+    ));
+    assert_eq!(store.shl_fetch("tok-once", 4_003).unwrap(), Answer::NoLink);
+    assert_eq!(store.shl_fetch("tok-twice", 4_003).unwrap(), Answer::NoLink);
+    assert_eq!(
+        outcomes(store, "once-2", "mb-o"),
+        [
+            (1, "Dr P".to_string(), "ok", "manifest"),
+            (2, "Dr Q".to_string(), "inactive", "manifest"),
+            (3, "Dr P".to_string(), "ok", "file"),
+        ]
+    );
+}
+
+fn shl_expiry_and_revocation_stop_service(store: &dyn Store) {
+    let mut expiring = link("exp-1", "mb-e", "L", false, 5);
+    expiring.expires_s = Some(5_000);
+    store.shl_create(&expiring).unwrap();
+    let m = store
+        .shl_access(&attempt(
+            "exp-1",
+            "Dr E",
+            Via::Manifest,
+            manifest(None, "tok-exp", 9_000),
+            4_990,
+        ))
+        .unwrap();
+    assert_eq!(m, Answer::Location);
+    assert!(matches!(
+        store.shl_fetch("tok-exp", 4_999).unwrap(),
+        Answer::File(_)
+    ));
+    // Past the link's expiry its token is refused, whatever the token's own.
+    assert_eq!(
+        store.shl_fetch("tok-exp", 5_000).unwrap(),
+        Answer::Refused(Outcome::Expired)
+    );
+    let late = store
+        .shl_access(&attempt(
+            "exp-1",
+            "Dr E",
+            Via::Manifest,
+            manifest(None, "tok-late", 9_000),
+            5_000,
+        ))
+        .unwrap();
+    assert_eq!(late, Answer::Refused(Outcome::Expired));
+    let wrong = store
+        .shl_access(&attempt(
+            "exp-1",
+            "Dr E",
+            Via::Manifest,
+            Ask::WrongPasscode,
+            5_001,
+        ))
+        .unwrap();
+    assert_eq!(
+        wrong,
+        Answer::Refused(Outcome::Expired),
+        "no failure counted"
+    );
+    assert_eq!(store.shl_link("exp-1").unwrap().unwrap().failures, 0);
+
+    // Revocation: tokens already handed out stop working, and so does the link.
+    store
+        .shl_create(&link("rev-1", "mb-e", "", false, 5))
+        .unwrap();
+    let m = store
+        .shl_access(&attempt(
+            "rev-1",
+            "Dr F",
+            Via::Manifest,
+            manifest(None, "tok-rev", 9_000),
+            6_000,
+        ))
+        .unwrap();
+    assert_eq!(m, Answer::Location);
+    assert_eq!(
+        store.shl_revoke("rev-1", "mb-e", 6_001).unwrap(),
+        Change::Done
+    );
+    assert_eq!(store.shl_fetch("tok-rev", 6_002).unwrap(), Answer::NoLink);
+    let after = store
+        .shl_access(&attempt("rev-1", "Dr F", Via::Direct, Ask::Direct, 6_003))
+        .unwrap();
+    assert_eq!(after, Answer::Refused(Outcome::Revoked));
+    let (l, log) = store.shl_accesses("rev-1", "mb-e", 0, 10).unwrap().unwrap();
+    assert_eq!(l.state(6_004), LinkState::Revoked);
+    assert_eq!(
+        log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        [Outcome::Ok, Outcome::Revoked]
     );
 }
 

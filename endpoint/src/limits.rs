@@ -1,7 +1,7 @@
 //! Limits and test faults on the FHIR APIs: a per-client rate limit that answers `429`
 //! with `Retry-After`, and injected faults (delays, `500`s, dropped connections and
 //! truncated bodies) so clients can prove they converge anyway. The rate limit covers
-//! the share relay too (faults do not).
+//! the share relay and the share-link routes too (faults do not).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +133,18 @@ fn is_relay(path: &str) -> bool {
     path.starts_with("/relay/v")
 }
 
+/// Whether a path is the share-link host's (`/shl/…`: the owner API and the public
+/// protocol; the rate limit applies there too). A tenant named `shl` keeps its FHIR
+/// API: `/shl/fhir/…` is not the host's.
+fn is_shl(path: &str) -> bool {
+    path.starts_with("/shl/") && !path.starts_with("/shl/fhir/")
+}
+
+/// Whether a path is the public SHL protocol's, whose answers any origin may read.
+fn is_shl_public(path: &str) -> bool {
+    path.starts_with("/shl/m/") || path.starts_with("/shl/f/")
+}
+
 /// A client key for rate limiting: the bearer token's hash, else `anonymous`.
 fn client_key(req: &Request) -> String {
     req.headers()
@@ -143,7 +155,9 @@ fn client_key(req: &Request) -> String {
 
 /// The middleware: rate limit, then faults, then the request.
 pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let (fhir, relay) = (is_fhir_api(req.uri().path()), is_relay(req.uri().path()));
+    let path = req.uri().path();
+    let (fhir, relay) = (is_fhir_api(path), is_relay(path) || is_shl(path));
+    let cors = is_shl_public(path);
     if !fhir && !relay {
         return next.run(req).await;
     }
@@ -158,6 +172,9 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             };
             if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            if cors {
+                crate::shl::allow_any_origin(r.headers_mut());
             }
             return r;
         }
@@ -226,6 +243,14 @@ mod tests {
         assert!(Fault::parse("500").is_err());
         assert!(Fault::parse("boom/2").is_err());
         assert!(Fault::parse("drop/0").is_err());
+    }
+
+    #[test]
+    fn share_link_paths_are_limited_but_a_tenant_named_shl_is_fhir() {
+        assert!(is_shl("/shl/m/abc") && is_shl("/shl/v1/links"));
+        assert!(!is_shl("/shl/fhir/Patient") && is_fhir_api("/shl/fhir/Patient"));
+        assert!(is_shl_public("/shl/f/t") && !is_shl_public("/shl/v1/links"));
+        assert!(!is_shl("/view"));
     }
 
     #[test]

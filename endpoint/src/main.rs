@@ -1,7 +1,8 @@
 //! `carry-endpoint`: the reference trust endpoint. Today it serves several tenants'
 //! FHIR R4 sandboxes (each a provider with its own base, e.g. `/gp/fhir`) over
-//! embedded SQLite, and seeds them from FHIR Bundles; and a share relay
-//! (`/relay/v1`) that passes encrypted envelopes between people's mailboxes.
+//! embedded SQLite, and seeds them from FHIR Bundles; a share relay (`/relay/v1`) that
+//! passes encrypted envelopes between people's mailboxes; and a SMART Health Links host
+//! (`/shl`) with its web viewer (`/view`).
 
 #![forbid(unsafe_code)]
 
@@ -14,10 +15,13 @@ mod postgres;
 mod relay;
 mod relay_store;
 mod seed;
+mod shl;
+mod shl_store;
 mod smart;
 mod sqlite;
 mod store;
 mod time;
+mod viewer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,7 +45,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every tenant's FHIR API, and the share relay.
+    /// Serve every tenant's FHIR API, the share relay, and share links with their viewer.
     Serve {
         /// Storage: sqlite://PATH or postgres://….
         #[arg(long, default_value = "sqlite://carry-endpoint.db")]
@@ -56,6 +60,8 @@ enum Command {
         options: ServeOptions,
         #[command(flatten)]
         relay: relay::Options,
+        #[command(flatten)]
+        shl: shl::Options,
     },
     /// Remove one resource from a tenant (to test how clients notice deletions).
     Delete {
@@ -107,8 +113,8 @@ struct ServeOptions {
     /// what the server offers by trying.
     #[arg(long)]
     no_metadata: bool,
-    /// Requests per second per client on the FHIR APIs and the relay; beyond it, 429
-    /// with Retry-After.
+    /// Requests per second per client on the FHIR APIs, the relay and the share-link
+    /// routes; beyond it, 429 with Retry-After.
     #[arg(long)]
     rate_limit: Option<u32>,
     /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
@@ -145,6 +151,7 @@ async fn serve(
     public_url: Option<String>,
     options: ServeOptions,
     relay_options: relay::Options,
+    shl_options: shl::Options,
 ) -> Result<(), String> {
     let store = store::open_url(&db).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -167,6 +174,13 @@ async fn serve(
         );
     }
     let relay = Arc::new(relay::Relay::new(store.clone(), &relay_options));
+    let shl = Arc::new(shl::Shl::new(
+        store.clone(),
+        relay.clone(),
+        public_base.clone(),
+        &shl_options,
+    ));
+    let viewer = Arc::new(viewer::Viewer::new(&public_base));
     let app = Arc::new(fhir::App {
         store,
         public_base,
@@ -189,6 +203,8 @@ async fn serve(
         .merge(fhir::routes())
         .merge(smart::routes())
         .merge(relay::routes(relay))
+        .merge(shl::routes(shl))
+        .merge(viewer::routes(viewer))
         .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
         .layer(middleware::from_fn(access_log))
         .with_state(app);
@@ -250,11 +266,12 @@ fn main() -> ExitCode {
             public_url,
             options,
             relay,
+            shl,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options, relay))),
+            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options, relay, shl))),
         Command::Delete {
             db,
             tenant,
@@ -293,5 +310,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }

@@ -156,8 +156,12 @@ impl Relay {
         });
     }
 
-    /// The session a request's bearer token names.
-    async fn signed_in(self: &Arc<Self>, headers: &HeaderMap) -> Result<Caller, RelayError> {
+    /// The session a request's bearer token names (the share-link owner API signs in
+    /// the same way).
+    pub(crate) async fn signed_in(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+    ) -> Result<Caller, RelayError> {
         let Some(token) = bearer(headers) else {
             return Err(RelayError::Unauthorized("a bearer token is required"));
         };
@@ -186,9 +190,11 @@ pub fn body_limit(max_envelope: usize) -> usize {
 }
 
 /// Who is calling: a signed-in key and its mailbox.
-struct Caller {
-    key: Vec<u8>,
-    mailbox: String,
+pub(crate) struct Caller {
+    /// The Ed25519 public key that signed in.
+    pub(crate) key: Vec<u8>,
+    /// Its mailbox id.
+    pub(crate) mailbox: String,
 }
 
 /// Why the relay refused a request. Each becomes `{"error": "…"}` with its status.
@@ -281,7 +287,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(relay: Arc<Relay>) -> Router<S> 
 
 /// Refuse a body whose declared length is past `limit` before reading any of it (a
 /// body without a declared length is cut off at the limit as it is read).
-async fn refuse_declared_large(State(limit): State<usize>, req: Request, next: Next) -> Response {
+pub(crate) async fn refuse_declared_large(
+    State(limit): State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -2,7 +2,8 @@
 //! rusqlite; a small pool of connections in WAL mode.
 //!
 //! Writes that check before they write (single-use tokens and challenges, the relay's
-//! mailbox quota) run in IMMEDIATE transactions: SQLite's one writer makes them exact.
+//! mailbox quota, a share link's failure cap and one-time use) run in IMMEDIATE
+//! transactions: SQLite's one writer makes them exact.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -12,6 +13,10 @@ use serde_json::Value;
 
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
+};
+use crate::shl_store::{
+    decide, embeds, token_serves, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
+    ShlStore, Step, Via,
 };
 use crate::store::{stamp, unstamped, Grant, Query, Result, Store, StoreError, Stored};
 
@@ -80,6 +85,40 @@ CREATE TABLE IF NOT EXISTS relay_envelopes (
 CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id);
 CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag);
 CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s);
+CREATE TABLE IF NOT EXISTS shl_links (
+    id            TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,
+    flags         TEXT NOT NULL,
+    passcode_hash TEXT,
+    expires_s     INTEGER,
+    once          INTEGER NOT NULL,
+    max_failures  INTEGER NOT NULL,
+    failures      INTEGER NOT NULL,
+    accesses      INTEGER NOT NULL,
+    created_s     INTEGER NOT NULL,
+    revoked_s     INTEGER,
+    used_s        INTEGER,
+    file          TEXT NOT NULL,
+    file_len      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shl_links_owner ON shl_links (owner, created_s);
+CREATE TABLE IF NOT EXISTS shl_tokens (
+    hash      TEXT PRIMARY KEY,
+    link      TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    expires_s INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shl_tokens_link ON shl_tokens (link);
+CREATE INDEX IF NOT EXISTS shl_tokens_expiry ON shl_tokens (expires_s);
+CREATE TABLE IF NOT EXISTS shl_accesses (
+    link      TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    at_s      INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    via       TEXT NOT NULL,
+    PRIMARY KEY (link, seq)
+);
 ";
 
 /// SQLite storage in one file.
@@ -641,5 +680,324 @@ impl RelayStore for SqliteStore {
             tx.commit()?;
             Ok(pruned)
         })
+    }
+}
+
+/// The columns [`row_to_link`] reads, in order.
+const LINK_COLUMNS: &str = "id, owner, flags, passcode_hash, expires_s, once, max_failures, \
+     failures, accesses, created_s, revoked_s, used_s";
+
+fn row_to_link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    Ok(Link {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        flags: r.get(2)?,
+        passcode_hash: r.get(3)?,
+        expires_s: r.get(4)?,
+        once: r.get(5)?,
+        max_failures: r.get(6)?,
+        failures: r.get(7)?,
+        accesses: r.get(8)?,
+        created_s: r.get(9)?,
+        revoked_s: r.get(10)?,
+        used_s: r.get(11)?,
+    })
+}
+
+/// One link by id (inside a transaction or not).
+fn select_link(c: &Connection, id: &str) -> Result<Option<Link>> {
+    Ok(c.query_row(
+        &format!("SELECT {LINK_COLUMNS} FROM shl_links WHERE id = ?1"),
+        [id],
+        row_to_link,
+    )
+    .optional()?)
+}
+
+/// A link's file.
+fn select_file(c: &Connection, id: &str) -> Result<String> {
+    Ok(
+        c.query_row("SELECT file FROM shl_links WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Append an access to `link` (whose row the transaction holds) and move its
+/// counters: the access is number `accesses + 1`.
+fn record_access(
+    tx: &Connection,
+    link: &Link,
+    failures: i64,
+    used_s: Option<i64>,
+    access: &Access,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE shl_links SET failures = ?2, used_s = ?3, accesses = ?4 WHERE id = ?1",
+        params![link.id, failures, used_s, access.seq],
+    )?;
+    tx.execute(
+        "INSERT INTO shl_accesses (link, seq, at_s, recipient, outcome, via)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            link.id,
+            access.seq,
+            access.at_s,
+            access.recipient,
+            access.outcome.as_str(),
+            access.via.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+/// An access-log row that does not parse (a name this build does not know).
+fn bad_access_row() -> StoreError {
+    StoreError::Backend("shl_accesses: unknown outcome or via".into())
+}
+
+impl ShlStore for SqliteStore {
+    fn shl_create(&self, l: &NewLink) -> Result<()> {
+        let len = i64::try_from(l.file.len()).unwrap_or(i64::MAX);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO shl_links (id, owner, flags, passcode_hash, expires_s, once,
+                   max_failures, failures, accesses, created_s, revoked_s, used_s, file, file_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, NULL, NULL, ?9, ?10)",
+                params![
+                    l.id,
+                    l.owner,
+                    l.flags,
+                    l.passcode_hash,
+                    l.expires_s,
+                    l.once,
+                    l.max_failures,
+                    l.created_s,
+                    l.file,
+                    len
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn shl_link(&self, id: &str) -> Result<Option<Link>> {
+        self.with(|c| select_link(c, id))
+    }
+
+    fn shl_links(&self, owner: &str) -> Result<Vec<Link>> {
+        self.with(|c| {
+            let links = c
+                .prepare(&format!(
+                    "SELECT {LINK_COLUMNS} FROM shl_links WHERE owner = ?1 ORDER BY created_s, id"
+                ))?
+                .query_map([owner], row_to_link)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(links)
+        })
+    }
+
+    fn shl_replace_file(&self, id: &str, owner: &str, file: &str, _now_s: i64) -> Result<Change> {
+        let len = i64::try_from(file.len()).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let revoked: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT revoked_s FROM shl_links WHERE id = ?1 AND owner = ?2",
+                    params![id, owner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let change = match revoked {
+                None => Change::NotFound,
+                Some(Some(_)) => Change::Revoked,
+                Some(None) => {
+                    tx.execute(
+                        "UPDATE shl_links SET file = ?2, file_len = ?3 WHERE id = ?1",
+                        params![id, file, len],
+                    )?;
+                    Change::Done
+                }
+            };
+            tx.commit()?;
+            Ok(change)
+        })
+    }
+
+    fn shl_revoke(&self, id: &str, owner: &str, now_s: i64) -> Result<Change> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE shl_links SET revoked_s = coalesce(revoked_s, ?3), file = '', file_len = 0
+                 WHERE id = ?1 AND owner = ?2",
+                params![id, owner, now_s],
+            )?;
+            if n > 0 {
+                tx.execute("DELETE FROM shl_tokens WHERE link = ?1", [id])?;
+            }
+            tx.commit()?;
+            Ok(if n > 0 {
+                Change::Done
+            } else {
+                Change::NotFound
+            })
+        })
+    }
+
+    fn shl_access(&self, a: &Attempt) -> Result<Answer> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(link) = select_link(&tx, &a.id)? else {
+                tx.commit()?;
+                return Ok(Answer::NoLink);
+            };
+            let (mut failures, mut used_s) = (link.failures, link.used_s);
+            let (answer, outcome) = match decide(&link, &a.ask, a.now_s) {
+                Step::Refuse(o) => (Answer::Refused(o), o),
+                Step::CountFailure => {
+                    failures += 1;
+                    let remaining = (link.max_failures - failures).max(0);
+                    (Answer::WrongPasscode { remaining }, Outcome::WrongPasscode)
+                }
+                Step::Serve => {
+                    if link.once {
+                        used_s = Some(a.now_s);
+                    }
+                    let answer = match &a.ask {
+                        Ask::Manifest {
+                            embed_max,
+                            token_hash,
+                            token_expires_s,
+                        } => {
+                            let len: i64 = tx.query_row(
+                                "SELECT file_len FROM shl_links WHERE id = ?1",
+                                [&a.id],
+                                |r| r.get(0),
+                            )?;
+                            if embeds(*embed_max, len) {
+                                Answer::File(select_file(&tx, &a.id)?)
+                            } else {
+                                tx.execute(
+                                    "INSERT INTO shl_tokens (hash, link, recipient, expires_s)
+                                     VALUES (?1, ?2, ?3, ?4)",
+                                    params![token_hash, a.id, a.recipient, token_expires_s],
+                                )?;
+                                Answer::Location
+                            }
+                        }
+                        _ => Answer::File(select_file(&tx, &a.id)?),
+                    };
+                    (answer, Outcome::Ok)
+                }
+            };
+            let access = Access {
+                seq: link.accesses + 1,
+                at_s: a.now_s,
+                recipient: a.recipient.clone(),
+                outcome,
+                via: a.via,
+            };
+            record_access(&tx, &link, failures, used_s, &access)?;
+            tx.commit()?;
+            Ok(answer)
+        })
+    }
+
+    fn shl_fetch(&self, token_hash: &str, now_s: i64) -> Result<Answer> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let token: Option<(String, String, i64)> = tx
+                .query_row(
+                    "SELECT link, recipient, expires_s FROM shl_tokens WHERE hash = ?1",
+                    [token_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((id, recipient, expires_s)) = token else {
+                tx.commit()?;
+                return Ok(Answer::NoLink);
+            };
+            let Some(link) = select_link(&tx, &id)? else {
+                tx.execute("DELETE FROM shl_tokens WHERE hash = ?1", [token_hash])?;
+                tx.commit()?;
+                return Ok(Answer::NoLink);
+            };
+            let verdict = if expires_s <= now_s {
+                Err(Outcome::Expired)
+            } else {
+                token_serves(&link, now_s)
+            };
+            // A refused token goes, and so does a one-time link's once it is used.
+            if verdict.is_err() || link.once {
+                tx.execute("DELETE FROM shl_tokens WHERE hash = ?1", [token_hash])?;
+            }
+            let (answer, outcome) = match verdict {
+                Ok(()) => (Answer::File(select_file(&tx, &id)?), Outcome::Ok),
+                Err(o) => (Answer::Refused(o), o),
+            };
+            let access = Access {
+                seq: link.accesses + 1,
+                at_s: now_s,
+                recipient,
+                outcome,
+                via: Via::File,
+            };
+            record_access(&tx, &link, link.failures, link.used_s, &access)?;
+            tx.commit()?;
+            Ok(answer)
+        })
+    }
+
+    fn shl_accesses(
+        &self,
+        id: &str,
+        owner: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<(Link, Vec<Access>)>> {
+        self.with(|c| {
+            // One snapshot for both reads.
+            let tx = c.transaction()?;
+            let link = select_link(&tx, id)?.filter(|l| l.owner == owner);
+            let Some(link) = link else {
+                return Ok(None);
+            };
+            let rows = tx
+                .prepare(
+                    "SELECT seq, at_s, recipient, outcome, via FROM shl_accesses
+                     WHERE link = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )?
+                .query_map(
+                    params![id, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            let accesses = rows
+                .into_iter()
+                .map(|(seq, at_s, recipient, outcome, via)| {
+                    Ok(Access {
+                        seq,
+                        at_s,
+                        recipient,
+                        outcome: Outcome::parse(&outcome).ok_or_else(bad_access_row)?,
+                        via: Via::parse(&via).ok_or_else(bad_access_row)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Some((link, accesses)))
+        })
+    }
+
+    fn shl_prune(&self, now_s: i64) -> Result<usize> {
+        self.with(|c| Ok(c.execute("DELETE FROM shl_tokens WHERE expires_s <= ?1", [now_s])?))
     }
 }

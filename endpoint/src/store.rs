@@ -1,6 +1,7 @@
 //! Storage behind one trait, so the same conformance tests run on every backend.
 //! The SQLite backend is in `sqlite.rs`, PostgreSQL in `postgres.rs`. What the share
-//! relay keeps is in a trait of its own, [`RelayStore`], which every store implements.
+//! relay keeps is in a trait of its own, [`RelayStore`], which every store implements;
+//! so is what the share-link host keeps, [`ShlStore`].
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::relay_store::RelayStore;
+use crate::shl_store::ShlStore;
 
 /// A storage failure. Messages name tables and operations, never record content.
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +133,9 @@ pub struct Grant {
     pub data: String,
 }
 
-/// What a tenant's data (and the relay's, through [`RelayStore`]) lives in.
-pub trait Store: RelayStore + Send + Sync + 'static {
+/// What a tenant's data (and the relay's and the share links', through [`RelayStore`]
+/// and [`ShlStore`]) lives in.
+pub trait Store: RelayStore + ShlStore + Send + Sync + 'static {
     /// Create the tenant if it is new.
     fn ensure_tenant(&self, tenant: &str) -> Result<()>;
     /// Whether the tenant exists.

@@ -1,0 +1,883 @@
+//! The SMART Health Links host (HL7 "SMART Health Cards and Links" IG, STU1): a
+//! person's device uploads an encrypted file (a JWE whose key stays in the link's URL
+//! fragment) and a clinician's viewer fetches it through the SHL protocol.
+//!
+//! Owner API, signed in with a relay session (`Authorization: Bearer TOKEN` from
+//! `POST /relay/v1/session`); a link belongs to the session key's mailbox:
+//!
+//! - `POST /shl/v1/links` `{file, flags, passcode?, expires_at?, once?}` → 201 `{id, manifest_url}`
+//! - `GET /shl/v1/links` → `{links: [{id, flags, state, expires_at, created_at, accesses}]}`
+//! - `PUT /shl/v1/links/{id}/file` `{file}` → 204 (409 once revoked)
+//! - `DELETE /shl/v1/links/{id}` → 204 (idempotent)
+//! - `GET /shl/v1/links/{id}/accesses?after=N` → `{accesses, state, remaining_attempts, expires_at}`
+//!
+//! Public protocol (CORS open to any origin):
+//!
+//! - `POST /shl/m/{id}` `{recipient, passcode?, embeddedLengthMax?}` → the manifest;
+//!   401 `{remainingAttempts}` for a wrong passcode; 404 for anything not served
+//! - `GET /shl/m/{id}?recipient=…` → the JWE of a `U` link (`application/jose`)
+//! - `GET /shl/f/{token}` → the JWE behind a manifest's `location` (`application/jose`)
+//!
+//! Nothing here logs a passcode, token, recipient or file.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::access::{new_token, token_hash};
+use crate::relay::{Relay, RelayError};
+use crate::shl_store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
+use crate::store::Store;
+
+/// PBKDF2-HMAC-SHA256 rounds for a stored passcode.
+const PASSCODE_ROUNDS: u32 = 100_000;
+/// Bytes of random salt per passcode.
+const SALT_LEN: usize = 16;
+/// Bytes of derived hash per passcode.
+const HASH_LEN: usize = 32;
+/// The shortest and longest passcodes, in characters.
+const PASSCODE_CHARS: std::ops::RangeInclusive<usize> = 4..=64;
+/// The longest recipient, in characters.
+const MAX_RECIPIENT: usize = 200;
+/// Accesses per page of the access log.
+const ACCESS_PAGE: usize = 1000;
+/// The largest body a public request may have (a recipient, a passcode, a number).
+const PUBLIC_BODY_LIMIT: usize = 16 << 10;
+/// Room for the JSON around a file in an owner's upload.
+const UPLOAD_OVERHEAD: usize = 64 << 10;
+/// Least time between two purges of expired location tokens by one process, in seconds.
+const PRUNE_EVERY_S: i64 = 60;
+/// The content type of every file this host serves: an IPS document Bundle.
+const FILE_CONTENT_TYPE: &str = "application/fhir+json";
+
+/// The share-link host's options on `serve`.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "shl_options")]
+pub struct Options {
+    /// Largest share-link file (the JWE text) in bytes; larger uploads get 413.
+    #[arg(long = "shl-max-file", value_name = "BYTES", default_value_t = 8 << 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_file: u32,
+    /// Wrong passcodes a share link takes over its lifetime before it locks.
+    #[arg(long = "shl-passcode-attempts", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub passcode_attempts: u32,
+    /// How long a manifest's `location` URL works, in seconds (the protocol allows at
+    /// most an hour).
+    #[arg(long = "shl-location-ttl", value_name = "SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub location_ttl: u32,
+}
+
+/// The share-link host's state.
+pub struct Shl {
+    store: Arc<dyn Store>,
+    relay: Arc<Relay>,
+    /// The base URL clients reach this server at, for `manifest_url` and `location`.
+    public_base: String,
+    /// Largest file, in bytes.
+    max_file: usize,
+    /// Wrong passcodes a new link takes before it locks.
+    max_failures: i64,
+    /// How long a location token works, in seconds.
+    location_ttl_s: i64,
+    /// When this process last purged expired tokens (seconds; 0: never).
+    last_prune_s: AtomicI64,
+}
+
+impl Shl {
+    /// A host over `store`, signing owners in through `relay`, with `options`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        relay: Arc<Relay>,
+        public_base: String,
+        options: &Options,
+    ) -> Self {
+        Shl {
+            store,
+            relay,
+            public_base,
+            max_file: usize::try_from(options.max_file).unwrap_or(usize::MAX),
+            max_failures: i64::from(options.passcode_attempts),
+            location_ttl_s: i64::from(options.location_ttl.clamp(1, 3600)),
+            last_prune_s: AtomicI64::new(0),
+        }
+    }
+
+    /// Run a storage call off the async threads.
+    async fn store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+    ) -> Result<T, ShlError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "share-link storage failed");
+                Err(ShlError::Storage)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "share-link storage task failed");
+                Err(ShlError::Storage)
+            }
+        }
+    }
+
+    /// The signed-in owner's mailbox id.
+    async fn owner(self: &Arc<Self>, headers: &HeaderMap) -> Result<String, ShlError> {
+        match self.relay.signed_in(headers).await {
+            Ok(caller) => Ok(caller.mailbox),
+            Err(RelayError::Unauthorized(m)) => Err(ShlError::Unauthorized(m)),
+            Err(_) => Err(ShlError::Storage),
+        }
+    }
+
+    /// Purge expired location tokens in the background, at most once a minute per
+    /// process.
+    fn maybe_prune(self: &Arc<Self>, now_s: i64) {
+        let last = self.last_prune_s.load(Ordering::Relaxed);
+        if now_s - last < PRUNE_EVERY_S
+            || self
+                .last_prune_s
+                .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let shl = self.clone();
+        tokio::spawn(async move {
+            if let Ok(n) = shl.store(move |s| s.shl_prune(now_s)).await {
+                tracing::debug!(tokens = n, "share-link tokens pruned");
+            }
+        });
+    }
+
+    /// The manifest URL of link `id`.
+    fn manifest_url(&self, id: &str) -> String {
+        format!("{}/shl/m/{id}", self.public_base)
+    }
+}
+
+/// Why a request was refused. Each becomes JSON with its status: `{"error": "…"}`,
+/// or `{"remainingAttempts": n}` for a wrong passcode.
+#[derive(Debug, thiserror::Error)]
+pub enum ShlError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// 401: no owner session.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 401: a wrong or missing passcode; this many attempts remain.
+    #[error("the passcode is wrong")]
+    WrongPasscode {
+        /// Wrong passcodes left before the link locks.
+        remaining: i64,
+    },
+    /// 404: no such link (of this owner), or one no longer served. The public side
+    /// never says which.
+    #[error("no such link, or it is no longer shared")]
+    NotFound,
+    /// 409: the link is revoked.
+    #[error("the link is revoked")]
+    Revoked,
+    /// 413: the body or the file is too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 500: storage failed (logged, without content).
+    #[error("the share-link storage failed")]
+    Storage,
+    /// 500: no randomness for an id, a salt or a token.
+    #[error("the server could not make a random value")]
+    Random,
+}
+
+impl ShlError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ShlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ShlError::Unauthorized(_) | ShlError::WrongPasscode { .. } => StatusCode::UNAUTHORIZED,
+            ShlError::NotFound => StatusCode::NOT_FOUND,
+            ShlError::Revoked => StatusCode::CONFLICT,
+            ShlError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ShlError::Storage | ShlError::Random => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ShlError {
+    fn into_response(self) -> Response {
+        let body = match &self {
+            ShlError::WrongPasscode { remaining } => json!({ "remainingAttempts": remaining }),
+            other => json!({ "error": other.to_string() }),
+        };
+        let mut r = no_store(self.status(), body);
+        if matches!(self, ShlError::Unauthorized(_)) {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"carry-relay\""),
+            );
+        }
+        r
+    }
+}
+
+/// JSON with `Cache-Control: no-store`.
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A JWE as a file answer.
+fn jose(jwe: String) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/jose"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        jwe,
+    )
+        .into_response()
+}
+
+/// Turn a handler's result into the answer.
+fn answer(r: Result<Response, ShlError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The share-link routes: the owner API and the public protocol.
+pub fn routes<S: Clone + Send + Sync + 'static>(shl: Arc<Shl>) -> Router<S> {
+    let upload_limit = shl.max_file.saturating_add(UPLOAD_OVERHEAD);
+    let owner = Router::new()
+        .route("/shl/v1/links", post(create).get(list))
+        .route("/shl/v1/links/{id}", axum::routing::delete(revoke))
+        .route("/shl/v1/links/{id}/file", put(replace_file))
+        .route("/shl/v1/links/{id}/accesses", get(accesses))
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(middleware::from_fn_with_state(
+            upload_limit,
+            crate::relay::refuse_declared_large,
+        ));
+    let public = Router::new()
+        .route("/shl/m/{id}", post(manifest).get(direct).options(preflight))
+        .route("/shl/f/{token}", get(file).options(preflight))
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            PUBLIC_BODY_LIMIT,
+            crate::relay::refuse_declared_large,
+        ))
+        .layer(middleware::from_fn(open_cors));
+    owner.merge(public).with_state(shl)
+}
+
+/// Let pages from any origin read the public answers (the viewer may be served from
+/// anywhere; the links are bearer capabilities and carry no cookies).
+async fn open_cors(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    allow_any_origin(r.headers_mut());
+    r
+}
+
+/// Add `Access-Control-Allow-Origin: *` (and expose `Retry-After`) to an answer.
+pub fn allow_any_origin(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Retry-After"),
+    );
+}
+
+/// A CORS preflight: `POST` and `GET` with a `Content-Type` header, from anywhere.
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, OPTIONS"),
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Content-Type"),
+            ),
+            (
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+/// Parse a JSON request body.
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ShlError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ShlError::TooLarge("the request body is too large".into())
+        } else {
+            ShlError::BadRequest("the request body could not be read")
+        }
+    })?;
+    // serde's messages can quote the input, so they are not passed on.
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ShlError::BadRequest("the body is not the JSON this route expects"))
+}
+
+/// Whether `s` is base64url of exactly 32 bytes (a link id or a location token).
+fn valid_id(s: &str) -> bool {
+    s.len() == 43 && B64.decode(s).is_ok_and(|b| b.len() == 32)
+}
+
+/// A link id from the path, or 404.
+fn link_id(p: Result<Path<String>, PathRejection>) -> Result<String, ShlError> {
+    match p {
+        Ok(Path(id)) if valid_id(&id) => Ok(id),
+        _ => Err(ShlError::NotFound),
+    }
+}
+
+/// Whether `file` looks like a JWE in compact serialization: five base64url parts
+/// separated by dots, all but the encrypted key (empty for `alg: dir`) non-empty.
+pub fn looks_like_jwe(file: &str) -> bool {
+    let parts: Vec<&str> = file.split('.').collect();
+    parts.len() == 5
+        && parts.iter().enumerate().all(|(i, p)| {
+            (i == 1 || !p.is_empty())
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Check an uploaded file: its size first (413), then its shape (400).
+fn check_file(file: &str, max: usize) -> Result<(), ShlError> {
+    if file.len() > max {
+        return Err(ShlError::TooLarge(format!(
+            "the file is larger than {max} bytes"
+        )));
+    }
+    if !looks_like_jwe(file) {
+        return Err(ShlError::BadRequest(
+            "file must be a JWE in compact serialization",
+        ));
+    }
+    Ok(())
+}
+
+/// The flags a link may carry, as the protocol writes them (alphabetical).
+fn check_flags(flags: &str) -> Result<(), ShlError> {
+    match flags {
+        "" | "L" | "P" | "LP" | "U" | "LU" => Ok(()),
+        f if f.contains('U') && f.contains('P') => {
+            Err(ShlError::BadRequest("the U flag cannot go with P"))
+        }
+        _ => Err(ShlError::BadRequest(
+            "flags must be one of \"\", L, P, LP, U, LU",
+        )),
+    }
+}
+
+/// A recipient as the protocol requires it: present, not blank, at most 200 characters.
+fn check_recipient(r: Option<&str>) -> Result<String, ShlError> {
+    match r {
+        Some(r) if !r.trim().is_empty() && r.chars().count() <= MAX_RECIPIENT => Ok(r.to_string()),
+        _ => Err(ShlError::BadRequest(
+            "recipient is required: 1 to 200 characters",
+        )),
+    }
+}
+
+/// Hash a passcode for storage: PBKDF2-HMAC-SHA256 with 100,000 rounds and a random
+/// 16-byte salt, as `pbkdf2-sha256$ROUNDS$SALT$HASH` (base64url).
+pub fn hash_passcode(passcode: &str) -> Result<String, ring::error::Unspecified> {
+    let mut salt = [0u8; SALT_LEN];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)?;
+    let mut hash = [0u8; HASH_LEN];
+    let rounds = std::num::NonZeroU32::new(PASSCODE_ROUNDS).ok_or(ring::error::Unspecified)?;
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        &salt,
+        passcode.as_bytes(),
+        &mut hash,
+    );
+    Ok(format!(
+        "pbkdf2-sha256${PASSCODE_ROUNDS}${}${}",
+        B64.encode(salt),
+        B64.encode(hash)
+    ))
+}
+
+/// Whether `passcode` matches a stored hash (in constant time, through ring).
+pub fn passcode_matches(stored: &str, passcode: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some("pbkdf2-sha256"), Some(rounds), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let (Some(rounds), Ok(salt), Ok(hash)) = (
+        rounds
+            .parse::<u32>()
+            .ok()
+            .and_then(std::num::NonZeroU32::new),
+        B64.decode(salt),
+        B64.decode(hash),
+    ) else {
+        return false;
+    };
+    ring::pbkdf2::verify(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        &salt,
+        passcode.as_bytes(),
+        &hash,
+    )
+    .is_ok()
+}
+
+/// Whether a link carries flag `f`.
+fn has_flag(link: &Link, f: char) -> bool {
+    link.flags.contains(f)
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    file: String,
+    #[serde(default)]
+    flags: String,
+    #[serde(default)]
+    passcode: Option<String>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    once: bool,
+}
+
+/// `POST /shl/v1/links`: store an encrypted file behind a new link.
+async fn create(
+    State(shl): State<Arc<Shl>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let owner = shl.owner(&headers).await?;
+            let req: CreateRequest = parse(body)?;
+            check_file(&req.file, shl.max_file)?;
+            check_flags(&req.flags)?;
+            let now_s = crate::time::now_ms() / 1000;
+            if req.expires_at.is_some_and(|e| e <= now_s) {
+                return Err(ShlError::BadRequest("expires_at must be in the future"));
+            }
+            let passcode_hash = match (req.flags.contains('P'), req.passcode) {
+                (true, Some(p)) if PASSCODE_CHARS.contains(&p.chars().count()) => {
+                    let hashed = tokio::task::spawn_blocking(move || hash_passcode(&p)).await;
+                    Some(
+                        hashed
+                            .map_err(|_| ShlError::Random)?
+                            .map_err(|_| ShlError::Random)?,
+                    )
+                }
+                (true, _) => {
+                    return Err(ShlError::BadRequest(
+                        "a P link needs a passcode of 4 to 64 characters",
+                    ))
+                }
+                (false, Some(_)) => {
+                    return Err(ShlError::BadRequest("a passcode needs the P flag"))
+                }
+                (false, None) => None,
+            };
+            let id = new_token().map_err(|_| ShlError::Random)?;
+            let link = NewLink {
+                id: id.clone(),
+                owner,
+                flags: req.flags,
+                passcode_hash,
+                expires_s: req.expires_at,
+                once: req.once,
+                max_failures: shl.max_failures,
+                file: req.file,
+                created_s: now_s,
+            };
+            shl.store(move |s| s.shl_create(&link)).await?;
+            Ok(no_store(
+                StatusCode::CREATED,
+                json!({ "id": id, "manifest_url": shl.manifest_url(&id) }),
+            ))
+        }
+        .await,
+    )
+}
+
+/// `GET /shl/v1/links`: the caller's links.
+async fn list(State(shl): State<Arc<Shl>>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            let owner = shl.owner(&headers).await?;
+            let links = shl.store(move |s| s.shl_links(&owner)).await?;
+            let now_s = crate::time::now_ms() / 1000;
+            let links: Vec<Value> = links
+                .iter()
+                .map(|l| {
+                    json!({
+                        "id": l.id,
+                        "flags": l.flags,
+                        "state": l.state(now_s).as_str(),
+                        "expires_at": l.expires_s,
+                        "created_at": l.created_s,
+                        "accesses": l.accesses,
+                    })
+                })
+                .collect();
+            Ok(no_store(StatusCode::OK, json!({ "links": links })))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ReplaceRequest {
+    file: String,
+}
+
+/// `PUT /shl/v1/links/{id}/file`: replace a link's file (a long-lived link's record
+/// changed).
+async fn replace_file(
+    State(shl): State<Arc<Shl>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let owner = shl.owner(&headers).await?;
+            let id = link_id(id)?;
+            let req: ReplaceRequest = parse(body)?;
+            check_file(&req.file, shl.max_file)?;
+            let now_s = crate::time::now_ms() / 1000;
+            match shl
+                .store(move |s| s.shl_replace_file(&id, &owner, &req.file, now_s))
+                .await?
+            {
+                Change::Done => Ok(StatusCode::NO_CONTENT.into_response()),
+                Change::NotFound => Err(ShlError::NotFound),
+                Change::Revoked => Err(ShlError::Revoked),
+            }
+        }
+        .await,
+    )
+}
+
+/// `DELETE /shl/v1/links/{id}`: revoke a link (again: still 204).
+async fn revoke(
+    State(shl): State<Arc<Shl>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    answer(
+        async {
+            let owner = shl.owner(&headers).await?;
+            let id = link_id(id)?;
+            let now_s = crate::time::now_ms() / 1000;
+            match shl.store(move |s| s.shl_revoke(&id, &owner, now_s)).await? {
+                Change::Done | Change::Revoked => Ok(StatusCode::NO_CONTENT.into_response()),
+                Change::NotFound => Err(ShlError::NotFound),
+            }
+        }
+        .await,
+    )
+}
+
+/// `after` of an access-log page.
+fn after_param(query: Option<&str>) -> Result<i64, ShlError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| ShlError::BadRequest("the query does not decode"))?;
+    let mut after = 0;
+    for (k, v) in pairs {
+        if k == "after" {
+            after = v
+                .parse()
+                .map_err(|_| ShlError::BadRequest("after must be a whole number"))?;
+        }
+    }
+    Ok(after)
+}
+
+/// `GET /shl/v1/links/{id}/accesses?after=N`: who reached a link, and where it stands.
+async fn accesses(
+    State(shl): State<Arc<Shl>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    answer(
+        async {
+            let owner = shl.owner(&headers).await?;
+            let id = link_id(id)?;
+            let after = after_param(query.as_deref())?;
+            let (link, log) = shl
+                .store(move |s| s.shl_accesses(&id, &owner, after, ACCESS_PAGE))
+                .await?
+                .ok_or(ShlError::NotFound)?;
+            let now_s = crate::time::now_ms() / 1000;
+            let log: Vec<Value> = log
+                .iter()
+                .map(|a| {
+                    json!({
+                        "seq": a.seq,
+                        "at": a.at_s,
+                        "recipient": a.recipient,
+                        "outcome": a.outcome.as_str(),
+                        "via": a.via.as_str(),
+                    })
+                })
+                .collect();
+            Ok(no_store(
+                StatusCode::OK,
+                json!({
+                    "accesses": log,
+                    "state": link.state(now_s).as_str(),
+                    "remaining_attempts": link.remaining_attempts(),
+                    "expires_at": link.expires_s,
+                }),
+            ))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ManifestRequest {
+    #[serde(default)]
+    recipient: Option<String>,
+    #[serde(default)]
+    passcode: Option<String>,
+    #[serde(default, rename = "embeddedLengthMax")]
+    embedded_length_max: Option<u64>,
+}
+
+/// Record an access attempt and return the store's answer.
+async fn attempt(
+    shl: &Arc<Shl>,
+    id: &str,
+    recipient: &str,
+    via: Via,
+    ask: Ask,
+    now_s: i64,
+) -> Result<Answer, ShlError> {
+    let a = Attempt {
+        id: id.to_string(),
+        recipient: recipient.to_string(),
+        via,
+        ask,
+        now_s,
+    };
+    shl.store(move |s| s.shl_access(&a)).await
+}
+
+/// `POST /shl/m/{id}`: the manifest request.
+async fn manifest(
+    State(shl): State<Arc<Shl>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let req: ManifestRequest = parse(body)?;
+            let recipient = check_recipient(req.recipient.as_deref())?;
+            let id = link_id(id)?;
+            let now_s = crate::time::now_ms() / 1000;
+            shl.maybe_prune(now_s);
+            let lookup = id.clone();
+            let link = shl
+                .store(move |s| s.shl_link(&lookup))
+                .await?
+                .ok_or(ShlError::NotFound)?;
+            if link.state(now_s) != LinkState::Active {
+                // Logged as the state's refusal; no passcode is checked.
+                attempt(&shl, &id, &recipient, Via::Manifest, Ask::Refuse, now_s).await?;
+                return Err(ShlError::NotFound);
+            }
+            if has_flag(&link, 'P') {
+                let right = match (link.passcode_hash.clone(), req.passcode) {
+                    (Some(stored), Some(p)) if PASSCODE_CHARS.contains(&p.chars().count()) => {
+                        tokio::task::spawn_blocking(move || passcode_matches(&stored, &p))
+                            .await
+                            .unwrap_or(false)
+                    }
+                    _ => false,
+                };
+                if !right {
+                    let ask = Ask::WrongPasscode;
+                    return match attempt(&shl, &id, &recipient, Via::Manifest, ask, now_s).await? {
+                        Answer::WrongPasscode { remaining } => {
+                            Err(ShlError::WrongPasscode { remaining })
+                        }
+                        _ => Err(ShlError::NotFound),
+                    };
+                }
+            }
+            let token = new_token().map_err(|_| ShlError::Random)?;
+            let ask = Ask::Manifest {
+                embed_max: req.embedded_length_max,
+                token_hash: token_hash(&token),
+                token_expires_s: now_s + shl.location_ttl_s,
+            };
+            let file = match attempt(&shl, &id, &recipient, Via::Manifest, ask, now_s).await? {
+                Answer::File(jwe) => json!({ "contentType": FILE_CONTENT_TYPE, "embedded": jwe }),
+                Answer::Location => json!({
+                    "contentType": FILE_CONTENT_TYPE,
+                    "location": format!("{}/shl/f/{token}", shl.public_base),
+                }),
+                _ => return Err(ShlError::NotFound),
+            };
+            Ok(no_store(StatusCode::OK, json!({ "files": [file] })))
+        }
+        .await,
+    )
+}
+
+/// The `recipient` of a direct request's query.
+fn recipient_param(query: Option<&str>) -> Result<String, ShlError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| ShlError::BadRequest("the query does not decode"))?;
+    let found = pairs
+        .into_iter()
+        .find(|(k, _)| k == "recipient")
+        .map(|(_, v)| v);
+    check_recipient(found.as_deref())
+}
+
+/// `GET /shl/m/{id}?recipient=…`: a U link's file, directly.
+async fn direct(
+    State(shl): State<Arc<Shl>>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    answer(
+        async {
+            let recipient = recipient_param(query.as_deref())?;
+            let id = link_id(id)?;
+            let now_s = crate::time::now_ms() / 1000;
+            let lookup = id.clone();
+            let link = shl
+                .store(move |s| s.shl_link(&lookup))
+                .await?
+                .ok_or(ShlError::NotFound)?;
+            let ask = if has_flag(&link, 'U') {
+                Ask::Direct
+            } else {
+                Ask::Refuse
+            };
+            match attempt(&shl, &id, &recipient, Via::Direct, ask, now_s).await? {
+                Answer::File(jwe) => Ok(jose(jwe)),
+                _ => Err(ShlError::NotFound),
+            }
+        }
+        .await,
+    )
+}
+
+/// `GET /shl/f/{token}`: the file behind a manifest's location.
+async fn file(State(shl): State<Arc<Shl>>, token: Result<Path<String>, PathRejection>) -> Response {
+    answer(
+        async {
+            let token = link_id(token)?;
+            let (hash, now_s) = (token_hash(&token), crate::time::now_ms() / 1000);
+            match shl.store(move |s| s.shl_fetch(&hash, now_s)).await? {
+                Answer::File(jwe) => Ok(jose(jwe)),
+                _ => Err(ShlError::NotFound),
+            }
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passcodes_hash_with_salt_and_verify() {
+        let a = hash_passcode("open sesame").unwrap();
+        let b = hash_passcode("open sesame").unwrap();
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(a.starts_with("pbkdf2-sha256$100000$"));
+        assert!(!a.contains("open sesame"));
+        assert!(passcode_matches(&a, "open sesame"));
+        assert!(passcode_matches(&b, "open sesame"));
+        assert!(!passcode_matches(&a, "open sesamE"));
+        assert!(!passcode_matches("garbage", "open sesame"));
+        assert!(!passcode_matches("pbkdf2-sha256$0$AA$AA", "x"));
+    }
+
+    #[test]
+    fn files_must_look_like_compact_jwes() {
+        assert!(looks_like_jwe("eyJh..aXY.Y3Q.dGFn"));
+        assert!(looks_like_jwe("eyJh.a2V5.aXY.Y3Q.dGFn"));
+        assert!(!looks_like_jwe("eyJh.aXY.Y3Q.dGFn"), "four parts");
+        assert!(!looks_like_jwe("eyJh..aXY.Y3Q."), "no tag");
+        assert!(!looks_like_jwe("eyJh..aX+.Y3Q.dGFn"), "not base64url");
+        assert!(!looks_like_jwe(""));
+        assert!(matches!(
+            check_file("eyJh..aXY.Y3Q.dGFn", 5),
+            Err(ShlError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn flags_and_recipients_are_checked() {
+        for ok in ["", "L", "P", "LP", "U", "LU"] {
+            assert!(check_flags(ok).is_ok(), "{ok}");
+        }
+        for bad in ["PU", "LPU", "X", "PL", "UL"] {
+            assert!(check_flags(bad).is_err(), "{bad}");
+        }
+        assert!(check_recipient(Some("Dr Okafor")).is_ok());
+        assert!(check_recipient(Some(&"é".repeat(200))).is_ok());
+        assert!(check_recipient(Some(&"é".repeat(201))).is_err());
+        assert!(check_recipient(Some("  ")).is_err());
+        assert!(check_recipient(None).is_err());
+        assert_eq!(
+            recipient_param(Some("recipient=Dr%20A&x=1")).unwrap(),
+            "Dr A"
+        );
+        assert!(recipient_param(Some("x=1")).is_err());
+        assert_eq!(after_param(Some("after=7")).unwrap(), 7);
+        assert!(after_param(Some("after=x")).is_err());
+    }
+
+    #[test]
+    fn ids_are_32_bytes_of_base64url() {
+        let id = new_token().unwrap();
+        assert!(valid_id(&id));
+        assert!(!valid_id(&id[..42]));
+        assert!(!valid_id(&format!("{}+", &id[..42])));
+    }
+}

@@ -1,0 +1,902 @@
+/*
+ * Carry's SMART Health Links viewer.
+ *
+ * Reads a `shlink:/` payload from the URL fragment, fetches the encrypted file through
+ * the SMART Health Links protocol (a manifest POST and a file GET, or one direct GET
+ * for a U link), decrypts it here with WebCrypto (JWE compact, alg "dir", enc
+ * "A256GCM", optional raw DEFLATE) and shows the International Patient Summary in it.
+ *
+ * The key never leaves the browser: the only requests are to the link's own URL and
+ * to the locations its manifest names. Untrusted text only ever reaches the page as
+ * text nodes.
+ *
+ * The same file loads in node (module.exports) so the decryption and the summary can
+ * be tested there; in a browser it starts the page.
+ */
+(function (root, factory) {
+  'use strict';
+  var api = factory();
+  if (typeof module === 'object' && module.exports) {
+    module.exports = api;
+  } else {
+    root.CarryViewer = api;
+    if (typeof document !== 'undefined') {
+      if (document.readyState === 'loading') {
+        document.addEventListener('DOMContentLoaded', api.start);
+      } else {
+        api.start();
+      }
+    }
+  }
+})(typeof self !== 'undefined' ? self : this, function () {
+  'use strict';
+
+  /** The recipient sent when the clinician gives no name. */
+  var DEFAULT_RECIPIENT = 'Clinician (web viewer)';
+  var LOINC = 'http://loinc.org';
+  var NHS_NUMBER = 'https://fhir.nhs.uk/Id/nhs-number';
+
+  /** IPS sections in the order a clinician needs them; others follow as found. */
+  var SECTION_ORDER = [
+    { code: '48765-2', kind: 'allergies', title: 'Allergies and intolerances' },
+    { code: '10160-0', kind: 'medications', title: 'Medications' },
+    { code: '11450-4', kind: 'problems', title: 'Problems' },
+    { code: '30954-2', kind: 'results', title: 'Results' },
+    { code: '8716-3', kind: 'vitals', title: 'Vital signs' },
+    { code: '11369-6', kind: 'immunizations', title: 'Immunisations' },
+    { code: '47519-4', kind: 'procedures', title: 'Procedures' }
+  ];
+
+  var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+  /** A failure the page explains to the clinician; `kind` picks the message. */
+  function ViewerError(kind, detail, extra) {
+    this.name = 'ViewerError';
+    this.kind = kind;
+    this.message = detail || kind;
+    this.extra = extra || {};
+  }
+  ViewerError.prototype = Object.create(Error.prototype);
+  ViewerError.prototype.constructor = ViewerError;
+
+  // ---------------------------------------------------------------- encoding
+
+  /** Bytes of base64url text (no padding); throws on any other character. */
+  function decodeB64u(text) {
+    var s = String(text);
+    if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) {
+      throw new ViewerError('malformed', 'not base64url');
+    }
+    var b64 = s.replace(/-/g, '+').replace(/_/g, '/');
+    while (b64.length % 4) b64 += '=';
+    var bin = atob(b64);
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  /** UTF-8 text of bytes; throws on invalid UTF-8. */
+  function utf8(bytes) {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  }
+
+  function ascii(text) {
+    var out = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0x7f;
+    return out;
+  }
+
+  // ----------------------------------------------------------- the payload
+
+  /**
+   * The SHL payload in `text` (a URL fragment, or any text holding `shlink:/…`):
+   * `{url, key, exp?, flag, label?}`. Throws a ViewerError of kind `malformed` or
+   * `version`.
+   */
+  function parseShlink(text) {
+    var s = String(text || '');
+    var at = s.indexOf('shlink:/');
+    if (at < 0) throw new ViewerError('malformed', 'no shlink:/ in the link');
+    var encoded = s.slice(at + 'shlink:/'.length).split(/[#?&\s]/)[0];
+    var payload;
+    try {
+      payload = JSON.parse(utf8(decodeB64u(encoded)));
+    } catch (e) {
+      throw new ViewerError('malformed', 'the payload does not decode');
+    }
+    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
+      throw new ViewerError('malformed', 'the payload is not an object');
+    }
+    if (payload.v !== undefined && payload.v !== 1) {
+      throw new ViewerError('version', 'protocol version ' + String(payload.v));
+    }
+    if (typeof payload.url !== 'string' || !/^https?:\/\//i.test(payload.url)) {
+      throw new ViewerError('malformed', 'the payload has no http(s) url');
+    }
+    try {
+      new URL(payload.url);
+    } catch (e) {
+      throw new ViewerError('malformed', 'the payload url does not parse');
+    }
+    var key;
+    try {
+      key = decodeB64u(payload.key);
+    } catch (e) {
+      key = null;
+    }
+    if (typeof payload.key !== 'string' || payload.key.length !== 43 || !key || key.length !== 32) {
+      throw new ViewerError('malformed', 'the payload key is not 32 bytes of base64url');
+    }
+    if (payload.exp !== undefined && (typeof payload.exp !== 'number' || !isFinite(payload.exp))) {
+      throw new ViewerError('malformed', 'exp is not a number');
+    }
+    if (payload.flag !== undefined && (typeof payload.flag !== 'string' || !/^[A-Z]*$/.test(payload.flag))) {
+      throw new ViewerError('malformed', 'flag is not a string of letters');
+    }
+    return {
+      url: payload.url,
+      key: payload.key,
+      exp: payload.exp,
+      flag: payload.flag || '',
+      label: typeof payload.label === 'string' ? payload.label.slice(0, 80) : undefined
+    };
+  }
+
+  /** Whether a payload's `exp` has passed at `nowMs`. */
+  function isExpired(link, nowMs) {
+    return typeof link.exp === 'number' && link.exp * 1000 <= nowMs;
+  }
+
+  // ---------------------------------------------------------- the protocol
+
+  function httpFailure(resp) {
+    if (resp.status === 404) return new ViewerError('gone', 'HTTP 404');
+    if (resp.status === 429) return new ViewerError('busy', 'HTTP 429');
+    return new ViewerError('network', 'HTTP ' + resp.status);
+  }
+
+  async function send(fetchFn, url, init) {
+    var options = Object.assign({ credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer' }, init);
+    try {
+      return await fetchFn(url, options);
+    } catch (e) {
+      throw new ViewerError('network', 'the server could not be reached');
+    }
+  }
+
+  async function readFile(fetchFn, url) {
+    var resp = await send(fetchFn, url, { method: 'GET' });
+    if (!resp.ok) throw httpFailure(resp);
+    return (await resp.text()).trim();
+  }
+
+  /**
+   * Fetch the link's encrypted file (a JWE): the direct GET of a U link, else the
+   * manifest POST and, unless the file is embedded, a GET of its location. `opts`:
+   * `{recipient, passcode}`. Throws a ViewerError: `passcode` (with
+   * `extra.remaining`), `gone` (404), `busy`, `network` or `format`.
+   */
+  async function retrieve(link, opts, fetchFn) {
+    var recipient = (opts && opts.recipient) || DEFAULT_RECIPIENT;
+    if (link.flag.indexOf('U') >= 0) {
+      var direct = new URL(link.url);
+      direct.searchParams.set('recipient', recipient);
+      return readFile(fetchFn, direct.toString());
+    }
+    var body = { recipient: recipient };
+    if (link.flag.indexOf('P') >= 0) body.passcode = (opts && opts.passcode) || '';
+    var resp = await send(fetchFn, link.url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body)
+    });
+    if (resp.status === 401) {
+      var answer = {};
+      try {
+        answer = await resp.json();
+      } catch (e) {
+        answer = {};
+      }
+      var remaining = typeof answer.remainingAttempts === 'number' ? answer.remainingAttempts : undefined;
+      throw new ViewerError('passcode', 'HTTP 401', { remaining: remaining });
+    }
+    if (!resp.ok) throw httpFailure(resp);
+    var manifest;
+    try {
+      manifest = await resp.json();
+    } catch (e) {
+      throw new ViewerError('format', 'the manifest is not JSON');
+    }
+    var files = manifest && Array.isArray(manifest.files) ? manifest.files : [];
+    var file = files.filter(function (f) {
+      return f && f.contentType === 'application/fhir+json';
+    })[0] || files[0];
+    if (!file) throw new ViewerError('format', 'the manifest lists no file');
+    if (typeof file.embedded === 'string') return file.embedded.trim();
+    if (typeof file.location === 'string') return readFile(fetchFn, file.location);
+    throw new ViewerError('format', 'the manifest file has neither embedded nor location');
+  }
+
+  // -------------------------------------------------------------- decryption
+
+  async function inflateRawStream(bytes) {
+    if (typeof DecompressionStream === 'undefined') {
+      throw new ViewerError('format', 'this browser cannot decompress the file');
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  /**
+   * Decrypt a compact JWE (`alg: dir`, `enc: A256GCM`, optional `zip: DEF`) with a
+   * base64url key: `{header, plaintext}` (plaintext as bytes). `deps` may supply
+   * `subtle` (WebCrypto) and `inflateRaw(bytes)`; by default the browser's. Throws a
+   * ViewerError: `format` for what this viewer does not read, `decrypt` when the
+   * key or the ciphertext is wrong.
+   */
+  async function decryptJwe(jwe, keyB64u, deps) {
+    deps = deps || {};
+    var subtle = deps.subtle || (typeof crypto !== 'undefined' && crypto.subtle);
+    var inflate = deps.inflateRaw || inflateRawStream;
+    if (!subtle) throw new ViewerError('insecure', 'WebCrypto is not available (the page needs https)');
+    var parts = String(jwe).trim().split('.');
+    if (parts.length !== 5) throw new ViewerError('format', 'not a JWE in compact form');
+    var header;
+    try {
+      header = JSON.parse(utf8(decodeB64u(parts[0])));
+    } catch (e) {
+      throw new ViewerError('format', 'the JWE header does not decode');
+    }
+    if (!header || header.alg !== 'dir' || header.enc !== 'A256GCM') {
+      throw new ViewerError('format', 'only alg dir with enc A256GCM is supported');
+    }
+    if (header.zip !== undefined && header.zip !== 'DEF') {
+      throw new ViewerError('format', 'unknown zip ' + String(header.zip));
+    }
+    var iv, ciphertext, tag, key;
+    try {
+      iv = decodeB64u(parts[2]);
+      ciphertext = decodeB64u(parts[3]);
+      tag = decodeB64u(parts[4]);
+      key = decodeB64u(keyB64u);
+    } catch (e) {
+      throw new ViewerError('format', 'a JWE part does not decode');
+    }
+    if (parts[1] !== '' || iv.length !== 12 || tag.length !== 16 || key.length !== 32) {
+      throw new ViewerError('format', 'unexpected JWE part sizes');
+    }
+    var sealed = new Uint8Array(ciphertext.length + tag.length);
+    sealed.set(ciphertext, 0);
+    sealed.set(tag, ciphertext.length);
+    var plaintext;
+    try {
+      var cryptoKey = await subtle.importKey('raw', key, { name: 'AES-GCM' }, false, ['decrypt']);
+      plaintext = new Uint8Array(
+        await subtle.decrypt(
+          { name: 'AES-GCM', iv: iv, additionalData: ascii(parts[0]), tagLength: 128 },
+          cryptoKey,
+          sealed
+        )
+      );
+    } catch (e) {
+      throw new ViewerError('decrypt', 'the file does not decrypt with this key');
+    }
+    if (header.zip === 'DEF') {
+      try {
+        plaintext = await inflate(plaintext);
+      } catch (e) {
+        if (e instanceof ViewerError) throw e;
+        throw new ViewerError('format', 'the file does not decompress');
+      }
+    }
+    return { header: header, plaintext: plaintext };
+  }
+
+  /** The JSON a decrypted file holds. */
+  function parseJson(bytes) {
+    try {
+      return JSON.parse(utf8(bytes));
+    } catch (e) {
+      throw new ViewerError('content', 'the file is not JSON');
+    }
+  }
+
+  // ------------------------------------------------------------ the summary
+
+  function arr(x) {
+    return Array.isArray(x) ? x : x === undefined || x === null ? [] : [x];
+  }
+
+  function str(x) {
+    return typeof x === 'string' ? x : typeof x === 'number' || typeof x === 'boolean' ? String(x) : '';
+  }
+
+  /** A CodeableConcept as text: its text, else its first coding's display or code. */
+  function conceptText(cc) {
+    if (!cc || typeof cc !== 'object') return '';
+    if (str(cc.text)) return str(cc.text);
+    var codings = arr(cc.coding);
+    for (var i = 0; i < codings.length; i++) {
+      if (codings[i] && str(codings[i].display)) return str(codings[i].display);
+    }
+    for (var j = 0; j < codings.length; j++) {
+      if (codings[j] && str(codings[j].code)) return str(codings[j].code);
+    }
+    return '';
+  }
+
+  function concepts(list) {
+    return arr(list).map(conceptText).filter(Boolean).join(', ');
+  }
+
+  function statusCode(cc) {
+    var c = arr(cc && cc.coding)[0];
+    return (c && str(c.code)) || str(cc && cc.text);
+  }
+
+  function pad2(n) {
+    return (n < 10 ? '0' : '') + n;
+  }
+
+  /** A FHIR date or dateTime as a person reads it, as written (no time-zone shift). */
+  function formatDate(value) {
+    var s = str(value);
+    var m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}))?)?)?/.exec(s);
+    if (!m) return s;
+    if (!m[2]) return m[1];
+    var month = MONTHS[parseInt(m[2], 10) - 1] || m[2];
+    if (!m[3]) return month + ' ' + m[1];
+    var day = String(parseInt(m[3], 10)) + ' ' + month + ' ' + m[1];
+    return m[4] ? day + ', ' + m[4] + ':' + m[5] : day;
+  }
+
+  /** Epoch seconds as a local date and time. */
+  function formatEpoch(seconds) {
+    var d = new Date(seconds * 1000);
+    return String(d.getDate()) + ' ' + MONTHS[d.getMonth()] + ' ' + d.getFullYear() + ', ' +
+      pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+  }
+
+  function quantityText(q) {
+    if (!q || typeof q !== 'object') return '';
+    var v = str(q.value);
+    var unit = str(q.unit) || str(q.code);
+    return (str(q.comparator) + v + (unit && unit !== '1' ? ' ' + unit : '')).trim();
+  }
+
+  function periodText(p) {
+    if (!p || typeof p !== 'object') return '';
+    if (p.start && p.end) return formatDate(p.start) + ' to ' + formatDate(p.end);
+    if (p.start) return 'since ' + formatDate(p.start);
+    if (p.end) return 'until ' + formatDate(p.end);
+    return '';
+  }
+
+  /** A value[x] (of an Observation or a component) as text. */
+  function valueText(r) {
+    if (!r || typeof r !== 'object') return '';
+    if (r.valueQuantity) return quantityText(r.valueQuantity);
+    if (r.valueCodeableConcept) return conceptText(r.valueCodeableConcept);
+    if (r.valueString !== undefined) return str(r.valueString);
+    if (r.valueBoolean !== undefined) return r.valueBoolean ? 'yes' : 'no';
+    if (r.valueInteger !== undefined) return str(r.valueInteger);
+    if (r.valueRange) {
+      return (quantityText(r.valueRange.low) + ' to ' + quantityText(r.valueRange.high)).trim();
+    }
+    if (r.valueRatio) return quantityText(r.valueRatio.numerator) + ' / ' + quantityText(r.valueRatio.denominator);
+    if (r.valueDateTime) return formatDate(r.valueDateTime);
+    if (r.valuePeriod) return periodText(r.valuePeriod);
+    return '';
+  }
+
+  /** Entries of the Bundle by fullUrl and by `Type/id`. */
+  function indexBundle(bundle) {
+    var byRef = {};
+    arr(bundle.entry).forEach(function (e) {
+      var r = e && e.resource;
+      if (!r || typeof r !== 'object') return;
+      if (str(e.fullUrl)) byRef[e.fullUrl] = r;
+      if (str(r.resourceType) && str(r.id)) byRef[r.resourceType + '/' + r.id] = r;
+    });
+    return function resolve(ref) {
+      var s = str(ref && ref.reference);
+      if (!s) return null;
+      if (byRef[s]) return byRef[s];
+      var m = /([A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(s);
+      return (m && byRef[m[1]]) || null;
+    };
+  }
+
+  function dosageText(d) {
+    if (!d || typeof d !== 'object') return '';
+    if (str(d.text)) return str(d.text);
+    var bits = [];
+    arr(d.doseAndRate).forEach(function (dr) {
+      if (dr && dr.doseQuantity) bits.push(quantityText(dr.doseQuantity));
+    });
+    var rep = d.timing && d.timing.repeat;
+    if (rep) {
+      var unit = { s: 'second', min: 'minute', h: 'hour', d: 'day', wk: 'week', mo: 'month', a: 'year' }[rep.periodUnit];
+      if (unit) {
+        var freq = rep.frequency || 1;
+        var period = rep.period && rep.period !== 1 ? rep.period + ' ' + unit + 's' : unit;
+        bits.push(freq + ' time' + (freq === 1 ? '' : 's') + ' a ' + period);
+      }
+    }
+    if (d.timing && d.timing.code) bits.push(conceptText(d.timing.code));
+    if (d.route) bits.push(conceptText(d.route));
+    return bits.filter(Boolean).join(', ');
+  }
+
+  /** One resource a section references, as `{text, details[], flag?}`. */
+  function describe(r, resolve) {
+    var details = [];
+    var add = function (label, value) {
+      if (value) details.push(label ? label + ': ' + value : value);
+    };
+    switch (r.resourceType) {
+      case 'AllergyIntolerance': {
+        var clinical = statusCode(r.clinicalStatus);
+        var verification = statusCode(r.verificationStatus);
+        add('Criticality', str(r.criticality));
+        arr(r.reaction).forEach(function (rx) {
+          var what = concepts(rx && rx.manifestation);
+          if (what) add('Reaction', what + (str(rx.severity) ? ' (' + rx.severity + ')' : ''));
+        });
+        add('Type', [str(r.type), arr(r.category).map(str).join(', ')].filter(Boolean).join(', '));
+        if (clinical && clinical !== 'active') add('Status', clinical);
+        if (verification && verification !== 'confirmed') add('Verification', verification);
+        add('Since', formatDate(r.onsetDateTime) || periodText(r.onsetPeriod) || str(r.onsetString));
+        return {
+          text: conceptText(r.code) || 'Unnamed allergy or intolerance',
+          details: details,
+          flag: r.criticality === 'high' ? 'High criticality' : undefined
+        };
+      }
+      case 'MedicationStatement':
+      case 'MedicationRequest':
+      case 'MedicationAdministration':
+      case 'MedicationDispense': {
+        var med = r.medicationCodeableConcept ? conceptText(r.medicationCodeableConcept) : '';
+        if (!med && r.medicationReference) {
+          var m = resolve(r.medicationReference);
+          med = (m && conceptText(m.code)) || str(r.medicationReference.display);
+        }
+        var dosage = arr(r.dosage || r.dosageInstruction).map(dosageText).filter(Boolean).join('; ');
+        add('Dose', dosage);
+        if (str(r.status) && r.status !== 'active') add('Status', r.status);
+        add('', periodText(r.effectivePeriod) || (r.effectiveDateTime ? formatDate(r.effectiveDateTime) : ''));
+        if (r.authoredOn) add('Prescribed', formatDate(r.authoredOn));
+        return { text: med || 'Unnamed medication', details: details };
+      }
+      case 'Condition': {
+        var cs = statusCode(r.clinicalStatus);
+        add('Status', cs);
+        add('Severity', conceptText(r.severity));
+        add('Onset', formatDate(r.onsetDateTime) || periodText(r.onsetPeriod) || str(r.onsetString));
+        add('Resolved', formatDate(r.abatementDateTime) || str(r.abatementString));
+        return { text: conceptText(r.code) || 'Unnamed problem', details: details };
+      }
+      case 'Observation': {
+        add('', valueText(r));
+        arr(r.component).forEach(function (c) {
+          var v = valueText(c);
+          if (v) add(conceptText(c.code), v);
+        });
+        arr(r.hasMember).forEach(function (ref) {
+          var member = resolve(ref);
+          if (member) {
+            var v = valueText(member);
+            add(conceptText(member.code), v || '(no value)');
+          }
+        });
+        add('Interpretation', concepts(r.interpretation));
+        add('', r.effectiveDateTime ? formatDate(r.effectiveDateTime) : periodText(r.effectivePeriod));
+        arr(r.note).forEach(function (n) {
+          add('Note', str(n && n.text));
+        });
+        return { text: conceptText(r.code) || 'Unnamed result', details: details };
+      }
+      case 'Immunization': {
+        add('', formatDate(r.occurrenceDateTime) || str(r.occurrenceString));
+        if (str(r.status) && r.status !== 'completed') add('Status', r.status);
+        var dose = arr(r.protocolApplied)[0];
+        if (dose) add('Dose', str(dose.doseNumberPositiveInt) || str(dose.doseNumberString));
+        return { text: conceptText(r.vaccineCode) || 'Unnamed vaccine', details: details };
+      }
+      case 'Procedure': {
+        add('', formatDate(r.performedDateTime) || periodText(r.performedPeriod) || str(r.performedString));
+        if (str(r.status) && r.status !== 'completed') add('Status', r.status);
+        return { text: conceptText(r.code) || 'Unnamed procedure', details: details };
+      }
+      case 'DeviceUseStatement': {
+        var dev = r.device ? resolve(r.device) : null;
+        add('', periodText(r.timingPeriod) || formatDate(r.timingDateTime));
+        return {
+          text: (dev && (conceptText(dev.type) || str(arr(dev.deviceName)[0] && arr(dev.deviceName)[0].name))) ||
+            str(r.device && r.device.display) || 'Device',
+          details: details
+        };
+      }
+      default:
+        return { text: conceptText(r.code) || str(r.resourceType) || 'Entry', details: details };
+    }
+  }
+
+  var ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
+  function decodeEntities(s) {
+    return s.replace(/&(#x[0-9a-fA-F]+|#\d+|[a-zA-Z]+);/g, function (all, name) {
+      if (name[0] === '#') {
+        var code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+        return code > 0 && code < 0x110000 ? String.fromCodePoint(code) : '';
+      }
+      return Object.prototype.hasOwnProperty.call(ENTITIES, name) ? ENTITIES[name] : all;
+    });
+  }
+
+  /**
+   * A section's narrative (XHTML) as lines of plain text: block elements and table
+   * rows end lines, cells are joined with " · ". The result is only ever shown as
+   * text, never parsed as markup.
+   */
+  function narrativeText(xhtml) {
+    var s = str(xhtml);
+    s = s.replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ');
+    s = s.replace(/<\s*\/?\s*(br|p|div|tr|li|ul|ol|h[1-6]|table|thead|tbody|tfoot|caption)\b[^>]*>/gi, '\n');
+    s = s.replace(/<\s*\/\s*t[dh]\s*>/gi, '\t');
+    s = s.replace(/<[^>]*>/g, '');
+    s = decodeEntities(s);
+    return s
+      .split('\n')
+      .map(function (line) {
+        return line
+          .split('\t')
+          .map(function (cell) {
+            return cell.replace(/\s+/g, ' ').trim();
+          })
+          .filter(Boolean)
+          .join(' · ');
+      })
+      .filter(Boolean);
+  }
+
+  function sectionCode(section) {
+    var codings = arr(section && section.code && section.code.coding);
+    for (var i = 0; i < codings.length; i++) {
+      if (codings[i] && (!codings[i].system || codings[i].system === LOINC) && str(codings[i].code)) {
+        return codings[i].code;
+      }
+    }
+    return '';
+  }
+
+  function patientName(p) {
+    var names = arr(p && p.name);
+    var n = names.filter(function (x) {
+      return x && x.use === 'official';
+    })[0] || names[0];
+    if (!n) return '';
+    if (str(n.text)) return str(n.text);
+    return arr(n.given).map(str).concat([str(n.family)]).filter(Boolean).join(' ');
+  }
+
+  function nhsNumber(p) {
+    var id = arr(p && p.identifier).filter(function (i) {
+      return i && i.system === NHS_NUMBER && str(i.value);
+    })[0];
+    if (!id) return '';
+    var digits = str(id.value).replace(/\s/g, '');
+    return /^\d{10}$/.test(digits) ? digits.slice(0, 3) + ' ' + digits.slice(3, 6) + ' ' + digits.slice(6) : str(id.value);
+  }
+
+  /**
+   * What the page shows of an IPS document Bundle: the patient, when the summary
+   * was made, and its sections in clinical order (allergies first), each with its
+   * entries, else its narrative as text, else why it is empty. Throws a ViewerError
+   * of kind `content` when the Bundle is not a document led by a Composition.
+   */
+  function summarise(bundle) {
+    if (!bundle || bundle.resourceType !== 'Bundle' || bundle.type !== 'document') {
+      throw new ViewerError('content', 'not a document Bundle');
+    }
+    var composition = arr(bundle.entry)[0] && bundle.entry[0].resource;
+    if (!composition || composition.resourceType !== 'Composition') {
+      throw new ViewerError('content', 'the first entry is not a Composition');
+    }
+    var resolve = indexBundle(bundle);
+    var patient = resolve(composition.subject) || {};
+    var sections = arr(composition.section).map(function (section, i) {
+      var code = sectionCode(section);
+      var known = SECTION_ORDER.filter(function (k) {
+        return k.code === code;
+      })[0];
+      var refs = arr(section.entry);
+      var entries = [];
+      var unresolved = 0;
+      refs.forEach(function (ref) {
+        var r = resolve(ref);
+        if (r) entries.push(describe(r, resolve));
+        else unresolved += 1;
+      });
+      var narrative = section.text ? narrativeText(section.text.div) : [];
+      // No entries: the reason given, else the narrative, else "No information".
+      var empty = '';
+      if (!entries.length) {
+        empty = conceptText(section.emptyReason);
+        if (empty || !narrative.length) {
+          narrative = [];
+          empty = empty || 'No information';
+        }
+      }
+      return {
+        code: code,
+        kind: known ? known.kind : 'other',
+        title: str(section.title) || (known ? known.title : 'Section'),
+        entries: entries,
+        // The narrative stands in when entries are missing or cannot be resolved.
+        narrative: !entries.length || unresolved ? narrative : [],
+        empty: empty,
+        rank: known ? SECTION_ORDER.indexOf(known) : SECTION_ORDER.length + i
+      };
+    });
+    sections.sort(function (a, b) {
+      return a.rank - b.rank;
+    });
+    return {
+      patient: {
+        name: patientName(patient),
+        birthDate: str(patient.birthDate),
+        gender: str(patient.gender),
+        nhsNumber: nhsNumber(patient)
+      },
+      title: str(composition.title),
+      date: str(composition.date),
+      sections: sections
+    };
+  }
+
+  // ----------------------------------------------------------------- the page
+
+  /** An element with a class and children (strings become text nodes). */
+  function el(tag, className, children) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    arr(children).forEach(function (c) {
+      if (c === null || c === undefined || c === '') return;
+      node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  var MESSAGES = {
+    malformed: 'This link is malformed or incomplete. Ask the patient to show the QR code or send the link again.',
+    version: 'This link was made for a newer version of SMART Health Links than this viewer understands.',
+    gone: 'This summary is no longer shared. The link may have expired, been revoked by the patient, or been locked after too many wrong passcodes.',
+    locked: 'This link is locked after too many wrong passcodes. Ask the patient for a new link.',
+    decrypt: 'The summary could not be decrypted. The link may be damaged or incomplete.',
+    format: 'The shared file is not in a format this viewer can read.',
+    insecure: 'This page must be opened over HTTPS to decrypt the summary: the browser offers no decryption on a plain-HTTP page.',
+    content: 'The shared file is not a patient summary this viewer can show.',
+    busy: 'The server is busy. Wait a moment and try again.',
+    network: 'The server could not be reached. Check the connection and try again.'
+  };
+
+  /** The text of a ViewerError for the clinician. */
+  function messageFor(err, link, state) {
+    var kind = err && err.kind;
+    if (kind === 'expired') {
+      return 'This link expired on ' + formatEpoch(link.exp) + '. Ask the patient for a new one.';
+    }
+    if (kind === 'passcode') {
+      var n = err.extra.remaining;
+      if (n === 0) return 'Wrong passcode. No attempts left: the link is now locked.';
+      if (typeof n === 'number') {
+        return 'Wrong passcode. ' + n + (n === 1 ? ' attempt' : ' attempts') + ' left.';
+      }
+      return 'Wrong passcode.';
+    }
+    if (kind === 'gone' && state && state.lockedHere) return MESSAGES.locked;
+    if (kind === 'gone' && link && isExpired(link, Date.now())) {
+      return 'This link expired on ' + formatEpoch(link.exp) + '. Ask the patient for a new one.';
+    }
+    return MESSAGES[kind] || 'Something went wrong: the summary cannot be shown.';
+  }
+
+  function messageBox(text, kind) {
+    var box = el('p', 'message error', text);
+    box.id = 'message';
+    box.setAttribute('role', 'alert');
+    box.setAttribute('data-kind', kind || 'error');
+    return box;
+  }
+
+  function renderPatient(model, link) {
+    var dl = el('dl');
+    var row = function (label, value) {
+      if (!value) return;
+      dl.appendChild(el('dt', null, label));
+      dl.appendChild(el('dd', null, value));
+    };
+    row('Date of birth', formatDate(model.patient.birthDate));
+    row('NHS number', model.patient.nhsNumber);
+    row('Sex', model.patient.gender);
+    row('Summary made', formatDate(model.date));
+    if (typeof link.exp === 'number') row('Link expires', formatEpoch(link.exp));
+    var card = el('section', 'card patient', [el('h1', null, model.patient.name || 'Unnamed patient'), dl]);
+    card.id = 'patient';
+    return card;
+  }
+
+  function renderSection(s) {
+    var card = el('section', 'card section ' + s.kind, [el('h2', null, s.title)]);
+    card.setAttribute('data-code', s.code);
+    if (s.entries.length) {
+      var ul = el('ul');
+      s.entries.forEach(function (e) {
+        var name = el('div', 'entry-name', e.text);
+        if (e.flag) name.appendChild(el('span', 'badge', e.flag));
+        var details = el('div', 'details', e.details.map(function (d) {
+          return el('span', null, d);
+        }));
+        ul.appendChild(el('li', null, [name, e.details.length ? details : null]));
+      });
+      card.appendChild(ul);
+    }
+    if (s.narrative.length) {
+      var text = el('div', 'narrative', s.narrative.map(function (line) {
+        return el('p', null, line);
+      }));
+      if (s.entries.length) card.appendChild(el('p', 'source', 'From the summary text:'));
+      card.appendChild(text);
+    }
+    if (s.empty) card.appendChild(el('p', 'empty', s.empty));
+    return card;
+  }
+
+  function renderSummary(app, model, link) {
+    clear(app);
+    var summary = el('div', 'summary');
+    summary.id = 'summary';
+    summary.appendChild(renderPatient(model, link));
+    model.sections.forEach(function (s) {
+      summary.appendChild(renderSection(s));
+    });
+    app.appendChild(summary);
+    document.title = (model.patient.name ? model.patient.name + ' · ' : '') + 'Patient summary';
+  }
+
+  function showFatal(app, err, link, state) {
+    clear(app);
+    app.appendChild(el('h1', null, 'Patient summary'));
+    app.appendChild(messageBox(messageFor(err, link, state), err && err.kind));
+  }
+
+  function field(labelText, id, type, value) {
+    var input = document.createElement('input');
+    input.id = id;
+    input.name = id;
+    input.type = type;
+    if (value) input.value = value;
+    input.setAttribute('autocomplete', 'off');
+    input.setAttribute('autocapitalize', 'off');
+    input.setAttribute('spellcheck', 'false');
+    var label = el('label', null, labelText);
+    label.setAttribute('for', id);
+    return [label, input];
+  }
+
+  function showForm(app, link) {
+    var state = { lockedHere: false };
+    clear(app);
+    var card = el('section', 'card');
+    card.appendChild(el('h1', null, 'Patient summary shared with you'));
+    if (link.label) card.appendChild(el('p', 'label', link.label));
+    if (typeof link.exp === 'number') card.appendChild(el('p', 'label', 'Shared until ' + formatEpoch(link.exp)));
+    var form = el('form');
+    form.setAttribute('novalidate', '');
+    field('Your name or organisation (shown to the patient)', 'recipient', 'text', DEFAULT_RECIPIENT).forEach(function (n) {
+      form.appendChild(n);
+    });
+    var needsPasscode = link.flag.indexOf('P') >= 0 && link.flag.indexOf('U') < 0;
+    if (needsPasscode) {
+      field('Passcode (ask the patient)', 'passcode', 'password').forEach(function (n) {
+        form.appendChild(n);
+      });
+    }
+    var button = el('button', null, 'View summary');
+    button.id = 'open';
+    button.type = 'submit';
+    form.appendChild(button);
+    var status = el('p', 'status');
+    status.id = 'status';
+    status.setAttribute('aria-live', 'polite');
+    card.appendChild(form);
+    card.appendChild(status);
+    app.appendChild(card);
+
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      var old = document.getElementById('message');
+      if (old) old.parentNode.removeChild(old);
+      var recipient = document.getElementById('recipient').value.trim().slice(0, 200) || DEFAULT_RECIPIENT;
+      var passcodeInput = document.getElementById('passcode');
+      var passcode = passcodeInput ? passcodeInput.value : '';
+      if (needsPasscode && !passcode) {
+        card.insertBefore(messageBox('Enter the passcode the patient gave you.', 'passcode-missing'), form);
+        return;
+      }
+      if (isExpired(link, Date.now())) {
+        showFatal(app, new ViewerError('expired'), link, state);
+        return;
+      }
+      button.disabled = true;
+      status.textContent = 'Fetching the summary…';
+      open(link, { recipient: recipient, passcode: passcode })
+        .then(function (bundle) {
+          renderSummary(app, summarise(bundle), link);
+        })
+        .catch(function (err) {
+          button.disabled = false;
+          status.textContent = '';
+          if (err && err.kind === 'passcode') {
+            if (err.extra.remaining === 0) state.lockedHere = true;
+            if (passcodeInput) passcodeInput.value = '';
+            card.insertBefore(messageBox(messageFor(err, link, state), 'passcode'), form);
+            if (state.lockedHere) button.disabled = true;
+            return;
+          }
+          if (err && (err.kind === 'network' || err.kind === 'busy')) {
+            card.insertBefore(messageBox(messageFor(err, link, state), err.kind), form);
+            return;
+          }
+          showFatal(app, err instanceof ViewerError ? err : new ViewerError('content'), link, state);
+        });
+    });
+  }
+
+  /** Fetch, decrypt and parse the link's file: the Bundle. */
+  async function open(link, opts) {
+    var jwe = await retrieve(link, opts, window.fetch.bind(window));
+    var decrypted = await decryptJwe(jwe, link.key);
+    return parseJson(decrypted.plaintext);
+  }
+
+  /** Start the page: read the fragment, then ask for a name (and passcode). */
+  function start() {
+    var app = document.getElementById('app');
+    if (!app) return;
+    var link;
+    try {
+      link = parseShlink(window.location.hash);
+    } catch (err) {
+      showFatal(app, err, null, null);
+      return;
+    }
+    if (isExpired(link, Date.now())) {
+      showFatal(app, new ViewerError('expired'), link, null);
+      return;
+    }
+    showForm(app, link);
+  }
+
+  return {
+    DEFAULT_RECIPIENT: DEFAULT_RECIPIENT,
+    ViewerError: ViewerError,
+    decodeB64u: decodeB64u,
+    parseShlink: parseShlink,
+    isExpired: isExpired,
+    retrieve: retrieve,
+    decryptJwe: decryptJwe,
+    parseJson: parseJson,
+    narrativeText: narrativeText,
+    formatDate: formatDate,
+    summarise: summarise,
+    messageFor: messageFor,
+    start: start
+  };
+});

@@ -1,0 +1,145 @@
+// Shared by the viewer tests: where things are, a real carry-endpoint, the relay's
+// sign-in with an Ed25519 key, SHL encryption (JWE dir/A256GCM with raw DEFLATE) and
+// `shlink:/` payloads, all with node's own crypto and zlib.
+'use strict';
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const zlib = require('node:zlib');
+const { spawn } = require('node:child_process');
+
+const REPO = path.resolve(__dirname, '..', '..');
+const SHARED = path.resolve(process.env.SHARED || path.join(REPO, '..', 'shared'));
+const ENDPOINT = path.resolve(process.env.CARRY_ENDPOINT_BIN || path.join(REPO, 'target', 'debug', 'carry-endpoint'));
+const VIEWER_JS = path.join(REPO, 'endpoint', 'viewer', 'viewer.js');
+
+function shared(rel) {
+  return path.join(SHARED, rel);
+}
+
+function readJson(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+function b64u(bytes) {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+/**
+ * Start carry-endpoint on a fresh SQLite database in a temp dir; resolves to
+ * `{base, port, stop()}` once it prints its address.
+ */
+function startEndpoint(extra = []) {
+  if (!fs.existsSync(ENDPOINT)) {
+    throw new Error(`no endpoint binary at ${ENDPOINT}: build it (cargo build -p carry-endpoint) or set CARRY_ENDPOINT_BIN`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'carry-viewer-'));
+  const child = spawn(
+    ENDPOINT,
+    ['serve', '--db', `sqlite://${path.join(dir, 'viewer.db')}`, '--listen', '127.0.0.1:0', ...extra],
+    { env: { ...process.env, CARRY_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] }
+  );
+  const stop = () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error('the endpoint did not start within 20 s'));
+    }, 20000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the endpoint exited with ${code}`));
+    });
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ base: m[1], port: Number(m[2]), stop });
+      }
+    });
+  });
+}
+
+async function json(resp) {
+  const text = await resp.text();
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    return { text };
+  }
+}
+
+/** Sign in to the relay with a fresh Ed25519 key: the session token. */
+async function signIn(base) {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+  const key = publicKey.export({ format: 'jwk' }).x;
+  const post = (p, body) =>
+    fetch(`${base}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const c = await json(await post('/relay/v1/challenge', { key }));
+  const message = Buffer.concat([Buffer.from('carry-relay-auth-v1\n'), Buffer.from(c.challenge, 'base64url')]);
+  const signature = b64u(crypto.sign(null, message, privateKey));
+  const s = await post('/relay/v1/session', { key, challenge: c.challenge, signature });
+  if (s.status !== 200) throw new Error(`sign-in failed: ${s.status}`);
+  return (await json(s)).token;
+}
+
+/** `method` on the owner API with the session token: `{status, body}`. */
+async function owner(base, token, method, p, body) {
+  const resp = await fetch(`${base}${p}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: resp.status, body: resp.status === 204 ? null : await json(resp) };
+}
+
+/** A fresh 32-byte SHL key, base64url. */
+function newKey() {
+  return b64u(crypto.randomBytes(32));
+}
+
+/** Encrypt `plaintext` as SHL does: compact JWE, dir + A256GCM, raw DEFLATE. */
+function encryptJwe(plaintext, keyB64u, { zip = true } = {}) {
+  const header = { alg: 'dir', enc: 'A256GCM', cty: 'application/fhir+json' };
+  if (zip) header.zip = 'DEF';
+  const protectedHeader = b64u(Buffer.from(JSON.stringify(header)));
+  const iv = crypto.randomBytes(12);
+  const cipher = crypto.createCipheriv('aes-256-gcm', Buffer.from(keyB64u, 'base64url'), iv);
+  cipher.setAAD(Buffer.from(protectedHeader, 'ascii'));
+  const body = zip ? zlib.deflateRawSync(Buffer.from(plaintext)) : Buffer.from(plaintext);
+  const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);
+  return [protectedHeader, '', b64u(iv), b64u(ciphertext), b64u(cipher.getAuthTag())].join('.');
+}
+
+/** A `shlink:/` URI for a payload. */
+function shlink(payload) {
+  return `shlink:/${b64u(Buffer.from(JSON.stringify(payload)))}`;
+}
+
+function nowS() {
+  return Math.floor(Date.now() / 1000);
+}
+
+module.exports = {
+  REPO,
+  SHARED,
+  ENDPOINT,
+  VIEWER_JS,
+  shared,
+  readJson,
+  b64u,
+  startEndpoint,
+  signIn,
+  owner,
+  newKey,
+  encryptJwe,
+  shlink,
+  nowS,
+};
