@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit postgres schemas fhir-client bench bench-sync bench-hpke bench-share fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -21,10 +21,11 @@ build: deps
 
 ## The end-to-end main job on embedded defaults, narrated.
 demo: build
+	bash tests/viewer/setup.sh
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint unit postgres schemas fhir-client kotlin
+test: deps lint unit postgres schemas fhir-client shl-check kotlin viewer
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -46,7 +47,7 @@ postgres:
 	CARRY_REQUIRE_POSTGRES=1 CARRY_TEST_POSTGRES_URL=$$url $(CARGO) test -p carry-endpoint conformance
 
 ## JSON Schemas against their examples and against a freshly made key file.
-PYREQS := "jsonschema>=4.18,<5" "fhirpy>=2.3,<3"
+PYREQS := "jsonschema>=4.18,<5" "fhirpy>=2.3,<3" "jwcrypto>=1.5,<2" "fhir.resources>=8,<9"
 $(PYENV)/.installed: Makefile
 	python3 -m venv $(PYENV)
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check $(PYREQS)
@@ -61,6 +62,19 @@ schemas: $(PYENV)/.installed build
 fhir-client: $(PYENV)/.installed
 	$(CARGO) build -p carry-endpoint
 	$(PYENV)/bin/python tests/fhir_client_check.py target/debug/carry-endpoint $(SHARED)
+
+## Share links checked by implementations that are not ours (jwcrypto, fhir.resources).
+shl-check: $(PYENV)/.installed build
+	$(PYENV)/bin/python tests/shl_check.py target/debug/carry target/debug/carry-endpoint $(SHARED)
+
+## The share-link viewer: its decryption in node against the HL7 vectors, and the page
+## in headless Chromium against the endpoint (tests/viewer/setup.sh installs Chromium,
+## Node.js and the pinned npm packages if missing). Screenshot: target/viewer-ok.png.
+.PHONY: viewer
+viewer: build
+	bash tests/viewer/setup.sh
+	cd tests/viewer && SHARED=$(SHARED) CARRY_ENDPOINT_BIN=$(CURDIR)/target/debug/carry-endpoint \
+		CARRY_SCREENSHOT=$(CURDIR)/target/viewer-ok.png node --test unit.test.js browser.test.js
 
 ## Benchmarks (optimised build); figures go into BENCHMARKS.md by hand.
 bench: deps

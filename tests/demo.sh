@@ -4,13 +4,17 @@
 # both, syncs, adds a blood pressure reading that reaches the GP, and looks at the
 # timeline, which says where each entry came from. Then she invites her son as a
 # carer, verifies him, grants him part of her record; he adds a reading that reaches
-# her; she revokes, and his copy goes. Narrated in plain words. Exits
+# her; she revokes, and his copy goes. Last, in A&E she shows a doctor her emergency
+# summary through a passcode link; the doctor opens it with the CLI and in the web
+# viewer (headless Chromium, screenshot in target/demo-viewer.png); she sees both
+# openings and ends the share. Narrated in plain words. Exits
 # non-zero if any step misbehaves, so `make test` runs it as a smoke test.
 set -euo pipefail
 
 CARRY=${CARRY_BIN:-target/debug/carry}
 ENDPOINT=${ENDPOINT_BIN:-$(dirname "$CARRY")/carry-endpoint}
 SHARED=${SHARED:-../shared}
+SCREENSHOTS=${SCREENSHOTS:-$(cd "$(dirname "$0")/.." && pwd)/target}
 WORK=$(mktemp -d)
 SERVER=""
 cleanup() {
@@ -172,6 +176,40 @@ sam profiles
 [ "$(sam profiles --json | field 'len(d)')" = 1 ] || fail "Sam still holds Jene's record"
 [ ! -e "$WORK/carer/shared/$grant_id" ] || fail "Sam's copy is still on disk"
 echo "Sam's copy is gone. (Anything he already saw cannot be recalled: the docs say so plainly.)"
+
+say "Jene adds a letter from her GP recording her amoxicillin allergy (a UK Core example file)."
+"$CARRY" import "$SHARED/fixtures/fhir/uk-core/UKCore-AllergyIntolerance-Amoxicillin-Example.json"
+
+say "In A&E, Jene shows the doctor her emergency summary: a link with a passcode, for one hour, as a QR code."
+share=$("$CARRY" share --preset emergency --passcode 4711 --expires 1h --qr "$WORK/emergency-qr.png" --json)
+link=$(echo "$share" | field 'd["link"]')
+share_id=$(echo "$share" | field 'd["id"]')
+echo "$share" | field '"QR version %d, %d items; the key travels only in the link: " % (d["qr_version"], d["resources"]) + d["link"][:60] + "…"'
+[ -s "$WORK/emergency-qr.png" ] || fail "no QR code was written"
+
+say "The doctor scans it. Carry's CLI stands in for the doctor's phone here; the passcode is asked for."
+if "$CARRY" open "$link" --recipient "Dr Patel, A&E" > /dev/null 2>&1; then fail "the link opened without its passcode"; fi
+"$CARRY" open "$link" --passcode 4711 --recipient "Dr Patel, A&E" | tee "$WORK/opened.txt"
+grep -q "Amoxicillin" "$WORK/opened.txt" || fail "the allergy is not in the summary"
+
+say "The doctor opens it in the browser too: the endpoint's viewer, nothing to install. The key stays in the link's fragment, which the browser never sends."
+mkdir -p "$SCREENSHOTS"
+node "$(dirname "$0")/viewer/screenshot.js" "$link" 4711 "$SCREENSHOTS/demo-viewer.png" Amoxicillin \
+  || fail "the web viewer did not show the summary"
+
+say "Jene sees who opened it (as they named themselves), and it is in her audit log."
+"$CARRY" shares
+[ "$("$CARRY" shares --json | field 'sum(1 for a in d[0]["access_log"] if a["outcome"] == "ok")')" -ge 2 ] \
+  || fail "the two openings are not both in the access log"
+"$CARRY" audit --limit 5 | grep share || fail "the accesses are not in the audit log"
+
+say "She ends the share. The next attempt gets a clear answer."
+"$CARRY" unshare "$share_id"
+set +e
+"$CARRY" open "$link" --passcode 4711 --recipient "Dr Patel, A&E" 2>&1
+code=$?
+set -e
+[ "$code" -eq 4 ] || fail "a revoked link gave exit $code, not 4"
 
 say "The endpoint's log names routes and statuses, never a patient or a token."
 if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi

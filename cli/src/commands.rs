@@ -312,6 +312,15 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Profiles => sc::profiles(home, as_json, profile_id),
         Command::Use { profile } => sc::use_profile(home, as_json, &profile),
         Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
+        Command::Share { args } => crate::shl_cmds::share(home, as_json, args),
+        Command::Shares => crate::shl_cmds::shares(home, as_json),
+        Command::Unshare { id } => crate::shl_cmds::unshare(home, as_json, &id),
+        Command::EmergencyCard { qr } => crate::shl_cmds::emergency_card(home, as_json, qr),
+        Command::Open {
+            link,
+            passcode,
+            recipient,
+        } => crate::shl_cmds::open_link(as_json, &link, passcode, recipient),
         Command::Check => {
             open_record(home, profile_id)?.integrity_check()?;
             if as_json {

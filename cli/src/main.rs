@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod passphrase;
 mod share_cmds;
+mod shl_cmds;
 mod sync_cmds;
 
 use std::path::PathBuf;
@@ -170,6 +171,35 @@ enum Command {
     Use {
         /// The profile id (see carry profiles).
         profile: String,
+    },
+    /// Show a clinician: a SMART Health Link to a summary of your record, with a QR code.
+    Share {
+        #[command(flatten)]
+        args: shl_cmds::ShareArgs,
+    },
+    /// Your share links and who opened them.
+    Shares,
+    /// End a share link now.
+    Unshare {
+        /// The link's id (from carry shares; the first 10 characters are enough).
+        id: String,
+    },
+    /// Make or refresh your emergency card: an always-ready link and a summary to show offline.
+    EmergencyCard {
+        /// Write its QR code to this file (.png or .svg).
+        #[arg(long, value_name = "FILE")]
+        qr: Option<PathBuf>,
+    },
+    /// Open a SMART Health Link someone gave you (the clinician's side).
+    Open {
+        /// The link: shlink:/… or https://…#shlink:/….
+        link: String,
+        /// The passcode, if the link needs one.
+        #[arg(long)]
+        passcode: Option<String>,
+        /// Who you are, as the patient will see it ("claimed by").
+        #[arg(long)]
+        recipient: Option<String>,
     },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {

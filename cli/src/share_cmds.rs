@@ -82,9 +82,15 @@ pub struct GrantArgs {
     evidence: Option<String>,
 }
 
-/// Seconds from `90s`, `2h`, `30d`, `12w`, `6m` (30 days each) or `1y` (365 days).
+/// Seconds from `90s`, `30min`, `2h`, `30d`, `12w`, `6m` (30 days each) or `1y` (365 days).
 pub fn parse_length(s: &str) -> Result<i64> {
     let s = s.trim();
+    if let Some(n) = s.strip_suffix("min") {
+        return n
+            .parse::<i64>()
+            .map(|n| n.saturating_mul(60))
+            .map_err(|_| Error::invalid(format!("'{s}' is not a length like 30min")));
+    }
     let (n, unit) = s.split_at(s.len().saturating_sub(1));
     let n: i64 = n
         .parse()

@@ -268,6 +268,12 @@ pub fn sync_now(
         let first = first.clone();
         relay = Some(exchange(&rt, url).map(|second| merge(first, second)));
     }
+    // Long-lived share links follow the record; accesses come into the audit log.
+    if let (Some(url), Some(Ok(_))) = (&endpoint, &relay) {
+        if let Err(e) = rt.block_on(carry_core::shl::refresh(profile.clone(), url, &options)) {
+            tracing::warn!(error = %e, "share links were not refreshed");
+        }
+    }
     let relay_code = match &relay {
         Some(Err(e)) => exit::code(e),
         _ => exit::OK,

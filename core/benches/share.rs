@@ -24,6 +24,7 @@ const PATIENT: &str = "b13bd1f1-78c4-4cbe-b611-3bedd3bb796b";
 /// Resources in the scoped snapshot.
 const SNAPSHOT: usize = 2_000;
 const RUNS: usize = 5;
+const LINK_RUNS: usize = 10;
 
 struct Server(Child, String);
 
@@ -193,6 +194,38 @@ fn main() {
         let min = percentile(samples, 0.0);
         out.push_str(&format!("| {name} | {} | {} |\n", ms(med), ms(min)));
     }
+    // Share links: the whole record (all but restricted, about 2,350 resources of
+    // which 2,000-odd fit a summary section) as an IPS, encrypted and uploaded.
+    let mut link_times = Vec::new();
+    let mut qr_version = 0;
+    let mut link_len = 0;
+    let mut in_summary = 0;
+    for _ in 0..LINK_RUNS {
+        let t = Instant::now();
+        let made = rt
+            .block_on(carry_core::shl::create(
+                patient.clone(),
+                &url,
+                &carry_core::shl::NewShare {
+                    preset: carry_core::shl::Preset::AllButRestricted,
+                    passcode: Some("4711".into()),
+                    ..Default::default()
+                },
+                &opts,
+            ))
+            .expect("share link");
+        link_times.push(t.elapsed());
+        qr_version = made.qr.version;
+        link_len = made.info.link.len();
+        in_summary = made.info.resources;
+    }
+    let records = patient.stats().expect("stats").resources;
+    out.push_str(&format!(
+        "\nShare link for a {records}-resource record ({in_summary} in the summary),          end to end against the local endpoint, {LINK_RUNS} runs:\n\n         | figure | result |\n|---|---|\n         | link creation, median | {} |\n| link creation, fastest | {} |\n         | QR version (level M, {link_len}-character link, host `{}`) | {qr_version} |\n",
+        ms(percentile(&mut link_times, 0.5)),
+        ms(percentile(&mut link_times, 0.0)),
+        url.trim_start_matches("http://"),
+    ));
     print!("{out}");
     let _ = std::fs::write(root().join("target/bench-share.md"), &out);
 }

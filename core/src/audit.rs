@@ -50,6 +50,12 @@ pub enum AuditEvent {
     Exported,
     /// The record was synced with a provider.
     Synced,
+    /// A share link was made.
+    ShareCreated,
+    /// Someone opened a share link (or tried to).
+    ShareAccessed,
+    /// A share link was revoked.
+    ShareRevoked,
 }
 
 impl AuditEvent {
@@ -72,6 +78,9 @@ impl AuditEvent {
             AuditEvent::ContributionRejected => "contribution-rejected",
             AuditEvent::Exported => "exported",
             AuditEvent::Synced => "synced",
+            AuditEvent::ShareCreated => "share-created",
+            AuditEvent::ShareAccessed => "share-accessed",
+            AuditEvent::ShareRevoked => "share-revoked",
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod query;
 pub mod readings;
 pub mod record;
 pub mod share;
+pub mod shl;
 pub mod store;
 pub mod sync;
 mod time;

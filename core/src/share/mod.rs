@@ -20,9 +20,9 @@ pub mod grant;
 mod grants;
 mod incoming;
 mod outbox;
-mod people;
+pub(crate) mod people;
 pub mod received;
-mod relay;
+pub(crate) mod relay;
 mod scope;
 
 use std::collections::HashMap;
@@ -44,6 +44,14 @@ pub use grant::{Basis, BasisKind, GrantDoc, Role, Scope};
 pub use grants::{GrantInfo, NewGrant};
 pub use people::{Invite, MyIdentity, Person};
 pub use received::ReceivedProfile;
+
+/// Item ids of the resources `scope` covers (the rule grants and share links use).
+pub(crate) fn scope_ids(conn: &rusqlite::Connection, scope: &Scope) -> Result<Vec<i64>> {
+    Ok(scope::in_scope(conn, scope)?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
+}
 
 /// The environment variable that overrides the profile's endpoint.
 pub const ENDPOINT_ENV: &str = "CARRY_ENDPOINT";

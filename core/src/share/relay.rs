@@ -30,6 +30,8 @@ impl JsonBody for reqwest::RequestBuilder {
 pub(crate) struct Relay {
     http: Http,
     base: String,
+    /// The endpoint's root URL (the share-link host lives beside the relay).
+    root: String,
     token: zeroize::Zeroizing<String>,
     /// This identity's mailbox id, as the relay computed it.
     pub mailbox: String,
@@ -69,7 +71,7 @@ pub(crate) fn base_of(endpoint: &str) -> Result<String> {
     Ok(format!("{}/relay/v1", endpoint.trim_end_matches('/')))
 }
 
-fn status_error(what: &str, r: &Resp) -> Error {
+pub(crate) fn status_error(what: &str, r: &Resp) -> Error {
     match r.status {
         401 | 403 => Error::Auth {
             reason: format!("the relay refused the login ({what}: {})", r.status),
@@ -83,7 +85,7 @@ fn status_error(what: &str, r: &Resp) -> Error {
     }
 }
 
-fn json_of<T: serde::de::DeserializeOwned>(what: &str, r: &Resp) -> Result<T> {
+pub(crate) fn json_of<T: serde::de::DeserializeOwned>(what: &str, r: &Resp) -> Result<T> {
     serde_json::from_slice(&r.body).map_err(|_| Error::Network {
         reason: format!("the relay's answer to {what} is not what the protocol says"),
         retry_after_s: None,
@@ -145,6 +147,7 @@ impl Relay {
         let relay = Relay {
             http,
             base,
+            root: endpoint.trim_end_matches('/').to_string(),
             token: zeroize::Zeroizing::new(s.token),
             mailbox: s.mailbox,
         };
@@ -243,6 +246,30 @@ impl Relay {
             }
         }
         Ok(())
+    }
+
+    /// The share-link host's owner API: `METHOD {root}/shl/v1/{path}` with the session.
+    pub async fn shl(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Resp> {
+        let url = format!("{}/shl/v1/{path}", self.root);
+        let token = self.token.as_str();
+        self.http
+            .send(|| {
+                let r = self
+                    .http
+                    .client()
+                    .request(method.clone(), &url)
+                    .bearer_auth(token);
+                match body {
+                    Some(b) => r.json_body(b),
+                    None => r,
+                }
+            })
+            .await
     }
 
     /// Delete every envelope this identity posted under `tag`.

@@ -30,10 +30,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("schema_v3.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("schema_v4.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Bring `conn` up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -1,0 +1,318 @@
+//! Showing a clinician: `carry share`, `carry shares`, `carry unshare`,
+//! `carry emergency-card` (the patient's side) and `carry open` (the clinician's).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use carry_core::shl::{self, NewShare, OpenOptions, Preset, QrMatrix};
+use carry_core::sync::SyncOptions;
+use carry_core::{Error, Result};
+use serde_json::json;
+
+use crate::commands::{open, print_json};
+use crate::exit;
+use crate::say;
+use crate::share_cmds::{endpoint_of, parse_length};
+use crate::sync_cmds::runtime;
+
+/// The options of `carry share`.
+#[derive(clap::Args)]
+pub struct ShareArgs {
+    /// emergency, meds-allergies or all-but-restricted.
+    #[arg(long, default_value = "emergency")]
+    preset: String,
+    /// How long the link works: 30min, 1h, 8h, 2d… (default 1h, at most a year).
+    #[arg(long)]
+    expires: Option<String>,
+    /// A passcode the clinician must type.
+    #[arg(long)]
+    passcode: Option<String>,
+    /// The link works for one opening only.
+    #[arg(long)]
+    once: bool,
+    /// The endpoint's copy follows your record as it changes.
+    #[arg(long)]
+    long_lived: bool,
+    /// A label shown to the clinician (makes the QR code larger).
+    #[arg(long)]
+    label: Option<String>,
+    /// Write the QR code to this file: .png or .svg.
+    #[arg(long, value_name = "FILE")]
+    qr: Option<PathBuf>,
+}
+
+fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
+    const QUIET: u32 = 4;
+    let size = q.width + 2 * QUIET;
+    let dark = |x: u32, y: u32| {
+        x >= QUIET
+            && y >= QUIET
+            && x < QUIET + q.width
+            && y < QUIET + q.width
+            && q.modules[((y - QUIET) * q.width + (x - QUIET)) as usize]
+    };
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => {
+            let mut svg = format!(
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" \
+                 shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path fill=\"#000\" d=\""
+            );
+            for y in 0..size {
+                for x in 0..size {
+                    if dark(x, y) {
+                        svg.push_str(&format!("M{x} {y}h1v1h-1z"));
+                    }
+                }
+            }
+            svg.push_str("\"/></svg>\n");
+            std::fs::write(path, svg)?;
+        }
+        Some("png") => {
+            const SCALE: u32 = 8;
+            let px = size * SCALE;
+            let mut pixels = Vec::with_capacity((px * px) as usize);
+            for y in 0..px {
+                for x in 0..px {
+                    pixels.push(if dark(x / SCALE, y / SCALE) {
+                        0u8
+                    } else {
+                        255u8
+                    });
+                }
+            }
+            let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+            let mut enc = png::Encoder::new(file, px, px);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.set_depth(png::BitDepth::Eight);
+            let io = |e: png::EncodingError| Error::Storage {
+                reason: format!("writing the QR code: {e}"),
+            };
+            enc.write_header()
+                .map_err(io)?
+                .write_image_data(&pixels)
+                .map_err(io)?;
+        }
+        _ => return Err(Error::invalid("the QR file must end in .png or .svg")),
+    }
+    Ok(())
+}
+
+fn date_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `carry share`.
+pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
+    let profile = Arc::new(open(home)?);
+    let url = endpoint_of(&profile)?;
+    let new = NewShare {
+        preset: Preset::parse(&args.preset)?,
+        expires_s: args.expires.as_deref().map(parse_length).transpose()?,
+        passcode: args.passcode,
+        once: args.once,
+        long_lived: args.long_lived,
+        direct: false,
+        label: args.label,
+    };
+    let made = runtime()?.block_on(shl::create(profile, &url, &new, &SyncOptions::default()))?;
+    if let Some(path) = &args.qr {
+        write_qr(&made.qr, path)?;
+    }
+    if as_json {
+        print_json(&json!({
+            "id": made.info.id, "link": made.info.link, "expires_at": made.info.expires_at,
+            "flags": made.info.flags, "resources": made.info.resources,
+            "qr_version": made.qr.version, "qr_file": args.qr,
+        }))?;
+    } else {
+        say!(
+            "Share this link (or its QR code{}); it works until {}{}:",
+            args.qr
+                .as_ref()
+                .map(|p| format!(", written to {}", p.display()))
+                .unwrap_or_default(),
+            made.info.expires_at.map(date_time).unwrap_or_default(),
+            if made.info.flags.contains('P') {
+                ", with the passcode"
+            } else {
+                ""
+            }
+        );
+        say!("{}", made.info.link);
+        say!(
+            "It holds your {} summary ({} items). See who opens it: carry shares. End it: carry unshare {}",
+            made.info.preset,
+            made.info.resources,
+            &made.info.id[..10]
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `carry shares`: each link, refreshed from the endpoint, with its accesses.
+pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
+    let profile = Arc::new(open(home)?);
+    let list = shl::list(&profile)?;
+    let rt = runtime()?;
+    let url = endpoint_of(&profile).ok();
+    let mut out = Vec::new();
+    for s in list {
+        let accesses = match (&url, s.state.as_str()) {
+            (Some(u), _) => rt
+                .block_on(shl::accesses(
+                    profile.clone(),
+                    u,
+                    &s.id,
+                    &SyncOptions::default(),
+                ))
+                .unwrap_or_default(),
+            (None, _) => Vec::new(),
+        };
+        out.push((s, accesses));
+    }
+    if as_json {
+        let v: Vec<_> = out
+            .iter()
+            .map(|(s, a)| {
+                let mut v = json!(s);
+                v["access_log"] = json!(a);
+                v
+            })
+            .collect();
+        print_json(&v)?;
+        return Ok(exit::OK);
+    }
+    if out.is_empty() {
+        say!("No share links: carry share --preset emergency");
+    }
+    for (s, accesses) in &out {
+        say!(
+            "{}  {:<18} {:<8} flags '{}'  until {}  {} items",
+            &s.id[..10],
+            s.preset,
+            s.state,
+            s.flags,
+            s.expires_at.map(date_time).unwrap_or_default(),
+            s.resources
+        );
+        for a in accesses {
+            say!(
+                "      {}  {:<15} via {:<8} claimed by '{}'",
+                date_time(a.at),
+                a.outcome,
+                a.via,
+                a.recipient
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `carry unshare ID`.
+pub fn unshare(home: &Path, as_json: bool, id: &str) -> Result<u8> {
+    let profile = Arc::new(open(home)?);
+    let url = endpoint_of(&profile)?;
+    let info = runtime()?.block_on(shl::revoke(profile, &url, id, &SyncOptions::default()))?;
+    if as_json {
+        print_json(&json!({ "id": info.id, "state": info.state, "accesses": info.accesses }))?;
+    } else {
+        say!(
+            "The link {} is revoked: the endpoint no longer serves it. It was opened {} times.",
+            &info.id[..10],
+            info.accesses
+        );
+        say!("Anything already seen cannot be recalled.");
+    }
+    Ok(exit::OK)
+}
+
+/// `carry emergency-card`: make or refresh the always-ready emergency card.
+pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result<u8> {
+    let profile = Arc::new(open(home)?);
+    let url = endpoint_of(&profile)?;
+    let card = runtime()?.block_on(shl::emergency_card(profile, &url, &SyncOptions::default()))?;
+    if let Some(path) = &qr {
+        write_qr(&card.qr, path)?;
+    }
+    if as_json {
+        print_json(&json!({ "id": card.info.id, "link": card.info.link,
+            "expires_at": card.info.expires_at, "summary": card.summary }))?;
+    } else {
+        say!(
+            "Emergency card for {}",
+            card.summary.name.as_deref().unwrap_or("")
+        );
+        print_sections(&card.summary);
+        say!(
+            "Link (no passcode, for the lock screen): {}",
+            card.info.link
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn print_sections(s: &shl::Summary) {
+    for sec in &s.sections {
+        say!("{}:", sec.title);
+        if sec.lines.is_empty() {
+            say!("  (none recorded)");
+        }
+        for l in &sec.lines {
+            say!("  - {l}");
+        }
+    }
+}
+
+/// `carry open LINK`: the clinician's side.
+pub fn open_link(
+    as_json: bool,
+    link: &str,
+    passcode: Option<String>,
+    recipient: Option<String>,
+) -> Result<u8> {
+    let options = OpenOptions {
+        passcode,
+        recipient: recipient.unwrap_or_else(|| "Carry CLI".into()),
+        budget: Some(std::time::Duration::from_secs(60)),
+    };
+    let opened = runtime()?.block_on(shl::open(link, &options))?;
+    if as_json {
+        print_json(&json!({
+            "summary": opened.summary, "label": opened.label, "expires_at": opened.expires_at,
+            "bundle": opened.bundle,
+        }))?;
+        return Ok(exit::OK);
+    }
+    match &opened.summary {
+        Some(s) => {
+            say!(
+                "{}  born {}{}",
+                s.name.as_deref().unwrap_or("(no name)"),
+                s.birth_date.as_deref().unwrap_or("?"),
+                s.nhs_number
+                    .as_deref()
+                    .map(|n| format!("  NHS number {n}"))
+                    .unwrap_or_default()
+            );
+            say!(
+                "Summary made {}{}",
+                s.made_at.as_deref().unwrap_or("?"),
+                opened
+                    .expires_at
+                    .map(|e| format!("; the link works until {}", date_time(e)))
+                    .unwrap_or_default()
+            );
+            print_sections(s);
+        }
+        None => say!("{}", opened.bundle),
+    }
+    Ok(exit::OK)
+}

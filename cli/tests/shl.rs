@@ -1,0 +1,189 @@
+//! Share links end to end: a patient's CLI home, one endpoint process, and the
+//! clinician's `carry open`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::*;
+
+const PATIENT_FILE: &str =
+    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn patient(dir: &Path, base: &str) -> PathBuf {
+    let home = dir.join("patient");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    ok(&home, &["import", shared(PATIENT_FILE).to_str().unwrap()]);
+    ok(&home, &["endpoint", "set", base]);
+    home
+}
+
+fn section<'a>(summary: &'a Value, code: &str) -> &'a Value {
+    summary["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["code"] == code)
+        .unwrap_or_else(|| panic!("section {code} in {summary}"))
+}
+
+#[test]
+fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked() {
+    let d = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", d.path().join("ep.db").display());
+    let ep = serve(&db, &[]);
+    let home = patient(d.path(), &ep.base);
+    let qr = d.path().join("qr.svg");
+    let made = json(
+        &home,
+        &[
+            "share",
+            "--preset",
+            "emergency",
+            "--passcode",
+            "4711",
+            "--expires",
+            "1h",
+            "--qr",
+            qr.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let link = made["link"].as_str().unwrap().to_string();
+    assert!(link.starts_with(&format!("{}/view#shlink:/", ep.base)));
+    assert!(std::fs::read_to_string(&qr).unwrap().starts_with("<svg"));
+    // A loopback http host of 15 characters: version 12 (the limits are in
+    // BENCHMARKS.md and core's link tests).
+    assert!(made["qr_version"].as_u64().unwrap() <= 12, "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+
+    // No passcode, then a wrong one: refused, with the attempts left.
+    let clinician = d.path().join("clinician");
+    let out = run(&clinician, &["open", &link]);
+    assert_eq!(out.status.code(), Some(4));
+    let out = run(&clinician, &["open", &link, "--passcode", "0000"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 attempts left"));
+
+    let opened = json(
+        &clinician,
+        &[
+            "open",
+            &link,
+            "--passcode",
+            "4711",
+            "--recipient",
+            "Dr Patel, A&E",
+            "--json",
+        ],
+    );
+    let summary = &opened["summary"];
+    assert!(summary["name"].as_str().unwrap().ends_with("Jene Cummings"));
+    for code in ["48765-2", "10160-0", "11450-4"] {
+        section(summary, code);
+    }
+    assert_eq!(opened["bundle"]["type"], "document");
+    // The emergency preset holds current medicines and the latest vitals only.
+    let vitals = section(summary, "8716-3")["lines"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(vitals > 0 && vitals < 20, "{vitals} vital signs");
+
+    // The patient sees who opened it, as they named themselves, in the audit log too.
+    let shares = json(&home, &["shares", "--json"]);
+    let log = shares[0]["access_log"].as_array().unwrap();
+    assert!(log
+        .iter()
+        .any(|a| a["recipient"] == "Dr Patel, A&E" && a["outcome"] == "ok"));
+    assert!(log.iter().any(|a| a["outcome"] == "wrong-passcode"));
+    let audit = json(&home, &["audit", "--json"]);
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "share-accessed"
+            && e["detail"].as_str().unwrap().contains("Dr Patel")));
+
+    // Revoked: a clear "no longer shared".
+    let r = json(&home, &["unshare", &id[..10], "--json"]);
+    assert_eq!(r["state"], "revoked");
+    let out = run(&clinician, &["open", &link, "--passcode", "4711"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no longer shared"));
+    assert!(json(&home, &["audit", "--verify", "--json"])["ok"] == true);
+}
+
+#[test]
+fn a_long_lived_link_follows_the_record() {
+    let d = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", d.path().join("ep.db").display());
+    let ep = serve(&db, &[]);
+    let home = patient(d.path(), &ep.base);
+    let made = json(
+        &home,
+        &[
+            "share",
+            "--preset",
+            "meds-allergies",
+            "--long-lived",
+            "--expires",
+            "2d",
+            "--json",
+        ],
+    );
+    let link = made["link"].as_str().unwrap().to_string();
+    let reader = d.path().join("reader");
+    let before = json(&reader, &["open", &link, "--json"]);
+    assert_eq!(
+        section(&before["summary"], "10160-0")["lines"],
+        section(&before["summary"], "10160-0")["lines"]
+    );
+    // A new medicine from a file; the next sync re-uploads the summary.
+    let med = d.path().join("med.json");
+    std::fs::write(
+        &med,
+        r#"{"resourceType":"MedicationStatement","id":"m1","status":"active",
+            "medicationCodeableConcept":{"text":"Carrymycin 250 mg tablets"},
+            "subject":{"reference":"Patient/x"},"effectiveDateTime":"2026-11-01"}"#,
+    )
+    .unwrap();
+    ok(&home, &["import", med.to_str().unwrap()]);
+    ok(&home, &["sync"]);
+    let after = json(&reader, &["open", &link, "--json"]);
+    let lines = section(&after["summary"], "10160-0")["lines"].to_string();
+    assert!(lines.contains("Carrymycin"), "{lines}");
+    assert!(!section(&before["summary"], "10160-0")["lines"]
+        .to_string()
+        .contains("Carrymycin"));
+}
+
+#[test]
+fn links_that_are_malformed_or_point_at_plain_http_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("any");
+    for bad in [
+        "shlink:/not-base64!",
+        "https://viewer.example/#nothing-here",
+        // A plain-http manifest that is not this machine.
+        "shlink:/eyJ1cmwiOiJodHRwOi8vZXhhbXBsZS5jb20vbSIsImtleSI6IkFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUEifQ",
+        // Version 2.
+        "shlink:/eyJ1cmwiOiJodHRwczovL2V4YW1wbGUuY29tL20iLCJrZXkiOiJBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBIiwidiI6Mn0",
+    ] {
+        let out = run(&home, &["open", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

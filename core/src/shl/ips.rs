@@ -1,0 +1,623 @@
+//! The International Patient Summary: a FHIR `document` Bundle built from part of the
+//! record, for a clinician who has never seen the person before.
+//!
+//! The Composition (LOINC 60591-5) carries the three required sections (medications
+//! 10160-0, allergies 48765-2, problems 11450-4), each with a readable narrative and an
+//! `emptyReason` when there is nothing to list, then the recommended ones the scope
+//! allows: immunisations 11369-6, results 30954-2, procedures 47519-4, and vital signs
+//! 8716-3. Resources are included as held, with their subject pointing at the
+//! Bundle's Patient.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::readings::uuid_v4;
+use crate::record::summary;
+use crate::record::Category;
+use crate::share::Scope;
+use crate::time::{now_unix, rfc3339};
+
+const LOINC: &str = "http://loinc.org";
+/// The identifier system of NHS numbers.
+pub const NHS_NUMBER: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+/// What to put in a summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preset {
+    /// Allergies, current medicines, current problems, the latest vital signs, and
+    /// emergency contacts (from the Patient).
+    Emergency,
+    /// Medicines and allergies.
+    MedsAllergies,
+    /// Everything except items with a sensitivity label.
+    AllButRestricted,
+    /// A scope, as for grants.
+    Custom(Scope),
+}
+
+impl Preset {
+    /// Parse `emergency`, `meds-allergies` or `all-but-restricted`.
+    pub fn parse(s: &str) -> Result<Preset> {
+        match s {
+            "emergency" => Ok(Preset::Emergency),
+            "meds-allergies" => Ok(Preset::MedsAllergies),
+            "all-but-restricted" => Ok(Preset::AllButRestricted),
+            _ => Err(Error::invalid(format!(
+                "unknown preset '{s}'; use emergency, meds-allergies or all-but-restricted"
+            ))),
+        }
+    }
+
+    /// The preset's id (`custom` for a scope).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Preset::Emergency => "emergency",
+            Preset::MedsAllergies => "meds-allergies",
+            Preset::AllButRestricted => "all-but-restricted",
+            Preset::Custom(_) => "custom",
+        }
+    }
+
+    fn scope(&self) -> Scope {
+        let cats = |c: &[Category]| Scope {
+            categories: c.to_vec(),
+            ..Scope::default()
+        };
+        match self {
+            Preset::Emergency => cats(&[
+                Category::Allergies,
+                Category::Medications,
+                Category::Conditions,
+                Category::VitalSigns,
+            ]),
+            Preset::MedsAllergies => cats(&[Category::Medications, Category::Allergies]),
+            Preset::AllButRestricted => cats(&Category::ALL),
+            Preset::Custom(s) => s.clone(),
+        }
+    }
+}
+
+/// One IPS section.
+struct SectionDef {
+    code: &'static str,
+    title: &'static str,
+    required: bool,
+}
+
+const ALLERGIES: SectionDef = SectionDef {
+    code: "48765-2",
+    title: "Allergies and intolerances",
+    required: true,
+};
+const MEDICATIONS: SectionDef = SectionDef {
+    code: "10160-0",
+    title: "Medication summary",
+    required: true,
+};
+const PROBLEMS: SectionDef = SectionDef {
+    code: "11450-4",
+    title: "Problem list",
+    required: true,
+};
+const IMMUNISATIONS: SectionDef = SectionDef {
+    code: "11369-6",
+    title: "Immunisations",
+    required: false,
+};
+const RESULTS: SectionDef = SectionDef {
+    code: "30954-2",
+    title: "Results",
+    required: false,
+};
+const PROCEDURES: SectionDef = SectionDef {
+    code: "47519-4",
+    title: "History of procedures",
+    required: false,
+};
+const VITALS: SectionDef = SectionDef {
+    code: "8716-3",
+    title: "Vital signs",
+    required: false,
+};
+/// In the order the Composition lists them.
+const SECTIONS: [&SectionDef; 7] = [
+    &ALLERGIES,
+    &MEDICATIONS,
+    &PROBLEMS,
+    &IMMUNISATIONS,
+    &RESULTS,
+    &PROCEDURES,
+    &VITALS,
+];
+
+/// The section a resource belongs in, if any.
+fn section_of(rtype: &str, category: &str) -> Option<&'static SectionDef> {
+    match (rtype, category) {
+        ("AllergyIntolerance", _) => Some(&ALLERGIES),
+        ("MedicationStatement" | "MedicationRequest", _) => Some(&MEDICATIONS),
+        ("Condition", _) => Some(&PROBLEMS),
+        ("Immunization", _) => Some(&IMMUNISATIONS),
+        ("Procedure", _) => Some(&PROCEDURES),
+        ("Observation", "vital-signs") => Some(&VITALS),
+        ("Observation" | "DiagnosticReport", "test-results") => Some(&RESULTS),
+        _ => None,
+    }
+}
+
+fn is_current(rtype: &str, r: &Value) -> bool {
+    let code = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    match rtype {
+        "Condition" => {
+            let c = code("/clinicalStatus/coding/0/code");
+            c.is_empty() || matches!(c.as_str(), "active" | "recurrence" | "relapse")
+        }
+        "MedicationRequest" => matches!(code("/status").as_str(), "active" | "on-hold" | ""),
+        "MedicationStatement" => matches!(code("/status").as_str(), "active" | "intended" | ""),
+        "AllergyIntolerance" => {
+            let c = code("/clinicalStatus/coding/0/code");
+            c.is_empty() || c == "active"
+        }
+        _ => true,
+    }
+}
+
+/// A built summary.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The document Bundle.
+    pub bundle: Value,
+    /// How many clinical resources it holds (not counting the Patient, the
+    /// Composition and the authoring Device).
+    pub resources: usize,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn narrative(lines: &[String], empty: &str) -> Value {
+    let body = if lines.is_empty() {
+        format!("<p>{}</p>", xml_escape(empty))
+    } else {
+        format!(
+            "<ul>{}</ul>",
+            lines
+                .iter()
+                .map(|l| format!("<li>{}</li>", xml_escape(l)))
+                .collect::<String>()
+        )
+    };
+    json!({
+        "status": "generated",
+        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{body}</div>")
+    })
+}
+
+/// Build the summary of the record `conn` holds, for `preset`.
+pub(crate) fn build(conn: &Connection, preset: &Preset, author_name: &str) -> Result<Built> {
+    let scope = preset.scope();
+    let mut scope_all = scope.clone();
+    if matches!(preset, Preset::AllButRestricted) {
+        scope_all.include_labels.clear();
+    }
+    let ids: Vec<i64> = crate::share::scope_ids(conn, &scope_all)?;
+    let list = serde_json::to_string(&ids).map_err(|e| Error::internal(e.to_string()))?;
+    let mut stmt = conn.prepare(
+        "SELECT id, rtype, category, date_sort, json FROM resources
+         WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY date_sort DESC, id DESC",
+    )?;
+    let rows: Vec<(i64, String, String, i64, String)> = stmt
+        .query_map([list], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let emergency = matches!(preset, Preset::Emergency);
+
+    let patient_url = format!("urn:uuid:{}", uuid_v4()?);
+    let device_url = format!("urn:uuid:{}", uuid_v4()?);
+    let mut entries: Vec<Value> = Vec::new();
+    let mut per_section: BTreeMap<&'static str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut latest_vital: HashMap<String, ()> = HashMap::new();
+    let mut medications: HashMap<String, Value> = HashMap::new();
+    for (_, rtype, category, _, text) in &rows {
+        let Some(section) = section_of(rtype, category) else {
+            continue;
+        };
+        let mut r: Value = serde_json::from_str(text)
+            .map_err(|e| Error::internal(format!("a stored resource: {e}")))?;
+        if emergency {
+            if !is_current(rtype, &r) {
+                continue;
+            }
+            if section.code == VITALS.code {
+                // The latest reading of each kind only (rows come newest first).
+                let kind = r
+                    .pointer("/code/coding/0/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if latest_vital.insert(kind, ()).is_some() {
+                    continue;
+                }
+            }
+        }
+        let field = if matches!(rtype.as_str(), "AllergyIntolerance" | "Immunization") {
+            "patient"
+        } else {
+            "subject"
+        };
+        if let Some(o) = r.as_object_mut() {
+            o.insert(field.into(), json!({ "reference": patient_url }));
+        }
+        if let Some(reference) = r
+            .pointer("/medicationReference/reference")
+            .and_then(Value::as_str)
+        {
+            medications.insert(reference.to_string(), Value::Null);
+        }
+        let line = {
+            let d = summary::display(rtype, &r);
+            match summary::clinical_date(rtype, &r) {
+                Some((date, _)) => format!("{d} ({})", date.get(..10).unwrap_or(&date)),
+                None => d,
+            }
+        };
+        let url = format!("urn:uuid:{}", uuid_v4()?);
+        let slot = per_section.entry(section.code).or_default();
+        slot.0.push(line);
+        slot.1.push(url.clone());
+        entries.push(json!({ "fullUrl": url, "resource": r }));
+    }
+    let resources = entries.len();
+    // Medications the included statements point at.
+    for (reference, _) in medications {
+        if let Some((t, id)) = reference.rsplit_once('/') {
+            let found: Option<String> = conn
+                .query_row(
+                    "SELECT json FROM resources WHERE rtype = ?1 AND rid = ?2 LIMIT 1",
+                    [t, id],
+                    |r| r.get(0),
+                )
+                .ok();
+            if let Some(text) = found {
+                if let Ok(m) = serde_json::from_str::<Value>(&text) {
+                    entries.push(json!({ "fullUrl": reference, "resource": m }));
+                }
+            }
+        }
+    }
+
+    let patient = self_patient(conn, author_name)?;
+    let now = rfc3339(now_unix());
+    let mut sections = Vec::new();
+    for def in SECTIONS {
+        let (lines, urls) = per_section.remove(def.code).unwrap_or_default();
+        if urls.is_empty() && !def.required {
+            continue;
+        }
+        let mut s = json!({
+            "title": def.title,
+            "code": {"coding": [{"system": LOINC, "code": def.code, "display": def.title}]},
+            "text": narrative(&lines, &format!("No information about {}.", def.title.to_lowercase())),
+        });
+        if urls.is_empty() {
+            s["emptyReason"] = json!({"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                "code": "unavailable", "display": "Unavailable"
+            }]});
+        } else {
+            s["entry"] = urls.iter().map(|u| json!({ "reference": u })).collect();
+        }
+        sections.push(s);
+    }
+    let composition = json!({
+        "resourceType": "Composition",
+        "id": uuid_v4()?,
+        "status": "final",
+        "type": {"coding": [{"system": LOINC, "code": "60591-5", "display": "Patient summary Document"}]},
+        "subject": {"reference": patient_url},
+        "date": now,
+        "author": [{"reference": device_url, "display": format!("Carry, for {author_name}")}],
+        "title": format!("Patient summary: {}", preset_title(preset)),
+        "confidentiality": "N",
+        "section": sections,
+    });
+    let device = json!({
+        "resourceType": "Device",
+        "id": uuid_v4()?,
+        "deviceName": [{"name": "Carry", "type": "user-friendly-name"}],
+        "owner": {"display": author_name},
+    });
+    let mut all = vec![
+        json!({"fullUrl": format!("urn:uuid:{}", composition["id"].as_str().unwrap_or("")), "resource": composition}),
+        json!({"fullUrl": patient_url, "resource": patient}),
+        json!({"fullUrl": device_url, "resource": device}),
+    ];
+    all.extend(entries);
+    let id = uuid_v4()?;
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": id,
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}")},
+        "type": "document",
+        "timestamp": now,
+        "entry": all,
+    });
+    Ok(Built { bundle, resources })
+}
+
+fn preset_title(p: &Preset) -> &'static str {
+    match p {
+        Preset::Emergency => "emergency",
+        Preset::MedsAllergies => "medicines and allergies",
+        Preset::AllButRestricted => "everything except restricted",
+        Preset::Custom(_) => "chosen by the patient",
+    }
+}
+
+/// The Patient the record is about, or a minimal one with the profile's name.
+fn self_patient(conn: &Connection, name: &str) -> Result<Value> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT r.json FROM meta m JOIN resources r ON r.id = CAST(m.value AS INTEGER)
+             WHERE m.key = 'self_patient'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    match text.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+        Some(p) => Ok(p),
+        None => Ok(json!({
+            "resourceType": "Patient",
+            "id": uuid_v4()?,
+            "name": [{"text": name}],
+        })),
+    }
+}
+
+/// A summary as a clinician reads it: who, when, and each section's lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// The patient's name.
+    pub name: Option<String>,
+    /// Their date of birth.
+    pub birth_date: Option<String>,
+    /// Their NHS number, where present.
+    pub nhs_number: Option<String>,
+    /// When the summary was made.
+    pub made_at: Option<String>,
+    /// The sections, in the document's order.
+    pub sections: Vec<SummarySection>,
+}
+
+/// One section of a [`Summary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SummarySection {
+    /// Its LOINC code.
+    pub code: String,
+    /// Its title.
+    pub title: String,
+    /// One line per entry (or none, when empty).
+    pub lines: Vec<String>,
+}
+
+/// Read an IPS document Bundle (ours or anyone's) into a [`Summary`].
+pub fn summarise(bundle: &Value) -> Result<Summary> {
+    if bundle["resourceType"] != "Bundle" || bundle["type"] != "document" {
+        return Err(Error::invalid("not a FHIR document Bundle"));
+    }
+    let entries = bundle["entry"]
+        .as_array()
+        .ok_or_else(|| Error::invalid("the document has no entries"))?;
+    let by_url: HashMap<&str, &Value> = entries
+        .iter()
+        .filter_map(|e| Some((e["fullUrl"].as_str()?, &e["resource"])))
+        .collect();
+    let composition = entries
+        .first()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Composition")
+        .ok_or_else(|| Error::invalid("a document starts with a Composition"))?;
+    let find = |reference: &str| -> Option<&Value> {
+        by_url.get(reference).copied().or_else(|| {
+            // `Type/id` references resolve against the entries' own ids.
+            let (t, id) = reference.rsplit_once('/')?;
+            entries
+                .iter()
+                .map(|e| &e["resource"])
+                .find(|r| r["resourceType"] == t.rsplit('/').next().unwrap_or(t) && r["id"] == id)
+        })
+    };
+    let patient = composition["subject"]["reference"]
+        .as_str()
+        .and_then(find)
+        .or_else(|| {
+            entries
+                .iter()
+                .map(|e| &e["resource"])
+                .find(|r| r["resourceType"] == "Patient")
+        });
+    let name = patient.map(|p| summary::display("Patient", p));
+    let birth_date = patient.and_then(|p| p["birthDate"].as_str().map(str::to_string));
+    let nhs_number = patient.and_then(|p| {
+        p["identifier"].as_array()?.iter().find_map(|i| {
+            (i["system"] == NHS_NUMBER).then(|| i["value"].as_str().map(str::to_string))?
+        })
+    });
+    let mut sections = Vec::new();
+    for s in composition["section"].as_array().into_iter().flatten() {
+        let code = s
+            .pointer("/code/coding/0/code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let title = s["title"].as_str().unwrap_or(&code).to_string();
+        let lines = s["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["reference"].as_str().and_then(find))
+            .map(|r| summary::display(r["resourceType"].as_str().unwrap_or(""), r))
+            .collect();
+        sections.push(SummarySection { code, title, lines });
+    }
+    Ok(Summary {
+        name,
+        birth_date,
+        nhs_number,
+        made_at: composition["date"].as_str().map(str::to_string),
+        sections,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ImportOptions, PassphraseKeyStore, Profile};
+
+    fn shared(p: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/fhir")
+            .join(p)
+    }
+
+    fn profile_with(dir: &std::path::Path, files: &[&str]) -> Profile {
+        let ks = PassphraseKeyStore::new("a test passphrase").unwrap();
+        let p = Profile::create(dir, "Jene Cummings", &ks).unwrap();
+        for f in files {
+            p.import_file(&shared(f), ImportOptions::default()).unwrap();
+        }
+        p
+    }
+
+    fn codes(bundle: &Value) -> Vec<String> {
+        bundle["entry"][0]["resource"]["section"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["code"]["coding"][0]["code"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_summary_has_the_required_sections_and_resolving_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let p = profile_with(
+            d.path(),
+            &["synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json"],
+        );
+        for preset in [
+            Preset::Emergency,
+            Preset::MedsAllergies,
+            Preset::AllButRestricted,
+        ] {
+            let built = p.vault().read(|c| build(c, &preset, "Jene")).unwrap();
+            let b = &built.bundle;
+            assert_eq!(b["type"], "document");
+            let c = codes(b);
+            for required in ["48765-2", "10160-0", "11450-4"] {
+                assert!(c.contains(&required.to_string()), "{preset:?}: {required}");
+            }
+            let urls: std::collections::HashSet<&str> = b["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["fullUrl"].as_str().unwrap())
+                .collect();
+            for s in b["entry"][0]["resource"]["section"].as_array().unwrap() {
+                let entries = s["entry"].as_array().map_or(0, Vec::len);
+                assert!((entries > 0) != s.get("emptyReason").is_some(), "{s}");
+                assert!(s["text"]["div"].as_str().unwrap().starts_with("<div xmlns"));
+                for e in s["entry"].as_array().into_iter().flatten() {
+                    assert!(urls.contains(e["reference"].as_str().unwrap()));
+                }
+            }
+            let summary = summarise(b).unwrap();
+            assert_eq!(summary.sections.len(), c.len());
+            if preset == Preset::MedsAllergies {
+                assert_eq!(c, ["48765-2", "10160-0", "11450-4"]);
+                assert!(
+                    summary.sections[2].lines.is_empty(),
+                    "problems are not in this preset"
+                );
+            }
+        }
+        // Emergency: the latest reading of each vital sign only.
+        let e = p
+            .vault()
+            .read(|c| build(c, &Preset::Emergency, "Jene"))
+            .unwrap();
+        let all = p
+            .vault()
+            .read(|c| build(c, &Preset::AllButRestricted, "Jene"))
+            .unwrap();
+        let vitals = |b: &Value| {
+            summarise(b)
+                .unwrap()
+                .sections
+                .into_iter()
+                .find(|s| s.code == "8716-3")
+                .map_or(0, |s| s.lines.len())
+        };
+        assert!(vitals(&e.bundle) > 0 && vitals(&e.bundle) < vitals(&all.bundle));
+    }
+
+    #[test]
+    fn an_empty_record_gives_explicit_absences_and_narratives_are_escaped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = profile_with(d.path(), &[]);
+        let built = p
+            .vault()
+            .read(|c| build(c, &Preset::Emergency, "A <b>name</b>"))
+            .unwrap();
+        let sections = built.bundle["entry"][0]["resource"]["section"]
+            .as_array()
+            .unwrap();
+        assert_eq!(sections.len(), 3);
+        for s in sections {
+            assert!(s.get("emptyReason").is_some());
+            assert!(s["text"]["div"]
+                .as_str()
+                .unwrap()
+                .contains("No information"));
+        }
+        assert_eq!(built.resources, 0);
+        let author = built.bundle["entry"][0]["resource"]["author"][0]["display"]
+            .as_str()
+            .unwrap();
+        assert!(
+            author.contains("A <b>name</b>"),
+            "a JSON string, not markup"
+        );
+        assert!(!xml_escape("<script>").contains('<'));
+    }
+
+    #[test]
+    fn the_hl7_ips_examples_summarise() {
+        for f in [
+            "hl7-examples/ips-Bundle-IPS-examples-Bundle-01.json",
+            "hl7-examples/ips-Bundle-bundle-minimal.json",
+        ] {
+            let v: Value =
+                serde_json::from_str(&std::fs::read_to_string(shared(f)).unwrap()).unwrap();
+            let s = summarise(&v).unwrap();
+            assert!(s.name.is_some(), "{f}");
+            assert!(
+                s.sections.iter().any(|x| x.code == "48765-2"),
+                "{f}: allergies"
+            );
+        }
+    }
+}
