@@ -11,6 +11,7 @@
 
 mod callbacks;
 mod error;
+mod links;
 mod logging;
 mod profile;
 mod share;
@@ -19,6 +20,7 @@ mod types;
 
 pub use callbacks::{Events, KeyStore};
 pub use error::CarryError;
+pub use links::*;
 pub use logging::{set_logger, LogLevel, Logger};
 pub use profile::Profile;
 pub use share::*;

@@ -501,7 +501,7 @@ async fn tell_new_access(events: Option<Arc<dyn Events>>, found: Vec<NewAccess>)
 }
 
 /// Exchange options with a cancel flag that is set if the caller's future is dropped.
-fn exchange_options(budget_seconds: Option<u32>) -> (SyncOptions, CancelOnDrop) {
+pub(crate) fn exchange_options(budget_seconds: Option<u32>) -> (SyncOptions, CancelOnDrop) {
     let cancel = Arc::new(AtomicBool::new(false));
     let guard = CancelOnDrop(cancel.clone(), true);
     let options = SyncOptions {
@@ -515,7 +515,7 @@ fn exchange_options(budget_seconds: Option<u32>) -> (SyncOptions, CancelOnDrop) 
 
 impl Profile {
     /// The endpoint recorded in the profile, on a blocking thread.
-    async fn endpoint_url(&self) -> Result<String> {
+    pub(crate) async fn endpoint_url(&self) -> Result<String> {
         let core = self.core.clone();
         blocking(move || cs::endpoint(&core, None)).await
     }

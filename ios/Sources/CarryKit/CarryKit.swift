@@ -1,9 +1,10 @@
 // CarryKit: a thin Swift layer over the generated CarryFFI bindings — a profile
 // type with async calls, AsyncStreams of import and sync progress and of new access,
 // paging as an async sequence, provider sign-in and sync, sharing (invites, people,
-// grants, received records, the relay exchange, the audit log), and a Keychain key
-// store. Names called on CarryFFI are checked against
-// the generated Swift by tests/kotlin/check_swift_names.py (`make test`).
+// grants, received records, the relay exchange, the audit log), SMART Health Links
+// for showing a clinician, and a Keychain key store. Names called on CarryFFI are
+// checked against the generated Swift by tests/kotlin/check_swift_names.py
+// (`make test`).
 
 import CryptoKit
 import Foundation
@@ -311,6 +312,73 @@ public final class CarryProfile: Sendable {
     /// is safe.
     public func exchange(budgetSeconds: UInt32? = nil) async throws -> ExchangeReport {
         try await ffi.exchange(budgetSeconds: budgetSeconds)
+    }
+
+    // MARK: Showing a clinician
+
+    /// Make a SMART Health Link to a summary of the record, encrypted on this device
+    /// and uploaded to the endpoint (`setEndpoint`), which never sees the key. Give
+    /// out `info.link` or draw `qr` (`isDark(row:column:)`). `CarryError.InvalidInput`
+    /// if no endpoint is set, for a bad expiry, passcode or label, or `.custom`
+    /// without a `scope`.
+    public func createShareLink(_ link: NewShareLink) async throws -> CreatedShareLink {
+        try await ffi.createShareLink(link: link)
+    }
+
+    /// Make a link from `preset` lasting `expiresSeconds` (default an hour, at most a
+    /// year), behind `passcode` if given (tell it to the clinician separately), for one
+    /// opening if `once`, following the record if `longLived`, with `label`. A custom
+    /// scope needs the `NewShareLink` form.
+    public func createShareLink(
+        preset: SharePreset = .emergency, expiresSeconds: Int64? = nil, passcode: String? = nil,
+        once: Bool = false, longLived: Bool = false, label: String? = nil
+    ) async throws -> CreatedShareLink {
+        try await ffi.createShareLink(link: NewShareLink(
+            preset: preset, scope: nil, expiresSeconds: expiresSeconds, passcode: passcode,
+            once: once, longLived: longLived, label: label))
+    }
+
+    /// Every link this profile made, newest first, revoked and expired ones included.
+    public func shareLinks() async throws -> [ShareLinkInfo] {
+        try await ffi.shareLinks()
+    }
+
+    /// Who opened link `id` (or the start of it), oldest first, as they named
+    /// themselves (show it as "claimed by"); new ones go into the audit log too.
+    public func shareLinkAccesses(_ id: String) async throws -> [ShareAccess] {
+        try await ffi.shareLinkAccesses(id: id)
+    }
+
+    /// Revoke link `id`: the endpoint stops serving it now. A summary already read
+    /// stays read.
+    public func revokeShareLink(_ id: String) async throws -> ShareLinkInfo {
+        try await ffi.revokeShareLink(id: id)
+    }
+
+    /// Upload the summary of every long-lived link whose content changed, and fetch
+    /// new accesses; returns how many links were updated. Run it after `sync` or an
+    /// import, in the same background task.
+    public func refreshShareLinks() async throws -> UInt64 {
+        try await ffi.refreshShareLinks()
+    }
+
+    /// The emergency card, made on first call and kept current after: a year-long
+    /// link with no passcode (anyone holding the QR code can read the emergency
+    /// summary), its QR code, and the summary to show offline (a lock-screen widget).
+    /// Later calls return the same link; a revoked card is replaced.
+    public func emergencyCard() async throws -> EmergencyCard {
+        try await ffi.emergencyCard()
+    }
+}
+
+extension QrCode {
+    /// Whether the module at `row`, `column` (from the top left, without the quiet
+    /// zone) is dark; outside the code (the quiet zone) is light. Draw `width` ×
+    /// `width` squares with four modules of white around them.
+    public func isDark(row: Int, column: Int) -> Bool {
+        let side = Int(width)
+        guard row >= 0, row < side, column >= 0, column < side else { return false }
+        return modules[row * side + column]
     }
 }
 

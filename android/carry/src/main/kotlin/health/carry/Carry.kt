@@ -7,6 +7,8 @@ import health.carry.ffi.AuditCheck
 import health.carry.ffi.AuditEntry
 import health.carry.ffi.Basis
 import health.carry.ffi.Category
+import health.carry.ffi.CreatedShareLink
+import health.carry.ffi.EmergencyCard
 import health.carry.ffi.Events
 import health.carry.ffi.ExchangeReport
 import health.carry.ffi.ExportScope
@@ -17,17 +19,22 @@ import health.carry.ffi.Invite
 import health.carry.ffi.KeyStore
 import health.carry.ffi.MyIdentity
 import health.carry.ffi.NewGrant
+import health.carry.ffi.NewShareLink
 import health.carry.ffi.NewSource
 import health.carry.ffi.OutboxEntry
 import health.carry.ffi.Person
 import health.carry.ffi.Profile
 import health.carry.ffi.ProfileInfo
+import health.carry.ffi.QrCode
 import health.carry.ffi.Reading
 import health.carry.ffi.ReceivedProfile
 import health.carry.ffi.RecordStats
 import health.carry.ffi.ResourceDetail
 import health.carry.ffi.Role
 import health.carry.ffi.Scope
+import health.carry.ffi.ShareAccess
+import health.carry.ffi.ShareLinkInfo
+import health.carry.ffi.SharePreset
 import health.carry.ffi.SourceInfo
 import health.carry.ffi.SyncProgress
 import health.carry.ffi.SyncReport
@@ -50,7 +57,9 @@ import kotlinx.coroutines.flow.flow
  * Every suspend function is main-safe (the work runs on Rust's own threads) and
  * cancellable: a cancelled [importFile] keeps none of its file, a cancelled [sync]
  * keeps what it had fetched. Sharing (invites, people, grants, records shared with
- * this profile, the relay [exchange]) is here too. Failures are [health.carry.ffi.CarryException]s;
+ * this profile, the relay [exchange]) is here too, and so are links for showing a
+ * clinician ([createShareLink], [emergencyCard]; a clinician's app opens them with
+ * `health.carry.ffi.openShareLink`). Failures are [health.carry.ffi.CarryException]s;
  * [reasonOf] gives their plain-language text.
  * Calls after [close] throw [IllegalStateException].
  */
@@ -306,8 +315,82 @@ class CarryProfile private constructor(
         return profile.exchange(budgetSeconds?.toUInt())
     }
 
+    // Showing a clinician: SMART Health Links to a summary of the record.
+
+    /**
+     * Make a link to a summary of the record, encrypted on this device and uploaded to
+     * the endpoint ([setEndpoint]), which never sees the key. Give out `info.link` or
+     * draw `qr` ([isDark]). `CarryException.InvalidInput` if no endpoint is set, for a
+     * bad expiry, passcode or label, or `SharePreset.CUSTOM` without a `scope`.
+     */
+    suspend fun createShareLink(link: NewShareLink): CreatedShareLink = profile.createShareLink(link)
+
+    /**
+     * Make a link from [preset] lasting [expiresSeconds] (default an hour, at most a
+     * year), behind [passcode] if given (tell it to the clinician separately), for
+     * one opening if [once], following the record if [longLived], with [label].
+     */
+    suspend fun createShareLink(
+        preset: SharePreset = SharePreset.EMERGENCY,
+        expiresSeconds: Long? = null,
+        passcode: String? = null,
+        once: Boolean = false,
+        longLived: Boolean = false,
+        label: String? = null,
+    ): CreatedShareLink {
+        require(preset != SharePreset.CUSTOM) { "a custom link needs a scope: pass a NewShareLink" }
+        require(expiresSeconds == null || expiresSeconds > 0) { "expiresSeconds must be positive" }
+        return profile.createShareLink(
+            NewShareLink(
+                preset = preset,
+                expiresSeconds = expiresSeconds,
+                passcode = passcode,
+                once = once,
+                longLived = longLived,
+                label = label,
+            ),
+        )
+    }
+
+    /** Every link this profile made, newest first, revoked and expired ones included. */
+    suspend fun shareLinks(): List<ShareLinkInfo> = profile.shareLinks()
+
+    /**
+     * Who opened link [id] (or the start of it), oldest first, as they named
+     * themselves (show it as "claimed by"); new ones go into the audit log too.
+     */
+    suspend fun shareLinkAccesses(id: String): List<ShareAccess> = profile.shareLinkAccesses(id)
+
+    /** Revoke link [id]: the endpoint stops serving it now. A summary already read stays read. */
+    suspend fun revokeShareLink(id: String): ShareLinkInfo = profile.revokeShareLink(id)
+
+    /**
+     * Upload the summary of every long-lived link whose content changed, and fetch
+     * new accesses; returns how many links were updated. Run it after [sync] or
+     * [importFile], e.g. in the same `CoroutineWorker`.
+     */
+    suspend fun refreshShareLinks(): Long = profile.refreshShareLinks().toLong()
+
+    /**
+     * The emergency card, made on first call and kept current after: a year-long
+     * link with no passcode (anyone holding the QR code can read the emergency
+     * summary), its QR code, and the summary to show offline. Later calls return the
+     * same link; a revoked card is replaced.
+     */
+    suspend fun emergencyCard(): EmergencyCard = profile.emergencyCard()
+
     /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
     override fun close() = profile.close()
+}
+
+/**
+ * Whether the module at [row], [column] (from the top left, without the quiet zone)
+ * is dark; outside the code (the quiet zone) is light. Draw `width` × `width` squares
+ * and leave four modules of white around them.
+ */
+fun QrCode.isDark(row: Int, column: Int): Boolean {
+    val side = width.toInt()
+    return row in 0 until side && column in 0 until side && modules[row * side + column]
 }
 
 /** Someone who gained access to a profile's record: their short id, name and grant. */
