@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,41 +22,13 @@ struct Logged {
 }
 
 fn serve_logged(dir: &Path) -> Logged {
-    use std::io::BufRead;
     let db = dir.join("endpoint.db");
-    let log = dir.join("endpoint.log");
-    let mut child = Command::new(endpoint_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(format!("sqlite://{}", db.display()))
-        .env("CARRY_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    Logged {
-        ep: Endpoint { child, base },
-        db,
-    }
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let ep = serve_logging(
+        &format!("sqlite://{}", db.display()),
+        &[],
+        &dir.join("endpoint.log"),
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    Logged { ep, db }
 }
 
 fn home_named(dir: &Path, sub: &str, name: &str) -> PathBuf {

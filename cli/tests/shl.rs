@@ -12,17 +12,6 @@ use common::*;
 const PATIENT_FILE: &str =
     "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
 
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn patient(dir: &Path, base: &str) -> PathBuf {
     let home = dir.join("patient");
     ok(&home, &["init", "--name", "Jene Cummings"]);

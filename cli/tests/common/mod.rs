@@ -72,8 +72,7 @@ pub fn endpoint_bin() -> PathBuf {
 
 /// A running `carry-endpoint serve`, stopped on drop.
 pub struct Endpoint {
-    /// The server process.
-    pub child: std::process::Child,
+    child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
 }
@@ -98,13 +97,24 @@ pub fn endpoint(args: &[&str]) -> String {
 
 /// Serve the database at `db` with extra `args` on a free port.
 pub fn serve(db: &str, args: &[&str]) -> Endpoint {
+    launch(db, args, "warn", Stdio::null())
+}
+
+/// Serve as [`serve`] does, with the debug log written to `log`, for tests that read
+/// what the endpoint wrote.
+pub fn serve_logging(db: &str, args: &[&str], log: &Path) -> Endpoint {
+    let file = std::fs::File::create(log).unwrap();
+    launch(db, args, "debug", Stdio::from(file))
+}
+
+fn launch(db: &str, args: &[&str], level: &str, stderr: Stdio) -> Endpoint {
     use std::io::BufRead;
     let mut child = Command::new(endpoint_bin())
         .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
         .args(args)
-        .env("CARRY_LOG", "warn")
+        .env("CARRY_LOG", level)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -117,4 +127,16 @@ pub fn serve(db: &str, args: &[&str]) -> Endpoint {
         .unwrap_or_else(|| panic!("unexpected first line: {line}"))
         .to_string();
     Endpoint { child, base }
+}
+
+/// Run `carry` with `args`, require success, and return its standard output.
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
