@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -46,7 +46,7 @@ postgres:
 	url=$$(bash .ci/postgres.sh start) || exit 1; \
 	CARRY_REQUIRE_POSTGRES=1 CARRY_TEST_POSTGRES_URL=$$url $(CARGO) test -p carry-endpoint conformance
 
-## JSON Schemas against their examples and against a freshly made key file.
+## JSON Schemas against their examples and against a freshly made key file and backup.
 PYREQS := "jsonschema>=4.18,<5" "fhirpy>=2.3,<3" "jwcrypto>=1.5,<2" "fhir.resources>=8,<9"
 $(PYENV)/.installed: Makefile
 	python3 -m venv $(PYENV)
@@ -56,7 +56,8 @@ $(PYENV)/.installed: Makefile
 schemas: $(PYENV)/.installed build
 	@tmp=$$(mktemp -d); \
 	CARRY_PASSPHRASE="schema check passphrase" target/debug/carry --home $$tmp/p init --name "Schema Check" >/dev/null \
-	  && $(PYENV)/bin/python tests/check_schemas.py $$tmp/p; rc=$$?; rm -rf $$tmp; exit $$rc
+	  && CARRY_PASSPHRASE="schema check passphrase" target/debug/carry --home $$tmp/p backup --out $$tmp/b.carry >/dev/null \
+	  && $(PYENV)/bin/python tests/check_schemas.py $$tmp/p $$tmp/b.carry; rc=$$?; rm -rf $$tmp; exit $$rc
 
 ## The endpoint driven by an independent FHIR client (fhirpy).
 fhir-client: $(PYENV)/.installed
@@ -88,6 +89,10 @@ bench-hpke: deps
 bench-share: deps
 	$(CARGO) build --profile bench -p carry-endpoint
 	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench share
+
+## A full backup of a 10,000-resource record to a file, and its restore.
+bench-backup: deps
+	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench backup
 
 ## Sync over loopback against the endpoint, and the endpoint's search throughput.
 bench-sync: deps

@@ -2,7 +2,8 @@
 
 For each `schemas/NAME.schema.json`, `schemas/examples/NAME.valid.json` must validate
 and `schemas/examples/NAME.invalid.json` must not. With a profile folder as argument,
-its real `vault.key` (and the passphrase wrap inside it) must validate too.
+its real `vault.key` (and the passphrase wrap inside it) must validate too, and with
+a backup file as a second argument, its header.
 """
 import base64
 import json
@@ -46,6 +47,12 @@ if len(sys.argv) > 1:
     check("key-file", key, True, "real vault.key")
     raw = key["wrapped"] + "=" * (-len(key["wrapped"]) % 4)
     check("passphrase-wrap", json.loads(base64.urlsafe_b64decode(raw)), True, "real passphrase wrap")
+
+if len(sys.argv) > 2:
+    raw = pathlib.Path(sys.argv[2]).read_bytes()
+    assert raw[:8] == b"CARRYBK1", "a backup file starts with CARRYBK1"
+    n = int.from_bytes(raw[8:12], "big")
+    check("backup-header", json.loads(raw[12:12 + n]), True, "real backup header")
 
 print(f"{checked - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

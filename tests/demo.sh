@@ -211,6 +211,21 @@ code=$?
 set -e
 [ "$code" -eq 4 ] || fail "a revoked link gave exit $code, not 4"
 
+say "Jene keeps her recovery code on paper and backs up her profile, encrypted, to a file."
+code=$("$CARRY" recovery show --json | field 'd["code"]')
+echo "${code:0:14}… (14 groups; the last catches typos)"
+"$CARRY" backup --out "$WORK/jene.carry"
+
+say "Her phone is lost. On a new one she restores from the backup with her recovery code."
+rm -rf "$CARRY_HOME"
+CARRY_HOME="$WORK/new-phone" "$CARRY" restore --file "$WORK/jene.carry" --code "$code"
+export CARRY_HOME="$WORK/new-phone"
+"$CARRY" audit --verify
+"$CARRY" grants | head -n 3
+"$CARRY" people
+[ "$("$CARRY" people --json | field 'len(d)')" = 1 ] || fail "Sam is not among her people after the restore"
+"$CARRY" source list
+
 say "The endpoint's log names routes and statuses, never a patient or a token."
 if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi
 if grep -qa "Cummings" "$WORK"/endpoint.db*; then

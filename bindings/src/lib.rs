@@ -9,6 +9,7 @@
 // UniFFI's scaffolding needs `unsafe` (`extern "C"` functions); this crate writes none.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod backup;
 mod callbacks;
 mod error;
 mod links;
@@ -18,6 +19,7 @@ mod share;
 mod sync;
 mod types;
 
+pub use backup::*;
 pub use callbacks::{Events, KeyStore};
 pub use error::CarryError;
 pub use links::*;

@@ -47,7 +47,7 @@ pub struct Profile {
 }
 
 impl Profile {
-    fn wrap(core: cc::Profile, events: Option<Arc<dyn Events>>) -> Arc<Self> {
+    pub(crate) fn wrap(core: cc::Profile, events: Option<Arc<dyn Events>>) -> Arc<Self> {
         Arc::new(Profile {
             core: Arc::new(core),
             events,

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backup_cmds;
 mod commands;
 mod exit;
 mod passphrase;
@@ -200,6 +201,26 @@ enum Command {
         /// Who you are, as the patient will see it ("claimed by").
         #[arg(long)]
         recipient: Option<String>,
+    },
+    /// Your recovery code: show it, replace it, or confirm you wrote it down.
+    Recovery {
+        #[command(subcommand)]
+        action: backup_cmds::RecoveryAction,
+    },
+    /// Back up the whole profile, encrypted, to a file.
+    Backup {
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Restore a profile from a backup into an empty folder (--home).
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The recovery code (asked for if not given).
+        #[arg(long)]
+        code: Option<String>,
     },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {

@@ -56,6 +56,10 @@ pub enum AuditEvent {
     ShareAccessed,
     /// A share link was revoked.
     ShareRevoked,
+    /// A backup was made.
+    BackedUp,
+    /// The recovery code was replaced.
+    RecoveryCodeChanged,
 }
 
 impl AuditEvent {
@@ -81,6 +85,8 @@ impl AuditEvent {
             AuditEvent::ShareCreated => "share-created",
             AuditEvent::ShareAccessed => "share-accessed",
             AuditEvent::ShareRevoked => "share-revoked",
+            AuditEvent::BackedUp => "backed-up",
+            AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
         }
     }
 }

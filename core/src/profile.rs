@@ -72,6 +72,8 @@ impl Profile {
                 "INSERT INTO meta (key, value) VALUES ('name', ?1), ('created_at', ?2)",
                 params![name, now_unix().to_string()],
             )?;
+            // The profile's identity: its signing and encryption key pairs.
+            crate::share::people::identity(conn)?;
             Ok(())
         })
     }

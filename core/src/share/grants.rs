@@ -283,7 +283,7 @@ pub(crate) fn list(conn: &Connection, active_only: bool) -> Result<Vec<GrantInfo
     let ids: Vec<String> = conn
         .prepare(
             "SELECT id FROM grants WHERE NOT ?1 OR (ended_at IS NULL AND expires_at > ?2)
-             ORDER BY created_at DESC, id",
+             ORDER BY created_at DESC, rowid DESC",
         )?
         .query_map(params![active_only, now_unix()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;

@@ -360,7 +360,7 @@ fn resolve(conn: &rusqlite::Connection, id: &str) -> Result<String> {
 pub fn list(profile: &Profile) -> Result<Vec<ShareInfo>> {
     profile.vault().read(|c| {
         let ids: Vec<String> = c
-            .prepare("SELECT id FROM shares ORDER BY created_at DESC, id")?
+            .prepare("SELECT id FROM shares ORDER BY created_at DESC, rowid DESC")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         ids.iter().map(|id| info_of(c, id)).collect()

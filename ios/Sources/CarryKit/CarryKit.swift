@@ -369,6 +369,32 @@ public final class CarryProfile: Sendable {
     public func emergencyCard() async throws -> EmergencyCard {
         try await ffi.emergencyCard()
     }
+
+    /// The recovery code (14 groups of 4), made on first use: show it once, for paper.
+    public func recoveryCode() async throws -> String {
+        try await ffi.recoveryCode()
+    }
+
+    /// Replace the recovery code; the old one opens no backup made afterwards.
+    public func regenerateRecoveryCode() async throws -> String {
+        try await ffi.regenerateRecoveryCode()
+    }
+
+    /// Check two groups typed back (positions from `recoveryConfirmationPositions()`).
+    public func confirmRecoveryCode(_ answers: [CodeGroupAnswer]) async throws {
+        try await ffi.confirmRecoveryCode(answers: answers)
+    }
+
+    /// When the last backup was made, and whether one is overdue (remind the person).
+    public func backupStatus() async throws -> BackupStatus {
+        try await ffi.backupStatus()
+    }
+
+    /// A full, encrypted backup of the whole profile to `url` (a file URL). It opens
+    /// only with the recovery code; provider sign-ins are never in it.
+    public func backupToFile(_ url: URL) async throws -> BackupReport {
+        try await ffi.backupToFile(path: url.path)
+    }
 }
 
 extension QrCode {

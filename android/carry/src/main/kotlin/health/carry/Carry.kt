@@ -33,6 +33,9 @@ import health.carry.ffi.ResourceDetail
 import health.carry.ffi.Role
 import health.carry.ffi.Scope
 import health.carry.ffi.ShareAccess
+import health.carry.ffi.BackupReport
+import health.carry.ffi.BackupStatus
+import health.carry.ffi.CodeGroupAnswer
 import health.carry.ffi.ShareLinkInfo
 import health.carry.ffi.SharePreset
 import health.carry.ffi.SourceInfo
@@ -378,6 +381,25 @@ class CarryProfile private constructor(
      * same link; a revoked card is replaced.
      */
     suspend fun emergencyCard(): EmergencyCard = profile.emergencyCard()
+
+    /** The recovery code (14 groups of 4), made on first use: show it once, for paper. */
+    suspend fun recoveryCode(): String = profile.recoveryCode()
+
+    /** Replace the recovery code; the old one opens no backup made afterwards. */
+    suspend fun regenerateRecoveryCode(): String = profile.regenerateRecoveryCode()
+
+    /** Check two groups typed back (positions from `recoveryConfirmationPositions()`). */
+    suspend fun confirmRecoveryCode(answers: List<CodeGroupAnswer>) = profile.confirmRecoveryCode(answers)
+
+    /** When the last backup was made, and whether one is overdue (remind the person). */
+    suspend fun backupStatus(): BackupStatus = profile.backupStatus()
+
+    /**
+     * A full, encrypted backup of the whole profile to [file] (for example in the
+     * app's cache before handing it to the Storage Access Framework). It opens only
+     * with the recovery code; provider sign-ins are never in it.
+     */
+    suspend fun backupToFile(file: File): BackupReport = profile.backupToFile(file.path)
 
     /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
     override fun close() = profile.close()

@@ -1,0 +1,150 @@
+//! Never lose the record: `carry recovery`, `carry backup`, `carry restore`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use carry_core::backup;
+use carry_core::{Error, Profile, Result};
+use serde_json::json;
+
+use crate::commands::{open, print_json};
+use crate::exit;
+use crate::passphrase;
+use crate::say;
+
+/// `carry recovery` subcommands.
+#[derive(clap::Subcommand)]
+pub enum RecoveryAction {
+    /// Show the recovery code: write it down and keep it apart from the phone.
+    Show,
+    /// Replace the code; the old one opens no backup made from now on.
+    Regenerate,
+    /// Show that you wrote it down: type back two groups when asked.
+    Confirm {
+        /// Answers as POSITION=GROUP (for scripts); without them you are asked.
+        #[arg(long = "group", value_name = "N=GROUP")]
+        groups: Vec<String>,
+    },
+}
+
+fn print_code(code: &str, as_json: bool) -> Result<()> {
+    if as_json {
+        print_json(&json!({ "code": code }))?;
+    } else {
+        say!("Your recovery code (14 groups; the last one catches typos):");
+        say!("");
+        for line in code.split('-').collect::<Vec<_>>().chunks(7) {
+            say!("    {}", line.join("-"));
+        }
+        say!("");
+        say!("Write it down and keep it somewhere other than this phone. With it, and");
+        say!("nothing else, your record can be restored on a new phone.");
+    }
+    Ok(())
+}
+
+fn read_line(prompt: &str) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::invalid(format!(
+            "{prompt}: run carry in a terminal, or pass the value as an option"
+        )));
+    }
+    eprint!("{prompt}: ");
+    let mut s = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut s)
+        .map_err(|e| Error::invalid(format!("could not read: {e}")))?;
+    Ok(s.trim().to_string())
+}
+
+/// `carry recovery …`.
+pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8> {
+    let profile = open(home)?;
+    match action {
+        RecoveryAction::Show => print_code(&backup::recovery_code(&profile)?, as_json)?,
+        RecoveryAction::Regenerate => {
+            let code = backup::regenerate_recovery_code(&profile)?;
+            print_code(&code, as_json)?;
+            if !as_json {
+                say!("The old code no longer opens new backups. Make one now: carry backup --out FILE");
+            }
+        }
+        RecoveryAction::Confirm { groups } => {
+            let answers: Vec<(usize, String)> = if groups.is_empty() {
+                backup::confirmation_positions()?
+                    .into_iter()
+                    .map(|p| Ok((p, read_line(&format!("Group {p} of your recovery code"))?)))
+                    .collect::<Result<_>>()?
+            } else {
+                groups
+                    .iter()
+                    .map(|g| {
+                        let (n, v) = g
+                            .split_once('=')
+                            .ok_or_else(|| Error::invalid("give --group as N=GROUP"))?;
+                        let n: usize = n
+                            .parse()
+                            .map_err(|_| Error::invalid("give --group as N=GROUP"))?;
+                        Ok((n, v.to_string()))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            backup::confirm_recovery_code(&profile, &answers)?;
+            if as_json {
+                print_json(&json!({ "confirmed": true }))?;
+            } else {
+                say!("Confirmed: you have the code written down.");
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `carry backup --out FILE`.
+pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>) -> Result<u8> {
+    let profile = open(home)?;
+    let Some(path) = out else {
+        return Err(Error::invalid(
+            "backups to the endpoint are not built yet; write one to a file: carry backup --out FILE",
+        ));
+    };
+    let r = backup::backup_to_file(&profile, &path)?;
+    if as_json {
+        print_json(&json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
+            "resources": r.resources, "file": path }))?;
+    } else {
+        say!(
+            "Backed up {} resources (and your people, grants, audit log and settings) to {} ({} KB, encrypted).",
+            r.resources,
+            path.display(),
+            r.bytes / 1024
+        );
+        say!("It opens only with your recovery code (carry recovery show). Provider sign-ins are not in it.");
+    }
+    Ok(exit::OK)
+}
+
+/// `carry restore --file FILE [--code CODE]` into an empty home.
+pub fn restore(home: &Path, as_json: bool, file: &Path, code: Option<String>) -> Result<u8> {
+    let code = match code {
+        Some(c) => c,
+        None => read_line("Your recovery code")?,
+    };
+    let store = passphrase::new_profile()?;
+    let profile: Profile = backup::restore_from_file(home, file, &code, &store)?;
+    let info = profile.info()?;
+    let stats = profile.stats()?;
+    if as_json {
+        print_json(&json!({ "home": home, "name": info.name, "resources": stats.resources }))?;
+    } else {
+        say!(
+            "Restored {}'s record ({} resources) into {}, with the same identity, people, grants and audit log.",
+            info.name,
+            stats.resources,
+            home.display()
+        );
+        say!("Sign in to each provider again (carry source login NAME): sign-ins are never in backups.");
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,173 @@
+//! Backup and restore through the CLI: a round trip, a wrong code, and processes
+//! killed mid-way.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+const FILE: &str =
+    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
+
+fn record(home: &Path) -> (u64, String) {
+    let stats = json(home, &["stats", "--json"]);
+    let page = json(home, &["timeline", "--limit", "500", "--json"]);
+    (
+        stats["resources"].as_u64().unwrap(),
+        page["items"].to_string(),
+    )
+}
+
+#[test]
+fn a_backup_restores_whole_with_its_code_and_not_at_all_without() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("phone");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    ok(&home, &["import", shared(FILE).to_str().unwrap()]);
+    ok(&home, &["add", "bp", "120/80", "--note", "calm"]);
+    let code = json(&home, &["recovery", "show", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(code.split('-').count(), 14);
+    let file = d.path().join("jene.carry");
+    let b = json(
+        &home,
+        &["backup", "--out", file.to_str().unwrap(), "--json"],
+    );
+    assert!(b["resources"].as_u64().unwrap() > 500);
+
+    // A wrong code exits 3 and leaves no profile.
+    let new_home = d.path().join("new-phone");
+    let wrong = "0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000";
+    let out = run(
+        &new_home,
+        &["restore", "--file", file.to_str().unwrap(), "--code", wrong],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[2] = if typo[2] == '7' { '8' } else { '7' };
+    let typo: String = typo.into_iter().collect();
+    let out = run(
+        &new_home,
+        &["restore", "--file", file.to_str().unwrap(), "--code", &typo],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a typo is caught by the checksum"
+    );
+    let other = json(&d.path().join("other"), &["init", "--name", "x", "--json"]);
+    let _ = other;
+    let other_code = json(&d.path().join("other"), &["recovery", "show", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(
+        &new_home,
+        &[
+            "restore",
+            "--file",
+            file.to_str().unwrap(),
+            "--code",
+            &other_code,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "a wrong code is a wrong key");
+    assert!(!new_home.join("vault.db").exists());
+
+    let r = json(
+        &new_home,
+        &[
+            "restore",
+            "--file",
+            file.to_str().unwrap(),
+            "--code",
+            &code,
+            "--json",
+        ],
+    );
+    assert_eq!(r["name"], "Jene Cummings");
+    assert_eq!(record(&new_home), record(&home));
+    assert_eq!(
+        json(&new_home, &["audit", "--verify", "--json"])["ok"],
+        true
+    );
+    assert_eq!(
+        json(&new_home, &["id", "--json"])["keys"],
+        json(&home, &["id", "--json"])["keys"]
+    );
+    ok(&new_home, &["check"]);
+}
+
+#[test]
+fn killed_backups_and_restores_leave_the_source_intact_and_the_target_absent_or_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("phone");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    ok(&home, &["import", shared(FILE).to_str().unwrap()]);
+    let code = json(&home, &["recovery", "show", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = record(&home);
+    let good = d.path().join("good.carry");
+    ok(&home, &["backup", "--out", good.to_str().unwrap()]);
+    for (i, ms) in [5u64, 40, 120, 300, 600].iter().enumerate() {
+        // Backup, killed.
+        let file = d.path().join(format!("b{i}.carry"));
+        let mut child = carry(&home, &["backup", "--out", file.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(*ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            record(&home),
+            want,
+            "the source is intact after a kill at {ms} ms"
+        );
+        if file.exists() {
+            let t = d.path().join(format!("from-b{i}"));
+            ok(
+                &t,
+                &["restore", "--file", file.to_str().unwrap(), "--code", &code],
+            );
+            assert_eq!(record(&t), want);
+        }
+        // Restore, killed.
+        let target = d.path().join(format!("r{i}"));
+        let mut child = carry(
+            &target,
+            &["restore", "--file", good.to_str().unwrap(), "--code", &code],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(*ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if target.join("vault.db").exists() {
+            assert_eq!(
+                record(&target),
+                want,
+                "a restore killed at {ms} ms left a whole profile"
+            );
+        } else {
+            // Absent; and a new attempt succeeds.
+            ok(
+                &target,
+                &["restore", "--file", good.to_str().unwrap(), "--code", &code],
+            );
+            assert_eq!(record(&target), want);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+package health.carry.tests
+
+import health.carry.ffi.CarryException
+import health.carry.ffi.CodeGroupAnswer
+import health.carry.ffi.Profile
+import health.carry.ffi.recoveryConfirmationPositions
+import health.carry.ffi.restoreFromFile
+import java.nio.file.Files
+import java.nio.file.Path
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.Timeout
+import org.junit.jupiter.api.io.TempDir
+
+/**
+ * The recovery code and a backup to a file, restored on a "new phone" with the code:
+ * the same record and identity; a wrong code is WrongKey and leaves nothing.
+ */
+@Timeout(120)
+class BackupTest {
+    @TempDir
+    lateinit var dir: Path
+
+    @Test
+    fun `a backup restores with its code and a wrong code leaves nothing`(): Unit = runBlocking {
+        Profile.create(dir.resolve("phone").toString(), "Alfreda", TestKeyStore(1), null).use { p ->
+            p.importFile(Fixtures.alfreda.path)
+            assertTrue(p.backupStatus().overdue)
+            val code = p.recoveryCode()
+            assertEquals(14, code.split('-').size)
+            val groups = code.split('-')
+            val positions = recoveryConfirmationPositions()
+            assertThrowsSuspend<CarryException.InvalidInput> {
+                p.confirmRecoveryCode(positions.map { CodeGroupAnswer(it, "0000") })
+            }
+            p.confirmRecoveryCode(positions.map { CodeGroupAnswer(it, groups[it.toInt() - 1].lowercase()) })
+            val file = dir.resolve("backup.carry").toString()
+            val report = p.backupToFile(file)
+            assertTrue(report.resources > 0uL)
+            val status = p.backupStatus()
+            assertFalse(status.overdue)
+            assertTrue(status.codeConfirmed)
+
+            val other = Profile.create(dir.resolve("other").toString(), "x", TestKeyStore(2), null).use { it.recoveryCode() }
+            val target = dir.resolve("new-phone")
+            assertThrowsSuspend<CarryException.WrongKey> {
+                restoreFromFile(target.toString(), file, other, TestKeyStore(3), null)
+            }
+            assertFalse(Files.exists(target.resolve("vault.db")))
+            restoreFromFile(target.toString(), file, code, TestKeyStore(3), null).use { q ->
+                assertEquals(p.stats().resources, q.stats().resources)
+                assertEquals(p.myIdentity().keys, q.myIdentity().keys)
+                assertTrue(q.verifyAudit().ok)
+                assertEquals(code, q.recoveryCode())
+            }
+        }
+    }
+}
