@@ -134,6 +134,18 @@ const SECTIONS: [&SectionDef; 7] = [
     &VITALS,
 ];
 
+/// Every resource type some section holds.
+const SECTION_TYPES: [&str; 8] = [
+    "AllergyIntolerance",
+    "MedicationStatement",
+    "MedicationRequest",
+    "Condition",
+    "Immunization",
+    "Procedure",
+    "Observation",
+    "DiagnosticReport",
+];
+
 /// The section a resource belongs in, if any.
 fn section_of(rtype: &str, category: &str) -> Option<&'static SectionDef> {
     match (rtype, category) {
@@ -211,6 +223,18 @@ pub(crate) fn build(conn: &Connection, preset: &Preset, author_name: &str) -> Re
     let mut scope_all = scope.clone();
     if matches!(preset, Preset::AllButRestricted) {
         scope_all.include_labels.clear();
+    }
+    // Only the types a section can hold: encounters, claims and the like never
+    // reach the summary, so they are not read at all.
+    if scope_all.resource_types.is_empty() {
+        scope_all.resource_types = SECTION_TYPES.iter().map(|t| t.to_string()).collect();
+    } else {
+        scope_all
+            .resource_types
+            .retain(|t| SECTION_TYPES.contains(&t.as_str()));
+        if scope_all.resource_types.is_empty() {
+            scope_all.resource_types.push("none".into());
+        }
     }
     let ids: Vec<i64> = crate::share::scope_ids(conn, &scope_all)?;
     let list = serde_json::to_string(&ids).map_err(|e| Error::internal(e.to_string()))?;
