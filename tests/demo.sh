@@ -211,14 +211,19 @@ code=$?
 set -e
 [ "$code" -eq 4 ] || fail "a revoked link gave exit $code, not 4"
 
-say "Jene keeps her recovery code on paper and backs up her profile, encrypted, to a file."
+say "Jene keeps her recovery code on paper and backs up her profile, encrypted on her phone, to the endpoint."
 code=$("$CARRY" recovery show --json | field 'd["code"]')
 echo "${code:0:14}… (14 groups; the last catches typos)"
-"$CARRY" backup --out "$WORK/jene.carry"
+"$CARRY" backup
 
-say "Her phone is lost. On a new one she restores from the backup with her recovery code."
+say "Her phone is lost. On a new one she has nothing but her recovery code and the endpoint's address."
 rm -rf "$CARRY_HOME"
-CARRY_HOME="$WORK/new-phone" "$CARRY" restore --file "$WORK/jene.carry" --code "$code"
+if CARRY_HOME="$WORK/wrong" "$CARRY" restore --from-endpoint --endpoint "$BASE" \
+     --code "0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000-0000" 2>&1; then
+  fail "a wrong code restored something"
+fi
+[ ! -e "$WORK/wrong/vault.db" ] || fail "a wrong code left a profile behind"
+CARRY_HOME="$WORK/new-phone" "$CARRY" restore --from-endpoint --endpoint "$BASE" --code "$code"
 export CARRY_HOME="$WORK/new-phone"
 "$CARRY" audit --verify
 "$CARRY" grants | head -n 3

@@ -100,6 +100,42 @@ impl Profile {
     }
 }
 
+#[uniffi::export(async_runtime = "tokio")]
+impl Profile {
+    /// Back up the whole profile to the profile's endpoint, encrypted on the device.
+    /// The recovery code alone finds it again (see [`restore_from_endpoint`]); the
+    /// endpoint keeps the last few versions. `InvalidInput` if no endpoint is set.
+    pub async fn backup_to_endpoint(&self) -> Result<BackupReport> {
+        let url = self.endpoint_url().await?;
+        let (options, _guard) = crate::share::exchange_options(None);
+        let r = cb::backup_to_endpoint(self.core.clone(), &url, &options).await?;
+        Ok(BackupReport {
+            id: r.id,
+            kind: r.kind,
+            bytes: r.bytes,
+            resources: r.resources,
+        })
+    }
+}
+
+/// Restore from the endpoint at `endpoint` into the empty `folder` with nothing but
+/// the recovery `code`. `NotFound` if that endpoint holds no backup for the code
+/// (which is also what a mistyped but well-formed code gives); `InvalidInput` for a
+/// typo the checksum catches; nothing is left behind on any failure.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn restore_from_endpoint(
+    folder: String,
+    endpoint: String,
+    code: String,
+    key_store: Arc<dyn KeyStore>,
+    events: Option<Arc<dyn Events>>,
+) -> Result<Arc<Profile>> {
+    let code = zeroize::Zeroizing::new(code);
+    let store: Arc<dyn carry_core::KeyStore> = Arc::new(KeyStoreAdapter(key_store));
+    let core = cb::restore_from_endpoint(&PathBuf::from(folder), &endpoint, &code, store).await?;
+    Ok(Profile::wrap(core, events))
+}
+
 /// Two positions (1-based) of the recovery code to ask the person to type back.
 #[uniffi::export]
 pub fn recovery_confirmation_positions() -> Result<Vec<u32>> {

@@ -101,13 +101,28 @@ pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8
     Ok(exit::OK)
 }
 
-/// `carry backup --out FILE`.
+/// `carry backup [--out FILE]`: to a file, or to the endpoint.
 pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>) -> Result<u8> {
-    let profile = open(home)?;
+    let profile = std::sync::Arc::new(open(home)?);
     let Some(path) = out else {
-        return Err(Error::invalid(
-            "backups to the endpoint are not built yet; write one to a file: carry backup --out FILE",
-        ));
+        let url = crate::share_cmds::endpoint_of(&profile)?;
+        let r = crate::sync_cmds::runtime()?.block_on(backup::backup_to_endpoint(
+            profile.clone(),
+            &url,
+            &Default::default(),
+        ))?;
+        if as_json {
+            print_json(&json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
+                "resources": r.resources, "endpoint": url }))?;
+        } else {
+            say!(
+                "Backed up {} resources to {} ({} KB, encrypted on this device). Your recovery code alone finds it again.",
+                r.resources,
+                url,
+                r.bytes / 1024
+            );
+        }
+        return Ok(exit::OK);
     };
     let r = backup::backup_to_file(&profile, &path)?;
     if as_json {
@@ -125,14 +140,27 @@ pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// `carry restore --file FILE [--code CODE]` into an empty home.
-pub fn restore(home: &Path, as_json: bool, file: &Path, code: Option<String>) -> Result<u8> {
+/// Where `carry restore` reads from.
+pub enum From {
+    /// A backup file.
+    File(PathBuf),
+    /// The endpoint at this address.
+    Endpoint(String),
+}
+
+/// `carry restore (--file FILE | --from-endpoint) [--code CODE]` into an empty home.
+pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> Result<u8> {
     let code = match code {
         Some(c) => c,
         None => read_line("Your recovery code")?,
     };
     let store = passphrase::new_profile()?;
-    let profile: Profile = backup::restore_from_file(home, file, &code, &store)?;
+    let profile: Profile = match from {
+        From::File(file) => backup::restore_from_file(home, &file, &code, &store)?,
+        From::Endpoint(url) => crate::sync_cmds::runtime()?.block_on(
+            backup::restore_from_endpoint(home, &url, &code, std::sync::Arc::new(store)),
+        )?,
+    };
     let info = profile.info()?;
     let stats = profile.stats()?;
     if as_json {

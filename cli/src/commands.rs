@@ -314,7 +314,24 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
         Command::Recovery { action } => crate::backup_cmds::recovery(home, as_json, action),
         Command::Backup { out } => crate::backup_cmds::backup(home, as_json, out),
-        Command::Restore { file, code } => crate::backup_cmds::restore(home, as_json, &file, code),
+        Command::Restore {
+            file,
+            from_endpoint,
+            endpoint,
+            code,
+        } => {
+            let from = match (file, from_endpoint) {
+                (Some(f), _) => crate::backup_cmds::From::File(f),
+                (None, _) => crate::backup_cmds::From::Endpoint(
+                    endpoint
+                        .or_else(|| std::env::var(carry_core::share::ENDPOINT_ENV).ok())
+                        .ok_or_else(|| {
+                            Error::invalid("give the endpoint: --endpoint URL or CARRY_ENDPOINT")
+                        })?,
+                ),
+            };
+            crate::backup_cmds::restore(home, as_json, from, code)
+        }
         Command::Share { args } => crate::shl_cmds::share(home, as_json, args),
         Command::Shares => crate::shl_cmds::shares(home, as_json),
         Command::Unshare { id } => crate::shl_cmds::unshare(home, as_json, &id),

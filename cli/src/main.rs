@@ -183,6 +183,8 @@ enum Command {
     /// End a share link now.
     Unshare {
         /// The link's id (from carry shares; the first 10 characters are enough).
+        /// Ids may begin with a dash.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Make or refresh your emergency card: an always-ready link and a summary to show offline.
@@ -207,17 +209,23 @@ enum Command {
         #[command(subcommand)]
         action: backup_cmds::RecoveryAction,
     },
-    /// Back up the whole profile, encrypted, to a file.
+    /// Back up the whole profile, encrypted, to the endpoint (or to a file).
     Backup {
-        /// The file to write.
+        /// Write it to this file instead of the endpoint.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// Restore a profile from a backup into an empty folder (--home).
     Restore {
-        /// The backup file.
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
+        /// From this backup file.
+        #[arg(long, value_name = "FILE", required_unless_present = "from_endpoint")]
+        file: Option<PathBuf>,
+        /// From the endpoint: the recovery code finds the backup there.
+        #[arg(long, conflicts_with = "file")]
+        from_endpoint: bool,
+        /// The endpoint's address (default: $CARRY_ENDPOINT).
+        #[arg(long, value_name = "URL", requires = "from_endpoint")]
+        endpoint: Option<String>,
         /// The recovery code (asked for if not given).
         #[arg(long)]
         code: Option<String>,

@@ -171,3 +171,101 @@ fn killed_backups_and_restores_leave_the_source_intact_and_the_target_absent_or_
         }
     }
 }
+
+#[test]
+fn the_recovery_code_alone_restores_from_the_endpoint() {
+    let d = tempfile::tempdir().unwrap();
+    let ep = serve(
+        &format!("sqlite://{}", d.path().join("ep.db").display()),
+        &[],
+    );
+    let home = d.path().join("phone");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    ok(&home, &["import", shared(FILE).to_str().unwrap()]);
+    ok(&home, &["endpoint", "set", &ep.base]);
+    let code = json(&home, &["recovery", "show", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = json(&home, &["backup", "--json"]);
+    assert!(b["bytes"].as_u64().unwrap() > 100_000);
+    // Nothing of the record is readable at the endpoint.
+    let mut endpoint_bytes = Vec::new();
+    for e in std::fs::read_dir(d.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("ep.db")
+        {
+            endpoint_bytes.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    for word in ["Cummings", "Diazepam", "resourceType"] {
+        assert!(
+            !endpoint_bytes
+                .windows(word.len())
+                .any(|w| w == word.as_bytes()),
+            "{word}"
+        );
+    }
+
+    // Another code finds nothing, and leaves nothing.
+    let other_home = d.path().join("other");
+    ok(&other_home, &["init", "--name", "Someone Else"]);
+    let other = json(&other_home, &["recovery", "show", "--json"]);
+    let new_home = d.path().join("new-phone");
+    let out = run(
+        &new_home,
+        &[
+            "restore",
+            "--from-endpoint",
+            "--endpoint",
+            &ep.base,
+            "--code",
+            other["code"].as_str().unwrap_or(""),
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!new_home.join("vault.db").exists());
+
+    let r = json(
+        &new_home,
+        &[
+            "restore",
+            "--from-endpoint",
+            "--endpoint",
+            &ep.base,
+            "--code",
+            &code,
+            "--json",
+        ],
+    );
+    assert_eq!(r["name"], "Jene Cummings");
+    assert_eq!(record(&new_home), record(&home));
+    assert_eq!(
+        json(&new_home, &["audit", "--verify", "--json"])["ok"],
+        true
+    );
+
+    // A new code: the next backup replaces the old code's copies at the endpoint.
+    ok(&home, &["recovery", "regenerate"]);
+    ok(&home, &["backup"]);
+    let again = d.path().join("third-phone");
+    let out = run(
+        &again,
+        &[
+            "restore",
+            "--from-endpoint",
+            "--endpoint",
+            &ep.base,
+            "--code",
+            &code,
+        ],
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the old code no longer finds a backup"
+    );
+}

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::backup_store::{Fetch, Put, Upload, MAX_WRONG, WRONG_WINDOW_S};
 use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Store};
@@ -28,6 +29,12 @@ pub fn run(store: &dyn Store) {
     shl_failures_are_capped_under_concurrent_guesses(store);
     shl_one_time_links_serve_once(store);
     shl_expiry_and_revocation_stop_service(store);
+    backups_belong_to_their_first_uploader(store);
+    backups_keep_the_newest_versions(store);
+    backups_number_versions_under_concurrent_uploads(store);
+    backup_fetches_need_the_latest_fetch_hash(store);
+    backup_wrong_tries_lock_the_locator_for_a_window(store);
+    backup_deletes_remove_every_version(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -1040,6 +1047,230 @@ fn shl_expiry_and_revocation_stop_service(store: &dyn Store) {
     assert_eq!(
         log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
         [Outcome::Ok, Outcome::Revoked]
+    );
+}
+
+fn upload<'a>(
+    locator: &'a str,
+    owner: &'a str,
+    hash: &'a [u8],
+    data: &'a [u8],
+    now_s: i64,
+) -> Upload<'a> {
+    Upload {
+        locator,
+        owner,
+        fetch_hash: hash,
+        data,
+        keep: 3,
+        now_s,
+    }
+}
+
+fn backups_belong_to_their_first_uploader(store: &dyn Store) {
+    let h = [1u8; 32];
+    assert_eq!(
+        store
+            .backup_put(&upload("own-b", "mb-a", &h, b"one", 10))
+            .unwrap(),
+        Put::Stored(1)
+    );
+    assert_eq!(
+        store
+            .backup_put(&upload("own-b", "mb-b", &[2u8; 32], b"evil", 11))
+            .unwrap(),
+        Put::NotOwner
+    );
+    // The refused upload changed nothing: not the data, not the fetch hash.
+    assert_eq!(
+        store.backup_fetch("own-b", &h, 12).unwrap(),
+        Fetch::Blob {
+            version: 1,
+            data: b"one".to_vec()
+        }
+    );
+    assert!(store.backup_versions("own-b", "mb-b").unwrap().is_none());
+    assert!(!store.backup_delete("own-b", "mb-b").unwrap());
+    assert!(store.backup_versions("nope", "mb-a").unwrap().is_none());
+    let v = store.backup_versions("own-b", "mb-a").unwrap().unwrap();
+    assert_eq!(
+        (v.len(), v[0].version, v[0].bytes, v[0].created_s),
+        (1, 1, 3, 10)
+    );
+}
+
+fn backups_keep_the_newest_versions(store: &dyn Store) {
+    let h = [3u8; 32];
+    for (i, data) in [b"v1", b"v2", b"v3", b"v4", b"v5"].iter().enumerate() {
+        let n = i64::try_from(i).unwrap() + 1;
+        assert_eq!(
+            store
+                .backup_put(&upload("keep-b", "mb-k", &h, *data, 100 + n))
+                .unwrap(),
+            Put::Stored(n)
+        );
+    }
+    let v = store.backup_versions("keep-b", "mb-k").unwrap().unwrap();
+    let numbers: Vec<i64> = v.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, [5, 4, 3], "newest first, the oldest pruned");
+    assert_eq!(v[0].created_s, 105);
+    assert_eq!(
+        store.backup_fetch("keep-b", &h, 200).unwrap(),
+        Fetch::Blob {
+            version: 5,
+            data: b"v5".to_vec()
+        }
+    );
+    // A smaller keep prunes further; binary data round-trips.
+    let bin: Vec<u8> = (0..=255).collect();
+    let mut u = upload("keep-b", "mb-k", &h, &bin, 300);
+    u.keep = 1;
+    assert_eq!(store.backup_put(&u).unwrap(), Put::Stored(6));
+    let v = store.backup_versions("keep-b", "mb-k").unwrap().unwrap();
+    assert_eq!((v.len(), v[0].version, v[0].bytes), (1, 6, 256));
+    assert_eq!(
+        store.backup_fetch("keep-b", &h, 301).unwrap(),
+        Fetch::Blob {
+            version: 6,
+            data: bin
+        }
+    );
+}
+
+fn backups_number_versions_under_concurrent_uploads(store: &dyn Store) {
+    let h = [4u8; 32];
+    let mut got: Vec<i64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut u = upload("race-b", "mb-r", &h, b"x", 400);
+                    u.keep = 100;
+                    match store.backup_put(&u).unwrap() {
+                        Put::Stored(n) => n,
+                        Put::NotOwner => panic!("the owner was refused"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    got.sort_unstable();
+    assert_eq!(got, (1..=8).collect::<Vec<i64>>(), "no gaps, no duplicates");
+    assert_eq!(
+        store
+            .backup_versions("race-b", "mb-r")
+            .unwrap()
+            .unwrap()
+            .len(),
+        8
+    );
+}
+
+fn backup_fetches_need_the_latest_fetch_hash(store: &dyn Store) {
+    let (old, new) = ([5u8; 32], [6u8; 32]);
+    store
+        .backup_put(&upload("hash-b", "mb-h", &old, b"a", 500))
+        .unwrap();
+    store
+        .backup_put(&upload("hash-b", "mb-h", &new, b"b", 501))
+        .unwrap();
+    assert_eq!(
+        store.backup_fetch("hash-b", &old, 502).unwrap(),
+        Fetch::Wrong
+    );
+    assert_eq!(
+        store.backup_fetch("hash-b", &new, 502).unwrap(),
+        Fetch::Blob {
+            version: 2,
+            data: b"b".to_vec()
+        }
+    );
+    assert_eq!(
+        store.backup_fetch("unknown-b", &new, 502).unwrap(),
+        Fetch::Unknown
+    );
+}
+
+fn backup_wrong_tries_lock_the_locator_for_a_window(store: &dyn Store) {
+    let h = [7u8; 32];
+    store
+        .backup_put(&upload("lock-b", "mb-l", &h, b"z", 600))
+        .unwrap();
+    // Concurrent wrong tries are all counted.
+    std::thread::scope(|s| {
+        for _ in 0..MAX_WRONG {
+            s.spawn(|| {
+                assert_eq!(
+                    store.backup_fetch("lock-b", &[0u8; 32], 1_000).unwrap(),
+                    Fetch::Wrong
+                );
+            });
+        }
+    });
+    assert_eq!(
+        store.backup_fetch("lock-b", &h, 1_010).unwrap(),
+        Fetch::Locked(WRONG_WINDOW_S - 10)
+    );
+    assert_eq!(
+        store.backup_fetch("lock-b", &[0u8; 32], 1_020).unwrap(),
+        Fetch::Locked(WRONG_WINDOW_S - 20)
+    );
+    // Other locators are not affected.
+    assert!(matches!(
+        store.backup_fetch("hash-b", &[6u8; 32], 1_010).unwrap(),
+        Fetch::Blob { .. }
+    ));
+    let after = 1_000 + WRONG_WINDOW_S;
+    assert_eq!(
+        store.backup_fetch("lock-b", &h, after).unwrap(),
+        Fetch::Blob {
+            version: 1,
+            data: b"z".to_vec()
+        }
+    );
+    // A wrong try after the window starts a new one: it takes five again to lock.
+    for i in 0..MAX_WRONG - 1 {
+        assert_eq!(
+            store.backup_fetch("lock-b", &[0u8; 32], after + i).unwrap(),
+            Fetch::Wrong
+        );
+    }
+    assert!(matches!(
+        store.backup_fetch("lock-b", &h, after + 10).unwrap(),
+        Fetch::Blob { .. }
+    ));
+    assert_eq!(
+        store
+            .backup_fetch("lock-b", &[0u8; 32], after + 11)
+            .unwrap(),
+        Fetch::Wrong
+    );
+    assert_eq!(
+        store.backup_fetch("lock-b", &h, after + 12).unwrap(),
+        Fetch::Locked(WRONG_WINDOW_S - 12)
+    );
+}
+
+fn backup_deletes_remove_every_version(store: &dyn Store) {
+    let h = [8u8; 32];
+    for t in 0..2 {
+        store
+            .backup_put(&upload("del-b", "mb-d", &h, b"d", 700 + t))
+            .unwrap();
+    }
+    assert!(store.backup_delete("del-b", "mb-d").unwrap());
+    assert!(!store.backup_delete("del-b", "mb-d").unwrap());
+    assert_eq!(
+        store.backup_fetch("del-b", &h, 800).unwrap(),
+        Fetch::Unknown
+    );
+    assert!(store.backup_versions("del-b", "mb-d").unwrap().is_none());
+    // The locator is free again: a new first upload owns it, from version 1.
+    assert_eq!(
+        store
+            .backup_put(&upload("del-b", "mb-e", &h, b"e", 900))
+            .unwrap(),
+        Put::Stored(1)
     );
 }
 

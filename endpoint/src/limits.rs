@@ -140,6 +140,12 @@ fn is_shl(path: &str) -> bool {
     path.starts_with("/shl/") && !path.starts_with("/shl/fhir/")
 }
 
+/// Whether a path is the backup host's (`/backup/…`; the rate limit applies there
+/// too). A tenant named `backup` keeps its FHIR API: `/backup/fhir/…` is not the host's.
+fn is_backup(path: &str) -> bool {
+    path.starts_with("/backup/") && !path.starts_with("/backup/fhir/")
+}
+
 /// Whether a path is the public SHL protocol's, whose answers any origin may read.
 fn is_shl_public(path: &str) -> bool {
     path.starts_with("/shl/m/") || path.starts_with("/shl/f/")
@@ -156,7 +162,10 @@ fn client_key(req: &Request) -> String {
 /// The middleware: rate limit, then faults, then the request.
 pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let (fhir, relay) = (is_fhir_api(path), is_relay(path) || is_shl(path));
+    let (fhir, relay) = (
+        is_fhir_api(path),
+        is_relay(path) || is_shl(path) || is_backup(path),
+    );
     let cors = is_shl_public(path);
     if !fhir && !relay {
         return next.run(req).await;
@@ -251,6 +260,12 @@ mod tests {
         assert!(!is_shl("/shl/fhir/Patient") && is_fhir_api("/shl/fhir/Patient"));
         assert!(is_shl_public("/shl/f/t") && !is_shl_public("/shl/v1/links"));
         assert!(!is_shl("/view"));
+    }
+
+    #[test]
+    fn backup_paths_are_limited_but_a_tenant_named_backup_is_fhir() {
+        assert!(is_backup("/backup/v1/blobs/x") && !is_backup("/backup/fhir/Patient"));
+        assert!(is_fhir_api("/backup/fhir/Patient") && !is_backup("/shl/m/x"));
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! FHIR R4 sandboxes (each a provider with its own base, e.g. `/gp/fhir`) over
 //! embedded SQLite, and seeds them from FHIR Bundles; a share relay (`/relay/v1`) that
 //! passes encrypted envelopes between people's mailboxes; and a SMART Health Links host
-//! (`/shl`) with its web viewer (`/view`).
+//! (`/shl`) with its web viewer (`/view`); and encrypted backups (`/backup/v1`).
 
 #![forbid(unsafe_code)]
 
 mod access;
+mod backup;
+mod backup_store;
 #[cfg(test)]
 mod conformance;
 mod fhir;
@@ -45,7 +47,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every tenant's FHIR API, the share relay, and share links with their viewer.
+    /// Serve every tenant's FHIR API, the share relay, share links with their viewer,
+    /// and encrypted backups.
     Serve {
         /// Storage: sqlite://PATH or postgres://….
         #[arg(long, default_value = "sqlite://carry-endpoint.db")]
@@ -62,6 +65,8 @@ enum Command {
         relay: relay::Options,
         #[command(flatten)]
         shl: shl::Options,
+        #[command(flatten)]
+        backup: backup::Options,
     },
     /// Remove one resource from a tenant (to test how clients notice deletions).
     Delete {
@@ -113,8 +118,8 @@ struct ServeOptions {
     /// what the server offers by trying.
     #[arg(long)]
     no_metadata: bool,
-    /// Requests per second per client on the FHIR APIs, the relay and the share-link
-    /// routes; beyond it, 429 with Retry-After.
+    /// Requests per second per client on the FHIR APIs, the relay, the share-link
+    /// and the backup routes; beyond it, 429 with Retry-After.
     #[arg(long)]
     rate_limit: Option<u32>,
     /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
@@ -152,6 +157,7 @@ async fn serve(
     options: ServeOptions,
     relay_options: relay::Options,
     shl_options: shl::Options,
+    backup_options: backup::Options,
 ) -> Result<(), String> {
     let store = store::open_url(&db).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -180,6 +186,11 @@ async fn serve(
         public_base.clone(),
         &shl_options,
     ));
+    let backup = Arc::new(backup::Backup::new(
+        store.clone(),
+        relay.clone(),
+        &backup_options,
+    ));
     let viewer = Arc::new(viewer::Viewer::new(&public_base));
     let app = Arc::new(fhir::App {
         store,
@@ -204,6 +215,7 @@ async fn serve(
         .merge(smart::routes())
         .merge(relay::routes(relay))
         .merge(shl::routes(shl))
+        .merge(backup::routes(backup))
         .merge(viewer::routes(viewer))
         .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
         .layer(middleware::from_fn(access_log))
@@ -267,11 +279,12 @@ fn main() -> ExitCode {
             options,
             relay,
             shl,
+            backup,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options, relay, shl))),
+            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options, relay, shl, backup))),
         Command::Delete {
             db,
             tenant,

@@ -59,6 +59,12 @@
 //!   its own. Citus: distribute `shl_links`, `shl_accesses` and `shl_tokens` by link id
 //!   (`id`/`link`, co-located); a token is looked up by its hash alone, which then
 //!   spans shards, as do an owner's listing and the purge.
+//! - Backups: blobs are `BYTEA` rows in `backup_versions`. An upload inserts the
+//!   locator's row if it is new (`ON CONFLICT DO NOTHING`), then locks it
+//!   (`SELECT … FOR UPDATE`) before it checks the owner and numbers the version from
+//!   the row's `latest`, so concurrent uploads take turns; a fetch locks the same row
+//!   to count wrong fetch secrets exactly. Citus: distribute `backup_locators` and
+//!   `backup_versions` by `locator` (co-located); every statement stays on one shard.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -68,6 +74,9 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 use serde_json::Value;
 
+use crate::backup_store::{
+    decide as decide_fetch, BackupStore, Fetch, Put, Step as FetchStep, Upload, Version, Window,
+};
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
 };
@@ -180,6 +189,23 @@ const SCHEMA: &[&str] = &[
         outcome   TEXT NOT NULL,
         via       TEXT NOT NULL,
         PRIMARY KEY (link, seq)
+    )"#,
+    r#"CREATE TABLE IF NOT EXISTS backup_locators (
+        locator        TEXT COLLATE "C" PRIMARY KEY,
+        owner          TEXT COLLATE "C" NOT NULL,
+        fetch_hash     BYTEA NOT NULL,
+        latest         BIGINT NOT NULL,
+        failures       BIGINT NOT NULL,
+        window_start_s BIGINT NOT NULL,
+        created_s      BIGINT NOT NULL
+    )"#,
+    r#"CREATE TABLE IF NOT EXISTS backup_versions (
+        locator   TEXT COLLATE "C" NOT NULL,
+        version   BIGINT NOT NULL,
+        bytes     BIGINT NOT NULL,
+        created_s BIGINT NOT NULL,
+        data      BYTEA NOT NULL,
+        PRIMARY KEY (locator, version)
     )"#,
 ];
 
@@ -1363,6 +1389,152 @@ impl ShlStore for PostgresStore {
                 t.execute("DELETE FROM shl_tokens WHERE expires_s <= $1", &[&now_s])
                     .op("prune link tokens")?,
             ))
+        })
+    }
+}
+
+impl BackupStore for PostgresStore {
+    fn backup_put(&self, u: &Upload<'_>) -> Result<Put> {
+        const WHAT: &str = "put backup";
+        let bytes = i64::try_from(u.data.len()).unwrap_or(i64::MAX);
+        self.tx(WHAT, |t| {
+            t.execute(
+                "INSERT INTO backup_locators
+                   (locator, owner, fetch_hash, latest, failures, window_start_s, created_s)
+                 VALUES ($1, $2, $3, 0, 0, 0, $4) ON CONFLICT (locator) DO NOTHING",
+                &[&u.locator, &u.owner, &u.fetch_hash, &u.now_s],
+            )
+            .op(WHAT)?;
+            let row = t
+                .query_one(
+                    "SELECT owner, latest FROM backup_locators WHERE locator = $1 FOR UPDATE",
+                    &[&u.locator],
+                )
+                .op("put backup: lock")?;
+            let owner: String = row.try_get(0).op(WHAT)?;
+            let latest: i64 = row.try_get(1).op(WHAT)?;
+            if owner != u.owner {
+                return Ok(Put::NotOwner);
+            }
+            let version = latest + 1;
+            t.execute(
+                "UPDATE backup_locators SET latest = $2, fetch_hash = $3 WHERE locator = $1",
+                &[&u.locator, &version, &u.fetch_hash],
+            )
+            .op(WHAT)?;
+            t.execute(
+                "INSERT INTO backup_versions (locator, version, bytes, created_s, data)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&u.locator, &version, &bytes, &u.now_s, &u.data],
+            )
+            .op(WHAT)?;
+            let oldest_gone = version - u.keep.max(1);
+            t.execute(
+                "DELETE FROM backup_versions WHERE locator = $1 AND version <= $2",
+                &[&u.locator, &oldest_gone],
+            )
+            .op("put backup: prune")?;
+            Ok(Put::Stored(version))
+        })
+    }
+
+    fn backup_fetch(&self, locator: &str, fetch_hash: &[u8], now_s: i64) -> Result<Fetch> {
+        const WHAT: &str = "fetch backup";
+        self.tx(WHAT, |t| {
+            let Some(row) = t
+                .query_opt(
+                    "SELECT fetch_hash, latest, failures, window_start_s
+                     FROM backup_locators WHERE locator = $1 FOR UPDATE",
+                    &[&locator],
+                )
+                .op(WHAT)?
+            else {
+                return Ok(Fetch::Unknown);
+            };
+            let stored: Vec<u8> = row.try_get(0).op(WHAT)?;
+            let latest: i64 = row.try_get(1).op(WHAT)?;
+            let window = Window {
+                failures: row.try_get(2).op(WHAT)?,
+                start_s: row.try_get(3).op(WHAT)?,
+            };
+            Ok(match decide_fetch(&stored, window, fetch_hash, now_s) {
+                FetchStep::Locked(left) => Fetch::Locked(left),
+                FetchStep::Wrong(w) => {
+                    t.execute(
+                        "UPDATE backup_locators SET failures = $2, window_start_s = $3
+                         WHERE locator = $1",
+                        &[&locator, &w.failures, &w.start_s],
+                    )
+                    .op("fetch backup: count")?;
+                    Fetch::Wrong
+                }
+                FetchStep::Serve => {
+                    match t
+                        .query_opt(
+                            "SELECT data FROM backup_versions WHERE locator = $1 AND version = $2",
+                            &[&locator, &latest],
+                        )
+                        .op("fetch backup: data")?
+                    {
+                        Some(r) => Fetch::Blob {
+                            version: latest,
+                            data: r.try_get(0).op(WHAT)?,
+                        },
+                        None => Fetch::Unknown,
+                    }
+                }
+            })
+        })
+    }
+
+    fn backup_versions(&self, locator: &str, owner: &str) -> Result<Option<Vec<Version>>> {
+        const WHAT: &str = "list backup versions";
+        self.read(|c| {
+            let owned = c
+                .query_opt(
+                    "SELECT 1 FROM backup_locators WHERE locator = $1 AND owner = $2",
+                    &[&locator, &owner],
+                )
+                .op(WHAT)?;
+            if owned.is_none() {
+                return Ok(None);
+            }
+            c.query(
+                "SELECT version, bytes, created_s FROM backup_versions
+                 WHERE locator = $1 ORDER BY version DESC",
+                &[&locator],
+            )
+            .op(WHAT)?
+            .iter()
+            .map(|r| {
+                Ok(Version {
+                    version: r.try_get(0).op(WHAT)?,
+                    bytes: r.try_get(1).op(WHAT)?,
+                    created_s: r.try_get(2).op(WHAT)?,
+                })
+            })
+            .collect::<Res<Vec<_>>>()
+            .map(Some)
+        })
+    }
+
+    fn backup_delete(&self, locator: &str, owner: &str) -> Result<bool> {
+        const WHAT: &str = "delete backup";
+        self.tx(WHAT, |t| {
+            let n = t
+                .execute(
+                    "DELETE FROM backup_locators WHERE locator = $1 AND owner = $2",
+                    &[&locator, &owner],
+                )
+                .op(WHAT)?;
+            if n > 0 {
+                t.execute(
+                    "DELETE FROM backup_versions WHERE locator = $1",
+                    &[&locator],
+                )
+                .op("delete backup: versions")?;
+            }
+            Ok(n > 0)
         })
     }
 }

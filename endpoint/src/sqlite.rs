@@ -11,6 +11,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use crate::backup_store::{
+    decide as decide_fetch, BackupStore, Fetch, Put, Step as FetchStep, Upload, Version, Window,
+};
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
 };
@@ -118,6 +121,23 @@ CREATE TABLE IF NOT EXISTS shl_accesses (
     outcome   TEXT NOT NULL,
     via       TEXT NOT NULL,
     PRIMARY KEY (link, seq)
+);
+CREATE TABLE IF NOT EXISTS backup_locators (
+    locator        TEXT PRIMARY KEY,
+    owner          TEXT NOT NULL,
+    fetch_hash     BLOB NOT NULL,
+    latest         INTEGER NOT NULL,
+    failures       INTEGER NOT NULL,
+    window_start_s INTEGER NOT NULL,
+    created_s      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backup_versions (
+    locator   TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    bytes     INTEGER NOT NULL,
+    created_s INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (locator, version)
 );
 ";
 
@@ -999,5 +1019,136 @@ impl ShlStore for SqliteStore {
 
     fn shl_prune(&self, now_s: i64) -> Result<usize> {
         self.with(|c| Ok(c.execute("DELETE FROM shl_tokens WHERE expires_s <= ?1", [now_s])?))
+    }
+}
+
+impl BackupStore for SqliteStore {
+    fn backup_put(&self, u: &Upload<'_>) -> Result<Put> {
+        let bytes = i64::try_from(u.data.len()).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO backup_locators
+                   (locator, owner, fetch_hash, latest, failures, window_start_s, created_s)
+                 VALUES (?1, ?2, ?3, 0, 0, 0, ?4) ON CONFLICT (locator) DO NOTHING",
+                params![u.locator, u.owner, u.fetch_hash, u.now_s],
+            )?;
+            let (owner, latest): (String, i64) = tx.query_row(
+                "SELECT owner, latest FROM backup_locators WHERE locator = ?1",
+                [u.locator],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if owner != u.owner {
+                return Ok(Put::NotOwner);
+            }
+            let version = latest + 1;
+            tx.execute(
+                "UPDATE backup_locators SET latest = ?2, fetch_hash = ?3 WHERE locator = ?1",
+                params![u.locator, version, u.fetch_hash],
+            )?;
+            tx.execute(
+                "INSERT INTO backup_versions (locator, version, bytes, created_s, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![u.locator, version, bytes, u.now_s, u.data],
+            )?;
+            tx.execute(
+                "DELETE FROM backup_versions WHERE locator = ?1 AND version <= ?2",
+                params![u.locator, version - u.keep.max(1)],
+            )?;
+            tx.commit()?;
+            Ok(Put::Stored(version))
+        })
+    }
+
+    fn backup_fetch(&self, locator: &str, fetch_hash: &[u8], now_s: i64) -> Result<Fetch> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row: Option<(Vec<u8>, i64, i64, i64)> = tx
+                .query_row(
+                    "SELECT fetch_hash, latest, failures, window_start_s
+                     FROM backup_locators WHERE locator = ?1",
+                    [locator],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((stored, latest, failures, start_s)) = row else {
+                return Ok(Fetch::Unknown);
+            };
+            let window = Window { failures, start_s };
+            let fetch = match decide_fetch(&stored, window, fetch_hash, now_s) {
+                FetchStep::Locked(left) => Fetch::Locked(left),
+                FetchStep::Wrong(w) => {
+                    tx.execute(
+                        "UPDATE backup_locators SET failures = ?2, window_start_s = ?3
+                         WHERE locator = ?1",
+                        params![locator, w.failures, w.start_s],
+                    )?;
+                    Fetch::Wrong
+                }
+                FetchStep::Serve => {
+                    let data: Option<Vec<u8>> = tx
+                        .query_row(
+                            "SELECT data FROM backup_versions WHERE locator = ?1 AND version = ?2",
+                            params![locator, latest],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    match data {
+                        Some(data) => Fetch::Blob {
+                            version: latest,
+                            data,
+                        },
+                        None => Fetch::Unknown,
+                    }
+                }
+            };
+            tx.commit()?;
+            Ok(fetch)
+        })
+    }
+
+    fn backup_versions(&self, locator: &str, owner: &str) -> Result<Option<Vec<Version>>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let owned = tx
+                .query_row(
+                    "SELECT 1 FROM backup_locators WHERE locator = ?1 AND owner = ?2",
+                    params![locator, owner],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if owned.is_none() {
+                return Ok(None);
+            }
+            let versions = tx
+                .prepare(
+                    "SELECT version, bytes, created_s FROM backup_versions
+                     WHERE locator = ?1 ORDER BY version DESC",
+                )?
+                .query_map([locator], |r| {
+                    Ok(Version {
+                        version: r.get(0)?,
+                        bytes: r.get(1)?,
+                        created_s: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(versions))
+        })
+    }
+
+    fn backup_delete(&self, locator: &str, owner: &str) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "DELETE FROM backup_locators WHERE locator = ?1 AND owner = ?2",
+                params![locator, owner],
+            )?;
+            if n > 0 {
+                tx.execute("DELETE FROM backup_versions WHERE locator = ?1", [locator])?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
     }
 }

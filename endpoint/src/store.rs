@@ -1,13 +1,15 @@
 //! Storage behind one trait, so the same conformance tests run on every backend.
 //! The SQLite backend is in `sqlite.rs`, PostgreSQL in `postgres.rs`. What the share
 //! relay keeps is in a trait of its own, [`RelayStore`], which every store implements;
-//! so is what the share-link host keeps, [`ShlStore`].
+//! so is what the share-link host keeps, [`ShlStore`], and what the backup host
+//! keeps, [`BackupStore`].
 
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::backup_store::BackupStore;
 use crate::relay_store::RelayStore;
 use crate::shl_store::ShlStore;
 
@@ -133,9 +135,9 @@ pub struct Grant {
     pub data: String,
 }
 
-/// What a tenant's data (and the relay's and the share links', through [`RelayStore`]
-/// and [`ShlStore`]) lives in.
-pub trait Store: RelayStore + ShlStore + Send + Sync + 'static {
+/// What a tenant's data (and the relay's, the share links' and the backups', through
+/// [`RelayStore`], [`ShlStore`] and [`BackupStore`]) lives in.
+pub trait Store: RelayStore + ShlStore + BackupStore + Send + Sync + 'static {
     /// Create the tenant if it is new.
     fn ensure_tenant(&self, tenant: &str) -> Result<()>;
     /// Whether the tenant exists.

@@ -104,6 +104,16 @@ pub fn recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
 pub fn regenerate_recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
     profile.vault().write(|c| {
         let tx = c.transaction()?;
+        // The backups stored under the old code are deleted at the next backup to
+        // the endpoint (the first code replaced since then is the one with blobs).
+        if crate::share::people::meta(&tx, "stale_backup_locator")?.is_none() {
+            let (old, _) = state(&tx)?;
+            crate::share::people::set_meta(
+                &tx,
+                "stale_backup_locator",
+                &locator_and_fetch(&old).0,
+            )?;
+        }
         let (s, _) = renew(&tx)?;
         crate::audit::append(
             &tx,
@@ -258,6 +268,143 @@ fn write_backup<W: std::io::Write>(profile: &Profile, out: W) -> Result<(BackupR
         },
         out,
     ))
+}
+
+/// The endpoint's name for this code's backups, and the secret that fetches them.
+fn locator_and_fetch(secret: &RecoverySecret) -> (String, Zeroizing<String>) {
+    (
+        B64.encode(secret.derive(Purpose::Locator).as_ref()),
+        Zeroizing::new(B64.encode(secret.derive(Purpose::Fetch).as_ref())),
+    )
+}
+
+/// Back up the whole profile to the endpoint: encrypted on the device, stored as an
+/// opaque blob under a locator the recovery code derives, so the code alone finds it
+/// again. The endpoint keeps the last few versions.
+pub async fn backup_to_endpoint(
+    profile: std::sync::Arc<Profile>,
+    endpoint: &str,
+    options: &crate::sync::SyncOptions,
+) -> Result<BackupReport> {
+    use crate::sync::db;
+    let (report, blob, secret, stale) = db(&profile, |p| {
+        let (report, blob) = write_backup(p, Vec::new())?;
+        let (secret, stale) = p.vault().read(|c| {
+            Ok((
+                state(c)?.0,
+                crate::share::people::meta(c, "stale_backup_locator")?,
+            ))
+        })?;
+        Ok((report, blob, secret, stale))
+    })
+    .await?;
+    let (locator, _) = locator_and_fetch(&secret);
+    // The endpoint keeps only SHA-256 of the 32-byte fetch secret.
+    let fetch_hash = B64.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        secret.derive(Purpose::Fetch).as_ref(),
+    ));
+    let me = db(&profile, |p| {
+        p.vault().write(|c| crate::share::people::identity(c))
+    })
+    .await?;
+    let deadline = options.budget.map(|b| std::time::Instant::now() + b);
+    let http = crate::sync::http::Http::new(deadline, options.cancel.clone())?;
+    let relay = crate::share::relay::Relay::connect(http, endpoint, &me).await?;
+    let blob = std::sync::Arc::new(blob);
+    let r = relay
+        .owner(&format!("backup/v1/blobs/{locator}"), |c, url| {
+            c.put(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .header("X-Carry-Fetch-Hash", fetch_hash.as_str())
+                .body(blob.as_ref().clone())
+        })
+        .await?;
+    if r.status != 201 && r.status != 200 {
+        return Err(crate::share::relay::status_error("storing the backup", &r));
+    }
+    // Backups under a code that was replaced are deleted once a new one is stored.
+    if let Some(old) = stale {
+        let r = relay
+            .owner(&format!("backup/v1/blobs/{old}"), |c, url| c.delete(url))
+            .await?;
+        if matches!(r.status, 200 | 204 | 404) {
+            db(&profile, |p| {
+                p.vault().write(|c| {
+                    c.execute("DELETE FROM meta WHERE key = 'stale_backup_locator'", [])?;
+                    Ok(())
+                })
+            })
+            .await?;
+        }
+    }
+    let (id, bytes) = (report.id.clone(), report.bytes);
+    db(&profile, move |p| {
+        p.vault().write(|c| {
+            c.execute(
+                "UPDATE backup_state SET last_backup_at = ?1, last_backup_id = ?2, last_backup_bytes = ?3
+                 WHERE id = 1",
+                params![now_unix(), id, bytes as i64],
+            )?;
+            crate::audit::append(
+                c,
+                crate::audit::AuditEvent::BackedUp,
+                None,
+                &format!("full backup {id} to the endpoint, {bytes} bytes"),
+            )
+        })
+    })
+    .await?;
+    Ok(report)
+}
+
+/// Restore from the endpoint with nothing but the recovery code: the code derives
+/// where the backup is and the secret that fetches it. A code with no backup there
+/// is [`Error::NotFound`]; repeated wrong tries are slowed down by the endpoint.
+pub async fn restore_from_endpoint(
+    dir: &Path,
+    endpoint: &str,
+    code: &str,
+    key_store: std::sync::Arc<dyn KeyStore>,
+) -> Result<Profile> {
+    let secret = RecoverySecret::parse(code)?;
+    let (locator, fetch) = locator_and_fetch(&secret);
+    let base = crate::share::relay::base_of(endpoint)?;
+    let root = base.trim_end_matches("/relay/v1").to_string();
+    let http = crate::sync::http::Http::new(None, None)?;
+    let url = format!("{root}/backup/v1/blobs/{locator}");
+    let r = http
+        .send(|| {
+            http.client()
+                .get(&url)
+                .header("X-Carry-Fetch", fetch.as_str())
+        })
+        .await?;
+    match r.status {
+        200 => {}
+        404 => {
+            return Err(Error::NotFound {
+                what: "a backup for this recovery code at that endpoint".into(),
+            })
+        }
+        s => {
+            return Err(Error::Network {
+                reason: format!("the endpoint answered {s}"),
+                retry_after_s: None,
+            })
+        }
+    }
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        restore(
+            &dir,
+            std::io::Cursor::new(r.body),
+            &secret,
+            key_store.as_ref(),
+        )
+    })
+    .await
+    .map_err(|e| Error::internal(format!("the restore task failed: {e}")))?
 }
 
 /// Restore the backup in `file` into the empty folder `dir` with `code`, wrapping the

@@ -272,6 +272,20 @@ impl Relay {
             .await
     }
 
+    /// A request to `{root}/{path}` with the session, built by `build` (for the
+    /// endpoint's other owner APIs, such as backups).
+    pub async fn owner(
+        &self,
+        path: &str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Resp> {
+        let url = format!("{}/{path}", self.root);
+        let token = self.token.as_str();
+        self.http
+            .send(|| build(self.http.client(), &url).bearer_auth(token))
+            .await
+    }
+
     /// Delete every envelope this identity posted under `tag`.
     pub async fn delete_tag(&self, tag: &str) -> Result<u64> {
         let r = self

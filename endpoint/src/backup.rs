@@ -1,0 +1,381 @@
+//! Encrypted backups, under `/backup/v1`: a person's device uploads an opaque
+//! encrypted blob (the server cannot read it) under a locator it derives from the
+//! person's recovery code, and whoever holds that code fetches it back with a fetch
+//! secret derived from it, without any other credential. The server keeps only the
+//! SHA-256 of the fetch secret.
+//!
+//! - `PUT /backup/v1/blobs/{locator}` (relay session; `Content-Type:
+//!   application/octet-stream`, `X-Carry-Fetch-Hash: base64url(SHA-256(secret))`)
+//!   → 201 `{version, bytes}`; 403 when the locator belongs to another identity
+//! - `GET /backup/v1/blobs/{locator}` (`X-Carry-Fetch: base64url(secret)`) → the
+//!   latest version's bytes with `X-Carry-Version`; 404 for an unknown locator and for
+//!   a wrong secret alike; 429 with `Retry-After` while the locator is locked out
+//! - `GET /backup/v1/blobs/{locator}/versions` (session, owner) →
+//!   `{versions: [{version, bytes, created_at}]}`, newest first
+//! - `DELETE /backup/v1/blobs/{locator}` (session, owner) → 204
+//!
+//! Locators and secrets are base64url of 32 bytes, without padding (43 characters).
+//! Errors are `{"error": "…"}`. Nothing here logs a locator, a secret or a blob.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::backup_store::{Fetch, Put, Upload};
+use crate::relay::{Relay, RelayError};
+use crate::store::Store;
+
+/// The header that carries the fetch secret on a fetch.
+const FETCH_HEADER: &str = "x-carry-fetch";
+/// The header that carries the fetch secret's SHA-256 on an upload.
+const FETCH_HASH_HEADER: &str = "x-carry-fetch-hash";
+/// The header that names the version a fetch returns.
+const VERSION_HEADER: &str = "x-carry-version";
+/// The content type of every blob.
+const BLOB_TYPE: &str = "application/octet-stream";
+
+/// The backup host's options on `serve`.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "backup_options")]
+pub struct Options {
+    /// Versions kept per backup locator; an upload beyond it deletes the oldest.
+    #[arg(long = "backup-versions", value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub versions: u32,
+    /// Largest backup blob in bytes; larger uploads get 413.
+    #[arg(long = "backup-max-bytes", value_name = "BYTES", default_value_t = 256 << 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bytes: u64,
+}
+
+/// The backup host's state.
+pub struct Backup {
+    store: Arc<dyn Store>,
+    relay: Arc<Relay>,
+    /// Versions kept per locator.
+    keep: i64,
+    /// Largest blob, in bytes.
+    max_bytes: usize,
+}
+
+impl Backup {
+    /// A backup host over `store`, signing owners in through `relay`, with `options`.
+    pub fn new(store: Arc<dyn Store>, relay: Arc<Relay>, options: &Options) -> Self {
+        Backup {
+            store,
+            relay,
+            keep: i64::from(options.versions.max(1)),
+            max_bytes: usize::try_from(options.max_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Run a storage call off the async threads.
+    async fn store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+    ) -> Result<T, BackupError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "backup storage failed");
+                Err(BackupError::Storage)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "backup storage task failed");
+                Err(BackupError::Storage)
+            }
+        }
+    }
+
+    /// The signed-in caller's mailbox id.
+    async fn owner(self: &Arc<Self>, headers: &HeaderMap) -> Result<String, BackupError> {
+        match self.relay.signed_in(headers).await {
+            Ok(caller) => Ok(caller.mailbox),
+            Err(RelayError::Unauthorized(m)) => Err(BackupError::Unauthorized(m)),
+            Err(_) => Err(BackupError::Storage),
+        }
+    }
+}
+
+/// Why a request was refused. Each becomes `{"error": "…"}` with its status.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// 401: no session.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: the locator belongs to another identity.
+    #[error("the backup belongs to another identity")]
+    Forbidden,
+    /// 404: no such backup (of this owner), or a wrong fetch secret: the public side
+    /// never says which.
+    #[error("no such backup")]
+    NotFound,
+    /// 413: the blob is too large.
+    #[error("the backup is too large")]
+    TooLarge,
+    /// 415: the blob is not sent as octets.
+    #[error("the body must be application/octet-stream")]
+    UnsupportedType,
+    /// 429: too many wrong fetch secrets; retry after this many seconds.
+    #[error("too many wrong fetch secrets; retry later")]
+    Locked(i64),
+    /// 500: storage failed (logged, without content).
+    #[error("the backup storage failed")]
+    Storage,
+}
+
+impl BackupError {
+    fn status(&self) -> StatusCode {
+        match self {
+            BackupError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            BackupError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            BackupError::Forbidden => StatusCode::FORBIDDEN,
+            BackupError::NotFound => StatusCode::NOT_FOUND,
+            BackupError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BackupError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BackupError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+            BackupError::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for BackupError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            BackupError::Unauthorized(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"carry-relay\""),
+                );
+            }
+            BackupError::Locked(left) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(left.max(1)));
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+/// Turn a handler's result into the answer.
+fn answer(r: Result<Response, BackupError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The backup routes, with their state and body limit (the largest blob).
+pub fn routes<S: Clone + Send + Sync + 'static>(backup: Arc<Backup>) -> Router<S> {
+    let limit = backup.max_bytes;
+    Router::new()
+        .route(
+            "/backup/v1/blobs/{locator}",
+            get(fetch).put(upload).delete(remove),
+        )
+        .route("/backup/v1/blobs/{locator}/versions", get(versions))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            limit,
+            crate::relay::refuse_declared_large,
+        ))
+        .with_state(backup)
+}
+
+/// Decode base64url (no padding) of exactly 32 bytes.
+fn decode32(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 43 {
+        return None;
+    }
+    B64.decode(text).ok().filter(|b| b.len() == 32)
+}
+
+/// The locator in the path, checked.
+fn locator(p: Result<Path<String>, PathRejection>) -> Result<String, BackupError> {
+    let Path(l) = p.map_err(|_| BackupError::BadRequest("the path does not decode"))?;
+    decode32(&l).map(|_| l).ok_or(BackupError::BadRequest(
+        "the locator must be base64url of 32 bytes",
+    ))
+}
+
+/// A header holding base64url of 32 bytes, decoded.
+fn header32(headers: &HeaderMap, name: &str, what: &'static str) -> Result<Vec<u8>, BackupError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| decode32(v.trim()))
+        .ok_or(BackupError::BadRequest(what))
+}
+
+/// `PUT /backup/v1/blobs/{locator}`: store a new version.
+async fn upload(
+    State(backup): State<Arc<Backup>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let owner = backup.owner(&headers).await?;
+            let locator = locator(path)?;
+            let octets = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(BLOB_TYPE));
+            if !octets {
+                return Err(BackupError::UnsupportedType);
+            }
+            let fetch_hash = header32(
+                &headers,
+                FETCH_HASH_HEADER,
+                "X-Carry-Fetch-Hash must be base64url of a SHA-256",
+            )?;
+            let data = body.map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    BackupError::TooLarge
+                } else {
+                    BackupError::BadRequest("the request body could not be read")
+                }
+            })?;
+            if data.len() > backup.max_bytes {
+                return Err(BackupError::TooLarge);
+            }
+            let (keep, now_s, len) = (backup.keep, crate::time::now_ms() / 1000, data.len());
+            let put = backup
+                .store(move |s| {
+                    s.backup_put(&Upload {
+                        locator: &locator,
+                        owner: &owner,
+                        fetch_hash: &fetch_hash,
+                        data: &data,
+                        keep,
+                        now_s,
+                    })
+                })
+                .await?;
+            match put {
+                Put::Stored(version) => Ok((
+                    StatusCode::CREATED,
+                    Json(json!({ "version": version, "bytes": len })),
+                )
+                    .into_response()),
+                Put::NotOwner => Err(BackupError::Forbidden),
+            }
+        }
+        .await,
+    )
+}
+
+/// `GET /backup/v1/blobs/{locator}`: the latest version, for the fetch secret.
+async fn fetch(
+    State(backup): State<Arc<Backup>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let locator = locator(path)?;
+            let secret = header32(
+                &headers,
+                FETCH_HEADER,
+                "X-Carry-Fetch must be base64url of 32 bytes",
+            )?;
+            let hash = ring::digest::digest(&ring::digest::SHA256, &secret)
+                .as_ref()
+                .to_vec();
+            let now_s = crate::time::now_ms() / 1000;
+            match backup
+                .store(move |s| s.backup_fetch(&locator, &hash, now_s))
+                .await?
+            {
+                Fetch::Unknown | Fetch::Wrong => Err(BackupError::NotFound),
+                Fetch::Locked(left) => Err(BackupError::Locked(left)),
+                Fetch::Blob { version, data } => Ok((
+                    [
+                        (header::CONTENT_TYPE, HeaderValue::from_static(BLOB_TYPE)),
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    ],
+                    [(VERSION_HEADER, HeaderValue::from(version))],
+                    data,
+                )
+                    .into_response()),
+            }
+        }
+        .await,
+    )
+}
+
+/// `GET /backup/v1/blobs/{locator}/versions`: the owner's versions, newest first.
+async fn versions(
+    State(backup): State<Arc<Backup>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let owner = backup.owner(&headers).await?;
+            let locator = locator(path)?;
+            let list = backup
+                .store(move |s| s.backup_versions(&locator, &owner))
+                .await?
+                .ok_or(BackupError::NotFound)?;
+            let versions: Vec<_> = list
+                .iter()
+                .map(|v| json!({ "version": v.version, "bytes": v.bytes, "created_at": v.created_s }))
+                .collect();
+            Ok(Json(json!({ "versions": versions })).into_response())
+        }
+        .await,
+    )
+}
+
+/// `DELETE /backup/v1/blobs/{locator}`: delete every version and the locator.
+async fn remove(
+    State(backup): State<Arc<Backup>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let owner = backup.owner(&headers).await?;
+            let locator = locator(path)?;
+            if backup
+                .store(move |s| s.backup_delete(&locator, &owner))
+                .await?
+            {
+                Ok(StatusCode::NO_CONTENT.into_response())
+            } else {
+                Err(BackupError::NotFound)
+            }
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_are_43_characters_of_32_bytes() {
+        assert!(decode32(&B64.encode([7u8; 32])).is_some());
+        assert!(decode32(&B64.encode([7u8; 31])).is_none());
+        assert!(decode32(&format!("{}=", B64.encode([7u8; 32]))).is_none());
+        assert!(decode32("not base64url at all, and not 43 chars").is_none());
+    }
+}
