@@ -39,6 +39,17 @@ pub struct BackupReport {
     pub resources: u64,
 }
 
+impl From<cb::BackupReport> for BackupReport {
+    fn from(r: cb::BackupReport) -> Self {
+        BackupReport {
+            id: r.id,
+            kind: r.kind,
+            bytes: r.bytes,
+            resources: r.resources,
+        }
+    }
+}
+
 /// One group of the recovery code typed back, to confirm it was written down.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CodeGroupAnswer {
@@ -90,13 +101,11 @@ impl Profile {
     /// and moved into place when complete).
     pub async fn backup_to_file(&self, path: String) -> Result<BackupReport> {
         let core = self.core.clone();
-        let r = blocking(move || cb::backup_to_file(&core, &PathBuf::from(path))).await?;
-        Ok(BackupReport {
-            id: r.id,
-            kind: r.kind,
-            bytes: r.bytes,
-            resources: r.resources,
-        })
+        Ok(
+            blocking(move || cb::backup_to_file(&core, &PathBuf::from(path)))
+                .await?
+                .into(),
+        )
     }
 }
 
@@ -108,13 +117,9 @@ impl Profile {
     pub async fn backup_to_endpoint(&self) -> Result<BackupReport> {
         let url = self.endpoint_url().await?;
         let (options, _guard) = crate::share::exchange_options(None);
-        let r = cb::backup_to_endpoint(self.core.clone(), &url, &options).await?;
-        Ok(BackupReport {
-            id: r.id,
-            kind: r.kind,
-            bytes: r.bytes,
-            resources: r.resources,
-        })
+        Ok(cb::backup_to_endpoint(self.core.clone(), &url, &options)
+            .await?
+            .into())
     }
 }
 

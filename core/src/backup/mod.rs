@@ -208,21 +208,25 @@ pub fn backup_to_file(profile: &Profile, path: &Path) -> Result<BackupReport> {
         let _ = std::fs::remove_file(&tmp);
     }
     let report = result?;
-    let (id, bytes) = (report.id.clone(), report.bytes);
+    record_backup(profile, &report, "a file")?;
+    Ok(report)
+}
+
+/// Note a finished backup: when, which and how large, and an audit line.
+fn record_backup(profile: &Profile, report: &BackupReport, place: &str) -> Result<()> {
     profile.vault().write(|c| {
         c.execute(
             "UPDATE backup_state SET last_backup_at = ?1, last_backup_id = ?2, last_backup_bytes = ?3
              WHERE id = 1",
-            params![now_unix(), id, bytes as i64],
+            params![now_unix(), report.id, report.bytes as i64],
         )?;
         crate::audit::append(
             c,
             crate::audit::AuditEvent::BackedUp,
             None,
-            &format!("full backup {id} to a file, {bytes} bytes"),
+            &format!("full backup {} to {place}, {} bytes", report.id, report.bytes),
         )
-    })?;
-    Ok(report)
+    })
 }
 
 /// Stream a full backup into `out`.
@@ -338,23 +342,8 @@ pub async fn backup_to_endpoint(
             .await?;
         }
     }
-    let (id, bytes) = (report.id.clone(), report.bytes);
-    db(&profile, move |p| {
-        p.vault().write(|c| {
-            c.execute(
-                "UPDATE backup_state SET last_backup_at = ?1, last_backup_id = ?2, last_backup_bytes = ?3
-                 WHERE id = 1",
-                params![now_unix(), id, bytes as i64],
-            )?;
-            crate::audit::append(
-                c,
-                crate::audit::AuditEvent::BackedUp,
-                None,
-                &format!("full backup {id} to the endpoint, {bytes} bytes"),
-            )
-        })
-    })
-    .await?;
+    let r2 = report.clone();
+    db(&profile, move |p| record_backup(p, &r2, "the endpoint")).await?;
     Ok(report)
 }
 
