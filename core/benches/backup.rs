@@ -8,33 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use carry_core::{backup, ImportOptions, Profile};
-use common::{ms, percentile, rewrite_uuids, RawKeyStore};
+use common::{copies_of_jene, ms, percentile, RawKeyStore};
 
-const FILE: &str =
-    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
-const PATIENT: &str = "b13bd1f1-78c4-4cbe-b611-3bedd3bb796b";
 const COPIES: u64 = 17;
 const RUNS: usize = 5;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn generate(shared: &Path, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(shared.join(FILE)).expect("read");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
-    let mut entries = Vec::new();
-    for k in 0..COPIES {
-        let copy = rewrite_uuids(&serde_json::to_string(&v["entry"]).expect("entries"), k)
-            .replace(&rewrite_uuids(PATIENT, k), PATIENT);
-        let arr: Vec<serde_json::Value> = serde_json::from_str(&copy).expect("copy");
-        entries.extend(arr);
-    }
-    let path = dir.join("record.json");
-    let bundle =
-        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
-    std::fs::write(&path, bundle.to_string()).expect("write");
-    path
 }
 
 fn main() {
@@ -43,8 +23,11 @@ fn main() {
         .unwrap_or_else(|| root().join("../shared"));
     let work = tempfile::tempdir().expect("work dir");
     let p = Profile::create(&work.path().join("p"), "Jene", &RawKeyStore).expect("profile");
-    p.import_file(&generate(&shared, work.path()), ImportOptions::default())
-        .expect("import");
+    p.import_file(
+        &copies_of_jene(&shared, work.path(), COPIES),
+        ImportOptions::default(),
+    )
+    .expect("import");
     let n = p.stats().expect("stats").resources;
     let code = backup::recovery_code(&p).expect("code");
     let vault_bytes = std::fs::metadata(work.path().join("p/vault.db")).map_or(0, |m| m.len());

@@ -16,11 +16,8 @@ use std::time::Instant;
 use carry_core::share::{self, NewGrant, Role, Scope};
 use carry_core::sync::SyncOptions;
 use carry_core::{Category, ImportOptions, Profile};
-use common::{ms, percentile, rewrite_uuids, RawKeyStore};
+use common::{copies_of_jene, ms, percentile, RawKeyStore};
 
-const FILE: &str =
-    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
-const PATIENT: &str = "b13bd1f1-78c4-4cbe-b611-3bedd3bb796b";
 /// Resources in the scoped snapshot.
 const SNAPSHOT: usize = 2_000;
 const RUNS: usize = 5;
@@ -62,24 +59,6 @@ fn serve(db: &str) -> Server {
     )
 }
 
-/// Four copies of one patient's record (fresh ids, one Patient): about 2,350 resources.
-fn generate(shared: &Path, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(shared.join(FILE)).expect("read the Synthea file");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
-    let mut entries = Vec::new();
-    for k in 0..4u64 {
-        let copy = rewrite_uuids(&serde_json::to_string(&v["entry"]).expect("entries"), k)
-            .replace(&rewrite_uuids(PATIENT, k), PATIENT);
-        let arr: Vec<serde_json::Value> = serde_json::from_str(&copy).expect("copy");
-        entries.extend(arr);
-    }
-    let path = dir.join("record.json");
-    let bundle =
-        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
-    std::fs::write(&path, bundle.to_string()).expect("write");
-    path
-}
-
 fn profile(dir: &Path, name: &str) -> Arc<Profile> {
     Arc::new(Profile::create(dir, name, &RawKeyStore).expect("profile"))
 }
@@ -104,7 +83,10 @@ fn main() {
 
     let patient = profile(&work.path().join("patient"), "Jene Cummings");
     patient
-        .import_file(&generate(&shared, work.path()), ImportOptions::default())
+        .import_file(
+            &copies_of_jene(&shared, work.path(), 4),
+            ImportOptions::default(),
+        )
         .expect("import");
     share::set_endpoint(&patient, &url).expect("endpoint");
 

@@ -15,11 +15,8 @@ use std::time::{Duration, Instant};
 
 use carry_core::sync::{self, AuthKind, NewSource, ProviderKind, SyncOptions};
 use carry_core::Profile;
-use common::{ms, percentile, rewrite_uuids, RawKeyStore};
+use common::{copies_of_jene, ms, percentile, RawKeyStore, JENE_ID};
 
-const PATIENT: &str = "b13bd1f1-78c4-4cbe-b611-3bedd3bb796b";
-const FILE: &str =
-    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
 /// Copies of the patient's record (each with fresh ids, the same Patient).
 const COPIES: u64 = 17;
 const SYNC_RUNS: usize = 3;
@@ -66,34 +63,13 @@ fn serve(db: &str, args: &[&str]) -> Server {
     Server(child, base)
 }
 
-/// One Bundle holding `COPIES` copies of the patient's record with fresh ids, all
-/// about the same Patient. Returns its path.
-fn generate(shared: &Path, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(shared.join(FILE)).expect("read the Synthea file");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("parse the Synthea file");
-    let mut entries = Vec::new();
-    for k in 0..COPIES {
-        let copy = rewrite_uuids(&serde_json::to_string(&v["entry"]).expect("entries"), k);
-        // Every copy speaks of the same person.
-        let moved = rewrite_uuids(PATIENT, k);
-        let copy = copy.replace(&moved, PATIENT);
-        let arr: Vec<serde_json::Value> = serde_json::from_str(&copy).expect("copy");
-        entries.extend(arr);
-    }
-    let bundle =
-        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
-    let path = dir.join("big.json");
-    std::fs::write(&path, bundle.to_string()).expect("write the Bundle");
-    path
-}
-
 fn main() {
     let shared = std::env::var_os("SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared"));
     let work = tempfile::tempdir().expect("work dir");
     let db = format!("sqlite://{}", work.path().join("ep.db").display());
-    let bundle = generate(&shared, work.path());
+    let bundle = copies_of_jene(&shared, work.path(), COPIES);
     let seeded = Command::new(endpoint_bin())
         .args(["seed", "--db", &db, "--tenant", "gp", "--from"])
         .arg(&bundle)
@@ -143,7 +119,7 @@ fn main() {
             let start = sync::begin_login(&profile, "gp", "carry://cb")
                 .await
                 .expect("begin");
-            let back = sync::sandbox_consent(&start.authorize_url, PATIENT)
+            let back = sync::sandbox_consent(&start.authorize_url, JENE_ID)
                 .await
                 .expect("consent");
             sync::complete_login(&profile, "gp", &back)
@@ -185,7 +161,7 @@ fn main() {
     // Throughput of one search page with a static token (no token lookup).
     let server = serve(&db, &["--auth", &format!("bearer:{TOKEN}")]);
     let url = format!(
-        "{}/gp/fhir/Observation?patient={PATIENT}&_count=50",
+        "{}/gp/fhir/Observation?patient={JENE_ID}&_count=50",
         server.1
     );
     let stop = Arc::new(AtomicBool::new(false));

@@ -58,3 +58,32 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
+
+/// The Synthea patient the sync, sharing and backup benchmarks copy.
+pub const JENE: &str =
+    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
+/// Her Patient id, kept the same in every copy.
+pub const JENE_ID: &str = "b13bd1f1-78c4-4cbe-b611-3bedd3bb796b";
+
+/// One collection Bundle holding `copies` copies of Jene's record, each with fresh
+/// ids but all about the same Patient, written to `dir/record.json`.
+pub fn copies_of_jene(
+    shared: &std::path::Path,
+    dir: &std::path::Path,
+    copies: u64,
+) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(shared.join(JENE)).expect("read the Synthea file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parse the Synthea file");
+    let mut entries = Vec::new();
+    for k in 0..copies {
+        let copy = rewrite_uuids(&serde_json::to_string(&v["entry"]).expect("entries"), k)
+            .replace(&rewrite_uuids(JENE_ID, k), JENE_ID);
+        let arr: Vec<serde_json::Value> = serde_json::from_str(&copy).expect("copy");
+        entries.extend(arr);
+    }
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let path = dir.join("record.json");
+    std::fs::write(&path, bundle.to_string()).expect("write the Bundle");
+    path
+}
