@@ -53,6 +53,9 @@ pub struct BackupReport {
     pub resources: u64,
 }
 
+/// How far a restore moves sequence numbers on (see `restore`).
+const SEQ_JUMP: i64 = 1_000_000;
+
 /// How long before a backup counts as overdue.
 pub const OVERDUE_AFTER_S: i64 = 7 * 86_400;
 
@@ -457,6 +460,15 @@ fn restore<R: Read>(
                 "UPDATE provider_sources SET state = 'authorize', last_error = NULL",
                 [],
             )?;
+            // Envelopes may have gone out after this backup was made: move every
+            // sequence number well past anything used since, and send whole records
+            // next (a whole record, or a resync request, may skip ahead; nothing
+            // else may, so nothing stale is ever taken for new).
+            tx.execute(
+                "UPDATE grants SET next_seq = next_seq + ?1,
+                   reset_next = CASE WHEN direction = 'out' THEN 1 ELSE reset_next END",
+                [SEQ_JUMP],
+            )?;
             tx.commit()?;
             Ok(())
         })?;
@@ -474,7 +486,10 @@ fn restore<R: Read>(
         std::fs::remove_dir(dir)?;
     }
     std::fs::rename(&building, dir)?;
-    Profile::open(dir, key_store)
+    let profile = Profile::open(dir, key_store)?;
+    // Records shared with this profile are not in backups: ask for them again.
+    crate::share::resync_received(&profile)?;
+    Ok(profile)
 }
 
 #[cfg(test)]

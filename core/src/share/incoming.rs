@@ -67,7 +67,10 @@ pub(crate) fn process(
             removes,
         } => {
             let name = in_grant(own, pid, &msg.grant, true)?;
-            let p = received::open(own, &msg.grant, &name, false)?;
+            // The grant is held: its record's vault is opened, or made afresh when it
+            // is missing (a profile restored from a backup, which holds grants but
+            // not the records they carry; the whole record comes as a reset).
+            let p = received::open(own, &msg.grant, &name, true)?;
             let (u, r) = match received::apply_records(&p, msg.seq, *reset, upserts, removes) {
                 Err(Error::Envelope {
                     problem: EnvelopeProblem::OutOfOrder,
@@ -103,7 +106,9 @@ pub(crate) fn process(
         Body::Contribution { resources } => contribution_in(own, pid, &handle, &msg, resources),
         Body::Resync => own.vault().write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            out_grant_seq(&tx, pid, &msg)?;
+            // A resync may skip ahead (a grantee restored from a backup moves its
+            // numbers on); it only ever makes the next delivery a whole record.
+            out_grant_seq(&tx, pid, &msg, true)?;
             tx.execute(
                 "UPDATE grants SET reset_next = 1 WHERE id = ?1",
                 [&msg.grant],
@@ -261,7 +266,12 @@ pub(crate) fn end_in(own: &Profile, grant: &str, handle: &str, why: &str) -> Res
 
 /// Check and take the sequence number of a message on a grant this profile made, from
 /// its grantee `pid`. Returns the grant's role and whether it is in force.
-fn out_grant_seq(tx: &rusqlite::Transaction<'_>, pid: i64, msg: &Message) -> Result<(Role, bool)> {
+fn out_grant_seq(
+    tx: &rusqlite::Transaction<'_>,
+    pid: i64,
+    msg: &Message,
+    jump: bool,
+) -> Result<(Role, bool)> {
     let row: Option<(i64, i64, String, Option<i64>, i64)> = tx
         .query_row(
             "SELECT person_id, last_seq, role, ended_at, expires_at FROM grants
@@ -273,7 +283,7 @@ fn out_grant_seq(tx: &rusqlite::Transaction<'_>, pid: i64, msg: &Message) -> Res
     let Some((_, last, role, ended, expires)) = row.filter(|r| r.0 == pid) else {
         return Err(refused(EnvelopeProblem::UnknownSender));
     };
-    check_seq(last, msg.seq, false)?;
+    check_seq(last, msg.seq, jump)?;
     tx.execute(
         "UPDATE grants SET last_seq = ?2 WHERE id = ?1",
         params![msg.grant, msg.seq],
@@ -290,7 +300,7 @@ fn contribution_in(
 ) -> Result<Applied> {
     let outcome = own.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (role, active) = out_grant_seq(&tx, pid, msg)?;
+        let (role, active) = out_grant_seq(&tx, pid, msg, false)?;
         let refuse = |why: &str| -> Result<Option<u64>> {
             audit::append(
                 &tx,
@@ -404,7 +414,7 @@ fn base64_key(k: &[u8]) -> String {
 }
 
 /// Ask the grantor of incoming grant `grant` to send the whole record again.
-fn request_resync(own: &Profile, grant: &str) -> Result<()> {
+pub(crate) fn request_resync(own: &Profile, grant: &str) -> Result<()> {
     own.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let me = people::identity(&tx)?;

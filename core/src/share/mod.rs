@@ -251,6 +251,22 @@ pub fn contribute(
     })
 }
 
+/// Ask the grantor of every incoming grant in force to send the whole record again
+/// (after a restore: backups hold grants, not the records they carry).
+pub(crate) fn resync_received(profile: &Profile) -> Result<()> {
+    let ids: Vec<String> = profile.vault().read(|c| {
+        Ok(c.prepare(
+            "SELECT id FROM grants WHERE direction = 'in' AND ended_at IS NULL AND expires_at > ?1",
+        )?
+        .query_map([now_unix()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+    })?;
+    for id in ids {
+        incoming::request_resync(profile, &id)?;
+    }
+    Ok(())
+}
+
 fn expire_received(profile: &Profile) -> Result<()> {
     let due: Vec<(String, String)> = profile.vault().read(|c| {
         Ok(c.prepare(

@@ -314,3 +314,81 @@ fn restricted_items_need_verification_and_hidden_items_stay_back() {
     assert_eq!(consent["provision"]["type"], "permit");
     assert_eq!(consent["provision"]["securityLabel"][0]["code"], "PSY");
 }
+
+#[test]
+fn restored_profiles_get_their_shared_records_back_and_never_reuse_a_sequence_number() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    patient
+        .import_file(&fixture(), ImportOptions::default())
+        .unwrap();
+    introduce(&patient, &carer);
+    grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Contributor,
+            scope: Scope {
+                categories: vec![Category::VitalSigns, Category::Conditions],
+                ..Scope::default()
+            },
+            purpose: String::new(),
+            basis: None,
+            duration_s: None,
+        },
+    )
+    .unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer, &e).unwrap();
+    }
+    let n = shared_count(&carer);
+    let ks = PassphraseKeyStore::new("a test passphrase").unwrap();
+
+    // The carer's phone is lost after a backup; the restore asks for the record again.
+    let carer_code = crate::backup::recovery_code(&carer).unwrap();
+    let carer_file = d.path().join("carer.carry");
+    crate::backup::backup_to_file(&carer, &carer_file).unwrap();
+    let carer2 =
+        crate::backup::restore_from_file(&d.path().join("c2"), &carer_file, &carer_code, &ks)
+            .unwrap();
+    let resync = drain(&carer2);
+    assert_eq!(resync.len(), 1);
+    deliver(&patient, &resync[0]).unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer2, &e).unwrap();
+    }
+    assert_eq!(shared_count(&carer2), n);
+
+    // The patient's phone is lost after a backup, and changes went out after it: the
+    // restored profile's numbers move on, and the next delivery is a whole record.
+    let code = crate::backup::recovery_code(&patient).unwrap();
+    let file = d.path().join("patient.carry");
+    crate::backup::backup_to_file(&patient, &file).unwrap();
+    patient
+        .add_reading(&Reading::parse("pulse", "61").unwrap(), None)
+        .unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer2, &e).unwrap();
+    }
+    assert_eq!(shared_count(&carer2), n + 1);
+    let patient2 =
+        crate::backup::restore_from_file(&d.path().join("p2"), &file, &code, &ks).unwrap();
+    patient2
+        .add_reading(&Reading::parse("pulse", "62").unwrap(), None)
+        .unwrap();
+    patient2.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient2) {
+        deliver(&carer2, &e).unwrap();
+    }
+    // What the restored patient holds now, exactly: the pulse taken on the lost
+    // phone after the backup is gone from the patient, and so from the carer.
+    assert_eq!(
+        shared_count(&carer2),
+        view_as(&patient2, &handle_of(&carer)).unwrap().len() as u64
+    );
+    assert_eq!(shared_count(&carer2), n + 1);
+}
