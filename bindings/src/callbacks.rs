@@ -43,6 +43,10 @@ pub trait Events: Send + Sync {
     /// or an `exchange`, after the change is stored; not for a change to a grant the
     /// person already held. Tell the person.
     fn on_new_access(&self, person: String, name: String, grant_id: String);
+    /// A backup is overdue (none yet, or the last is over a week old): a good moment
+    /// to remind the person. Checked after each `sync`; `last_backup_at` is when the
+    /// last one was made (Unix seconds), if ever.
+    fn on_backup_overdue(&self, last_backup_at: Option<i64>);
 }
 
 /// The app's key store, seen by the core.

@@ -323,7 +323,24 @@ impl Profile {
         guard.1 = false;
         drop(options);
         relay.finish();
-        Ok(reports?.into_iter().map(Into::into).collect())
+        let reports = reports?;
+        // Remind the app when a backup is overdue: after the core call, off the
+        // caller's thread, never while the vault is held.
+        if let Some(events) = self.events.clone() {
+            let core = self.core.clone();
+            let told = tokio::task::spawn_blocking(move || {
+                if let Ok(s) = carry_core::backup::status(&core) {
+                    if s.overdue {
+                        events.on_backup_overdue(s.last_backup_at);
+                    }
+                }
+            })
+            .await;
+            if told.is_err() {
+                tracing::warn!("an Events.on_backup_overdue callback failed");
+            }
+        }
+        Ok(reports.into_iter().map(Into::into).collect())
     }
 
     /// The person's readings on their way to providers, newest first.

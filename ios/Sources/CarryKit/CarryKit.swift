@@ -447,6 +447,10 @@ private final class ProgressRelay: Events, @unchecked Sendable {
         for continuation in targets { continuation.yield(access) }
     }
 
+    /// The app decides how to remind the person; `CarryProfile.backupStatus()` has
+    /// the details. Nothing is streamed here yet.
+    func onBackupOverdue(lastBackupAt: Int64?) {}
+
     func stream() -> AsyncStream<ImportProgress> {
         AsyncStream(bufferingPolicy: .bufferingNewest(64)) { continuation in
             let id = UUID()

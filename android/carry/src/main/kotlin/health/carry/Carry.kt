@@ -105,6 +105,13 @@ class CarryProfile private constructor(
      */
     val newAccess: SharedFlow<NewAccess> = relay.accessFlow.asSharedFlow()
 
+    /**
+     * After each [sync], when a backup is overdue (none yet, or the last over a week
+     * old): the last backup's time in Unix seconds, or null if there never was one.
+     * A good moment to remind the person ([backupStatus] has the details).
+     */
+    val backupOverdue: SharedFlow<Long?> = relay.backupOverdueFlow.asSharedFlow()
+
     /** The generated object, for anything this layer does not cover. */
     val ffi: Profile get() = profile
 
@@ -444,5 +451,14 @@ private class ProgressRelay : Events {
 
     override fun onNewAccess(person: String, name: String, grantId: String) {
         accessFlow.tryEmit(NewAccess(person, name, grantId))
+    }
+
+    val backupOverdueFlow = MutableSharedFlow<Long?>(
+        extraBufferCapacity = 8,
+        onBufferOverflow = BufferOverflow.DROP_OLDEST,
+    )
+
+    override fun onBackupOverdue(lastBackupAt: Long?) {
+        backupOverdueFlow.tryEmit(lastBackupAt)
     }
 }

@@ -25,6 +25,18 @@ class BackupTest {
     lateinit var dir: Path
 
     @Test
+    fun `a sync tells the app when a backup is overdue, and stops once one is made`(): Unit = runBlocking {
+        val events = RecordingEvents()
+        Profile.create(dir.resolve("p").toString(), "Alfreda", TestKeyStore(1), events).use { p ->
+            p.sync(null, null, false)
+            assertEquals(listOf<Long?>(null), events.backupOverdue.toList(), "never backed up")
+            p.backupToFile(dir.resolve("b.carry").toString())
+            p.sync(null, null, false)
+            assertEquals(1, events.backupOverdue.size, "not overdue after a backup")
+        }
+    }
+
+    @Test
     fun `a backup restores with its code and a wrong code leaves nothing`(): Unit = runBlocking {
         Profile.create(dir.resolve("phone").toString(), "Alfreda", TestKeyStore(1), null).use { p ->
             p.importFile(Fixtures.alfreda.path)

@@ -113,6 +113,13 @@ class RecordingEvents : Events {
     override fun onNewAccess(person: String, name: String, grantId: String) {
         newAccess += NewAccessCall(person, name, grantId, Thread.currentThread())
     }
+
+    /** Each `onBackupOverdue` call's last-backup time (null: never backed up). */
+    val backupOverdue: MutableList<Long?> = Collections.synchronizedList(mutableListOf())
+
+    override fun onBackupOverdue(lastBackupAt: Long?) {
+        backupOverdue += lastBackupAt
+    }
 }
 
 object Fixtures {
