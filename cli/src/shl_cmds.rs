@@ -160,24 +160,24 @@ pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
 /// `carry shares`: each link, refreshed from the endpoint, with its accesses.
 pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
     let profile = Arc::new(open(home)?);
-    let list = shl::list(&profile)?;
-    let rt = runtime()?;
-    let url = endpoint_of(&profile).ok();
-    let mut out = Vec::new();
-    for s in list {
-        let accesses = match (&url, s.state.as_str()) {
-            (Some(u), _) => rt
-                .block_on(shl::accesses(
-                    profile.clone(),
-                    u,
-                    &s.id,
-                    &SyncOptions::default(),
-                ))
-                .unwrap_or_default(),
-            (None, _) => Vec::new(),
-        };
-        out.push((s, accesses));
-    }
+    let fetched = endpoint_of(&profile).and_then(|url| {
+        runtime()?.block_on(shl::list_with_accesses(
+            profile.clone(),
+            &url,
+            &SyncOptions::default(),
+        ))
+    });
+    // Without the endpoint, the links are still listed, with no access log.
+    let out = match fetched {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::warn!(error = %e, "the access logs could not be fetched");
+            shl::list(&profile)?
+                .into_iter()
+                .map(|s| (s, Vec::new()))
+                .collect()
+        }
+    };
     if as_json {
         let v: Vec<_> = out
             .iter()

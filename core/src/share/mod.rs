@@ -144,11 +144,7 @@ pub fn revoke(profile: &Profile, grant_id: &str) -> Result<GrantInfo> {
 pub fn view_as(profile: &Profile, who: &str) -> Result<Vec<Item>> {
     profile.vault().read(|c| {
         let doc = grants::active_to(c, who)?;
-        let ids: Vec<i64> = scope::in_scope(c, &doc.scope)?
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
-        query::items(c, &ids)
+        query::items(c, &scope_ids(c, &doc.scope)?)
     })
 }
 
@@ -156,11 +152,7 @@ pub fn view_as(profile: &Profile, who: &str) -> Result<Vec<Item>> {
 pub fn view_as_export(profile: &Profile, who: &str, out: &mut dyn std::io::Write) -> Result<u64> {
     profile.vault().read(|c| {
         let doc = grants::active_to(c, who)?;
-        let ids: Vec<i64> = scope::in_scope(c, &doc.scope)?
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
-        export::export_items(c, &ids, out)
+        export::export_items(c, &scope_ids(c, &doc.scope)?, out)
     })
 }
 

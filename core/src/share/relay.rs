@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::crypto::identity::{key32, Identity, PublicIdentity};
+use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
 use crate::sync::http::{Http, Resp};
 
@@ -49,13 +49,6 @@ pub(crate) struct Fetched {
 struct Page {
     envelopes: Vec<Fetched>,
     more: bool,
-}
-
-#[derive(Deserialize)]
-struct DirectoryEntry {
-    sign: String,
-    enc: String,
-    binding: String,
 }
 
 /// The relay base for an endpoint URL: `URL/relay/v1`.
@@ -173,32 +166,6 @@ impl Relay {
         self.http
             .send(|| build(self.http.client(), &self.base).bearer_auth(token))
             .await
-    }
-
-    /// The keys the directory holds for `mailbox`, checked against their binding.
-    #[allow(dead_code)]
-    pub async fn lookup(&self, mailbox: &str) -> Result<PublicIdentity> {
-        let r = self
-            .send(|c, base| c.get(format!("{base}/directory/{mailbox}")))
-            .await?;
-        if r.status != 200 {
-            return Err(status_error("directory lookup", &r));
-        }
-        let e: DirectoryEntry = json_of("directory lookup", &r)?;
-        let id = PublicIdentity {
-            sign: key32(&e.sign, "signing key")?,
-            enc: key32(&e.enc, "encryption key")?,
-        };
-        let binding = B64
-            .decode(&e.binding)
-            .map_err(|_| Error::invalid("the directory's binding is not base64url"))?;
-        id.verify_binding(&binding)?;
-        if id.mailbox() != mailbox {
-            return Err(Error::invalid(
-                "the directory's keys belong to another mailbox",
-            ));
-        }
-        Ok(id)
     }
 
     /// Post one sealed envelope to `mailbox` under `tag`. Returns its relay id.

@@ -381,6 +381,31 @@ pub async fn accesses(
     fetch_accesses(&profile, &relay, &id).await
 }
 
+/// Every link with the accesses the endpoint logged for it, over one login; new
+/// accesses are copied into the audit log. Links the endpoint no longer knows come
+/// back with an empty log.
+pub async fn list_with_accesses(
+    profile: Arc<Profile>,
+    endpoint: &str,
+    options: &SyncOptions,
+) -> Result<Vec<(ShareInfo, Vec<Access>)>> {
+    let links = db(&profile, list).await?;
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let relay = connect(&profile, endpoint, options).await?;
+    let mut out = Vec::with_capacity(links.len());
+    for link in links {
+        let log = match fetch_accesses(&profile, &relay, &link.id).await {
+            Ok(log) => log,
+            Err(Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        out.push((link, log));
+    }
+    Ok(out)
+}
+
 async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Result<Vec<Access>> {
     #[derive(Deserialize)]
     struct Log {
