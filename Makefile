@@ -90,8 +90,9 @@ bench-share: deps
 	$(CARGO) build --profile bench -p carry-endpoint
 	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench share
 
-## A full backup of a 10,000-resource record to a file, and its restore.
+## Backups of a 10,000-resource record: to a file, to the endpoint (full and incremental), and restores.
 bench-backup: deps
+	$(CARGO) build --profile bench -p carry-endpoint
 	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench backup
 
 ## Sync over loopback against the endpoint, and the endpoint's search throughput.

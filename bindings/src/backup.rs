@@ -113,13 +113,17 @@ impl Profile {
 impl Profile {
     /// Back up the whole profile to the profile's endpoint, encrypted on the device.
     /// The recovery code alone finds it again (see [`restore_from_endpoint`]); the
-    /// endpoint keeps the last few versions. `InvalidInput` if no endpoint is set.
+    /// endpoint keeps the last few versions. After the first, a backup carries only
+    /// what changed since the last one (`kind` says which). `InvalidInput` if no
+    /// endpoint is set.
     pub async fn backup_to_endpoint(&self) -> Result<BackupReport> {
         let url = self.endpoint_url().await?;
         let (options, _guard) = crate::share::exchange_options(None);
-        Ok(cb::backup_to_endpoint(self.core.clone(), &url, &options)
-            .await?
-            .into())
+        Ok(
+            cb::backup_to_endpoint(self.core.clone(), &url, &options, false)
+                .await?
+                .into(),
+        )
     }
 }
 

@@ -101,8 +101,8 @@ pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8
     Ok(exit::OK)
 }
 
-/// `carry backup [--out FILE]`: to a file, or to the endpoint.
-pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>) -> Result<u8> {
+/// `carry backup [--out FILE] [--full]`: to a file, or to the endpoint.
+pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>, full: bool) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);
     let Some(path) = out else {
         let url = crate::share_cmds::endpoint_of(&profile)?;
@@ -110,10 +110,18 @@ pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>) -> Result<u8> {
             profile.clone(),
             &url,
             &Default::default(),
+            full,
         ))?;
         if as_json {
             print_json(&json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
                 "resources": r.resources, "endpoint": url }))?;
+        } else if r.kind == "incremental" {
+            say!(
+                "Backed up what changed since the last backup ({} resources, {} KB, encrypted on this device) to {}.",
+                r.resources,
+                r.bytes / 1024,
+                url
+            );
         } else {
             say!(
                 "Backed up {} resources to {} ({} KB, encrypted on this device). Your recovery code alone finds it again.",

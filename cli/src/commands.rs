@@ -313,7 +313,21 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Use { profile } => sc::use_profile(home, as_json, &profile),
         Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
         Command::Recovery { action } => crate::backup_cmds::recovery(home, as_json, action),
-        Command::Backup { out } => crate::backup_cmds::backup(home, as_json, out),
+        Command::Backup { out, full } => crate::backup_cmds::backup(home, as_json, out, full),
+        Command::MoveOut {
+            qr,
+            wipe,
+            keep,
+            wait,
+        } => crate::move_cmds::move_out(
+            home,
+            qr,
+            (wipe || keep).then_some(wipe),
+            std::time::Duration::from_secs(wait),
+        ),
+        Command::MoveIn { code, wait } => {
+            crate::move_cmds::move_in(home, as_json, code, std::time::Duration::from_secs(wait))
+        }
         Command::Restore {
             file,
             from_endpoint,

@@ -6,6 +6,7 @@
 mod backup_cmds;
 mod commands;
 mod exit;
+mod move_cmds;
 mod passphrase;
 mod share_cmds;
 mod shl_cmds;
@@ -209,11 +210,15 @@ enum Command {
         #[command(subcommand)]
         action: backup_cmds::RecoveryAction,
     },
-    /// Back up the whole profile, encrypted, to the endpoint (or to a file).
+    /// Back up the whole profile, encrypted, to the endpoint (or to a file). After the
+    /// first, a backup to the endpoint carries only what changed.
     Backup {
-        /// Write it to this file instead of the endpoint.
+        /// Write it to this file instead of the endpoint (always a whole backup).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Send a whole backup to the endpoint even when an incremental one would do.
+        #[arg(long, conflicts_with = "out")]
+        full: bool,
     },
     /// Restore a profile from a backup into an empty folder (--home).
     Restore {
@@ -229,6 +234,32 @@ enum Command {
         /// The recovery code (asked for if not given).
         #[arg(long)]
         code: Option<String>,
+    },
+    /// Move this profile to a new phone: show a pairing code, check the digits the
+    /// new phone shows, send the record sealed to it, then offer to wipe this copy.
+    MoveOut {
+        /// Also write the pairing code as a QR image (.png or .svg).
+        #[arg(long, value_name = "FILE")]
+        qr: Option<PathBuf>,
+        /// Wipe this copy once the new phone has it (else you are asked).
+        #[arg(long, conflicts_with = "keep")]
+        wipe: bool,
+        /// Keep this copy (else you are asked).
+        #[arg(long)]
+        keep: bool,
+        /// How long to wait for the new phone, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait: u64,
+    },
+    /// Receive a profile from the old phone into an empty folder (--home).
+    MoveIn {
+        /// The code the old phone shows (carry:pair:…); asked for if not given.
+        code: Option<String>,
+        /// How long to wait for the old phone, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait: u64,
     },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {

@@ -41,7 +41,8 @@ pub struct ShareArgs {
     qr: Option<PathBuf>,
 }
 
-fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
+/// Write a QR matrix as PNG or SVG, by the file's extension.
+pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
     const QUIET: u32 = 4;
     let size = q.width + 2 * QUIET;
     let dark = |x: u32, y: u32| {

@@ -91,6 +91,7 @@ fn a_backup_restores_whole_with_its_code_and_not_at_all_without() {
         ],
     );
     assert_eq!(r["name"], "Jene Cummings");
+    // The whole backup and the increment on it: the record as it is now.
     assert_eq!(record(&new_home), record(&home));
     assert_eq!(
         json(&new_home, &["audit", "--verify", "--json"])["ok"],
@@ -188,7 +189,22 @@ fn the_recovery_code_alone_restores_from_the_endpoint() {
         .unwrap()
         .to_string();
     let b = json(&home, &["backup", "--json"]);
-    assert!(b["bytes"].as_u64().unwrap() > 100_000);
+    assert_eq!(b["kind"], "full");
+    let full_bytes = b["bytes"].as_u64().unwrap();
+    assert!(full_bytes > 100_000);
+    // Later backups carry only what changed, until a whole one is asked for.
+    ok(&home, &["add", "bp", "121/79"]);
+    let inc = json(&home, &["backup", "--json"]);
+    assert_eq!(
+        (&inc["kind"], &inc["resources"]),
+        (&"incremental".into(), &1.into())
+    );
+    assert!(inc["bytes"].as_u64().unwrap() * 20 < full_bytes);
+    ok(&home, &["add", "weight", "70kg"]);
+    assert_eq!(json(&home, &["backup", "--json"])["kind"], "incremental");
+    assert_eq!(json(&home, &["backup", "--full", "--json"])["kind"], "full");
+    ok(&home, &["add", "pulse", "64"]);
+    assert_eq!(json(&home, &["backup", "--json"])["kind"], "incremental");
     // Nothing of the record is readable at the endpoint.
     let mut endpoint_bytes = Vec::new();
     for e in std::fs::read_dir(d.path()).unwrap() {
@@ -242,6 +258,7 @@ fn the_recovery_code_alone_restores_from_the_endpoint() {
         ],
     );
     assert_eq!(r["name"], "Jene Cummings");
+    // The whole backup and the increment on it: the record as it is now.
     assert_eq!(record(&new_home), record(&home));
     assert_eq!(
         json(&new_home, &["audit", "--verify", "--json"])["ok"],

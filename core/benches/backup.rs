@@ -1,14 +1,22 @@
 //! The backup benchmark: a full backup of a record of about 10,000 resources to a
-//! file, and a restore of it into a fresh profile. Run with `make bench-backup`.
-//! Prints a table and writes it to `target/bench-backup.md`.
+//! file, and a restore of it into a fresh profile; then to the reference endpoint
+//! (SQLite, loopback): a whole backup, increments after a few new readings each, and a
+//! restore of the whole chain from the recovery code alone. Run with
+//! `make bench-backup`, which builds the endpoint first. Prints a table and writes it
+//! to `target/bench-backup.md`.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use carry_core::{backup, ImportOptions, Profile};
-use common::{copies_of_jene, ms, percentile, RawKeyStore};
+use carry_core::sync::SyncOptions;
+use carry_core::{backup, ImportOptions, Profile, Reading};
+use common::{copies_of_jene, ms, percentile, serve, RawKeyStore};
+
+/// New readings between one incremental backup and the next.
+const READINGS_PER_INCREMENT: usize = 10;
 
 const COPIES: u64 = 17;
 const RUNS: usize = 5;
@@ -51,18 +59,88 @@ fn main() {
         restores.push(t.elapsed());
         assert_eq!(q.stats().expect("stats").resources, n);
     }
+
+    // To the endpoint: a whole backup, then increments, then a restore of the chain.
+    let server = serve(&format!("sqlite://{}", work.path().join("ep.db").display()));
+    let p = Arc::new(p);
+    carry_core::share::set_endpoint(&p, &server.url).expect("endpoint");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let opts = SyncOptions::default();
+    let mut fulls: Vec<Duration> = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let r = rt
+            .block_on(backup::backup_to_endpoint(
+                p.clone(),
+                &server.url,
+                &opts,
+                true,
+            ))
+            .expect("full backup to the endpoint");
+        fulls.push(t.elapsed());
+        assert_eq!(r.kind, "full");
+    }
+    let mut incs: Vec<Duration> = Vec::new();
+    let mut inc_size = 0;
+    for i in 0..RUNS {
+        for j in 0..READINGS_PER_INCREMENT {
+            let kg = format!("{}.{}kg", 60 + i, j);
+            p.add_reading(&Reading::parse("weight", &kg).expect("reading"), None)
+                .expect("add");
+        }
+        let t = Instant::now();
+        let r = rt
+            .block_on(backup::backup_to_endpoint(
+                p.clone(),
+                &server.url,
+                &opts,
+                false,
+            ))
+            .expect("incremental backup");
+        incs.push(t.elapsed());
+        assert_eq!(r.kind, "incremental");
+        inc_size = r.bytes;
+    }
+    let t = Instant::now();
+    let q = rt
+        .block_on(backup::restore_from_endpoint(
+            &work.path().join("from-endpoint"),
+            &server.url,
+            &code,
+            Arc::new(RawKeyStore),
+        ))
+        .expect("restore from the endpoint");
+    let chain_restore = t.elapsed();
+    assert_eq!(
+        q.stats().expect("stats").resources,
+        p.stats().expect("stats").resources
+    );
+
     let out = format!(
         "Backup benchmark: a {n}-resource record (vault file {:.1} MB), {RUNS} runs.\n\n\
          | figure | median | fastest |\n|---|---|---|\n\
          | full backup to a file | {} | {} |\n\
          | restore into a fresh profile (with integrity and audit checks) | {} | {} |\n\
-         | backup size | {:.1} MB | |\n",
+         | backup size | {:.1} MB | |\n\
+         | full backup to the endpoint (seal and upload) | {} | {} |\n\
+         | incremental backup to the endpoint, {READINGS_PER_INCREMENT} new readings | {} | {} |\n\
+         | incremental backup size | {:.1} KB | |\n\
+         | restore from the endpoint: the full backup and {RUNS} increments | {} | |\n",
         vault_bytes as f64 / 1e6,
         ms(percentile(&mut backups, 0.5)),
         ms(percentile(&mut backups, 0.0)),
         ms(percentile(&mut restores, 0.5)),
         ms(percentile(&mut restores, 0.0)),
         size as f64 / 1e6,
+        ms(percentile(&mut fulls, 0.5)),
+        ms(percentile(&mut fulls, 0.0)),
+        ms(percentile(&mut incs, 0.5)),
+        ms(percentile(&mut incs, 0.0)),
+        inc_size as f64 / 1e3,
+        ms(chain_restore),
     );
     print!("{out}");
     let _ = std::fs::write(root().join("target/bench-backup.md"), &out);

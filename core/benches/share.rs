@@ -7,56 +7,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
 use carry_core::share::{self, NewGrant, Role, Scope};
 use carry_core::sync::SyncOptions;
 use carry_core::{Category, ImportOptions, Profile};
-use common::{copies_of_jene, ms, percentile, RawKeyStore};
+use common::{copies_of_jene, ms, percentile, serve, RawKeyStore};
 
 /// Resources in the scoped snapshot.
 const SNAPSHOT: usize = 2_000;
 const RUNS: usize = 5;
 const LINK_RUNS: usize = 10;
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn serve(db: &str) -> Server {
-    let bin = root().join("target/release/carry-endpoint");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `make bench-share`",
-        bin.display()
-    );
-    let mut child = Command::new(bin)
-        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
-        .env("CARRY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the endpoint");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the endpoint's first line");
-    Server(
-        child,
-        line.trim().trim_start_matches("listening on ").to_string(),
-    )
 }
 
 fn profile(dir: &Path, name: &str) -> Arc<Profile> {
@@ -69,7 +35,7 @@ fn main() {
         .unwrap_or_else(|| root().join("../shared"));
     let work = tempfile::tempdir().expect("work dir");
     let server = serve(&format!("sqlite://{}", work.path().join("ep.db").display()));
-    let url = server.1.clone();
+    let url = server.url.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -60,6 +60,10 @@ pub enum AuditEvent {
     BackedUp,
     /// The recovery code was replaced.
     RecoveryCodeChanged,
+    /// The profile was sent to a new phone.
+    MovedOut,
+    /// The profile arrived from the old phone.
+    MovedIn,
 }
 
 impl AuditEvent {
@@ -87,6 +91,8 @@ impl AuditEvent {
             AuditEvent::ShareRevoked => "share-revoked",
             AuditEvent::BackedUp => "backed-up",
             AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
+            AuditEvent::MovedOut => "moved-out",
+            AuditEvent::MovedIn => "moved-in",
         }
     }
 }

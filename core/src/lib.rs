@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod backup;
 pub mod crypto;
+pub mod devices;
 pub mod error;
 pub mod export;
 pub mod import;

@@ -4,18 +4,40 @@
 //! secret derived from it, without any other credential. The server keeps only the
 //! SHA-256 of the fetch secret.
 //!
+//! Versions are numbered from 1 per locator. Each is *full*, or *incremental*: only
+//! what changed since the version before it, its *base*. A full and the incrementals
+//! after it (up to the next full) form a chain; a restore fetches the latest version
+//! and walks the bases back to the full, then applies the versions forward. An
+//! incremental's base must be the locator's latest version when it is stored, so a
+//! chain has no gaps and no forks, and a chain holds at most
+//! [`MAX_CHAIN`](crate::backup_store::MAX_CHAIN) (64) incrementals: the device must
+//! upload a full again after that. Pruning keeps chains whole: the newest
+//! `--backup-versions` *full* versions are kept with every version after the oldest
+//! of them; incrementals never count.
+//!
 //! - `PUT /backup/v1/blobs/{locator}` (relay session; `Content-Type:
-//!   application/octet-stream`, `X-Carry-Fetch-Hash: base64url(SHA-256(secret))`)
-//!   → 201 `{version, bytes}`; 403 when the locator belongs to another identity
+//!   application/octet-stream`, `X-Carry-Fetch-Hash: base64url(SHA-256(secret))`,
+//!   optional `X-Carry-Base: N` for an incremental on top of version N)
+//!   → 201 `{version, bytes, base}` (`base` null for a full); 403 when the locator
+//!   belongs to another identity; 400 for a malformed `X-Carry-Base`; 409
+//!   `{error, latest}` when N is not the latest version (`latest` null when the
+//!   locator has none), 409 `{error, full_required: true}` when the chain since the
+//!   latest full already holds 64 incrementals. A refused upload changes nothing.
 //! - `GET /backup/v1/blobs/{locator}` (`X-Carry-Fetch: base64url(secret)`) → the
-//!   latest version's bytes with `X-Carry-Version`; 404 for an unknown locator and for
-//!   a wrong secret alike; 429 with `Retry-After` while the locator is locked out
+//!   latest version's bytes with `X-Carry-Version`, and `X-Carry-Base` when it is an
+//!   incremental; 404 for an unknown locator and for a wrong secret alike; 429 with
+//!   `Retry-After` while the locator is locked out
+//! - `GET /backup/v1/blobs/{locator}/versions/{n}` (`X-Carry-Fetch`) → version n, as
+//!   the latest is served above, under the same rules (wrong secrets counted together
+//!   with those above); a version that is not kept is 404 for the right secret and is
+//!   not counted as a wrong try
 //! - `GET /backup/v1/blobs/{locator}/versions` (session, owner) →
-//!   `{versions: [{version, bytes, created_at}]}`, newest first
+//!   `{versions: [{version, bytes, created_at, base}]}`, newest first
 //! - `DELETE /backup/v1/blobs/{locator}` (session, owner) → 204
 //!
-//! Locators and secrets are base64url of 32 bytes, without padding (43 characters).
-//! Errors are `{"error": "…"}`. Nothing here logs a locator, a secret or a blob.
+//! Locators and secrets are base64url of 32 bytes, without padding (43 characters);
+//! version numbers are decimal. Errors are `{"error": "…"}` (409s add the field
+//! above). Nothing here logs a locator, a secret or a blob.
 
 use std::sync::Arc;
 
@@ -31,7 +53,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Upload};
+use crate::backup_store::{Fetch, Put, Upload, MAX_CHAIN};
 use crate::relay::{Relay, RelayError};
 use crate::store::Store;
 
@@ -41,6 +63,9 @@ const FETCH_HEADER: &str = "x-carry-fetch";
 const FETCH_HASH_HEADER: &str = "x-carry-fetch-hash";
 /// The header that names the version a fetch returns.
 const VERSION_HEADER: &str = "x-carry-version";
+/// The header that names an incremental's base: on an upload, the version it builds
+/// on; on a fetch, the version the one served builds on.
+const BASE_HEADER: &str = "x-carry-base";
 /// The content type of every blob.
 const BLOB_TYPE: &str = "application/octet-stream";
 
@@ -48,7 +73,8 @@ const BLOB_TYPE: &str = "application/octet-stream";
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "backup_options")]
 pub struct Options {
-    /// Versions kept per backup locator; an upload beyond it deletes the oldest.
+    /// Full versions kept per backup locator, each with the incrementals after it; an
+    /// upload beyond it deletes the oldest chains.
     #[arg(long = "backup-versions", value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub versions: u32,
@@ -62,7 +88,7 @@ pub struct Options {
 pub struct Backup {
     store: Arc<dyn Store>,
     relay: Arc<Relay>,
-    /// Versions kept per locator.
+    /// Full versions kept per locator.
     keep: i64,
     /// Largest blob, in bytes.
     max_bytes: usize,
@@ -124,6 +150,13 @@ pub enum BackupError {
     /// never says which.
     #[error("no such backup")]
     NotFound,
+    /// 409: an incremental whose base is not the latest version (given; `None` when
+    /// the locator has none).
+    #[error("the base is not the latest version of this backup")]
+    Stale(Option<i64>),
+    /// 409: the chain since the latest full already holds [`MAX_CHAIN`] incrementals.
+    #[error("the chain since the latest full backup holds {max} incrementals: upload a full backup", max = MAX_CHAIN)]
+    FullRequired,
     /// 413: the blob is too large.
     #[error("the backup is too large")]
     TooLarge,
@@ -145,17 +178,29 @@ impl BackupError {
             BackupError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             BackupError::Forbidden => StatusCode::FORBIDDEN,
             BackupError::NotFound => StatusCode::NOT_FOUND,
+            BackupError::Stale(_) | BackupError::FullRequired => StatusCode::CONFLICT,
             BackupError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             BackupError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BackupError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
             BackupError::Storage => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    /// The JSON body: `{"error"}`, with `latest` or `full_required` on a 409.
+    fn body(&self) -> serde_json::Value {
+        match self {
+            BackupError::Stale(latest) => json!({ "error": self.to_string(), "latest": latest }),
+            BackupError::FullRequired => {
+                json!({ "error": self.to_string(), "full_required": true })
+            }
+            _ => json!({ "error": self.to_string() }),
+        }
+    }
 }
 
 impl IntoResponse for BackupError {
     fn into_response(self) -> Response {
-        let mut r = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        let mut r = (self.status(), Json(self.body())).into_response();
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
@@ -188,6 +233,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(backup: Arc<Backup>) -> Router<S
             get(fetch).put(upload).delete(remove),
         )
         .route("/backup/v1/blobs/{locator}/versions", get(versions))
+        .route(
+            "/backup/v1/blobs/{locator}/versions/{n}",
+            get(fetch_version),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
             limit,
@@ -207,9 +256,41 @@ fn decode32(text: &str) -> Option<Vec<u8>> {
 /// The locator in the path, checked.
 fn locator(p: Result<Path<String>, PathRejection>) -> Result<String, BackupError> {
     let Path(l) = p.map_err(|_| BackupError::BadRequest("the path does not decode"))?;
+    checked_locator(l)
+}
+
+/// A locator, checked.
+fn checked_locator(l: String) -> Result<String, BackupError> {
     decode32(&l).map(|_| l).ok_or(BackupError::BadRequest(
         "the locator must be base64url of 32 bytes",
     ))
+}
+
+/// A version number: decimal digits only (no sign, no spaces), within `i64`.
+fn decimal(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The upload's `X-Carry-Base`: `None` for a full upload, else the version it builds
+/// on. Present more than once, or not a decimal version number, it is refused.
+fn base_header(headers: &HeaderMap) -> Result<Option<i64>, BackupError> {
+    let mut values = headers.get_all(BASE_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = BackupError::BadRequest("X-Carry-Base must be one decimal version number");
+    if values.next().is_some() {
+        return Err(bad);
+    }
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| decimal(v.trim()))
+        .map(Some)
+        .ok_or(bad)
 }
 
 /// A header holding base64url of 32 bytes, decoded.
@@ -245,6 +326,7 @@ async fn upload(
                 FETCH_HASH_HEADER,
                 "X-Carry-Fetch-Hash must be base64url of a SHA-256",
             )?;
+            let base = base_header(&headers)?;
             let data = body.map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     BackupError::TooLarge
@@ -263,6 +345,7 @@ async fn upload(
                         owner: &owner,
                         fetch_hash: &fetch_hash,
                         data: &data,
+                        base,
                         keep,
                         now_s,
                     })
@@ -271,10 +354,12 @@ async fn upload(
             match put {
                 Put::Stored(version) => Ok((
                     StatusCode::CREATED,
-                    Json(json!({ "version": version, "bytes": len })),
+                    Json(json!({ "version": version, "bytes": len, "base": base })),
                 )
                     .into_response()),
                 Put::NotOwner => Err(BackupError::Forbidden),
+                Put::Stale(latest) => Err(BackupError::Stale(latest)),
+                Put::FullRequired => Err(BackupError::FullRequired),
             }
         }
         .await,
@@ -290,34 +375,76 @@ async fn fetch(
     answer(
         async {
             let locator = locator(path)?;
-            let secret = header32(
-                &headers,
-                FETCH_HEADER,
-                "X-Carry-Fetch must be base64url of 32 bytes",
-            )?;
-            let hash = ring::digest::digest(&ring::digest::SHA256, &secret)
-                .as_ref()
-                .to_vec();
-            let now_s = crate::time::now_ms() / 1000;
-            match backup
-                .store(move |s| s.backup_fetch(&locator, &hash, now_s))
-                .await?
-            {
-                Fetch::Unknown | Fetch::Wrong => Err(BackupError::NotFound),
-                Fetch::Locked(left) => Err(BackupError::Locked(left)),
-                Fetch::Blob { version, data } => Ok((
-                    [
-                        (header::CONTENT_TYPE, HeaderValue::from_static(BLOB_TYPE)),
-                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                    ],
-                    [(VERSION_HEADER, HeaderValue::from(version))],
-                    data,
-                )
-                    .into_response()),
-            }
+            serve(&backup, locator, None, &headers).await
         }
         .await,
     )
+}
+
+/// `GET /backup/v1/blobs/{locator}/versions/{n}`: version n, for the fetch secret.
+async fn fetch_version(
+    State(backup): State<Arc<Backup>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let Path((l, n)) =
+                path.map_err(|_| BackupError::BadRequest("the path does not decode"))?;
+            let locator = checked_locator(l)?;
+            let version = decimal(&n).ok_or(BackupError::BadRequest(
+                "the version must be a decimal number",
+            ))?;
+            serve(&backup, locator, Some(version), &headers).await
+        }
+        .await,
+    )
+}
+
+/// Serve `version` (the latest when `None`) of `locator` for the fetch secret in
+/// `headers`: the blob with `X-Carry-Version` (and `X-Carry-Base` for an
+/// incremental).
+async fn serve(
+    backup: &Arc<Backup>,
+    locator: String,
+    version: Option<i64>,
+    headers: &HeaderMap,
+) -> Result<Response, BackupError> {
+    let secret = header32(
+        headers,
+        FETCH_HEADER,
+        "X-Carry-Fetch must be base64url of 32 bytes",
+    )?;
+    let hash = ring::digest::digest(&ring::digest::SHA256, &secret)
+        .as_ref()
+        .to_vec();
+    let now_s = crate::time::now_ms() / 1000;
+    match backup
+        .store(move |s| s.backup_fetch(&locator, &hash, version, now_s))
+        .await?
+    {
+        Fetch::Unknown | Fetch::Wrong | Fetch::NoVersion => Err(BackupError::NotFound),
+        Fetch::Locked(left) => Err(BackupError::Locked(left)),
+        Fetch::Blob {
+            version,
+            base,
+            data,
+        } => {
+            let mut r = (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(BLOB_TYPE)),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                [(VERSION_HEADER, HeaderValue::from(version))],
+                data,
+            )
+                .into_response();
+            if let Some(base) = base {
+                r.headers_mut().insert(BASE_HEADER, HeaderValue::from(base));
+            }
+            Ok(r)
+        }
+    }
 }
 
 /// `GET /backup/v1/blobs/{locator}/versions`: the owner's versions, newest first.
@@ -336,7 +463,14 @@ async fn versions(
                 .ok_or(BackupError::NotFound)?;
             let versions: Vec<_> = list
                 .iter()
-                .map(|v| json!({ "version": v.version, "bytes": v.bytes, "created_at": v.created_s }))
+                .map(|v| {
+                    json!({
+                        "version": v.version,
+                        "bytes": v.bytes,
+                        "created_at": v.created_s,
+                        "base": v.base,
+                    })
+                })
                 .collect();
             Ok(Json(json!({ "versions": versions })).into_response())
         }
@@ -377,5 +511,65 @@ mod tests {
         assert!(decode32(&B64.encode([7u8; 31])).is_none());
         assert!(decode32(&format!("{}=", B64.encode([7u8; 32]))).is_none());
         assert!(decode32("not base64url at all, and not 43 chars").is_none());
+    }
+
+    #[test]
+    fn versions_are_plain_decimal() {
+        assert_eq!(decimal("7"), Some(7));
+        assert_eq!(decimal("007"), Some(7));
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1.0",
+            "0x10",
+            "1e3",
+            "9223372036854775808",
+            "٣",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_base_header_is_one_decimal_number() {
+        let with = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(BASE_HEADER, HeaderValue::from_str(v).unwrap());
+            }
+            base_header(&h).map_err(|e| e.to_string())
+        };
+        assert_eq!(with(&[]), Ok(None));
+        assert_eq!(with(&["12"]), Ok(Some(12)));
+        assert!(with(&["twelve"]).is_err());
+        assert!(with(&[""]).is_err());
+        assert!(with(&["-3"]).is_err());
+        assert!(with(&["1", "2"]).is_err());
+    }
+
+    #[test]
+    fn conflicts_say_what_the_client_needs() {
+        for (e, field, value) in [
+            (BackupError::Stale(Some(3)), "latest", json!(3)),
+            (BackupError::Stale(None), "latest", json!(null)),
+            (BackupError::FullRequired, "full_required", json!(true)),
+        ] {
+            assert_eq!(e.status(), StatusCode::CONFLICT);
+            let body = e.body();
+            assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
+            assert!(body["error"].is_string());
+            assert_eq!(body.get(field), Some(&value), "{body}");
+        }
+        assert!(BackupError::FullRequired
+            .to_string()
+            .contains(&MAX_CHAIN.to_string()));
+        assert_eq!(
+            BackupError::NotFound.body(),
+            json!({ "error": "no such backup" })
+        );
     }
 }

@@ -5,13 +5,19 @@
 //! A backup is an opaque encrypted blob under a locator (32 bytes the client derives
 //! from the person's recovery code, base64url). With the locator the store keeps its
 //! owner's mailbox id, the SHA-256 of the fetch secret (never the secret), a counter
-//! of wrong fetch secrets in the current window, and up to a number of versions, each
-//! with its size and creation time. No names, no addresses.
+//! of wrong fetch secrets in the current window, and its versions, each with its size,
+//! creation time and base. No names, no addresses.
+//!
+//! A version is *full* (no base) or *incremental* on top of the version before it
+//! (its base, which had to be the locator's latest when it was uploaded). A full and
+//! the incrementals after it, up to the next full, form a chain; a restore fetches the
+//! chain's versions from the full on. Pruning keeps chains whole (see [`prune_below`]),
+//! and a chain holds at most [`MAX_CHAIN`] incrementals.
 //!
 //! Every call is one step in the store: the locator's row is locked (SQLite: an
 //! IMMEDIATE transaction; PostgreSQL: `SELECT … FOR UPDATE`), so concurrent uploads
-//! number versions without gaps or duplicates, and concurrent wrong guesses are all
-//! counted.
+//! number versions without gaps or duplicates, of several incrementals on the same
+//! base exactly one is stored, and concurrent wrong guesses are all counted.
 
 use crate::store::Result;
 
@@ -20,6 +26,9 @@ use crate::store::Result;
 pub const MAX_WRONG: i64 = 5;
 /// How long the wrong-try window lasts, in seconds, from the first wrong try in it.
 pub const WRONG_WINDOW_S: i64 = 15 * 60;
+/// Incrementals a chain holds at most after its full: an incremental beyond it is
+/// refused ([`Put::FullRequired`]) until the device uploads a full again.
+pub const MAX_CHAIN: i64 = 64;
 
 /// One stored version, without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +39,8 @@ pub struct Version {
     pub bytes: i64,
     /// When it was stored, in seconds since the epoch.
     pub created_s: i64,
+    /// The version it is an incremental on top of; `None` for a full version.
+    pub base: Option<i64>,
 }
 
 /// An upload, as [`BackupStore::backup_put`] takes it.
@@ -43,7 +54,10 @@ pub struct Upload<'a> {
     pub fetch_hash: &'a [u8],
     /// The blob.
     pub data: &'a [u8],
-    /// Versions to keep, at least 1; older ones are deleted.
+    /// `None` for a full version; for an incremental, the version it builds on, which
+    /// must be the locator's latest.
+    pub base: Option<i64>,
+    /// Full versions to keep, at least 1 (see [`prune_below`]).
     pub keep: i64,
     /// Now, in seconds since the epoch.
     pub now_s: i64,
@@ -56,6 +70,12 @@ pub enum Put {
     Stored(i64),
     /// The locator belongs to someone else; nothing changed.
     NotOwner,
+    /// An incremental whose base is not the locator's latest version (given; `None`
+    /// when the locator does not exist); nothing changed.
+    Stale(Option<i64>),
+    /// An incremental on a chain that already holds [`MAX_CHAIN`] incrementals;
+    /// nothing changed.
+    FullRequired,
 }
 
 /// What came of a fetch.
@@ -67,10 +87,15 @@ pub enum Fetch {
     Wrong,
     /// Too many wrong secrets lately: refused for this many more seconds.
     Locked(i64),
-    /// The latest version and its bytes.
+    /// The right secret, but the version asked for is not kept (not counted as a
+    /// wrong try).
+    NoVersion,
+    /// The version asked for (the latest by default) and its bytes.
     Blob {
         /// Its number.
         version: i64,
+        /// The version it is an incremental on top of; `None` for a full version.
+        base: Option<i64>,
         /// The blob.
         data: Vec<u8>,
     },
@@ -121,13 +146,23 @@ pub fn same_hash(a: &[u8], b: &[u8]) -> bool {
 /// Storage for encrypted backups.
 pub trait BackupStore: Send + Sync {
     /// Add a version under the upload's locator, in one step: create the locator
-    /// (owned by the uploader) if it is new, refuse another owner, number the version
-    /// one past the last, store the fetch hash, and delete versions beyond `keep`.
+    /// (owned by the uploader) if it is new and the upload is full, refuse another
+    /// owner, refuse an incremental whose base is not the latest version
+    /// ([`Put::Stale`]) or whose chain is full ([`check_base`]), number the version one
+    /// past the last, store it with its base and the fetch hash, and delete the
+    /// versions [`prune_below`] names. A refused upload changes nothing.
     fn backup_put(&self, upload: &Upload<'_>) -> Result<Put>;
-    /// The latest version under `locator` if `fetch_hash` matches the stored hash
-    /// (compared with [`same_hash`]), in one step: a locked-out locator refuses, a
-    /// wrong hash is counted in the wrong-try window.
-    fn backup_fetch(&self, locator: &str, fetch_hash: &[u8], now_s: i64) -> Result<Fetch>;
+    /// Version `version` under `locator` (the latest when `None`) if `fetch_hash`
+    /// matches the stored hash (compared with [`same_hash`]), in one step: a
+    /// locked-out locator refuses, a wrong hash is counted in the wrong-try window, and
+    /// a version that is not kept is [`Fetch::NoVersion`] (not counted).
+    fn backup_fetch(
+        &self,
+        locator: &str,
+        fetch_hash: &[u8],
+        version: Option<i64>,
+        now_s: i64,
+    ) -> Result<Fetch>;
     /// `owner`'s versions under `locator`, newest first; `None` when there is no such
     /// locator of this owner.
     fn backup_versions(&self, locator: &str, owner: &str) -> Result<Option<Vec<Version>>>;
@@ -136,15 +171,40 @@ pub trait BackupStore: Send + Sync {
     fn backup_delete(&self, locator: &str, owner: &str) -> Result<bool>;
 }
 
-/// The decision [`BackupStore::backup_fetch`] makes once it holds the locator, the
-/// same on every backend.
+/// The decision [`BackupStore::backup_put`] makes for an upload with `base` once it
+/// holds the locator whose latest version is `latest` (`None`: no such locator), with
+/// `chain` incrementals after its latest full: `None` to store it, else the refusal.
+/// A full upload (`base` is `None`) is always stored.
+pub fn check_base(base: Option<i64>, latest: Option<i64>, chain: i64) -> Option<Put> {
+    let base = base?;
+    if latest != Some(base) {
+        Some(Put::Stale(latest))
+    } else if chain >= MAX_CHAIN {
+        Some(Put::FullRequired)
+    } else {
+        None
+    }
+}
+
+/// The version below which an upload's pruning deletes everything: the oldest of the
+/// newest `keep` full versions, given the full versions' numbers newest first. `None`
+/// (delete nothing) while fewer than `keep` fulls are kept. Every version from a kept
+/// full on stays, so each kept chain stays whole and incrementals never count toward
+/// `keep`.
+pub fn prune_below(fulls_newest_first: &[i64], keep: i64) -> Option<i64> {
+    let keep = usize::try_from(keep.max(1)).unwrap_or(usize::MAX);
+    fulls_newest_first.get(keep - 1).copied()
+}
+
+/// The decision [`BackupStore::backup_fetch`] makes once it holds the
+/// locator, the same on every backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Refuse for this many seconds (nothing changes).
     Locked(i64),
     /// Store this window and answer [`Fetch::Wrong`].
     Wrong(Window),
-    /// Read and serve the latest version.
+    /// Read and serve the version asked for.
     Serve,
 }
 
@@ -193,6 +253,29 @@ mod tests {
                 start_s: 1000
             })
         );
+    }
+
+    #[test]
+    fn incrementals_need_the_latest_as_base_and_room_in_the_chain() {
+        assert_eq!(check_base(None, None, 0), None);
+        assert_eq!(check_base(None, Some(9), MAX_CHAIN), None);
+        assert_eq!(check_base(Some(1), None, 0), Some(Put::Stale(None)));
+        assert_eq!(check_base(Some(3), Some(4), 0), Some(Put::Stale(Some(4))));
+        assert_eq!(check_base(Some(4), Some(4), MAX_CHAIN - 1), None);
+        assert_eq!(
+            check_base(Some(4), Some(4), MAX_CHAIN),
+            Some(Put::FullRequired)
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_fulls_and_what_follows_them() {
+        assert_eq!(prune_below(&[], 2), None);
+        assert_eq!(prune_below(&[5], 2), None);
+        assert_eq!(prune_below(&[8, 5, 1], 2), Some(5));
+        assert_eq!(prune_below(&[8, 5, 1], 1), Some(8));
+        assert_eq!(prune_below(&[8, 5, 1], 0), Some(8), "keep is at least 1");
+        assert_eq!(prune_below(&[8, 5, 1], 3), Some(1));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Upload, MAX_WRONG, WRONG_WINDOW_S};
+use crate::backup_store::{Fetch, Put, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S};
 use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Store};
@@ -35,6 +35,11 @@ pub fn run(store: &dyn Store) {
     backup_fetches_need_the_latest_fetch_hash(store);
     backup_wrong_tries_lock_the_locator_for_a_window(store);
     backup_deletes_remove_every_version(store);
+    backup_pruning_keeps_whole_chains(store);
+    backup_incrementals_build_on_the_latest_version(store);
+    backup_chains_hold_at_most_max_chain_incrementals(store);
+    backup_concurrent_incrementals_on_one_base_store_one(store);
+    backup_fetches_by_version_count_only_wrong_secrets(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -1062,6 +1067,7 @@ fn upload<'a>(
         owner,
         fetch_hash: hash,
         data,
+        base: None,
         keep: 3,
         now_s,
     }
@@ -1083,9 +1089,10 @@ fn backups_belong_to_their_first_uploader(store: &dyn Store) {
     );
     // The refused upload changed nothing: not the data, not the fetch hash.
     assert_eq!(
-        store.backup_fetch("own-b", &h, 12).unwrap(),
+        store.backup_fetch("own-b", &h, None, 12).unwrap(),
         Fetch::Blob {
             version: 1,
+            base: None,
             data: b"one".to_vec()
         }
     );
@@ -1115,9 +1122,10 @@ fn backups_keep_the_newest_versions(store: &dyn Store) {
     assert_eq!(numbers, [5, 4, 3], "newest first, the oldest pruned");
     assert_eq!(v[0].created_s, 105);
     assert_eq!(
-        store.backup_fetch("keep-b", &h, 200).unwrap(),
+        store.backup_fetch("keep-b", &h, None, 200).unwrap(),
         Fetch::Blob {
             version: 5,
+            base: None,
             data: b"v5".to_vec()
         }
     );
@@ -1129,9 +1137,10 @@ fn backups_keep_the_newest_versions(store: &dyn Store) {
     let v = store.backup_versions("keep-b", "mb-k").unwrap().unwrap();
     assert_eq!((v.len(), v[0].version, v[0].bytes), (1, 6, 256));
     assert_eq!(
-        store.backup_fetch("keep-b", &h, 301).unwrap(),
+        store.backup_fetch("keep-b", &h, None, 301).unwrap(),
         Fetch::Blob {
             version: 6,
+            base: None,
             data: bin
         }
     );
@@ -1147,7 +1156,7 @@ fn backups_number_versions_under_concurrent_uploads(store: &dyn Store) {
                     u.keep = 100;
                     match store.backup_put(&u).unwrap() {
                         Put::Stored(n) => n,
-                        Put::NotOwner => panic!("the owner was refused"),
+                        other => panic!("a full upload was refused: {other:?}"),
                     }
                 })
             })
@@ -1175,18 +1184,19 @@ fn backup_fetches_need_the_latest_fetch_hash(store: &dyn Store) {
         .backup_put(&upload("hash-b", "mb-h", &new, b"b", 501))
         .unwrap();
     assert_eq!(
-        store.backup_fetch("hash-b", &old, 502).unwrap(),
+        store.backup_fetch("hash-b", &old, None, 502).unwrap(),
         Fetch::Wrong
     );
     assert_eq!(
-        store.backup_fetch("hash-b", &new, 502).unwrap(),
+        store.backup_fetch("hash-b", &new, None, 502).unwrap(),
         Fetch::Blob {
             version: 2,
+            base: None,
             data: b"b".to_vec()
         }
     );
     assert_eq!(
-        store.backup_fetch("unknown-b", &new, 502).unwrap(),
+        store.backup_fetch("unknown-b", &new, None, 502).unwrap(),
         Fetch::Unknown
     );
 }
@@ -1201,52 +1211,61 @@ fn backup_wrong_tries_lock_the_locator_for_a_window(store: &dyn Store) {
         for _ in 0..MAX_WRONG {
             s.spawn(|| {
                 assert_eq!(
-                    store.backup_fetch("lock-b", &[0u8; 32], 1_000).unwrap(),
+                    store
+                        .backup_fetch("lock-b", &[0u8; 32], None, 1_000)
+                        .unwrap(),
                     Fetch::Wrong
                 );
             });
         }
     });
     assert_eq!(
-        store.backup_fetch("lock-b", &h, 1_010).unwrap(),
+        store.backup_fetch("lock-b", &h, None, 1_010).unwrap(),
         Fetch::Locked(WRONG_WINDOW_S - 10)
     );
     assert_eq!(
-        store.backup_fetch("lock-b", &[0u8; 32], 1_020).unwrap(),
+        store
+            .backup_fetch("lock-b", &[0u8; 32], None, 1_020)
+            .unwrap(),
         Fetch::Locked(WRONG_WINDOW_S - 20)
     );
     // Other locators are not affected.
     assert!(matches!(
-        store.backup_fetch("hash-b", &[6u8; 32], 1_010).unwrap(),
+        store
+            .backup_fetch("hash-b", &[6u8; 32], None, 1_010)
+            .unwrap(),
         Fetch::Blob { .. }
     ));
     let after = 1_000 + WRONG_WINDOW_S;
     assert_eq!(
-        store.backup_fetch("lock-b", &h, after).unwrap(),
+        store.backup_fetch("lock-b", &h, None, after).unwrap(),
         Fetch::Blob {
             version: 1,
+            base: None,
             data: b"z".to_vec()
         }
     );
     // A wrong try after the window starts a new one: it takes five again to lock.
     for i in 0..MAX_WRONG - 1 {
         assert_eq!(
-            store.backup_fetch("lock-b", &[0u8; 32], after + i).unwrap(),
+            store
+                .backup_fetch("lock-b", &[0u8; 32], None, after + i)
+                .unwrap(),
             Fetch::Wrong
         );
     }
     assert!(matches!(
-        store.backup_fetch("lock-b", &h, after + 10).unwrap(),
+        store.backup_fetch("lock-b", &h, None, after + 10).unwrap(),
         Fetch::Blob { .. }
     ));
     assert_eq!(
         store
-            .backup_fetch("lock-b", &[0u8; 32], after + 11)
+            .backup_fetch("lock-b", &[0u8; 32], None, after + 11)
             .unwrap(),
         Fetch::Wrong
     );
     assert_eq!(
-        store.backup_fetch("lock-b", &h, after + 12).unwrap(),
+        store.backup_fetch("lock-b", &h, None, after + 12).unwrap(),
         Fetch::Locked(WRONG_WINDOW_S - 12)
     );
 }
@@ -1261,7 +1280,7 @@ fn backup_deletes_remove_every_version(store: &dyn Store) {
     assert!(store.backup_delete("del-b", "mb-d").unwrap());
     assert!(!store.backup_delete("del-b", "mb-d").unwrap());
     assert_eq!(
-        store.backup_fetch("del-b", &h, 800).unwrap(),
+        store.backup_fetch("del-b", &h, None, 800).unwrap(),
         Fetch::Unknown
     );
     assert!(store.backup_versions("del-b", "mb-d").unwrap().is_none());
@@ -1274,14 +1293,422 @@ fn backup_deletes_remove_every_version(store: &dyn Store) {
     );
 }
 
+/// An incremental upload on top of `base`, keeping `keep` fulls.
+fn incremental<'a>(
+    locator: &'a str,
+    owner: &'a str,
+    hash: &'a [u8],
+    data: &'a [u8],
+    base: i64,
+    keep: i64,
+) -> Upload<'a> {
+    Upload {
+        base: Some(base),
+        keep,
+        ..upload(locator, owner, hash, data, 2_000 + base)
+    }
+}
+
+/// `locator`'s versions as (number, base), newest first.
+fn chain_of(store: &dyn Store, locator: &str, owner: &str) -> Vec<(i64, Option<i64>)> {
+    store
+        .backup_versions(locator, owner)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|v| (v.version, v.base))
+        .collect()
+}
+
+fn backup_pruning_keeps_whole_chains(store: &dyn Store) {
+    let h = [10u8; 32];
+    let full = |n: i64, keep: i64| {
+        let mut u = upload("chain-b", "mb-c", &h, b"full", 2_000 + n);
+        u.keep = keep;
+        assert_eq!(store.backup_put(&u).unwrap(), Put::Stored(n), "full {n}");
+    };
+    let inc = |n: i64, keep: i64| {
+        let u = incremental("chain-b", "mb-c", &h, b"inc", n - 1, keep);
+        assert_eq!(
+            store.backup_put(&u).unwrap(),
+            Put::Stored(n),
+            "incremental {n}"
+        );
+    };
+    // With keep = 2: incrementals never count, so one chain of any length is kept.
+    full(1, 2);
+    inc(2, 2);
+    inc(3, 2);
+    assert_eq!(
+        chain_of(store, "chain-b", "mb-c"),
+        [(3, Some(2)), (2, Some(1)), (1, None)]
+    );
+    // A second full: two fulls, still nothing to prune.
+    full(4, 2);
+    inc(5, 2);
+    assert_eq!(chain_of(store, "chain-b", "mb-c").len(), 5);
+    // A third full: the oldest chain (1, 2, 3) goes whole; 4's chain stays whole.
+    full(6, 2);
+    assert_eq!(
+        chain_of(store, "chain-b", "mb-c"),
+        [(6, None), (5, Some(4)), (4, None)]
+    );
+    inc(7, 2);
+    inc(8, 2);
+    full(9, 2);
+    assert_eq!(
+        chain_of(store, "chain-b", "mb-c"),
+        [(9, None), (8, Some(7)), (7, Some(6)), (6, None)]
+    );
+    // A pruned version is gone for the right secret too, and not counted as wrong.
+    assert_eq!(
+        store.backup_fetch("chain-b", &h, Some(4), 2_100).unwrap(),
+        Fetch::NoVersion
+    );
+    assert_eq!(
+        store.backup_fetch("chain-b", &h, Some(7), 2_100).unwrap(),
+        Fetch::Blob {
+            version: 7,
+            base: Some(6),
+            data: b"inc".to_vec()
+        }
+    );
+
+    // keep = 3: full, inc, inc, full, inc, full, inc, inc are all kept.
+    let h3 = [11u8; 32];
+    let bases = [
+        None,
+        Some(1),
+        Some(2),
+        None,
+        Some(4),
+        None,
+        Some(6),
+        Some(7),
+    ];
+    for (n, base) in (1i64..).zip(bases) {
+        let mut u = upload("chain3-b", "mb-c", &h3, b"x", 2_200 + n);
+        u.base = base;
+        assert_eq!(store.backup_put(&u).unwrap(), Put::Stored(n));
+    }
+    assert_eq!(chain_of(store, "chain3-b", "mb-c").len(), 8);
+    // A fourth full drops the first chain only.
+    let u = upload("chain3-b", "mb-c", &h3, b"x", 2_209);
+    assert_eq!(store.backup_put(&u).unwrap(), Put::Stored(9));
+    let left: Vec<i64> = chain_of(store, "chain3-b", "mb-c")
+        .iter()
+        .map(|v| v.0)
+        .collect();
+    assert_eq!(left, [9, 8, 7, 6, 5, 4]);
+}
+
+fn backup_incrementals_build_on_the_latest_version(store: &dyn Store) {
+    let h = [12u8; 32];
+    // An incremental cannot start a locator, and leaves nothing behind.
+    assert_eq!(
+        store
+            .backup_put(&incremental("base-b", "mb-x", &h, b"i", 1, 3))
+            .unwrap(),
+        Put::Stale(None)
+    );
+    assert!(store.backup_versions("base-b", "mb-x").unwrap().is_none());
+    assert_eq!(
+        store.backup_fetch("base-b", &h, None, 2_300).unwrap(),
+        Fetch::Unknown
+    );
+    // So another identity's full upload still owns it from version 1.
+    assert_eq!(
+        store
+            .backup_put(&upload("base-b", "mb-b1", &h, b"f1", 2_301))
+            .unwrap(),
+        Put::Stored(1)
+    );
+    for wrong in [0, 2, 7, -1] {
+        assert_eq!(
+            store
+                .backup_put(&incremental("base-b", "mb-b1", &h, b"i", wrong, 3))
+                .unwrap(),
+            Put::Stale(Some(1)),
+            "base {wrong}"
+        );
+    }
+    assert_eq!(
+        store
+            .backup_put(&incremental("base-b", "mb-b1", &h, b"i2", 1, 3))
+            .unwrap(),
+        Put::Stored(2)
+    );
+    // The same base again is stale now.
+    assert_eq!(
+        store
+            .backup_put(&incremental("base-b", "mb-b1", &h, b"i2", 1, 3))
+            .unwrap(),
+        Put::Stale(Some(2))
+    );
+    // Another identity is refused as not the owner, whatever its base: it does not
+    // learn the latest version.
+    for base in [1, 2] {
+        assert_eq!(
+            store
+                .backup_put(&incremental("base-b", "mb-b2", &h, b"evil", base, 3))
+                .unwrap(),
+            Put::NotOwner
+        );
+    }
+    // A refused incremental changes nothing: not the data, not the fetch hash.
+    let other_hash = [13u8; 32];
+    assert_eq!(
+        store
+            .backup_put(&incremental("base-b", "mb-b1", &other_hash, b"no", 1, 3))
+            .unwrap(),
+        Put::Stale(Some(2))
+    );
+    assert_eq!(
+        store.backup_fetch("base-b", &h, None, 2_302).unwrap(),
+        Fetch::Blob {
+            version: 2,
+            base: Some(1),
+            data: b"i2".to_vec()
+        }
+    );
+    assert_eq!(
+        chain_of(store, "base-b", "mb-b1"),
+        [(2, Some(1)), (1, None)]
+    );
+}
+
+fn backup_chains_hold_at_most_max_chain_incrementals(store: &dyn Store) {
+    let h = [14u8; 32];
+    let put = |u: &Upload<'_>| store.backup_put(u).unwrap();
+    assert_eq!(
+        put(&upload("cap-b", "mb-cap", &h, b"f", 2_400)),
+        Put::Stored(1)
+    );
+    for n in 1..=MAX_CHAIN {
+        assert_eq!(
+            put(&incremental("cap-b", "mb-cap", &h, b"i", n, 3)),
+            Put::Stored(n + 1)
+        );
+    }
+    let latest = MAX_CHAIN + 1;
+    // The next incremental, on the right base, needs a full first.
+    assert_eq!(
+        put(&incremental("cap-b", "mb-cap", &h, b"i", latest, 3)),
+        Put::FullRequired
+    );
+    // A wrong base is still reported as such.
+    assert_eq!(
+        put(&incremental("cap-b", "mb-cap", &h, b"i", latest - 1, 3)),
+        Put::Stale(Some(latest))
+    );
+    assert_eq!(
+        store.backup_versions("cap-b", "mb-cap").unwrap().unwrap()[0].version,
+        latest,
+        "the refused incremental stored nothing"
+    );
+    // A full starts a new chain, with room again.
+    assert_eq!(
+        put(&upload("cap-b", "mb-cap", &h, b"f", 2_500)),
+        Put::Stored(latest + 1)
+    );
+    assert_eq!(
+        put(&incremental("cap-b", "mb-cap", &h, b"i", latest + 1, 3)),
+        Put::Stored(latest + 2)
+    );
+    let v = chain_of(store, "cap-b", "mb-cap");
+    assert_eq!(
+        v.len(),
+        usize::try_from(latest + 2).unwrap(),
+        "both chains kept"
+    );
+}
+
+fn backup_concurrent_incrementals_on_one_base_store_one(store: &dyn Store) {
+    let h = [15u8; 32];
+    assert_eq!(
+        store
+            .backup_put(&upload("raceinc-b", "mb-ri", &h, b"f", 2_600))
+            .unwrap(),
+        Put::Stored(1)
+    );
+    let got: Vec<Put> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    store
+                        .backup_put(&incremental("raceinc-b", "mb-ri", &h, b"i", 1, 3))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let stored = got.iter().filter(|p| **p == Put::Stored(2)).count();
+    let stale = got.iter().filter(|p| **p == Put::Stale(Some(2))).count();
+    assert_eq!((stored, stale), (1, 7), "exactly one on a base: {got:?}");
+    assert_eq!(
+        chain_of(store, "raceinc-b", "mb-ri"),
+        [(2, Some(1)), (1, None)]
+    );
+}
+
+fn backup_fetches_by_version_count_only_wrong_secrets(store: &dyn Store) {
+    let h = [16u8; 32];
+    let wrong = [0u8; 32];
+    store
+        .backup_put(&upload("byv-b", "mb-v", &h, b"full", 2_700))
+        .unwrap();
+    store
+        .backup_put(&incremental("byv-b", "mb-v", &h, b"delta", 1, 3))
+        .unwrap();
+    let at = |v: Option<i64>, hash: &[u8], now_s: i64| {
+        store.backup_fetch("byv-b", hash, v, now_s).unwrap()
+    };
+    assert_eq!(
+        at(Some(1), &h, 2_800),
+        Fetch::Blob {
+            version: 1,
+            base: None,
+            data: b"full".to_vec()
+        }
+    );
+    assert_eq!(
+        at(Some(2), &h, 2_800),
+        Fetch::Blob {
+            version: 2,
+            base: Some(1),
+            data: b"delta".to_vec()
+        }
+    );
+    assert_eq!(
+        at(None, &h, 2_800),
+        at(Some(2), &h, 2_800),
+        "latest by default"
+    );
+    // An unknown version with the right secret is not a wrong try, however often.
+    for v in [3, 0, -1, i64::MAX, 3, 3, 3] {
+        assert_eq!(at(Some(v), &h, 2_801), Fetch::NoVersion, "version {v}");
+    }
+    assert!(matches!(at(Some(1), &h, 2_802), Fetch::Blob { .. }));
+    // An unknown locator is unknown, with any version.
+    assert_eq!(
+        store.backup_fetch("nope-b", &h, Some(1), 2_802).unwrap(),
+        Fetch::Unknown
+    );
+    // Wrong secrets by version are counted with those for the latest, and lock both.
+    for i in 0..MAX_WRONG {
+        let v = if i % 2 == 0 { Some(1) } else { None };
+        assert_eq!(at(v, &wrong, 2_900), Fetch::Wrong);
+    }
+    for v in [Some(1), Some(2), Some(3), None] {
+        assert_eq!(at(v, &h, 2_910), Fetch::Locked(WRONG_WINDOW_S - 10));
+    }
+    assert!(matches!(
+        at(Some(1), &h, 2_900 + WRONG_WINDOW_S),
+        Fetch::Blob { version: 1, .. }
+    ));
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::backup_store::BackupStore as _;
+
     #[test]
     fn sqlite_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
         super::run(&store);
         concurrent_puts_get_distinct_times(&[&store]);
+    }
+
+    /// The backup tables as endpoints before incremental backups made them, with one
+    /// locator (`old-b`, owner `mb-old`, fetch hash `[20; 32]`) holding versions 1 and
+    /// 2. The same SQL for both engines but for the blob type.
+    fn old_backup_tables(blob: &str) -> Vec<String> {
+        let hash = hex::encode([20u8; 32]);
+        let literal = |bytes: &str| match blob {
+            "BYTEA" => format!("'\\x{bytes}'::bytea"),
+            _ => format!("x'{bytes}'"),
+        };
+        vec![
+            format!(
+                "CREATE TABLE backup_locators (
+                    locator TEXT PRIMARY KEY, owner TEXT NOT NULL, fetch_hash {blob} NOT NULL,
+                    latest BIGINT NOT NULL, failures BIGINT NOT NULL,
+                    window_start_s BIGINT NOT NULL, created_s BIGINT NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE backup_versions (
+                    locator TEXT NOT NULL, version BIGINT NOT NULL, bytes BIGINT NOT NULL,
+                    created_s BIGINT NOT NULL, data {blob} NOT NULL,
+                    PRIMARY KEY (locator, version))"
+            ),
+            format!(
+                "INSERT INTO backup_locators VALUES ('old-b', 'mb-old', {}, 2, 0, 0, 5)",
+                literal(&hash)
+            ),
+            format!(
+                "INSERT INTO backup_versions VALUES ('old-b', 1, 2, 5, {}), ('old-b', 2, 2, 6, {})",
+                literal("0101"),
+                literal("0202")
+            ),
+        ]
+    }
+
+    /// What a store opened over [`old_backup_tables`] must show: the old versions
+    /// as fulls, and incrementals on top of them.
+    fn old_backups_are_full(store: &dyn crate::store::Store) {
+        use crate::backup_store::{Fetch, Put, Upload};
+        let h = [20u8; 32];
+        assert_eq!(
+            store.backup_fetch("old-b", &h, None, 10).unwrap(),
+            Fetch::Blob {
+                version: 2,
+                base: None,
+                data: vec![2, 2]
+            }
+        );
+        let v = store.backup_versions("old-b", "mb-old").unwrap().unwrap();
+        assert_eq!(
+            v.iter().map(|v| (v.version, v.base)).collect::<Vec<_>>(),
+            [(2, None), (1, None)]
+        );
+        let u = Upload {
+            locator: "old-b",
+            owner: "mb-old",
+            fetch_hash: &h,
+            data: b"inc",
+            base: Some(2),
+            keep: 3,
+            now_s: 11,
+        };
+        assert_eq!(store.backup_put(&u).unwrap(), Put::Stored(3));
+        assert_eq!(
+            store.backup_fetch("old-b", &h, Some(3), 12).unwrap(),
+            Fetch::Blob {
+                version: 3,
+                base: Some(2),
+                data: b"inc".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn sqlite_upgrades_old_backup_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        for statement in old_backup_tables("BLOB") {
+            old.execute_batch(&statement).unwrap();
+        }
+        drop(old);
+        let store = crate::sqlite::SqliteStore::open(&path).unwrap();
+        old_backups_are_full(&store);
+        drop(store);
+        // Opening again finds the column and leaves everything as it was.
+        let again = crate::sqlite::SqliteStore::open(&path).unwrap();
+        let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
+        assert_eq!(v.len(), 3);
     }
 
     #[test]
@@ -1326,16 +1753,16 @@ mod tests {
         }
     }
 
-    /// Runs the suite on a fresh database on the server `CARRY_TEST_POSTGRES_URL`
-    /// names (an admin URL whose role may create databases). Skipped without it,
-    /// unless `CARRY_REQUIRE_POSTGRES=1`, as under `make postgres`.
-    #[test]
-    fn postgres_passes_the_conformance_suite() {
-        use crate::store::Store;
+    /// A fresh database on the server `CARRY_TEST_POSTGRES_URL` names (an admin URL
+    /// whose role may create databases), and where to connect to it; `None` (the
+    /// test is skipped) without it, unless `CARRY_REQUIRE_POSTGRES=1`, as under
+    /// `make postgres`.
+    fn postgres_database(test: &str) -> Option<(TempDatabase, postgres::Config)> {
         let required = std::env::var("CARRY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let skip = |why: String| {
             assert!(!required, "CARRY_REQUIRE_POSTGRES=1 but {why}");
-            eprintln!("postgres_passes_the_conformance_suite: skipped ({why})");
+            eprintln!("{test}: skipped ({why})");
+            None
         };
         let Ok(url) = std::env::var("CARRY_TEST_POSTGRES_URL") else {
             return skip("CARRY_TEST_POSTGRES_URL is not set".into());
@@ -1351,7 +1778,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let name = format!("carry_test_{}_{nanos}", std::process::id());
+        // Tests run in parallel in one process: a counter keeps their names apart.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("carry_test_{}_{nanos}_{n}", std::process::id());
         client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .unwrap();
@@ -1362,6 +1792,17 @@ mod tests {
         };
         let mut config = admin;
         config.dbname(&name);
+        Some((db, config))
+    }
+
+    /// Runs the suite on a fresh PostgreSQL database (see [`postgres_database`]).
+    #[test]
+    fn postgres_passes_the_conformance_suite() {
+        use crate::store::Store;
+        let Some((db, config)) = postgres_database("postgres_passes_the_conformance_suite") else {
+            return;
+        };
+        let name = db.name.clone();
         let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
         super::run(&store);
         // A second instance (another server process, say) over the same tables: opening
@@ -1385,6 +1826,27 @@ mod tests {
         let r = serde_json::json!({"resourceType": "Patient", "id": "p9"});
         store.put("v", "Patient", "p9", Some("p9"), &r, 1).unwrap();
         drop((store, other));
+        drop(db);
+    }
+
+    /// A database made before incremental backups gets the base column when opened.
+    #[test]
+    fn postgres_upgrades_old_backup_tables() {
+        let Some((db, config)) = postgres_database("postgres_upgrades_old_backup_tables") else {
+            return;
+        };
+        let mut old = config.connect(postgres::NoTls).unwrap();
+        for statement in old_backup_tables("BYTEA") {
+            old.batch_execute(&statement).unwrap();
+        }
+        drop(old);
+        let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
+        old_backups_are_full(&store);
+        // A second process opening the same database finds the column there.
+        let again = crate::postgres::PostgresStore::with_config(config).unwrap();
+        let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
+        assert_eq!(v.len(), 3);
+        drop((store, again));
         drop(db);
     }
 

@@ -63,8 +63,15 @@
 //!   locator's row if it is new (`ON CONFLICT DO NOTHING`), then locks it
 //!   (`SELECT … FOR UPDATE`) before it checks the owner and numbers the version from
 //!   the row's `latest`, so concurrent uploads take turns; a fetch locks the same row
-//!   to count wrong fetch secrets exactly. Citus: distribute `backup_locators` and
+//!   to count wrong fetch secrets exactly. An incremental upload checks its base
+//!   against `latest` and counts its chain under the same lock, so of concurrent
+//!   incrementals on one base exactly one is stored; it never inserts the locator's
+//!   row. Pruning reads the newest full versions (`ORDER BY version DESC LIMIT $2`)
+//!   and deletes below the oldest kept one. Citus: distribute `backup_locators` and
 //!   `backup_versions` by `locator` (co-located); every statement stays on one shard.
+//! - Upgrades: `backup_versions.base` came later. Opening a database that lacks it
+//!   adds it (`ALTER TABLE … ADD COLUMN`, after a probe that finds it missing; a
+//!   concurrent opener that added it first is tolerated).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -75,7 +82,8 @@ use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transa
 use serde_json::Value;
 
 use crate::backup_store::{
-    decide as decide_fetch, BackupStore, Fetch, Put, Step as FetchStep, Upload, Version, Window,
+    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Step as FetchStep,
+    Upload, Version, Window,
 };
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
@@ -205,9 +213,19 @@ const SCHEMA: &[&str] = &[
         bytes     BIGINT NOT NULL,
         created_s BIGINT NOT NULL,
         data      BYTEA NOT NULL,
+        base      BIGINT,
         PRIMARY KEY (locator, version)
     )"#,
 ];
+
+/// Columns added since a table was first released, each as a probe that fails with
+/// `undefined_column` while the column is missing and the statement that adds it.
+/// Today: `backup_versions.base` (incremental backups; versions stored before it are
+/// full, so NULL is right for them).
+const UPGRADES: &[(&str, &str)] = &[(
+    "SELECT base FROM backup_versions WHERE false",
+    "ALTER TABLE backup_versions ADD COLUMN base BIGINT",
+)];
 
 /// A failure inside one call. The driver's error is kept (with the operation it
 /// broke) until the end, so a transaction the engine aborted can be retried.
@@ -310,6 +328,19 @@ impl PostgresStore {
                 });
                 if !raced {
                     return Err(Fail::Db("create schema", e).into());
+                }
+            }
+        }
+        for (probe, add) in UPGRADES {
+            match client.batch_execute(probe) {
+                Ok(()) => continue,
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {}
+                Err(e) => return Err(Fail::Db("upgrade schema: probe", e).into()),
+            }
+            if let Err(e) = client.batch_execute(add) {
+                // Another process opening the same database added it first.
+                if e.code() != Some(&SqlState::DUPLICATE_COLUMN) {
+                    return Err(Fail::Db("upgrade schema", e).into());
                 }
             }
         }
@@ -1397,48 +1428,93 @@ impl BackupStore for PostgresStore {
     fn backup_put(&self, u: &Upload<'_>) -> Result<Put> {
         const WHAT: &str = "put backup";
         let bytes = i64::try_from(u.data.len()).unwrap_or(i64::MAX);
+        let keep = u.keep.max(1);
         self.tx(WHAT, |t| {
-            t.execute(
-                "INSERT INTO backup_locators
-                   (locator, owner, fetch_hash, latest, failures, window_start_s, created_s)
-                 VALUES ($1, $2, $3, 0, 0, 0, $4) ON CONFLICT (locator) DO NOTHING",
-                &[&u.locator, &u.owner, &u.fetch_hash, &u.now_s],
-            )
-            .op(WHAT)?;
+            // Only a full upload creates a locator; an incremental needs one.
+            if u.base.is_none() {
+                t.execute(
+                    "INSERT INTO backup_locators
+                       (locator, owner, fetch_hash, latest, failures, window_start_s, created_s)
+                     VALUES ($1, $2, $3, 0, 0, 0, $4) ON CONFLICT (locator) DO NOTHING",
+                    &[&u.locator, &u.owner, &u.fetch_hash, &u.now_s],
+                )
+                .op(WHAT)?;
+            }
             let row = t
-                .query_one(
+                .query_opt(
                     "SELECT owner, latest FROM backup_locators WHERE locator = $1 FOR UPDATE",
                     &[&u.locator],
                 )
                 .op("put backup: lock")?;
-            let owner: String = row.try_get(0).op(WHAT)?;
-            let latest: i64 = row.try_get(1).op(WHAT)?;
-            if owner != u.owner {
-                return Ok(Put::NotOwner);
+            let latest = match row {
+                Some(row) => {
+                    let owner: String = row.try_get(0).op(WHAT)?;
+                    if owner != u.owner {
+                        return Ok(Put::NotOwner);
+                    }
+                    Some(row.try_get::<_, i64>(1).op(WHAT)?).filter(|&l| l > 0)
+                }
+                None => None,
+            };
+            let chain: i64 = match (u.base, latest) {
+                // The incrementals after the latest full.
+                (Some(_), Some(_)) => t
+                    .query_one(
+                        "SELECT count(*) FROM backup_versions
+                         WHERE locator = $1 AND version > coalesce(
+                           (SELECT max(version) FROM backup_versions
+                            WHERE locator = $1 AND base IS NULL), 0)",
+                        &[&u.locator],
+                    )
+                    .op("put backup: chain")?
+                    .try_get(0)
+                    .op(WHAT)?,
+                _ => 0,
+            };
+            if let Some(refused) = check_base(u.base, latest, chain) {
+                // Nothing was written: an incremental inserts no locator row.
+                return Ok(refused);
             }
-            let version = latest + 1;
+            let version = latest.unwrap_or(0) + 1;
             t.execute(
                 "UPDATE backup_locators SET latest = $2, fetch_hash = $3 WHERE locator = $1",
                 &[&u.locator, &version, &u.fetch_hash],
             )
             .op(WHAT)?;
             t.execute(
-                "INSERT INTO backup_versions (locator, version, bytes, created_s, data)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&u.locator, &version, &bytes, &u.now_s, &u.data],
+                "INSERT INTO backup_versions (locator, version, bytes, created_s, data, base)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&u.locator, &version, &bytes, &u.now_s, &u.data, &u.base],
             )
             .op(WHAT)?;
-            let oldest_gone = version - u.keep.max(1);
-            t.execute(
-                "DELETE FROM backup_versions WHERE locator = $1 AND version <= $2",
-                &[&u.locator, &oldest_gone],
-            )
-            .op("put backup: prune")?;
+            let fulls = t
+                .query(
+                    "SELECT version FROM backup_versions WHERE locator = $1 AND base IS NULL
+                     ORDER BY version DESC LIMIT $2",
+                    &[&u.locator, &keep],
+                )
+                .op("put backup: fulls")?
+                .iter()
+                .map(|r| r.try_get(0).op(WHAT))
+                .collect::<Res<Vec<i64>>>()?;
+            if let Some(below) = prune_below(&fulls, keep) {
+                t.execute(
+                    "DELETE FROM backup_versions WHERE locator = $1 AND version < $2",
+                    &[&u.locator, &below],
+                )
+                .op("put backup: prune")?;
+            }
             Ok(Put::Stored(version))
         })
     }
 
-    fn backup_fetch(&self, locator: &str, fetch_hash: &[u8], now_s: i64) -> Result<Fetch> {
+    fn backup_fetch(
+        &self,
+        locator: &str,
+        fetch_hash: &[u8],
+        version: Option<i64>,
+        now_s: i64,
+    ) -> Result<Fetch> {
         const WHAT: &str = "fetch backup";
         self.tx(WHAT, |t| {
             let Some(row) = t
@@ -1469,17 +1545,21 @@ impl BackupStore for PostgresStore {
                     Fetch::Wrong
                 }
                 FetchStep::Serve => {
+                    let want = version.unwrap_or(latest);
                     match t
                         .query_opt(
-                            "SELECT data FROM backup_versions WHERE locator = $1 AND version = $2",
-                            &[&locator, &latest],
+                            "SELECT base, data FROM backup_versions
+                             WHERE locator = $1 AND version = $2",
+                            &[&locator, &want],
                         )
                         .op("fetch backup: data")?
                     {
                         Some(r) => Fetch::Blob {
-                            version: latest,
-                            data: r.try_get(0).op(WHAT)?,
+                            version: want,
+                            base: r.try_get(0).op(WHAT)?,
+                            data: r.try_get(1).op(WHAT)?,
                         },
+                        None if version.is_some() => Fetch::NoVersion,
                         None => Fetch::Unknown,
                     }
                 }
@@ -1500,7 +1580,7 @@ impl BackupStore for PostgresStore {
                 return Ok(None);
             }
             c.query(
-                "SELECT version, bytes, created_s FROM backup_versions
+                "SELECT version, bytes, created_s, base FROM backup_versions
                  WHERE locator = $1 ORDER BY version DESC",
                 &[&locator],
             )
@@ -1511,6 +1591,7 @@ impl BackupStore for PostgresStore {
                     version: r.try_get(0).op(WHAT)?,
                     bytes: r.try_get(1).op(WHAT)?,
                     created_s: r.try_get(2).op(WHAT)?,
+                    base: r.try_get(3).op(WHAT)?,
                 })
             })
             .collect::<Res<Vec<_>>>()

@@ -12,7 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::backup_store::{
-    decide as decide_fetch, BackupStore, Fetch, Put, Step as FetchStep, Upload, Version, Window,
+    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Step as FetchStep,
+    Upload, Version, Window,
 };
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
@@ -137,9 +138,26 @@ CREATE TABLE IF NOT EXISTS backup_versions (
     bytes     INTEGER NOT NULL,
     created_s INTEGER NOT NULL,
     data      BLOB NOT NULL,
+    base      INTEGER,
     PRIMARY KEY (locator, version)
 );
 ";
+
+/// Bring a database made by an older endpoint up to [`SCHEMA`]: columns added since,
+/// each added if missing, in one IMMEDIATE transaction so processes opening the same
+/// file at once do not race. Today: `backup_versions.base` (incremental backups; the
+/// versions stored before it are full, so NULL is right for them).
+fn upgrade(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let has_base = tx
+        .prepare("SELECT 1 FROM pragma_table_info('backup_versions') WHERE name = 'base'")?
+        .exists([])?;
+    if !has_base {
+        tx.execute("ALTER TABLE backup_versions ADD COLUMN base INTEGER", [])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// SQLite storage in one file.
 pub struct SqliteStore {
@@ -150,8 +168,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Self::connect(path)?;
+        let mut conn = Self::connect(path)?;
         conn.execute_batch(SCHEMA)?;
+        upgrade(&mut conn)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             pool: Mutex::new(vec![conn]),
@@ -1027,40 +1046,78 @@ impl BackupStore for SqliteStore {
         let bytes = i64::try_from(u.data.len()).unwrap_or(i64::MAX);
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO backup_locators
-                   (locator, owner, fetch_hash, latest, failures, window_start_s, created_s)
-                 VALUES (?1, ?2, ?3, 0, 0, 0, ?4) ON CONFLICT (locator) DO NOTHING",
-                params![u.locator, u.owner, u.fetch_hash, u.now_s],
-            )?;
-            let (owner, latest): (String, i64) = tx.query_row(
-                "SELECT owner, latest FROM backup_locators WHERE locator = ?1",
-                [u.locator],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if owner != u.owner {
-                return Ok(Put::NotOwner);
+            // Only a full upload creates a locator; an incremental needs one.
+            if u.base.is_none() {
+                tx.execute(
+                    "INSERT INTO backup_locators
+                       (locator, owner, fetch_hash, latest, failures, window_start_s, created_s)
+                     VALUES (?1, ?2, ?3, 0, 0, 0, ?4) ON CONFLICT (locator) DO NOTHING",
+                    params![u.locator, u.owner, u.fetch_hash, u.now_s],
+                )?;
             }
-            let version = latest + 1;
+            let row: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT owner, latest FROM backup_locators WHERE locator = ?1",
+                    [u.locator],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let latest = match row {
+                Some((owner, _)) if owner != u.owner => return Ok(Put::NotOwner),
+                Some((_, latest)) => Some(latest).filter(|&l| l > 0),
+                None => None,
+            };
+            let chain = match (u.base, latest) {
+                // The incrementals after the latest full.
+                (Some(_), Some(_)) => tx.query_row(
+                    "SELECT count(*) FROM backup_versions
+                     WHERE locator = ?1 AND version > coalesce(
+                       (SELECT max(version) FROM backup_versions
+                        WHERE locator = ?1 AND base IS NULL), 0)",
+                    [u.locator],
+                    |r| r.get(0),
+                )?,
+                _ => 0,
+            };
+            if let Some(refused) = check_base(u.base, latest, chain) {
+                // Dropping the transaction rolls it back: nothing changed.
+                return Ok(refused);
+            }
+            let version = latest.unwrap_or(0) + 1;
             tx.execute(
                 "UPDATE backup_locators SET latest = ?2, fetch_hash = ?3 WHERE locator = ?1",
                 params![u.locator, version, u.fetch_hash],
             )?;
             tx.execute(
-                "INSERT INTO backup_versions (locator, version, bytes, created_s, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![u.locator, version, bytes, u.now_s, u.data],
+                "INSERT INTO backup_versions (locator, version, bytes, created_s, data, base)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![u.locator, version, bytes, u.now_s, u.data, u.base],
             )?;
-            tx.execute(
-                "DELETE FROM backup_versions WHERE locator = ?1 AND version <= ?2",
-                params![u.locator, version - u.keep.max(1)],
-            )?;
+            let fulls = tx
+                .prepare(
+                    "SELECT version FROM backup_versions WHERE locator = ?1 AND base IS NULL
+                     ORDER BY version DESC LIMIT ?2",
+                )?
+                .query_map(params![u.locator, u.keep.max(1)], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            if let Some(below) = prune_below(&fulls, u.keep) {
+                tx.execute(
+                    "DELETE FROM backup_versions WHERE locator = ?1 AND version < ?2",
+                    params![u.locator, below],
+                )?;
+            }
             tx.commit()?;
             Ok(Put::Stored(version))
         })
     }
 
-    fn backup_fetch(&self, locator: &str, fetch_hash: &[u8], now_s: i64) -> Result<Fetch> {
+    fn backup_fetch(
+        &self,
+        locator: &str,
+        fetch_hash: &[u8],
+        version: Option<i64>,
+        now_s: i64,
+    ) -> Result<Fetch> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let row: Option<(Vec<u8>, i64, i64, i64)> = tx
@@ -1086,18 +1143,22 @@ impl BackupStore for SqliteStore {
                     Fetch::Wrong
                 }
                 FetchStep::Serve => {
-                    let data: Option<Vec<u8>> = tx
+                    let want = version.unwrap_or(latest);
+                    let row: Option<(Option<i64>, Vec<u8>)> = tx
                         .query_row(
-                            "SELECT data FROM backup_versions WHERE locator = ?1 AND version = ?2",
-                            params![locator, latest],
-                            |r| r.get(0),
+                            "SELECT base, data FROM backup_versions
+                             WHERE locator = ?1 AND version = ?2",
+                            params![locator, want],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
                         )
                         .optional()?;
-                    match data {
-                        Some(data) => Fetch::Blob {
-                            version: latest,
+                    match row {
+                        Some((base, data)) => Fetch::Blob {
+                            version: want,
+                            base,
                             data,
                         },
+                        None if version.is_some() => Fetch::NoVersion,
                         None => Fetch::Unknown,
                     }
                 }
@@ -1122,7 +1183,7 @@ impl BackupStore for SqliteStore {
             }
             let versions = tx
                 .prepare(
-                    "SELECT version, bytes, created_s FROM backup_versions
+                    "SELECT version, bytes, created_s, base FROM backup_versions
                      WHERE locator = ?1 ORDER BY version DESC",
                 )?
                 .query_map([locator], |r| {
@@ -1130,6 +1191,7 @@ impl BackupStore for SqliteStore {
                         version: r.get(0)?,
                         bytes: r.get(1)?,
                         created_s: r.get(2)?,
+                        base: r.get(3)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

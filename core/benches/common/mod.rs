@@ -87,3 +87,43 @@ pub fn copies_of_jene(
     std::fs::write(&path, bundle.to_string()).expect("write the Bundle");
     path
 }
+
+/// A reference endpoint started for a benchmark (the release build), stopped on drop.
+pub struct Server {
+    child: std::process::Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the release build of the endpoint on `db`, on a free loopback port.
+pub fn serve(db: &str) -> Server {
+    use std::io::{BufRead, BufReader};
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/carry-endpoint");
+    assert!(
+        bin.exists(),
+        "{} is missing: the make target builds it first",
+        bin.display()
+    );
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
+        .env("CARRY_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the endpoint");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the endpoint's first line");
+    Server {
+        child,
+        url: line.trim().trim_start_matches("listening on ").to_string(),
+    }
+}

@@ -63,25 +63,84 @@ fn from_json(v: &Value) -> Result<SqlValue> {
     })
 }
 
-/// Write every table as JSON lines to `out`. Returns the resource count.
+/// The tables tracked for incremental backups, each with the column that names a
+/// row's owner in `backup_changes` (see vault schema 7).
+pub(crate) const TRACKED: &[(&str, &str)] = &[
+    ("resources", "id"),
+    ("resource_keys", "resource_id"),
+    ("grant_items", "grant_id"),
+    ("audit_log", "seq"),
+];
+
+/// What a dump wrote.
+pub(crate) struct Dumped {
+    /// Resources in it.
+    pub resources: u64,
+    /// The last `backup_changes` entry it covers: entries up to here may be cleared
+    /// once the backup is safely stored.
+    pub changes_upto: i64,
+}
+
+/// Write the profile as JSON lines to `out`: every table whole, or for an
+/// `incremental` dump, the tracked tables' changed rows (by owner) and the other,
+/// small tables whole. Call inside one read transaction.
 pub(crate) fn dump(
     conn: &Connection,
     schema: i64,
+    incremental: bool,
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
-) -> Result<u64> {
+) -> Result<Dumped> {
     let mut line = |v: &Value| -> Result<()> {
         let mut s = serde_json::to_vec(v).map_err(|e| Error::internal(e.to_string()))?;
         s.push(b'\n');
         out(&s)
     };
-    line(&json!({ "carry_backup_content": 1, "schema": schema }))?;
+    let changes_upto: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM backup_changes",
+        [],
+        |r| r.get(0),
+    )?;
+    let kind = if incremental { "incremental" } else { "full" };
+    line(&json!({ "carry_backup_content": 1, "schema": schema, "kind": kind }))?;
     let mut resources = 0;
     for table in TABLES {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}"))?;
+        let tracked = TRACKED.iter().find(|(t, _)| t == table).map(|(_, k)| *k);
+        let (sql, mode, owners) = match (incremental, tracked) {
+            (false, _) => (format!("SELECT * FROM {table}"), "insert", None),
+            (true, None) => (format!("SELECT * FROM {table}"), "replace", None),
+            (true, Some(key)) => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT k FROM backup_changes WHERE tbl = ?1 AND seq <= ?2 ORDER BY seq",
+                )?;
+                let owners: Vec<Value> = stmt
+                    .query_map(rusqlite::params![table, changes_upto], |r| {
+                        Ok(to_json(r.get_ref(0)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                (
+                    format!(
+                        "SELECT * FROM {table} WHERE {key} IN
+                         (SELECT k FROM backup_changes WHERE tbl = ?1 AND seq <= ?2)"
+                    ),
+                    "owners",
+                    Some((key, owners)),
+                )
+            }
+        };
+        let mut stmt = conn.prepare(&sql)?;
         let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
-        line(&json!({ "table": table, "columns": columns }))?;
+        let mut head = json!({ "table": table, "columns": columns, "mode": mode });
+        if let Some((key, owners)) = owners {
+            head["key"] = json!(key);
+            head["owners"] = Value::Array(owners);
+        }
+        line(&head)?;
         let n = columns.len();
-        let mut rows = stmt.query([])?;
+        let mut rows = if incremental && tracked.is_some() {
+            stmt.query(rusqlite::params![table, changes_upto])?
+        } else {
+            stmt.query([])?
+        };
         while let Some(r) = rows.next()? {
             let mut vals = Vec::with_capacity(n);
             for i in 0..n {
@@ -93,11 +152,16 @@ pub(crate) fn dump(
             }
         }
     }
-    Ok(resources)
+    Ok(Dumped {
+        resources,
+        changes_upto,
+    })
 }
 
 /// Reads JSON lines back into a vault, in the caller's transaction.
 pub(crate) struct Loader {
+    /// Whether this content is an incremental one (checked against its first line).
+    incremental: bool,
     table: Option<(String, String)>,
     started: bool,
     /// Rows loaded into `resources`.
@@ -106,8 +170,10 @@ pub(crate) struct Loader {
 }
 
 impl Loader {
-    pub fn new() -> Self {
+    /// A loader for full content, or for `incremental` content applied on top.
+    pub fn new(incremental: bool) -> Self {
         Loader {
+            incremental,
             table: None,
             started: false,
             resources: 0,
@@ -137,7 +203,8 @@ impl Loader {
         let bad = || Error::invalid("the backup's content is damaged (a line)");
         let v: Value = serde_json::from_slice(line).map_err(|_| bad())?;
         if !self.started {
-            if v["carry_backup_content"] != 1 {
+            let kind = v.get("kind").and_then(Value::as_str).unwrap_or("full");
+            if v["carry_backup_content"] != 1 || (kind == "incremental") != self.incremental {
                 return Err(bad());
             }
             self.started = true;
@@ -158,6 +225,36 @@ impl Loader {
                 c.is_empty() || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
             }) {
                 return Err(bad());
+            }
+            let mode = v.get("mode").and_then(Value::as_str).unwrap_or("insert");
+            match mode {
+                "insert" => {}
+                "replace" if !self.incremental => return Err(bad()),
+                // The audit log only grows: its new entries are inserted as they are.
+                "replace" => {
+                    if TRACKED.iter().any(|(t, _)| *t == table) {
+                        return Err(bad());
+                    }
+                    conn.execute(&format!("DELETE FROM {table}"), [])?;
+                }
+                "owners" if self.incremental => {
+                    let key = TRACKED
+                        .iter()
+                        .find(|(t, _)| *t == table)
+                        .map(|(_, k)| *k)
+                        .ok_or_else(bad)?;
+                    if v["key"] != key {
+                        return Err(bad());
+                    }
+                    if table != "audit_log" {
+                        let mut del =
+                            conn.prepare(&format!("DELETE FROM {table} WHERE {key} = ?1"))?;
+                        for owner in v["owners"].as_array().ok_or_else(bad)? {
+                            del.execute([from_json(owner)?])?;
+                        }
+                    }
+                }
+                _ => return Err(bad()),
             }
             let marks = vec!["?"; columns.len()].join(",");
             let sql = format!(
@@ -182,11 +279,17 @@ impl Loader {
         Ok(())
     }
 
-    /// Check that the content ended cleanly, and rebuild the full-text index.
-    pub fn finish(self, conn: &Connection) -> Result<u64> {
+    /// Check that the content ended cleanly.
+    pub fn finish(self) -> Result<u64> {
         if !self.pending.is_empty() || !self.started {
             return Err(Error::invalid("the backup's content ends mid-way"));
         }
+        Ok(self.resources)
+    }
+
+    /// After the last content: rebuild the full-text index, and start change
+    /// tracking afresh (the next backup to the endpoint is a whole one).
+    pub fn rebuild(conn: &Connection) -> Result<()> {
         conn.execute_batch(
             "DELETE FROM resources_fts;
              INSERT INTO resources_fts (rowid, display, codes)
@@ -194,8 +297,9 @@ impl Loader {
                     coalesce((SELECT group_concat(trim(coalesce(json_extract(c.value, '$.display'), '')
                                || ' ' || coalesce(json_extract(c.value, '$.code'), '')), ' ')
                               FROM json_each(r.codes) c), '')
-             FROM resources r;",
+             FROM resources r;
+             DELETE FROM backup_changes;",
         )?;
-        Ok(self.resources)
+        Ok(())
     }
 }

@@ -51,7 +51,8 @@ pub struct Header {
     pub id: String,
     /// `full`, or `incremental` on top of `base`.
     pub kind: String,
-    /// The full backup this one builds on (for an incremental one).
+    /// The backup this one builds on (for an incremental one): the one before it in
+    /// its chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     /// Counts up from 1 within a chain of a full backup and its increments.

@@ -9,9 +9,15 @@
 
 pub mod code;
 mod dump;
+mod endpoint;
 pub mod format;
+mod restore;
 
-use std::io::{BufReader, BufWriter, Read};
+pub(crate) use endpoint::stage_move;
+pub use endpoint::{backup_to_endpoint, restore_from_endpoint};
+pub use restore::restore_from_file;
+
+use std::io::BufWriter;
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -21,7 +27,6 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keys::KeyStore;
 use crate::profile::Profile;
 use crate::time::now_unix;
 use crate::vault::SCHEMA_VERSION;
@@ -45,16 +50,13 @@ pub struct BackupStatus {
 pub struct BackupReport {
     /// The backup's id.
     pub id: String,
-    /// `full`.
+    /// `full`, or `incremental`: only what changed since the backup before.
     pub kind: String,
     /// Its size in bytes.
     pub bytes: u64,
     /// Resources in it.
     pub resources: u64,
 }
-
-/// How far a restore moves sequence numbers on (see `restore`).
-const SEQ_JUMP: i64 = 1_000_000;
 
 /// How long before a backup counts as overdue.
 pub const OVERDUE_AFTER_S: i64 = 7 * 86_400;
@@ -114,10 +116,12 @@ pub fn regenerate_recovery_code(profile: &Profile) -> Result<Zeroizing<String>> 
             crate::share::people::set_meta(
                 &tx,
                 "stale_backup_locator",
-                &locator_and_fetch(&old).0,
+                &endpoint::locator_and_fetch(&old).0,
             )?;
         }
         let (s, _) = renew(&tx)?;
+        // Backups under the new key start a new chain with a whole one.
+        clear_chain(&tx)?;
         crate::audit::append(
             &tx,
             crate::audit::AuditEvent::RecoveryCodeChanged,
@@ -200,7 +204,7 @@ pub fn backup_to_file(profile: &Profile, path: &Path) -> Result<BackupReport> {
     let tmp = path.with_extension("carry-tmp");
     let result = (|| -> Result<BackupReport> {
         let file = std::fs::File::create(&tmp)?;
-        let (report, file) = write_backup(profile, BufWriter::new(file))?;
+        let (report, file, _) = write_backup(profile, BufWriter::new(file), None, None)?;
         file.into_inner()
             .map_err(|e| Error::from(e.into_error()))?
             .sync_all()?;
@@ -227,13 +231,114 @@ fn record_backup(profile: &Profile, report: &BackupReport, place: &str) -> Resul
             c,
             crate::audit::AuditEvent::BackedUp,
             None,
-            &format!("full backup {} to {place}, {} bytes", report.id, report.bytes),
+            &format!(
+                "{} backup {} to {place}, {} bytes",
+                report.kind, report.id, report.bytes
+            ),
         )
     })
 }
 
-/// Stream a full backup into `out`.
-fn write_backup<W: std::io::Write>(profile: &Profile, out: W) -> Result<(BackupReport, W)> {
+/// Where an incremental backup goes: on top of the backup `base_id`, at `seq` in
+/// its chain.
+pub(crate) struct Link {
+    base_id: String,
+    seq: u32,
+}
+
+/// The chain of backups at the endpoint, as of the last upload.
+pub(crate) struct Chain {
+    /// The endpoint's version number of the last upload.
+    pub version: i64,
+    id: String,
+    seq: u32,
+    full_bytes: i64,
+    since_full_bytes: i64,
+}
+
+/// Incrementals allowed after a full backup before the next whole one.
+const MAX_INCREMENTALS: u32 = 16;
+
+impl Chain {
+    /// The link for an incremental backup on top of this chain, unless the next one
+    /// should be whole: the chain is long, or its increments add up to half the full
+    /// backup (a whole one is then cheaper to restore).
+    fn next(&self) -> Option<Link> {
+        (self.seq <= MAX_INCREMENTALS && self.since_full_bytes * 2 < self.full_bytes).then(|| {
+            Link {
+                base_id: self.id.clone(),
+                seq: self.seq + 1,
+            }
+        })
+    }
+}
+
+fn chain(conn: &Connection) -> Result<Option<Chain>> {
+    Ok(conn
+        .query_row(
+            "SELECT chain_version, chain_id, chain_seq, chain_full_bytes, chain_since_full_bytes
+             FROM backup_state WHERE id = 1 AND chain_version IS NOT NULL",
+            [],
+            |r| {
+                Ok(Chain {
+                    version: r.get(0)?,
+                    id: r.get(1)?,
+                    seq: r.get(2)?,
+                    full_bytes: r.get(3)?,
+                    since_full_bytes: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Forget the chain: the next backup to the endpoint is a whole one.
+fn clear_chain(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "UPDATE backup_state SET chain_version = NULL, chain_id = NULL, chain_seq = NULL,
+           chain_full_bytes = NULL, chain_since_full_bytes = NULL WHERE id = 1",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Note an upload stored at the endpoint as `version`, and clear the changes it
+/// carried (up to `changes_upto`), in one transaction.
+fn extend_chain(
+    profile: &Profile,
+    report: &BackupReport,
+    version: i64,
+    changes_upto: i64,
+) -> Result<()> {
+    profile.vault().write(|c| {
+        let tx = c.transaction()?;
+        let before = chain(&tx)?;
+        let bytes = report.bytes as i64;
+        let (seq, full, since) = match (report.kind.as_str(), before) {
+            ("incremental", Some(b)) => (b.seq + 1, b.full_bytes, b.since_full_bytes + bytes),
+            _ => (1, bytes, 0),
+        };
+        tx.execute(
+            "UPDATE backup_state SET chain_version = ?1, chain_id = ?2, chain_seq = ?3,
+               chain_full_bytes = ?4, chain_since_full_bytes = ?5 WHERE id = 1",
+            params![version, report.id, seq, full, since],
+        )?;
+        tx.execute("DELETE FROM backup_changes WHERE seq <= ?1", [changes_upto])?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+/// Stream a backup into `out`: a whole one, or with `link`, an incremental one of
+/// what changed since the chain's last. The backup key is wrapped under the recovery
+/// code, or under `wrap_with` (a one-time secret, for a move). Also returns the last
+/// change it covers.
+fn write_backup<W: std::io::Write>(
+    profile: &Profile,
+    out: W,
+    link: Option<&Link>,
+    wrap_with: Option<&RecoverySecret>,
+) -> Result<(BackupReport, W, i64)> {
     // The keys first (a write: made on first use), then one read snapshot.
     let (secret, key) = profile.vault().write(|c| {
         // The identity travels in the backup, so make sure it exists first.
@@ -245,22 +350,29 @@ fn write_backup<W: std::io::Write>(profile: &Profile, out: W) -> Result<(BackupR
         crate::keys::fill_random(&mut b)?;
         B64.encode(b)
     };
+    let kind = if link.is_some() {
+        "incremental"
+    } else {
+        "full"
+    };
     let header = format::Header {
         format: "carry-backup".into(),
         version: 1,
         id: id.clone(),
-        kind: "full".into(),
-        base: None,
-        seq: 1,
+        kind: kind.into(),
+        base: link.map(|l| l.base_id.clone()),
+        seq: link.map_or(1, |l| l.seq),
         created_at: now_unix(),
         schema: SCHEMA_VERSION,
-        wrapped_key: format::wrap(&secret.derive(Purpose::Wrap), &key)?,
+        wrapped_key: format::wrap(&wrap_with.unwrap_or(&secret).derive(Purpose::Wrap), &key)?,
         nonce_prefix: String::new(),
     };
     let mut w = format::Writer::new(out, header, &key)?;
-    let resources = profile.vault().read(|c| {
+    let dumped = profile.vault().read(|c| {
         c.execute_batch("BEGIN DEFERRED")?;
-        let r = dump::dump(c, SCHEMA_VERSION, &mut |bytes| w.write(bytes));
+        let r = dump::dump(c, SCHEMA_VERSION, link.is_some(), &mut |bytes| {
+            w.write(bytes)
+        });
         c.execute_batch("COMMIT")?;
         r
     })?;
@@ -269,227 +381,13 @@ fn write_backup<W: std::io::Write>(profile: &Profile, out: W) -> Result<(BackupR
     Ok((
         BackupReport {
             id,
-            kind: "full".into(),
+            kind: kind.into(),
             bytes,
-            resources,
+            resources: dumped.resources,
         },
         out,
+        dumped.changes_upto,
     ))
-}
-
-/// The endpoint's name for this code's backups, and the secret that fetches them.
-fn locator_and_fetch(secret: &RecoverySecret) -> (String, Zeroizing<String>) {
-    (
-        B64.encode(secret.derive(Purpose::Locator).as_ref()),
-        Zeroizing::new(B64.encode(secret.derive(Purpose::Fetch).as_ref())),
-    )
-}
-
-/// Back up the whole profile to the endpoint: encrypted on the device, stored as an
-/// opaque blob under a locator the recovery code derives, so the code alone finds it
-/// again. The endpoint keeps the last few versions.
-pub async fn backup_to_endpoint(
-    profile: std::sync::Arc<Profile>,
-    endpoint: &str,
-    options: &crate::sync::SyncOptions,
-) -> Result<BackupReport> {
-    use crate::sync::db;
-    let (report, blob, secret, stale) = db(&profile, |p| {
-        let (report, blob) = write_backup(p, Vec::new())?;
-        let (secret, stale) = p.vault().read(|c| {
-            Ok((
-                state(c)?.0,
-                crate::share::people::meta(c, "stale_backup_locator")?,
-            ))
-        })?;
-        Ok((report, blob, secret, stale))
-    })
-    .await?;
-    let (locator, _) = locator_and_fetch(&secret);
-    // The endpoint keeps only SHA-256 of the 32-byte fetch secret.
-    let fetch_hash = B64.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        secret.derive(Purpose::Fetch).as_ref(),
-    ));
-    let me = db(&profile, |p| {
-        p.vault().write(|c| crate::share::people::identity(c))
-    })
-    .await?;
-    let deadline = options.budget.map(|b| std::time::Instant::now() + b);
-    let http = crate::sync::http::Http::new(deadline, options.cancel.clone())?;
-    let relay = crate::share::relay::Relay::connect(http, endpoint, &me).await?;
-    let blob = std::sync::Arc::new(blob);
-    let r = relay
-        .owner(&format!("backup/v1/blobs/{locator}"), |c, url| {
-            c.put(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .header("X-Carry-Fetch-Hash", fetch_hash.as_str())
-                .body(blob.as_ref().clone())
-        })
-        .await?;
-    if r.status != 201 && r.status != 200 {
-        return Err(crate::share::relay::status_error("storing the backup", &r));
-    }
-    // Backups under a code that was replaced are deleted once a new one is stored.
-    if let Some(old) = stale {
-        let r = relay
-            .owner(&format!("backup/v1/blobs/{old}"), |c, url| c.delete(url))
-            .await?;
-        if matches!(r.status, 200 | 204 | 404) {
-            db(&profile, |p| {
-                p.vault().write(|c| {
-                    c.execute("DELETE FROM meta WHERE key = 'stale_backup_locator'", [])?;
-                    Ok(())
-                })
-            })
-            .await?;
-        }
-    }
-    let r2 = report.clone();
-    db(&profile, move |p| record_backup(p, &r2, "the endpoint")).await?;
-    Ok(report)
-}
-
-/// Restore from the endpoint with nothing but the recovery code: the code derives
-/// where the backup is and the secret that fetches it. A code with no backup there
-/// is [`Error::NotFound`]; repeated wrong tries are slowed down by the endpoint.
-pub async fn restore_from_endpoint(
-    dir: &Path,
-    endpoint: &str,
-    code: &str,
-    key_store: std::sync::Arc<dyn KeyStore>,
-) -> Result<Profile> {
-    let secret = RecoverySecret::parse(code)?;
-    let (locator, fetch) = locator_and_fetch(&secret);
-    let base = crate::share::relay::base_of(endpoint)?;
-    let root = base.trim_end_matches("/relay/v1").to_string();
-    let http = crate::sync::http::Http::new(None, None)?;
-    let url = format!("{root}/backup/v1/blobs/{locator}");
-    let r = http
-        .send(|| {
-            http.client()
-                .get(&url)
-                .header("X-Carry-Fetch", fetch.as_str())
-        })
-        .await?;
-    match r.status {
-        200 => {}
-        404 => {
-            return Err(Error::NotFound {
-                what: "a backup for this recovery code at that endpoint".into(),
-            })
-        }
-        s => {
-            return Err(Error::Network {
-                reason: format!("the endpoint answered {s}"),
-                retry_after_s: None,
-            })
-        }
-    }
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        restore(
-            &dir,
-            std::io::Cursor::new(r.body),
-            &secret,
-            key_store.as_ref(),
-        )
-    })
-    .await
-    .map_err(|e| Error::internal(format!("the restore task failed: {e}")))?
-}
-
-/// Restore the backup in `file` into the empty folder `dir` with `code`, wrapping the
-/// new vault's key with `key_store`. A wrong code is [`Error::WrongKey`] and leaves
-/// nothing behind; so does any other failure: the profile is built in a folder beside
-/// `dir` and moved into place only when whole.
-pub fn restore_from_file(
-    dir: &Path,
-    file: &Path,
-    code: &str,
-    key_store: &dyn KeyStore,
-) -> Result<Profile> {
-    let secret = RecoverySecret::parse(code)?;
-    let input = BufReader::new(std::fs::File::open(file).map_err(|e| Error::NotFound {
-        what: format!("the backup file ({e})"),
-    })?);
-    restore(dir, input, &secret, key_store)
-}
-
-fn restore<R: Read>(
-    dir: &Path,
-    mut input: R,
-    secret: &RecoverySecret,
-    key_store: &dyn KeyStore,
-) -> Result<Profile> {
-    if dir.join(crate::vault::VAULT_FILE).exists()
-        || dir.read_dir().is_ok_and(|mut d| d.next().is_some())
-    {
-        return Err(Error::Conflict {
-            reason: format!("{} is not empty; restore into a new folder", dir.display()),
-        });
-    }
-    let (header, raw) = format::read_header(&mut input)?;
-    if header.schema > SCHEMA_VERSION {
-        return Err(Error::TooNew {
-            found: header.schema,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if header.kind != "full" {
-        return Err(Error::invalid("restore starts from a full backup"));
-    }
-    let key = format::unwrap(&secret.derive(Purpose::Wrap), &header.wrapped_key)?;
-    let mut reader = format::Reader::new(input, &header, raw, &key)?;
-    let building = dir.with_extension("restoring");
-    if building.exists() {
-        std::fs::remove_dir_all(&building)?;
-    }
-    let result = (|| -> Result<()> {
-        let profile = Profile::create(&building, "restoring", key_store)?;
-        profile.vault().write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            dump::Loader::clear(&tx)?;
-            let mut loader = dump::Loader::new();
-            while let Some(chunk) = reader.next_chunk()? {
-                loader.feed(&tx, &chunk)?;
-            }
-            loader.finish(&tx)?;
-            // Provider sign-ins are not in backups: each source signs in again.
-            tx.execute(
-                "UPDATE provider_sources SET state = 'authorize', last_error = NULL",
-                [],
-            )?;
-            // Envelopes may have gone out after this backup was made: move every
-            // sequence number well past anything used since, and send whole records
-            // next (a whole record, or a resync request, may skip ahead; nothing
-            // else may, so nothing stale is ever taken for new).
-            tx.execute(
-                "UPDATE grants SET next_seq = next_seq + ?1,
-                   reset_next = CASE WHEN direction = 'out' THEN 1 ELSE reset_next END",
-                [SEQ_JUMP],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })?;
-        profile.integrity_check()?;
-        let check = profile.vault().read(crate::audit::verify)?;
-        crate::audit::require(&check)?;
-        profile.lock();
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&building);
-        return Err(e);
-    }
-    if dir.exists() {
-        std::fs::remove_dir(dir)?;
-    }
-    std::fs::rename(&building, dir)?;
-    let profile = Profile::open(dir, key_store)?;
-    // Records shared with this profile are not in backups: ask for them again.
-    crate::share::resync_received(&profile)?;
-    Ok(profile)
 }
 
 #[cfg(test)]
@@ -652,5 +550,90 @@ mod tests {
         )
         .unwrap();
         assert!(status(&p).unwrap().code_confirmed);
+    }
+
+    #[test]
+    fn increments_restore_to_the_same_profile_and_a_broken_chain_restores_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = original(&d.path().join("p"));
+        let secret = p.vault().write(|c| Ok(state(c)?.0)).unwrap();
+        let next = |p: &Profile| {
+            p.vault()
+                .read(chain)
+                .unwrap()
+                .and_then(|ch| ch.next())
+        };
+        assert!(next(&p).is_none(), "no chain yet: the first is whole");
+        let (r1, b1, u1) = write_backup(&p, Vec::new(), None, None).unwrap();
+        assert_eq!(r1.kind, "full");
+        extend_chain(&p, &r1, 1, u1).unwrap();
+
+        // Changes of every kind: a new reading, a resource gone, a grant revoked.
+        p.add_reading(&Reading::parse("weight", "72kg").unwrap(), None)
+            .unwrap();
+        p.vault()
+            .write(|c| {
+                let tx = c.transaction()?;
+                let id: i64 = tx.query_row(
+                    "SELECT id FROM resources WHERE rtype = 'Observation' ORDER BY id LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )?;
+                crate::store::remove(&tx, id)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+        let g = share::grants(&p).unwrap().remove(0);
+        share::revoke(&p, &g.grant).unwrap();
+        let link = next(&p).unwrap();
+        let (r2, b2, u2) = write_backup(&p, Vec::new(), Some(&link), None).unwrap();
+        assert_eq!(r2.kind, "incremental");
+        assert!(r2.resources <= 3, "{} resources", r2.resources);
+        assert!(r2.bytes * 10 < r1.bytes, "{} of {}", r2.bytes, r1.bytes);
+        extend_chain(&p, &r2, 2, u2).unwrap();
+
+        // Nothing changed: an increment with no resources at all.
+        let (r3, b3, u3) = write_backup(&p, Vec::new(), next(&p).as_ref(), None).unwrap();
+        assert_eq!((r3.kind.as_str(), r3.resources), ("incremental", 0));
+        extend_chain(&p, &r3, 3, u3).unwrap();
+        p.add_reading(&Reading::parse("weight", "73kg").unwrap(), None)
+            .unwrap();
+        let (r4, b4, _) = write_backup(&p, Vec::new(), next(&p).as_ref(), None).unwrap();
+        assert_eq!((r4.kind.as_str(), r4.resources), ("incremental", 1));
+
+        let cur = |b: &Vec<u8>| std::io::Cursor::new(b.clone());
+        let target = d.path().join("restored");
+        // A gap, a wrong order, an increment alone: refused, nothing left behind.
+        for broken in [
+            vec![cur(&b1), cur(&b2), cur(&b4)],
+            vec![cur(&b1), cur(&b3), cur(&b2), cur(&b4)],
+            vec![cur(&b2), cur(&b3)],
+        ] {
+            assert!(matches!(
+                restore::restore(&target, broken, &secret, &ks()),
+                Err(Error::InvalidInput { .. })
+            ));
+            assert!(!target.exists() && !target.with_extension("restoring").exists());
+        }
+        let q = restore::restore(
+            &target,
+            vec![cur(&b1), cur(&b2), cur(&b3), cur(&b4)],
+            &secret,
+            &ks(),
+        )
+        .unwrap();
+        assert_eq!(entries(&q), entries(&p));
+        assert_eq!(share::people(&q).unwrap(), share::people(&p).unwrap());
+        assert_eq!(share::grants(&q).unwrap(), share::grants(&p).unwrap());
+        let log = |x: &Profile| share::audit_log(x, 10_000).unwrap();
+        assert_eq!(log(&q), log(&p));
+        assert!(share::verify_audit(&q).unwrap().ok());
+        assert_eq!(
+            q.search("weight", None).unwrap().len(),
+            p.search("weight", None).unwrap().len()
+        );
+        // The restored profile starts a new chain with a whole backup.
+        assert!(next(&q).is_none());
     }
 }

@@ -25,6 +25,18 @@ pub(crate) struct Resp {
     pub status: u16,
     pub body: Vec<u8>,
     pub location: Option<String>,
+    /// The `X-Carry-*` headers, by lower-case name (the backup host's version and base).
+    pub carry: Vec<(String, String)>,
+}
+
+impl Resp {
+    /// The value of the `X-Carry-*` header `name` (lower-case), if present.
+    pub fn carry_header(&self, name: &str) -> Option<&str> {
+        self.carry
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The client of one sync run.
@@ -178,6 +190,12 @@ impl Http {
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let carry = resp
+                .headers()
+                .iter()
+                .filter(|(n, _)| n.as_str().starts_with("x-carry-"))
+                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
             if matches!(status, 429 | 500 | 502 | 503 | 504) {
                 last = format!("the server answered {status}");
                 last_retry_after = ra;
@@ -190,6 +208,7 @@ impl Http {
                         status,
                         body: body.to_vec(),
                         location,
+                        carry,
                     })
                 }
                 Err(_) => {

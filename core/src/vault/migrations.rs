@@ -38,10 +38,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("schema_v5.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("schema_v7.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Bring `conn` up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -164,5 +168,32 @@ mod tests {
         assert_eq!(version(&conn), 1);
         let names: Vec<String> = schema(&conn).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn the_backup_trigger_watches_every_resource_column_but_seen_run() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'backup_resources_up'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('resources')")
+            .unwrap();
+        let columns: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for c in columns.iter().filter(|c| *c != "seen_run") {
+            assert!(
+                sql.contains(&format!("NEW.{c} IS NOT OLD.{c}")),
+                "a change to resources.{c} would not reach the next incremental backup"
+            );
+        }
     }
 }

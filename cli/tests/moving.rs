@@ -1,0 +1,150 @@
+//! Moving to a new phone: `carry move-out` on the old phone and `carry move-in` on
+//! the new one, each a separate process talking through the endpoint's relay.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Stdio};
+
+use common::*;
+
+const FILE: &str =
+    "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json";
+
+/// Read the child's stdout until a line satisfies `want`; return that line.
+fn line_where(out: &mut BufReader<ChildStdout>, want: impl Fn(&str) -> bool) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "the process ended before the line came");
+        if want(line.trim()) {
+            return line.trim().to_string();
+        }
+    }
+}
+
+/// Start `carry move-out` and `carry move-in`, and read the code and the digits.
+fn pair(old: &Path, new: &Path, out_args: &[&str]) -> (Child, Child, String) {
+    let mut args = vec!["move-out", "--wait", "60"];
+    args.extend_from_slice(out_args);
+    let mut mover = carry(old, &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(mover.stdout.take().unwrap());
+    let code = line_where(&mut out, |l| l.starts_with("carry:pair:"));
+    // Keep draining the old phone's output in the background.
+    std::thread::spawn(move || for _ in out.lines() {});
+    let mut taker = carry(new, &["move-in", &code, "--wait", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut tout = BufReader::new(taker.stdout.take().unwrap());
+    let digits = line_where(&mut tout, |l| l.starts_with("Type these digits"))
+        .rsplit(": ")
+        .next()
+        .unwrap()
+        .to_string();
+    std::thread::spawn(move || for _ in tout.lines() {});
+    (mover, taker, digits)
+}
+
+#[test]
+fn the_record_moves_only_to_the_phone_whose_digits_were_typed_and_grants_keep_working() {
+    let d = tempfile::tempdir().unwrap();
+    let ep = serve(
+        &format!("sqlite://{}", d.path().join("ep.db").display()),
+        &[],
+    );
+    let old = d.path().join("old-phone");
+    ok(&old, &["init", "--name", "Jene Cummings"]);
+    ok(&old, &["import", shared(FILE).to_str().unwrap()]);
+    ok(&old, &["endpoint", "set", &ep.base]);
+    // A carer with a grant to vital signs.
+    let carer = d.path().join("carer");
+    ok(&carer, &["init", "--name", "Sam Cummings"]);
+    let invite = json(&old, &["invite", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patient_id = json(&carer, &["accept", &invite, "--json"])["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&old, &["sync"]);
+    let carer_id = json(&old, &["people", "--json"])[0]["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        &old,
+        &[
+            "grant",
+            &carer_id,
+            "--role",
+            "viewer",
+            "--categories",
+            "vital-signs",
+        ],
+    );
+    ok(&old, &["sync"]);
+    ok(&carer, &["sync"]);
+    let identity = json(&old, &["id", "--json"])["keys"].clone();
+    let people = json(&old, &["people", "--json"]);
+    let stats = json(&old, &["stats", "--json"])["resources"].clone();
+
+    // Wrong digits: nothing is sent, both sides stop, the new phone has nothing.
+    let new = d.path().join("new-phone");
+    let (mut mover, mut taker, digits) = pair(&old, &new, &["--keep"]);
+    let wrong = if digits == "000 000" {
+        "111 111"
+    } else {
+        "000 000"
+    };
+    writeln!(mover.stdin.take().unwrap(), "{wrong}").unwrap();
+    assert_eq!(mover.wait().unwrap().code(), Some(4), "refused");
+    assert_ne!(taker.wait().unwrap().code(), Some(0));
+    assert!(!new.join("vault.db").exists());
+    assert!(old.join("vault.db").exists());
+
+    // The right digits: the record moves, and the old phone wipes itself.
+    let (mut mover, mut taker, digits) = pair(&old, &new, &["--wipe"]);
+    writeln!(mover.stdin.take().unwrap(), "{digits}").unwrap();
+    assert_eq!(taker.wait().unwrap().code(), Some(0), "moved in");
+    assert_eq!(mover.wait().unwrap().code(), Some(0), "moved out");
+    assert!(!old.exists(), "the old phone's copy is wiped");
+    assert_eq!(json(&new, &["id", "--json"])["keys"], identity);
+    assert_eq!(json(&new, &["people", "--json"]), people);
+    assert_eq!(json(&new, &["stats", "--json"])["resources"], stats);
+    assert_eq!(json(&new, &["audit", "--verify", "--json"])["ok"], true);
+    let audit = ok(&new, &["audit"]);
+    assert!(
+        audit.contains("moved-out") && audit.contains("moved-in"),
+        "{audit}"
+    );
+
+    // The carer's grant keeps working from the new phone.
+    ok(&new, &["add", "bp", "118/76"]);
+    ok(&new, &["sync"]);
+    ok(&carer, &["sync"]);
+    let seen = json(
+        &carer,
+        &[
+            "--profile",
+            &patient_id,
+            "timeline",
+            "--category",
+            "vital-signs",
+            "--json",
+        ],
+    );
+    assert!(
+        seen["items"].to_string().contains("118"),
+        "the carer sees the reading made on the new phone"
+    );
+}

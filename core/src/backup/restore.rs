@@ -1,0 +1,141 @@
+//! Restore: a whole backup, and any increments on it in order, into an empty folder.
+//! The profile is built in a folder beside the target, checked, and moved into place
+//! only when whole, so a failure or a crash leaves nothing half-restored.
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use super::code::{Purpose, RecoverySecret};
+use super::{clear_chain, dump, format};
+use crate::error::{Error, Result};
+use crate::keys::KeyStore;
+use crate::profile::Profile;
+use crate::vault::SCHEMA_VERSION;
+
+/// How far a restore moves sequence numbers on (see [`restore`]).
+const SEQ_JUMP: i64 = 1_000_000;
+
+/// Restore the backup in `file` into the empty folder `dir` with `code`, wrapping the
+/// new vault's key with `key_store`. A wrong code is [`Error::WrongKey`] and leaves
+/// nothing behind; so does any other failure: the profile is built in a folder beside
+/// `dir` and moved into place only when whole.
+pub fn restore_from_file(
+    dir: &Path,
+    file: &Path,
+    code: &str,
+    key_store: &dyn KeyStore,
+) -> Result<Profile> {
+    let secret = RecoverySecret::parse(code)?;
+    let input = BufReader::new(std::fs::File::open(file).map_err(|e| Error::NotFound {
+        what: format!("the backup file ({e})"),
+    })?);
+    restore(dir, vec![input], &secret, key_store)
+}
+
+/// Restore from `inputs`: a whole backup first, then each increment on the one
+/// before it.
+pub(super) fn restore<R: Read>(
+    dir: &Path,
+    inputs: Vec<R>,
+    secret: &RecoverySecret,
+    key_store: &dyn KeyStore,
+) -> Result<Profile> {
+    if dir.join(crate::vault::VAULT_FILE).exists()
+        || dir.read_dir().is_ok_and(|mut d| d.next().is_some())
+    {
+        return Err(Error::Conflict {
+            reason: format!("{} is not empty; restore into a new folder", dir.display()),
+        });
+    }
+    // Check every header (and the code) before anything is written.
+    let kek = secret.derive(Purpose::Wrap);
+    let mut opened = Vec::with_capacity(inputs.len());
+    let mut before: Option<format::Header> = None;
+    for mut input in inputs {
+        let (header, raw) = format::read_header(&mut input)?;
+        if header.schema > SCHEMA_VERSION {
+            return Err(Error::TooNew {
+                found: header.schema,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let follows = match (&before, header.kind.as_str()) {
+            (None, "full") => true,
+            (Some(b), "incremental") => {
+                header.base.as_deref() == Some(b.id.as_str()) && header.seq == b.seq + 1
+            }
+            _ => false,
+        };
+        if !follows {
+            return Err(Error::invalid(if before.is_none() {
+                "restore starts from a full backup"
+            } else {
+                "the backups do not form one chain (an increment is missing or out of order)"
+            }));
+        }
+        let key = format::unwrap(&kek, &header.wrapped_key)?;
+        let reader = format::Reader::new(input, &header, raw, &key)?;
+        before = Some(header);
+        opened.push(reader);
+    }
+    if opened.is_empty() {
+        return Err(Error::invalid("there is no backup to restore"));
+    }
+    let building = dir.with_extension("restoring");
+    if building.exists() {
+        std::fs::remove_dir_all(&building)?;
+    }
+    let result = (|| -> Result<()> {
+        let profile = Profile::create(&building, "restoring", key_store)?;
+        profile.vault().write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Increments replace whole small tables that others refer to; the
+            // references are checked once everything is in.
+            tx.pragma_update(None, "defer_foreign_keys", true)?;
+            dump::Loader::clear(&tx)?;
+            for (i, reader) in opened.iter_mut().enumerate() {
+                let mut loader = dump::Loader::new(i > 0);
+                while let Some(chunk) = reader.next_chunk()? {
+                    loader.feed(&tx, &chunk)?;
+                }
+                loader.finish()?;
+            }
+            dump::Loader::rebuild(&tx)?;
+            // Provider sign-ins are not in backups: each source signs in again.
+            tx.execute(
+                "UPDATE provider_sources SET state = 'authorize', last_error = NULL",
+                [],
+            )?;
+            // Envelopes may have gone out after this backup was made: move every
+            // sequence number well past anything used since, and send whole records
+            // next (a whole record, or a resync request, may skip ahead; nothing
+            // else may, so nothing stale is ever taken for new).
+            tx.execute(
+                "UPDATE grants SET next_seq = next_seq + ?1,
+                   reset_next = CASE WHEN direction = 'out' THEN 1 ELSE reset_next END",
+                [SEQ_JUMP],
+            )?;
+            // The next backup to the endpoint starts a new chain.
+            clear_chain(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        profile.integrity_check()?;
+        let check = profile.vault().read(crate::audit::verify)?;
+        crate::audit::require(&check)?;
+        profile.lock();
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&building);
+        return Err(e);
+    }
+    if dir.exists() {
+        std::fs::remove_dir(dir)?;
+    }
+    std::fs::rename(&building, dir)?;
+    let profile = Profile::open(dir, key_store)?;
+    // Records shared with this profile are not in backups: ask for them again.
+    crate::share::resync_received(&profile)?;
+    Ok(profile)
+}
