@@ -64,6 +64,10 @@ pub enum AuditEvent {
     MovedOut,
     /// The profile arrived from the old phone.
     MovedIn,
+    /// Another device of the person's joined the profile.
+    DeviceAdded,
+    /// A device was removed from the profile.
+    DeviceRemoved,
 }
 
 impl AuditEvent {
@@ -93,6 +97,8 @@ impl AuditEvent {
             AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
             AuditEvent::MovedOut => "moved-out",
             AuditEvent::MovedIn => "moved-in",
+            AuditEvent::DeviceAdded => "device-added",
+            AuditEvent::DeviceRemoved => "device-removed",
         }
     }
 }
@@ -155,6 +161,17 @@ pub(crate) fn append(
     party: Option<&str>,
     detail: &str,
 ) -> Result<()> {
+    append_at(conn, now_unix(), event.as_str(), party, detail)
+}
+
+/// Append an entry made at `at` (an entry another of the person's devices made).
+pub(crate) fn append_at(
+    conn: &Connection,
+    at: i64,
+    event: &str,
+    party: Option<&str>,
+    detail: &str,
+) -> Result<()> {
     let (last_seq, prev): (i64, Vec<u8>) = conn
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -166,13 +183,12 @@ pub(crate) fn append(
             e => Err(e),
         })?;
     let seq = last_seq + 1;
-    let at = now_unix();
-    let hash = row_hash(&prev, seq, at, event.as_str(), party, detail);
+    let hash = row_hash(&prev, seq, at, event, party, detail);
     conn.prepare_cached(
         "INSERT INTO audit_log (seq, at, event, party, detail, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![seq, at, event.as_str(), party, detail, prev, hash])?;
+    .execute(params![seq, at, event, party, detail, prev, hash])?;
     Ok(())
 }
 

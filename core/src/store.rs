@@ -77,6 +77,7 @@ pub(crate) struct Writer<'t, 'c> {
     now: i64,
     keep_versions: bool,
     seen_run: Option<i64>,
+    identity: Option<String>,
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
@@ -95,6 +96,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             now,
             keep_versions: true,
             seen_run: None,
+            identity: None,
         }
     }
 
@@ -104,6 +106,13 @@ impl<'t, 'c> Writer<'t, 'c> {
     pub fn for_sync(mut self, seen_run: Option<i64>) -> Self {
         self.keep_versions = false;
         self.seen_run = seen_run;
+        self
+    }
+
+    /// Store the next resource under `identity` as it is (one that another of the
+    /// person's devices stored under it), in place of one derived from it.
+    pub fn with_identity(mut self, identity: &str) -> Self {
+        self.identity = Some(identity.to_string());
         self
     }
 
@@ -118,7 +127,10 @@ impl<'t, 'c> Writer<'t, 'c> {
         let a = record::analyse(resource)?;
         let json = record::minify(raw);
         let hash = digest(&SHA256, json.as_bytes());
-        let identity = identity(full_url, &a, hash.as_ref(), self.keep_versions);
+        let identity = match &self.identity {
+            Some(i) => i.clone(),
+            None => identity(full_url, &a, hash.as_ref(), self.keep_versions),
+        };
         let existing: Option<(i64, Vec<u8>)> = self
             .tx
             .prepare_cached(

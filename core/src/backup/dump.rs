@@ -36,6 +36,7 @@ pub(crate) const TABLES: &[&str] = &[
     "audit_log",
     "shares",
     "backup_state",
+    "devices",
 ];
 
 fn to_json(v: ValueRef<'_>) -> Value {

@@ -211,6 +211,18 @@ pub async fn restore_from_endpoint(
     code: &str,
     key_store: Arc<dyn KeyStore>,
 ) -> Result<Profile> {
+    restore_as(dir, endpoint, code, key_store, None).await
+}
+
+/// Restore from the endpoint as [`restore_from_endpoint`] does; with `join`, as
+/// another device of the profile (this device's keys and id), keeping the device list.
+pub(crate) async fn restore_as(
+    dir: &std::path::Path,
+    endpoint: &str,
+    code: &str,
+    key_store: Arc<dyn KeyStore>,
+    join: Option<(crate::crypto::identity::Identity, String)>,
+) -> Result<Profile> {
     let secret = RecoverySecret::parse(code)?;
     let (locator, fetch_secret) = locator_and_fetch(&secret);
     let base = crate::share::relay::base_of(endpoint)?;
@@ -243,6 +255,7 @@ pub async fn restore_from_endpoint(
             blobs.into_iter().map(std::io::Cursor::new).collect(),
             &secret,
             key_store.as_ref(),
+            join.as_ref().map(|(me, id)| (me, id.as_str())),
         )
     })
     .await

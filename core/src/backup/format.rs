@@ -180,11 +180,11 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Seal the last chunk and return the output.
-    pub fn finish(mut self) -> Result<W> {
+    /// Seal the last chunk and return the output, with the bytes written in all.
+    pub fn finish(mut self) -> Result<(W, u64)> {
         self.seal(true)?;
         self.out.flush().map_err(io)?;
-        Ok(self.out)
+        Ok((self.out, self.written))
     }
 }
 
@@ -323,7 +323,8 @@ mod tests {
         let mut w = Writer::new(Vec::new(), header(), &key).unwrap();
         w.write(&data[..5000]).unwrap();
         w.write(&data[5000..]).unwrap();
-        let bytes = w.finish().unwrap();
+        let (bytes, n) = w.finish().unwrap();
+        assert_eq!(n, bytes.len() as u64);
         assert_eq!(read_all(&bytes, &key).unwrap(), data);
         // A wrong key, a flipped byte anywhere, a truncation, an extra byte.
         assert!(read_all(&bytes, &[3u8; 32]).is_err());
@@ -346,7 +347,8 @@ mod tests {
         let empty = Writer::new(Vec::new(), header(), &key)
             .unwrap()
             .finish()
-            .unwrap();
+            .unwrap()
+            .0;
         assert!(read_all(&empty, &key).unwrap().is_empty());
     }
 

@@ -13,8 +13,10 @@ mod endpoint;
 pub mod format;
 mod restore;
 
-pub(crate) use endpoint::stage_move;
 pub use endpoint::{backup_to_endpoint, restore_from_endpoint};
+pub(crate) use endpoint::{restore_as, stage_move};
+#[cfg(test)]
+pub(crate) use restore::restore_file_joining;
 pub use restore::restore_from_file;
 
 use std::io::BufWriter;
@@ -376,8 +378,7 @@ fn write_backup<W: std::io::Write>(
         c.execute_batch("COMMIT")?;
         r
     })?;
-    let bytes = w.written;
-    let out = w.finish()?;
+    let (out, bytes) = w.finish()?;
     Ok((
         BackupReport {
             id,
@@ -557,15 +558,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = original(&d.path().join("p"));
         let secret = p.vault().write(|c| Ok(state(c)?.0)).unwrap();
-        let next = |p: &Profile| {
-            p.vault()
-                .read(chain)
-                .unwrap()
-                .and_then(|ch| ch.next())
-        };
+        let next = |p: &Profile| p.vault().read(chain).unwrap().and_then(|ch| ch.next());
         assert!(next(&p).is_none(), "no chain yet: the first is whole");
         let (r1, b1, u1) = write_backup(&p, Vec::new(), None, None).unwrap();
         assert_eq!(r1.kind, "full");
+        assert_eq!(r1.bytes, b1.len() as u64);
         extend_chain(&p, &r1, 1, u1).unwrap();
 
         // Changes of every kind: a new reading, a resource gone, a grant revoked.
@@ -588,7 +585,10 @@ mod tests {
         share::revoke(&p, &g.grant).unwrap();
         let link = next(&p).unwrap();
         let (r2, b2, u2) = write_backup(&p, Vec::new(), Some(&link), None).unwrap();
-        assert_eq!(r2.kind, "incremental");
+        assert_eq!(
+            (r2.kind.as_str(), r2.bytes),
+            ("incremental", b2.len() as u64)
+        );
         assert!(r2.resources <= 3, "{} resources", r2.resources);
         assert!(r2.bytes * 10 < r1.bytes, "{} of {}", r2.bytes, r1.bytes);
         extend_chain(&p, &r2, 2, u2).unwrap();
@@ -611,7 +611,7 @@ mod tests {
             vec![cur(&b2), cur(&b3)],
         ] {
             assert!(matches!(
-                restore::restore(&target, broken, &secret, &ks()),
+                restore::restore(&target, broken, &secret, &ks(), None),
                 Err(Error::InvalidInput { .. })
             ));
             assert!(!target.exists() && !target.with_extension("restoring").exists());
@@ -621,6 +621,7 @@ mod tests {
             vec![cur(&b1), cur(&b2), cur(&b3), cur(&b4)],
             &secret,
             &ks(),
+            None,
         )
         .unwrap();
         assert_eq!(entries(&q), entries(&p));

@@ -29,16 +29,19 @@ pub fn restore_from_file(
     let input = BufReader::new(std::fs::File::open(file).map_err(|e| Error::NotFound {
         what: format!("the backup file ({e})"),
     })?);
-    restore(dir, vec![input], &secret, key_store)
+    restore(dir, vec![input], &secret, key_store, None)
 }
 
 /// Restore from `inputs`: a whole backup first, then each increment on the one
-/// before it.
+/// before it. A restored profile is on one device: other devices are added again.
+/// With `join` (this device's keys and id), it is instead another device of the
+/// profile, and keeps the device list.
 pub(super) fn restore<R: Read>(
     dir: &Path,
     inputs: Vec<R>,
     secret: &RecoverySecret,
     key_store: &dyn KeyStore,
+    join: Option<(&crate::crypto::identity::Identity, &str)>,
 ) -> Result<Profile> {
     if dir.join(crate::vault::VAULT_FILE).exists()
         || dir.read_dir().is_ok_and(|mut d| d.next().is_some())
@@ -117,6 +120,13 @@ pub(super) fn restore<R: Read>(
             )?;
             // The next backup to the endpoint starts a new chain.
             clear_chain(&tx)?;
+            match join {
+                Some((me, id)) => crate::devices::store_self(&tx, id, me)?,
+                None => {
+                    tx.execute("DELETE FROM devices", [])?;
+                }
+            }
+            tx.execute_batch("DELETE FROM device_changes; DELETE FROM device_outbox;")?;
             tx.commit()?;
             Ok(())
         })?;
@@ -138,4 +148,20 @@ pub(super) fn restore<R: Read>(
     // Records shared with this profile are not in backups: ask for them again.
     crate::share::resync_received(&profile)?;
     Ok(profile)
+}
+
+/// Restore the backup in `file` as another device of the profile, with this device's
+/// keys `me` and id `id` (for tests of devices joining).
+#[cfg(test)]
+pub(crate) fn restore_file_joining(
+    dir: &Path,
+    file: &Path,
+    code: &str,
+    key_store: &dyn KeyStore,
+    me: &crate::crypto::identity::Identity,
+    id: &str,
+) -> Result<Profile> {
+    let secret = RecoverySecret::parse(code)?;
+    let input = BufReader::new(std::fs::File::open(file)?);
+    restore(dir, vec![input], &secret, key_store, Some((me, id)))
 }

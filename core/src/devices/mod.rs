@@ -1,219 +1,28 @@
-//! Moving the profile to a new phone while the old one still works.
+//! The person's devices: moving the profile to a new phone, and keeping it on more
+//! than one device (a phone and a tablet) in step.
 //!
-//! The old phone starts a [`MoveOut`] and shows its pairing code as a QR. The new
-//! phone scans it with [`MoveIn::start`]; both then show the same six digits, and
-//! the person types the new phone's into the old one ([`MoveOut::send`]). Only then
-//! does the old phone seal the whole profile (as a backup under a one-time secret,
-//! stored at the endpoint) and send the new phone that secret, sealed to the keys
-//! the digits confirmed. The new phone restores it ([`MoveIn::finish`]) with the same
-//! identity, people, grants and audit chain, and says so; the old phone deletes the
-//! staged copy and offers to wipe itself ([`wipe`]).
+//! Both start with a pairing ([`pairing`]): the device that holds the profile shows a
+//! code, the other scans it, and the person types the six digits the new device shows
+//! into the old one. A move ([`MoveOut`], [`MoveIn`]) then sends the whole profile
+//! and offers to wipe the old phone ([`wipe`]). Adding a device
+//! ([`MoveOut::add_device`], [`MoveIn::join`]) sends it too, but both devices keep it:
+//! they share the profile's identity, and each change made on one (readings, people,
+//! grants, revocations, the audit log) reaches the others as sealed batches through
+//! the relay ([`exchange`]); concurrent changes merge by the rules in [`ops`]. One
+//! device, the *primary*, talks to other people's devices; the others send it their
+//! changes. A removed device ([`remove`]) gets nothing more.
 
+mod moving;
+pub mod ops;
 pub mod pairing;
+mod registry;
+mod seal;
+mod transport;
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+pub use moving::{wipe, MoveIn, MoveOut, DEFAULT_WAIT};
+pub(crate) use registry::{is_primary, store_self};
+pub use registry::{list, remove, set_primary, Device};
+pub use transport::{exchange, DevicesReport};
 
-use crate::crypto::identity::PublicIdentity;
-use crate::error::{Error, Result};
-use crate::keys::KeyStore;
-use crate::profile::Profile;
-use crate::shl::QrMatrix;
-use pairing::{Message, Side};
-
-/// How long each side waits for the other by default.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
-
-/// The old phone's side of a move.
-pub struct MoveOut {
-    side: Side,
-    endpoint: String,
-    code: String,
-    new_device: Option<PublicIdentity>,
-}
-
-impl MoveOut {
-    /// Start a move from `profile` through its endpoint `endpoint`: a pairing code to
-    /// show (text and QR). Nothing of the profile leaves until [`MoveOut::send`].
-    pub async fn start(endpoint: &str) -> Result<MoveOut> {
-        let side = Side::new(endpoint).await?;
-        let code = pairing::code(&side, endpoint)?;
-        Ok(MoveOut {
-            side,
-            endpoint: endpoint.to_string(),
-            code,
-            new_device: None,
-        })
-    }
-
-    /// The pairing code (`carry:pair:…`), for the new phone to scan.
-    pub fn code(&self) -> &str {
-        &self.code
-    }
-
-    /// The pairing code as a QR matrix.
-    pub fn qr(&self) -> Result<QrMatrix> {
-        crate::shl::link::qr(&self.code)
-    }
-
-    /// Wait up to `wait` for the new phone to scan the code. Returns the six digits
-    /// both phones now show, written `123 456`.
-    pub async fn wait_for_new_device(&mut self, wait: Duration) -> Result<String> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let (sender, msg) = self.side.receive(None, deadline).await?;
-            if let Message::Hello { keys, binding } = msg {
-                let them = pairing::peer(&keys, &binding)?;
-                if them.enc != sender {
-                    continue;
-                }
-                self.new_device = Some(them);
-                return Ok(pairing::short_authentication_string(
-                    &self.side.me.public(),
-                    &them,
-                ));
-            }
-        }
-    }
-
-    /// Check the digits the person typed from the new phone's screen, then send the
-    /// whole profile, sealed to that phone, and wait up to `wait` for it to say the
-    /// profile opened. The staged copy at the endpoint is deleted either way.
-    /// Different digits are [`Error::Denied`] and send nothing.
-    pub async fn send(
-        &mut self,
-        profile: Arc<Profile>,
-        typed_digits: &str,
-        wait: Duration,
-    ) -> Result<()> {
-        let them = self.new_device.ok_or_else(|| {
-            Error::invalid("no new phone has scanned the code yet; wait for it first")
-        })?;
-        let shown = pairing::short_authentication_string(&self.side.me.public(), &them);
-        if !pairing::same_sas(&shown, typed_digits) {
-            // Tell the other side, so it stops waiting.
-            let _ = self.side.send(&them, &Message::Cancel).await;
-            return Err(Error::Denied {
-                reason: "the digits do not match the new phone's; nothing was sent. Start again, and check that the new phone scanned this phone's code".into(),
-            });
-        }
-        crate::sync::db(&profile, |p| {
-            p.vault().write(|c| {
-                crate::audit::append(
-                    c,
-                    crate::audit::AuditEvent::MovedOut,
-                    None,
-                    "the profile was sent to a new phone, confirmed by the digits on both screens",
-                )
-            })
-        })
-        .await?;
-        let (code, path) = crate::backup::stage_move(profile, &self.side.relay).await?;
-        let result = async {
-            self.side
-                .send(
-                    &them,
-                    &Message::Transfer {
-                        code: code.to_string(),
-                    },
-                )
-                .await?;
-            let deadline = Instant::now() + wait;
-            match self.side.receive(Some(&them), deadline).await?.1 {
-                Message::Done => Ok(()),
-                _ => Err(Error::Denied {
-                    reason: "the new phone stopped the move".into(),
-                }),
-            }
-        }
-        .await;
-        let deleted = self.side.relay.owner(&path, |c, url| c.delete(url)).await;
-        if let Err(e) = &deleted {
-            tracing::warn!(error = %e, "the staged copy could not be deleted now");
-        }
-        result
-    }
-
-    /// The endpoint this move goes through.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-}
-
-/// The new phone's side of a move.
-pub struct MoveIn {
-    side: Side,
-    endpoint: String,
-    old_device: PublicIdentity,
-}
-
-impl MoveIn {
-    /// Take up the pairing code the old phone shows: say hello through the relay.
-    /// Show [`MoveIn::digits`] next, for the person to type into the old phone.
-    pub async fn start(code: &str) -> Result<MoveIn> {
-        let (endpoint, old_device) = pairing::parse_code(code)?;
-        let side = Side::new(&endpoint).await?;
-        let (keys, binding) = side.keys();
-        side.send(&old_device, &Message::Hello { keys, binding })
-            .await?;
-        Ok(MoveIn {
-            side,
-            endpoint,
-            old_device,
-        })
-    }
-
-    /// The six digits to show, written `123 456`: the old phone asks for them.
-    pub fn digits(&self) -> String {
-        pairing::short_authentication_string(&self.old_device, &self.side.me.public())
-    }
-
-    /// Wait up to `wait` for the profile and restore it into the empty folder `dir`,
-    /// wrapping its vault key with `key_store`. The old phone is told it arrived.
-    pub async fn finish(
-        mut self,
-        dir: &Path,
-        key_store: Arc<dyn KeyStore>,
-        wait: Duration,
-    ) -> Result<Profile> {
-        let deadline = Instant::now() + wait;
-        let code = match self.side.receive(Some(&self.old_device), deadline).await?.1 {
-            Message::Transfer { code } => zeroize::Zeroizing::new(code),
-            Message::Cancel => {
-                return Err(Error::Denied {
-                    reason: "the old phone stopped the move (the digits did not match)".into(),
-                })
-            }
-            _ => {
-                return Err(Error::Envelope {
-                    problem: crate::error::EnvelopeProblem::Malformed,
-                })
-            }
-        };
-        let profile =
-            crate::backup::restore_from_endpoint(dir, &self.endpoint, &code, key_store).await?;
-        profile.vault().write(|c| {
-            crate::audit::append(
-                c,
-                crate::audit::AuditEvent::MovedIn,
-                None,
-                "the profile arrived from the old phone",
-            )
-        })?;
-        self.side.send(&self.old_device, &Message::Done).await?;
-        Ok(profile)
-    }
-}
-
-/// Wipe this device's copy of the profile in `dir` (after a move): the vault, its
-/// key file and every shared record kept beside it. The profile must be closed.
-pub fn wipe(dir: &Path) -> Result<()> {
-    if !dir.join(crate::vault::VAULT_FILE).exists() {
-        return Err(Error::NotFound {
-            what: format!("a profile in {}", dir.display()),
-        });
-    }
-    std::fs::remove_dir_all(dir)?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests;

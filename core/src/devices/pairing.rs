@@ -16,7 +16,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::hpke::{self, Aead, PublicKey, SenderOptions};
 use crate::crypto::identity::{Identity, PublicIdentity, PublicKeys};
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::share::relay::Relay;
@@ -32,11 +31,41 @@ const TAG: &str = "pair";
 /// How often a waiting side looks at its mailbox.
 const POLL: Duration = Duration::from_millis(500);
 
+/// What a pairing is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The profile moves to a new phone; the old one offers to wipe itself.
+    Move,
+    /// Another device joins the profile; both keep it, in step.
+    AddDevice,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Move => "move",
+            Purpose::AddDevice => "device",
+        }
+    }
+}
+
+/// A device joining the profile: its own keys for the channel between devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeviceCard {
+    /// Its id (the handle of its signing key).
+    pub id: String,
+    /// The name the person gave it.
+    pub name: String,
+    pub keys: PublicKeys,
+    /// The binding signature over its X25519 key, base64url.
+    pub binding: String,
+}
+
 /// What the pairing code holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Offer {
     v: u32,
-    /// `move`.
+    /// `move` or `device`.
     purpose: String,
     endpoint: String,
     keys: PublicKeys,
@@ -48,8 +77,13 @@ struct Offer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub(crate) enum Message {
-    /// The new device's keys.
-    Hello { keys: PublicKeys, binding: String },
+    /// The new device's keys for the pairing, and when it joins, its device keys.
+    Hello {
+        keys: PublicKeys,
+        binding: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceCard>,
+    },
     /// Where the profile waits, sealed for the new device: a one-time code that finds
     /// and opens it at the endpoint.
     Transfer { code: String },
@@ -82,24 +116,8 @@ impl Side {
     pub async fn send(&self, to: &PublicIdentity, msg: &Message) -> Result<()> {
         let plain =
             Zeroizing::new(serde_json::to_vec(msg).map_err(|e| Error::internal(e.to_string()))?);
-        let mailbox = to.mailbox();
-        let from = self.me.public().enc;
-        let sealed = hpke::seal(
-            Aead::Aes256Gcm,
-            &PublicKey(to.enc),
-            INFO,
-            &aad(&from, &mailbox),
-            &plain,
-            SenderOptions {
-                sender: Some(self.me.enc_secret()),
-                psk: None,
-            },
-        )?;
-        let mut body = Vec::with_capacity(MAGIC.len() + from.len() + sealed.len());
-        body.extend_from_slice(MAGIC);
-        body.extend_from_slice(&from);
-        body.extend(sealed);
-        self.relay.post(&mailbox, TAG, &body).await?;
+        let body = super::seal::seal(MAGIC, INFO, &self.me, to, &plain)?;
+        self.relay.post(&to.mailbox(), TAG, &body).await?;
         Ok(())
     }
 
@@ -111,7 +129,6 @@ impl Side {
         from: Option<&PublicIdentity>,
         deadline: Instant,
     ) -> Result<([u8; 32], Message)> {
-        let mailbox = self.me.public().mailbox();
         loop {
             let (envelopes, _) = self.relay.fetch(self.after, 50).await?;
             let mut found = None;
@@ -127,7 +144,7 @@ impl Side {
                     .map_err(|_| Error::Envelope {
                         problem: EnvelopeProblem::Malformed,
                     })
-                    .and_then(|b| self.open(&mailbox, &b))
+                    .and_then(|b| self.open(&b))
                 {
                     Ok((sender, msg)) if from.is_none_or(|f| f.enc == sender) => {
                         found = Some((sender, msg));
@@ -151,28 +168,11 @@ impl Side {
         }
     }
 
-    fn open(&self, mailbox: &str, body: &[u8]) -> Result<([u8; 32], Message)> {
-        let malformed = || Error::Envelope {
+    fn open(&self, body: &[u8]) -> Result<([u8; 32], Message)> {
+        let (sender, plain) = super::seal::open(MAGIC, INFO, &self.me, body)?;
+        let msg = serde_json::from_slice(&plain).map_err(|_| Error::Envelope {
             problem: EnvelopeProblem::Malformed,
-        };
-        if body.len() < MAGIC.len() + 32 || &body[..MAGIC.len()] != MAGIC {
-            return Err(malformed());
-        }
-        let mut sender = [0u8; 32];
-        sender.copy_from_slice(&body[MAGIC.len()..MAGIC.len() + 32]);
-        let plain = hpke::open(
-            Aead::Aes256Gcm,
-            self.me.enc_secret(),
-            INFO,
-            &aad(&sender, mailbox),
-            &body[MAGIC.len() + 32..],
-            Some(&PublicKey(sender)),
-            None,
-        )
-        .map_err(|_| Error::Envelope {
-            problem: EnvelopeProblem::Tampered,
         })?;
-        let msg = serde_json::from_slice(&plain).map_err(|_| malformed())?;
         Ok((sender, msg))
     }
 
@@ -180,14 +180,6 @@ impl Side {
     pub fn keys(&self) -> (PublicKeys, String) {
         (self.me.public().to_keys(), B64.encode(self.me.binding()))
     }
-}
-
-fn aad(sender_enc: &[u8], mailbox: &str) -> Vec<u8> {
-    let mut a = Vec::with_capacity(MAGIC.len() + sender_enc.len() + mailbox.len());
-    a.extend_from_slice(MAGIC);
-    a.extend_from_slice(sender_enc);
-    a.extend_from_slice(mailbox.as_bytes());
-    a
 }
 
 /// Check a key binding and give the identity it belongs to.
@@ -201,11 +193,11 @@ pub(crate) fn peer(keys: &PublicKeys, binding: &str) -> Result<PublicIdentity> {
 }
 
 /// The pairing code for `side` at `endpoint`.
-pub(crate) fn code(side: &Side, endpoint: &str) -> Result<String> {
+pub(crate) fn code(side: &Side, endpoint: &str, purpose: Purpose) -> Result<String> {
     let (keys, binding) = side.keys();
     let offer = Offer {
         v: 1,
-        purpose: "move".into(),
+        purpose: purpose.as_str().into(),
         endpoint: endpoint.to_string(),
         keys,
         binding,
@@ -214,19 +206,24 @@ pub(crate) fn code(side: &Side, endpoint: &str) -> Result<String> {
     Ok(format!("{CODE_PREFIX}{}", B64.encode(json)))
 }
 
-/// Read a pairing code: the endpoint, and the old device's checked keys.
-pub(crate) fn parse_code(code: &str) -> Result<(String, PublicIdentity)> {
+/// Read a pairing code: the endpoint, the old device's checked keys, and what the
+/// pairing is for.
+pub(crate) fn parse_code(code: &str) -> Result<(String, PublicIdentity, Purpose)> {
     let bad = || Error::invalid("that is not a Carry pairing code (it starts carry:pair:)");
     let body = code.trim().strip_prefix(CODE_PREFIX).ok_or_else(bad)?;
     let json = B64.decode(body.as_bytes()).map_err(|_| bad())?;
     let offer: Offer = serde_json::from_slice(&json).map_err(|_| bad())?;
-    if offer.v != 1 || offer.purpose != "move" {
-        return Err(Error::invalid(
-            "this pairing code is from a newer version of Carry; update the app",
-        ));
-    }
+    let purpose = match (offer.v, offer.purpose.as_str()) {
+        (1, "move") => Purpose::Move,
+        (1, "device") => Purpose::AddDevice,
+        _ => {
+            return Err(Error::invalid(
+                "this pairing code is from a newer version of Carry; update the app",
+            ))
+        }
+    };
     crate::share::relay::base_of(&offer.endpoint)?;
-    Ok((offer.endpoint, peer(&offer.keys, &offer.binding)?))
+    Ok((offer.endpoint, peer(&offer.keys, &offer.binding)?, purpose))
 }
 
 /// The six digits both screens show, from the old device's keys `a` and the new
@@ -289,8 +286,11 @@ mod tests {
             "{CODE_PREFIX}{}",
             B64.encode(serde_json::to_vec(&offer).unwrap())
         );
-        let (ep, who) = parse_code(&code).unwrap();
-        assert_eq!(ep, "https://carry.example");
+        let (ep, who, purpose) = parse_code(&code).unwrap();
+        assert_eq!(
+            (ep.as_str(), purpose),
+            ("https://carry.example", Purpose::Move)
+        );
         assert_eq!(who, me.public());
         let other = Identity::generate().unwrap();
         let forged = Offer {

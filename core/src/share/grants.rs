@@ -293,24 +293,32 @@ pub(crate) fn list(conn: &Connection, active_only: bool) -> Result<Vec<GrantInfo
 /// End a grant this profile made: stop deliveries, drop queued envelopes for it, and
 /// queue the sealed revocation. The relay's copies are deleted at the next exchange.
 pub(crate) fn end(tx: &Transaction<'_>, id: &str, why: &str) -> Result<String> {
-    let me = people::identity(tx)?;
-    let mut row = outbox::grant_row(tx, id)?;
     tx.execute(
         "UPDATE grants SET ended_at = ?2, ended_why = ?3 WHERE id = ?1 AND ended_at IS NULL",
         params![id, now_unix(), why],
     )?;
+    let handle = announce_end(tx, id)?;
+    let event = if why == "revoked" {
+        AuditEvent::GrantRevoked
+    } else {
+        AuditEvent::GrantExpired
+    };
+    audit::append(tx, event, Some(&handle), id)?;
+    Ok(handle)
+}
+
+/// Tell the grantee a grant ended (it is already marked ended): forget what they
+/// hold, drop envelopes not yet posted, and queue the revocation. Returns the
+/// grantee's handle.
+pub(crate) fn announce_end(tx: &Transaction<'_>, id: &str) -> Result<String> {
+    let me = people::identity(tx)?;
+    let mut row = outbox::grant_row(tx, id)?;
     tx.execute("DELETE FROM grant_items WHERE grant_id = ?1", [id])?;
     tx.execute("DELETE FROM relay_outbox WHERE tag = ?1", [&row.tag])?;
     // The revocation travels under a tag of its own, so deleting the grant's
     // envelopes at the relay does not delete it too.
     row.tag = random_b64(16)?;
     outbox::send_on_grant(tx, &me, &mut row, Body::Revoke)?;
-    let event = if why == "revoked" {
-        AuditEvent::GrantRevoked
-    } else {
-        AuditEvent::GrantExpired
-    };
-    audit::append(tx, event, Some(&row.handle), id)?;
     Ok(row.handle)
 }
 

@@ -17,9 +17,9 @@
 pub mod consent;
 pub mod envelope;
 pub mod grant;
-mod grants;
+pub(crate) mod grants;
 mod incoming;
-mod outbox;
+pub(crate) mod outbox;
 pub(crate) mod people;
 pub mod received;
 pub(crate) mod relay;
@@ -320,15 +320,48 @@ pub struct ExchangeReport {
     /// access granted elsewhere, such as a link being opened, and is empty until
     /// those land.
     pub new_access: Vec<String>,
+    /// What was exchanged with the person's other devices.
+    pub devices: crate::devices::DevicesReport,
 }
 
 /// Exchange with the relay: end grants that reached their end date, delete ended
 /// grants' envelopes at the relay, fetch and apply the mailbox, seal what changed
-/// for each grant in force, and post everything queued.
+/// for each grant in force, and post everything queued. With more than one device,
+/// first and last exchange changes with the person's other devices; only the primary
+/// device talks to other people's devices.
 ///
 /// Every step is resumable: envelopes are acknowledged only after they were applied
 /// (or refused), and queued envelopes leave the queue only once the relay has them.
 pub async fn exchange(
+    profile: Arc<Profile>,
+    endpoint: &str,
+    options: &SyncOptions,
+) -> Result<ExchangeReport> {
+    let first = crate::devices::exchange(profile.clone(), endpoint, options).await?;
+    let primary = db(&profile, |p| p.vault().read(crate::devices::is_primary)).await?;
+    let mut report = if primary {
+        exchange_with_people(profile.clone(), endpoint, options).await?
+    } else {
+        ExchangeReport {
+            expired: db(&profile, |p| {
+                expire_received(p)?;
+                p.vault().write(grants::expire_due)
+            })
+            .await?,
+            ..ExchangeReport::default()
+        }
+    };
+    let last = crate::devices::exchange(profile, endpoint, options).await?;
+    report.devices = crate::devices::DevicesReport {
+        batches_in: first.batches_in + last.batches_in,
+        changes_in: first.changes_in + last.changes_in,
+        batches_out: first.batches_out + last.batches_out,
+        refused: first.refused + last.refused,
+    };
+    Ok(report)
+}
+
+async fn exchange_with_people(
     profile: Arc<Profile>,
     endpoint: &str,
     options: &SyncOptions,

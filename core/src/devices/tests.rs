@@ -1,0 +1,322 @@
+//! Two devices of one person, changing things offline and then exchanging.
+
+use std::path::Path;
+
+use super::{ops, registry, transport};
+use crate::crypto::identity::Identity;
+use crate::share::{self, NewGrant, Role, Scope};
+use crate::{Category, ExportScope, ImportOptions, PassphraseKeyStore, Profile, Reading};
+
+const FILE: &str = "sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
+
+fn ks() -> PassphraseKeyStore {
+    PassphraseKeyStore::new("a test passphrase").unwrap()
+}
+
+fn grant_to(p: &Profile, categories: Vec<Category>) -> String {
+    share::grant(
+        p,
+        &NewGrant {
+            person: "Sam Carer".into(),
+            role: Role::Contributor,
+            scope: Scope {
+                categories,
+                ..Scope::default()
+            },
+            purpose: "help".into(),
+            basis: None,
+            duration_s: None,
+        },
+    )
+    .unwrap()
+    .grant
+}
+
+/// A phone with a record, a person and a grant, and a tablet joined to it.
+fn phone_and_tablet(dir: &Path) -> (Profile, Profile, String) {
+    let phone = Profile::create(&dir.join("phone"), "Ned Hintz", &ks()).unwrap();
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/fhir/synthea")
+        .join(FILE);
+    phone.import_file(&f, ImportOptions::default()).unwrap();
+    let other = Identity::generate().unwrap().public();
+    phone
+        .vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            share::people::upsert_person(&tx, "Sam Carer", &other, "http://127.0.0.1:9")?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    let g = grant_to(&phone, vec![Category::VitalSigns]);
+    // The tablet's own device keys, listed on the phone before the profile is sent.
+    let tablet_keys = Identity::generate().unwrap();
+    let tablet_id = tablet_keys.public().handle();
+    let card = registry::card_of(&tablet_id, "tablet", &tablet_keys);
+    phone
+        .vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            registry::register(&tx, "phone", &card)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    let code = crate::backup::recovery_code(&phone).unwrap();
+    let file = dir.join("staged.carry");
+    crate::backup::backup_to_file(&phone, &file).unwrap();
+    let tablet = crate::backup::restore_file_joining(
+        &dir.join("tablet"),
+        &file,
+        &code,
+        &ks(),
+        &tablet_keys,
+        &tablet_id,
+    )
+    .unwrap();
+    (phone, tablet, g)
+}
+
+/// Send what `from` has queued for the other device to `to`. Returns batches moved.
+fn deliver(from: &Profile, to: &Profile) -> usize {
+    transport::queue(from).unwrap();
+    let bodies: Vec<(i64, Vec<u8>)> = from
+        .vault()
+        .read(|c| {
+            Ok(c.prepare("SELECT id, body FROM device_outbox ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    for (id, body) in &bodies {
+        transport::take(to, body).unwrap();
+        from.vault()
+            .write(|c| {
+                c.execute("DELETE FROM device_outbox WHERE id = ?1", [id])?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    bodies.len()
+}
+
+fn entries(p: &Profile) -> Vec<String> {
+    let mut out = Vec::new();
+    p.export(&ExportScope::default(), &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let mut e: Vec<String> = v["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].to_string())
+        .collect();
+    e.sort();
+    e
+}
+
+type GrantView = (String, String, String, u32, i64, String, String);
+
+fn grants(p: &Profile) -> Vec<GrantView> {
+    let mut g: Vec<GrantView> = share::grants(p)
+        .unwrap()
+        .into_iter()
+        .map(|g| {
+            (
+                g.grant,
+                g.person,
+                g.role.as_str().to_string(),
+                g.revision,
+                g.expires_at,
+                g.state,
+                serde_json::to_string(&g.scope).unwrap(),
+            )
+        })
+        .collect();
+    g.sort();
+    g
+}
+
+/// The audit entries as (event, party, detail without the device it came from).
+fn audit(p: &Profile) -> Vec<(String, Option<String>, String)> {
+    let mut a: Vec<_> = share::audit_log(p, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let detail = match e.detail.rfind(" (on ") {
+                Some(i) if e.detail.ends_with(')') => e.detail[..i].to_string(),
+                _ => e.detail.clone(),
+            };
+            (e.event, e.party, detail)
+        })
+        .collect();
+    a.sort();
+    a
+}
+
+fn relay_queued(p: &Profile) -> i64 {
+    p.vault()
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM relay_outbox", [], |r| r.get(0))?))
+        .unwrap()
+}
+
+/// Envelopes queued for the relay under another tag than the grant's own: the
+/// revocation travels under a tag of its own.
+fn revocations_queued(p: &Profile, grant: &str) -> i64 {
+    p.vault()
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM relay_outbox
+                 WHERE tag <> (SELECT tag FROM grants WHERE id = ?1)",
+                [grant],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap()
+}
+
+#[test]
+fn two_devices_changing_offline_converge_and_a_revocation_beats_a_concurrent_change() {
+    let d = tempfile::tempdir().unwrap();
+    let (phone, tablet, g) = phone_and_tablet(d.path());
+    assert_eq!(entries(&phone), entries(&tablet));
+    let listed = super::list(&tablet).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .any(|x| x.this_device && !x.primary && x.name == "tablet"));
+    assert!(phone.vault().read(registry::is_primary).unwrap());
+    assert!(!tablet.vault().read(registry::is_primary).unwrap());
+
+    // Offline on both: a reading each; the phone widens the grant while the tablet
+    // revokes it; the tablet verifies the person.
+    phone
+        .add_reading(&Reading::parse("weight", "70kg").unwrap(), None)
+        .unwrap();
+    tablet
+        .add_reading(&Reading::parse("bp", "120/80").unwrap(), Some("tablet"))
+        .unwrap();
+    grant_to(&phone, vec![Category::VitalSigns, Category::Medications]);
+    share::revoke(&tablet, &g).unwrap();
+    share::verify_person(&tablet, "Sam Carer").unwrap();
+    assert_eq!(revocations_queued(&phone, &g), 0);
+
+    // Exchange, in either order, until nothing more moves.
+    for _ in 0..3 {
+        deliver(&phone, &tablet);
+        deliver(&tablet, &phone);
+    }
+    assert_eq!(deliver(&phone, &tablet), 0, "quiet once converged");
+
+    assert_eq!(entries(&phone), entries(&tablet));
+    assert!(entries(&phone).iter().any(|e| e.contains("120")));
+    assert!(entries(&tablet).iter().any(|e| e.contains("70")));
+    let gp = grants(&phone);
+    assert_eq!(gp, grants(&tablet));
+    assert_eq!(
+        gp[0].5, "revoked",
+        "the revocation wins over the concurrent change"
+    );
+    assert_eq!(
+        share::people(&phone).unwrap()[0].verified,
+        share::people(&tablet).unwrap()[0].verified
+    );
+    assert!(share::people(&phone).unwrap()[0].verified);
+    assert_eq!(audit(&phone), audit(&tablet), "the audit chains merged");
+    assert!(share::verify_audit(&phone).unwrap().ok());
+    assert!(share::verify_audit(&tablet).unwrap().ok());
+    // The phone (the primary) tells the carer; the tablet posts nothing itself.
+    assert_eq!(revocations_queued(&phone, &g), 1);
+    assert_eq!(relay_queued(&tablet), 0);
+}
+
+#[test]
+fn a_removed_device_gets_nothing_more_and_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (phone, tablet, _) = phone_and_tablet(d.path());
+    let tablet_id = super::list(&tablet)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.this_device)
+        .unwrap()
+        .id;
+    assert!(super::remove(&phone, "nobody").is_err());
+    super::remove(&phone, &tablet_id).unwrap();
+    assert!(
+        super::remove(&phone, &tablet_id).is_err(),
+        "already removed"
+    );
+    phone
+        .add_reading(&Reading::parse("weight", "70kg").unwrap(), None)
+        .unwrap();
+    assert_eq!(deliver(&phone, &tablet), 0, "nothing is sent to it");
+    assert!(!entries(&tablet).iter().any(|e| e.contains("\"value\":70")));
+    // What it sends is refused, and changes nothing.
+    tablet
+        .add_reading(&Reading::parse("bp", "120/80").unwrap(), None)
+        .unwrap();
+    transport::queue(&tablet).unwrap();
+    let body: Vec<u8> = tablet
+        .vault()
+        .read(|c| Ok(c.query_row("SELECT body FROM device_outbox", [], |r| r.get(0))?))
+        .unwrap();
+    let before = entries(&phone);
+    assert!(matches!(
+        transport::take(&phone, &body),
+        Err(crate::Error::Envelope {
+            problem: crate::error::EnvelopeProblem::UnknownSender
+        })
+    ));
+    assert_eq!(entries(&phone), before);
+}
+
+#[test]
+fn replays_and_tampering_are_refused_and_a_gap_asks_for_everything() {
+    let d = tempfile::tempdir().unwrap();
+    let (phone, tablet, _) = phone_and_tablet(d.path());
+    let batch = |p: &Profile| -> Vec<u8> {
+        transport::queue(p).unwrap();
+        p.vault()
+            .write(|c| {
+                let (id, body): (i64, Vec<u8>) = c.query_row(
+                    "SELECT id, body FROM device_outbox ORDER BY id LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                c.execute("DELETE FROM device_outbox WHERE id = ?1", [id])?;
+                Ok(body)
+            })
+            .unwrap()
+    };
+    phone
+        .add_reading(&Reading::parse("weight", "70kg").unwrap(), None)
+        .unwrap();
+    let first = batch(&phone);
+    let mut bad = first.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1;
+    assert!(transport::take(&tablet, &bad).is_err());
+    transport::take(&tablet, &first).unwrap();
+    assert!(matches!(
+        transport::take(&tablet, &first),
+        Err(crate::Error::Envelope {
+            problem: crate::error::EnvelopeProblem::Replayed
+        })
+    ));
+    // A lost batch: the next one is taken, and the tablet asks for everything.
+    phone
+        .add_reading(&Reading::parse("weight", "71kg").unwrap(), None)
+        .unwrap();
+    let _lost = batch(&phone);
+    phone
+        .add_reading(&Reading::parse("weight", "72kg").unwrap(), None)
+        .unwrap();
+    let third = batch(&phone);
+    assert!(transport::take(&tablet, &third).unwrap().gap);
+    for _ in 0..2 {
+        deliver(&tablet, &phone);
+        deliver(&phone, &tablet);
+    }
+    assert_eq!(entries(&phone), entries(&tablet));
+    let _ = ops::mark_everything;
+}

@@ -1,0 +1,185 @@
+//! The channel between the person's devices: each device signs in to the relay with
+//! its own device key and has its own mailbox; batches of changes are sealed from one
+//! device's key to another's (see [`super::seal`]) and posted under the tag `device`.
+//! A batch from a device that is not (or no longer) in the profile is refused.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use rusqlite::params;
+use serde::Serialize;
+
+use super::ops::{self, Batch};
+use super::registry;
+use crate::error::{EnvelopeProblem, Error, Result};
+use crate::profile::Profile;
+use crate::share::relay::Relay;
+use crate::sync::http::Http;
+use crate::sync::{db, SyncOptions};
+
+pub(crate) const MAGIC: &[u8] = b"CD1";
+pub(crate) const INFO: &[u8] = b"carry-device-v1";
+const TAG: &str = "device";
+/// How far a device that becomes the primary moves its grants' sequence numbers on,
+/// past anything the previous primary may have sent.
+const TAKEOVER_JUMP: i64 = 1_000_000;
+
+/// What one exchange between the person's devices did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct DevicesReport {
+    /// Batches taken from the other devices.
+    pub batches_in: u64,
+    /// Changes in them.
+    pub changes_in: u64,
+    /// Batches sent to the other devices.
+    pub batches_out: u64,
+    /// Batches refused (from a removed or unknown device, replayed, or damaged).
+    pub refused: u64,
+}
+
+/// Open and apply one sealed batch, in one transaction: all of it or nothing.
+pub(crate) fn take(profile: &Profile, body: &[u8]) -> Result<ops::Applied> {
+    profile.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (_, me) = registry::this_device(&tx)?;
+        let (sender, plain) = super::seal::open(MAGIC, INFO, &me, body)?;
+        let from: Option<String> = registry::others(&tx)?
+            .into_iter()
+            .find(|(_, k)| k.enc == sender)
+            .map(|(id, _)| id);
+        let Some(from) = from else {
+            return Err(Error::Envelope {
+                problem: EnvelopeProblem::UnknownSender,
+            });
+        };
+        let batch: Batch = serde_json::from_slice(&plain).map_err(|_| Error::Envelope {
+            problem: EnvelopeProblem::Malformed,
+        })?;
+        if batch.v != 1 || batch.from != from {
+            return Err(Error::Envelope {
+                problem: EnvelopeProblem::Malformed,
+            });
+        }
+        let applied = ops::apply(&tx, &batch)?;
+        tx.commit()?;
+        Ok(applied)
+    })
+}
+
+/// Queue what changed here for the other devices (and, for a device that just became
+/// the primary, move its grants' sequence numbers on), in one transaction.
+pub(crate) fn queue(profile: &Profile) -> Result<u64> {
+    profile.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let primary = registry::is_primary(&tx)?;
+        let was = crate::share::people::meta(&tx, "device_primary")?;
+        let has_devices = !registry::others(&tx)?.is_empty();
+        if has_devices && primary && was.as_deref() == Some("0") {
+            // Envelopes may have gone out from the primary before: send whole records
+            // next, under numbers well past any it used.
+            tx.execute(
+                "UPDATE grants SET next_seq = next_seq + ?1, reset_next = 1 WHERE direction = 'out'",
+                [TAKEOVER_JUMP],
+            )?;
+        }
+        crate::share::people::set_meta(&tx, "device_primary", if primary { "1" } else { "0" })?;
+        tx.execute(
+            "DELETE FROM device_outbox WHERE device IN
+               (SELECT id FROM devices WHERE removed_at IS NOT NULL)",
+            [],
+        )?;
+        let n = ops::export(&tx)?;
+        tx.commit()?;
+        Ok(n)
+    })
+}
+
+/// Exchange changes with the person's other devices through the relay at `endpoint`:
+/// take what they sent, then send what changed here. Nothing happens while the
+/// profile is on one device only.
+pub async fn exchange(
+    profile: Arc<Profile>,
+    endpoint: &str,
+    options: &SyncOptions,
+) -> Result<DevicesReport> {
+    let mut report = DevicesReport::default();
+    let me = db(&profile, |p| {
+        p.vault().write(|c| {
+            if registry::others(c)?.is_empty() {
+                c.execute("DELETE FROM device_changes", [])?;
+                return Ok(None);
+            }
+            Ok(Some(registry::this_device(c)?.1))
+        })
+    })
+    .await?;
+    let Some(me) = me else {
+        return Ok(report);
+    };
+    let deadline = options.budget.map(|b| Instant::now() + b);
+    let http = Http::new(deadline, options.cancel.clone())?;
+    let relay = Relay::connect(http, endpoint, &me).await?;
+
+    let mut after = 0;
+    loop {
+        let (envelopes, more) = relay.fetch(after, 100).await?;
+        let mut ids = Vec::new();
+        for e in envelopes {
+            after = after.max(e.id);
+            ids.push(e.id);
+            if e.tag != TAG {
+                report.refused += 1;
+                continue;
+            }
+            let Ok(body) = B64.decode(e.body.as_bytes()) else {
+                report.refused += 1;
+                continue;
+            };
+            match db(&profile, move |p| take(p, &body)).await {
+                Ok(a) => {
+                    report.batches_in += 1;
+                    report.changes_in += a.ops;
+                }
+                Err(Error::Envelope { problem }) => {
+                    tracing::warn!(%problem, "a batch from another device was refused");
+                    report.refused += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !ids.is_empty() {
+            relay.ack(&ids).await?;
+        }
+        if !more {
+            break;
+        }
+    }
+
+    db(&profile, queue).await?;
+    let outbox: Vec<(i64, Vec<u8>, Vec<u8>)> = db(&profile, |p| {
+        p.vault().read(|c| {
+            Ok(c.prepare(
+                "SELECT o.id, d.sign_key, o.body FROM device_outbox o
+                 JOIN devices d ON d.id = o.device AND d.removed_at IS NULL ORDER BY o.id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    })
+    .await?;
+    for (id, sign, body) in outbox {
+        let mailbox = crate::crypto::identity::mailbox_id(&sign);
+        relay.post(&mailbox, TAG, &body).await?;
+        db(&profile, move |p| {
+            p.vault().write(|c| {
+                c.execute("DELETE FROM device_outbox WHERE id = ?1", params![id])?;
+                Ok(())
+            })
+        })
+        .await?;
+        report.batches_out += 1;
+    }
+    Ok(report)
+}
