@@ -325,6 +325,9 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             (wipe || keep).then_some(wipe),
             std::time::Duration::from_secs(wait),
         ),
+        Command::Devices { action, remove } => {
+            crate::move_cmds::devices(home, as_json, action, remove)
+        }
         Command::MoveIn { code, wait } => {
             crate::move_cmds::move_in(home, as_json, code, std::time::Duration::from_secs(wait))
         }

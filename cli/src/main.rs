@@ -261,6 +261,14 @@ enum Command {
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         wait: u64,
     },
+    /// Your devices: list them, add one, join from one, remove one.
+    Devices {
+        #[command(subcommand)]
+        action: Option<move_cmds::DevicesAction>,
+        /// Remove this device from the profile (its id, from the list).
+        #[arg(long, value_name = "ID")]
+        remove: Option<String>,
+    },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {
         /// Check that no entry was changed or removed.

@@ -28,6 +28,33 @@ fn answer(prompt: &str) -> Result<String> {
     Ok(s.trim().to_string())
 }
 
+/// Show the pairing code of `out`, wait for the other device, take the digits the
+/// person types from its screen, and send the profile.
+fn pair_and_send(
+    rt: &tokio::runtime::Runtime,
+    profile: &Arc<carry_core::Profile>,
+    mut out: MoveOut,
+    qr: Option<PathBuf>,
+    command: &str,
+    wait: Duration,
+) -> Result<()> {
+    if let Some(path) = &qr {
+        crate::shl_cmds::write_qr(&out.qr()?, path)?;
+        say!(
+            "Scan the QR code in {} with the other device ({command}), or type this code there:",
+            path.display()
+        );
+    } else {
+        say!("On the other device, run {command} with this code:");
+    }
+    say!("{}", out.code());
+    // This device does not show the digits: the person types what the other shows.
+    rt.block_on(out.wait_for_new_device(wait))?;
+    say!("The other device has the code and shows six digits.");
+    let typed = answer("Type the six digits the other device shows")?;
+    rt.block_on(out.send(profile.clone(), &typed, wait))
+}
+
 /// `carry move-out [--qr FILE] [--wipe | --keep] [--wait SECONDS]`.
 pub fn move_out(
     home: &Path,
@@ -38,22 +65,8 @@ pub fn move_out(
     let profile = Arc::new(open(home)?);
     let url = crate::share_cmds::endpoint_of(&profile)?;
     let rt = crate::sync_cmds::runtime()?;
-    let mut out = rt.block_on(MoveOut::start(&url))?;
-    if let Some(path) = &qr {
-        crate::shl_cmds::write_qr(&out.qr()?, path)?;
-        say!(
-            "Scan the QR code in {} with the new phone (carry move-in), or type this code there:",
-            path.display()
-        );
-    } else {
-        say!("On the new phone, run carry move-in with this code:");
-    }
-    say!("{}", out.code());
-    // This phone does not show the digits: the person types what the new one shows.
-    rt.block_on(out.wait_for_new_device(wait))?;
-    say!("The new phone has the code and shows six digits.");
-    let typed = answer("Type the six digits the new phone shows")?;
-    rt.block_on(out.send(profile.clone(), &typed, wait))?;
+    let out = rt.block_on(MoveOut::start(&url))?;
+    pair_and_send(&rt, &profile, out, qr, "carry move-in", wait)?;
     say!("Your record is on the new phone, with the same identity, people, grants and audit log.");
     let wipe = match wipe {
         Some(w) => w,
@@ -74,20 +87,35 @@ pub fn move_out(
 
 /// `carry move-in [CODE] [--wait SECONDS]` into an empty home.
 pub fn move_in(home: &Path, as_json: bool, code: Option<String>, wait: Duration) -> Result<u8> {
+    receive(home, as_json, code, None, wait)
+}
+
+/// Receive a profile into the empty `home`: moved, or (with `joining`, this device's
+/// name) as another device of it.
+fn receive(
+    home: &Path,
+    as_json: bool,
+    code: Option<String>,
+    joining: Option<&str>,
+    wait: Duration,
+) -> Result<u8> {
     if home.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::Conflict {
-            reason: format!("{} is not empty; move into a new folder", home.display()),
+            reason: format!("{} is not empty; use a new folder", home.display()),
         });
     }
     let code = match code {
         Some(c) => c,
-        None => answer("The code the old phone shows (carry:pair:…)")?,
+        None => answer("The code the other device shows (carry:pair:…)")?,
     };
     let store = passphrase::new_profile()?;
     let rt = crate::sync_cmds::runtime()?;
-    let incoming = rt.block_on(MoveIn::start(&code))?;
+    let incoming = match joining {
+        Some(name) => rt.block_on(MoveIn::join(&code, name))?,
+        None => rt.block_on(MoveIn::start(&code))?,
+    };
     say!(
-        "Type these digits into the old phone: {}",
+        "Type these digits into the other device: {}",
         incoming.digits()
     );
     let profile = rt.block_on(incoming.finish(home, Arc::new(store), wait))?;
@@ -102,7 +130,113 @@ pub fn move_in(home: &Path, as_json: bool, code: Option<String>, wait: Duration)
             stats.resources,
             home.display()
         );
-        say!("Sign in to each provider again (carry source login NAME): sign-ins never travel.");
+        if joining.is_some() {
+            say!("This device now keeps the record in step with the others: carry sync exchanges changes.");
+        } else {
+            say!(
+                "Sign in to each provider again (carry source login NAME): sign-ins never travel."
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// What `carry devices` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum DevicesAction {
+    /// Add another device (a tablet): show a pairing code for it to join with.
+    Add {
+        /// This device's name in the list, if it is the profile's first.
+        #[arg(long, default_value = "phone")]
+        name: String,
+        /// Also write the pairing code as a QR image (.png or .svg).
+        #[arg(long, value_name = "FILE")]
+        qr: Option<PathBuf>,
+        /// How long to wait for the other device, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait: u64,
+    },
+    /// Join a profile from another of your devices, into an empty folder (--home).
+    Join {
+        /// The code the other device shows (carry:pair:…); asked for if not given.
+        code: Option<String>,
+        /// This device's name, as the other devices list it.
+        #[arg(long)]
+        name: String,
+        /// How long to wait for the other device, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait: u64,
+    },
+    /// Make a device the one that talks to other people's devices.
+    Primary {
+        /// The device's id, from the list.
+        id: String,
+    },
+}
+
+/// `carry devices [--remove ID] [add | join | primary]`.
+pub fn devices(
+    home: &Path,
+    as_json: bool,
+    action: Option<DevicesAction>,
+    remove: Option<String>,
+) -> Result<u8> {
+    match action {
+        Some(DevicesAction::Join { code, name, wait }) => {
+            return receive(home, as_json, code, Some(&name), Duration::from_secs(wait))
+        }
+        Some(DevicesAction::Add { name, qr, wait }) => {
+            let profile = Arc::new(open(home)?);
+            let url = crate::share_cmds::endpoint_of(&profile)?;
+            let rt = crate::sync_cmds::runtime()?;
+            let out = rt.block_on(MoveOut::add_device(&url, &name))?;
+            pair_and_send(
+                &rt,
+                &profile,
+                out,
+                qr,
+                "carry devices join --name NAME",
+                Duration::from_secs(wait),
+            )?;
+            say!("The other device has the record. carry sync keeps the two in step.");
+            return Ok(exit::OK);
+        }
+        Some(DevicesAction::Primary { id }) => {
+            let profile = open(home)?;
+            devices::set_primary(&profile, &id)?;
+            say!("Device {id} now talks to other people's devices (from its next sync).");
+            return Ok(exit::OK);
+        }
+        None => {}
+    }
+    let profile = open(home)?;
+    if let Some(id) = remove {
+        devices::remove(&profile, &id)?;
+        say!("Device {id} is removed: it gets no more changes, and what it sends is refused. What it already holds stays on it.");
+        return Ok(exit::OK);
+    }
+    let list = devices::list(&profile)?;
+    if as_json {
+        return print_json(&json!(list)).map(|_| exit::OK);
+    }
+    if list.is_empty() {
+        say!("This profile is on this device only. Add another with carry devices add.");
+    }
+    for d in list {
+        say!(
+            "{}  {}{}{}{}",
+            d.id,
+            d.name,
+            if d.this_device { "  (this device)" } else { "" },
+            if d.primary { "  (primary)" } else { "" },
+            if d.removed_at.is_some() {
+                "  (removed)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(exit::OK)
 }

@@ -29,7 +29,19 @@ fn line_where(out: &mut BufReader<ChildStdout>, want: impl Fn(&str) -> bool) -> 
 fn pair(old: &Path, new: &Path, out_args: &[&str]) -> (Child, Child, String) {
     let mut args = vec!["move-out", "--wait", "60"];
     args.extend_from_slice(out_args);
-    let mut mover = carry(old, &args)
+    pair_with(old, new, &args, &["move-in"])
+}
+
+/// Start the old device's command `old_args` and the new one's `new_args` (which
+/// takes the code next), and read the code and the digits.
+fn pair_with(
+    old: &Path,
+    new: &Path,
+    old_args: &[&str],
+    new_args: &[&str],
+) -> (Child, Child, String) {
+    let args = old_args;
+    let mut mover = carry(old, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -39,7 +51,9 @@ fn pair(old: &Path, new: &Path, out_args: &[&str]) -> (Child, Child, String) {
     let code = line_where(&mut out, |l| l.starts_with("carry:pair:"));
     // Keep draining the old phone's output in the background.
     std::thread::spawn(move || for _ in out.lines() {});
-    let mut taker = carry(new, &["move-in", &code, "--wait", "60"])
+    let mut targs = new_args.to_vec();
+    targs.extend_from_slice(&[code.as_str(), "--wait", "60"]);
+    let mut taker = carry(new, &targs)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -147,4 +161,152 @@ fn the_record_moves_only_to_the_phone_whose_digits_were_typed_and_grants_keep_wo
         seen["items"].to_string().contains("118"),
         "the carer sees the reading made on the new phone"
     );
+}
+
+/// The record as a set of resources, from `carry export`.
+fn record(home: &Path) -> std::collections::BTreeSet<String> {
+    let out = ok(home, &["export"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].to_string())
+        .collect()
+}
+
+/// Grants as both devices should agree on them.
+fn grants(home: &Path) -> Vec<String> {
+    let v = json(home, &["grants", "--json"]);
+    let mut g: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {} {} {} {}",
+                g["grant"], g["role"], g["revision"], g["state"], g["scope"]
+            )
+        })
+        .collect();
+    g.sort();
+    g
+}
+
+#[test]
+fn a_phone_and_a_tablet_changing_offline_converge_through_the_relay() {
+    let d = tempfile::tempdir().unwrap();
+    let ep = serve(
+        &format!("sqlite://{}", d.path().join("ep.db").display()),
+        &[],
+    );
+    let phone = d.path().join("phone");
+    ok(&phone, &["init", "--name", "Jene Cummings"]);
+    ok(&phone, &["import", shared(FILE).to_str().unwrap()]);
+    ok(&phone, &["endpoint", "set", &ep.base]);
+    let carer = d.path().join("carer");
+    ok(&carer, &["init", "--name", "Sam Cummings"]);
+    let invite = json(&phone, &["invite", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patient_id = json(&carer, &["accept", &invite, "--json"])["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&phone, &["sync"]);
+    let carer_id = json(&phone, &["people", "--json"])[0]["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let g = json(
+        &phone,
+        &[
+            "grant",
+            &carer_id,
+            "--role",
+            "viewer",
+            "--categories",
+            "vital-signs",
+            "--json",
+        ],
+    )["grant"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&phone, &["sync"]);
+    ok(&carer, &["sync"]);
+    assert!(carer.join("shared").exists());
+    assert_eq!(json(&phone, &["devices", "--json"]), serde_json::json!([]));
+
+    // The tablet joins.
+    let tablet = d.path().join("tablet");
+    let (mut adder, mut joiner, digits) = pair_with(
+        &phone,
+        &tablet,
+        &["devices", "add", "--wait", "60"],
+        &["devices", "join", "--name", "tablet"],
+    );
+    writeln!(adder.stdin.take().unwrap(), "{digits}").unwrap();
+    assert_eq!(joiner.wait().unwrap().code(), Some(0), "joined");
+    assert_eq!(adder.wait().unwrap().code(), Some(0), "added");
+    let listed = json(&tablet, &["devices", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(record(&tablet), record(&phone));
+
+    // Offline on both: a reading each; the phone widens the grant, the tablet revokes it.
+    ok(&phone, &["add", "weight", "70kg"]);
+    ok(&tablet, &["add", "bp", "121/79"]);
+    ok(
+        &phone,
+        &[
+            "grant",
+            &carer_id,
+            "--role",
+            "viewer",
+            "--categories",
+            "vital-signs,medications",
+        ],
+    );
+    ok(&tablet, &["revoke", &g]);
+    for home in [&tablet, &phone, &tablet, &phone] {
+        ok(home, &["sync"]);
+    }
+    assert_eq!(record(&tablet), record(&phone));
+    assert!(record(&phone).iter().any(|r| r.contains("121")));
+    let gp = grants(&phone);
+    assert_eq!(gp, grants(&tablet));
+    assert!(gp[0].contains("\"revoked\""), "{gp:?}");
+    for home in [&phone, &tablet] {
+        assert_eq!(json(home, &["audit", "--verify", "--json"])["ok"], true);
+    }
+    // The primary told the carer: the copy is gone.
+    ok(&carer, &["sync"]);
+    let profiles = json(&carer, &["profiles", "--json"]);
+    assert!(
+        !profiles.to_string().contains(&patient_id),
+        "the carer's copy is deleted: {profiles}"
+    );
+
+    // The phone removes the tablet: the tablet's changes no longer arrive.
+    let tablet_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["this_device"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&phone, &["devices", "--remove", &tablet_id]);
+    ok(&phone, &["sync"]);
+    let before = record(&phone);
+    ok(&tablet, &["add", "pulse", "61"]);
+    ok(&tablet, &["sync"]);
+    let sync = json(&phone, &["sync", "--json"]);
+    assert!(
+        sync["relay"]["devices"]["refused"].as_u64().unwrap() >= 1,
+        "{sync}"
+    );
+    assert_eq!(record(&phone), before, "nothing from the removed tablet");
 }

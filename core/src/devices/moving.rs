@@ -23,7 +23,9 @@ use crate::crypto::identity::{Identity, PublicIdentity};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
 use crate::profile::Profile;
+use crate::share::relay::Relay;
 use crate::shl::QrMatrix;
+use crate::sync::http::Http;
 
 /// How long each side waits for the other by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
@@ -144,6 +146,14 @@ impl MoveOut {
             })
         })
         .await?;
+        if self.joining.is_some() {
+            // Open this device's own mailbox at the relay, for the newcomer's changes.
+            let me = crate::sync::db(&profile, |p| {
+                p.vault().write(|c| Ok(super::registry::this_device(c)?.1))
+            })
+            .await?;
+            Relay::connect(Http::new(None, None)?, &self.endpoint, &me).await?;
+        }
         let (code, path) = crate::backup::stage_move(profile, &self.side.relay).await?;
         let result = async {
             self.side
@@ -275,6 +285,10 @@ impl MoveIn {
         };
         let joining = self.device.take();
         let moving = joining.is_none();
+        if let Some((me, _)) = &joining {
+            // Open this device's own mailbox at the relay, for the others' changes.
+            Relay::connect(Http::new(None, None)?, &self.endpoint, me).await?;
+        }
         let profile =
             crate::backup::restore_as(dir, &self.endpoint, &code, key_store, joining).await?;
         if moving {
