@@ -2,9 +2,9 @@
 // type with async calls, AsyncStreams of import and sync progress and of new access,
 // paging as an async sequence, provider sign-in and sync, sharing (invites, people,
 // grants, received records, the relay exchange, the audit log), SMART Health Links
-// for showing a clinician, and a Keychain key store. Names called on CarryFFI are
-// checked against the generated Swift by tests/kotlin/check_swift_names.py
-// (`make test`).
+// for showing a clinician, moving to a new phone, and a Keychain key store. Names
+// called on CarryFFI are checked against the generated Swift by
+// tests/kotlin/check_swift_names.py (`make test`).
 
 import CryptoKit
 import Foundation
@@ -37,6 +37,21 @@ public final class CarryProfile: Sendable {
     public static func `open`(folder: URL, keyStore: KeyStore) async throws -> CarryProfile {
         let relay = ProgressRelay()
         let ffi = try await Profile.open(folder: folder.path, keyStore: keyStore, events: relay)
+        return CarryProfile(ffi, relay)
+    }
+
+    /// On the new phone, after `startMoveIn(code:)` and showing its `digits()`:
+    /// receive the profile `move` brings into the empty `folder`, its key wrapped by
+    /// `keyStore`, waiting up to `waitSeconds`. Same identity, people, grants and
+    /// audit log; sign in to each provider again. `CarryError.Denied` if the old phone
+    /// stopped the move (other digits were typed there), `.Expired` if nothing came
+    /// in time, `.InvalidInput` if `move` was already finished.
+    public static func finishMoveIn(
+        _ move: MoveIn, folder: URL, keyStore: KeyStore, waitSeconds: UInt32 = 600
+    ) async throws -> CarryProfile {
+        let relay = ProgressRelay()
+        let ffi = try await move.finish(
+            folder: folder.path, keyStore: keyStore, waitSeconds: waitSeconds, events: relay)
         return CarryProfile(ffi, relay)
     }
 
@@ -394,6 +409,19 @@ public final class CarryProfile: Sendable {
     /// only with the recovery code; provider sign-ins are never in it.
     public func backupToFile(_ url: URL) async throws -> BackupReport {
         try await ffi.backupToFile(path: url.path)
+    }
+
+    // MARK: Moving to a new phone
+
+    /// Start moving this profile to a new phone through its endpoint (`setEndpoint`).
+    /// Show the move's `code()` or draw its `qr()` (`isDark(row:column:)`), call
+    /// `waitForNewDevice(waitSeconds:)`, then ask the person to type the six digits the
+    /// new phone shows (this phone never shows them) and pass them to
+    /// `send(typedDigits:waitSeconds:)`: `CarryError.Denied` for other digits, and
+    /// nothing is sent. After `send`, `wipe()` locks this profile and deletes this
+    /// phone's copy.
+    public func startMoveOut() async throws -> MoveOut {
+        try await ffi.startMoveOut()
     }
 }
 

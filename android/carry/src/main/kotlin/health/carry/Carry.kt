@@ -17,6 +17,8 @@ import health.carry.ffi.ImportProgress
 import health.carry.ffi.ImportReport
 import health.carry.ffi.Invite
 import health.carry.ffi.KeyStore
+import health.carry.ffi.MoveIn
+import health.carry.ffi.MoveOut
 import health.carry.ffi.MyIdentity
 import health.carry.ffi.NewGrant
 import health.carry.ffi.NewShareLink
@@ -82,6 +84,26 @@ class CarryProfile private constructor(
         suspend fun open(folder: File, keyStore: KeyStore): CarryProfile {
             val relay = ProgressRelay()
             return CarryProfile(Profile.open(folder.path, keyStore, relay), relay)
+        }
+
+        /**
+         * On the new phone, after `health.carry.ffi.startMoveIn(code)` and showing its
+         * `digits()`: receive the profile [move] brings into the empty [folder], its
+         * key wrapped by [keyStore], waiting up to [waitSeconds]. Same identity,
+         * people, grants and audit log; sign in to each provider again.
+         * `CarryException.Denied` if the old phone stopped the move (other digits were
+         * typed there), `Expired` if nothing came in time, `InvalidInput` if [move]
+         * was already finished.
+         */
+        suspend fun finishMoveIn(
+            move: MoveIn,
+            folder: File,
+            keyStore: KeyStore,
+            waitSeconds: Int = 600,
+        ): CarryProfile {
+            require(waitSeconds > 0) { "waitSeconds must be positive" }
+            val relay = ProgressRelay()
+            return CarryProfile(move.finish(folder.path, keyStore, waitSeconds.toUInt(), relay), relay)
         }
     }
 
@@ -407,6 +429,18 @@ class CarryProfile private constructor(
      * with the recovery code; provider sign-ins are never in it.
      */
     suspend fun backupToFile(file: File): BackupReport = profile.backupToFile(file.path)
+
+    // Moving to a new phone.
+
+    /**
+     * Start moving this profile to a new phone through its endpoint ([setEndpoint]).
+     * Show the move's `code()` or draw its `qr()` ([isDark]), call
+     * `waitForNewDevice(...)`, then ask the person to type the six digits the new
+     * phone shows (this phone never shows them) and pass them to `send(...)`:
+     * `CarryException.Denied` for other digits, and nothing is sent. After `send`,
+     * `wipe()` locks this profile and deletes this phone's copy; then [close] it.
+     */
+    suspend fun startMoveOut(): MoveOut = profile.startMoveOut()
 
     /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
     override fun close() = profile.close()
