@@ -7,6 +7,7 @@ mod backup_cmds;
 mod commands;
 mod exit;
 mod passphrase;
+mod prefs_cmds;
 mod share_cmds;
 mod shl_cmds;
 mod sync_cmds;
@@ -229,6 +230,12 @@ enum Command {
         /// The recovery code (asked for if not given).
         #[arg(long)]
         code: Option<String>,
+    },
+    /// Your preferences: research and planning opt-outs, the default grant length,
+    /// the lock timeout and what the emergency card shows. No options: show them.
+    Prefs {
+        #[command(flatten)]
+        args: prefs_cmds::PrefsArgs,
     },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {

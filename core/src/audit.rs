@@ -60,6 +60,8 @@ pub enum AuditEvent {
     BackedUp,
     /// The recovery code was replaced.
     RecoveryCodeChanged,
+    /// The person changed their preferences (the detail names the keys only).
+    PreferencesChanged,
 }
 
 impl AuditEvent {
@@ -87,6 +89,7 @@ impl AuditEvent {
             AuditEvent::ShareRevoked => "share-revoked",
             AuditEvent::BackedUp => "backed-up",
             AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
+            AuditEvent::PreferencesChanged => "preferences-changed",
         }
     }
 }

@@ -38,10 +38,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("schema_v5.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("schema_v6.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Bring `conn` up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
