@@ -4,8 +4,8 @@
 //!
 //! Each preference is one row of the vault's `prefs` table (key, JSON value, when it
 //! changed, and a Lamport counter), so preferences travel with the profile: in its
-//! backups, and between the person's devices, which merge them key by key by
-//! (lamport, then value).
+//! backups, and between the person's devices, whose sync is to merge them key by key
+//! by (lamport, then value).
 //!
 //! Recording an opt-out here does not by itself register it with the NHS. The
 //! national data opt-out is registered at <https://www.nhs.uk/your-nhs-data-matters/>
