@@ -164,7 +164,8 @@ impl Profile {
     /// The opt-outs that are on, each as a FHIR R4 `Consent` (JSON text): status
     /// active, scope research, a deny provision for research and planning. Empty
     /// when none is on. They record the person's choice; they are not an NHS
-    /// registration.
+    /// registration. Like every export, one that is not empty is recorded in the
+    /// audit log (`exported`).
     pub async fn research_consents(&self) -> Result<Vec<String>> {
         let core = self.core.clone();
         blocking(move || {

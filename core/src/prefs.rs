@@ -57,7 +57,7 @@ pub struct OptOut {
 /// knows it was left out rather than that there is nothing to list. Everything is
 /// included by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct EmergencyCardContents {
     /// Current allergies and intolerances.
     pub allergies: bool,
@@ -430,8 +430,9 @@ fn opt_out_consent(
 /// The opt-outs that are on, as FHIR R4 `Consent` resources (status active, scope
 /// research, a deny provision for research and planning), national first. Empty when
 /// none is on. They record the person's choice; they are not an NHS registration.
+/// Like every export, one that is not empty is recorded in the audit log.
 pub fn research_consents(profile: &Profile) -> Result<Vec<Value>> {
-    profile.vault().read(|conn| {
+    profile.vault().write(|conn| {
         let prefs = load(conn)?;
         let patient = patient_reference(conn)?;
         let mut out = Vec::new();
@@ -457,6 +458,14 @@ pub fn research_consents(profile: &Profile) -> Result<Vec<Value>> {
                  information in the GP record is not to be shared outside the practice \
                  for purposes other than the person's individual care",
             ));
+        }
+        if !out.is_empty() {
+            audit::append(
+                conn,
+                AuditEvent::Exported,
+                None,
+                &format!("{} research opt-outs as FHIR Consents", out.len()),
+            )?;
         }
         Ok(out)
     })
@@ -610,6 +619,18 @@ mod tests {
             })
             .unwrap();
         assert_eq!(get(&p).unwrap(), Preferences::default());
+        // Card contents from a newer build: its own parts are ignored, ours kept.
+        p.vault()
+            .write(|c| {
+                c.execute_batch(
+                    "INSERT INTO prefs VALUES ('emergency_card',
+                       '{\"contacts\": false, \"blood_group\": true}', 0, 2);",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let card = get(&p).unwrap().emergency_card;
+        assert!(!card.contacts && card.allergies && card.vital_signs);
     }
 
     #[test]
@@ -675,5 +696,11 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("GP practice"));
+        let exports = crate::share::audit_log(&p, 20)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == "exported")
+            .count();
+        assert_eq!(exports, 2, "one per export that held a Consent");
     }
 }

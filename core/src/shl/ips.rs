@@ -6,7 +6,9 @@
 //! `emptyReason` when there is nothing to list, then the recommended ones the scope
 //! allows: immunisations 11369-6, results 30954-2, procedures 47519-4, and vital signs
 //! 8716-3. Resources are included as held, with their subject pointing at the
-//! Bundle's Patient.
+//! Bundle's Patient. The emergency card follows the person's choice of contents
+//! ([`crate::prefs::EmergencyCardContents`]): a required section left out stays,
+//! empty, with `emptyReason` `withheld`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -235,12 +237,15 @@ pub(crate) fn build_with(
     card: Option<&EmergencyCardContents>,
 ) -> Result<Built> {
     let withheld = |code: &str| -> bool {
-        card.is_some_and(|c| match code {
-            "48765-2" => !c.allergies,
-            "10160-0" => !c.medications,
-            "11450-4" => !c.problems,
-            "8716-3" => !c.vital_signs,
-            _ => false,
+        card.is_some_and(|c| {
+            [
+                (&ALLERGIES, c.allergies),
+                (&MEDICATIONS, c.medications),
+                (&PROBLEMS, c.problems),
+                (&VITALS, c.vital_signs),
+            ]
+            .iter()
+            .any(|(def, included)| def.code == code && !included)
         })
     };
     let scope = preset.scope();
