@@ -8,6 +8,10 @@ for each preset. Then, with no Carry code:
 - decrypts the JWE with jwcrypto (alg dir, enc A256GCM, zip DEF);
 - validates the IPS document Bundle with fhir.resources (R4B models) and checks the
   Composition's type and its three required sections, each with a narrative.
+Then it records both research opt-outs with `carry prefs` and validates the FHIR
+Consents `carry prefs --consent` prints (R4B models, whose Consent is R4's), and
+leaves medications out of the emergency card: the card's direct link still carries a
+valid IPS whose medication section is empty with emptyReason `withheld`.
 
 Usage: shl_check.py CARRY_BINARY ENDPOINT_BINARY SHARED_DIR
 """
@@ -21,6 +25,7 @@ import tempfile
 import urllib.request
 
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.consent import Consent
 from jwcrypto import jwe, jwk
 
 carry, endpoint, shared = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
@@ -40,6 +45,10 @@ def check(ok, what):
 
 def b64d(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def validate(model, doc):
+    return model.model_validate(doc) if hasattr(model, "model_validate") else model.parse_obj(doc)
 
 
 work = pathlib.Path(tempfile.mkdtemp())
@@ -93,7 +102,7 @@ try:
         message = jwe.JWE()
         message.deserialize(token, key=key)
         doc = json.loads(message.payload)
-        bundle = Bundle.model_validate(doc) if hasattr(Bundle, "model_validate") else Bundle.parse_obj(doc)
+        bundle = validate(Bundle, doc)
         check(bundle.type == "document", f"{preset}: a document Bundle")
         comp = doc["entry"][0]["resource"]
         check(comp["resourceType"] == "Composition", f"{preset}: starts with a Composition")
@@ -112,6 +121,45 @@ try:
                 check(e["reference"] in urls, f"{preset}: section entry {e['reference']} resolves")
         if preset == "emergency":
             check(codes["48765-2"].get("entry"), "emergency: the allergy is in")
+
+    # The research opt-outs as FHIR Consents.
+    check(json.loads(run("prefs", "--consent")) == [], "prefs: no Consent before an opt-out")
+    run("prefs", "--national-opt-out", "on", "--type1-opt-out", "on")
+    consents = json.loads(run("prefs", "--consent"))
+    check(len(consents) == 2, "prefs: one Consent per opt-out")
+    for c in consents:
+        consent = validate(Consent, c)
+        check(consent.status == "active", f"{c['id']}: active")
+        check(consent.scope.coding[0].system == "http://terminology.hl7.org/CodeSystem/consentscope"
+              and consent.scope.coding[0].code == "research", f"{c['id']}: scope research")
+        check(consent.provision.type == "deny", f"{c['id']}: a deny provision")
+        purposes = {(p.system, p.code) for p in consent.provision.purpose}
+        reason = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+        check({(reason, "HRESCH"), (reason, "HOPERAT")} <= purposes, f"{c['id']}: research and planning")
+        check(consent.patient is not None and consent.patient.reference.startswith("Patient/"),
+              f"{c['id']}: the person's Patient")
+        check(bool(consent.policy) or consent.policyRule is not None, f"{c['id']}: a policy or policy rule (ppc-1)")
+        check(str(consent.dateTime).startswith("20"), f"{c['id']}: dated")
+    check(consents[0]["policy"][0]["uri"] == "https://www.nhs.uk/your-nhs-data-matters/",
+          "prefs: the national data opt-out's policy")
+
+    # The emergency card without medications: the section stays, withheld.
+    run("prefs", "--emergency-card", "allergies,problems,vital-signs,contacts")
+    card = json.loads(run("emergency-card", "--json"))
+    payload = json.loads(b64d(card["link"].split("#shlink:/", 1)[1]))
+    check("U" in payload.get("flag", ""), "card: a direct (U) link")
+    token = urllib.request.urlopen(payload["url"] + "?recipient=independent%20check").read().decode()
+    message = jwe.JWE()
+    message.deserialize(token, key=jwk.JWK(kty="oct", k=payload["key"]))
+    doc = json.loads(message.payload)
+    validate(Bundle, doc)
+    meds = [s for s in doc["entry"][0]["resource"]["section"] if s["code"]["coding"][0]["code"] == "10160-0"]
+    check(len(meds) == 1, "card: the medication section is kept")
+    if meds:
+        reason = meds[0].get("emptyReason", {}).get("coding", [{}])[0]
+        check(reason.get("system") == "http://terminology.hl7.org/CodeSystem/list-empty-reason"
+              and reason.get("code") == "withheld", "card: medications withheld")
+        check(not meds[0].get("entry"), "card: no medication entries")
 finally:
     server.terminate()
     server.wait()

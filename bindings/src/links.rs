@@ -224,6 +224,9 @@ pub struct SummarySection {
     pub title: String,
     /// One line per entry; none when the section is empty.
     pub lines: Vec<String>,
+    /// Whether it is empty because the patient left it out of the summary (the
+    /// emergency card's contents), not because there is nothing to list.
+    pub withheld: bool,
 }
 
 /// An International Patient Summary as a clinician reads it: who, when, and each
@@ -256,6 +259,7 @@ impl From<cl::Summary> for PatientSummary {
                     code: x.code,
                     title: x.title,
                     lines: x.lines,
+                    withheld: x.withheld,
                 })
                 .collect(),
         }

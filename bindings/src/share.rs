@@ -243,7 +243,8 @@ pub struct NewGrant {
     /// For a proxy: the basis and its evidence.
     #[uniffi(default = None)]
     pub basis: Option<Basis>,
-    /// How long it lasts, in seconds: default 90 days, at most about three years.
+    /// How long it lasts, in seconds, at most about three years. Null: the person's
+    /// default grant length (`Preferences.default_grant_days`, 90 days unless changed).
     #[uniffi(default = None)]
     pub duration_seconds: Option<i64>,
 }

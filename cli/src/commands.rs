@@ -312,6 +312,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Profiles => sc::profiles(home, as_json, profile_id),
         Command::Use { profile } => sc::use_profile(home, as_json, &profile),
         Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
+        Command::Prefs { args } => crate::prefs_cmds::prefs(home, as_json, args),
         Command::Recovery { action } => crate::backup_cmds::recovery(home, as_json, action),
         Command::Backup { out, full } => crate::backup_cmds::backup(home, as_json, out, full),
         Command::MoveOut {

@@ -8,6 +8,7 @@ mod commands;
 mod exit;
 mod move_cmds;
 mod passphrase;
+mod prefs_cmds;
 mod share_cmds;
 mod shl_cmds;
 mod sync_cmds;
@@ -268,6 +269,12 @@ enum Command {
         /// Remove this device from the profile (its id, from the list).
         #[arg(long, value_name = "ID")]
         remove: Option<String>,
+    },
+    /// Your preferences: research and planning opt-outs, the default grant length,
+    /// the lock timeout and what the emergency card shows. No options: show them.
+    Prefs {
+        #[command(flatten)]
+        args: prefs_cmds::PrefsArgs,
     },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {

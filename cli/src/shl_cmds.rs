@@ -263,7 +263,9 @@ pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result
 fn print_sections(s: &shl::Summary) {
     for sec in &s.sections {
         say!("{}:", sec.title);
-        if sec.lines.is_empty() {
+        if sec.withheld {
+            say!("  (left out by the patient)");
+        } else if sec.lines.is_empty() {
             say!("  (none recorded)");
         }
         for l in &sec.lines {

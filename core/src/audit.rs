@@ -68,6 +68,8 @@ pub enum AuditEvent {
     DeviceAdded,
     /// A device was removed from the profile.
     DeviceRemoved,
+    /// The person changed their preferences (the detail names the keys only).
+    PreferencesChanged,
 }
 
 impl AuditEvent {
@@ -99,6 +101,7 @@ impl AuditEvent {
             AuditEvent::MovedIn => "moved-in",
             AuditEvent::DeviceAdded => "device-added",
             AuditEvent::DeviceRemoved => "device-removed",
+            AuditEvent::PreferencesChanged => "preferences-changed",
         }
     }
 }

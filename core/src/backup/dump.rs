@@ -37,6 +37,7 @@ pub(crate) const TABLES: &[&str] = &[
     "shares",
     "backup_state",
     "devices",
+    "prefs",
 ];
 
 fn to_json(v: ValueRef<'_>) -> Value {

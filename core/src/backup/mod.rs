@@ -405,6 +405,15 @@ mod tests {
 
     fn original(dir: &Path) -> Profile {
         let p = Profile::create(dir, "Ned Hintz", &ks()).unwrap();
+        crate::prefs::set(
+            &p,
+            &crate::PrefsChange {
+                national_opt_out: Some(true),
+                default_grant_days: Some(45),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let f = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/fixtures/fhir/synthea")
             .join(FILE);
@@ -509,6 +518,11 @@ mod tests {
             "everything up to the backup itself"
         );
         assert!(share::verify_audit(&q).unwrap().ok());
+        assert_eq!(
+            crate::prefs::get(&q).unwrap(),
+            crate::prefs::get(&p).unwrap()
+        );
+        assert_eq!(crate::prefs::get(&q).unwrap().default_grant_days, 45);
         assert_eq!(
             share::my_identity(&q).unwrap().keys,
             share::my_identity(&p).unwrap().keys

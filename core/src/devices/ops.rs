@@ -18,6 +18,7 @@
 //!   verifies on every device.
 //! - **Devices**: a removed device stays removed; the primary mark resolves by Lamport
 //!   time.
+//! - **Preferences** resolve by Lamport time (then value), like grants.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -36,6 +37,7 @@ const BATCH_BYTES: usize = 512 * 1024;
 /// The tables whose changes travel, in the order ops are applied.
 const TABLES: &[&str] = &[
     "devices",
+    "prefs",
     "people",
     "invites",
     "grants",
@@ -58,6 +60,13 @@ pub(crate) enum Op {
         primary: bool,
         lamport: i64,
         lamport_device: String,
+    },
+    /// A preference (see [`crate::prefs`]).
+    Pref {
+        key: String,
+        value: String,
+        updated_at: i64,
+        lamport: i64,
     },
     /// A person whose keys the profile holds.
     Person {
@@ -157,6 +166,20 @@ fn op_for(tx: &Transaction<'_>, table: &str, k: &rusqlite::types::Value) -> Resu
                         primary: r.get(6)?,
                         lamport: r.get(7)?,
                         lamport_device: r.get(8)?,
+                    })
+                },
+            )
+            .optional()?,
+        "prefs" => tx
+            .query_row(
+                "SELECT key, value, updated_at, lamport FROM prefs WHERE key = ?1",
+                [k],
+                |r| {
+                    Ok(Op::Pref {
+                        key: r.get(0)?,
+                        value: r.get(1)?,
+                        updated_at: r.get(2)?,
+                        lamport: r.get(3)?,
                     })
                 },
             )
@@ -288,6 +311,10 @@ pub(crate) fn export(tx: &Transaction<'_>) -> Result<u64> {
             params![clock, me_id, table],
         )?;
     }
+    tx.execute(
+        "UPDATE prefs SET lamport = ?1 WHERE key IN (SELECT k FROM device_changes WHERE tbl = 'prefs')",
+        [clock],
+    )?;
     let mut ops = Vec::new();
     for table in TABLES {
         let keys: Vec<rusqlite::types::Value> = tx
@@ -404,6 +431,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, batch: &Batch) -> Result<Applied> {
         match op {
             Op::Resync => resync = true,
             Op::Device { .. } => apply_device(tx, op)?,
+            Op::Pref { .. } => apply_pref(tx, op)?,
             Op::Person { .. } => apply_person(tx, op)?,
             Op::Invite { .. } => apply_invite(tx, op)?,
             Op::Grant { .. } => apply_grant(tx, op, primary)?,
@@ -436,6 +464,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, batch: &Batch) -> Result<Applied> {
 pub(crate) fn mark_everything(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
         "INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'devices', id FROM devices;
+         INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'prefs', key FROM prefs;
          INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'people', handle FROM people;
          INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'invites', id FROM invites;
          INSERT OR IGNORE INTO device_changes (tbl, k)
@@ -513,6 +542,45 @@ fn apply_device(tx: &Transaction<'_>, op: &Op) -> Result<()> {
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+fn apply_pref(tx: &Transaction<'_>, op: &Op) -> Result<()> {
+    let Op::Pref {
+        key,
+        value,
+        updated_at,
+        lamport,
+    } = op
+    else {
+        return Ok(());
+    };
+    if key.is_empty() || key.len() > 64 || serde_json::from_str::<Value>(value).is_err() {
+        return Err(Error::Envelope {
+            problem: EnvelopeProblem::Malformed,
+        });
+    }
+    let local: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT lamport, value FROM prefs WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let wins = match &local {
+        None => true,
+        Some((l, v)) => {
+            !pending(tx, "prefs", key)? && (*lamport, value.as_str()) > (*l, v.as_str())
+        }
+    };
+    if wins {
+        tx.execute(
+            "INSERT INTO prefs (key, value, updated_at, lamport) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+               updated_at = excluded.updated_at, lamport = excluded.lamport",
+            params![key, value, updated_at, lamport],
+        )?;
     }
     Ok(())
 }

@@ -199,6 +199,14 @@ fn two_devices_changing_offline_converge_and_a_revocation_beats_a_concurrent_cha
     grant_to(&phone, vec![Category::VitalSigns, Category::Medications]);
     share::revoke(&tablet, &g).unwrap();
     share::verify_person(&tablet, "Sam Carer").unwrap();
+    // Preferences on both, one of them on both at once.
+    let change = |days: Option<u32>, lock: Option<u32>| crate::PrefsChange {
+        default_grant_days: days,
+        lock_timeout_s: lock,
+        ..Default::default()
+    };
+    crate::prefs::set(&phone, &change(Some(30), Some(120))).unwrap();
+    crate::prefs::set(&tablet, &change(None, Some(60))).unwrap();
     assert_eq!(revocations_queued(&phone, &g), 0);
 
     // Exchange, in either order, until nothing more moves.
@@ -223,6 +231,9 @@ fn two_devices_changing_offline_converge_and_a_revocation_beats_a_concurrent_cha
     );
     assert!(share::people(&phone).unwrap()[0].verified);
     assert_eq!(audit(&phone), audit(&tablet), "the audit chains merged");
+    let prefs = crate::prefs::get(&phone).unwrap();
+    assert_eq!(prefs, crate::prefs::get(&tablet).unwrap());
+    assert_eq!(prefs.default_grant_days, 30);
     assert!(share::verify_audit(&phone).unwrap().ok());
     assert!(share::verify_audit(&tablet).unwrap().ok());
     // The phone (the primary) tells the carer; the tablet posts nothing itself.

@@ -4,9 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::envelope::Body;
-use super::grant::{
-    Basis, BasisKind, GrantDoc, Party, Role, Scope, DEFAULT_DAYS, GRANT_FORMAT, MAX_DAYS,
-};
+use super::grant::{Basis, BasisKind, GrantDoc, Party, Role, Scope, GRANT_FORMAT, MAX_DAYS};
 use super::outbox;
 use super::people::{self, random_b64};
 use crate::audit::{self, AuditEvent};
@@ -27,7 +25,9 @@ pub struct NewGrant {
     pub purpose: String,
     /// For a proxy: the basis and its evidence.
     pub basis: Option<Basis>,
-    /// How long it lasts, in seconds (default 90 days, at most about three years).
+    /// How long it lasts, in seconds, at most about three years. `None`: the person's
+    /// default grant length ([`crate::prefs::Preferences::default_grant_days`], 90
+    /// days unless they changed it).
     pub duration_s: Option<i64>,
 }
 
@@ -111,7 +111,10 @@ pub(crate) fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> 
     if new.scope.categories.is_empty() {
         return Err(Error::invalid("choose at least one category to share"));
     }
-    let duration = new.duration_s.unwrap_or(DEFAULT_DAYS * 86_400);
+    let duration = match new.duration_s {
+        Some(d) => d,
+        None => i64::from(crate::prefs::load(&tx)?.default_grant_days) * 86_400,
+    };
     if !(1..=MAX_DAYS * 86_400).contains(&duration) {
         return Err(Error::invalid(format!(
             "a grant lasts from a second to {MAX_DAYS} days"

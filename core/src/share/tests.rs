@@ -392,3 +392,40 @@ fn restored_profiles_get_their_shared_records_back_and_never_reuse_a_sequence_nu
     );
     assert_eq!(shared_count(&carer2), n + 1);
 }
+
+#[test]
+fn a_grant_without_a_length_lasts_the_persons_default() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    introduce(&patient, &carer);
+    let new = NewGrant {
+        person: handle_of(&carer),
+        role: Role::Viewer,
+        scope: Scope {
+            categories: vec![Category::Medications],
+            ..Scope::default()
+        },
+        purpose: String::new(),
+        basis: None,
+        duration_s: None,
+    };
+    let days = |g: &GrantInfo| (g.expires_at - crate::time::now_unix() + 60) / 86_400;
+    assert_eq!(days(&grant(&patient, &new).unwrap()), 90);
+    crate::prefs::set(
+        &patient,
+        &crate::PrefsChange {
+            default_grant_days: Some(14),
+            ..crate::PrefsChange::default()
+        },
+    )
+    .unwrap();
+    // A change to the grant (a new revision) takes the new default too.
+    assert_eq!(days(&grant(&patient, &new).unwrap()), 14);
+    // A length given explicitly wins.
+    let explicit = NewGrant {
+        duration_s: Some(3 * 86_400),
+        ..new
+    };
+    assert_eq!(days(&grant(&patient, &explicit).unwrap()), 3);
+}

@@ -6,7 +6,9 @@
 //! `emptyReason` when there is nothing to list, then the recommended ones the scope
 //! allows: immunisations 11369-6, results 30954-2, procedures 47519-4, and vital signs
 //! 8716-3. Resources are included as held, with their subject pointing at the
-//! Bundle's Patient.
+//! Bundle's Patient. The emergency card follows the person's choice of contents
+//! ([`crate::prefs::EmergencyCardContents`]): a required section left out stays,
+//! empty, with `emptyReason` `withheld`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,6 +17,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::prefs::EmergencyCardContents;
 use crate::readings::uuid_v4;
 use crate::record::summary;
 use crate::record::Category;
@@ -218,7 +221,33 @@ fn narrative(lines: &[String], empty: &str) -> Value {
 }
 
 /// Build the summary of the record `conn` holds, for `preset`.
+#[cfg(test)]
 pub(crate) fn build(conn: &Connection, preset: &Preset, author_name: &str) -> Result<Built> {
+    build_with(conn, preset, author_name, None)
+}
+
+/// Build the summary of the record `conn` holds, for `preset`, with the emergency
+/// card's `card` contents when given (the emergency card's summary): a required
+/// section left out is kept, empty, with `emptyReason` `withheld`; vital signs left
+/// out are not listed; contacts left out are taken off the Patient.
+pub(crate) fn build_with(
+    conn: &Connection,
+    preset: &Preset,
+    author_name: &str,
+    card: Option<&EmergencyCardContents>,
+) -> Result<Built> {
+    let withheld = |code: &str| -> bool {
+        card.is_some_and(|c| {
+            [
+                (&ALLERGIES, c.allergies),
+                (&MEDICATIONS, c.medications),
+                (&PROBLEMS, c.problems),
+                (&VITALS, c.vital_signs),
+            ]
+            .iter()
+            .any(|(def, included)| def.code == code && !included)
+        })
+    };
     let scope = preset.scope();
     let mut scope_all = scope.clone();
     if matches!(preset, Preset::AllButRestricted) {
@@ -256,7 +285,7 @@ pub(crate) fn build(conn: &Connection, preset: &Preset, author_name: &str) -> Re
     let mut latest_vital: HashMap<String, ()> = HashMap::new();
     let mut medications: HashMap<String, Value> = HashMap::new();
     for (_, rtype, category, _, text) in &rows {
-        let Some(section) = section_of(rtype, category) else {
+        let Some(section) = section_of(rtype, category).filter(|s| !withheld(s.code)) else {
             continue;
         };
         let mut r: Value = serde_json::from_str(text)
@@ -323,12 +352,32 @@ pub(crate) fn build(conn: &Connection, preset: &Preset, author_name: &str) -> Re
         }
     }
 
-    let patient = self_patient(conn, author_name)?;
+    let mut patient = self_patient(conn, author_name)?;
+    if card.is_some_and(|c| !c.contacts) {
+        if let Some(o) = patient.as_object_mut() {
+            o.remove("contact");
+        }
+    }
     let now = rfc3339(now_unix());
     let mut sections = Vec::new();
     for def in SECTIONS {
         let (lines, urls) = per_section.remove(def.code).unwrap_or_default();
         if urls.is_empty() && !def.required {
+            continue;
+        }
+        if withheld(def.code) {
+            // Required, so kept: empty, saying it was left out on purpose.
+            sections.push(json!({
+                "title": def.title,
+                "code": {"coding": [{"system": LOINC, "code": def.code, "display": def.title}]},
+                "text": narrative(&[], &format!(
+                    "{} left out of this summary by the patient.", def.title
+                )),
+                "emptyReason": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                    "code": "withheld", "display": "Information Withheld"
+                }]},
+            }));
             continue;
         }
         let mut s = json!({
@@ -435,6 +484,9 @@ pub struct SummarySection {
     pub title: String,
     /// One line per entry (or none, when empty).
     pub lines: Vec<String>,
+    /// Whether the section is empty because the patient left it out (its
+    /// `emptyReason` is `withheld`), not because there is nothing to list.
+    pub withheld: bool,
 }
 
 /// Read an IPS document Bundle (ours or anyone's) into a [`Summary`].
@@ -495,7 +547,17 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
             .filter_map(|e| e["reference"].as_str().and_then(find))
             .map(|r| summary::display(r["resourceType"].as_str().unwrap_or(""), r))
             .collect();
-        sections.push(SummarySection { code, title, lines });
+        let withheld = s["emptyReason"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["code"] == "withheld");
+        sections.push(SummarySection {
+            code,
+            title,
+            lines,
+            withheld,
+        });
     }
     Ok(Summary {
         name,
@@ -626,6 +688,70 @@ mod tests {
             "a JSON string, not markup"
         );
         assert!(!xml_escape("<script>").contains('<'));
+    }
+
+    #[test]
+    fn the_emergency_card_contents_withhold_sections_and_contacts() {
+        let d = tempfile::tempdir().unwrap();
+        let p = profile_with(
+            d.path(),
+            &[
+                // First, so the profile is about this Patient, who has a contact.
+                "uk-core/UKCore-Patient-RichardSmith-Example.json",
+                "synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json",
+            ],
+        );
+        let card = |c: &EmergencyCardContents| {
+            p.vault()
+                .read(|conn| build_with(conn, &Preset::Emergency, "Jene", Some(c)))
+                .unwrap()
+        };
+        // Everything included is exactly today's emergency preset.
+        let all = card(&EmergencyCardContents::default());
+        let plain = p
+            .vault()
+            .read(|c| build(c, &Preset::Emergency, "Jene"))
+            .unwrap();
+        assert_eq!(all.resources, plain.resources);
+        assert_eq!(codes(&all.bundle), codes(&plain.bundle));
+        let patient = |b: &Value| b["entry"][1]["resource"].clone();
+        assert_eq!(patient(&all.bundle), patient(&plain.bundle));
+        assert!(patient(&all.bundle).get("contact").is_some());
+
+        let some = card(&EmergencyCardContents {
+            medications: false,
+            problems: false,
+            vital_signs: false,
+            contacts: false,
+            ..EmergencyCardContents::default()
+        });
+        // The required sections stay, the withheld ones empty and saying so.
+        assert_eq!(codes(&some.bundle), ["48765-2", "10160-0", "11450-4"]);
+        let sections = some.bundle["entry"][0]["resource"]["section"]
+            .as_array()
+            .unwrap();
+        for s in &sections[1..] {
+            assert!(s.get("entry").is_none(), "{s}");
+            assert_eq!(s["emptyReason"]["coding"][0]["code"], "withheld");
+        }
+        assert!(sections[0].get("emptyReason").is_none() || sections[0].get("entry").is_none());
+        assert!(some.resources < all.resources);
+        let kept: Vec<&str> = some.bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(3)
+            .filter_map(|e| e["resource"]["resourceType"].as_str())
+            .collect();
+        assert!(
+            kept.iter()
+                .all(|t| *t == "AllergyIntolerance" || *t == "Medication"),
+            "{kept:?}"
+        );
+        assert!(patient(&some.bundle).get("contact").is_none());
+        let summary = summarise(&some.bundle).unwrap();
+        assert!(!summary.sections[0].withheld);
+        assert!(summary.sections[1].withheld && summary.sections[2].withheld);
     }
 
     #[test]

@@ -129,10 +129,22 @@ pub struct Created {
     pub qr: QrMatrix,
 }
 
-fn summary_bytes(profile: &Profile, preset: &Preset) -> Result<(Zeroizing<Vec<u8>>, usize)> {
+/// The summary for `preset` as JSON bytes, with its count of clinical resources.
+/// For the emergency card (`card`), built with the contents the person chose
+/// ([`crate::prefs::Preferences::emergency_card`]).
+fn summary_bytes(
+    profile: &Profile,
+    preset: &Preset,
+    card: bool,
+) -> Result<(Zeroizing<Vec<u8>>, usize)> {
     profile.vault().read(|c| {
         let name = people::meta(c, "name")?.unwrap_or_default();
-        let built = ips::build(c, preset, &name)?;
+        let contents = if card {
+            Some(crate::prefs::load(c)?.emergency_card)
+        } else {
+            None
+        };
+        let built = ips::build_with(c, preset, &name, contents.as_ref())?;
         let bytes =
             serde_json::to_vec(&built.bundle).map_err(|e| Error::internal(e.to_string()))?;
         Ok((Zeroizing::new(bytes), built.resources))
@@ -219,7 +231,7 @@ async fn create_inner(
     let preset = new.preset.clone();
     let (plain, resources) = {
         let preset = preset.clone();
-        db(&profile, move |p| summary_bytes(p, &preset)).await?
+        db(&profile, move |p| summary_bytes(p, &preset, emergency_card)).await?
     };
     let mut key = Zeroizing::new([0u8; 32]);
     crate::keys::fill_random(key.as_mut())?;
@@ -507,6 +519,7 @@ struct LiveLink {
     flags: String,
     key: Zeroizing<Vec<u8>>,
     hash: Vec<u8>,
+    emergency_card: bool,
 }
 
 /// Keep links current: re-upload the summary of every long-lived link in force
@@ -516,7 +529,7 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
     let active: Vec<LiveLink> = db(&profile, |p| {
         p.vault().read(|c| {
             Ok(c.prepare(
-                "SELECT id, preset, scope, flags, key, content_hash FROM shares
+                "SELECT id, preset, scope, flags, key, content_hash, emergency_card FROM shares
                      WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)",
             )?
             .query_map([now_unix()], |r| {
@@ -527,6 +540,7 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
                     flags: r.get(3)?,
                     key: Zeroizing::new(r.get(4)?),
                     hash: r.get(5)?,
+                    emergency_card: r.get(6)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?)
@@ -545,6 +559,7 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
         flags,
         key,
         hash: old_hash,
+        emergency_card,
     } in active
     {
         fetch_accesses(&profile, &relay, &id).await?;
@@ -552,7 +567,8 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
             continue;
         }
         let preset = preset_of(&preset, scope.as_deref())?;
-        let (plain, resources) = db(&profile, move |p| summary_bytes(p, &preset)).await?;
+        let (plain, resources) =
+            db(&profile, move |p| summary_bytes(p, &preset, emergency_card)).await?;
         // The summary's timestamps and ids change every time; compare the clinical
         // content (the resources) instead.
         let hash = content_hash(&plain)?;
@@ -589,12 +605,30 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
     Ok(updated)
 }
 
-/// SHA-256 over the summary's clinical resources, leaving out what changes on every
-/// build (ids, timestamps of the document itself).
+/// SHA-256 over the summary's clinical content, leaving out what changes on every
+/// build (ids, timestamps of the document itself): the Composition's sections
+/// without their entry references (so a section left out or put back counts), the
+/// Patient without its id, and the clinical resources.
 fn content_hash(plain: &[u8]) -> Result<Vec<u8>> {
     let v: serde_json::Value =
         serde_json::from_slice(plain).map_err(|e| Error::internal(e.to_string()))?;
     let mut ctx = ring::digest::Context::new(&SHA256);
+    for s in v["entry"][0]["resource"]["section"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let mut s = s.clone();
+        if let Some(o) = s.as_object_mut() {
+            o.remove("entry");
+        }
+        ctx.update(s.to_string().as_bytes());
+    }
+    let mut patient = v["entry"][1]["resource"].clone();
+    if let Some(o) = patient.as_object_mut() {
+        o.remove("id");
+    }
+    ctx.update(patient.to_string().as_bytes());
     for e in v["entry"].as_array().into_iter().flatten().skip(3) {
         let mut r = e["resource"].clone();
         for field in ["subject", "patient"] {
@@ -659,7 +693,7 @@ pub async fn emergency_card(
         }
     };
     let qr = link::qr(&info.link)?;
-    let (plain, _) = db(&profile, |p| summary_bytes(p, &Preset::Emergency)).await?;
+    let (plain, _) = db(&profile, |p| summary_bytes(p, &Preset::Emergency, true)).await?;
     let bundle: serde_json::Value =
         serde_json::from_slice(&plain).map_err(|e| Error::internal(e.to_string()))?;
     Ok(EmergencyCard {

@@ -39,6 +39,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("schema_v5.sql"),
     },
     Migration {
+        version: 6,
+        sql: include_str!("schema_v6.sql"),
+    },
+    Migration {
         version: 7,
         sql: include_str!("schema_v7.sql"),
     },

@@ -103,3 +103,11 @@ END;
 CREATE TRIGGER device_devices_up AFTER UPDATE OF name, removed_at, is_primary ON devices BEGIN
     INSERT OR IGNORE INTO device_changes (tbl, k) VALUES ('devices', NEW.id);
 END;
+CREATE TRIGGER device_prefs_in AFTER INSERT ON prefs
+WHEN EXISTS (SELECT 1 FROM device_sync_on) BEGIN
+    INSERT OR IGNORE INTO device_changes (tbl, k) VALUES ('prefs', NEW.key);
+END;
+CREATE TRIGGER device_prefs_up AFTER UPDATE OF value ON prefs
+WHEN EXISTS (SELECT 1 FROM device_sync_on) BEGIN
+    INSERT OR IGNORE INTO device_changes (tbl, k) VALUES ('prefs', NEW.key);
+END;

@@ -422,6 +422,26 @@ public final class CarryProfile: Sendable {
     /// phone's copy.
     public func startMoveOut() async throws -> MoveOut {
         try await ffi.startMoveOut()
+    /// The person's preferences: the research and planning opt-outs as recorded in
+    /// Carry, the default grant length, the lock timeout and what the emergency card
+    /// shows (defaults for any never set). Enforce `lockTimeoutS` in the app: after
+    /// that many seconds in the background (0: at once), call `lock()`.
+    public func preferences() async throws -> Preferences {
+        try await ffi.preferences()
+    }
+
+    /// Change the preferences (fields left nil stay as they are) and return them as
+    /// they now stand; out of range is `CarryError.InvalidInput`. Recording an
+    /// opt-out does not register it with the NHS: when one is set on, link the person
+    /// to https://www.nhs.uk/your-nhs-data-matters/ (national data opt-out) or tell
+    /// them to ask their GP practice (type 1).
+    public func setPreferences(_ change: PrefsChange) async throws -> Preferences {
+        try await ffi.setPreferences(change: change)
+    }
+
+    /// The opt-outs that are on, each a FHIR `Consent` (JSON text); empty when none is.
+    public func researchConsents() async throws -> [String] {
+        try await ffi.researchConsents()
     }
 }
 

@@ -25,6 +25,8 @@ import health.carry.ffi.NewShareLink
 import health.carry.ffi.NewSource
 import health.carry.ffi.OutboxEntry
 import health.carry.ffi.Person
+import health.carry.ffi.Preferences
+import health.carry.ffi.PrefsChange
 import health.carry.ffi.Profile
 import health.carry.ffi.ProfileInfo
 import health.carry.ffi.QrCode
@@ -441,6 +443,25 @@ class CarryProfile private constructor(
      * `wipe()` locks this profile and deletes this phone's copy; then [close] it.
      */
     suspend fun startMoveOut(): MoveOut = profile.startMoveOut()
+    /**
+     * The person's preferences: the research and planning opt-outs as recorded in
+     * Carry, the default grant length, the lock timeout and what the emergency card
+     * shows (defaults for any never set). Enforce `lockTimeoutS` in the app: after
+     * that many seconds in the background (0: at once), call [lock].
+     */
+    suspend fun preferences(): Preferences = profile.preferences()
+
+    /**
+     * Change the preferences (fields left null stay as they are) and return them as
+     * they now stand; out of range is `CarryException.InvalidInput`. Recording an
+     * opt-out does not register it with the NHS: when one is set on, link the person
+     * to https://www.nhs.uk/your-nhs-data-matters/ (national data opt-out) or tell
+     * them to ask their GP practice (type 1).
+     */
+    suspend fun setPreferences(change: PrefsChange): Preferences = profile.setPreferences(change)
+
+    /** The opt-outs that are on, each a FHIR `Consent` (JSON text); empty when none is. */
+    suspend fun researchConsents(): List<String> = profile.researchConsents()
 
     /** Free the native profile. Idempotent; later calls throw IllegalStateException. */
     override fun close() = profile.close()

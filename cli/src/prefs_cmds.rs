@@ -1,0 +1,141 @@
+//! The person's preferences: `carry prefs`.
+
+use std::path::Path;
+
+use carry_core::prefs::{self, NATIONAL_OPT_OUT_URL};
+use carry_core::{EmergencyCardContents, OptOut, Preferences, PrefsChange, Result};
+
+use crate::commands::{open, print_json};
+use crate::exit;
+use crate::say;
+
+/// The options of `carry prefs`.
+#[derive(clap::Args)]
+pub struct PrefsArgs {
+    /// Record the national data opt-out (research and planning) as on or off. Carry
+    /// keeps your record of it; register it with the NHS at
+    /// https://www.nhs.uk/your-nhs-data-matters/.
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    national_opt_out: Option<String>,
+    /// Record the type 1 opt-out (held at your GP practice) as on or off. Carry keeps
+    /// your record of it; your GP practice registers it.
+    #[arg(long = "type1-opt-out", value_name = "on|off", value_parser = ["on", "off"])]
+    type1_opt_out: Option<String>,
+    /// How long a grant lasts when carry grant has no --expires, in days (1-1098).
+    #[arg(long, value_name = "DAYS")]
+    grant_days: Option<u32>,
+    /// Seconds in the background before the app locks (0-3600; 0 locks at once).
+    #[arg(long, value_name = "SECONDS")]
+    lock_timeout: Option<u32>,
+    /// What the emergency card shows, comma-separated: allergies, medications,
+    /// problems, vital-signs, contacts (or none). Required parts left out stay in the
+    /// summary, marked as withheld.
+    #[arg(long, value_name = "PARTS")]
+    emergency_card: Option<String>,
+    /// Print the opt-outs that are on as a JSON array of FHIR Consent resources.
+    #[arg(long)]
+    consent: bool,
+}
+
+fn on(v: Option<&str>) -> Option<bool> {
+    v.map(|v| v == "on")
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .map(|t| t.date().to_string())
+        .unwrap_or_default()
+}
+
+fn opt_out_line(o: Option<OptOut>) -> String {
+    match o {
+        None => "not recorded".into(),
+        Some(o) if o.opted_out => format!(
+            "opted out (recorded in Carry {}; not an NHS registration)",
+            date(o.recorded_at)
+        ),
+        Some(o) => format!("not opted out (recorded {})", date(o.recorded_at)),
+    }
+}
+
+fn print_text(p: &Preferences) {
+    say!(
+        "National data opt-out:  {}",
+        opt_out_line(p.national_opt_out)
+    );
+    say!("Type 1 opt-out:         {}", opt_out_line(p.type1_opt_out));
+    say!("Default grant length:   {} days", p.default_grant_days);
+    if p.lock_timeout_s == 0 {
+        say!("Lock timeout:           as soon as the app leaves the foreground");
+    } else {
+        say!(
+            "Lock timeout:           {} seconds in the background",
+            p.lock_timeout_s
+        );
+    }
+    let parts = p.emergency_card.included();
+    say!(
+        "Emergency card shows:   {}",
+        if parts.is_empty() {
+            "no optional parts (allergies, medications and problems marked as withheld)".to_string()
+        } else {
+            parts.join(", ")
+        }
+    );
+}
+
+/// `carry prefs [...]`: show the preferences, or change them and show the result.
+pub fn prefs(home: &Path, as_json: bool, args: PrefsArgs) -> Result<u8> {
+    let profile = open(home)?;
+    let change = PrefsChange {
+        national_opt_out: on(args.national_opt_out.as_deref()),
+        type1_opt_out: on(args.type1_opt_out.as_deref()),
+        default_grant_days: args.grant_days,
+        lock_timeout_s: args.lock_timeout,
+        emergency_card: args
+            .emergency_card
+            .as_deref()
+            .map(EmergencyCardContents::parse_list)
+            .transpose()?,
+    };
+    let changing = change != PrefsChange::default();
+    let current = if changing {
+        prefs::set(&profile, &change)?
+    } else {
+        prefs::get(&profile)?
+    };
+    // Said plainly each time an opt-out is set on; on stderr when stdout is JSON.
+    let mut notices = Vec::new();
+    if change.national_opt_out == Some(true) {
+        notices.push(format!(
+            "Carry records your national data opt-out but does not register it with the NHS: \
+             do that at {NATIONAL_OPT_OUT_URL}"
+        ));
+    }
+    if change.type1_opt_out == Some(true) {
+        notices.push(
+            "Carry records your type 1 opt-out but does not register it with the NHS: \
+             ask your GP practice to record it."
+                .to_string(),
+        );
+    }
+    if args.consent {
+        print_json(&prefs::research_consents(&profile)?)?;
+    } else if as_json {
+        print_json(&current)?;
+    } else {
+        if changing {
+            say!("Saved.");
+        }
+        print_text(&current);
+    }
+    for n in &notices {
+        if args.consent || as_json {
+            eprintln!("{n}");
+        } else {
+            say!("{n}");
+        }
+    }
+    Ok(exit::OK)
+}
