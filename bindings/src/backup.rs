@@ -68,6 +68,13 @@ impl Profile {
         blocking(move || cb::recovery_code(&core).map(|c| c.to_string())).await
     }
 
+    /// The recovery code as a QR code, for the person to print and keep with the
+    /// written code. Show it only on request, and keep it off screenshots.
+    pub async fn recovery_code_qr(&self) -> Result<crate::links::QrCode> {
+        let core = self.core.clone();
+        blocking(move || cb::recovery_qr(&core).map(Into::into)).await
+    }
+
     /// Replace the recovery code; the old one opens no backup made afterwards.
     pub async fn regenerate_recovery_code(&self) -> Result<String> {
         let core = self.core.clone();

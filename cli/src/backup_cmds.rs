@@ -16,7 +16,11 @@ use crate::say;
 #[derive(clap::Subcommand)]
 pub enum RecoveryAction {
     /// Show the recovery code: write it down and keep it apart from the phone.
-    Show,
+    Show {
+        /// Also write it as a QR image (.png or .svg), to print and keep with it.
+        #[arg(long, value_name = "FILE")]
+        qr: Option<PathBuf>,
+    },
     /// Replace the code; the old one opens no backup made from now on.
     Regenerate,
     /// Show that you wrote it down: type back two groups when asked.
@@ -62,7 +66,18 @@ fn read_line(prompt: &str) -> Result<String> {
 pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8> {
     let profile = open(home)?;
     match action {
-        RecoveryAction::Show => print_code(&backup::recovery_code(&profile)?, as_json)?,
+        RecoveryAction::Show { qr } => {
+            print_code(&backup::recovery_code(&profile)?, as_json)?;
+            if let Some(path) = qr {
+                crate::shl_cmds::write_qr(&backup::recovery_qr(&profile)?, &path)?;
+                if !as_json {
+                    say!(
+                        "The QR code in {} holds the same code: print it, then delete the file.",
+                        path.display()
+                    );
+                }
+            }
+        }
         RecoveryAction::Regenerate => {
             let code = backup::regenerate_recovery_code(&profile)?;
             print_code(&code, as_json)?;

@@ -33,6 +33,13 @@ fn a_backup_restores_whole_with_its_code_and_not_at_all_without() {
         .unwrap()
         .to_string();
     assert_eq!(code.split('-').count(), 14);
+    // The printable QR holds the same code.
+    let png = d.path().join("code.png");
+    let svg = d.path().join("code.svg");
+    ok(&home, &["recovery", "show", "--qr", png.to_str().unwrap()]);
+    ok(&home, &["recovery", "show", "--qr", svg.to_str().unwrap()]);
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     let file = d.path().join("jene.carry");
     let b = json(
         &home,

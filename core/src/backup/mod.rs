@@ -106,6 +106,11 @@ pub fn recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
     profile.vault().write(|c| Ok(state(c)?.0.code()))
 }
 
+/// The recovery code as a QR matrix, to print and keep with the written code.
+pub fn recovery_qr(profile: &Profile) -> Result<crate::shl::QrMatrix> {
+    crate::shl::link::qr(&recovery_code(profile)?)
+}
+
 /// Replace the recovery code (and the backup key): the old code opens no backup made
 /// from now on. Make a backup afterwards.
 pub fn regenerate_recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
