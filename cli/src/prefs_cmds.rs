@@ -14,8 +14,8 @@ use crate::say;
 pub struct PrefsArgs {
     /// Record the national data opt-out (research and planning) as on or off. Carry
     /// keeps your record of it; register it with the NHS at
-    /// https://www.nhs.uk/your-nhs-data-matters/.
-    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    /// https://www.nhs.uk/your-nhs-data-matters/. Also --research-opt-out.
+    #[arg(long, alias = "research-opt-out", value_name = "on|off", value_parser = ["on", "off"])]
     national_opt_out: Option<String>,
     /// Record the type 1 opt-out (held at your GP practice) as on or off. Carry keeps
     /// your record of it; your GP practice registers it.

@@ -178,6 +178,9 @@ fn bad_values_exit_2_and_change_nothing() {
         ],
     );
     assert_eq!(p["default_grant_days"], 1098);
+    // The spelling of the national opt-out works too.
+    let p = json(&home, &["prefs", "--research-opt-out", "on", "--json"]);
+    assert_eq!(p["national_opt_out"]["opted_out"], true);
 }
 
 #[test]
