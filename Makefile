@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size
 
 all: test
 
@@ -23,6 +23,13 @@ build: deps
 demo: build
 	bash tests/viewer/setup.sh
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
+
+## The same journey with the endpoint on PostgreSQL (installed and started if missing).
+demo-postgres: build
+	bash tests/viewer/setup.sh
+	trap 'bash .ci/postgres.sh stop' EXIT; \
+	url=$$(bash .ci/postgres.sh fresh carry_demo) || exit 1; \
+	DEMO_DB=$$url SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
 test: deps lint unit postgres schemas fhir-client shl-check kotlin viewer

@@ -4,6 +4,9 @@
 #   .ci/postgres.sh start   install PostgreSQL if missing (Debian), start a server for
 #                           this checkout and print its URL on stdout
 #   .ci/postgres.sh stop    stop that server, if it runs
+#   .ci/postgres.sh fresh NAME
+#                           start it, (re)create an empty database NAME owned by
+#                           `carry`, and print its URL on stdout
 #
 # The server keeps its data and socket under target/pg/, listens on 127.0.0.1 only, on
 # port 55432 (CARRY_PG_PORT to change it), and trusts the role `carry` (CREATEDB, not
@@ -147,11 +150,26 @@ stop() {
   fi
 }
 
+fresh() {
+  local name="${1:-}"
+  [[ "$name" =~ ^[a-z_][a-z0-9_]{0,40}$ ]] || { say "give a database name (lower case, digits, _)"; exit 2; }
+  local u p
+  u=$(start)
+  p=${u##*:}
+  p=${p%%/*}
+  bin=$(bindir)
+  choose_base
+  as_owner "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$base/run" -p "$p" -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name OWNER carry" >&2
+  echo "postgres://carry@127.0.0.1:$p/$name"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  fresh) fresh "${2:-}" ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|fresh NAME" >&2
     exit 2
     ;;
 esac

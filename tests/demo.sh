@@ -26,15 +26,19 @@ export CARRY_HOME="$WORK/profile"
 export CARRY_PASSPHRASE="demo passphrase, not a real one"
 PATIENT_FILE="$SHARED/fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json"
 PATIENT_ID=b13bd1f1-78c4-4cbe-b611-3bedd3bb796b
+# The endpoint's database: SQLite by default; `make demo-postgres` passes a fresh
+# PostgreSQL database in DEMO_DB.
+DB=${DEMO_DB:-sqlite://$WORK/endpoint.db}
+case "$DB" in postgres*) ENGINE=PostgreSQL ;; *) ENGINE=SQLite ;; esac
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo failed: $*" >&2; exit 1; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-say "A local trust endpoint starts on SQLite. Jene's GP and hospital each hold part of her record, split by encounter; both hold her details."
-"$ENDPOINT" seed --db "sqlite://$WORK/endpoint.db" --tenant gp --tenant hospital \
+say "A local trust endpoint starts on $ENGINE. Jene's GP and hospital each hold part of her record, split by encounter; both hold her details."
+"$ENDPOINT" seed --db "$DB" --tenant gp --tenant hospital \
   --split-by-encounter --from "$PATIENT_FILE"
-"$ENDPOINT" serve --db "sqlite://$WORK/endpoint.db" --listen 127.0.0.1:0 \
+"$ENDPOINT" serve --db "$DB" --listen 127.0.0.1:0 \
   > "$WORK/endpoint.out" 2> "$WORK/endpoint.log" &
 SERVER=$!
 for _ in $(seq 50); do grep -q listening "$WORK/endpoint.out" 2>/dev/null && break; sleep 0.1; done
@@ -233,7 +237,7 @@ export CARRY_HOME="$WORK/new-phone"
 
 say "The endpoint's log names routes and statuses, never a patient or a token."
 if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi
-if grep -qa "Cummings" "$WORK"/endpoint.db*; then
+if [ "$ENGINE" = SQLite ] && grep -qa "Cummings" "$WORK"/endpoint.db*; then
   # The FHIR tenants hold the sandbox record itself; the relay's tables must not.
   python3 - "$WORK/endpoint.db" <<'PY' || fail "the relay holds readable health data"
 import sqlite3, sys
