@@ -5,6 +5,17 @@
 //! (`/shl`) with its web viewer (`/view`); and encrypted backups (`/backup/v1`).
 
 #![forbid(unsafe_code)]
+// No panics on paths inputs can reach: tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod access;
 mod backup;
