@@ -210,7 +210,16 @@ pub fn backup_to_file(profile: &Profile, path: &Path) -> Result<BackupReport> {
     }
     let tmp = path.with_extension("carry-tmp");
     let result = (|| -> Result<BackupReport> {
-        let file = std::fs::File::create(&tmp)?;
+        let file = std::fs::File::create(&tmp).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::invalid(format!("the folder for {} does not exist", path.display()))
+            }
+            std::io::ErrorKind::PermissionDenied => Error::invalid(format!(
+                "{} cannot be written here (permission denied)",
+                path.display()
+            )),
+            _ => Error::from(e),
+        })?;
         let (report, file, _) = write_backup(profile, BufWriter::new(file), None, None)?;
         file.into_inner()
             .map_err(|e| Error::from(e.into_error()))?
