@@ -455,6 +455,8 @@ pub struct ExchangeReport {
     /// People who gained access to this profile's record in this exchange (short
     /// ids). Each is also reported to `Events.on_new_access`.
     pub new_access: Vec<String>,
+    /// What was exchanged with the person's other devices (all zero on one device).
+    pub devices: crate::moving::DevicesReport,
 }
 
 impl From<cs::ExchangeReport> for ExchangeReport {
@@ -471,6 +473,7 @@ impl From<cs::ExchangeReport> for ExchangeReport {
             expired: r.expired,
             relay_deleted: r.relay_deleted,
             new_access: r.new_access,
+            devices: r.devices.into(),
         }
     }
 }

@@ -2,9 +2,9 @@
 // type with async calls, AsyncStreams of import and sync progress and of new access,
 // paging as an async sequence, provider sign-in and sync, sharing (invites, people,
 // grants, received records, the relay exchange, the audit log), SMART Health Links
-// for showing a clinician, moving to a new phone, and a Keychain key store. Names
-// called on CarryFFI are checked against the generated Swift by
-// tests/kotlin/check_swift_names.py (`make test`).
+// for showing a clinician, moving to a new phone or adding a second device, and a
+// Keychain key store. Names called on CarryFFI are checked against the generated
+// Swift by tests/kotlin/check_swift_names.py (`make test`).
 
 import CryptoKit
 import Foundation
@@ -45,7 +45,9 @@ public final class CarryProfile: Sendable {
     /// `keyStore`, waiting up to `waitSeconds`. Same identity, people, grants and
     /// audit log; sign in to each provider again. `CarryError.Denied` if the old phone
     /// stopped the move (other digits were typed there), `.Expired` if nothing came
-    /// in time, `.InvalidInput` if `move` was already finished.
+    /// in time, `.InvalidInput` if `move` was already finished. A second device
+    /// joining the profile finishes the same way, with the `MoveIn` from
+    /// `startJoin(code:name:)`.
     public static func finishMoveIn(
         _ move: MoveIn, folder: URL, keyStore: KeyStore, waitSeconds: UInt32 = 600
     ) async throws -> CarryProfile {
@@ -422,6 +424,37 @@ public final class CarryProfile: Sendable {
     /// phone's copy.
     public func startMoveOut() async throws -> MoveOut {
         try await ffi.startMoveOut()
+    }
+
+    // MARK: A second device
+
+    /// Start adding another device (an iPad) to this profile through its endpoint
+    /// (`setEndpoint`); `myName` names this device in the list if it is the first.
+    /// Pair as for `startMoveOut()` (the other device calls `startJoin(code:name:)`
+    /// and `finishMoveIn`): both keep the profile and `exchange` keeps them in step.
+    /// `wipe()` on the result throws `CarryError.InvalidInput`: adding a device is
+    /// not a move.
+    public func startAddDevice(myName: String) async throws -> MoveOut {
+        try await ffi.startAddDevice(myName: myName)
+    }
+
+    /// The person's devices holding this profile, removed ones included; empty on
+    /// one device.
+    public func devices() async throws -> [Device] {
+        try await ffi.devices()
+    }
+
+    /// Remove device `id`: nothing more is sent to it or taken from it. What it holds
+    /// stays on it. `CarryError.InvalidInput` for this device itself.
+    public func removeDevice(_ id: String) async throws {
+        try await ffi.removeDevice(id: id)
+    }
+
+    /// Make device `id` the primary, the one that talks to other people's devices.
+    public func setPrimaryDevice(_ id: String) async throws {
+        try await ffi.setPrimaryDevice(id: id)
+    }
+
     /// The person's preferences: the research and planning opt-outs as recorded in
     /// Carry, the default grant length, the lock timeout and what the emergency card
     /// shows (defaults for any never set). Enforce `lockTimeoutS` in the app: after

@@ -8,6 +8,7 @@ import health.carry.ffi.AuditEntry
 import health.carry.ffi.Basis
 import health.carry.ffi.Category
 import health.carry.ffi.CreatedShareLink
+import health.carry.ffi.Device
 import health.carry.ffi.EmergencyCard
 import health.carry.ffi.Events
 import health.carry.ffi.ExchangeReport
@@ -95,7 +96,8 @@ class CarryProfile private constructor(
          * people, grants and audit log; sign in to each provider again.
          * `CarryException.Denied` if the old phone stopped the move (other digits were
          * typed there), `Expired` if nothing came in time, `InvalidInput` if [move]
-         * was already finished.
+         * was already finished. A second device joining the profile finishes the
+         * same way, with the `MoveIn` from `health.carry.ffi.startJoin(code, name)`.
          */
         suspend fun finishMoveIn(
             move: MoveIn,
@@ -443,6 +445,30 @@ class CarryProfile private constructor(
      * `wipe()` locks this profile and deletes this phone's copy; then [close] it.
      */
     suspend fun startMoveOut(): MoveOut = profile.startMoveOut()
+
+    // A second device.
+
+    /**
+     * Start adding another device (a tablet) to this profile through its endpoint
+     * ([setEndpoint]); [myName] names this device in the list if it is the first.
+     * Pair as for [startMoveOut] (the other device calls
+     * `health.carry.ffi.startJoin(code, name)` and [finishMoveIn]): both keep the
+     * profile and [exchange] keeps them in step. `wipe()` on the result throws
+     * `CarryException.InvalidInput`: adding a device is not a move.
+     */
+    suspend fun startAddDevice(myName: String): MoveOut = profile.startAddDevice(myName)
+
+    /** The person's devices holding this profile, removed ones included; empty on one device. */
+    suspend fun devices(): List<Device> = profile.devices()
+
+    /**
+     * Remove device [id]: nothing more is sent to it or taken from it. What it holds
+     * stays on it. `CarryException.InvalidInput` for this device itself.
+     */
+    suspend fun removeDevice(id: String) = profile.removeDevice(id)
+
+    /** Make device [id] the primary, the one that talks to other people's devices. */
+    suspend fun setPrimaryDevice(id: String) = profile.setPrimaryDevice(id)
     /**
      * The person's preferences: the research and planning opt-outs as recorded in
      * Carry, the default grant length, the lock timeout and what the emergency card
