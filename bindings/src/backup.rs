@@ -31,7 +31,8 @@ pub struct BackupStatus {
 pub struct BackupReport {
     /// The backup's id.
     pub id: String,
-    /// `full`.
+    /// `full`, or `incremental` (only what changed since the last backup to the
+    /// endpoint).
     pub kind: String,
     /// Its size in bytes.
     pub bytes: u64,

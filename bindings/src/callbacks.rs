@@ -19,8 +19,10 @@ use crate::types::ImportProgress;
 ///
 /// `wrap` receives the 32-byte vault key and returns an opaque blob that Carry keeps
 /// beside the vault; `unwrap` returns the 32 bytes from that blob. Throw `WrongKey`
-/// when the blob cannot be opened (another device, a reset keystore); anything else
-/// thrown is reported as `Internal`. Do not keep or log the key.
+/// when the blob cannot be opened (another device, a reset keystore), and `Locked`
+/// when the keystore needs the device unlocked first (the call then fails with
+/// `Locked`, and nothing changes); anything else thrown is reported as `Internal`.
+/// Do not keep or log the key.
 #[uniffi::export(with_foreign)]
 pub trait KeyStore: Send + Sync {
     /// Wrap the 32-byte vault key.
@@ -55,6 +57,7 @@ pub(crate) struct KeyStoreAdapter(pub Arc<dyn KeyStore>);
 fn to_core(e: CarryError) -> cc::Error {
     match e {
         CarryError::WrongKey { .. } => cc::Error::WrongKey,
+        CarryError::Locked { .. } => cc::Error::Locked,
         other => cc::Error::KeyStore {
             reason: other.to_string(),
         },
