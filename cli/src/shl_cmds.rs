@@ -41,7 +41,18 @@ pub struct ShareArgs {
     qr: Option<PathBuf>,
 }
 
-/// Write a QR matrix as PNG or SVG, by the file's extension.
+/// Create (or empty) `path` readable by its owner only: a QR code holds a secret (a
+/// link's key, a pairing code, the recovery code).
+fn private_file(path: &Path) -> Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    Ok(o.open(path)?)
+}
+
+/// Write a QR matrix as PNG or SVG, by the file's extension, readable by its owner
+/// only.
 pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
     const QUIET: u32 = 4;
     let size = q.width + 2 * QUIET;
@@ -66,7 +77,7 @@ pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
                 }
             }
             svg.push_str("\"/></svg>\n");
-            std::fs::write(path, svg)?;
+            std::io::Write::write_all(&mut private_file(path)?, svg.as_bytes())?;
         }
         Some("png") => {
             const SCALE: u32 = 8;
@@ -81,7 +92,7 @@ pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
                     });
                 }
             }
-            let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+            let file = std::io::BufWriter::new(private_file(path)?);
             let mut enc = png::Encoder::new(file, px, px);
             enc.set_color(png::ColorType::Grayscale);
             enc.set_depth(png::BitDepth::Eight);

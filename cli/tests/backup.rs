@@ -40,6 +40,15 @@ fn a_backup_restores_whole_with_its_code_and_not_at_all_without() {
     ok(&home, &["recovery", "show", "--qr", svg.to_str().unwrap()]);
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&png).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the code's QR is readable by its owner only"
+        );
+    }
     let file = d.path().join("jene.carry");
     let b = json(
         &home,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::http::Http;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The patient-compartment types searched one by one when `$everything` is not
 /// offered and `metadata` does not list types. A type the server turns down is skipped.
@@ -135,6 +135,14 @@ pub(crate) async fn discover(http: &Http, base: &str) -> Result<Capabilities> {
                     _ => {}
                 }
             }
+        }
+    }
+    // Sign-in happens at these addresses: only over TLS (or on this machine).
+    for url in [&caps.authorize, &caps.token].into_iter().flatten() {
+        if !super::sources::is_secure_url(url) {
+            return Err(Error::invalid(
+                "the provider's sign-in addresses must be https; ask the provider to fix its SMART configuration",
+            ));
         }
     }
     Ok(caps)

@@ -148,12 +148,22 @@ pub(crate) struct Source {
 
 const NAME_MAX: usize = 40;
 
+/// Whether `url` is https, or plain http to this machine (127.0.0.1, localhost or
+/// [::1], for development), judged by the parsed host and not by its spelling.
+pub(crate) fn is_secure_url(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(u) => match u.scheme() {
+            "https" => u.host_str().is_some(),
+            "http" => matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")),
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
+
 fn check_base_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| url.starts_with(p));
-    if !(url.starts_with("https://") || loopback) {
+    if !is_secure_url(url) {
         return Err(Error::invalid(
             "the FHIR base URL must start with https:// (http:// only for 127.0.0.1 or localhost)",
         ));
@@ -388,4 +398,32 @@ pub(crate) fn save_tokens(
         tx.commit()?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secure_url;
+
+    #[test]
+    fn only_https_or_plain_http_to_this_machine_counts_as_secure() {
+        for ok in [
+            "https://gp.example/fhir",
+            "http://127.0.0.1:8080/gp/fhir",
+            "http://localhost/fhir",
+            "http://[::1]:9/fhir",
+        ] {
+            assert!(is_secure_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://gp.example/fhir",
+            "http://localhost.example.org/fhir",
+            "http://127.0.0.1.nip.io/fhir",
+            "http://localhost@evil.example/fhir",
+            "ftp://gp.example",
+            "https://",
+            "not a url",
+        ] {
+            assert!(!is_secure_url(bad), "{bad}");
+        }
+    }
 }
