@@ -183,7 +183,18 @@ pub fn grant_document(profile: &Profile, grant_id: &str) -> Result<String> {
 /// their end date are ended here, and their copies deleted, without anyone acting.
 pub fn received_profiles(profile: &Profile) -> Result<Vec<ReceivedProfile>> {
     expire_received(profile)?;
-    profile.vault().read(received::list)
+    let all = profile.vault().read(received::list)?;
+    // A grant whose record has not arrived yet (its first delivery was interrupted
+    // before the copy's vault was made) is not listed: the next exchange completes it.
+    let own = profile.vault().dir().to_path_buf();
+    Ok(all
+        .into_iter()
+        .filter(|r| {
+            received::dir_of(&own, &r.grant)
+                .join(crate::vault::VAULT_FILE)
+                .exists()
+        })
+        .collect())
 }
 
 /// Open the record `who` (a sharer's short id or name) shares with this profile.
