@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size
+.PHONY: all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz
 
 all: test
 
@@ -44,6 +44,22 @@ lint:
 unit:
 	@test -d $(SHARED)/fixtures || { echo "the shared fixtures are missing: expected $(SHARED)"; exit 1; }
 	$(CARGO) test --workspace
+
+## Fuzzing (not in CI): every target in fuzz/ for FUZZ_SECONDS each, seeded from
+## ../shared; needs the nightly toolchain and cargo-fuzz, installed here if missing.
+FUZZ_SECONDS ?= 60
+fuzz:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_FLAGS="$(FUZZ_FLAGS)" SHARED=$(SHARED) bash tests/fuzz/run.sh
+
+## Crash consistency: the CLI SIGKILLed at 100 random points during an import, a
+## provider sync, a carer's envelope apply and a revocation (`unit` runs 10 of them).
+## CARRY_CRASH_SEED=N replays a run with the seed it printed.
+crash-test: deps
+	@test -d $(SHARED)/fixtures || { echo "the shared fixtures are missing: expected $(SHARED)"; exit 1; }
+	$(CARGO) build -p carry-endpoint
+	CARRY_CRASH_POINTS=100 $(CARGO) test -p carry-cli --test crash -- --nocapture
 
 ## The endpoint's storage conformance suite on PostgreSQL: .ci/postgres.sh installs
 ## PostgreSQL if missing and starts a throwaway server under target/pg, stopped after

@@ -27,6 +27,8 @@ pub mod crypto;
 pub mod devices;
 pub mod error;
 pub mod export;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod import;
 pub mod keys;
 pub mod prefs;

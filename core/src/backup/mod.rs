@@ -405,6 +405,37 @@ fn write_backup<W: std::io::Write>(
     ))
 }
 
+/// Read `data` as a backup with a fixed key: the header, then every chunk (fuzzing).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn read_for_fuzzing(data: &[u8]) {
+    let mut input = data;
+    let Ok((header, raw)) = format::read_header(&mut input) else {
+        return;
+    };
+    if let Ok(mut reader) = format::Reader::new(input, &header, raw, &[9u8; 32]) {
+        while let Ok(Some(_)) = reader.next_chunk() {}
+    }
+}
+
+/// Load `content` into a fresh in-memory vault, as a restore does (fuzzing).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn load_for_fuzzing(incremental: bool, content: &[u8]) {
+    let Ok(mut conn) = Connection::open_in_memory() else {
+        return;
+    };
+    if crate::vault::migrations::migrate(&mut conn).is_err() {
+        return;
+    }
+    let Ok(tx) = conn.transaction() else {
+        return;
+    };
+    let _ = tx.pragma_update(None, "defer_foreign_keys", true);
+    let mut loader = dump::Loader::new(incremental);
+    if loader.feed(&tx, content).is_ok() && loader.finish().is_ok() {
+        let _ = dump::Loader::rebuild(&tx);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ mod moving;
 pub mod ops;
 pub mod pairing;
 mod registry;
-mod seal;
+pub(crate) mod seal;
 mod transport;
 
 pub use moving::{wipe, MoveIn, MoveOut, DEFAULT_WAIT};

@@ -1,0 +1,4 @@
+//! Fuzz target: `carry_core::fuzzing::envelope` must never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| carry_core::fuzzing::envelope(data));

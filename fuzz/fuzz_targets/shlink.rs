@@ -1,0 +1,4 @@
+//! Fuzz target: `carry_core::fuzzing::shlink` must never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| carry_core::fuzzing::shlink(data));
