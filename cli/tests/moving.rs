@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Stdio};
 
 use common::*;
@@ -68,21 +68,26 @@ fn pair_with(
     (mover, taker, digits)
 }
 
-#[test]
-fn the_record_moves_only_to_the_phone_whose_digits_were_typed_and_grants_keep_working() {
-    let d = tempfile::tempdir().unwrap();
-    let ep = serve(
-        &format!("sqlite://{}", d.path().join("ep.db").display()),
-        &[],
-    );
-    let old = d.path().join("old-phone");
-    ok(&old, &["init", "--name", "Jene Cummings"]);
-    ok(&old, &["import", shared(FILE).to_str().unwrap()]);
-    ok(&old, &["endpoint", "set", &ep.base]);
-    // A carer with a grant to vital signs.
-    let carer = d.path().join("carer");
+/// A patient's phone with a record and an endpoint, and a carer who holds a viewer
+/// grant to her vital signs (delivered).
+struct World {
+    phone: PathBuf,
+    carer: PathBuf,
+    /// The patient, as the carer knows her.
+    patient_id: String,
+    /// The carer, as the patient knows him.
+    carer_id: String,
+    grant: String,
+}
+
+fn patient_with_carer(dir: &Path, phone_name: &str, base: &str) -> World {
+    let phone = dir.join(phone_name);
+    ok(&phone, &["init", "--name", "Jene Cummings"]);
+    ok(&phone, &["import", shared(FILE).to_str().unwrap()]);
+    ok(&phone, &["endpoint", "set", base]);
+    let carer = dir.join("carer");
     ok(&carer, &["init", "--name", "Sam Cummings"]);
-    let invite = json(&old, &["invite", "--json"])["code"]
+    let invite = json(&phone, &["invite", "--json"])["code"]
         .as_str()
         .unwrap()
         .to_string();
@@ -90,13 +95,13 @@ fn the_record_moves_only_to_the_phone_whose_digits_were_typed_and_grants_keep_wo
         .as_str()
         .unwrap()
         .to_string();
-    ok(&old, &["sync"]);
-    let carer_id = json(&old, &["people", "--json"])[0]["person"]
+    ok(&phone, &["sync"]);
+    let carer_id = json(&phone, &["people", "--json"])[0]["person"]
         .as_str()
         .unwrap()
         .to_string();
-    ok(
-        &old,
+    let grant = json(
+        &phone,
         &[
             "grant",
             &carer_id,
@@ -104,10 +109,36 @@ fn the_record_moves_only_to_the_phone_whose_digits_were_typed_and_grants_keep_wo
             "viewer",
             "--categories",
             "vital-signs",
+            "--json",
         ],
-    );
-    ok(&old, &["sync"]);
+    )["grant"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&phone, &["sync"]);
     ok(&carer, &["sync"]);
+    World {
+        phone,
+        carer,
+        patient_id,
+        carer_id,
+        grant,
+    }
+}
+
+#[test]
+fn the_record_moves_only_to_the_phone_whose_digits_were_typed_and_grants_keep_working() {
+    let d = tempfile::tempdir().unwrap();
+    let ep = serve(
+        &format!("sqlite://{}", d.path().join("ep.db").display()),
+        &[],
+    );
+    let World {
+        phone: old,
+        carer,
+        patient_id,
+        ..
+    } = patient_with_carer(d.path(), "old-phone", &ep.base);
     let identity = json(&old, &["id", "--json"])["keys"].clone();
     let people = json(&old, &["people", "--json"]);
     let stats = json(&old, &["stats", "--json"])["resources"].clone();
@@ -200,42 +231,13 @@ fn a_phone_and_a_tablet_changing_offline_converge_through_the_relay() {
         &format!("sqlite://{}", d.path().join("ep.db").display()),
         &[],
     );
-    let phone = d.path().join("phone");
-    ok(&phone, &["init", "--name", "Jene Cummings"]);
-    ok(&phone, &["import", shared(FILE).to_str().unwrap()]);
-    ok(&phone, &["endpoint", "set", &ep.base]);
-    let carer = d.path().join("carer");
-    ok(&carer, &["init", "--name", "Sam Cummings"]);
-    let invite = json(&phone, &["invite", "--json"])["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let patient_id = json(&carer, &["accept", &invite, "--json"])["person"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(&phone, &["sync"]);
-    let carer_id = json(&phone, &["people", "--json"])[0]["person"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let g = json(
-        &phone,
-        &[
-            "grant",
-            &carer_id,
-            "--role",
-            "viewer",
-            "--categories",
-            "vital-signs",
-            "--json",
-        ],
-    )["grant"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(&phone, &["sync"]);
-    ok(&carer, &["sync"]);
+    let World {
+        phone,
+        carer,
+        patient_id,
+        carer_id,
+        grant: g,
+    } = patient_with_carer(d.path(), "phone", &ep.base);
     assert!(carer.join("shared").exists());
     assert_eq!(json(&phone, &["devices", "--json"]), serde_json::json!([]));
 
