@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{ops, registry, transport};
+use super::{registry, transport};
 use crate::crypto::identity::Identity;
 use crate::share::{self, NewGrant, Role, Scope};
 use crate::{Category, ExportScope, ImportOptions, PassphraseKeyStore, Profile, Reading};
@@ -330,5 +330,4 @@ fn replays_and_tampering_are_refused_and_a_gap_asks_for_everything() {
         deliver(&phone, &tablet);
     }
     assert_eq!(entries(&phone), entries(&tablet));
-    let _ = ops::mark_everything;
 }
