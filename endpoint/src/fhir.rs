@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::{FromRequestParts, Path, Query as QueryParams, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::access::{forbidden, Access, AuthMode};
@@ -38,6 +40,27 @@ pub struct App {
     pub no_metadata: bool,
     /// Rate limit and injected faults.
     pub limits: Limits,
+}
+
+/// The path's segments, like `Path`; a segment that does not decode (not UTF-8, or
+/// not the expected shape) answers 400 with an OperationOutcome rather than text.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| Segments(t))
+            .map_err(|_| {
+                outcome(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "the path does not decode",
+                )
+            })
+    }
 }
 
 /// Default and largest page sizes.
@@ -151,7 +174,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/{tenant}/fhir/{rtype}/{id}/{op}", get(operation))
 }
 
-async fn metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Response {
+async fn metadata(State(app): State<Arc<App>>, Segments(tenant): Segments<String>) -> Response {
     if let Err(r) = app.require_tenant(&tenant).await {
         return r;
     }
@@ -234,7 +257,7 @@ async fn metadata(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Re
 
 async fn read(
     State(app): State<Arc<App>>,
-    Path((tenant, rtype, id)): Path<(String, String, String)>,
+    Segments((tenant, rtype, id)): Segments<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if !valid_type(&rtype) || !valid_id(&id) {
@@ -398,7 +421,7 @@ pub fn encode_query(v: &str) -> String {
 
 async fn search(
     State(app): State<Arc<App>>,
-    Path((tenant, rtype)): Path<(String, String)>,
+    Segments((tenant, rtype)): Segments<(String, String)>,
     QueryParams(params): QueryParams<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -465,7 +488,7 @@ async fn search(
 
 async fn operation(
     State(app): State<Arc<App>>,
-    Path((tenant, rtype, id, op)): Path<(String, String, String, String)>,
+    Segments((tenant, rtype, id, op)): Segments<(String, String, String, String)>,
     QueryParams(params): QueryParams<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -536,7 +559,7 @@ fn if_none_exist(headers: &HeaderMap) -> Result<Option<String>, ()> {
 /// conditional create that returns the existing resource instead of a duplicate.
 async fn create(
     State(app): State<Arc<App>>,
-    Path((tenant, rtype)): Path<(String, String)>,
+    Segments((tenant, rtype)): Segments<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {

@@ -1,11 +1,11 @@
-//! `carry-endpoint`: the reference trust endpoint. Today it serves several tenants'
-//! FHIR R4 sandboxes (each a provider with its own base, e.g. `/gp/fhir`) over
-//! embedded SQLite, and seeds them from FHIR Bundles; a share relay (`/relay/v1`) that
-//! passes encrypted envelopes between people's mailboxes; and a SMART Health Links host
-//! (`/shl`) with its web viewer (`/view`); and encrypted backups (`/backup/v1`).
+//! `carry-endpoint`: the reference trust endpoint. It serves several tenants' FHIR R4
+//! sandboxes (each a provider with its own base, e.g. `/gp/fhir`) over embedded SQLite
+//! or PostgreSQL, and seeds them from FHIR Bundles; a share relay (`/relay/v1`) that
+//! passes encrypted envelopes between people's mailboxes; a SMART Health Links host
+//! (`/shl`) with its web viewer (`/view`); and encrypted backups (`/backup/v1`). The
+//! routes live in the library (`lib.rs`); this is the command line around them.
 
 #![forbid(unsafe_code)]
-// No panics on paths inputs can reach: tests may unwrap.
 #![cfg_attr(
     not(test),
     deny(
@@ -17,35 +17,11 @@
     )
 )]
 
-mod access;
-mod backup;
-mod backup_store;
-#[cfg(test)]
-mod conformance;
-mod fhir;
-mod limits;
-mod postgres;
-mod relay;
-mod relay_store;
-mod seed;
-mod shl;
-mod shl_store;
-mod smart;
-mod sqlite;
-mod store;
-mod time;
-mod viewer;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use carry_endpoint::{Options, Storage};
 use clap::{Parser, Subcommand};
 
 /// The Carry trust endpoint.
@@ -71,13 +47,7 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
         #[command(flatten)]
-        options: ServeOptions,
-        #[command(flatten)]
-        relay: relay::Options,
-        #[command(flatten)]
-        shl: shl::Options,
-        #[command(flatten)]
-        backup: backup::Options,
+        options: Options,
     },
     /// Remove one resource from a tenant (to test how clients notice deletions).
     Delete {
@@ -108,129 +78,19 @@ enum Command {
     },
 }
 
-/// How the server authorizes, limits and misbehaves.
-#[derive(clap::Args)]
-struct ServeOptions {
-    /// How FHIR requests are authorized: smart (SMART App Launch), none, or
-    /// bearer:TOKEN (one static token).
-    #[arg(long, default_value = "smart")]
-    auth: String,
-    /// How long an access token lives, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    token_ttl: u32,
-    /// Seconds after rotation in which a spent refresh token still works once more
-    /// (a client retrying after a lost answer); after that a replay revokes the family.
-    #[arg(long, default_value_t = 30)]
-    refresh_reuse_grace: u32,
-    /// Offer only plain searches: no $everything and no _lastUpdated.
-    #[arg(long)]
-    plain_search: bool,
-    /// Publish no CapabilityStatement (metadata answers 404), so clients must find out
-    /// what the server offers by trying.
-    #[arg(long)]
-    no_metadata: bool,
-    /// Requests per second per client on the FHIR APIs, the relay, the share-link
-    /// and the backup routes; beyond it, 429 with Retry-After.
-    #[arg(long)]
-    rate_limit: Option<u32>,
-    /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
-    /// drop, truncate, delay. Repeat for several. For tests only.
-    #[arg(long = "fault")]
-    faults: Vec<String>,
-    /// How long a delay fault waits, in milliseconds.
-    #[arg(long, default_value_t = 1500)]
-    fault_delay_ms: u64,
-}
-
-/// Log each request by its route pattern, never its path: paths carry ids.
-async fn access_log(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().clone();
-    let started = std::time::Instant::now();
-    let resp = next.run(req).await;
-    tracing::info!(%method, route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    resp
-}
-
-fn valid_tenant(t: &str) -> bool {
-    (1..=40).contains(&t.len())
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 async fn serve(
     db: String,
     listen: SocketAddr,
     public_url: Option<String>,
-    options: ServeOptions,
-    relay_options: relay::Options,
-    shl_options: shl::Options,
-    backup_options: backup::Options,
+    options: Options,
 ) -> Result<(), String> {
-    let store = store::open_url(&db).map_err(|e| e.to_string())?;
+    let storage = Storage::open(&db)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let public_base = public_url
-        .unwrap_or_else(|| format!("http://{addr}"))
-        .trim_end_matches('/')
-        .to_string();
-    let faults = options
-        .faults
-        .iter()
-        .map(|f| limits::Fault::parse(f))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !faults.is_empty() {
-        tracing::warn!(
-            count = faults.len(),
-            "fault injection is on: for tests only"
-        );
-    }
-    let relay = Arc::new(relay::Relay::new(store.clone(), &relay_options));
-    let shl = Arc::new(shl::Shl::new(
-        store.clone(),
-        relay.clone(),
-        public_base.clone(),
-        &shl_options,
-    ));
-    let backup = Arc::new(backup::Backup::new(
-        store.clone(),
-        relay.clone(),
-        &backup_options,
-    ));
-    let viewer = Arc::new(viewer::Viewer::new(&public_base));
-    let app = Arc::new(fhir::App {
-        store,
-        public_base,
-        auth: access::AuthMode::parse(&options.auth)?,
-        token_ttl_ms: i64::from(options.token_ttl.max(1)) * 1000,
-        reuse_grace_ms: i64::from(options.refresh_reuse_grace) * 1000,
-        plain: options.plain_search,
-        no_metadata: options.no_metadata,
-        limits: limits::Limits {
-            rate: options.rate_limit.map(limits::RateLimit::new),
-            faults,
-            delay: std::time::Duration::from_millis(options.fault_delay_ms),
-        },
-    });
-    let router = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
-        )
-        .merge(fhir::routes())
-        .merge(smart::routes())
-        .merge(relay::routes(relay))
-        .merge(shl::routes(shl))
-        .merge(backup::routes(backup))
-        .merge(viewer::routes(viewer))
-        .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
-        .layer(middleware::from_fn(access_log))
-        .with_state(app);
+    let public_base = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let router = carry_endpoint::router(&storage, &public_base, &options)?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
     axum::serve(listener, router)
@@ -260,19 +120,6 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
-fn delete(db: &str, tenant: &str, resource: &str) -> Result<(), String> {
-    let (rtype, id) = resource
-        .split_once('/')
-        .ok_or_else(|| format!("'{resource}' is not Type/id"))?;
-    let store = store::open_url(db).map_err(|e| e.to_string())?;
-    if store.delete(tenant, rtype, id).map_err(|e| e.to_string())? {
-        println!("deleted {rtype}/{id} from {tenant}");
-        Ok(())
-    } else {
-        Err(format!("{tenant} holds no {rtype}/{id}"))
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -288,45 +135,32 @@ fn main() -> ExitCode {
             listen,
             public_url,
             options,
-            relay,
-            shl,
-            backup,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options, relay, shl, backup))),
+            .and_then(|rt| rt.block_on(serve(db, listen, public_url, options))),
         Command::Delete {
             db,
             tenant,
             resource,
-        } => delete(&db, &tenant, &resource),
+        } => Storage::open(&db)
+            .and_then(|s| s.delete(&tenant, &resource))
+            .map(|()| {
+                println!("deleted {resource} from {tenant}");
+            }),
         Command::Seed {
             db,
             tenants,
             from,
             split_by_encounter,
-        } => {
-            if let Some(bad) = tenants.iter().find(|t| !valid_tenant(t)) {
-                Err(format!("tenant '{bad}' must be 1-40 of a-z 0-9 -"))
-            } else {
-                store::open_url(&db)
-                    .map_err(|e| e.to_string())
-                    .and_then(|store| {
-                        let done = seed::seed(
-                            store.as_ref(),
-                            &tenants,
-                            &from,
-                            split_by_encounter,
-                            time::now_ms(),
-                        )?;
-                        for (t, n) in &done.per_tenant {
-                            println!("{t}: {n} resources");
-                        }
-                        Ok(())
-                    })
-            }
-        }
+        } => Storage::open(&db)
+            .and_then(|s| s.seed(&tenants, &from, split_by_encounter))
+            .map(|done| {
+                for (t, n) in &done {
+                    println!("{t}: {n} resources");
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query as QueryParams, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +21,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::access::{granted_scope, new_token, same_secret, token_hash, AuthMode};
-use crate::fhir::App;
+use crate::fhir::{App, Segments};
 use crate::store::{Grant, Query};
 
 /// How long an authorization code lives.
@@ -54,7 +55,10 @@ fn bad_request(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
-async fn configuration(State(app): State<Arc<App>>, Path(tenant): Path<String>) -> Response {
+async fn configuration(
+    State(app): State<Arc<App>>,
+    Segments(tenant): Segments<String>,
+) -> Response {
     if let Err(r) = app.require_tenant(&tenant).await {
         return r;
     }
@@ -131,18 +135,29 @@ fn check_authorize(
 
 async fn authorize(
     State(app): State<Arc<App>>,
-    Path(tenant): Path<String>,
-    QueryParams(params): QueryParams<HashMap<String, String>>,
+    Segments(tenant): Segments<String>,
+    query: Result<QueryParams<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    approve_or_ask(app, tenant, params).await
+    match query {
+        Ok(QueryParams(params)) => approve_or_ask(app, tenant, params).await,
+        Err(_) => bad_request("the query does not decode"),
+    }
 }
 
 async fn consent(
     State(app): State<Arc<App>>,
-    Path(tenant): Path<String>,
-    Form(params): Form<HashMap<String, String>>,
+    Segments(tenant): Segments<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    approve_or_ask(app, tenant, params).await
+    match form {
+        Ok(Form(params)) => approve_or_ask(app, tenant, params).await,
+        Err(_) => not_a_form(),
+    }
+}
+
+/// A token or consent request whose body is not a form: RFC 6749's `invalid_request`.
+fn not_a_form() -> Response {
+    bad_request("the body must be application/x-www-form-urlencoded")
 }
 
 /// With `sandbox_patient`, approve as that patient and redirect with a code; without,
@@ -328,9 +343,12 @@ async fn issue(
 
 async fn token(
     State(app): State<Arc<App>>,
-    Path(tenant): Path<String>,
-    Form(p): Form<HashMap<String, String>>,
+    Segments(tenant): Segments<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
+    let Ok(Form(p)) = form else {
+        return not_a_form();
+    };
     if app.auth != AuthMode::Smart {
         return bad_request("this server does not use SMART");
     }

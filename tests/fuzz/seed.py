@@ -69,4 +69,18 @@ put("backup_content", "increment", b"\x01" + content.replace(b'"full"', b'"incre
 # Sealed things: the framing with random-looking bodies.
 put("envelope", "ce1", b"CE1" + bytes(32) + os.urandom(64))
 put("device_batch", "cd1", b"CD1" + bytes(32) + os.urandom(64))
+# The endpoint: a route byte (see fuzz_targets/endpoint.rs), then the body or query.
+ep = {
+    0: [b'{"recipient":"Dr A"}', b'{"recipient":"Dr A","passcode":"1234","embeddedLengthMax":100}'],
+    2: [b"recipient=Dr%20A"],
+    4: [b'{"tag":"share","body":"' + b64(os.urandom(48)).encode() + b'"}'],
+    6: [b"after=0&limit=10"],
+    7: [b'{"ids":[1,2,3]}'],
+    8: [('{"key":"%s"}' % b64(bytes(32))).encode()],
+    9: [('{"key":"%s","challenge":"%s","signature":"%s"}' % (b64(bytes(32)), b64(bytes(32)), b64(bytes(64)))).encode()],
+    10: [('{"enc":"%s","binding":"%s"}' % (b64(bytes(32)), b64(bytes(64)))).encode()],
+}
+for route, bodies in ep.items():
+    for i, body in enumerate(bodies):
+        put("endpoint", f"r{route}-{i}", bytes([route]) + body)
 print(f"seeded {out}")

@@ -166,3 +166,36 @@ pub fn sign_in(base: &str) -> String {
     assert_eq!(s.status, 200, "{}", s.text);
     s.json()["token"].as_str().unwrap().to_string()
 }
+
+/// `method` on `base` + `path` with raw `body` bytes sent as `content_type`, and a
+/// bearer token and any extra headers if given.
+pub fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Answer {
+    let url = format!("{base}{path}");
+    let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    let resp = if body.is_empty() {
+        agent().run(builder.body(()).unwrap())
+    } else {
+        agent().run(builder.body(body.to_vec()).unwrap())
+    };
+    read(resp.unwrap())
+}
+
+/// A file of the shared test data beside the repository (`../shared`).
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(rel)
+}

@@ -1,0 +1,252 @@
+//! The Carry trust endpoint as a library: the routes of every part (each tenant's FHIR
+//! R4 sandbox over embedded SQLite or PostgreSQL, the SMART authorization server, the
+//! share relay `/relay/v1`, SMART Health Links `/shl` with the web viewer `/view`, and
+//! encrypted backups `/backup/v1`), built into one router. The `carry-endpoint` binary
+//! serves it; fuzz targets and load tests call it in process.
+
+#![forbid(unsafe_code)]
+// No panics on paths inputs can reach: tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+mod access;
+mod backup;
+mod backup_store;
+#[cfg(test)]
+mod conformance;
+mod fhir;
+mod limits;
+mod postgres;
+mod relay;
+mod relay_store;
+mod seed;
+mod shl;
+mod shl_store;
+mod smart;
+mod sqlite;
+mod store;
+mod time;
+mod viewer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Parser;
+
+/// Every option of `serve` besides the storage and the address.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "endpoint_options")]
+pub struct Options {
+    #[command(flatten)]
+    serve: ServeOptions,
+    #[command(flatten)]
+    relay: relay::Options,
+    #[command(flatten)]
+    shl: shl::Options,
+    #[command(flatten)]
+    backup: backup::Options,
+}
+
+impl Options {
+    /// The options `serve` runs with when none are given.
+    pub fn defaults() -> Result<Self, String> {
+        Self::from_args(&[])
+    }
+
+    /// The options from `serve`'s command-line flags, e.g. `["--auth", "none"]`.
+    pub fn from_args(args: &[&str]) -> Result<Self, String> {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            options: Options,
+        }
+        Only::try_parse_from(std::iter::once("carry-endpoint").chain(args.iter().copied()))
+            .map(|o| o.options)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// How the server authorizes, limits and misbehaves.
+#[derive(Debug, Clone, clap::Args)]
+struct ServeOptions {
+    /// How FHIR requests are authorized: smart (SMART App Launch), none, or
+    /// bearer:TOKEN (one static token).
+    #[arg(long, default_value = "smart")]
+    auth: String,
+    /// How long an access token lives, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl: u32,
+    /// Seconds after rotation in which a spent refresh token still works once more
+    /// (a client retrying after a lost answer); after that a replay revokes the family.
+    #[arg(long, default_value_t = 30)]
+    refresh_reuse_grace: u32,
+    /// Offer only plain searches: no $everything and no _lastUpdated.
+    #[arg(long)]
+    plain_search: bool,
+    /// Publish no CapabilityStatement (metadata answers 404), so clients must find out
+    /// what the server offers by trying.
+    #[arg(long)]
+    no_metadata: bool,
+    /// Requests per second per client on the FHIR APIs, the relay, the share-link
+    /// and the backup routes; beyond it, 429 with Retry-After.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
+    /// drop, truncate, delay. Repeat for several. For tests only.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+    /// How long a delay fault waits, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    fault_delay_ms: u64,
+}
+
+/// Log each request by its route pattern, never its path: paths carry ids.
+async fn access_log(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(%method, route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+fn valid_tenant(t: &str) -> bool {
+    (1..=40).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Where the endpoint keeps everything: opened from `sqlite://PATH` or `postgres://…`.
+#[derive(Clone)]
+pub struct Storage(Arc<dyn store::Store>);
+
+impl Storage {
+    /// Open (and create or upgrade) the storage at `url`.
+    pub fn open(url: &str) -> Result<Self, String> {
+        store::open_url(url).map(Self).map_err(|e| e.to_string())
+    }
+
+    /// Load the FHIR Bundles at `from` (a file or a folder) into `tenants`, and return
+    /// the resources written per tenant. With several tenants and `split_by_encounter`,
+    /// each patient's encounters alternate between them.
+    pub fn seed(
+        &self,
+        tenants: &[String],
+        from: &Path,
+        split_by_encounter: bool,
+    ) -> Result<Vec<(String, usize)>, String> {
+        if let Some(bad) = tenants.iter().find(|t| !valid_tenant(t)) {
+            return Err(format!("tenant '{bad}' must be 1-40 of a-z 0-9 -"));
+        }
+        seed::seed(
+            self.0.as_ref(),
+            tenants,
+            from,
+            split_by_encounter,
+            time::now_ms(),
+        )
+        .map(|done| done.per_tenant)
+    }
+
+    /// Remove one resource, given as `Type/id`, from a tenant.
+    pub fn delete(&self, tenant: &str, resource: &str) -> Result<(), String> {
+        let (rtype, id) = resource
+            .split_once('/')
+            .ok_or_else(|| format!("'{resource}' is not Type/id"))?;
+        if self
+            .0
+            .delete(tenant, rtype, id)
+            .map_err(|e| e.to_string())?
+        {
+            Ok(())
+        } else {
+            Err(format!("{tenant} holds no {rtype}/{id}"))
+        }
+    }
+}
+
+/// The whole endpoint as one router over `storage`. `public_base` is the URL clients
+/// reach it at (used in links and SMART discovery), without a trailing slash.
+pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result<Router, String> {
+    let store = storage.0.clone();
+    let public_base = public_base.trim_end_matches('/').to_string();
+    let serve = &options.serve;
+    let faults = serve
+        .faults
+        .iter()
+        .map(|f| limits::Fault::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !faults.is_empty() {
+        tracing::warn!(
+            count = faults.len(),
+            "fault injection is on: for tests only"
+        );
+    }
+    let relay = Arc::new(relay::Relay::new(store.clone(), &options.relay));
+    let shl = Arc::new(shl::Shl::new(
+        store.clone(),
+        relay.clone(),
+        public_base.clone(),
+        &options.shl,
+    ));
+    let backup = Arc::new(backup::Backup::new(
+        store.clone(),
+        relay.clone(),
+        &options.backup,
+    ));
+    let viewer = Arc::new(viewer::Viewer::new(&public_base));
+    let app = Arc::new(fhir::App {
+        store,
+        public_base,
+        auth: access::AuthMode::parse(&serve.auth)?,
+        token_ttl_ms: i64::from(serve.token_ttl.max(1)) * 1000,
+        reuse_grace_ms: i64::from(serve.refresh_reuse_grace) * 1000,
+        plain: serve.plain_search,
+        no_metadata: serve.no_metadata,
+        limits: limits::Limits {
+            rate: serve.rate_limit.map(limits::RateLimit::new),
+            faults,
+            delay: std::time::Duration::from_millis(serve.fault_delay_ms),
+        },
+    });
+    Ok(Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .merge(fhir::routes())
+        .merge(smart::routes())
+        .merge(relay::routes(relay))
+        .merge(shl::routes(shl))
+        .merge(backup::routes(backup))
+        .merge(viewer::routes(viewer))
+        .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
+        .layer(middleware::from_fn(access_log))
+        .with_state(app))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_defaults_parse() {
+        assert!(super::Options::defaults().is_ok());
+        assert!(super::Options::from_args(&["--auth", "none"]).is_ok());
+        assert!(super::Options::from_args(&["--no-such-flag"]).is_err());
+    }
+}
