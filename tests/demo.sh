@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The demo: a local trust endpoint on SQLite with a GP and a hospital that each hold
-# part of one Synthea patient's record; the patient creates a profile, signs in to
+# part of one Synthea patient's record. The patient creates a profile, signs in to
 # both, syncs, adds a blood pressure reading that reaches the GP, and looks at the
-# timeline, which says where each entry came from. Then she invites her son as a
-# carer, verifies him, grants him part of her record; he adds a reading that reaches
-# her; she revokes, and his copy goes. Last, in A&E she shows a doctor her emergency
-# summary through a passcode link; the doctor opens it with the CLI and in the web
-# viewer (headless Chromium, screenshot in target/demo-viewer.png); she sees both
-# openings and ends the share. Narrated in plain words. Exits
-# non-zero if any step misbehaves, so `make test` runs it as a smoke test.
+# timeline, which says where each entry came from. She invites her son as a carer,
+# verifies him and lets him see part of her record and add readings; he adds one,
+# which reaches her and her GP. In A&E she shows a doctor her emergency summary
+# through a passcode link; the doctor opens it with the CLI and in the web viewer
+# (headless Chromium, screenshot in target/demo-viewer.png), and she sees both
+# openings. She backs up, loses her phone, and restores on a new one from her
+# recovery code alone. There she reviews who can see her record and her audit log,
+# and stops sharing with everyone at once; last, the carer and the doctor are shown
+# locked out. Narrated in plain words. Exits non-zero if any step misbehaves, so
+# `make test` runs it as a smoke test.
 set -euo pipefail
 
 CARRY=${CARRY_BIN:-target/debug/carry}
@@ -164,23 +167,6 @@ say "Jene's device applies it because Sam's grant allows it, records that Sam en
 "$CARRY" timeline --source self --json | field 'sum(1 for i in d["items"] if i["entered_by"] == "carer" and i["resource_type"] == "Observation")' | grep -qx 1 || fail "the reading is not marked as entered by the carer"
 "$CARRY" outbox --json | field 'sum(1 for e in d if e["state"] == "sent")' | grep -qx 2 || fail "Sam's reading did not reach the GP"
 
-say "Who can see Jene's record now:"
-"$CARRY" grants --active
-
-say "Her audit log records every step, and its hash chain is whole."
-"$CARRY" audit --limit 8
-"$CARRY" audit --verify
-
-say "Jene revokes Sam's access. The relay's copies go, and Sam's app deletes its copy when it next syncs."
-grant_id=$("$CARRY" grants --active --json | field 'd[0]["grant"]')
-"$CARRY" revoke "$grant_id"
-sam sync | grep relay
-sam use self > /dev/null
-sam profiles
-[ "$(sam profiles --json | field 'len(d)')" = 1 ] || fail "Sam still holds Jene's record"
-[ ! -e "$WORK/carer/shared/$grant_id" ] || fail "Sam's copy is still on disk"
-echo "Sam's copy is gone. (Anything he already saw cannot be recalled: the docs say so plainly.)"
-
 say "Jene adds a letter from her GP recording her amoxicillin allergy (a UK Core example file)."
 "$CARRY" import "$SHARED/fixtures/fhir/uk-core/UKCore-AllergyIntolerance-Amoxicillin-Example.json"
 
@@ -207,14 +193,6 @@ say "Jene sees who opened it (as they named themselves), and it is in her audit 
   || fail "the two openings are not both in the access log"
 "$CARRY" audit --limit 5 | grep share || fail "the accesses are not in the audit log"
 
-say "She ends the share. The next attempt gets a clear answer."
-"$CARRY" unshare "$share_id"
-set +e
-"$CARRY" open "$link" --passcode 4711 --recipient "Dr Patel, A&E" 2>&1
-code=$?
-set -e
-[ "$code" -eq 4 ] || fail "a revoked link gave exit $code, not 4"
-
 say "Jene keeps her recovery code on paper and backs up her profile, encrypted on her phone, to the endpoint."
 code=$("$CARRY" recovery show --json | field 'd["code"]')
 echo "${code:0:14}… (14 groups; the last catches typos)"
@@ -230,10 +208,42 @@ fi
 CARRY_HOME="$WORK/new-phone" "$CARRY" restore --from-endpoint --endpoint "$BASE" --code "$code"
 export CARRY_HOME="$WORK/new-phone"
 "$CARRY" audit --verify
-"$CARRY" grants | head -n 3
+"$CARRY" grants --active
 "$CARRY" people
 [ "$("$CARRY" people --json | field 'len(d)')" = 1 ] || fail "Sam is not among her people after the restore"
 "$CARRY" source list
+
+say "On her new phone, Jene reviews who can see her record: Sam under his grant, and the doctor's link."
+"$CARRY" grants --active
+[ "$("$CARRY" grants --active --json | field 'len(d)')" = 1 ] || fail "Sam's grant is not in force after the restore"
+"$CARRY" shares
+grant_id=$("$CARRY" grants --active --json | field 'd[0]["grant"]')
+
+say "Her audit log came back with her record: every step so far, its hash chain whole."
+"$CARRY" audit --limit 8
+"$CARRY" audit --verify
+
+say "She stops sharing with everyone at once: every grant revoked, every link ended."
+stopped=$("$CARRY" revoke --all --json)
+echo "$stopped" | field '"%d grant revoked, %d link ended, revocations sent: %s" % (len(d["grants"]), len(d["links"]), d["sent"])'
+echo "$stopped" | field 'len(d["grants"]) == 1 and len(d["links"]) == 1 and not d["links_not_ended"] and d["sent"]' | grep -qx True \
+  || fail "revoke --all did not end Sam's grant and the doctor's link"
+[ "$("$CARRY" grants --active --json | field 'len(d)')" = 0 ] || fail "a grant is still in force"
+
+say "Last, Sam and the doctor are locked out. Sam's app deletes its copy when it next syncs:"
+sam sync | grep relay
+sam use self > /dev/null
+sam profiles
+[ "$(sam profiles --json | field 'len(d)')" = 1 ] || fail "Sam still holds Jene's record"
+[ ! -e "$WORK/carer/shared/$grant_id" ] || fail "Sam's copy is still on disk"
+echo "Sam's copy is gone. (Anything he already saw cannot be recalled: the docs say so plainly.)"
+
+say "The doctor tries the link again and gets a clear answer."
+set +e
+"$CARRY" open "$link" --passcode 4711 --recipient "Dr Patel, A&E" 2>&1
+code=$?
+set -e
+[ "$code" -eq 4 ] || fail "a revoked link gave exit $code, not 4"
 
 say "The endpoint's log names routes and statuses, never a patient or a token."
 if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi

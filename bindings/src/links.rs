@@ -12,7 +12,7 @@ use carry_core::shl as cl;
 
 use crate::error::{CarryError, Result};
 use crate::profile::{blocking, Profile};
-use crate::share::{exchange_options, Scope};
+use crate::share::{exchange_options, GrantInfo, Scope};
 
 /// What a link's summary holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -153,6 +153,21 @@ impl TryFrom<cl::ShareInfo> for ShareLinkInfo {
             emergency_card: s.emergency_card,
         })
     }
+}
+
+/// What `stop_all_sharing` ended.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SharingStopped {
+    /// The grants revoked (each was in force). Deliveries to them stopped at once.
+    pub grants: Vec<GrantInfo>,
+    /// The share links the endpoint no longer serves, the emergency card's too.
+    pub links: Vec<ShareLinkInfo>,
+    /// Ids of links the endpoint could not be asked to end (it was unreachable or
+    /// refused): they still work. Tell the person, and call again.
+    pub links_not_ended: Vec<String>,
+    /// Whether the revocations reached the relay now, so its copies are gone and the
+    /// people's apps are told to delete theirs; otherwise at the next `exchange`.
+    pub sent: bool,
 }
 
 /// One access to a link, as the endpoint logged it.
@@ -358,6 +373,30 @@ impl Profile {
         let info = cl::revoke(self.core.clone(), &url, &id, &options).await;
         guard.1 = false;
         info?.try_into()
+    }
+
+    /// Stop sharing with everyone at once: revoke every grant in force and end every
+    /// share link in force, the emergency card's too, each recorded in the audit log.
+    /// Grants end on this device even without the endpoint; links need it, and those
+    /// it could not end are in `links_not_ended`. Copies already seen cannot be
+    /// recalled.
+    pub async fn stop_all_sharing(&self) -> Result<SharingStopped> {
+        let url = self.endpoint_url().await.ok();
+        let (options, mut guard) = exchange_options(None);
+        let stopped =
+            carry_core::stop_sharing::stop_all(self.core.clone(), url.as_deref(), &options).await;
+        guard.1 = false;
+        let stopped = stopped?;
+        Ok(SharingStopped {
+            grants: stopped.grants.into_iter().map(Into::into).collect(),
+            links: stopped
+                .links
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_>>()?,
+            links_not_ended: stopped.links_not_ended.into_iter().map(|l| l.id).collect(),
+            sent: stopped.sent,
+        })
     }
 
     /// Keep links current: upload the summary of every long-lived link in force

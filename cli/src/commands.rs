@@ -306,7 +306,10 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             document: Some(id), ..
         } => sc::document(home, &id),
         Command::Grants { active, .. } => sc::grants(home, as_json, active),
-        Command::Revoke { grant } => sc::revoke(home, as_json, &grant),
+        Command::Revoke { grant, all } => match grant {
+            Some(grant) if !all => sc::revoke(home, as_json, &grant),
+            _ => sc::revoke_all(home, as_json),
+        },
         Command::ViewAs { person, out } => sc::view_as(home, as_json, &person, out),
         Command::Consent { grant } => sc::consent(home, &grant),
         Command::Profiles => sc::profiles(home, as_json, profile_id),

@@ -162,9 +162,15 @@ enum Command {
         document: Option<String>,
     },
     /// End a grant now: deliveries stop, the relay's copies and theirs are deleted.
+    /// `--all` ends everyone's access at once: every grant and every share link.
     Revoke {
         /// The grant's id.
-        grant: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        grant: Option<String>,
+        /// Stop sharing with everyone: revoke every grant in force and end every share
+        /// link in force, the emergency card's too.
+        #[arg(long)]
+        all: bool,
     },
     /// Your record exactly as a person receives it under their grant.
     ViewAs {

@@ -390,6 +390,56 @@ pub fn grants(home: &Path, as_json: bool, active: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// `carry revoke --all`: stop sharing with everyone.
+pub fn revoke_all(home: &Path, as_json: bool) -> Result<u8> {
+    let profile = std::sync::Arc::new(open(home)?);
+    let url = endpoint_of(&profile).ok();
+    let rt = crate::sync_cmds::runtime()?;
+    let stopped = rt.block_on(carry_core::stop_sharing::stop_all(
+        profile,
+        url.as_deref(),
+        &Default::default(),
+    ))?;
+    if as_json {
+        print_json(&json!(stopped))?;
+    } else {
+        if stopped.grants.is_empty() && stopped.links.is_empty() && stopped.complete() {
+            say!("Nobody had access: no grant or share link was in force.");
+        }
+        for g in &stopped.grants {
+            say!("Revoked {} for {}.", g.grant, g.name);
+        }
+        for l in &stopped.links {
+            let what = if l.emergency_card {
+                "emergency card"
+            } else {
+                "share link"
+            };
+            say!("Ended the {what} {}.", &l.id[..l.id.len().min(10)]);
+        }
+        for l in &stopped.links_not_ended {
+            say!(
+                "The share link {} still works: {}. Run carry revoke --all again.",
+                &l.id[..l.id.len().min(10)],
+                l.reason
+            );
+        }
+        if !stopped.grants.is_empty() {
+            if stopped.sent {
+                say!("The relay's copies are deleted and each person's app has been told to delete its copy.");
+            } else {
+                say!("The relay could not be reached: the revocations go at the next carry sync.");
+            }
+        }
+        say!("A copy someone already saw cannot be recalled.");
+    }
+    Ok(if stopped.complete() {
+        exit::OK
+    } else {
+        exit::NETWORK
+    })
+}
+
 /// `carry revoke GRANT`.
 pub fn revoke(home: &Path, as_json: bool, grant_id: &str) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);

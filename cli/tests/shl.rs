@@ -176,3 +176,71 @@ fn links_that_are_malformed_or_point_at_plain_http_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn stopping_all_sharing_ends_every_link_and_says_which_still_work_when_the_endpoint_is_down() {
+    let d = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", d.path().join("ep.db").display());
+    let ep = serve(&db, &[]);
+    let home = patient(d.path(), &ep.base);
+    let emergency = json(
+        &home,
+        &[
+            "share",
+            "--preset",
+            "emergency",
+            "--passcode",
+            "4711",
+            "--json",
+        ],
+    );
+    let card = json(&home, &["emergency-card", "--json"]);
+
+    // The endpoint is down: nothing is ended, each link is named as still working,
+    // and the exit code says the network failed.
+    drop(ep);
+    let out = run(&home, &["revoke", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let stopped: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stopped["links"].as_array().unwrap().len(), 0, "{stopped}");
+    assert_eq!(
+        stopped["links_not_ended"].as_array().unwrap().len(),
+        2,
+        "{stopped}"
+    );
+    let active = |home: &Path| {
+        json(home, &["shares", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "active")
+            .count()
+    };
+    assert_eq!(active(&home), 2);
+
+    // Back up (on another port): both end, the emergency card too, and a second run
+    // finds nothing left to end.
+    let ep = serve(&db, &[]);
+    ok(&home, &["endpoint", "set", &ep.base]);
+    let stopped = json(&home, &["revoke", "--all", "--json"]);
+    let ended: Vec<&str> = stopped["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ended.len(), 2, "{stopped}");
+    assert!(ended.contains(&emergency["id"].as_str().unwrap()));
+    assert!(ended.contains(&card["id"].as_str().unwrap()));
+    assert_eq!(active(&home), 0);
+    let again = ok(&home, &["revoke", "--all"]);
+    assert!(again.contains("Nobody had access"), "{again}");
+    let audit = json(&home, &["audit", "--json"]);
+    let revoked = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "share-revoked")
+        .count();
+    assert_eq!(revoked, 2);
+}

@@ -38,6 +38,7 @@ pub mod readings;
 pub mod record;
 pub mod share;
 pub mod shl;
+pub mod stop_sharing;
 pub mod store;
 pub mod sync;
 mod time;

@@ -372,6 +372,13 @@ public final class CarryProfile: Sendable {
         try await ffi.revokeShareLink(id: id)
     }
 
+    /// Stop sharing with everyone at once: every grant in force revoked and every link
+    /// ended, the emergency card's too. Links the endpoint could not end are in
+    /// `linksNotEnded` and still work: tell the person and call again.
+    public func stopAllSharing() async throws -> SharingStopped {
+        try await ffi.stopAllSharing()
+    }
+
     /// Upload the summary of every long-lived link whose content changed, and fetch
     /// new accesses; returns how many links were updated. Run it after `sync` or an
     /// import, in the same background task.

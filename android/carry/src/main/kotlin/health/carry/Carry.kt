@@ -38,6 +38,7 @@ import health.carry.ffi.ResourceDetail
 import health.carry.ffi.Role
 import health.carry.ffi.Scope
 import health.carry.ffi.ShareAccess
+import health.carry.ffi.SharingStopped
 import health.carry.ffi.BackupReport
 import health.carry.ffi.BackupStatus
 import health.carry.ffi.CodeGroupAnswer
@@ -399,6 +400,13 @@ class CarryProfile private constructor(
 
     /** Revoke link [id]: the endpoint stops serving it now. A summary already read stays read. */
     suspend fun revokeShareLink(id: String): ShareLinkInfo = profile.revokeShareLink(id)
+
+    /**
+     * Stop sharing with everyone at once: every grant in force revoked and every link
+     * ended, the emergency card's too. Links the endpoint could not end are in
+     * `linksNotEnded` and still work: tell the person and call again.
+     */
+    suspend fun stopAllSharing(): SharingStopped = profile.stopAllSharing()
 
     /**
      * Upload the summary of every long-lived link whose content changed, and fetch

@@ -189,7 +189,21 @@ class LinksTest {
                 assertEquals(setOf(once.info.id, custom.info.id, card.info.id), all.map { it.id }.toSet())
                 assertEquals(2, patient.shareLinkAccesses(card.info.id).count { it.recipient == "Paramedic" })
                 assertEquals("revoked", patient.revokeShareLink(card.info.id).state)
-                assertNotEquals(card.info.id, patient.emergencyCard().info.id, "a revoked card is replaced")
+                val newCard = patient.emergencyCard()
+                assertNotEquals(card.info.id, newCard.info.id, "a revoked card is replaced")
+
+                // Stop sharing with everyone: the live links end (no grants here), and
+                // a second call finds nothing left.
+                val live = patient.shareLinks().filter { it.state == "active" }.map { it.id }.toSet()
+                assertTrue(newCard.info.id in live, "$live")
+                val stopped = patient.stopAllSharing()
+                assertEquals(live, stopped.links.map { it.id }.toSet())
+                assertTrue(stopped.links.all { it.state == "revoked" }, "${stopped.links}")
+                assertTrue(stopped.linksNotEnded.isEmpty(), "${stopped.linksNotEnded}")
+                assertTrue(stopped.grants.isEmpty(), "${stopped.grants}")
+                assertTrue(patient.shareLinks().none { it.state == "active" })
+                assertTrue(patient.stopAllSharing().links.isEmpty(), "nothing left to end")
+                assertThrowsSuspend<CarryException.Revoked> { openShareLink(newCard.info.link, recipient = "Paramedic") }
 
                 // Not a link at all.
                 assertReasonful(assertThrowsSuspend<CarryException.InvalidInput> { openShareLink("shlink:/not-base64!", recipient = "") })
