@@ -60,6 +60,9 @@ pub enum AuditEvent {
     BackedUp,
     /// The recovery code was replaced.
     RecoveryCodeChanged,
+    /// The recovery code was shown (as text or as a QR code): whoever saw it can
+    /// restore the profile from the endpoint.
+    RecoveryCodeShown,
     /// The profile was sent to a new phone.
     MovedOut,
     /// The profile arrived from the old phone.
@@ -97,6 +100,7 @@ impl AuditEvent {
             AuditEvent::ShareRevoked => "share-revoked",
             AuditEvent::BackedUp => "backed-up",
             AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
+            AuditEvent::RecoveryCodeShown => "recovery-code-shown",
             AuditEvent::MovedOut => "moved-out",
             AuditEvent::MovedIn => "moved-in",
             AuditEvent::DeviceAdded => "device-added",

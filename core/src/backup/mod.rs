@@ -101,14 +101,28 @@ fn renew(conn: &Connection) -> Result<(RecoverySecret, Zeroizing<[u8; 32]>)> {
     Ok((secret, key))
 }
 
-/// The recovery code, made on first use.
+/// The recovery code, made on first use. Each showing is recorded in the audit log
+/// (`recovery-code-shown`), since whoever sees the code can restore the profile.
 pub fn recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
-    profile.vault().write(|c| Ok(state(c)?.0.code()))
+    shown(profile, "as text")
 }
 
-/// The recovery code as a QR matrix, to print and keep with the written code.
+/// The recovery code as a QR matrix, to print and keep with the written code;
+/// recorded in the audit log like [`recovery_code`].
 pub fn recovery_qr(profile: &Profile) -> Result<crate::shl::QrMatrix> {
-    crate::shl::link::qr(&recovery_code(profile)?)
+    crate::shl::link::qr(&shown(profile, "as a QR code")?)
+}
+
+/// The recovery code (made on first use), with its showing `how` audited in the same
+/// transaction.
+fn shown(profile: &Profile, how: &str) -> Result<Zeroizing<String>> {
+    profile.vault().write(|c| {
+        let tx = c.transaction()?;
+        let code = state(&tx)?.0.code();
+        crate::audit::append(&tx, crate::audit::AuditEvent::RecoveryCodeShown, None, how)?;
+        tx.commit()?;
+        Ok(code)
+    })
 }
 
 /// Replace the recovery code (and the backup key): the old code opens no backup made
@@ -515,6 +529,12 @@ mod tests {
         let p = original(&d.path().join("p"));
         assert!(status(&p).unwrap().overdue);
         let code = recovery_code(&p).unwrap();
+        // Each showing of the code is in the audit log.
+        let shown = &share::audit_log(&p, 1).unwrap()[0];
+        assert_eq!(
+            (shown.event.as_str(), shown.detail.as_str()),
+            ("recovery-code-shown", "as text")
+        );
         let file = d.path().join("backup.carry");
         let r = backup_to_file(&p, &file).unwrap();
         assert!(r.resources > 50);
