@@ -22,6 +22,8 @@ use crate::sync::{db, SyncOptions};
 /// The most blobs one restore fetches: a whole backup and the endpoint's longest
 /// chain of increments on it.
 const MAX_CHAIN_FETCH: usize = 65;
+/// The largest backup blob fetched (the endpoint refuses more than 256 MiB by default).
+const BLOB_MAX: usize = 1 << 30;
 
 /// The endpoint's name for this code's backups, and the secret that fetches them.
 pub(super) fn locator_and_fetch(secret: &RecoverySecret) -> (String, Zeroizing<String>) {
@@ -230,7 +232,7 @@ pub(crate) async fn restore_as(
         "{}/backup/v1/blobs/{locator}",
         base.trim_end_matches("/relay/v1")
     );
-    let http = Http::new(None, None)?;
+    let http = Http::new(None, None)?.max_body(BLOB_MAX);
     let mut blobs = Vec::new();
     let mut r = fetch(&http, &root, &fetch_secret).await?;
     loop {

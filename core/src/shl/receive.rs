@@ -116,7 +116,8 @@ pub async fn open(link: &str, options: &OpenOptions) -> Result<Opened> {
         options.recipient.trim().chars().take(200).collect()
     };
     let deadline = options.budget.map(|b| std::time::Instant::now() + b);
-    let http = Http::new(deadline, None)?;
+    // A file past the cap is refused as it arrives (the manifest is JSON around it).
+    let http = Http::new(deadline, None)?.max_body(FILE_MAX + (64 << 10));
     let url = check_url(&payload.url)?;
     let file = if payload.has('U') {
         let mut u = url.clone();

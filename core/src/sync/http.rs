@@ -18,6 +18,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(20);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest `Retry-After` honoured by waiting; longer ones end the run.
 const RETRY_AFTER_MAX: u64 = 120;
+/// The largest answer read by default (a FHIR page of up to 500 resources, a relay
+/// page, a share-link manifest); a larger one is refused as it arrives, not after.
+pub(crate) const DEFAULT_MAX_BODY: usize = 64 << 20;
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -45,6 +48,7 @@ pub(crate) struct Http {
     deadline: Option<Instant>,
     cancel: Option<Arc<AtomicBool>>,
     counters: Option<Arc<Counters>>,
+    max_body: usize,
 }
 
 /// TLS through rustls with ring and the Mozilla roots from webpki-roots.
@@ -101,7 +105,15 @@ impl Http {
             deadline,
             cancel,
             counters: None,
+            max_body: DEFAULT_MAX_BODY,
         })
+    }
+
+    /// Read answers of up to `bytes` (default [`DEFAULT_MAX_BODY`]); a larger one fails
+    /// with a network error as soon as its declared length or the bytes read pass it.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Count requests into `counters`.
@@ -202,15 +214,29 @@ impl Http {
                 tracing::debug!(attempt, status, "transient answer; retrying");
                 continue;
             }
-            match resp.bytes().await {
-                Ok(body) => {
+            let too_large = || Error::Network {
+                reason: format!(
+                    "the answer is larger than {} KiB, the most this request reads",
+                    self.max_body / 1024
+                ),
+                retry_after_s: None,
+            };
+            if resp
+                .content_length()
+                .is_some_and(|n| n > u64::try_from(self.max_body).unwrap_or(u64::MAX))
+            {
+                return Err(too_large());
+            }
+            match read_capped(resp, self.max_body).await {
+                Ok(Some(body)) => {
                     return Ok(Resp {
                         status,
-                        body: body.to_vec(),
+                        body,
                         location,
                         carry,
                     })
                 }
+                Ok(None) => return Err(too_large()),
                 Err(_) => {
                     last = "the answer was cut off".into();
                     last_retry_after = None;
@@ -223,6 +249,21 @@ impl Http {
             retry_after_s: last_retry_after,
         })
     }
+}
+
+/// The body of `resp`, read chunk by chunk: `None` as soon as it passes `max` bytes.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> std::result::Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
@@ -251,6 +292,51 @@ mod tests {
             assert!(d >= step / 2 && d <= step, "{attempt}: {d:?}");
         }
         assert!(backoff(30) <= BACKOFF_CAP);
+    }
+
+    /// A one-connection-at-a-time server answering every request with `answer`.
+    fn serve(answer: Vec<u8>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(&answer);
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn answers_past_the_cap_are_refused_as_they_arrive() {
+        let big = vec![b'x'; 3000];
+        let declared = [
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", big.len()).into_bytes(),
+            big.clone(),
+        ]
+        .concat();
+        let chunked = [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            format!("{:x}\r\n", big.len()).into_bytes(),
+            big.clone(),
+            b"\r\n0\r\n\r\n".to_vec(),
+        ]
+        .concat();
+        for answer in [declared, chunked] {
+            let url = serve(answer);
+            let http = Http::new(None, None).unwrap().max_body(1000);
+            match http.send(|| http.client().get(&url)).await {
+                Err(Error::Network { reason, .. }) => {
+                    assert!(reason.contains("larger"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+            let http = Http::new(None, None).unwrap().max_body(3000);
+            let r = http.send(|| http.client().get(&url)).await.unwrap();
+            assert_eq!(r.body, big);
+        }
     }
 
     #[test]
