@@ -104,6 +104,11 @@ struct ServeOptions {
     /// and the backup routes; beyond it, 429 with Retry-After.
     #[arg(long)]
     rate_limit: Option<u32>,
+    /// Behind a reverse proxy that sets `X-Forwarded-For`: rate-limit requests without
+    /// a token by the last address in it (the one the proxy added) rather than by the
+    /// proxy's own address. Only with a proxy that overwrites or appends to the header.
+    #[arg(long)]
+    trust_forwarded_for: bool,
     /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
     /// drop, truncate, delay. Repeat for several. For tests only.
     #[arg(long = "fault")]
@@ -221,6 +226,7 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         no_metadata: serve.no_metadata,
         limits: limits::Limits {
             rate: serve.rate_limit.map(limits::RateLimit::new),
+            trust_forwarded_for: serve.trust_forwarded_for,
             faults,
             delay: std::time::Duration::from_millis(serve.fault_delay_ms),
         },

@@ -4,12 +4,13 @@
 //! the share relay and the share-link routes too (faults do not).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -115,6 +116,9 @@ impl RateLimit {
 pub struct Limits {
     /// The rate limit, if any.
     pub rate: Option<RateLimit>,
+    /// Whether a request without a token is known by the last `X-Forwarded-For`
+    /// address (set by a trusted proxy in front) rather than the connection's peer.
+    pub trust_forwarded_for: bool,
     /// Fault rules, checked in order; the first that fires wins.
     pub faults: Vec<Fault>,
     /// How long a `delay` fault waits.
@@ -151,12 +155,31 @@ fn is_shl_public(path: &str) -> bool {
     path.starts_with("/shl/m/") || path.starts_with("/shl/f/")
 }
 
-/// A client key for rate limiting: the bearer token's hash, else `anonymous`.
-fn client_key(req: &Request) -> String {
-    req.headers()
+/// A client key for rate limiting: the bearer token's hash; without a token, the
+/// client's address: the last `X-Forwarded-For` entry when a trusted proxy sets it
+/// (`forwarded`), else the connection's peer; `anonymous` when neither is known.
+fn client_key(req: &Request, forwarded: bool) -> String {
+    if let Some(token) = req
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| "anonymous".to_string(), crate::access::token_hash)
+    {
+        return crate::access::token_hash(token);
+    }
+    let from_proxy = || {
+        let all = req.headers().get_all("x-forwarded-for");
+        let last = all.iter().next_back()?.to_str().ok()?;
+        let ip: std::net::IpAddr = last.rsplit(',').next()?.trim().parse().ok()?;
+        Some(ip)
+    };
+    let address = if forwarded {
+        from_proxy()
+    } else {
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    };
+    address.map_or_else(|| "anonymous".to_string(), |ip| format!("ip:{ip}"))
 }
 
 /// The middleware: rate limit, then faults, then the request.
@@ -172,7 +195,7 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     }
     let limits = &app.limits;
     if let Some(rl) = &limits.rate {
-        if let Err(wait) = rl.take(&client_key(&req)) {
+        if let Err(wait) = rl.take(&client_key(&req, limits.trust_forwarded_for)) {
             const TEXT: &str = "too many requests; retry later";
             let mut r = if relay {
                 crate::relay::error(StatusCode::TOO_MANY_REQUESTS, TEXT)
@@ -266,6 +289,52 @@ mod tests {
     fn backup_paths_are_limited_but_a_tenant_named_backup_is_fhir() {
         assert!(is_backup("/backup/v1/blobs/x") && !is_backup("/backup/fhir/Patient"));
         assert!(is_fhir_api("/backup/fhir/Patient") && !is_backup("/shl/m/x"));
+    }
+
+    #[test]
+    fn clients_are_known_by_token_then_by_address() {
+        let req = |token: Option<&str>, forwarded: &[&str], peer: Option<&str>| {
+            let mut b = axum::http::Request::builder().uri("/relay/v1/mailbox");
+            if let Some(t) = token {
+                b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            for f in forwarded {
+                b = b.header("x-forwarded-for", *f);
+            }
+            let mut r = b.body(Body::empty()).unwrap();
+            if let Some(p) = peer {
+                r.extensions_mut()
+                    .insert(ConnectInfo(p.parse::<SocketAddr>().unwrap()));
+            }
+            r
+        };
+        let peer = Some("192.0.2.7:5000");
+        // A token names the client wherever it comes from.
+        let a = client_key(&req(Some("t1"), &[], peer), false);
+        assert_eq!(
+            a,
+            client_key(&req(Some("t1"), &["198.51.100.1"], None), true)
+        );
+        assert_ne!(a, client_key(&req(Some("t2"), &[], peer), false));
+        // Without one: the peer, unless a trusted proxy names the client; then the
+        // last address it appended (earlier ones are the client's own claims).
+        assert_eq!(
+            client_key(&req(None, &["203.0.113.9"], peer), false),
+            "ip:192.0.2.7"
+        );
+        assert_eq!(
+            client_key(&req(None, &["10.0.0.1, 203.0.113.9"], peer), true),
+            "ip:203.0.113.9"
+        );
+        assert_eq!(
+            client_key(&req(None, &["10.0.0.1", "203.0.113.9"], peer), true),
+            "ip:203.0.113.9"
+        );
+        assert_eq!(
+            client_key(&req(None, &["not an address"], peer), true),
+            "anonymous"
+        );
+        assert_eq!(client_key(&req(None, &[], None), false), "anonymous");
     }
 
     #[test]

@@ -93,10 +93,15 @@ async fn serve(
     let router = carry_endpoint::router(&storage, &public_base, &options)?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    // The peer's address reaches the rate limit, which knows callers without a token
+    // by it.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
