@@ -368,9 +368,19 @@ fn searchset(
     rows: Vec<Stored>,
     limit: usize,
     next_params: &[(&str, String)],
+    page: Option<&String>,
 ) -> Response {
     let base = app.base(tenant);
-    let mut link = vec![json!({ "relation": "self", "url": self_url })];
+    // `self` names the search and the page it answers, as the next link does.
+    let mut this: Vec<String> = next_params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_query(v)))
+        .collect();
+    if let Some(p) = page {
+        this.push(format!("_page={}", encode_query(p)));
+    }
+    let self_link = format!("{self_url}?{}", this.join("&"));
+    let mut link = vec![json!({ "relation": "self", "url": self_link })];
     if rows.len() == limit {
         if let Some(last) = rows.last() {
             let after = After {
@@ -483,7 +493,15 @@ async fn search(
         Err(r) => return r,
     };
     let self_url = format!("{}/{rtype}", app.base(&tenant));
-    searchset(&app, &tenant, &self_url, rows, limit, &keep)
+    searchset(
+        &app,
+        &tenant,
+        &self_url,
+        rows,
+        limit,
+        &keep,
+        params.get("_page"),
+    )
 }
 
 async fn operation(
@@ -539,7 +557,15 @@ async fn operation(
         Err(r) => return r,
     };
     let self_url = format!("{}/Patient/{id}/$everything", app.base(&tenant));
-    searchset(&app, &tenant, &self_url, rows, limit, &keep)
+    searchset(
+        &app,
+        &tenant,
+        &self_url,
+        rows,
+        limit,
+        &keep,
+        params.get("_page"),
+    )
 }
 
 /// The identifier an `If-None-Exist` header asks about, as `system|value`.

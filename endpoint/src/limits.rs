@@ -72,34 +72,31 @@ impl Fault {
     }
 }
 
-/// A token bucket per client: `rate` requests a second, bursts of up to `rate`.
+/// Token buckets by key: `rate` requests a second, bursts of up to `rate`.
 #[derive(Debug)]
-pub struct RateLimit {
+struct Buckets {
     rate: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    map: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
-impl RateLimit {
-    /// A limit of `per_second` requests a second per client.
-    pub fn new(per_second: u32) -> Self {
-        RateLimit {
-            rate: f64::from(per_second.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+impl Buckets {
+    fn new(per_second: f64) -> Self {
+        Buckets {
+            rate: per_second.max(1.0),
+            map: Mutex::new(HashMap::new()),
         }
     }
 
     /// Take one request's worth; `Err(seconds)` says how long until one is free.
-    fn take(&self, client: &str) -> Result<(), u64> {
+    fn take(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > 10_000 {
-            // Forget idle clients rather than grow without bound.
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            // Forget idle keys rather than grow without bound.
             let rate = self.rate;
-            buckets.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < rate);
+            map.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < rate);
         }
-        let (tokens, at) = buckets
-            .entry(client.to_string())
-            .or_insert((self.rate, now));
+        let (tokens, at) = map.entry(key.to_string()).or_insert((self.rate, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
         *at = now;
         if *tokens >= 1.0 {
@@ -108,6 +105,48 @@ impl RateLimit {
         } else {
             Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
         }
+    }
+}
+
+/// How many clients' worth one address may carry in all (a household, or phones
+/// behind carrier-grade NAT). Tokens are not checked before the limit, so this is
+/// what caps a caller who makes up a new one for each request.
+const ADDRESS_SHARE: f64 = 10.0;
+
+/// The rate limit: `per_second` requests a second per client (a bearer token, else
+/// an address), and `ADDRESS_SHARE` times that per address, whatever the tokens.
+#[derive(Debug)]
+pub struct RateLimit {
+    clients: Buckets,
+    addresses: Buckets,
+}
+
+/// Who a request is from, as the rate limit counts it.
+#[derive(Debug, PartialEq, Eq)]
+struct Caller {
+    /// The client: `token:HASH`, `ip:ADDRESS`, or `anonymous` when neither is known.
+    key: String,
+    /// The address it came from, if known.
+    address: Option<String>,
+}
+
+impl RateLimit {
+    /// A limit of `per_second` requests a second per client.
+    pub fn new(per_second: u32) -> Self {
+        let n = f64::from(per_second.max(1));
+        RateLimit {
+            clients: Buckets::new(n),
+            addresses: Buckets::new(n * ADDRESS_SHARE),
+        }
+    }
+
+    /// Take one request's worth from the caller's address, then from the caller;
+    /// `Err(seconds)` says how long until one is free.
+    fn take(&self, caller: &Caller) -> Result<(), u64> {
+        if let Some(a) = &caller.address {
+            self.addresses.take(a)?;
+        }
+        self.clients.take(&caller.key)
     }
 }
 
@@ -155,17 +194,10 @@ fn is_shl_public(path: &str) -> bool {
     path.starts_with("/shl/m/") || path.starts_with("/shl/f/")
 }
 
-/// A client key for rate limiting: the bearer token's hash; without a token, the
-/// client's address: the last `X-Forwarded-For` entry when a trusted proxy sets it
-/// (`forwarded`), else the connection's peer; `anonymous` when neither is known.
-fn client_key(req: &Request, forwarded: bool) -> String {
-    if let Some(token) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        return crate::access::token_hash(token);
-    }
+/// Who a request is from: the bearer token's hash if it carries one, else its
+/// address; the address is the last `X-Forwarded-For` entry when a trusted proxy sets
+/// it (`forwarded`), else the connection's peer.
+fn caller(req: &Request, forwarded: bool) -> Caller {
     let from_proxy = || {
         let all = req.headers().get_all("x-forwarded-for");
         let last = all.iter().next_back()?.to_str().ok()?;
@@ -178,8 +210,18 @@ fn client_key(req: &Request, forwarded: bool) -> String {
         req.extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
+    }
+    .map(|ip| ip.to_string());
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let key = match (token, &address) {
+        (Some(t), _) => format!("token:{}", crate::access::token_hash(t)),
+        (None, Some(a)) => format!("ip:{a}"),
+        (None, None) => "anonymous".to_string(),
     };
-    address.map_or_else(|| "anonymous".to_string(), |ip| format!("ip:{ip}"))
+    Caller { key, address }
 }
 
 /// The middleware: rate limit, then faults, then the request.
@@ -195,7 +237,7 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     }
     let limits = &app.limits;
     if let Some(rl) = &limits.rate {
-        if let Err(wait) = rl.take(&client_key(&req, limits.trust_forwarded_for)) {
+        if let Err(wait) = rl.take(&caller(&req, limits.trust_forwarded_for)) {
             const TEXT: &str = "too many requests; retry later";
             let mut r = if relay {
                 crate::relay::error(StatusCode::TOO_MANY_REQUESTS, TEXT)
@@ -309,40 +351,75 @@ mod tests {
             r
         };
         let peer = Some("192.0.2.7:5000");
+        let key = |r: &Request, forwarded: bool| caller(r, forwarded).key;
         // A token names the client wherever it comes from.
-        let a = client_key(&req(Some("t1"), &[], peer), false);
-        assert_eq!(
-            a,
-            client_key(&req(Some("t1"), &["198.51.100.1"], None), true)
-        );
-        assert_ne!(a, client_key(&req(Some("t2"), &[], peer), false));
+        let a = key(&req(Some("t1"), &[], peer), false);
+        assert!(a.starts_with("token:"), "{a}");
+        assert_eq!(a, key(&req(Some("t1"), &["198.51.100.1"], None), true));
+        assert_ne!(a, key(&req(Some("t2"), &[], peer), false));
         // Without one: the peer, unless a trusted proxy names the client; then the
         // last address it appended (earlier ones are the client's own claims).
         assert_eq!(
-            client_key(&req(None, &["203.0.113.9"], peer), false),
+            key(&req(None, &["203.0.113.9"], peer), false),
             "ip:192.0.2.7"
         );
         assert_eq!(
-            client_key(&req(None, &["10.0.0.1, 203.0.113.9"], peer), true),
+            key(&req(None, &["10.0.0.1, 203.0.113.9"], peer), true),
             "ip:203.0.113.9"
         );
         assert_eq!(
-            client_key(&req(None, &["10.0.0.1", "203.0.113.9"], peer), true),
+            key(&req(None, &["10.0.0.1", "203.0.113.9"], peer), true),
             "ip:203.0.113.9"
         );
         assert_eq!(
-            client_key(&req(None, &["not an address"], peer), true),
+            key(&req(None, &["not an address"], peer), true),
             "anonymous"
         );
-        assert_eq!(client_key(&req(None, &[], None), false), "anonymous");
+        assert_eq!(key(&req(None, &[], None), false), "anonymous");
+        // The address is known with a token too, for the per-address share.
+        assert_eq!(
+            caller(&req(Some("t1"), &[], peer), false)
+                .address
+                .as_deref(),
+            Some("192.0.2.7")
+        );
     }
 
     #[test]
     fn rate_limit_refuses_past_the_burst_and_says_when() {
         let rl = RateLimit::new(2);
-        assert!(rl.take("a").is_ok());
-        assert!(rl.take("a").is_ok());
-        assert_eq!(rl.take("a"), Err(1));
-        assert!(rl.take("b").is_ok(), "clients are apart");
+        let who = |key: &str, address: Option<&str>| Caller {
+            key: key.to_string(),
+            address: address.map(str::to_string),
+        };
+        assert!(rl.take(&who("a", None)).is_ok());
+        assert!(rl.take(&who("a", None)).is_ok());
+        assert_eq!(rl.take(&who("a", None)), Err(1));
+        assert!(rl.take(&who("b", None)).is_ok(), "clients are apart");
+    }
+
+    #[test]
+    fn made_up_tokens_from_one_address_share_its_allowance() {
+        let rl = RateLimit::new(2);
+        // A new token for every request: each client bucket is fresh, but the
+        // address carries at most ADDRESS_SHARE clients' worth.
+        let taken = (0..100)
+            .filter(|i| {
+                rl.take(&Caller {
+                    key: format!("token:{i}"),
+                    address: Some("192.0.2.7".into()),
+                })
+                .is_ok()
+            })
+            .count();
+        // 2 × 10 at once, and a little more if the machine stalls while refilling.
+        assert!((20..30).contains(&taken), "{taken}");
+        // Another address is not held back by it.
+        assert!(rl
+            .take(&Caller {
+                key: "token:x".into(),
+                address: Some("192.0.2.8".into()),
+            })
+            .is_ok());
     }
 }

@@ -227,6 +227,21 @@ fn page_all(token: &str, url: &str) -> (Vec<Value>, usize) {
         assert_eq!(status, 200, "{u}: {b}");
         assert_eq!(b["type"], "searchset");
         pages += 1;
+        // `self` names this page: the URL just fetched, with its page cursor.
+        let this = b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "self")
+            .and_then(|l| l["url"].as_str())
+            .unwrap()
+            .to_string();
+        assert!(this.contains("_count="), "{this}");
+        assert_eq!(
+            u.contains("_page="),
+            this.contains("_page="),
+            "{u} vs {this}"
+        );
         resources.extend(
             b["entry"]
                 .as_array()
