@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz
+.PHONY: all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test
 
@@ -52,6 +52,15 @@ fuzz:
 	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_FLAGS="$(FUZZ_FLAGS)" SHARED=$(SHARED) bash tests/fuzz/run.sh
+
+## Load and soak (not in CI): the optimised endpoint on loopback under about 200 paced
+## requests/s of share-link manifests, mailbox traffic and FHIR search pages, plus a
+## noisy client that must hit the rate limit, for SOAK_SECONDS; passes with no errors,
+## no lost envelopes and flat memory. Report: target/soak.md.
+SOAK_SECONDS ?= 600
+soak: deps
+	$(CARGO) build --profile bench -p carry-endpoint -p carry-soak
+	target/release/carry-soak --endpoint target/release/carry-endpoint --seconds $(SOAK_SECONDS) --fixtures $(SHARED)/fixtures --out target/soak.md
 
 ## Crash consistency: the CLI SIGKILLed at 100 random points during an import, a
 ## provider sync, a carer's envelope apply and a revocation (`unit` runs 10 of them).
