@@ -946,6 +946,13 @@ fn killed_envelope_applies_and_revocations_leave_no_half_copy_and_converge() {
         let state = check_applied_copy(&carer, &s, &ctx);
         must(&carer, &["sync"], &ctx);
         check_whole_copy(&carer, &s, &ctx);
+        assert!(
+            !carer
+                .join("shared")
+                .join(format!("{}.making", s.grant))
+                .exists(),
+            "{ctx}: a half-made copy is left beside the whole one"
+        );
         println!(
             "crash: {ctx}: {}{state}; rerun converged",
             if landed { "" } else { "had finished; " }

@@ -203,7 +203,8 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
             "fault injection is on: for tests only"
         );
     }
-    let relay = Arc::new(relay::Relay::new(store.clone(), &options.relay));
+    let origin = relay::origin_of(&public_base)?;
+    let relay = Arc::new(relay::Relay::new(store.clone(), &options.relay, &origin));
     let shl = Arc::new(shl::Shl::new(
         store.clone(),
         relay.clone(),

@@ -44,7 +44,7 @@ const CHALLENGE_TTL_S: i64 = 120;
 /// How long a session is valid, in seconds.
 const SESSION_TTL_S: i64 = 3600;
 /// What a sign-in signature covers, before the challenge bytes.
-const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v1\n";
+const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
 /// What a directory binding covers, before the encryption key bytes.
 const KEYS_CONTEXT: &[u8] = b"carry-keys-v1\n";
 /// What a mailbox id hashes, before the public key bytes.
@@ -91,12 +91,28 @@ pub struct Relay {
     retention_s: i64,
     /// When this process last pruned (ms since the epoch; 0: never).
     last_prune_ms: AtomicI64,
+    /// What a sign-in signs before the challenge: the context and this endpoint's
+    /// public origin, so a signature made for another endpoint is refused here.
+    auth_prefix: Vec<u8>,
+    /// That origin, for the refusal's message.
+    origin: String,
+}
+
+/// The origin (`scheme://host[:port]`, the port only when not the scheme's default)
+/// of the public base URL, as clients compute it from the URL they reach.
+pub fn origin_of(public_base: &str) -> Result<String, String> {
+    url::Url::parse(public_base)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|_| format!("the public URL '{public_base}' is not a URL"))
 }
 
 impl Relay {
-    /// A relay over `store` with `options`.
-    pub fn new(store: Arc<dyn Store>, options: &Options) -> Self {
+    /// A relay over `store` with `options`, reached by clients at `origin` (see
+    /// [`origin_of`]).
+    pub fn new(store: Arc<dyn Store>, options: &Options, origin: &str) -> Self {
         Relay {
+            auth_prefix: [AUTH_CONTEXT, origin.as_bytes(), b"\n"].concat(),
+            origin: origin.to_string(),
             store,
             max_envelope: usize::try_from(options.max_envelope).unwrap_or(usize::MAX),
             mailbox_max: usize::try_from(options.mailbox_max).unwrap_or(usize::MAX),
@@ -206,6 +222,10 @@ pub enum RelayError {
     /// 401: no session, or a sign-in that fails.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401: a sign-in whose challenge is unknown, used or expired, or whose signature
+    /// is wrong or names another endpoint than this one (its origin inside).
+    #[error("the challenge is unknown, used or expired, or the signature is wrong (it must name this endpoint, {0})")]
+    SignIn(String),
     /// 404: no such mailbox.
     #[error("{0}")]
     NotFound(&'static str),
@@ -231,7 +251,7 @@ impl RelayError {
     fn status(&self) -> StatusCode {
         match self {
             RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            RelayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RelayError::Unauthorized(_) | RelayError::SignIn(_) => StatusCode::UNAUTHORIZED,
             RelayError::NotFound(_) => StatusCode::NOT_FOUND,
             RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RelayError::Full => StatusCode::INSUFFICIENT_STORAGE,
@@ -243,7 +263,7 @@ impl RelayError {
 impl IntoResponse for RelayError {
     fn into_response(self) -> Response {
         let mut r = error(self.status(), &self.to_string());
-        if matches!(self, RelayError::Unauthorized(_)) {
+        if matches!(self, RelayError::Unauthorized(_) | RelayError::SignIn(_)) {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"carry-relay\""),
@@ -407,9 +427,7 @@ async fn session(State(relay): State<Arc<Relay>>, body: Result<Bytes, BytesRejec
             let req: SessionRequest = parse(body)?;
             let key = decode_exact(&req.key, 32)
                 .ok_or_else(|| RelayError::bad("key must be a base64url Ed25519 public key"))?;
-            let refused = RelayError::Unauthorized(
-                "the challenge is unknown, used or expired, or the signature is wrong",
-            );
+            let refused = RelayError::SignIn(relay.origin.clone());
             let (Some(challenge), Some(signature)) = (
                 decode_exact(&req.challenge, 32),
                 decode_exact(&req.signature, 64),
@@ -417,7 +435,7 @@ async fn session(State(relay): State<Arc<Relay>>, body: Result<Bytes, BytesRejec
                 return Err(refused);
             };
             // The signature first: a caller without the key cannot spend the challenge.
-            if !signed(&key, AUTH_CONTEXT, &challenge, &signature) {
+            if !signed(&key, &relay.auth_prefix, &challenge, &signature) {
                 return Err(refused);
             }
             let now = crate::time::now_ms();

@@ -67,6 +67,18 @@ fn read(mut resp: ureq::http::Response<ureq::Body>) -> (u16, Value, Option<Strin
 
 /// Call the relay: `method` on `/relay/v1{path}`, with a session token and a JSON body
 /// if given.
+/// What a sign-in signs before the challenge, for the endpoint whose relay is at
+/// `base`: the context and the endpoint's origin.
+fn auth_context(base: &str) -> Vec<u8> {
+    let origin = base.trim_end_matches("/relay/v1");
+    [
+        b"carry-relay-auth-v2\n".as_slice(),
+        origin.as_bytes(),
+        b"\n",
+    ]
+    .concat()
+}
+
 fn call(
     base: &str,
     method: &str,
@@ -159,20 +171,21 @@ impl Person {
         c["challenge"].as_str().unwrap().to_string()
     }
 
-    /// The challenge signed as the protocol says.
-    fn answer(&self, challenge: &str) -> Value {
+    /// The challenge signed as the protocol says, for the endpoint whose relay is at
+    /// `base`.
+    fn answer(&self, base: &str, challenge: &str) -> Value {
         let raw = B64.decode(challenge).unwrap();
         json!({
             "key": self.public(),
             "challenge": challenge,
-            "signature": self.sign(b"carry-relay-auth-v1\n", &raw),
+            "signature": self.sign(&auth_context(base), &raw),
         })
     }
 
     /// Sign in: the session token.
     fn sign_in(&self, base: &str) -> String {
         let c = self.challenge(base);
-        let (s, session) = call(base, "POST", "/session", None, Some(self.answer(&c)));
+        let (s, session) = call(base, "POST", "/session", None, Some(self.answer(base, &c)));
         assert_eq!(s, 200, "{session}");
         assert_eq!(session["expires_in"], 3600);
         assert_eq!(session["mailbox"], self.mailbox());
@@ -235,33 +248,47 @@ fn sign_in_refuses_bad_signatures_and_spent_challenges() {
     // Signed by another key, or over other bytes: 401, and the challenge survives.
     let c = alice.challenge(b);
     let raw = B64.decode(&c).unwrap();
-    let mut forged = alice.answer(&c);
-    forged["signature"] = json!(mallory.sign(b"carry-relay-auth-v1\n", &raw));
+    let mut forged = alice.answer(b, &c);
+    forged["signature"] = json!(mallory.sign(&auth_context(b), &raw));
     let (s, e) = call(b, "POST", "/session", None, Some(forged));
     assert_eq!(s, 401, "{e}");
     assert!(e["error"].is_string());
-    let mut other_context = alice.answer(&c);
+    let mut other_context = alice.answer(b, &c);
     other_context["signature"] = json!(alice.sign(b"carry-keys-v1\n", &raw));
     assert_eq!(
         call(b, "POST", "/session", None, Some(other_context)).0,
         401
     );
+    // Alice's signature made for another endpoint (a hostile one that passed this
+    // challenge on), or in the old form that named none: refused, saying which
+    // endpoint a signature must name.
+    for context in [
+        auth_context("https://evil.example/relay/v1"),
+        b"carry-relay-auth-v1\n".to_vec(),
+    ] {
+        let mut elsewhere = alice.answer(b, &c);
+        elsewhere["signature"] = json!(alice.sign(&context, &raw));
+        let (s, e) = call(b, "POST", "/session", None, Some(elsewhere));
+        assert_eq!(s, 401, "{e}");
+        let origin = b.trim_end_matches("/relay/v1");
+        assert!(e["error"].as_str().unwrap().contains(origin), "{e}");
+    }
     // Mallory signs alice's challenge with her own key: not hers to spend.
-    let mut stolen = mallory.answer(&c);
+    let mut stolen = mallory.answer(b, &c);
     stolen["key"] = json!(mallory.public());
     assert_eq!(call(b, "POST", "/session", None, Some(stolen)).0, 401);
 
     // The right answer works once.
-    let (s, session) = call(b, "POST", "/session", None, Some(alice.answer(&c)));
+    let (s, session) = call(b, "POST", "/session", None, Some(alice.answer(b, &c)));
     assert_eq!(s, 200, "{session}");
     assert_eq!(session["mailbox"], alice.mailbox());
     assert_eq!(alice.mailbox().len(), 22);
-    let (s, _) = call(b, "POST", "/session", None, Some(alice.answer(&c)));
+    let (s, _) = call(b, "POST", "/session", None, Some(alice.answer(b, &c)));
     assert_eq!(s, 401, "a challenge is single-use");
     // A challenge the server never issued.
     let made_up = b64(&[9u8; 32]);
     assert_eq!(
-        call(b, "POST", "/session", None, Some(alice.answer(&made_up))).0,
+        call(b, "POST", "/session", None, Some(alice.answer(b, &made_up))).0,
         401
     );
 

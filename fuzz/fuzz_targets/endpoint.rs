@@ -71,7 +71,7 @@ fn world() -> &'static World {
         let c = json_call(&rt, &app, Method::POST, "/relay/v1/challenge", None, json!({ "key": public }));
         let challenge = c["challenge"].as_str().unwrap_or_default().to_string();
         let raw = B64.decode(&challenge).expect("a challenge");
-        let signature = keys.sign(&[b"carry-relay-auth-v1\n".as_slice(), &raw].concat());
+        let signature = keys.sign(&[b"carry-relay-auth-v2\nhttp://fuzz.invalid\n".as_slice(), &raw].concat());
         let s = json_call(&rt, &app, Method::POST, "/relay/v1/session", None,
             json!({ "key": public, "challenge": challenge, "signature": B64.encode(signature.as_ref()) }));
         let token = s["token"].as_str().unwrap_or_default().to_string();

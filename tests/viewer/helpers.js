@@ -83,7 +83,9 @@ async function signIn(base) {
   const post = (p, body) =>
     fetch(`${base}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const c = await json(await post('/relay/v1/challenge', { key }));
-  const message = Buffer.concat([Buffer.from('carry-relay-auth-v1\n'), Buffer.from(c.challenge, 'base64url')]);
+  // The signature names the endpoint's origin (here the base itself).
+  const origin = new URL(base).origin;
+  const message = Buffer.concat([Buffer.from(`carry-relay-auth-v2\n${origin}\n`), Buffer.from(c.challenge, 'base64url')]);
   const signature = b64u(crypto.sign(null, message, privateKey));
   const s = await post('/relay/v1/session', { key, challenge: c.challenge, signature });
   if (s.status !== 200) throw new Error(`sign-in failed: ${s.status}`);

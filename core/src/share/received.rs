@@ -82,24 +82,45 @@ pub(crate) fn open(own: &Profile, grant: &str, name: &str, create: bool) -> Resu
     if !create {
         return Err(Error::not_found(format!("the record shared under {grant}")));
     }
-    // A creation cut short leaves a folder without a vault: start it again.
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
+    // Made beside its place and moved in whole: a creation cut short leaves no
+    // half-made vault where the record belongs, only a `.making` folder that the next
+    // attempt or a revocation clears.
+    let making = making_dir(&dir);
+    for leftover in [&making, &dir] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover)?;
+        }
     }
-    let p = Profile::create(&dir, name, &ks)?;
-    p.vault().write(|c| {
+    let made = Profile::create(&making, name, &ks)?;
+    made.vault().write(|c| {
         people::set_meta(c, "shared_grant", grant)?;
         people::set_meta(c, "shared_seq", "0")?;
         Ok(())
     })?;
-    Ok(p)
+    made.lock();
+    drop(made);
+    std::fs::rename(&making, &dir)?;
+    if let Some(parent) = dir.parent() {
+        // Persist the rename itself; not every platform can open a folder.
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Profile::open(&dir, &ks)
+}
+
+/// Where the record received under the grant of `dir` is made before it moves in.
+fn making_dir(dir: &Path) -> PathBuf {
+    dir.with_extension("making")
 }
 
 /// Delete the record received under `grant`: its vault and its key.
 pub(crate) fn delete(own: &Path, grant: &str) -> Result<()> {
     let dir = dir_of(own, grant);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
+    for folder in [making_dir(&dir), dir] {
+        if folder.exists() {
+            std::fs::remove_dir_all(&folder)?;
+        }
     }
     Ok(())
 }

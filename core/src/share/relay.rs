@@ -12,7 +12,23 @@ use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
 use crate::sync::http::{Http, Resp};
 
-const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v1\n";
+const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
+
+/// What a sign-in signs: the context, the origin of the endpoint as this client
+/// reaches it, a newline, and the challenge. A signature made for one endpoint is no
+/// use at another, so a hostile endpoint cannot pass a real one's challenge on to be
+/// signed (`docs/formats.md`, the relay).
+pub(crate) fn auth_message(origin: &str, challenge: &[u8]) -> Vec<u8> {
+    [AUTH_CONTEXT, origin.as_bytes(), b"\n", challenge].concat()
+}
+
+/// The origin (`scheme://host[:port]`, the port only when not the scheme's default)
+/// of an endpoint URL.
+pub(crate) fn origin_of(endpoint: &str) -> Result<String> {
+    url::Url::parse(endpoint)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|_| Error::invalid(format!("'{endpoint}' is not a URL")))
+}
 
 /// A JSON request body.
 trait JsonBody {
@@ -110,8 +126,7 @@ impl Relay {
             reason: "the relay's challenge is not base64url".into(),
             retry_after_s: None,
         })?;
-        let mut msg = AUTH_CONTEXT.to_vec();
-        msg.extend_from_slice(&raw);
+        let msg = auth_message(&origin_of(endpoint)?, &raw);
         let sig = B64.encode(identity.sign(&msg));
         let r = http
             .send(|| {
@@ -266,5 +281,26 @@ impl Relay {
             deleted: u64,
         }
         Ok(json_of::<Deleted>("delete", &r)?.deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_names_the_endpoint_by_its_origin() {
+        assert_eq!(
+            origin_of("https://Carry.Example:443/x/").unwrap(),
+            "https://carry.example"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(origin_of("not a url").is_err());
+        let m = auth_message("https://carry.example", b"CH");
+        assert_eq!(m, b"carry-relay-auth-v2\nhttps://carry.example\nCH");
+        assert_ne!(m, auth_message("https://evil.example", b"CH"));
     }
 }

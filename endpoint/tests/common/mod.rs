@@ -151,7 +151,16 @@ pub fn sign_in(base: &str) -> String {
     assert_eq!(c.status, 200, "{}", c.text);
     let challenge = c.json()["challenge"].as_str().unwrap().to_string();
     let raw = B64.decode(&challenge).unwrap();
-    let signature = keys.sign(&[b"carry-relay-auth-v1\n".as_slice(), &raw].concat());
+    // The endpoint's origin is the base itself: http://127.0.0.1:PORT.
+    let signature = keys.sign(
+        &[
+            b"carry-relay-auth-v2\n".as_slice(),
+            base.as_bytes(),
+            b"\n",
+            &raw,
+        ]
+        .concat(),
+    );
     let s = call(
         base,
         "POST",

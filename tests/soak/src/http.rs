@@ -9,8 +9,9 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{json, Value};
 
-/// What a relay sign-in signature covers, before the challenge bytes.
-const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v1\n";
+/// What a relay sign-in signature covers, before the endpoint's origin and the
+/// challenge bytes.
+const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
 /// What a directory binding covers, before the encryption key bytes.
 const KEYS_CONTEXT: &[u8] = b"carry-keys-v1\n";
 /// What a mailbox id hashes, before the public key bytes.
@@ -183,7 +184,8 @@ pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, 
     let raw = B64
         .decode(&challenge)
         .map_err(|_| "the challenge is not base64url")?;
-    let signature = keys.sign(&[AUTH_CONTEXT, &raw].concat());
+    // The origin of a loopback base is the base itself: http://127.0.0.1:PORT.
+    let signature = keys.sign(&[AUTH_CONTEXT, base.as_bytes(), b"\n", &raw].concat());
 
     let url = format!("{base}/relay/v1/session");
     let body = json!({
