@@ -1,6 +1,5 @@
 //! Never lose the record: `carry recovery`, `carry backup`, `carry restore`.
 
-use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use carry_core::backup;
@@ -10,6 +9,7 @@ use serde_json::json;
 use crate::commands::{open, print_json};
 use crate::exit;
 use crate::passphrase;
+use crate::prompt::{ask, Input};
 use crate::say;
 
 /// `carry recovery` subcommands.
@@ -47,21 +47,6 @@ fn print_code(code: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-fn read_line(prompt: &str) -> Result<String> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::invalid(format!(
-            "{prompt}: run carry in a terminal, or pass the value as an option"
-        )));
-    }
-    eprint!("{prompt}: ");
-    let mut s = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut s)
-        .map_err(|e| Error::invalid(format!("could not read: {e}")))?;
-    Ok(s.trim().to_string())
-}
-
 /// `carry recovery …`.
 pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8> {
     let profile = open(home)?;
@@ -89,7 +74,12 @@ pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8
             let answers: Vec<(usize, String)> = if groups.is_empty() {
                 backup::confirmation_positions()?
                     .into_iter()
-                    .map(|p| Ok((p, read_line(&format!("Group {p} of your recovery code"))?)))
+                    .map(|p| {
+                        Ok((
+                            p,
+                            ask(&format!("Group {p} of your recovery code"), Input::Terminal)?,
+                        ))
+                    })
                     .collect::<Result<_>>()?
             } else {
                 groups
@@ -175,7 +165,7 @@ pub enum From {
 pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> Result<u8> {
     let code = match code {
         Some(c) => c,
-        None => read_line("Your recovery code")?,
+        None => ask("Your recovery code", Input::Terminal)?,
     };
     let store = passphrase::new_profile()?;
     let profile: Profile = match from {
@@ -184,18 +174,30 @@ pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> 
             backup::restore_from_endpoint(home, &url, &code, std::sync::Arc::new(store)),
         )?,
     };
+    arrived(
+        home,
+        as_json,
+        &profile,
+        "was restored into",
+        "Sign in to each provider again (carry source login NAME): sign-ins are never in backups.",
+    )
+}
+
+/// Say what arrived in `home` (a restore, a move or a joining device): whose record,
+/// how many resources, `how` it came, then `next`. JSON: home, name and resources.
+pub fn arrived(home: &Path, as_json: bool, profile: &Profile, how: &str, next: &str) -> Result<u8> {
     let info = profile.info()?;
     let stats = profile.stats()?;
     if as_json {
         print_json(&json!({ "home": home, "name": info.name, "resources": stats.resources }))?;
     } else {
         say!(
-            "Restored {}'s record ({} resources) into {}, with the same identity, people, grants and audit log.",
+            "{}'s record ({} resources) {how} {}, with the same identity, people, grants and audit log.",
             info.name,
             stats.resources,
             home.display()
         );
-        say!("Sign in to each provider again (carry source login NAME): sign-ins are never in backups.");
+        say!("{next}");
     }
     Ok(exit::OK)
 }

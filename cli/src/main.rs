@@ -20,6 +20,7 @@ mod exit;
 mod move_cmds;
 mod passphrase;
 mod prefs_cmds;
+mod prompt;
 mod share_cmds;
 mod shl_cmds;
 mod sync_cmds;

@@ -1,6 +1,5 @@
 //! Moving to a new phone: `carry move-out` on the old one, `carry move-in` on the new.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,21 +11,8 @@ use serde_json::json;
 use crate::commands::{open, print_json};
 use crate::exit;
 use crate::passphrase;
+use crate::prompt::{ask, Input};
 use crate::say;
-
-/// Read one line the person types (also from a pipe): the prompt goes to stderr.
-fn answer(prompt: &str) -> Result<String> {
-    eprint!("{prompt}: ");
-    let mut s = String::new();
-    let n = std::io::stdin()
-        .lock()
-        .read_line(&mut s)
-        .map_err(|e| Error::invalid(format!("could not read: {e}")))?;
-    if n == 0 {
-        return Err(Error::invalid(format!("{prompt}: no answer was typed")));
-    }
-    Ok(s.trim().to_string())
-}
 
 /// Show the pairing code of `out`, wait for the other device, take the digits the
 /// person types from its screen, and send the profile.
@@ -51,7 +37,10 @@ fn pair_and_send(
     // This device does not show the digits: the person types what the other shows.
     rt.block_on(out.wait_for_new_device(wait))?;
     say!("The other device has the code and shows six digits.");
-    let typed = answer("Type the six digits the other device shows")?;
+    let typed = ask(
+        "Type the six digits the other device shows",
+        Input::AnyInput,
+    )?;
     rt.block_on(out.send(profile.clone(), &typed, wait))
 }
 
@@ -70,7 +59,7 @@ pub fn move_out(
     say!("Your record is on the new phone, with the same identity, people, grants and audit log.");
     let wipe = match wipe {
         Some(w) => w,
-        None => answer("Wipe this phone's copy now? (yes/no)")
+        None => ask("Wipe this phone's copy now? (yes/no)", Input::AnyInput)
             .map(|a| matches!(a.to_lowercase().as_str(), "y" | "yes"))
             .unwrap_or(false),
     };
@@ -106,7 +95,10 @@ fn receive(
     }
     let code = match code {
         Some(c) => c,
-        None => answer("The code the other device shows (carry:pair:…)")?,
+        None => ask(
+            "The code the other device shows (carry:pair:…)",
+            Input::AnyInput,
+        )?,
     };
     let store = passphrase::new_profile()?;
     let rt = crate::sync_cmds::runtime()?;
@@ -119,26 +111,12 @@ fn receive(
         incoming.digits()
     );
     let profile = rt.block_on(incoming.finish(home, Arc::new(store), wait))?;
-    let info = profile.info()?;
-    let stats = profile.stats()?;
-    if as_json {
-        print_json(&json!({ "home": home, "name": info.name, "resources": stats.resources }))?;
+    let next = if joining.is_some() {
+        "This device now keeps the record in step with the others: carry sync exchanges changes."
     } else {
-        say!(
-            "{}'s record ({} resources) arrived in {}, with the same identity, people, grants and audit log.",
-            info.name,
-            stats.resources,
-            home.display()
-        );
-        if joining.is_some() {
-            say!("This device now keeps the record in step with the others: carry sync exchanges changes.");
-        } else {
-            say!(
-                "Sign in to each provider again (carry source login NAME): sign-ins never travel."
-            );
-        }
-    }
-    Ok(exit::OK)
+        "Sign in to each provider again (carry source login NAME): sign-ins never travel."
+    };
+    crate::backup_cmds::arrived(home, as_json, &profile, "arrived in", next)
 }
 
 /// What `carry devices` does.

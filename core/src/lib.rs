@@ -41,6 +41,8 @@ pub mod shl;
 pub mod stop_sharing;
 pub mod store;
 pub mod sync;
+#[cfg(test)]
+mod test_support;
 mod time;
 pub mod vault;
 

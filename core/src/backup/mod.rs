@@ -454,7 +454,7 @@ pub(crate) fn load_for_fuzzing(incremental: bool, content: &[u8]) {
 mod tests {
     use super::*;
     use crate::share::{self, NewGrant, Role, Scope};
-    use crate::{Category, ExportScope, ImportOptions, PassphraseKeyStore, Reading};
+    use crate::{Category, ImportOptions, PassphraseKeyStore, Reading};
 
     const FILE: &str = "sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
 
@@ -509,20 +509,6 @@ mod tests {
         p
     }
 
-    fn entries(p: &Profile) -> Vec<String> {
-        let mut out = Vec::new();
-        p.export(&ExportScope::default(), &mut out).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let mut e: Vec<String> = v["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
-        e.sort();
-        e
-    }
-
     #[test]
     fn a_restore_equals_the_original_and_a_wrong_code_leaves_nothing() {
         let d = tempfile::tempdir().unwrap();
@@ -573,7 +559,10 @@ mod tests {
 
         // The right code: the same record, people, grants, audit chain and identity.
         let q = restore_from_file(&target, &file, &code, &ks()).unwrap();
-        assert_eq!(entries(&q), entries(&p));
+        assert_eq!(
+            crate::test_support::exported_entries(&q),
+            crate::test_support::exported_entries(&p)
+        );
         assert_eq!(share::people(&q).unwrap(), share::people(&p).unwrap());
         assert_eq!(share::grants(&q).unwrap(), share::grants(&p).unwrap());
         let log = |x: &Profile| share::audit_log(x, 10_000).unwrap();
@@ -703,7 +692,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(entries(&q), entries(&p));
+        assert_eq!(
+            crate::test_support::exported_entries(&q),
+            crate::test_support::exported_entries(&p)
+        );
         assert_eq!(share::people(&q).unwrap(), share::people(&p).unwrap());
         assert_eq!(share::grants(&q).unwrap(), share::grants(&p).unwrap());
         let log = |x: &Profile| share::audit_log(x, 10_000).unwrap();

@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{registry, transport};
 use crate::crypto::identity::Identity;
 use crate::share::{self, NewGrant, Role, Scope};
-use crate::{Category, ExportScope, ImportOptions, PassphraseKeyStore, Profile, Reading};
+use crate::{Category, ImportOptions, PassphraseKeyStore, Profile, Reading};
 
 const FILE: &str = "sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
 
@@ -101,20 +101,6 @@ fn deliver(from: &Profile, to: &Profile) -> usize {
     bodies.len()
 }
 
-fn entries(p: &Profile) -> Vec<String> {
-    let mut out = Vec::new();
-    p.export(&ExportScope::default(), &mut out).unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let mut e: Vec<String> = v["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["resource"].to_string())
-        .collect();
-    e.sort();
-    e
-}
-
 type GrantView = (String, String, String, u32, i64, String, String);
 
 fn grants(p: &Profile) -> Vec<GrantView> {
@@ -179,7 +165,10 @@ fn revocations_queued(p: &Profile, grant: &str) -> i64 {
 fn two_devices_changing_offline_converge_and_a_revocation_beats_a_concurrent_change() {
     let d = tempfile::tempdir().unwrap();
     let (phone, tablet, g) = phone_and_tablet(d.path());
-    assert_eq!(entries(&phone), entries(&tablet));
+    assert_eq!(
+        crate::test_support::exported_entries(&phone),
+        crate::test_support::exported_entries(&tablet)
+    );
     let listed = super::list(&tablet).unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed
@@ -216,9 +205,16 @@ fn two_devices_changing_offline_converge_and_a_revocation_beats_a_concurrent_cha
     }
     assert_eq!(deliver(&phone, &tablet), 0, "quiet once converged");
 
-    assert_eq!(entries(&phone), entries(&tablet));
-    assert!(entries(&phone).iter().any(|e| e.contains("120")));
-    assert!(entries(&tablet).iter().any(|e| e.contains("70")));
+    assert_eq!(
+        crate::test_support::exported_entries(&phone),
+        crate::test_support::exported_entries(&tablet)
+    );
+    assert!(crate::test_support::exported_entries(&phone)
+        .iter()
+        .any(|e| e.contains("120")));
+    assert!(crate::test_support::exported_entries(&tablet)
+        .iter()
+        .any(|e| e.contains("70")));
     let gp = grants(&phone);
     assert_eq!(gp, grants(&tablet));
     assert_eq!(
@@ -257,12 +253,15 @@ fn a_removed_device_gets_nothing_more_and_is_refused() {
         super::remove(&phone, &tablet_id).is_err(),
         "already removed"
     );
-    let tablet_before = entries(&tablet);
+    let tablet_before = crate::test_support::exported_entries(&tablet);
     phone
         .add_reading(&Reading::parse("weight", "70kg").unwrap(), None)
         .unwrap();
     assert_eq!(deliver(&phone, &tablet), 0, "nothing is sent to it");
-    assert_eq!(entries(&tablet), tablet_before);
+    assert_eq!(
+        crate::test_support::exported_entries(&tablet),
+        tablet_before
+    );
     // What it sends is refused, and changes nothing.
     tablet
         .add_reading(&Reading::parse("bp", "120/80").unwrap(), None)
@@ -272,14 +271,14 @@ fn a_removed_device_gets_nothing_more_and_is_refused() {
         .vault()
         .read(|c| Ok(c.query_row("SELECT body FROM device_outbox", [], |r| r.get(0))?))
         .unwrap();
-    let before = entries(&phone);
+    let before = crate::test_support::exported_entries(&phone);
     assert!(matches!(
         transport::take(&phone, &body),
         Err(crate::Error::Envelope {
             problem: crate::error::EnvelopeProblem::UnknownSender
         })
     ));
-    assert_eq!(entries(&phone), before);
+    assert_eq!(crate::test_support::exported_entries(&phone), before);
 }
 
 #[test]
@@ -329,5 +328,8 @@ fn replays_and_tampering_are_refused_and_a_gap_asks_for_everything() {
         deliver(&tablet, &phone);
         deliver(&phone, &tablet);
     }
-    assert_eq!(entries(&phone), entries(&tablet));
+    assert_eq!(
+        crate::test_support::exported_entries(&phone),
+        crate::test_support::exported_entries(&tablet)
+    );
 }
