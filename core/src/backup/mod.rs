@@ -431,23 +431,39 @@ pub(crate) fn read_for_fuzzing(data: &[u8]) {
     }
 }
 
-/// Load `content` into a fresh in-memory vault, as a restore does (fuzzing).
+/// Load `content` into a migrated in-memory vault, as a restore does, and roll it back
+/// (fuzzing).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn load_for_fuzzing(incremental: bool, content: &[u8]) {
-    let Ok(mut conn) = Connection::open_in_memory() else {
-        return;
-    };
-    if crate::vault::migrations::migrate(&mut conn).is_err() {
-        return;
+    thread_local! {
+        /// One migrated in-memory vault per thread: each input loads inside a
+        /// transaction that is rolled back, so the schema is built once, not per input.
+        static VAULT: std::cell::RefCell<Option<Connection>> = const { std::cell::RefCell::new(None) };
     }
-    let Ok(tx) = conn.transaction() else {
-        return;
-    };
-    let _ = tx.pragma_update(None, "defer_foreign_keys", true);
-    let mut loader = dump::Loader::new(incremental);
-    if loader.feed(&tx, content).is_ok() && loader.finish().is_ok() {
-        let _ = dump::Loader::rebuild(&tx);
-    }
+    VAULT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let Ok(mut conn) = Connection::open_in_memory() else {
+                return;
+            };
+            if crate::vault::migrations::migrate(&mut conn).is_err() {
+                return;
+            }
+            *slot = Some(conn);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return;
+        };
+        let Ok(tx) = conn.transaction() else {
+            return;
+        };
+        let _ = tx.pragma_update(None, "defer_foreign_keys", true);
+        let mut loader = dump::Loader::new(incremental);
+        if loader.feed(&tx, content).is_ok() && loader.finish().is_ok() {
+            let _ = dump::Loader::rebuild(&tx);
+        }
+        // Dropped without a commit: rolled back, for the next input.
+    });
 }
 
 #[cfg(test)]
