@@ -22,6 +22,7 @@ mod transport;
 pub use moving::{wipe, MoveIn, MoveOut, DEFAULT_WAIT};
 pub(crate) use registry::{is_primary, store_self};
 pub use registry::{list, remove, set_primary, Device};
+pub(crate) use transport::{connect, pass};
 pub use transport::{exchange, DevicesReport};
 
 #[cfg(test)]

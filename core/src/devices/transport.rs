@@ -96,16 +96,16 @@ pub(crate) fn queue(profile: &Profile) -> Result<u64> {
     })
 }
 
-/// Exchange changes with the person's other devices through the relay at `endpoint`:
-/// take what they sent, then send what changed here. Nothing happens while the
-/// profile is on one device only.
-pub async fn exchange(
-    profile: Arc<Profile>,
+/// This device's channel to the person's other devices: signed in at the relay at
+/// `endpoint` with the device's own key. `None` while the profile has never been on
+/// another device (nothing to exchange). One channel serves every [`pass`] of an
+/// exchange.
+pub(crate) async fn connect(
+    profile: &Arc<Profile>,
     endpoint: &str,
     options: &SyncOptions,
-) -> Result<DevicesReport> {
-    let mut report = DevicesReport::default();
-    let me = db(&profile, |p| {
+) -> Result<Option<Relay>> {
+    let me = db(profile, |p| {
         p.vault().write(|c| {
             // A profile that never had other devices has no mailbox of its own to
             // read; one whose others were all removed still drains (and refuses) what
@@ -120,12 +120,31 @@ pub async fn exchange(
     })
     .await?;
     let Some(me) = me else {
-        return Ok(report);
+        return Ok(None);
     };
     let deadline = options.budget.map(|b| Instant::now() + b);
     let http = Http::new(deadline, options.cancel.clone())?;
-    let relay = Relay::connect(http, endpoint, &me).await?;
+    Ok(Some(Relay::connect(http, endpoint, &me).await?))
+}
 
+/// Exchange changes with the person's other devices through the relay at `endpoint`:
+/// take what they sent, then send what changed here. Nothing happens while the
+/// profile is on one device only.
+pub async fn exchange(
+    profile: Arc<Profile>,
+    endpoint: &str,
+    options: &SyncOptions,
+) -> Result<DevicesReport> {
+    match connect(&profile, endpoint, options).await? {
+        Some(relay) => pass(profile, &relay).await,
+        None => Ok(DevicesReport::default()),
+    }
+}
+
+/// One pass over a [`connect`]ed channel: take what the other devices sent, then
+/// send what changed here.
+pub(crate) async fn pass(profile: Arc<Profile>, relay: &Relay) -> Result<DevicesReport> {
+    let mut report = DevicesReport::default();
     let mut after = 0;
     loop {
         let (envelopes, more) = relay.fetch(after, 100).await?;

@@ -348,7 +348,12 @@ pub async fn exchange(
     endpoint: &str,
     options: &SyncOptions,
 ) -> Result<ExchangeReport> {
-    let first = crate::devices::exchange(profile.clone(), endpoint, options).await?;
+    // One sign-in to the device channel serves both passes.
+    let devices = crate::devices::connect(&profile, endpoint, options).await?;
+    let first = match &devices {
+        Some(relay) => crate::devices::pass(profile.clone(), relay).await?,
+        None => crate::devices::DevicesReport::default(),
+    };
     let primary = db(&profile, |p| p.vault().read(crate::devices::is_primary)).await?;
     let mut report = if primary {
         exchange_with_people(profile.clone(), endpoint, options).await?
@@ -362,7 +367,10 @@ pub async fn exchange(
             ..ExchangeReport::default()
         }
     };
-    let last = crate::devices::exchange(profile, endpoint, options).await?;
+    let last = match &devices {
+        Some(relay) => crate::devices::pass(profile, relay).await?,
+        None => crate::devices::DevicesReport::default(),
+    };
     report.devices = crate::devices::DevicesReport {
         batches_in: first.batches_in + last.batches_in,
         changes_in: first.changes_in + last.changes_in,
