@@ -588,6 +588,21 @@ mod tests {
             "everything up to the backup itself"
         );
         assert!(share::verify_audit(&q).unwrap().ok());
+        // The change tracking set aside while loading is back.
+        let triggers = |x: &Profile| {
+            x.vault()
+                .read(|c| {
+                    Ok(c.query_row(
+                        "SELECT group_concat(name) FROM
+                           (SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name)",
+                        [],
+                        |r| r.get::<_, String>(0),
+                    )?)
+                })
+                .unwrap()
+        };
+        assert_eq!(triggers(&q), triggers(&p));
+        assert!(triggers(&q).contains("backup_resources_in"));
         assert_eq!(
             crate::prefs::get(&q).unwrap(),
             crate::prefs::get(&p).unwrap()

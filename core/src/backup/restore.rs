@@ -95,6 +95,9 @@ pub(super) fn restore<R: Read>(
             // Increments replace whole small tables that others refer to; the
             // references are checked once everything is in.
             tx.pragma_update(None, "defer_foreign_keys", true)?;
+            // The change-tracking triggers would record every row loaded, only for
+            // the records to be cleared below: they are set aside while loading.
+            let tracking = set_aside_change_tracking(&tx)?;
             dump::Loader::clear(&tx)?;
             for (i, reader) in opened.iter_mut().enumerate() {
                 let mut loader = dump::Loader::new(i > 0);
@@ -127,6 +130,9 @@ pub(super) fn restore<R: Read>(
                 }
             }
             tx.execute_batch("DELETE FROM device_changes; DELETE FROM device_outbox;")?;
+            for sql in &tracking {
+                tx.execute_batch(sql)?;
+            }
             tx.commit()?;
             Ok(())
         })?;
@@ -164,4 +170,20 @@ pub(crate) fn restore_file_joining(
     let secret = RecoverySecret::parse(code)?;
     let input = BufReader::new(std::fs::File::open(file)?);
     restore(dir, vec![input], &secret, key_store, Some((me, id)))
+}
+
+/// Drop the triggers that track changes for incremental backups (`backup_*`) and for
+/// the person's other devices (`device_*`), and return their SQL to create them again.
+fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Result<Vec<String>> {
+    let triggers: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'
+             AND (name LIKE 'backup\\_%' ESCAPE '\\' OR name LIKE 'device\\_%' ESCAPE '\\')",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, _) in &triggers {
+        tx.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
+    }
+    Ok(triggers.into_iter().map(|(_, sql)| sql).collect())
 }
