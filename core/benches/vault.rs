@@ -158,6 +158,12 @@ fn generate(fixtures: &[PathBuf], dir: &Path) -> Vec<(usize, PathBuf)> {
 // ---------------------------------------------------------------------------------
 // Import
 
+/// Whether this run measures profiles without the change-tracking triggers of schemas
+/// 7 and 8 (`CARRY_BENCH_NO_TRIGGERS=1`), to separate what they cost.
+fn no_change_tracking() -> bool {
+    std::env::var("CARRY_BENCH_NO_TRIGGERS").is_ok_and(|v| v == "1")
+}
+
 /// A fresh profile in a new folder under `work`: encrypted, or the plaintext yardstick.
 fn new_profile(work: &Path, encrypted: bool, key_store: &dyn KeyStore) -> Kept {
     let dir = tempfile::tempdir_in(work).expect("create a profile folder");
@@ -167,6 +173,11 @@ fn new_profile(work: &Path, encrypted: bool, key_store: &dyn KeyStore) -> Kept {
         Profile::create_plaintext(dir.path(), "bench")
     };
     let profile = profile.expect("create a profile");
+    if no_change_tracking() {
+        profile
+            .without_change_tracking()
+            .expect("drop the change-tracking triggers");
+    }
     Kept { profile, _dir: dir }
 }
 
@@ -450,6 +461,9 @@ fn machine() -> String {
 fn render(machine: &str, rows: &[Row], total: Duration) -> String {
     let date = time::OffsetDateTime::now_utc().date();
     let mut s = format!("Carry vault benchmarks, {date}. Machine: {machine}.\n\n");
+    if no_change_tracking() {
+        s += "Profiles without the change-tracking triggers (CARRY_BENCH_NO_TRIGGERS=1).\n\n";
+    }
     s += "| Figure | Result | Target | Verdict |\n|---|---|---|---|\n";
     for (figure, result, target) in rows {
         let (target, verdict) = match target {

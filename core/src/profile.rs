@@ -66,6 +66,18 @@ impl Profile {
         Ok(profile)
     }
 
+    /// Drop the change-tracking triggers (incremental backups, other devices) from
+    /// this profile: the benchmarks' yardstick for what they cost, and nothing else.
+    #[cfg(feature = "plaintext-baseline")]
+    pub fn without_change_tracking(&self) -> Result<()> {
+        self.vault.write(|c| {
+            let tx = c.transaction()?;
+            crate::backup::restore::set_aside_change_tracking(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     fn init_meta(&self, name: &str) -> Result<()> {
         self.vault.write(|conn| {
             conn.execute(

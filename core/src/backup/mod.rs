@@ -11,7 +11,7 @@ pub mod code;
 mod dump;
 mod endpoint;
 pub mod format;
-mod restore;
+pub(crate) mod restore;
 
 pub use endpoint::{backup_to_endpoint, restore_from_endpoint};
 pub(crate) use endpoint::{restore_as, stage_move};

@@ -174,7 +174,7 @@ pub(crate) fn restore_file_joining(
 
 /// Drop the triggers that track changes for incremental backups (`backup_*`) and for
 /// the person's other devices (`device_*`), and return their SQL to create them again.
-fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Result<Vec<String>> {
+pub(crate) fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Result<Vec<String>> {
     let triggers: Vec<(String, String)> = tx
         .prepare(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'
