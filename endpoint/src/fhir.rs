@@ -487,21 +487,25 @@ async fn search(
             keep.push((k, v.clone()));
         }
     }
-    let (t, qq) = (tenant.clone(), q.clone());
+    let self_url = format!("{}/{rtype}", app.base(&tenant));
+    run_search(&app, &tenant, q, &self_url, &keep, params.get("_page")).await
+}
+
+/// Run `q` and answer its page as a searchset at `self_url` (see [`searchset`]).
+async fn run_search(
+    app: &Arc<App>,
+    tenant: &str,
+    q: Query,
+    self_url: &str,
+    keep: &[(&str, String)],
+    page: Option<&String>,
+) -> Response {
+    let (t, limit, qq) = (tenant.to_string(), q.limit, q);
     let rows = match app.store(move |s| s.search(&t, &qq)).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let self_url = format!("{}/{rtype}", app.base(&tenant));
-    searchset(
-        &app,
-        &tenant,
-        &self_url,
-        rows,
-        limit,
-        &keep,
-        params.get("_page"),
-    )
+    searchset(app, tenant, self_url, rows, limit, keep, page)
 }
 
 async fn operation(
@@ -551,21 +555,8 @@ async fn operation(
     if let Some(v) = params.get("_since") {
         keep.push(("_since", v.clone()));
     }
-    let (t, qq) = (tenant.clone(), q.clone());
-    let rows = match app.store(move |s| s.search(&t, &qq)).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
     let self_url = format!("{}/Patient/{id}/$everything", app.base(&tenant));
-    searchset(
-        &app,
-        &tenant,
-        &self_url,
-        rows,
-        limit,
-        &keep,
-        params.get("_page"),
-    )
+    run_search(&app, &tenant, q, &self_url, &keep, params.get("_page")).await
 }
 
 /// The identifier an `If-None-Exist` header asks about, as `system|value`.

@@ -58,9 +58,20 @@ impl Answer {
 }
 
 /// A blocking HTTP client that keeps its connection, never follows redirects and
-/// takes every status as an answer.
+/// takes every status as an answer. Each client stands for one caller at its own
+/// address: it sends `X-Forwarded-For` as a proxy in front would, and the endpoint
+/// is started with `--trust-forwarded-for`, so the per-address rate limit sees many
+/// callers rather than one loopback address.
 pub struct Http {
     agent: ureq::Agent,
+    address: String,
+}
+
+/// The next caller's address, from 198.18.0.0/15 (set aside for benchmarks).
+fn next_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("198.18.{}.{}", (n >> 8) & 0xff, n & 0xff)
 }
 
 impl Default for Http {
@@ -78,7 +89,10 @@ impl Http {
             .timeout_global(Some(TIMEOUT))
             .build()
             .into();
-        Http { agent }
+        Http {
+            agent,
+            address: next_address(),
+        }
     }
 
     /// `method` on `url` with a bearer `token` and a JSON `body`, if given.
@@ -89,7 +103,10 @@ impl Http {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, String> {
-        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("x-forwarded-for", &self.address);
         if let Some(t) = token {
             builder = builder.header("authorization", format!("Bearer {t}"));
         }

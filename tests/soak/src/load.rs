@@ -87,7 +87,10 @@ impl Plan {
     /// The busiest rate-limit buckets of the paced clients, in requests a second.
     pub fn buckets(&self) -> Vec<(&'static str, f64)> {
         vec![
-            ("anonymous (manifests and files)", 1.5 * self.manifests),
+            (
+                "share-link opens without a token (both threads counted as one)",
+                1.5 * self.manifests,
+            ),
             ("the static FHIR bearer token (search)", self.fhir),
             (
                 "one sender's session (deliveries, fetches, acks)",

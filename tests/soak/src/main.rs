@@ -168,7 +168,14 @@ fn run(cli: &Cli) -> Result<Summary, SoakError> {
     eprintln!("carry-soak: seeded {seeded}");
     let limit = cli.rate_limit.to_string();
     let auth = format!("bearer:{}", load::FHIR_TOKEN);
-    let args = ["--auth", &auth, "--rate-limit", &limit];
+    // Callers are told apart by the X-Forwarded-For each client sends (see http.rs).
+    let args = [
+        "--auth",
+        &auth,
+        "--rate-limit",
+        &limit,
+        "--trust-forwarded-for",
+    ];
     let log = tmp.path().join("endpoint.log");
     let mut server = server::start(&cli.endpoint, &db, &args, &log)?;
     let base = server.base.clone();
