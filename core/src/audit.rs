@@ -63,6 +63,8 @@ pub enum AuditEvent {
     /// The recovery code was shown (as text or as a QR code): whoever saw it can
     /// restore the profile from the endpoint.
     RecoveryCodeShown,
+    /// The profile was restored from a backup (from a file or the endpoint).
+    Restored,
     /// The profile was sent to a new phone.
     MovedOut,
     /// The profile arrived from the old phone.
@@ -101,6 +103,7 @@ impl AuditEvent {
             AuditEvent::BackedUp => "backed-up",
             AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
             AuditEvent::RecoveryCodeShown => "recovery-code-shown",
+            AuditEvent::Restored => "restored",
             AuditEvent::MovedOut => "moved-out",
             AuditEvent::MovedIn => "moved-in",
             AuditEvent::DeviceAdded => "device-added",

@@ -213,7 +213,9 @@ pub async fn restore_from_endpoint(
     code: &str,
     key_store: Arc<dyn KeyStore>,
 ) -> Result<Profile> {
-    restore_as(dir, endpoint, code, key_store, None).await
+    let profile = restore_as(dir, endpoint, code, key_store, None).await?;
+    super::restore::record_restored(&profile, "from the endpoint, with the recovery code")?;
+    Ok(profile)
 }
 
 /// Restore from the endpoint as [`restore_from_endpoint`] does; with `join`, as

@@ -583,9 +583,14 @@ mod tests {
         assert_eq!(share::grants(&q).unwrap(), share::grants(&p).unwrap());
         let log = |x: &Profile| share::audit_log(x, 10_000).unwrap();
         assert_eq!(
-            log(&q)[..],
+            log(&q)[1..],
             log(&p)[1..],
             "everything up to the backup itself"
+        );
+        let restored = &log(&q)[0];
+        assert_eq!(
+            (restored.event.as_str(), restored.detail.as_str()),
+            ("restored", "from a backup file")
         );
         assert!(share::verify_audit(&q).unwrap().ok());
         // The change tracking set aside while loading is back.

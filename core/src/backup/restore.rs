@@ -29,7 +29,18 @@ pub fn restore_from_file(
     let input = BufReader::new(std::fs::File::open(file).map_err(|e| Error::NotFound {
         what: format!("the backup file ({e})"),
     })?);
-    restore(dir, vec![input], &secret, key_store, None)
+    let profile = restore(dir, vec![input], &secret, key_store, None)?;
+    record_restored(&profile, "from a backup file")?;
+    Ok(profile)
+}
+
+/// Record in the restored profile's audit log that it was restored, and from where:
+/// the person reviewing the log on the new phone sees where its history resumes.
+pub(super) fn record_restored(profile: &Profile, from: &str) -> Result<()> {
+    profile.vault().write(|c| {
+        crate::audit::append(c, crate::audit::AuditEvent::Restored, None, from)?;
+        Ok(())
+    })
 }
 
 /// Restore from `inputs`: a whole backup first, then each increment on the one
