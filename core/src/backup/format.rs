@@ -123,7 +123,7 @@ pub struct Writer<W: Write> {
     counter: u32,
     buf: Zeroizing<Vec<u8>>,
     /// Bytes written so far.
-    pub written: u64,
+    written: u64,
 }
 
 impl<W: Write> Writer<W> {
