@@ -76,7 +76,7 @@ pub(crate) async fn stage_move(
     let secret = RecoverySecret::generate()?;
     let wrap = RecoverySecret::from_bytes(secret.as_bytes())?;
     let (_, blob, _) = db(&profile, move |p| {
-        write_backup(p, Vec::new(), None, Some(&wrap))
+        write_backup(p, Vec::new(), None, Some(&wrap), false)
     })
     .await?;
     let path = format!("backup/v1/blobs/{}", locator_and_fetch(&secret).0);
@@ -139,7 +139,7 @@ pub async fn backup_to_endpoint(
             None => (None, None),
         };
         let (report, blob, changes_upto) = db(&profile, move |p| {
-            write_backup(p, Vec::new(), l.as_ref(), None)
+            write_backup(p, Vec::new(), l.as_ref(), None, true)
         })
         .await?;
         let r = put(&relay, &path, &fetch_hash, blob, base_version).await?;

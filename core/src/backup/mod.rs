@@ -234,7 +234,7 @@ pub fn backup_to_file(profile: &Profile, path: &Path) -> Result<BackupReport> {
             )),
             _ => Error::from(e),
         })?;
-        let (report, file, _) = write_backup(profile, BufWriter::new(file), None, None)?;
+        let (report, file, _) = write_backup(profile, BufWriter::new(file), None, None, false)?;
         file.into_inner()
             .map_err(|e| Error::from(e.into_error()))?
             .sync_all()?;
@@ -326,7 +326,8 @@ fn chain(conn: &Connection) -> Result<Option<Chain>> {
 fn clear_chain(conn: &Connection) -> Result<()> {
     conn.execute(
         "UPDATE backup_state SET chain_version = NULL, chain_id = NULL, chain_seq = NULL,
-           chain_full_bytes = NULL, chain_since_full_bytes = NULL WHERE id = 1",
+           chain_full_bytes = NULL, chain_since_full_bytes = NULL, tracking = NULL
+         WHERE id = 1",
         [],
     )?;
     Ok(())
@@ -361,19 +362,28 @@ fn extend_chain(
 
 /// Stream a backup into `out`: a whole one, or with `link`, an incremental one of
 /// what changed since the chain's last. The backup key is wrapped under the recovery
-/// code, or under `wrap_with` (a one-time secret, for a move). Also returns the last
-/// change it covers.
+/// code, or under `wrap_with` (a one-time secret, for a move). With `chain` (a backup
+/// to the endpoint), changes are tracked from here on for the next incremental. Also
+/// returns the last change it covers.
 fn write_backup<W: std::io::Write>(
     profile: &Profile,
     out: W,
     link: Option<&Link>,
     wrap_with: Option<&RecoverySecret>,
+    chain: bool,
 ) -> Result<(BackupReport, W, i64)> {
     // The keys first (a write: made on first use), then one read snapshot.
     let (secret, key) = profile.vault().write(|c| {
+        let tx = c.transaction()?;
         // The identity travels in the backup, so make sure it exists first.
-        crate::share::people::identity(c)?;
-        state(c)
+        crate::share::people::identity(&tx)?;
+        let keys = state(&tx)?;
+        if chain {
+            // Before the snapshot: whatever is written after it is recorded.
+            tx.execute("UPDATE backup_state SET tracking = 1 WHERE id = 1", [])?;
+        }
+        tx.commit()?;
+        Ok(keys)
     })?;
     let id = {
         let mut b = [0u8; 16];
@@ -664,7 +674,18 @@ mod tests {
         let secret = p.vault().write(|c| Ok(state(c)?.0)).unwrap();
         let next = |p: &Profile| p.vault().read(chain).unwrap().and_then(|ch| ch.next());
         assert!(next(&p).is_none(), "no chain yet: the first is whole");
-        let (r1, b1, u1) = write_backup(&p, Vec::new(), None, None).unwrap();
+        // Nothing is tracked before the first backup to the endpoint: it is whole.
+        let tracked = |p: &Profile| {
+            p.vault()
+                .read(|c| {
+                    Ok(c.query_row("SELECT count(*) FROM backup_changes", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?)
+                })
+                .unwrap()
+        };
+        assert_eq!(tracked(&p), 0);
+        let (r1, b1, u1) = write_backup(&p, Vec::new(), None, None, true).unwrap();
         assert_eq!(r1.kind, "full");
         assert_eq!(r1.bytes, b1.len() as u64);
         extend_chain(&p, &r1, 1, u1).unwrap();
@@ -672,6 +693,7 @@ mod tests {
         // Changes of every kind: a new reading, a resource gone, a grant revoked.
         p.add_reading(&Reading::parse("weight", "72kg").unwrap(), None)
             .unwrap();
+        assert!(tracked(&p) > 0, "tracked once a chain has begun");
         p.vault()
             .write(|c| {
                 let tx = c.transaction()?;
@@ -688,7 +710,7 @@ mod tests {
         let g = share::grants(&p).unwrap().remove(0);
         share::revoke(&p, &g.grant).unwrap();
         let link = next(&p).unwrap();
-        let (r2, b2, u2) = write_backup(&p, Vec::new(), Some(&link), None).unwrap();
+        let (r2, b2, u2) = write_backup(&p, Vec::new(), Some(&link), None, true).unwrap();
         assert_eq!(
             (r2.kind.as_str(), r2.bytes),
             ("incremental", b2.len() as u64)
@@ -698,12 +720,12 @@ mod tests {
         extend_chain(&p, &r2, 2, u2).unwrap();
 
         // Nothing changed: an increment with no resources at all.
-        let (r3, b3, u3) = write_backup(&p, Vec::new(), next(&p).as_ref(), None).unwrap();
+        let (r3, b3, u3) = write_backup(&p, Vec::new(), next(&p).as_ref(), None, true).unwrap();
         assert_eq!((r3.kind.as_str(), r3.resources), ("incremental", 0));
         extend_chain(&p, &r3, 3, u3).unwrap();
         p.add_reading(&Reading::parse("weight", "73kg").unwrap(), None)
             .unwrap();
-        let (r4, b4, _) = write_backup(&p, Vec::new(), next(&p).as_ref(), None).unwrap();
+        let (r4, b4, _) = write_backup(&p, Vec::new(), next(&p).as_ref(), None, true).unwrap();
         assert_eq!((r4.kind.as_str(), r4.resources), ("incremental", 1));
 
         let cur = |b: &Vec<u8>| std::io::Cursor::new(b.clone());
