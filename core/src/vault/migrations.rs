@@ -153,6 +153,27 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_begun_under_version_8_keeps_being_tracked_in_9() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..8]).unwrap();
+        conn.execute(
+            "INSERT INTO backup_state (id, recovery_secret, backup_key, created_at,
+               chain_version) VALUES (1, x'00', x'00', 0, 3)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let tracking: Option<i64> = conn
+            .query_row("SELECT tracking FROM backup_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            tracking,
+            Some(1),
+            "changes since its last backup still go into the next"
+        );
+    }
+
+    #[test]
     fn newer_database_is_refused_untouched() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
