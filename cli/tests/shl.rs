@@ -20,6 +20,15 @@ fn patient(dir: &Path, base: &str) -> PathBuf {
     home
 }
 
+/// A folder, an endpoint serving a database in it, and the patient's home.
+fn world() -> (tempfile::TempDir, String, Endpoint, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", d.path().join("ep.db").display());
+    let ep = serve(&db, &[]);
+    let home = patient(d.path(), &ep.base);
+    (d, db, ep, home)
+}
+
 fn section<'a>(summary: &'a Value, code: &str) -> &'a Value {
     summary["sections"]
         .as_array()
@@ -31,10 +40,7 @@ fn section<'a>(summary: &'a Value, code: &str) -> &'a Value {
 
 #[test]
 fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked() {
-    let d = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", d.path().join("ep.db").display());
-    let ep = serve(&db, &[]);
-    let home = patient(d.path(), &ep.base);
+    let (d, _db, ep, home) = world();
     let qr = d.path().join("qr.svg");
     let made = json(
         &home,
@@ -118,10 +124,7 @@ fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked
 
 #[test]
 fn a_long_lived_link_follows_the_record() {
-    let d = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", d.path().join("ep.db").display());
-    let ep = serve(&db, &[]);
-    let home = patient(d.path(), &ep.base);
+    let (d, _db, _ep, home) = world();
     let made = json(
         &home,
         &[
@@ -179,10 +182,7 @@ fn links_that_are_malformed_or_point_at_plain_http_are_refused() {
 
 #[test]
 fn stopping_all_sharing_ends_every_link_and_says_which_still_work_when_the_endpoint_is_down() {
-    let d = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", d.path().join("ep.db").display());
-    let ep = serve(&db, &[]);
-    let home = patient(d.path(), &ep.base);
+    let (_d, db, ep, home) = world();
     let emergency = json(
         &home,
         &[
