@@ -334,7 +334,8 @@ fn clear_chain(conn: &Connection) -> Result<()> {
 }
 
 /// Note an upload stored at the endpoint as `version`, and clear the changes it
-/// carried (up to `changes_upto`), in one transaction.
+/// carried (up to `changes_upto`), in one transaction. A chain always has tracking on
+/// (it was switched on before the snapshot; this keeps it so whatever came between).
 fn extend_chain(
     profile: &Profile,
     report: &BackupReport,
@@ -351,7 +352,7 @@ fn extend_chain(
         };
         tx.execute(
             "UPDATE backup_state SET chain_version = ?1, chain_id = ?2, chain_seq = ?3,
-               chain_full_bytes = ?4, chain_since_full_bytes = ?5 WHERE id = 1",
+               chain_full_bytes = ?4, chain_since_full_bytes = ?5, tracking = 1 WHERE id = 1",
             params![version, report.id, seq, full, since],
         )?;
         tx.execute("DELETE FROM backup_changes WHERE seq <= ?1", [changes_upto])?;
