@@ -28,3 +28,10 @@ for c in rustfmt clippy; do
     rustup component add "$c"
   fi
 done
+# A clean `make test` leaves about 6 GB under target/ (debug build, test binaries,
+# the Python and PostgreSQL scratch); say so up front rather than fail mid-build.
+mkdir -p target
+free_kb=$(df -Pk target | awk 'NR==2 {print $4}')
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((7 * 1024 * 1024)) ]; then
+  echo "warning: $((free_kb / 1024)) MB free where target/ lives; a clean make test needs about 6 GB" >&2
+fi
