@@ -38,6 +38,13 @@ pub struct BackupReport {
     pub bytes: u64,
     /// Resources in it.
     pub resources: u64,
+    /// Restores of the backup at the endpoint with the recovery code since this
+    /// profile's last backup there: 0 unless someone restored it meanwhile. When it
+    /// is not 0 and the person did not restore on a new phone, someone else has the
+    /// code: tell them, and offer a new code (`regenerate_recovery_code`).
+    pub restores_elsewhere: u64,
+    /// When the last of those restores was, RFC 3339; `None` when there were none.
+    pub last_restored_at: Option<String>,
 }
 
 impl From<cb::BackupReport> for BackupReport {
@@ -47,6 +54,8 @@ impl From<cb::BackupReport> for BackupReport {
             kind: r.kind,
             bytes: r.bytes,
             resources: r.resources,
+            restores_elsewhere: r.restores_elsewhere,
+            last_restored_at: r.last_restored_at,
         }
     }
 }

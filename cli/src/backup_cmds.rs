@@ -119,8 +119,24 @@ pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>, full: bool) -> R
         ))?;
         if as_json {
             print_json(&json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
-                "resources": r.resources, "endpoint": url }))?;
-        } else if r.kind == "incremental" {
+                "resources": r.resources, "endpoint": url,
+                "restores_elsewhere": r.restores_elsewhere,
+                "last_restored_at": r.last_restored_at }))?;
+            return Ok(exit::OK);
+        }
+        if r.restores_elsewhere > 0 {
+            say!(
+                "Warning: since your last backup, your backup at {} was restored with your recovery code {} time{}{}. If that was not you on a new phone, someone else has your code: run `carry recovery regenerate`, keep the new code safe, and back up again (that deletes the backups the old code finds).",
+                url,
+                r.restores_elsewhere,
+                if r.restores_elsewhere == 1 { "" } else { "s" },
+                r.last_restored_at
+                    .as_deref()
+                    .map(|t| format!(" (last at {t})"))
+                    .unwrap_or_default()
+            );
+        }
+        if r.kind == "incremental" {
             say!(
                 "Backed up what changed since the last backup ({} resources, {} KB, encrypted on this device) to {}.",
                 r.resources,

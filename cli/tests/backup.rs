@@ -281,6 +281,32 @@ fn the_recovery_code_alone_restores_from_the_endpoint() {
         true
     );
 
+    // The new phone's own restore is no news to it ...
+    ok(&new_home, &["endpoint", "set", &ep.base]);
+    let b = json(&new_home, &["backup", "--json"]);
+    assert_eq!(
+        (&b["restores_elsewhere"], &b["last_restored_at"]),
+        (&0.into(), &serde_json::Value::Null)
+    );
+    // ... but the old phone hears of it at its next backup, once, in the audit log too.
+    let out = ok(&home, &["backup"]);
+    assert!(
+        out.contains("was restored with your recovery code 1 time (last at 20"),
+        "{out}"
+    );
+    assert!(out.contains("carry recovery regenerate"), "{out}");
+    let restored_elsewhere = |home: &Path| {
+        json(home, &["audit", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "restored-elsewhere")
+            .count()
+    };
+    assert_eq!(restored_elsewhere(&home), 1);
+    assert_eq!(restored_elsewhere(&new_home), 0);
+    assert_eq!(json(&home, &["backup", "--json"])["restores_elsewhere"], 0);
+
     // A new code: the next backup replaces the old code's copies at the endpoint.
     ok(&home, &["recovery", "regenerate"]);
     ok(&home, &["backup"]);

@@ -65,6 +65,10 @@ pub enum AuditEvent {
     RecoveryCodeShown,
     /// The profile was restored from a backup (from a file or the endpoint).
     Restored,
+    /// The endpoint said the backup there was restored with the recovery code since
+    /// the last backup from this profile: by the person on another phone, or by
+    /// whoever else holds the code.
+    RestoredElsewhere,
     /// The profile was sent to a new phone.
     MovedOut,
     /// The profile arrived from the old phone.
@@ -104,6 +108,7 @@ impl AuditEvent {
             AuditEvent::RecoveryCodeChanged => "recovery-code-changed",
             AuditEvent::RecoveryCodeShown => "recovery-code-shown",
             AuditEvent::Restored => "restored",
+            AuditEvent::RestoredElsewhere => "restored-elsewhere",
             AuditEvent::MovedOut => "moved-out",
             AuditEvent::MovedIn => "moved-in",
             AuditEvent::DeviceAdded => "device-added",

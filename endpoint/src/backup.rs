@@ -18,7 +18,10 @@
 //! - `PUT /backup/v1/blobs/{locator}` (relay session; `Content-Type:
 //!   application/octet-stream`, `X-Carry-Fetch-Hash: base64url(SHA-256(secret))`,
 //!   optional `X-Carry-Base: N` for an incremental on top of version N)
-//!   → 201 `{version, bytes, base}` (`base` null for a full); 403 when the locator
+//!   → 201 `{version, bytes, base, restores: {count, last_at}}` (`base` null for a
+//!   full; `restores`: how often the locator's latest version was fetched with the
+//!   right secret, which every restore does once, and when last, in seconds since the
+//!   epoch or null, so the owner's device can tell the person); 403 when the locator
 //!   belongs to another identity; 400 for a malformed `X-Carry-Base`; 409
 //!   `{error, latest}` when N is not the latest version (`latest` null when the
 //!   locator has none), 409 `{error, full_required: true}` when the chain since the
@@ -53,7 +56,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Upload, MAX_CHAIN};
+use crate::backup_store::{Fetch, Put, Restores, Upload, MAX_CHAIN};
 use crate::relay::{Relay, RelayError};
 use crate::store::Store;
 
@@ -338,9 +341,9 @@ async fn upload(
                 return Err(BackupError::TooLarge);
             }
             let (keep, now_s, len) = (backup.keep, crate::time::now_ms() / 1000, data.len());
-            let put = backup
+            let (put, restores) = backup
                 .store(move |s| {
-                    s.backup_put(&Upload {
+                    let put = s.backup_put(&Upload {
                         locator: &locator,
                         owner: &owner,
                         fetch_hash: &fetch_hash,
@@ -348,15 +351,31 @@ async fn upload(
                         base,
                         keep,
                         now_s,
-                    })
+                    })?;
+                    let restores = match put {
+                        Put::Stored(_) => s.backup_restores(&locator, &owner)?,
+                        _ => None,
+                    };
+                    Ok((put, restores))
                 })
                 .await?;
             match put {
-                Put::Stored(version) => Ok((
-                    StatusCode::CREATED,
-                    Json(json!({ "version": version, "bytes": len, "base": base })),
-                )
-                    .into_response()),
+                Put::Stored(version) => {
+                    let restores = restores.unwrap_or(Restores {
+                        count: 0,
+                        last_s: None,
+                    });
+                    Ok((
+                        StatusCode::CREATED,
+                        Json(json!({
+                            "version": version,
+                            "bytes": len,
+                            "base": base,
+                            "restores": { "count": restores.count, "last_at": restores.last_s },
+                        })),
+                    )
+                        .into_response())
+                }
                 Put::NotOwner => Err(BackupError::Forbidden),
                 Put::Stale(latest) => Err(BackupError::Stale(latest)),
                 Put::FullRequired => Err(BackupError::FullRequired),

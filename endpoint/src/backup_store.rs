@@ -5,8 +5,9 @@
 //! A backup is an opaque encrypted blob under a locator (32 bytes the client derives
 //! from the person's recovery code, base64url). With the locator the store keeps its
 //! owner's mailbox id, the SHA-256 of the fetch secret (never the secret), a counter
-//! of wrong fetch secrets in the current window, and its versions, each with its size,
-//! creation time and base. No names, no addresses.
+//! of wrong fetch secrets in the current window, how often it was restored and when
+//! last, and its versions, each with its size, creation time and base. No names, no
+//! addresses.
 //!
 //! A version is *full* (no base) or *incremental* on top of the version before it
 //! (its base, which had to be the locator's latest when it was uploaded). A full and
@@ -41,6 +42,18 @@ pub struct Version {
     pub created_s: i64,
     /// The version it is an incremental on top of; `None` for a full version.
     pub base: Option<i64>,
+}
+
+/// How often a locator's backup was restored: the fetches of its latest version
+/// (`GET /backup/v1/blobs/{locator}`) served to the right secret. Every restore
+/// starts with one; the versions a chain restore fetches after it are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restores {
+    /// Restores since the locator was made.
+    pub count: i64,
+    /// When the last one was served, in seconds since the epoch; `None` before the
+    /// first.
+    pub last_s: Option<i64>,
 }
 
 /// An upload, as [`BackupStore::backup_put`] takes it.
@@ -155,7 +168,8 @@ pub trait BackupStore: Send + Sync {
     /// Version `version` under `locator` (the latest when `None`) if `fetch_hash`
     /// matches the stored hash (compared with [`same_hash`]), in one step: a
     /// locked-out locator refuses, a wrong hash is counted in the wrong-try window, and
-    /// a version that is not kept is [`Fetch::NoVersion`] (not counted).
+    /// a version that is not kept is [`Fetch::NoVersion`] (not counted). A latest
+    /// version served (`version` `None`) counts as a restore (see [`Restores`]).
     fn backup_fetch(
         &self,
         locator: &str,
@@ -166,6 +180,9 @@ pub trait BackupStore: Send + Sync {
     /// `owner`'s versions under `locator`, newest first; `None` when there is no such
     /// locator of this owner.
     fn backup_versions(&self, locator: &str, owner: &str) -> Result<Option<Vec<Version>>>;
+    /// How often `owner`'s `locator` was restored; `None` when there is no such
+    /// locator of this owner.
+    fn backup_restores(&self, locator: &str, owner: &str) -> Result<Option<Restores>>;
     /// Delete every version of `owner`'s `locator` and the locator; whether there
     /// was such a locator of this owner.
     fn backup_delete(&self, locator: &str, owner: &str) -> Result<bool>;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S};
+use crate::backup_store::{Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S};
 use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Store};
@@ -40,6 +40,7 @@ pub fn run(store: &dyn Store) {
     backup_chains_hold_at_most_max_chain_incrementals(store);
     backup_concurrent_incrementals_on_one_base_store_one(store);
     backup_fetches_by_version_count_only_wrong_secrets(store);
+    backup_restores_count_fetches_of_the_latest(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -1552,6 +1553,69 @@ fn backup_concurrent_incrementals_on_one_base_store_one(store: &dyn Store) {
     );
 }
 
+fn backup_restores_count_fetches_of_the_latest(store: &dyn Store) {
+    let h = [17u8; 32];
+    store
+        .backup_put(&upload("rst-b", "mb-r", &h, b"full", 3_000))
+        .unwrap();
+    store
+        .backup_put(&incremental("rst-b", "mb-r", &h, b"delta", 1, 3_001))
+        .unwrap();
+    let restores = || store.backup_restores("rst-b", "mb-r").unwrap();
+    assert_eq!(
+        restores(),
+        Some(Restores {
+            count: 0,
+            last_s: None
+        })
+    );
+    // A restore: the latest, then the version it builds on. One counted.
+    assert!(matches!(
+        store.backup_fetch("rst-b", &h, None, 3_100).unwrap(),
+        Fetch::Blob { version: 2, .. }
+    ));
+    assert!(matches!(
+        store.backup_fetch("rst-b", &h, Some(1), 3_101).unwrap(),
+        Fetch::Blob { version: 1, .. }
+    ));
+    assert_eq!(
+        restores(),
+        Some(Restores {
+            count: 1,
+            last_s: Some(3_100)
+        })
+    );
+    // Wrong secrets, versions not kept and unknown locators are not restores.
+    assert_eq!(
+        store
+            .backup_fetch("rst-b", &[0u8; 32], None, 3_200)
+            .unwrap(),
+        Fetch::Wrong
+    );
+    assert_eq!(
+        store.backup_fetch("rst-b", &h, Some(9), 3_201).unwrap(),
+        Fetch::NoVersion
+    );
+    assert!(matches!(
+        store.backup_fetch("rst-b", &h, None, 3_300).unwrap(),
+        Fetch::Blob { .. }
+    ));
+    assert_eq!(
+        restores(),
+        Some(Restores {
+            count: 2,
+            last_s: Some(3_300)
+        })
+    );
+    // Only the owner reads them, and an upload keeps them.
+    assert_eq!(store.backup_restores("rst-b", "mb-other").unwrap(), None);
+    assert_eq!(store.backup_restores("nope-b", "mb-r").unwrap(), None);
+    store
+        .backup_put(&upload("rst-b", "mb-r", &h, b"full 2", 3_400))
+        .unwrap();
+    assert_eq!(restores().map(|r| r.count), Some(2));
+}
+
 fn backup_fetches_by_version_count_only_wrong_secrets(store: &dyn Store) {
     let h = [16u8; 32];
     let wrong = [0u8; 32];
@@ -1672,6 +1736,14 @@ mod tests {
         assert_eq!(
             v.iter().map(|v| (v.version, v.base)).collect::<Vec<_>>(),
             [(2, None), (1, None)]
+        );
+        // Restores are counted from the upgrade on.
+        assert_eq!(
+            store.backup_restores("old-b", "mb-old").unwrap(),
+            Some(crate::backup_store::Restores {
+                count: 1,
+                last_s: Some(10)
+            })
         );
         let u = Upload {
             locator: "old-b",
@@ -1829,7 +1901,8 @@ mod tests {
         drop(db);
     }
 
-    /// A database made before incremental backups gets the base column when opened.
+    /// A database made before incremental backups gets the columns added since when
+    /// opened.
     #[test]
     fn postgres_upgrades_old_backup_tables() {
         let Some((db, config)) = postgres_database("postgres_upgrades_old_backup_tables") else {

@@ -69,9 +69,10 @@
 //!   row. Pruning reads the newest full versions (`ORDER BY version DESC LIMIT $2`)
 //!   and deletes below the oldest kept one. Citus: distribute `backup_locators` and
 //!   `backup_versions` by `locator` (co-located); every statement stays on one shard.
-//! - Upgrades: `backup_versions.base` came later. Opening a database that lacks it
-//!   adds it (`ALTER TABLE … ADD COLUMN`, after a probe that finds it missing; a
-//!   concurrent opener that added it first is tolerated).
+//! - Upgrades: `backup_versions.base` and `backup_locators.restores` and
+//!   `last_restore_s` came later. Opening a database that lacks one adds it
+//!   (`ALTER TABLE … ADD COLUMN`, after a probe that finds it missing; a concurrent
+//!   opener that added it first is tolerated).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -82,8 +83,8 @@ use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transa
 use serde_json::Value;
 
 use crate::backup_store::{
-    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Step as FetchStep,
-    Upload, Version, Window,
+    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Restores,
+    Step as FetchStep, Upload, Version, Window,
 };
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
@@ -205,7 +206,9 @@ const SCHEMA: &[&str] = &[
         latest         BIGINT NOT NULL,
         failures       BIGINT NOT NULL,
         window_start_s BIGINT NOT NULL,
-        created_s      BIGINT NOT NULL
+        created_s      BIGINT NOT NULL,
+        restores       BIGINT NOT NULL DEFAULT 0,
+        last_restore_s BIGINT
     )"#,
     r#"CREATE TABLE IF NOT EXISTS backup_versions (
         locator   TEXT COLLATE "C" NOT NULL,
@@ -221,11 +224,22 @@ const SCHEMA: &[&str] = &[
 /// Columns added since a table was first released, each as a probe that fails with
 /// `undefined_column` while the column is missing and the statement that adds it.
 /// Today: `backup_versions.base` (incremental backups; versions stored before it are
-/// full, so NULL is right for them).
-const UPGRADES: &[(&str, &str)] = &[(
-    "SELECT base FROM backup_versions WHERE false",
-    "ALTER TABLE backup_versions ADD COLUMN base BIGINT",
-)];
+/// full, so NULL is right for them), and `backup_locators.restores` and
+/// `last_restore_s` (restores were not counted before them, so they start at none).
+const UPGRADES: &[(&str, &str)] = &[
+    (
+        "SELECT base FROM backup_versions WHERE false",
+        "ALTER TABLE backup_versions ADD COLUMN base BIGINT",
+    ),
+    (
+        "SELECT restores FROM backup_locators WHERE false",
+        "ALTER TABLE backup_locators ADD COLUMN restores BIGINT NOT NULL DEFAULT 0",
+    ),
+    (
+        "SELECT last_restore_s FROM backup_locators WHERE false",
+        "ALTER TABLE backup_locators ADD COLUMN last_restore_s BIGINT",
+    ),
+];
 
 /// A failure inside one call. The driver's error is kept (with the operation it
 /// broke) until the end, so a transaction the engine aborted can be retried.
@@ -1554,16 +1568,46 @@ impl BackupStore for PostgresStore {
                         )
                         .op("fetch backup: data")?
                     {
-                        Some(r) => Fetch::Blob {
-                            version: want,
-                            base: r.try_get(0).op(WHAT)?,
-                            data: r.try_get(1).op(WHAT)?,
-                        },
+                        Some(r) => {
+                            if version.is_none() {
+                                t.execute(
+                                    "UPDATE backup_locators
+                                     SET restores = restores + 1, last_restore_s = $2
+                                     WHERE locator = $1",
+                                    &[&locator, &now_s],
+                                )
+                                .op("fetch backup: count the restore")?;
+                            }
+                            Fetch::Blob {
+                                version: want,
+                                base: r.try_get(0).op(WHAT)?,
+                                data: r.try_get(1).op(WHAT)?,
+                            }
+                        }
                         None if version.is_some() => Fetch::NoVersion,
                         None => Fetch::Unknown,
                     }
                 }
             })
+        })
+    }
+
+    fn backup_restores(&self, locator: &str, owner: &str) -> Result<Option<Restores>> {
+        const WHAT: &str = "count backup restores";
+        self.read(|c| {
+            c.query_opt(
+                "SELECT restores, last_restore_s FROM backup_locators
+                 WHERE locator = $1 AND owner = $2",
+                &[&locator, &owner],
+            )
+            .op(WHAT)?
+            .map(|r| {
+                Ok(Restores {
+                    count: r.try_get(0).op(WHAT)?,
+                    last_s: r.try_get(1).op(WHAT)?,
+                })
+            })
+            .transpose()
         })
     }
 

@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::backup_store::{
-    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Step as FetchStep,
-    Upload, Version, Window,
+    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Restores,
+    Step as FetchStep, Upload, Version, Window,
 };
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
@@ -130,7 +130,9 @@ CREATE TABLE IF NOT EXISTS backup_locators (
     latest         INTEGER NOT NULL,
     failures       INTEGER NOT NULL,
     window_start_s INTEGER NOT NULL,
-    created_s      INTEGER NOT NULL
+    created_s      INTEGER NOT NULL,
+    restores       INTEGER NOT NULL DEFAULT 0,
+    last_restore_s INTEGER
 );
 CREATE TABLE IF NOT EXISTS backup_versions (
     locator   TEXT NOT NULL,
@@ -146,14 +148,34 @@ CREATE TABLE IF NOT EXISTS backup_versions (
 /// Bring a database made by an older endpoint up to [`SCHEMA`]: columns added since,
 /// each added if missing, in one IMMEDIATE transaction so processes opening the same
 /// file at once do not race. Today: `backup_versions.base` (incremental backups; the
-/// versions stored before it are full, so NULL is right for them).
+/// versions stored before it are full, so NULL is right for them), and
+/// `backup_locators.restores` and `last_restore_s` (restores were not counted before
+/// them, so they start at none).
 fn upgrade(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let has_base = tx
-        .prepare("SELECT 1 FROM pragma_table_info('backup_versions') WHERE name = 'base'")?
-        .exists([])?;
-    if !has_base {
-        tx.execute("ALTER TABLE backup_versions ADD COLUMN base INTEGER", [])?;
+    for (table, column, ddl) in [
+        (
+            "backup_versions",
+            "base",
+            "ALTER TABLE backup_versions ADD COLUMN base INTEGER",
+        ),
+        (
+            "backup_locators",
+            "restores",
+            "ALTER TABLE backup_locators ADD COLUMN restores INTEGER NOT NULL DEFAULT 0",
+        ),
+        (
+            "backup_locators",
+            "last_restore_s",
+            "ALTER TABLE backup_locators ADD COLUMN last_restore_s INTEGER",
+        ),
+    ] {
+        let has = tx
+            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists(params![table, column])?;
+        if !has {
+            tx.execute(ddl, [])?;
+        }
     }
     tx.commit()?;
     Ok(())
@@ -1153,11 +1175,21 @@ impl BackupStore for SqliteStore {
                         )
                         .optional()?;
                     match row {
-                        Some((base, data)) => Fetch::Blob {
-                            version: want,
-                            base,
-                            data,
-                        },
+                        Some((base, data)) => {
+                            if version.is_none() {
+                                tx.execute(
+                                    "UPDATE backup_locators
+                                     SET restores = restores + 1, last_restore_s = ?2
+                                     WHERE locator = ?1",
+                                    params![locator, now_s],
+                                )?;
+                            }
+                            Fetch::Blob {
+                                version: want,
+                                base,
+                                data,
+                            }
+                        }
                         None if version.is_some() => Fetch::NoVersion,
                         None => Fetch::Unknown,
                     }
@@ -1165,6 +1197,23 @@ impl BackupStore for SqliteStore {
             };
             tx.commit()?;
             Ok(fetch)
+        })
+    }
+
+    fn backup_restores(&self, locator: &str, owner: &str) -> Result<Option<Restores>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT restores, last_restore_s FROM backup_locators
+                 WHERE locator = ?1 AND owner = ?2",
+                params![locator, owner],
+                |r| {
+                    Ok(Restores {
+                        count: r.get(0)?,
+                        last_s: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
         })
     }
 

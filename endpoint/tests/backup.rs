@@ -135,7 +135,8 @@ fn backups_belong_to_their_owner_keep_three_versions_and_need_the_fetch_secret()
         assert_eq!(a.status, 201, "{}", a.text);
         assert_eq!(
             a.json(),
-            json!({ "version": n, "bytes": 1000 + u32::from(n), "base": null })
+            json!({ "version": n, "bytes": 1000 + u32::from(n), "base": null,
+                "restores": { "count": 0, "last_at": null } })
         );
     }
 
@@ -171,6 +172,14 @@ fn backups_belong_to_their_owner_keep_three_versions_and_need_the_fetch_secret()
     // A wrong secret and an unknown locator answer alike.
     let wrong = B64.encode([9u8; 32]);
     assert_eq!(fetch(base, &r.locator, &wrong).status, 404);
+
+    // The owner's next upload hears of the restore (the fetch of the latest above),
+    // and of nothing else.
+    let a = put(base, Some(&owner), &r, &blob(5, 1005));
+    assert_eq!(a.status, 201, "{}", a.text);
+    let restores = &a.json()["restores"];
+    assert_eq!(restores["count"], 1, "{}", a.text);
+    assert!(restores["last_at"].as_i64().unwrap() >= list[0]["created_at"].as_i64().unwrap());
     let unknown = recovery();
     assert_eq!(fetch(base, &unknown.locator, &unknown.secret).status, 404);
     // Malformed input is refused before any lookup.
@@ -331,11 +340,16 @@ fn incrementals_build_on_the_latest_and_chains_are_pruned_whole() {
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(
         a.json(),
-        json!({ "version": 1, "bytes": 100, "base": null })
+        json!({ "version": 1, "bytes": 100, "base": null,
+            "restores": { "count": 0, "last_at": null } })
     );
     let a = put_on(base, Some(&owner), &r, Some("1"), &blob(2, 20));
     assert_eq!(a.status, 201, "{}", a.text);
-    assert_eq!(a.json(), json!({ "version": 2, "bytes": 20, "base": 1 }));
+    assert_eq!(
+        a.json(),
+        json!({ "version": 2, "bytes": 20, "base": 1,
+            "restores": { "count": 0, "last_at": null } })
+    );
 
     // A base that is not the latest: 409 with the latest.
     for stale in ["1", "0", "3", "0001"] {

@@ -91,6 +91,66 @@ pub(crate) async fn stage_move(
 #[derive(Deserialize)]
 struct Stored {
     version: i64,
+    /// How often the backup was restored (endpoints before restores were counted do
+    /// not say).
+    #[serde(default)]
+    restores: Option<Restores>,
+}
+
+/// How often the endpoint served the backup's latest version to the fetch secret,
+/// which every restore from the recovery code does once.
+#[derive(Deserialize, Clone, Copy)]
+struct Restores {
+    count: u64,
+    /// When last, in seconds since the epoch.
+    last_at: Option<i64>,
+}
+
+/// Where the profile keeps what it last heard of restores: `LOCATOR COUNT`.
+const RESTORES_SEEN: &str = "backup_restores_seen";
+
+/// Compare the endpoint's count of restores under `locator` with the count last seen
+/// and record what is new in the audit log: the report's `restores_elsewhere` and
+/// `last_restored_at`. A first count under a locator (a new profile, a new recovery
+/// code, a restored profile, whose own restore is among them) is taken as seen.
+fn notice_restores(
+    c: &rusqlite::Connection,
+    locator: &str,
+    restores: Restores,
+    report: &mut BackupReport,
+) -> Result<()> {
+    let seen = crate::share::people::meta(c, RESTORES_SEEN)?.and_then(|v| {
+        let (l, n) = v.split_once(' ')?;
+        (l == locator).then(|| n.parse::<u64>().ok()).flatten()
+    });
+    if let Some(seen) = seen.filter(|&seen| restores.count > seen) {
+        let new = restores.count - seen;
+        let last = restores.last_at.map(crate::time::rfc3339);
+        report.restores_elsewhere = new;
+        report.last_restored_at = last.clone();
+        tracing::warn!(
+            restores = new,
+            "the backup at the endpoint was restored elsewhere"
+        );
+        crate::audit::append(
+            c,
+            crate::audit::AuditEvent::RestoredElsewhere,
+            None,
+            &format!(
+                "the backup at the endpoint was restored with the recovery code {new} time{}{}",
+                if new == 1 { "" } else { "s" },
+                last.map(|t| format!(", last at {t}")).unwrap_or_default()
+            ),
+        )?;
+    }
+    crate::share::people::set_meta(c, RESTORES_SEEN, &format!("{locator} {}", restores.count))
+}
+
+/// Forget the restores seen, so the next backup takes the endpoint's count as seen:
+/// a restored profile's own restore is among them.
+pub(super) fn forget_restores_seen(c: &rusqlite::Connection) -> Result<()> {
+    c.execute("DELETE FROM meta WHERE key = ?1", [RESTORES_SEEN])?;
+    Ok(())
 }
 
 /// Back up the profile to the endpoint: encrypted on the device, stored as an opaque
@@ -133,7 +193,7 @@ pub async fn backup_to_endpoint(
     let path = format!("backup/v1/blobs/{locator}");
 
     let mut link = link;
-    let (report, changes_upto, version) = loop {
+    let (mut report, changes_upto, version, restores) = loop {
         let (base_version, l) = match link.take() {
             Some((v, l)) => (Some(v), Some(l)),
             None => (None, None),
@@ -150,7 +210,7 @@ pub async fn backup_to_endpoint(
                         reason: "the endpoint's answer to a backup was not understood".into(),
                         retry_after_s: None,
                     })?;
-                break (report, changes_upto, stored.version);
+                break (report, changes_upto, stored.version, stored.restores);
             }
             // The chain moved on elsewhere (another device, a restore) or is full:
             // send a whole backup instead.
@@ -177,13 +237,16 @@ pub async fn backup_to_endpoint(
             .await?;
         }
     }
-    let r2 = report.clone();
     db(&profile, move |p| {
-        extend_chain(p, &r2, version, changes_upto)?;
-        record_backup(p, &r2, "the endpoint")
+        extend_chain(p, &report, version, changes_upto)?;
+        record_backup(p, &report, "the endpoint")?;
+        if let Some(restores) = restores {
+            p.vault()
+                .write(|c| notice_restores(c, &locator, restores, &mut report))?;
+        }
+        Ok(report)
     })
-    .await?;
-    Ok(report)
+    .await
 }
 
 /// Fetch one blob under the locator: the latest, or version `n`.

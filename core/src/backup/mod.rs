@@ -58,6 +58,12 @@ pub struct BackupReport {
     pub bytes: u64,
     /// Resources in it.
     pub resources: u64,
+    /// Restores of the backup at the endpoint, with the recovery code, since the last
+    /// backup from this profile there: 0 unless someone restored it meanwhile (the
+    /// person on a new phone, or whoever else holds the code). Always 0 for a file.
+    pub restores_elsewhere: u64,
+    /// When the last of those restores was, RFC 3339; `None` when there were none.
+    pub last_restored_at: Option<String>,
 }
 
 /// How long before a backup counts as overdue.
@@ -424,6 +430,8 @@ fn write_backup<W: std::io::Write>(
             kind: kind.into(),
             bytes,
             resources: dumped.resources,
+            restores_elsewhere: 0,
+            last_restored_at: None,
         },
         out,
         dumped.changes_upto,

@@ -4,12 +4,15 @@ import health.carry.ffi.CarryException
 import health.carry.ffi.CodeGroupAnswer
 import health.carry.ffi.Profile
 import health.carry.ffi.recoveryConfirmationPositions
+import health.carry.ffi.restoreFromEndpoint
 import health.carry.ffi.restoreFromFile
 import java.nio.file.Files
 import java.nio.file.Path
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
@@ -17,7 +20,8 @@ import org.junit.jupiter.api.io.TempDir
 
 /**
  * The recovery code and a backup to a file, restored on a "new phone" with the code:
- * the same record and identity; a wrong code is WrongKey and leaves nothing.
+ * the same record and identity; a wrong code is WrongKey and leaves nothing. And at
+ * the endpoint: a restore made elsewhere with the code is reported on the first phone.
  */
 @Timeout(120)
 class BackupTest {
@@ -67,6 +71,33 @@ class BackupTest {
                 assertEquals(p.myIdentity().keys, q.myIdentity().keys)
                 assertTrue(q.verifyAudit().ok)
                 assertEquals(code, q.recoveryCode())
+            }
+        }
+    }
+
+    @Test
+    fun `a restore elsewhere with the code is reported at the next backup, once`(): Unit = runBlocking {
+        Endpoint.start(dir, Fixtures.clemente, listOf("gp")).use { ep ->
+            val url = "http://127.0.0.1:${ep.port}"
+            Profile.create(dir.resolve("phone").toString(), "Alfreda", TestKeyStore(1), null).use { p ->
+                p.importFile(Fixtures.alfreda.path)
+                p.setEndpoint(url)
+                val first = p.backupToEndpoint()
+                assertEquals("full", first.kind)
+                assertEquals(0uL, first.restoresElsewhere)
+                assertNull(first.lastRestoredAt)
+
+                restoreFromEndpoint(dir.resolve("new-phone").toString(), url, p.recoveryCode(), TestKeyStore(2), null).use { q ->
+                    assertEquals(p.stats().resources, q.stats().resources)
+                    q.setEndpoint(url)
+                    assertEquals(0uL, q.backupToEndpoint().restoresElsewhere, "its own restore is no news")
+                }
+
+                val next = p.backupToEndpoint()
+                assertEquals(1uL, next.restoresElsewhere)
+                assertNotNull(next.lastRestoredAt)
+                assertEquals(1, p.auditLog(200u).count { it.event == "restored-elsewhere" })
+                assertEquals(0uL, p.backupToEndpoint().restoresElsewhere, "reported once")
             }
         }
     }
