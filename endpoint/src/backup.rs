@@ -56,7 +56,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Restores, Upload, MAX_CHAIN};
+use crate::backup_store::{Fetch, Put, Upload, MAX_CHAIN};
 use crate::relay::{Relay, RelayError};
 use crate::store::Store;
 
@@ -361,10 +361,8 @@ async fn upload(
                 .await?;
             match put {
                 Put::Stored(version) => {
-                    let restores = restores.unwrap_or(Restores {
-                        count: 0,
-                        last_s: None,
-                    });
+                    // None only if the locator was deleted since the upload.
+                    let restores = restores.unwrap_or_default();
                     Ok((
                         StatusCode::CREATED,
                         Json(json!({

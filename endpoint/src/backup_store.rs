@@ -47,7 +47,7 @@ pub struct Version {
 /// How often a locator's backup was restored: the fetches of its latest version
 /// (`GET /backup/v1/blobs/{locator}`) served to the right secret. Every restore
 /// starts with one; the versions a chain restore fetches after it are not counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Restores {
     /// Restores since the locator was made.
     pub count: i64,
