@@ -513,6 +513,7 @@ pub(crate) fn exchange_options(budget_seconds: Option<u32>) -> (SyncOptions, Can
         cancel: Some(cancel),
         progress: None,
         full: false,
+        deletions: false,
     };
     (options, guard)
 }

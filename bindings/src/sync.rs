@@ -45,6 +45,10 @@ pub enum SyncState {
     Push,
     /// Up to date.
     Idle,
+    /// Ran through, but the provider's answers were found wanting: a search delivered
+    /// less than it promised, or it sent another patient's resources (never stored).
+    /// `last_error` and the report's `partial` say why; the next sync tries again.
+    Partial,
     /// The server refused or broke; see `last_error`.
     Error,
     /// The server could not be reached.
@@ -54,7 +58,7 @@ pub enum SyncState {
 crate::types::mirror_enum!(
     SyncState,
     cs::SyncState,
-    [Discover, Authorize, Pull, Push, Idle, Error, Offline]
+    [Discover, Authorize, Pull, Push, Idle, Partial, Error, Offline]
 );
 
 /// How a source signs in.
@@ -158,7 +162,8 @@ pub struct SyncProgress {
 pub struct SyncReport {
     /// The source.
     pub source: String,
-    /// Where it ended: `Idle` when complete.
+    /// Where it ended: `Idle` when complete, `Partial` when the provider's answers
+    /// were found wanting (see `partial`).
     pub state: SyncState,
     /// Resources received.
     pub fetched: u64,
@@ -166,13 +171,19 @@ pub struct SyncReport {
     pub changed: u64,
     /// Resources the provider no longer holds, now marked (and kept).
     pub gone: u64,
+    /// Resources the provider sent that belong to another patient: never stored.
+    /// Show the person that the provider's answers were wrong.
+    pub refused: u64,
     /// Readings sent.
     pub pushed: u64,
     /// HTTP requests made.
     pub requests: u64,
-    /// Whether pull and push both finished.
+    /// Whether pull and push both finished with nothing found wanting.
     pub complete: bool,
-    /// Why not, if not.
+    /// Why the run is partial (state `Partial`), in words the app can show. Never
+    /// content.
+    pub partial: Option<String>,
+    /// Why it stopped, if it failed.
     pub error: Option<String>,
 }
 
@@ -184,9 +195,11 @@ impl From<cs::SyncReport> for SyncReport {
             fetched: r.fetched,
             changed: r.changed,
             gone: r.gone,
+            refused: r.refused,
             pushed: r.pushed,
             requests: r.requests,
             complete: r.complete,
+            partial: r.partial,
             error: r.error,
         }
     }
@@ -257,6 +270,18 @@ impl Profile {
             .into())
     }
 
+    /// Point a provider at a new FHIR base URL (it moved). What was synced from it
+    /// stays, known by type and id, so nothing is held twice. `NotFound` for an
+    /// unknown name; `InvalidInput` for a bad URL.
+    pub async fn set_source_url(&self, name: String, base_url: String) -> Result<SourceInfo> {
+        let core = self.core.clone();
+        Ok(
+            blocking(move || cs::set_source_url(&core, &name, &base_url))
+                .await?
+                .into(),
+        )
+    }
+
     /// Every provider, by name, with where its sync stands.
     pub async fn sources(&self) -> Result<Vec<SourceInfo>> {
         let core = self.core.clone();
@@ -318,6 +343,7 @@ impl Profile {
             cancel: Some(cancel),
             progress,
             full,
+            deletions: false,
         };
         let reports = cs::sync(&self.core, name.as_deref(), &options).await;
         guard.1 = false;

@@ -292,9 +292,12 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             Ok(exit::OK)
         }
         Command::Source { action } => crate::sync_cmds::source(home, as_json, action),
-        Command::Sync { name, budget, full } => {
-            crate::sync_cmds::sync_now(home, as_json, name, budget, full)
-        }
+        Command::Sync {
+            name,
+            budget,
+            full,
+            deletions,
+        } => crate::sync_cmds::sync_now(home, as_json, name, budget, full, deletions),
         Command::Outbox => crate::sync_cmds::outbox(home, as_json),
         Command::Endpoint { action } => sc::endpoint(home, as_json, action),
         Command::Id => sc::id(home, as_json),

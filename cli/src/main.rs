@@ -126,6 +126,10 @@ enum Command {
         /// List everything the provider holds and mark what it no longer does.
         #[arg(long)]
         full: bool,
+        /// List the ids each provider holds (cheaply) to notice deletions now; done
+        /// anyway once a day.
+        #[arg(long)]
+        deletions: bool,
     },
     /// Your readings on their way to providers, and any that are stuck.
     Outbox,

@@ -55,6 +55,14 @@ pub enum SourceAction {
     },
     /// List the providers and where each sync stands.
     List,
+    /// Point a provider at a new FHIR base URL (it moved, or is reached by another
+    /// name); what was synced from it stays, and nothing is held twice.
+    SetUrl {
+        /// The source's name.
+        name: String,
+        /// Its new FHIR R4 base URL.
+        url: String,
+    },
     /// Sign in to a SMART provider: prints the address to open, then reads the address
     /// the browser was sent back to.
     Login {
@@ -181,6 +189,14 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
                 }
             }
         }
+        SourceAction::SetUrl { name, url } => {
+            let info = sync::set_source_url(&profile, &name, &url)?;
+            if as_json {
+                print_json(&info)?;
+            } else {
+                say!("{} now syncs from {}.", info.name, info.base_url);
+            }
+        }
         SourceAction::Login {
             name,
             sandbox_patient,
@@ -223,6 +239,7 @@ pub fn sync_now(
     name: Option<String>,
     budget: Option<Duration>,
     full: bool,
+    deletions: bool,
 ) -> Result<u8> {
     let profile = Arc::new(open(home)?);
     use std::io::IsTerminal as _;
@@ -246,6 +263,7 @@ pub fn sync_now(
         cancel: None,
         progress,
         full,
+        deletions,
     };
     let rt = runtime()?;
     // The relay first (people's keys, grants, carers' entries, which then go on to
@@ -290,7 +308,8 @@ pub fn sync_now(
                 json!({
                     "source": r.source, "fetched": r.fetched, "pushed": r.pushed,
                     "requests": r.requests, "changed": r.changed, "gone": r.gone,
-                    "state": r.state, "complete": r.complete, "error": r.error
+                    "refused": r.refused, "state": r.state, "complete": r.complete,
+                    "partial": r.partial, "error": r.error
                 })
             })
             .collect();
@@ -322,6 +341,9 @@ pub fn sync_now(
                     .map(|e| format!(" — stopped: {e}"))
                     .unwrap_or_default()
             );
+            if let Some(why) = &r.partial {
+                say!("{}: partial, sync again later: {why}", r.source);
+            }
         }
     }
     // The worst failure decides the exit code; a sync the budget cut short is not one.
@@ -331,7 +353,8 @@ pub fn sync_now(
         .map(|r| match r.state {
             sync::SyncState::Authorize => exit::DENIED,
             sync::SyncState::Offline => exit::NETWORK,
-            sync::SyncState::Error => exit::OTHER,
+            // Ran through, but the provider's answers were found wanting.
+            sync::SyncState::Error | sync::SyncState::Partial => exit::OTHER,
             // Stopped by the budget: not a failure; the next sync resumes.
             _ => exit::OK,
         })

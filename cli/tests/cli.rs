@@ -245,3 +245,25 @@ fn a_closed_pipe_ends_output_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{err}");
 }
+
+#[test]
+fn stu3_content_is_refused_with_its_version_and_nothing_stays() {
+    let (_d, home) = new_home();
+    for f in [
+        "gpconnect-allergies_response1.json",
+        "gpconnect-meds_response.json",
+        "gpconnect-consultations_forwards_response1.json",
+    ] {
+        let file = shared(&format!("fixtures/fhir/gp-connect-stu3/{f}"));
+        let out = run(&home, &["import", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{f}: {err}");
+        assert!(
+            err.contains("FHIR STU3") && err.contains("R4"),
+            "{f}: {err}"
+        );
+    }
+    let stats = json(&home, &["stats", "--json"]);
+    assert_eq!(stats["resources"], 0, "nothing of an STU3 file is stored");
+    assert_eq!(stats["sources"], 0, "and no source was added: {stats}");
+}

@@ -582,3 +582,70 @@ fn a_budget_stops_a_sync_that_the_next_one_finishes() {
     assert_eq!(report(&r, "gp")["complete"], true);
     assert_eq!(resources(&home), count(&counts, "gp"));
 }
+
+#[test]
+fn a_short_page_leaves_the_sync_partial_and_the_next_one_whole() {
+    let (_d, db, counts) = seeded(BUNDLE, false);
+    // Every search page lost its next link and promises one resource more.
+    let ep = serve(&db, &["--auth", "none", "--fault", "short/1"]);
+    let (_h, home) = profile_without_smart(&ep, "none", "");
+    let out = run(&home, &["sync", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a partial sync is not a success"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gp = report(v["sources"].as_array().unwrap(), "gp");
+    assert_eq!(gp["state"], "partial", "{gp}");
+    assert_eq!(gp["complete"], false, "{gp}");
+    let why = gp["partial"].as_str().unwrap();
+    assert!(
+        why.contains("promised") && why.contains("delivered"),
+        "{why}"
+    );
+    let list = json(&home, &["source", "list", "--json"]);
+    assert_eq!(list[0]["state"], "partial");
+    drop(ep);
+    // The server mends: the next sync starts again from where the partial one could
+    // not vouch for, and gets all of it.
+    let ep = serve(&db, &["--auth", "none"]);
+    let url = format!("{}/gp/fhir", ep.base);
+    json(&home, &["source", "set-url", "gp", &url, "--json"]);
+    let r = sync(&home, &[]);
+    let gp = report(&r, "gp");
+    assert_eq!(
+        (gp["state"].as_str(), gp["complete"].as_bool()),
+        (Some("idle"), Some(true)),
+        "{gp}"
+    );
+    assert_eq!(resources(&home), count(&counts, "gp"));
+    drop(ep);
+}
+
+#[test]
+fn a_new_base_address_doubles_nothing() {
+    let (_d, db, counts) = seeded(BUNDLE, false);
+    let ep = serve(&db, &["--auth", "none"]);
+    let (_h, home) = profile_without_smart(&ep, "none", "");
+    assert_eq!(report(&sync(&home, &[]), "gp")["complete"], true);
+    let held = resources(&home);
+    assert_eq!(held, count(&counts, "gp"));
+    // The same server under another name: every fullUrl it sends changes.
+    let moved = format!("{}/gp/fhir", ep.base.replace("127.0.0.1", "localhost"));
+    let info = json(&home, &["source", "set-url", "gp", &moved, "--json"]);
+    assert_eq!(info["base_url"], moved.as_str());
+    let r = sync(&home, &["--full"]);
+    let gp = report(&r, "gp");
+    assert_eq!(
+        (
+            gp["complete"].as_bool(),
+            gp["changed"].as_u64(),
+            gp["gone"].as_u64()
+        ),
+        (Some(true), Some(0), Some(0)),
+        "{gp}"
+    );
+    assert_eq!(resources(&home), held, "nothing held twice");
+    drop(ep);
+}

@@ -189,3 +189,12 @@ impl From<std::io::Error> for Error {
         }
     }
 }
+
+impl From<serde_json::Error> for Error {
+    /// Writing or reading the core's own JSON failed: a bug, not bad input (input is
+    /// parsed where the place it came from can be named).
+    fn from(e: serde_json::Error) -> Self {
+        // serde_json's messages name a line and column, never the text.
+        Error::internal(format!("JSON: {e}"))
+    }
+}

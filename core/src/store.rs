@@ -78,6 +78,7 @@ pub(crate) struct Writer<'t, 'c> {
     keep_versions: bool,
     seen_run: Option<i64>,
     identity: Option<String>,
+    by_id: bool,
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
@@ -97,6 +98,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             keep_versions: true,
             seen_run: None,
             identity: None,
+            by_id: false,
         }
     }
 
@@ -106,6 +108,13 @@ impl<'t, 'c> Writer<'t, 'c> {
     pub fn for_sync(mut self, seen_run: Option<i64>) -> Self {
         self.keep_versions = false;
         self.seen_run = seen_run;
+        self
+    }
+
+    /// Know each resource by its type and logical id, as a FHIR server does, and not
+    /// by the fullUrl the server built for it, which changes with its base address.
+    pub fn by_logical_id(mut self) -> Self {
+        self.by_id = true;
         self
     }
 
@@ -129,6 +138,13 @@ impl<'t, 'c> Writer<'t, 'c> {
         let hash = digest(&SHA256, json.as_bytes());
         let identity = match &self.identity {
             Some(i) => i.clone(),
+            None if self.by_id && a.id.is_some() => {
+                format!(
+                    "{}/{}",
+                    a.resource_type,
+                    a.id.as_deref().unwrap_or_default()
+                )
+            }
             None => identity(full_url, &a, hash.as_ref(), self.keep_versions),
         };
         let existing: Option<(i64, Vec<u8>)> = self

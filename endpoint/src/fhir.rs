@@ -443,7 +443,8 @@ async fn search(
         );
     }
     for k in params.keys() {
-        let known = matches!(k.as_str(), "patient" | "_count" | "_page")
+        // `_elements` is accepted and answered with whole resources, as FHIR allows.
+        let known = matches!(k.as_str(), "patient" | "_count" | "_page" | "_elements")
             || (k == "_lastUpdated" && !app.plain);
         if !known {
             return outcome(
@@ -482,7 +483,7 @@ async fn search(
     }
     let limit = q.limit;
     let mut keep: Vec<(&str, String)> = vec![("_count", limit.to_string())];
-    for k in ["patient", "_lastUpdated"] {
+    for k in ["patient", "_lastUpdated", "_elements"] {
         if let Some(v) = params.get(k) {
             keep.push((k, v.clone()));
         }

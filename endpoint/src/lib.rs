@@ -110,7 +110,8 @@ struct ServeOptions {
     #[arg(long)]
     trust_forwarded_for: bool,
     /// Inject a fault into every Nth FHIR request, as KIND/N with KIND one of 500,
-    /// drop, truncate, delay. Repeat for several. For tests only.
+    /// drop, truncate, delay, short (a search page without its next link and with a
+    /// total that promises more). Repeat for several. For tests only.
     #[arg(long = "fault")]
     faults: Vec<String>,
     /// How long a delay fault waits, in milliseconds.

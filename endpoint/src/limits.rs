@@ -28,6 +28,9 @@ pub enum FaultKind {
     Truncate,
     /// Wait before answering.
     Delay,
+    /// Answer a search page as a server that loses pages does: its `next` link
+    /// removed, and a `total` that promises one more resource than it holds.
+    Short,
 }
 
 /// One fault rule: every `every`-th FHIR request gets `kind`.
@@ -49,9 +52,10 @@ impl Fault {
             "drop" => FaultKind::Drop,
             "truncate" => FaultKind::Truncate,
             "delay" => FaultKind::Delay,
+            "short" => FaultKind::Short,
             other => {
                 return Err(format!(
-                    "unknown fault '{other}': use 500, drop, truncate or delay"
+                    "unknown fault '{other}': use 500, drop, truncate, delay or short"
                 ))
             }
         };
@@ -271,6 +275,27 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         Some(FaultKind::Drop) => {
             tracing::info!("injected fault: dropping the connection");
             broken(None)
+        }
+        Some(FaultKind::Short) => {
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+                return broken(None);
+            };
+            let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                return Response::from_parts(parts, axum::body::Body::from(bytes));
+            };
+            if page["resourceType"] == "Bundle" {
+                let held = page["entry"].as_array().map_or(0, Vec::len);
+                page["total"] = serde_json::json!(held + 1);
+                if let Some(links) = page["link"].as_array_mut() {
+                    links.retain(|l| l["relation"] != "next");
+                }
+                tracing::info!("injected fault: a short search page");
+            }
+            let text = page.to_string();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from(text))
         }
         Some(FaultKind::Truncate) => {
             let resp = next.run(req).await;

@@ -141,6 +141,12 @@ impl Sink<'_, '_, '_, '_> {
                 return Ok(());
             }
         };
+        // Content of an earlier FHIR release is refused whole, never read as R4.
+        if let Some(release) = crate::record::release::pre_r4(&parsed) {
+            return Err(Error::invalid(format!(
+                "this is FHIR {release} content ({position}); Carry reads FHIR R4 and cannot convert {release} yet, so nothing of the file was imported"
+            )));
+        }
         match self.writer.put(raw, &parsed, full_url) {
             Ok(PutOutcome::Inserted(_)) => self.report.imported += 1,
             Ok(PutOutcome::Updated(_)) => self.report.updated += 1,

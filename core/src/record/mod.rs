@@ -3,6 +3,7 @@
 
 pub mod category;
 mod json;
+pub mod release;
 pub mod sameness;
 pub mod sensitivity;
 pub mod summary;

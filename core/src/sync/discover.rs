@@ -41,6 +41,7 @@ pub(crate) const DEFAULT_TYPES: &[&str] = &[
 
 /// What a server offers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Capabilities {
     /// `Patient/[id]/$everything`.
     pub everything: bool,
@@ -53,6 +54,33 @@ pub(crate) struct Capabilities {
     /// SMART endpoints, when offered.
     pub authorize: Option<String>,
     pub token: Option<String>,
+    /// The FHIR version `metadata` named, if any.
+    pub fhir_version: Option<String>,
+    /// Learned by trying: `$everything` answers with resources older than `_since`,
+    /// so it cannot be asked for changes; search type by type instead.
+    pub since_ignored: bool,
+    /// Whether `$everything` has been asked for changes since a first run, to find
+    /// out early whether it honours `_since`.
+    pub since_probed: bool,
+    /// Learned by trying: searches refuse `_id`, so shared resources are read one by one.
+    pub no_id_search: bool,
+}
+
+/// The FHIR versions Carry reads: R4 (4.0.x).
+fn readable(version: &str) -> bool {
+    version.starts_with("4.0.")
+}
+
+/// The release name of a FHIR version, for messages.
+pub(crate) fn release_name(version: &str) -> &'static str {
+    match version.get(..3).unwrap_or(version) {
+        "1.0" => "DSTU2",
+        "3.0" => "STU3",
+        "4.0" => "R4",
+        "4.3" => "R4B",
+        "5.0" => "R5",
+        _ => "an unknown release",
+    }
 }
 
 async fn get_json(http: &Http, url: &str) -> Result<Option<Value>> {
@@ -69,12 +97,29 @@ async fn get_json(http: &Http, url: &str) -> Result<Option<Value>> {
     Ok(serde_json::from_slice(&resp.body).ok())
 }
 
-/// Read `metadata` and the SMART configuration of `base`.
-pub(crate) async fn discover(http: &Http, base: &str) -> Result<Capabilities> {
+/// Read `metadata` and, for a SMART source, the SMART configuration of `base`. A
+/// missing or broken `metadata` leaves the guesses to be corrected by trying; a
+/// server that says it speaks another FHIR version than R4 is refused.
+pub(crate) async fn discover(http: &Http, base: &str, smart: bool) -> Result<Capabilities> {
     let mut caps = Capabilities::default();
-    let meta = get_json(http, &format!("{base}/metadata"))
-        .await?
-        .filter(|m| m["resourceType"] == "CapabilityStatement");
+    let meta = match get_json(http, &format!("{base}/metadata")).await {
+        Ok(m) => m.filter(|m| m["resourceType"] == "CapabilityStatement"),
+        // A server error on metadata alone is no reason to stop: learn by trying.
+        Err(Error::Network { reason, .. }) if !smart => {
+            tracing::info!(%reason, "metadata unavailable; guessing what the server offers");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(v) = meta.as_ref().and_then(|m| m["fhirVersion"].as_str()) {
+        if !readable(v) {
+            return Err(Error::invalid(format!(
+                "this provider speaks FHIR {v} ({}); Carry reads FHIR R4 (4.0.x) and cannot sync it yet",
+                release_name(v)
+            )));
+        }
+        caps.fhir_version = Some(v.to_string());
+    }
     let rest = meta.as_ref().map(|m| &m["rest"][0]);
     let resources = rest
         .and_then(|r| r["resource"].as_array())
@@ -115,8 +160,26 @@ pub(crate) async fn discover(http: &Http, base: &str) -> Result<Capabilities> {
         caps.last_updated = true;
         caps.types = DEFAULT_TYPES.iter().map(|t| t.to_string()).collect();
     }
+    if !smart {
+        // Without SMART sign-in its configuration is not needed: not even asked for.
+        return Ok(caps);
+    }
     // SMART endpoints: the well-known document first, metadata's extension second.
-    if let Some(conf) = get_json(http, &format!("{base}/.well-known/smart-configuration")).await? {
+    let conf = get_json(http, &format!("{base}/.well-known/smart-configuration"))
+        .await
+        .map_err(|e| match e {
+            Error::Network {
+                reason,
+                retry_after_s,
+            } => Error::Network {
+                reason: format!(
+                    "SMART discovery (.well-known/smart-configuration) failed: {reason}"
+                ),
+                retry_after_s,
+            },
+            other => other,
+        })?;
+    if let Some(conf) = conf {
         caps.authorize = conf["authorization_endpoint"].as_str().map(str::to_string);
         caps.token = conf["token_endpoint"].as_str().map(str::to_string);
     }

@@ -58,7 +58,7 @@ pub(crate) async fn begin(
     if redirect_uri.is_empty() || !redirect_uri.contains(':') || redirect_uri.contains('#') {
         return Err(Error::invalid("the redirect URI must be an absolute URI"));
     }
-    let caps = discover::discover(http, &source.info.base_url).await?;
+    let caps = discover::discover(http, &source.info.base_url, true).await?;
     let authorize = caps
         .authorize
         .clone()
@@ -138,7 +138,7 @@ pub(crate) async fn complete(
     );
     let caps = match source.capabilities.clone() {
         Some(c) => c,
-        None => discover::discover(http, &source.info.base_url).await?,
+        None => discover::discover(http, &source.info.base_url, true).await?,
     };
     let token_url = caps
         .token

@@ -13,11 +13,16 @@
 //! vault only ever holds whole pages, and the outbox only ever marks what the server
 //! confirmed.
 
+mod checkpoint;
+mod compartment;
+mod deletions;
 mod discover;
 pub(crate) mod http;
 mod login;
+mod page;
 mod pull;
 mod push;
+mod refs;
 mod sources;
 mod state;
 
@@ -54,6 +59,9 @@ pub struct SyncOptions {
     /// List everything the source holds, not only what changed, and mark what it no
     /// longer holds. Done anyway on the first sync and then once a week.
     pub full: bool,
+    /// List the ids the source holds to notice deletions now, without a full run.
+    /// Done anyway once a day.
+    pub deletions: bool,
 }
 
 impl std::fmt::Debug for SyncOptions {
@@ -61,6 +69,7 @@ impl std::fmt::Debug for SyncOptions {
         f.debug_struct("SyncOptions")
             .field("budget", &self.budget)
             .field("full", &self.full)
+            .field("deletions", &self.deletions)
             .finish_non_exhaustive()
     }
 }
@@ -85,8 +94,10 @@ pub struct SyncProgress {
 pub struct SyncReport {
     /// The source's name.
     pub source: String,
-    /// Where it ended: `idle` when complete; `error`, `offline` or `authorize` when it
-    /// failed; the state it had reached (`pull`, `push`…) when the budget ran out.
+    /// Where it ended: `idle` when complete; `partial` when it ran through but the
+    /// provider's answers were short or held another patient's resources (see
+    /// `partial`); `error`, `offline` or `authorize` when it failed; the state it had
+    /// reached (`pull`, `push`…) when the budget ran out.
     pub state: SyncState,
     /// Resources received from the provider.
     pub fetched: u64,
@@ -94,12 +105,17 @@ pub struct SyncReport {
     pub changed: u64,
     /// Resources the provider no longer holds, now marked as removed (and kept).
     pub gone: u64,
+    /// Resources the provider sent that belong to another patient: never stored.
+    pub refused: u64,
     /// Readings sent to the provider.
     pub pushed: u64,
     /// HTTP requests made.
     pub requests: u64,
-    /// Whether the pull and push both finished.
+    /// Whether the pull and push both finished with nothing found wanting.
     pub complete: bool,
+    /// Why the run is partial (state `partial`): what the provider promised and did
+    /// not deliver, or that it sent another patient's resources. Never content.
+    pub partial: Option<String>,
     /// Why it did not finish, if it did not. Never content or tokens.
     pub error: Option<String>,
 }
@@ -110,6 +126,7 @@ pub(crate) struct Counters {
     pub fetched: AtomicU64,
     pub changed: AtomicU64,
     pub gone: AtomicU64,
+    pub refused: AtomicU64,
     pub pushed: AtomicU64,
     pub requests: AtomicU64,
 }
@@ -134,6 +151,12 @@ pub(crate) async fn db<T: Send + 'static>(
 /// Add a provider source.
 pub fn add_source(profile: &Profile, source: &NewSource) -> Result<SourceInfo> {
     sources::add(profile, source)
+}
+
+/// Point a source at a new base address (the provider moved, or is reached by another
+/// name). What was synced stays, known by type and id, so nothing is held twice.
+pub fn set_source_url(profile: &Profile, name: &str, base_url: &str) -> Result<SourceInfo> {
+    sources::set_url(profile, name, base_url)
 }
 
 /// Every provider source, by name.
@@ -202,7 +225,8 @@ pub async fn sync(
         };
         let c = &counters;
         let (state, complete, error) = match outcome {
-            Some(Ok(())) => (SyncState::Idle, true, None),
+            Some(Ok(None)) => (SyncState::Idle, true, None),
+            Some(Ok(Some(why))) => (SyncState::Partial, false, Some(why)),
             // The budget ran out mid-run: the source stays in the state it reached,
             // and the next sync resumes from its checkpoint.
             None => {
@@ -235,23 +259,36 @@ pub async fn sync(
                 (st, false, Some(reason))
             }
         };
+        let (partial, error) = match state {
+            SyncState::Partial => (error, None),
+            _ => (None, error),
+        };
         let report = SyncReport {
             source: source.name.clone(),
             state,
             fetched: Counters::get(&c.fetched),
             changed: Counters::get(&c.changed),
             gone: Counters::get(&c.gone),
+            refused: Counters::get(&c.refused),
             pushed: Counters::get(&c.pushed),
             requests: Counters::get(&c.requests),
             complete,
+            partial,
             error,
         };
-        // Only syncs that moved something are worth a line in the audit log.
-        if report.changed + report.gone + report.pushed > 0 {
-            let detail = format!(
+        // Only syncs that moved something, or refused something, are worth a line in
+        // the audit log.
+        if report.changed + report.gone + report.pushed + report.refused > 0 {
+            let mut detail = format!(
                 "{} new or changed, {} gone, {} readings sent",
                 report.changed, report.gone, report.pushed
             );
+            if report.refused > 0 {
+                detail.push_str(&format!(
+                    ", {} resources of another patient refused",
+                    report.refused
+                ));
+            }
             let name = source.name.clone();
             db(profile, move |p| {
                 p.vault().write(|conn| {

@@ -144,6 +144,10 @@ pub(crate) struct Source {
     pub discovered_at: Option<i64>,
     pub since: Option<String>,
     pub full_synced_at: Option<i64>,
+    /// Per-type checkpoints (type-by-type mode): type → the newest `lastUpdated` seen.
+    pub type_since: std::collections::BTreeMap<String, String>,
+    /// When deletions were last listed (Unix seconds).
+    pub deletions_at: Option<i64>,
 }
 
 const NAME_MAX: usize = 40;
@@ -241,11 +245,35 @@ pub(crate) fn add(profile: &Profile, s: &NewSource) -> Result<SourceInfo> {
     get(profile, name).map(|s| s.info)
 }
 
+/// Point source `name` at a new base URL. Resources stay where they are: they are
+/// known by type and id, not by the address they came from.
+pub(crate) fn set_url(profile: &Profile, name: &str, url: &str) -> Result<SourceInfo> {
+    let base = check_base_url(url)?;
+    profile.vault().write(|c| {
+        let n = c.execute(
+            "UPDATE provider_sources SET base_url = ?2, capabilities = NULL, discovered_at = NULL
+             WHERE source_id = (SELECT id FROM sources WHERE kind = 'provider' AND name = ?1)",
+            params![name, base],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found(format!("source '{name}'")));
+        }
+        // A run in flight holds the old address in its next link: start it afresh.
+        c.execute(
+            "DELETE FROM sync_checkpoints
+             WHERE source_id = (SELECT id FROM sources WHERE kind = 'provider' AND name = ?1)",
+            [name],
+        )?;
+        Ok(())
+    })?;
+    get(profile, name).map(|s| s.info)
+}
+
 const SELECT: &str =
     "SELECT s.id, s.name, p.kind, p.base_url, p.auth, p.push, p.patient_id, p.state,
        p.last_error, p.last_synced_at, p.client_id, p.scope, p.capabilities, p.since,
        p.full_synced_at, t.access_token IS NOT NULL OR t.refresh_token IS NOT NULL,
-       p.discovered_at
+       p.discovered_at, p.type_since, p.deletions_at
      FROM provider_sources p JOIN sources s ON s.id = p.source_id
      LEFT JOIN source_tokens t ON t.source_id = p.source_id";
 
@@ -253,6 +281,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Source, String, String)> {
     let auth: String = r.get(4)?;
     let has_tokens: bool = r.get(15)?;
     let caps: Option<String> = r.get(12)?;
+    let type_since: Option<String> = r.get(17)?;
     Ok((
         Source {
             id: r.get(0)?,
@@ -274,6 +303,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Source, String, String)> {
             discovered_at: r.get(16)?,
             since: r.get(13)?,
             full_synced_at: r.get(14)?,
+            type_since: type_since
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            deletions_at: r.get(18)?,
         },
         r.get(2)?,
         r.get(7)?,

@@ -30,6 +30,10 @@ pub enum SyncState {
     Push,
     /// Up to date.
     Idle,
+    /// Ran through, but the provider's answers were found wanting (a search delivered
+    /// less than it promised, or sent another patient's resources); the reason is
+    /// recorded, and the next sync tries again.
+    Partial,
     /// The server refused or broke; the reason is recorded.
     Error,
     /// The server could not be reached.
@@ -45,6 +49,7 @@ impl SyncState {
             SyncState::Pull => "pull",
             SyncState::Push => "push",
             SyncState::Idle => "idle",
+            SyncState::Partial => "partial",
             SyncState::Error => "error",
             SyncState::Offline => "offline",
         }
@@ -58,6 +63,7 @@ impl SyncState {
             "pull" => SyncState::Pull,
             "push" => SyncState::Push,
             "idle" => SyncState::Idle,
+            "partial" => SyncState::Partial,
             "error" => SyncState::Error,
             "offline" => SyncState::Offline,
             other => return Err(Error::internal(format!("unknown sync state '{other}'"))),
@@ -102,14 +108,14 @@ pub(crate) fn report(source: &SourceInfo, state: SyncState, options: &SyncOption
     }
 }
 
-/// One source's whole run.
+/// One source's whole run. `Some(reason)` when it ran through but is partial.
 pub(crate) async fn run(
     profile: &Arc<Profile>,
     http: &Http,
     info: &SourceInfo,
     options: &SyncOptions,
     counters: &Counters,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let name = info.name.clone();
     let mut source = db(profile, move |p| sources::get(p, &name)).await?;
 
@@ -121,7 +127,14 @@ pub(crate) async fn run(
             .is_some_and(|t| now_unix() - t < REDISCOVER_AFTER_S);
     if !known || options.full {
         enter(profile, info, SyncState::Discover, options, counters).await?;
-        let caps = discover::discover(http, &source.info.base_url).await?;
+        let smart = source.info.auth == "smart";
+        let mut caps = discover::discover(http, &source.info.base_url, smart).await?;
+        // What was learned by trying outlives a new look at metadata.
+        if let Some(old) = &source.capabilities {
+            caps.since_ignored |= old.since_ignored;
+            caps.since_probed |= old.since_probed;
+            caps.no_id_search |= old.no_id_search;
+        }
         let (id, c2) = (source.id, caps.clone());
         db(profile, move |p| sources::save_capabilities(p, id, &c2)).await?;
         source.capabilities = Some(caps);
@@ -135,18 +148,37 @@ pub(crate) async fn run(
     }
 
     enter(profile, info, SyncState::Pull, options, counters).await?;
-    pull::pull(profile, http, &mut auth, &source, options, counters).await?;
+    let pulled = pull::pull(profile, http, &mut auth, &source, options, counters).await?;
+    counters
+        .refused
+        .fetch_add(pulled.refused, std::sync::atomic::Ordering::Relaxed);
+    let mut why = pulled.short;
+    if pulled.refused > 0 {
+        why.push(format!(
+            "the provider sent {} resources that belong to another patient; none were stored",
+            pulled.refused
+        ));
+    }
+    let partial = (!why.is_empty()).then(|| why.join("; "));
 
     if source.info.push {
         enter(profile, info, SyncState::Push, options, counters).await?;
         push::push(profile, http, &mut auth, &source, counters).await?;
     }
 
-    let name = info.name.clone();
+    let (name, end, why) = (
+        info.name.clone(),
+        if partial.is_some() {
+            SyncState::Partial
+        } else {
+            SyncState::Idle
+        },
+        partial.clone(),
+    );
     db(profile, move |p| {
-        sources::set_state(p, &name, SyncState::Idle, None)
+        sources::set_state(p, &name, end, why.as_deref())
     })
     .await?;
-    report(info, SyncState::Idle, options, counters);
-    Ok(())
+    report(info, end, options, counters);
+    Ok(partial)
 }

@@ -54,10 +54,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("schema_v9.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("schema_v10.sql"),
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Bring `conn` up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -150,6 +154,52 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row, ("Patient/p".to_string(), None, None));
+    }
+
+    #[test]
+    fn synced_resources_are_known_by_type_and_id_from_10_and_doubles_are_set_aside() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..9]).unwrap();
+        // A record synced under schema 9, after the server's base address changed:
+        // the same Observation under two fullUrls, and a file import beside it.
+        conn.execute_batch(
+            "INSERT INTO sources (id, kind, name, created_at) VALUES (1, 'provider', 'gp', 0),
+               (2, 'file', 'a.json', 0);
+             INSERT INTO provider_sources (source_id, kind, base_url, auth, client_id, scope, push)
+               VALUES (1, 'gp', 'http://localhost/fhir', 'none', '', '', 0);
+             INSERT INTO resources (source_id, identity, rtype, rid, full_url, category, date_sort,
+               display, codes, sensitivity, label_rules, entered_by, content_hash, json, updated_at)
+             VALUES
+               (1, 'http://127.0.0.1/fhir/Observation/o1', 'Observation', 'o1',
+                'http://127.0.0.1/fhir/Observation/o1', 'other', 0, 'O', '[]', '', '[]',
+                'provider', x'00', '{}', 0),
+               (1, 'http://localhost/fhir/Observation/o1', 'Observation', 'o1',
+                'http://localhost/fhir/Observation/o1', 'other', 0, 'O', '[]', '', '[]',
+                'provider', x'01', '{}', 1),
+               (1, 'http://127.0.0.1/fhir/Patient/p', 'Patient', 'p', NULL, 'other', 0, 'P',
+                '[]', '', '[]', 'provider', x'02', '{}', 0),
+               (2, 'urn:uuid:x', 'Patient', 'p', 'urn:uuid:x', 'other', 0, 'P', '[]', '', '[]',
+                'provider', x'03', '{}', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, String, bool)> = conn
+            .prepare("SELECT id, identity, gone_at IS NOT NULL FROM resources ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (1, "http://127.0.0.1/fhir/Observation/o1".into(), true),
+                (2, "Observation/o1".into(), false),
+                (3, "Patient/p".into(), false),
+                (4, "urn:uuid:x".into(), false),
+            ],
+            "the newest copy takes the new identity; the older is kept, marked gone; files keep theirs"
+        );
     }
 
     #[test]
