@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
+.PHONY: conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test
 
@@ -32,7 +32,7 @@ demo-postgres: build
 	DEMO_DB=$$url SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint unit postgres schemas fhir-client shl-check kotlin viewer
+test: deps lint unit postgres schemas fhir-client shl-check kotlin viewer conformance
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -95,6 +95,16 @@ schemas: $(PYENV)/.installed build
 fhir-client: $(PYENV)/.installed
 	$(CARGO) build -p carry-endpoint
 	$(PYENV)/bin/python tests/fhir_client_check.py target/debug/carry-endpoint $(SHARED)
+
+## Sync against FHIR servers we did not write: HAPI FHIR's JPA server (built from
+## Maven Central under tests/servers/hapi) and Medplum's FHIR router (npm, under
+## tests/servers/medplum), beside the reference endpoint in each of its modes, each
+## started on loopback and stopped after. Prints the server x case matrix; the
+## report goes to target/conformance.md.
+conformance: build
+	bash tests/viewer/setup.sh
+	CARRY_REQUIRE_SERVERS=1 python3 tests/conformance/run.py --carry target/debug/carry \
+		--endpoint target/debug/carry-endpoint --shared $(SHARED) --out target/conformance.md
 
 ## Share links checked by implementations that are not ours (jwcrypto, fhir.resources).
 shl-check: $(PYENV)/.installed build

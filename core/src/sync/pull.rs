@@ -111,8 +111,15 @@ fn run_types(
     offered: &[String],
     full: bool,
 ) -> Result<Vec<String>> {
+    // Shared types are fetched when referred to, never listed by patient: a server
+    // that ignores `patient` would answer with every patient's practitioners.
+    let offered: Vec<String> = offered
+        .iter()
+        .filter(|t| !SHARED.contains(&t.as_str()))
+        .cloned()
+        .collect();
     if full {
-        return Ok(offered.to_vec());
+        return Ok(offered);
     }
     let held: BTreeSet<String> = tx
         .prepare("SELECT DISTINCT rtype FROM resources WHERE source_id = ?1")?
