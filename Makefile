@@ -7,7 +7,7 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
-.PHONY: conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
+.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test
 
@@ -32,10 +32,16 @@ demo-postgres: build
 	DEMO_DB=$$url SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint unit postgres schemas fhir-client shl-check kotlin viewer conformance
+test: deps lint audit unit postgres schemas fhir-client shl-check kotlin viewer conformance
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
+
+## Dependency advisories: cargo-audit against the offline RustSec snapshot beside the
+## repository. Any advisory fails, unless audit.toml ignores it with a reason and a date.
+audit: deps
+	@test -d $(SHARED)/advisory-db || { echo "the advisory snapshot is missing: expected $(SHARED)/advisory-db"; exit 1; }
+	bash .ci/audit.sh $(SHARED)/advisory-db
 
 lint:
 	$(CARGO) fmt --all -- --check

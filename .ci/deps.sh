@@ -28,6 +28,12 @@ for c in rustfmt clippy; do
     rustup component add "$c"
   fi
 done
+# The dependency advisory scan (`make audit`) reads the offline RustSec snapshot in
+# ../shared/advisory-db with cargo-audit, pinned.
+if ! cargo audit --version 2>/dev/null | grep -q '^cargo-audit 0.22.2$'; then
+  echo "installing cargo-audit 0.22.2"
+  cargo install cargo-audit --locked --version 0.22.2 --quiet
+fi
 # A clean `make test` leaves about 6 GB under target/ (debug build, test binaries,
 # the Python and PostgreSQL scratch); say so up front rather than fail mid-build.
 mkdir -p target

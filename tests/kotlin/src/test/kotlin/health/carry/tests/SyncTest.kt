@@ -132,6 +132,37 @@ class SyncTest {
     }
 
     @Test
+    fun `a provider whose pages come up short leaves the sync Partial with its reason`(): Unit = runBlocking {
+        // Every search page loses its next link and promises one resource more.
+        Endpoint.start(dir, Fixtures.clemente, listOf("gp"), serveArgs = listOf("--auth", "none", "--fault", "short/1"))
+            .use { ep ->
+                Profile.create(folder, "Clemente", TestKeyStore(), RecordingEvents()).use { p ->
+                    p.addSource(
+                        NewSource(
+                            name = "gp", kind = ProviderKind.GP, baseUrl = ep.base("gp"),
+                            auth = SourceAuth.None, patientId = CLEMENTE_ID, push = false,
+                        ),
+                    )
+                    val r = p.sync("gp", null, false).single()
+                    assertEquals(SyncState.PARTIAL, r.state, "$r")
+                    assertFalse(r.complete, "a partial run never reports complete: $r")
+                    assertEquals(null, r.error)
+                    val why = r.partial ?: throw AssertionError("the reason reaches the app: $r")
+                    assertTrue("promised" in why && "delivered" in why, why)
+                    assertEquals(0uL, r.refused)
+                    val source = p.sources().single()
+                    assertEquals(SyncState.PARTIAL, source.state)
+                    assertEquals(why, source.lastError)
+
+                    // The provider moved: the source follows it, and keeps what it had.
+                    val moved = ep.base("gp").replace("127.0.0.1", "localhost")
+                    assertEquals(moved, p.setSourceUrl("gp", moved).baseUrl)
+                    assertReasonful(assertThrowsSuspend<CarryException.NotFound> { p.setSourceUrl("nobody", moved) })
+                }
+            }
+    }
+
+    @Test
     fun `a second sync fetches nothing new`() = withClemente { p, _, _ ->
         val first = p.sync(null, null, false)
         assertTrue(first.all { it.complete }, "$first")
