@@ -30,7 +30,7 @@ for c in rustfmt clippy; do
 done
 # The dependency advisory scan (`make audit`) reads the offline RustSec snapshot in
 # ../shared/advisory-db with cargo-audit, pinned.
-if ! cargo audit --version 2>/dev/null | grep -q '^cargo-audit 0.22.2$'; then
+if ! cargo audit --version 2>/dev/null | grep -q ' 0.22.2$'; then
   echo "installing cargo-audit 0.22.2"
   cargo install cargo-audit --locked --version 0.22.2 --quiet
 fi

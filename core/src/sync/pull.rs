@@ -616,15 +616,9 @@ async fn probe_since(
             }
         }
     }
-    let (sid, caps) = (source.id, serde_json::to_string(learned)?);
+    let (sid, caps) = (source.id, learned.clone());
     db(profile, move |p| {
-        p.vault().write(|c| {
-            c.execute(
-                "UPDATE provider_sources SET capabilities = ?2 WHERE source_id = ?1",
-                params![sid, caps],
-            )?;
-            Ok(())
-        })
+        super::sources::save_learned(p, sid, &caps)
     })
     .await
 }

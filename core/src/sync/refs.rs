@@ -125,15 +125,9 @@ pub(crate) async fn fetch(
                     "no _id search here; reading one by one"
                 );
                 learned.no_id_search = true;
-                let caps = serde_json::to_string(learned)?;
+                let caps = learned.clone();
                 db(profile, move |p| {
-                    p.vault().write(|c| {
-                        c.execute(
-                            "UPDATE provider_sources SET capabilities = ?2 WHERE source_id = ?1",
-                            params![sid, caps],
-                        )?;
-                        Ok(())
-                    })
+                    super::sources::save_learned(p, sid, &caps)
                 })
                 .await?;
             }

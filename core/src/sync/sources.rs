@@ -370,6 +370,18 @@ pub(crate) fn save_capabilities(profile: &Profile, id: i64, caps: &Capabilities)
     })
 }
 
+/// Keep what was learned about a source by trying (its discovery time unchanged).
+pub(crate) fn save_learned(profile: &Profile, id: i64, caps: &Capabilities) -> Result<()> {
+    let text = serde_json::to_string(caps)?;
+    profile.vault().write(|c| {
+        c.execute(
+            "UPDATE provider_sources SET capabilities = ?2 WHERE source_id = ?1",
+            params![id, text],
+        )?;
+        Ok(())
+    })
+}
+
 /// The credentials of a source.
 #[derive(Default)]
 pub(crate) struct Tokens {
