@@ -649,3 +649,23 @@ fn a_new_base_address_doubles_nothing() {
     assert_eq!(resources(&home), held, "nothing held twice");
     drop(ep);
 }
+
+#[test]
+fn shared_resources_referred_to_are_fetched_after_type_searches() {
+    let (_d, db, _) = seeded(BUNDLE, false);
+    // Type by type (no $everything): Practitioners and Organizations are never
+    // searched by patient; the encounters refer to them, so they are fetched after.
+    let ep = serve(&db, &["--auth", "none", "--plain-search"]);
+    let (_h, home) = profile_without_smart(&ep, "none", "");
+    assert_eq!(report(&sync(&home, &[]), "gp")["complete"], true);
+    let stats = json(&home, &["stats", "--json"]);
+    for t in ["Practitioner", "Organization"] {
+        assert!(stats["by_type"][t].as_u64().unwrap_or(0) > 0, "{t}: {stats}");
+    }
+    // Held now: the next sync asks for none of them again.
+    let before = resources(&home);
+    let r = sync(&home, &[]);
+    assert_eq!(report(&r, "gp")["changed"], 0, "{r:?}");
+    assert_eq!(resources(&home), before);
+    drop(ep);
+}

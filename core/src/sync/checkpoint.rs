@@ -35,6 +35,8 @@ pub(crate) struct Checkpoint {
     pub short: Vec<String>,
     /// Resources refused because they belong to another patient.
     pub refused: i64,
+    /// The shared resources (`Type/id`) the run's resources refer to.
+    pub refs: std::collections::BTreeSet<String>,
 }
 
 impl Checkpoint {
@@ -60,7 +62,7 @@ fn json_list(text: Option<String>) -> Vec<String> {
 pub(crate) fn load(c: &Connection, source_id: i64) -> Result<Option<Checkpoint>> {
     Ok(c.query_row(
         "SELECT mode, run, full, since, type_index, next_url, newest, fetched, types,
-                step_total, step_got, short, refused
+                step_total, step_got, short, refused, refs
          FROM sync_checkpoints WHERE source_id = ?1",
         [source_id],
         |r| {
@@ -78,6 +80,7 @@ pub(crate) fn load(c: &Connection, source_id: i64) -> Result<Option<Checkpoint>>
                 step_got: r.get(10)?,
                 short: json_list(r.get(11)?),
                 refused: r.get(12)?,
+                refs: json_list(r.get(13)?).into_iter().collect(),
             })
         },
     )
@@ -88,15 +91,17 @@ pub(crate) fn load(c: &Connection, source_id: i64) -> Result<Option<Checkpoint>>
 pub(crate) fn save(tx: &Transaction<'_>, source_id: i64, c: &Checkpoint) -> Result<()> {
     let types = serde_json::to_string(&c.types)?;
     let short = serde_json::to_string(&c.short)?;
+    let refs = serde_json::to_string(&c.refs)?;
     tx.execute(
         "INSERT INTO sync_checkpoints (source_id, mode, run, full, since, type_index, next_url,
-           newest, fetched, types, step_total, step_got, short, refused)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+           newest, fetched, types, step_total, step_got, short, refused, refs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (source_id) DO UPDATE SET mode = excluded.mode, run = excluded.run,
            full = excluded.full, since = excluded.since, type_index = excluded.type_index,
            next_url = excluded.next_url, newest = excluded.newest, fetched = excluded.fetched,
            types = excluded.types, step_total = excluded.step_total,
-           step_got = excluded.step_got, short = excluded.short, refused = excluded.refused",
+           step_got = excluded.step_got, short = excluded.short, refused = excluded.refused,
+           refs = excluded.refs",
         params![
             source_id,
             c.mode,
@@ -111,7 +116,8 @@ pub(crate) fn save(tx: &Transaction<'_>, source_id: i64, c: &Checkpoint) -> Resu
             c.step_total,
             c.step_got,
             short,
-            c.refused
+            c.refused,
+            refs
         ],
     )?;
     Ok(())

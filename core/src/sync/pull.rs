@@ -264,6 +264,7 @@ async fn start(profile: &Arc<Profile>, source: &Source, want_full: bool) -> Resu
                 step_got: 0,
                 short: Vec::new(),
                 refused: 0,
+                refs: Default::default(),
             };
             checkpoint::save(&tx, s.id, &cp)?;
             tx.commit()?;
@@ -489,6 +490,7 @@ async fn store_page(
                     next.refused += 1;
                     continue;
                 }
+                super::refs::collect(&value, &mut next.refs);
                 if let Some(lu) = value["meta"]["lastUpdated"].as_str() {
                     next.newest = later(next.newest.take(), lu);
                     let rtype = value["resourceType"].as_str().unwrap_or_default();

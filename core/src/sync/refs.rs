@@ -1,6 +1,6 @@
 //! Shared resources the record refers to: after a run, the Practitioners,
-//! Organizations, Locations and Medications that the source's new or changed resources
-//! point at and that the vault does not hold are fetched, so that a
+//! Organizations, Locations and Medications that the run's resources point at (noted
+//! page by page, in the checkpoint) and that the vault does not hold are fetched, so that a
 //! `medicationReference` resolves for the timeline, search, summaries and share links.
 //! Searched by `_id` in batches where the server allows it, read one by one where it
 //! does not. What the source does not have is remembered and asked for again only
@@ -48,40 +48,49 @@ fn shared_target(reference: &str) -> Option<(String, String)> {
     ok.then(|| (parts[at].to_string(), id.to_string()))
 }
 
-/// What to fetch: by type, the ids referred to by the run's resources (all of the
-/// source's on a full run) that are neither held nor recently found missing.
+/// Note the shared resources `resource` refers to, up to [`MOST`] in one run.
+pub(crate) fn collect(resource: &Value, into: &mut BTreeSet<String>) {
+    match resource {
+        Value::Object(o) => {
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("reference", Value::String(r)) => {
+                        if into.len() < MOST {
+                            if let Some((t, id)) = shared_target(r) {
+                                into.insert(format!("{t}/{id}"));
+                            }
+                        }
+                    }
+                    _ => collect(v, into),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect(v, into)),
+        _ => {}
+    }
+}
+
+/// What to fetch: by type, the ids of `refs` that are neither held nor recently
+/// found missing.
 fn wanted(
     profile: &Profile,
     source_id: i64,
-    since_s: i64,
+    refs: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, Vec<String>>> {
     profile.vault().read(|c| {
-        let mut stmt = c.prepare(
-            "SELECT DISTINCT j.value FROM resources r, json_tree(r.json) j
-             WHERE r.source_id = ?1 AND r.updated_at >= ?2 AND j.key = 'reference'
-               AND j.type = 'text'",
-        )?;
-        let refs: Vec<String> = stmt
-            .query_map(params![source_id, since_s], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
         let mut held = c.prepare_cached(
             "SELECT 1 FROM resources WHERE source_id = ?1 AND identity = ?2
              UNION ALL SELECT 1 FROM sync_unresolved WHERE source_id = ?1 AND ref = ?2
                AND tried_at > ?3",
         )?;
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut seen = BTreeSet::new();
         let recent = now_unix() - RETRY_AFTER_S;
-        for r in refs {
-            let Some((t, id)) = shared_target(&r) else {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in refs {
+            let Some((t, id)) = key.split_once('/') else {
                 continue;
             };
-            let key = format!("{t}/{id}");
-            if seen.len() >= MOST || !seen.insert(key.clone()) {
-                continue;
-            }
             if !held.exists(params![source_id, key, recent])? {
-                out.entry(t).or_default().push(id);
+                out.entry(t.to_string()).or_default().push(id.to_string());
             }
         }
         Ok(out)
@@ -98,9 +107,8 @@ pub(crate) async fn fetch(
     learned: &mut Capabilities,
     counters: &Counters,
 ) -> Result<()> {
-    let since_s = if cp.full { 0 } else { cp.run / 1000 };
-    let sid = source.id;
-    let wanted = db(profile, move |p| wanted(p, sid, since_s)).await?;
+    let (sid, refs) = (source.id, cp.refs.clone());
+    let wanted = db(profile, move |p| wanted(p, sid, &refs)).await?;
     let base = &source.info.base_url;
     for (rtype, ids) in wanted {
         let mut found: Vec<(String, String)> = Vec::new();
@@ -194,7 +202,24 @@ pub(crate) async fn fetch(
 
 #[cfg(test)]
 mod tests {
-    use super::shared_target;
+    use super::{collect, shared_target};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn references_are_collected_at_any_depth_once_each() {
+        let r = serde_json::json!({"resourceType":"MedicationRequest",
+            "medicationReference":{"reference":"Medication/m1"},
+            "requester":{"reference":"https://gp.example/fhir/Practitioner/d1"},
+            "subject":{"reference":"Patient/p"},
+            "dosageInstruction":[{"additionalInstruction":[{"reference":"Medication/m1"}]}]});
+        let mut into = BTreeSet::new();
+        collect(&r, &mut into);
+        let want: BTreeSet<String> = ["Medication/m1", "Practitioner/d1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(into, want);
+    }
 
     #[test]
     fn references_to_shared_resources_are_recognised_in_every_spelling() {

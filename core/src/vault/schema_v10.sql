@@ -26,13 +26,15 @@ ALTER TABLE provider_sources ADD COLUMN deletions_at INTEGER;
 
 -- A run in flight: the types it lists (JSON array, fixed when the run starts), what the
 -- current search's first page promised and what its pages delivered so far, the
--- shortfalls found (JSON array of reasons), and the resources refused because they
--- belong to another patient.
+-- shortfalls found (JSON array of reasons), the resources refused because they
+-- belong to another patient, and the shared resources its resources refer to (JSON
+-- array of Type/id, fetched when the run is through).
 ALTER TABLE sync_checkpoints ADD COLUMN types TEXT;
 ALTER TABLE sync_checkpoints ADD COLUMN step_total INTEGER;
 ALTER TABLE sync_checkpoints ADD COLUMN step_got INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sync_checkpoints ADD COLUMN short TEXT;
 ALTER TABLE sync_checkpoints ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_checkpoints ADD COLUMN refs TEXT;
 
 -- References a source's resources make to shared resources (Practitioner,
 -- Organization, Location, Medication…) that the source was asked for and did not
