@@ -116,7 +116,7 @@ fn main() {
         )
         .expect("add the source");
         rt.block_on(async {
-            let start = sync::begin_login(&profile, "gp", "carry://cb")
+            let start = sync::begin_login(&profile, "gp", "carry://callback")
                 .await
                 .expect("begin");
             let back = sync::sandbox_consent(&start.authorize_url, JENE_ID)

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use crate::fhir::App;
+use crate::store::is_shared_type;
 
 /// How a server checks requests to its FHIR APIs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +122,14 @@ impl Access {
         }
     }
 
-    /// Whether a resource in `patient`'s compartment (`None`: in no compartment,
-    /// such as an Organization) is within reach.
-    pub fn reaches(&self, patient: Option<&str>) -> bool {
+    /// Whether a resource of `rtype` in `patient`'s compartment is within reach. One
+    /// in no compartment (`None`) is within a patient's reach only if its type is
+    /// shared across patients (an Organization, say: [`is_shared_type`]); any other
+    /// is refused, even if a database holds one (fail closed).
+    pub fn reaches(&self, rtype: &str, patient: Option<&str>) -> bool {
         match (&self.patient, patient) {
-            (None, _) | (_, None) => true,
+            (None, _) => true,
+            (Some(_), None) => is_shared_type(rtype),
             (Some(own), Some(p)) => own == p,
         }
     }
@@ -248,6 +252,28 @@ mod tests {
             granted_scope("patient/*.rs offline_access launch/patient made-up"),
             "patient/*.rs offline_access launch/patient"
         );
+    }
+
+    #[test]
+    fn a_patient_reaches_unplaced_resources_of_shared_types_only() {
+        let a = Access {
+            patient: Some("p".into()),
+            scopes: Some(clinical_scopes("patient/*.rs")),
+        };
+        assert!(a.reaches("Observation", Some("p")));
+        assert!(!a.reaches("Observation", Some("q")));
+        assert!(a.reaches("Organization", None));
+        assert!(a.reaches("Medication", None));
+        for t in [
+            "Appointment",
+            "Composition",
+            "AuditEvent",
+            "Provenance",
+            "Bundle",
+        ] {
+            assert!(!a.reaches(t, None), "{t}");
+        }
+        assert!(Access::everything().reaches("Composition", None));
     }
 
     #[test]

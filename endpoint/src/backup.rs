@@ -26,10 +26,16 @@
 //!   `{error, latest}` when N is not the latest version (`latest` null when the
 //!   locator has none), 409 `{error, full_required: true}` when the chain since the
 //!   latest full already holds 64 incrementals. A refused upload changes nothing.
+//!   The blob is read only after the session and the headers are checked (413 at once
+//!   for a declared length past `--backup-max-bytes`), into an unlinked temporary file
+//!   as it arrives (408 if it comes too slowly, 503 with `Retry-After` when the
+//!   server's in-flight budget is full: see [`crate::body`]), and copied into the
+//!   store in pieces.
 //! - `GET /backup/v1/blobs/{locator}` (`X-Carry-Fetch: base64url(secret)`) → the
 //!   latest version's bytes with `X-Carry-Version`, and `X-Carry-Base` when it is an
 //!   incremental; 404 for an unknown locator and for a wrong secret alike; 429 with
-//!   `Retry-After` while the locator is locked out
+//!   `Retry-After` while the locator is locked out. The store copies the blob to a
+//!   temporary file in pieces and the answer streams from it.
 //! - `GET /backup/v1/blobs/{locator}/versions/{n}` (`X-Carry-Fetch`) → version n, as
 //!   the latest is served above, under the same rules (wrong secrets counted together
 //!   with those above); a version that is not kept is 404 for the right secret and is
@@ -44,9 +50,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -56,9 +61,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Upload, MAX_CHAIN};
+use crate::backup_store::{Blob, Fetch, Put, Upload, MAX_CHAIN};
+use crate::body::{BodyError, Incoming};
 use crate::relay::{Relay, RelayError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The header that carries the fetch secret on a fetch.
 const FETCH_HEADER: &str = "x-carry-fetch";
@@ -85,6 +91,11 @@ pub struct Options {
     #[arg(long = "backup-max-bytes", value_name = "BYTES", default_value_t = 256 << 20,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bytes: u64,
+    /// Where backup uploads are spooled as they arrive, and fetched blobs before they
+    /// are sent (unlinked temporary files; the system's temporary folder by default).
+    /// Not a RAM-backed tmpfs: blobs would then take memory after all.
+    #[arg(long = "backup-spool-dir", value_name = "DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 /// The backup host's state.
@@ -94,7 +105,9 @@ pub struct Backup {
     /// Full versions kept per locator.
     keep: i64,
     /// Largest blob, in bytes.
-    max_bytes: usize,
+    max_bytes: u64,
+    /// Where fetched blobs are spooled (the system's temporary folder when `None`).
+    spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Backup {
@@ -104,7 +117,8 @@ impl Backup {
             store,
             relay,
             keep: i64::from(options.versions.max(1)),
-            max_bytes: usize::try_from(options.max_bytes).unwrap_or(usize::MAX),
+            max_bytes: options.max_bytes,
+            spool_dir: options.spool_dir.clone(),
         }
     }
 
@@ -172,6 +186,9 @@ pub enum BackupError {
     /// 500: storage failed (logged, without content).
     #[error("the backup storage failed")]
     Storage,
+    /// The body could not be taken: too large, too slow, or no room in the budget.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 impl BackupError {
@@ -186,6 +203,7 @@ impl BackupError {
             BackupError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BackupError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
             BackupError::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            BackupError::Body(e) => e.status(),
         }
     }
 
@@ -216,6 +234,7 @@ impl IntoResponse for BackupError {
             BackupError::Locked(left) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(left.max(1)));
             }
+            BackupError::Body(e) => e.decorate(h),
             _ => {}
         }
         r
@@ -227,9 +246,10 @@ fn answer(r: Result<Response, BackupError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The backup routes, with their state and body limit (the largest blob).
+/// The backup routes, with their state; a declared body past the largest blob is
+/// refused before anything else.
 pub fn routes<S: Clone + Send + Sync + 'static>(backup: Arc<Backup>) -> Router<S> {
-    let limit = backup.max_bytes;
+    let limit = usize::try_from(backup.max_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route(
             "/backup/v1/blobs/{locator}",
@@ -240,7 +260,6 @@ pub fn routes<S: Clone + Send + Sync + 'static>(backup: Arc<Backup>) -> Router<S
             "/backup/v1/blobs/{locator}/versions/{n}",
             get(fetch_version),
         )
-        .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
             limit,
             crate::relay::refuse_declared_large,
@@ -305,12 +324,14 @@ fn header32(headers: &HeaderMap, name: &str, what: &'static str) -> Result<Vec<u
         .ok_or(BackupError::BadRequest(what))
 }
 
-/// `PUT /backup/v1/blobs/{locator}`: store a new version.
+/// `PUT /backup/v1/blobs/{locator}`: store a new version. Everything but the blob is
+/// checked first (the session, the path, the headers); only then is the blob read,
+/// into a spool file, and copied from there into the store.
 async fn upload(
     State(backup): State<Arc<Backup>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Incoming,
 ) -> Response {
     answer(
         async {
@@ -330,16 +351,10 @@ async fn upload(
                 "X-Carry-Fetch-Hash must be base64url of a SHA-256",
             )?;
             let base = base_header(&headers)?;
-            let data = body.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    BackupError::TooLarge
-                } else {
-                    BackupError::BadRequest("the request body could not be read")
-                }
+            let data = body.spool(backup.max_bytes).await.map_err(|e| match e {
+                BodyError::TooLarge => BackupError::TooLarge,
+                other => BackupError::Body(other),
             })?;
-            if data.len() > backup.max_bytes {
-                return Err(BackupError::TooLarge);
-            }
             let (keep, now_s, len) = (backup.keep, crate::time::now_ms() / 1000, data.len());
             let (put, restores) = backup
                 .store(move |s| {
@@ -347,7 +362,7 @@ async fn upload(
                         locator: &locator,
                         owner: &owner,
                         fetch_hash: &fetch_hash,
-                        data: &data,
+                        data: Blob::Spooled(&data),
                         base,
                         keep,
                         now_s,
@@ -420,7 +435,8 @@ async fn fetch_version(
 
 /// Serve `version` (the latest when `None`) of `locator` for the fetch secret in
 /// `headers`: the blob with `X-Carry-Version` (and `X-Carry-Base` for an
-/// incremental).
+/// incremental). The store copies the blob to an unlinked temporary file in pieces,
+/// and the answer streams from there, so a blob is never whole in memory.
 async fn serve(
     backup: &Arc<Backup>,
     locator: String,
@@ -436,26 +452,34 @@ async fn serve(
         .as_ref()
         .to_vec();
     let now_s = crate::time::now_ms() / 1000;
-    match backup
-        .store(move |s| s.backup_fetch(&locator, &hash, version, now_s))
-        .await?
-    {
+    let dir = backup.spool_dir.clone();
+    let (fetched, file) = backup
+        .store(move |s| {
+            let mut file = crate::body::temp_file(dir.as_deref())
+                .map_err(|e| StoreError::Backend(format!("spool file: {e}")))?;
+            let fetched = s.backup_fetch_to(&locator, &hash, version, now_s, &mut file)?;
+            Ok((fetched, file))
+        })
+        .await?;
+    match fetched {
         Fetch::Unknown | Fetch::Wrong | Fetch::NoVersion => Err(BackupError::NotFound),
         Fetch::Locked(left) => Err(BackupError::Locked(left)),
-        Fetch::Blob {
-            version,
-            base,
-            data,
-        } => {
+        Fetch::Blob { version, base, .. } => {
+            let (len, body) = crate::body::file_body(file).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot read a spooled backup");
+                BackupError::Storage
+            })?;
             let mut r = (
                 [
                     (header::CONTENT_TYPE, HeaderValue::from_static(BLOB_TYPE)),
                     (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 ],
                 [(VERSION_HEADER, HeaderValue::from(version))],
-                data,
+                body,
             )
                 .into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             if let Some(base) = base {
                 r.headers_mut().insert(BASE_HEADER, HeaderValue::from(base));
             }

@@ -20,7 +20,7 @@
 //! number versions without gaps or duplicates, of several incrementals on the same
 //! base exactly one is stored, and concurrent wrong guesses are all counted.
 
-use crate::store::Result;
+use crate::store::{Result, StoreError};
 
 /// Wrong fetch secrets a locator takes within [`WRONG_WINDOW_S`] before it refuses
 /// every fetch until the window passes.
@@ -65,8 +65,9 @@ pub struct Upload<'a> {
     pub owner: &'a str,
     /// SHA-256 of the fetch secret (32 bytes); replaces the stored one.
     pub fetch_hash: &'a [u8],
-    /// The blob.
-    pub data: &'a [u8],
+    /// The blob: bytes in memory, or an upload spooled to a file, which the stores
+    /// copy in pieces of [`BLOB_PIECE`] bytes so a blob is never whole in memory.
+    pub data: Blob<'a>,
     /// `None` for a full version; for an incremental, the version it builds on, which
     /// must be the locator's latest.
     pub base: Option<i64>,
@@ -74,6 +75,113 @@ pub struct Upload<'a> {
     pub keep: i64,
     /// Now, in seconds since the epoch.
     pub now_s: i64,
+}
+
+/// How many bytes of a blob the stores copy at a time.
+pub const BLOB_PIECE: usize = 64 << 10;
+
+/// A blob to store, read by position (the stores may read it more than once, when a
+/// transaction is retried).
+#[derive(Debug, Clone, Copy)]
+pub enum Blob<'a> {
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
+    /// An upload spooled to a file.
+    Spooled(&'a crate::body::Spooled),
+}
+
+impl<'a> From<&'a [u8]> for Blob<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Blob::Bytes(b)
+    }
+}
+
+impl Blob<'_> {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Blob::Bytes(b) => b.len() as u64,
+            Blob::Spooled(s) => s.len(),
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Read into `buf` from `offset`; how many bytes were read (0 at the end).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Blob::Bytes(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                let n = buf.len().min(b.len() - start);
+                buf[..n].copy_from_slice(&b[start..start + n]);
+                Ok(n)
+            }
+            Blob::Spooled(s) => s.read_at(offset, buf),
+        }
+    }
+}
+
+/// Where a fetched blob goes, piece by piece.
+pub trait BlobOut: Send {
+    /// Drop what was written and start again (a retried transaction writes again).
+    fn restart(&mut self) -> std::io::Result<()>;
+    /// Append `piece`.
+    fn put(&mut self, piece: &[u8]) -> std::io::Result<()>;
+}
+
+impl BlobOut for Vec<u8> {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+
+    fn put(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(piece);
+        Ok(())
+    }
+}
+
+impl BlobOut for std::fs::File {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.set_len(0)?;
+        std::io::Seek::seek(self, std::io::SeekFrom::Start(0))?;
+        Ok(())
+    }
+
+    fn put(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(self, piece)
+    }
+}
+
+/// Write `piece` to `out`, as a storage error if it fails.
+pub fn put_piece(out: &mut dyn BlobOut, piece: &[u8]) -> Result<()> {
+    out.put(piece)
+        .map_err(|e| StoreError::Backend(format!("write the fetched backup: {e}")))
+}
+
+/// Call `each` with the pieces of `blob` in order, [`BLOB_PIECE`] bytes at a time; a
+/// blob that ends before its length is an error.
+pub fn for_each_piece(blob: Blob<'_>, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let len = blob.len();
+    let mut buf = vec![0u8; BLOB_PIECE.min(usize::try_from(len).unwrap_or(usize::MAX))];
+    let mut at = 0u64;
+    while at < len {
+        let want = usize::try_from(len - at)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = blob
+            .read_at(at, &mut buf[..want])
+            .map_err(|e| StoreError::Backend(format!("read the upload: {e}")))?;
+        if n == 0 {
+            return Err(StoreError::Backend("the upload ended early".into()));
+        }
+        each(&buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// What came of an upload.
@@ -109,7 +217,7 @@ pub enum Fetch {
         version: i64,
         /// The version it is an incremental on top of; `None` for a full version.
         base: Option<i64>,
-        /// The blob.
+        /// The blob (empty from `backup_fetch_to`, which writes it elsewhere).
         data: Vec<u8>,
     },
 }
@@ -165,17 +273,42 @@ pub trait BackupStore: Send + Sync {
     /// past the last, store it with its base and the fetch hash, and delete the
     /// versions [`prune_below`] names. A refused upload changes nothing.
     fn backup_put(&self, upload: &Upload<'_>) -> Result<Put>;
-    /// Version `version` under `locator` (the latest when `None`) if `fetch_hash`
-    /// matches the stored hash (compared with [`same_hash`]), in one step: a
-    /// locked-out locator refuses, a wrong hash is counted in the wrong-try window, and
-    /// a version that is not kept is [`Fetch::NoVersion`] (not counted). A latest
-    /// version served (`version` `None`) counts as a restore (see [`Restores`]).
+    /// [`backup_fetch_to`](Self::backup_fetch_to) with the blob collected in memory
+    /// into [`Fetch::Blob`]'s `data` (the conformance suite's form).
+    #[cfg(test)]
     fn backup_fetch(
         &self,
         locator: &str,
         fetch_hash: &[u8],
         version: Option<i64>,
         now_s: i64,
+    ) -> Result<Fetch> {
+        let mut data = Vec::new();
+        Ok(
+            match self.backup_fetch_to(locator, fetch_hash, version, now_s, &mut data)? {
+                Fetch::Blob { version, base, .. } => Fetch::Blob {
+                    version,
+                    base,
+                    data,
+                },
+                other => other,
+            },
+        )
+    }
+    /// Version `version` under `locator` (the latest when `None`) if `fetch_hash`
+    /// matches the stored hash (compared with [`same_hash`]), in one step: a
+    /// locked-out locator refuses, a wrong hash is counted in the wrong-try window, and
+    /// a version that is not kept is [`Fetch::NoVersion`] (not counted). A latest
+    /// version served (`version` `None`) counts as a restore (see [`Restores`]). The
+    /// blob is written to `out` in pieces (a [`Fetch::Blob`]'s `data` is left empty),
+    /// so it is never whole in memory; if writing fails, nothing is counted.
+    fn backup_fetch_to(
+        &self,
+        locator: &str,
+        fetch_hash: &[u8],
+        version: Option<i64>,
+        now_s: i64,
+        out: &mut dyn BlobOut,
     ) -> Result<Fetch>;
     /// `owner`'s versions under `locator`, newest first; `None` when there is no such
     /// locator of this owner.

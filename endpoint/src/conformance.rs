@@ -3,10 +3,12 @@
 
 use serde_json::json;
 
-use crate::backup_store::{Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S};
+use crate::backup_store::{
+    Blob, Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S,
+};
 use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
-use crate::store::{After, Grant, Query, Store};
+use crate::store::{After, Grant, Query, Refresh, Refreshed, Store};
 
 /// Run every check against `store` (which must be empty).
 pub fn run(store: &dyn Store) {
@@ -15,7 +17,11 @@ pub fn run(store: &dyn Store) {
     search_order_paging_and_filters(store);
     delete_removes(store);
     conditional_create_is_unique(store);
+    unplaced_resources_are_shared_by_type_only(store);
     grants_are_single_use(store);
+    refresh_tokens_rotate_and_replays_revoke_the_family(store);
+    refresh_checks_tenant_and_client_before_changing_anything(store);
+    concurrent_refreshes_of_one_token_leave_at_most_one_chain(store);
     relay_challenges_are_single_use_and_expire(store);
     relay_sessions_expire(store);
     relay_directory_entries_are_replaced(store);
@@ -41,6 +47,7 @@ pub fn run(store: &dyn Store) {
     backup_concurrent_incrementals_on_one_base_store_one(store);
     backup_fetches_by_version_count_only_wrong_secrets(store);
     backup_restores_count_fetches_of_the_latest(store);
+    backup_blobs_of_many_pieces_or_none_round_trip(store);
 }
 
 fn tenants(store: &dyn Store) {
@@ -286,7 +293,14 @@ fn grants_are_single_use(store: &dyn Store) {
     store.put_grant("h-code", &grant("code", 5_000)).unwrap();
     let wins = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| store.take_grant("h-code", 10).unwrap().is_some()))
+            .map(|_| {
+                s.spawn(|| {
+                    store
+                        .take_grant("h-code", "code", "g", 10)
+                        .unwrap()
+                        .is_some()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -296,18 +310,319 @@ fn grants_are_single_use(store: &dyn Store) {
             .count()
     });
     assert_eq!(wins, 1);
-    assert_eq!(store.take_grant("h-code", 10).unwrap(), None);
+    assert_eq!(store.take_grant("h-code", "code", "g", 10).unwrap(), None);
+    // Only a grant of the kind and tenant asked for is taken; anything else stays.
+    store.put_grant("h-code2", &grant("code", 5_000)).unwrap();
+    assert_eq!(
+        store.take_grant("h-code2", "code", "other", 10).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_grant("h-code2", "access", "g", 10).unwrap(),
+        None
+    );
+    assert!(store.get_grant("h-code2", 10).unwrap().is_some());
     // An expired grant is not handed out.
-    store.put_grant("h-old", &grant("refresh", 5)).unwrap();
-    assert_eq!(store.take_grant("h-old", 10).unwrap(), None);
-    // Revoking a family removes all of it and nothing else.
-    store.put_grant("h-r1", &grant("refresh", 9_000)).unwrap();
-    let mut other = grant("refresh", 9_000);
-    other.client_id = "other-app".into();
-    store.put_grant("h-r2", &other).unwrap();
-    assert_eq!(store.revoke_grants("g", "p1", "app").unwrap(), 2);
-    assert!(store.get_grant("h-r1", 10).unwrap().is_none());
-    assert!(store.get_grant("h-r2", 10).unwrap().is_some());
+    store.put_grant("h-old", &grant("code", 5)).unwrap();
+    assert_eq!(store.take_grant("h-old", "code", "g", 10).unwrap(), None);
+}
+
+/// A refresh token of `patient` (tenant `g`, client `app`), live until 1,000,000.
+fn refresh_grant_of(store: &dyn Store, hash: &str, patient: &str) {
+    let mut g = grant("refresh", 1_000_000);
+    g.patient = patient.into();
+    store.put_grant(hash, &g).unwrap();
+}
+
+/// A presentation at tenant `g` by client `app`, issuing `next`'s access and refresh
+/// token (`next-a`, `next-r`).
+fn presented<'a>(next: &'a (String, String), now_ms: i64, grace_ms: i64) -> Refresh<'a> {
+    Refresh {
+        tenant: "g",
+        client_id: "app",
+        now_ms,
+        grace_ms,
+        access: (&next.0, now_ms + 1_000),
+        refresh: (&next.1, 1_000_000),
+    }
+}
+
+fn pair(name: &str) -> (String, String) {
+    (format!("{name}-a"), format!("{name}-r"))
+}
+
+fn kind_of(store: &dyn Store, hash: &str, now_ms: i64) -> Option<String> {
+    store.get_grant(hash, now_ms).unwrap().map(|g| g.kind)
+}
+
+fn refresh_tokens_rotate_and_replays_revoke_the_family(store: &dyn Store) {
+    // Rotation: the new pair is stored for the same patient, the old token is spent.
+    refresh_grant_of(store, "f-0", "pf");
+    let mut other_client = grant("refresh", 1_000_000);
+    other_client.patient = "pf".into();
+    other_client.client_id = "other-app".into();
+    store.put_grant("f-other", &other_client).unwrap();
+    let one = pair("f-1");
+    match store
+        .refresh_grant("f-0", &presented(&one, 100, 1_000))
+        .unwrap()
+    {
+        Refreshed::Issued { grant, retry } => {
+            assert_eq!((grant.patient.as_str(), retry), ("pf", false));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(kind_of(store, "f-0", 100).as_deref(), Some("spent"));
+    assert_eq!(kind_of(store, &one.0, 100).as_deref(), Some("access"));
+    assert_eq!(kind_of(store, &one.1, 100).as_deref(), Some("refresh"));
+    // Within the grace window, once: a new pair, and the first use's pair stops working.
+    let two = pair("f-2");
+    assert!(matches!(
+        store
+            .refresh_grant("f-0", &presented(&two, 200, 1_000))
+            .unwrap(),
+        Refreshed::Issued { retry: true, .. }
+    ));
+    assert_eq!(kind_of(store, &one.0, 200), None, "superseded access token");
+    assert_eq!(kind_of(store, &one.1, 200).as_deref(), Some("superseded"));
+    assert_eq!(kind_of(store, &two.1, 200).as_deref(), Some("refresh"));
+    // A second use within the window is a replay: the whole family goes, and only it.
+    let three = pair("f-3");
+    assert!(matches!(
+        store.refresh_grant("f-0", &presented(&three, 300, 1_000)).unwrap(),
+        Refreshed::Revoked(n) if n >= 4
+    ));
+    for h in ["f-0", &two.0, &two.1, &one.1, &three.0, &three.1] {
+        assert_eq!(kind_of(store, h, 300), None, "{h}");
+    }
+    assert!(store.get_grant("f-other", 300).unwrap().is_some());
+    assert_eq!(
+        store
+            .refresh_grant("f-0", &presented(&three, 400, 1_000))
+            .unwrap(),
+        Refreshed::Unknown
+    );
+
+    // Past the window, a spent token is a replay.
+    refresh_grant_of(store, "l-0", "pl");
+    let next = pair("l-1");
+    store
+        .refresh_grant("l-0", &presented(&next, 100, 1_000))
+        .unwrap();
+    assert!(matches!(
+        store
+            .refresh_grant("l-0", &presented(&pair("l-2"), 1_101, 1_000))
+            .unwrap(),
+        Refreshed::Revoked(_)
+    ));
+    assert_eq!(kind_of(store, &next.1, 1_101), None);
+
+    // Without a window (0), at once.
+    refresh_grant_of(store, "z-0", "pz");
+    store
+        .refresh_grant("z-0", &presented(&pair("z-1"), 100, 0))
+        .unwrap();
+    assert!(matches!(
+        store
+            .refresh_grant("z-0", &presented(&pair("z-2"), 100, 0))
+            .unwrap(),
+        Refreshed::Revoked(_)
+    ));
+
+    // Within the window, but the successor was already used: not a lost answer.
+    refresh_grant_of(store, "u-0", "pu");
+    let u1 = pair("u-1");
+    store
+        .refresh_grant("u-0", &presented(&u1, 100, 1_000))
+        .unwrap();
+    store
+        .refresh_grant(&u1.1, &presented(&pair("u-2"), 150, 1_000))
+        .unwrap();
+    assert!(matches!(
+        store
+            .refresh_grant("u-0", &presented(&pair("u-3"), 200, 1_000))
+            .unwrap(),
+        Refreshed::Revoked(_)
+    ));
+    assert_eq!(kind_of(store, "u-2-r", 200), None);
+
+    // A superseded token presented is a replay too.
+    refresh_grant_of(store, "s-0", "ps");
+    let s1 = pair("s-1");
+    store
+        .refresh_grant("s-0", &presented(&s1, 100, 1_000))
+        .unwrap();
+    store
+        .refresh_grant("s-0", &presented(&pair("s-2"), 110, 1_000))
+        .unwrap();
+    assert!(matches!(
+        store
+            .refresh_grant(&s1.1, &presented(&pair("s-3"), 120, 1_000))
+            .unwrap(),
+        Refreshed::Revoked(_)
+    ));
+    assert_eq!(kind_of(store, "s-2-r", 120), None);
+}
+
+fn refresh_checks_tenant_and_client_before_changing_anything(store: &dyn Store) {
+    refresh_grant_of(store, "w-0", "pw");
+    let next = pair("w-1");
+    let mut elsewhere = presented(&next, 100, 1_000);
+    elsewhere.tenant = "other";
+    let mut stranger = presented(&next, 100, 1_000);
+    stranger.client_id = "evil";
+    for r in [elsewhere, stranger] {
+        assert_eq!(store.refresh_grant("w-0", &r).unwrap(), Refreshed::Unknown);
+        assert_eq!(kind_of(store, "w-0", 100).as_deref(), Some("refresh"));
+        assert_eq!(kind_of(store, &next.0, 100), None);
+    }
+    // An access token or a code presented as a refresh token is left as it was.
+    store
+        .put_grant("w-access", &grant("access", 1_000_000))
+        .unwrap();
+    store
+        .put_grant("w-code", &grant("code", 1_000_000))
+        .unwrap();
+    for h in ["w-access", "w-code", "w-nothing"] {
+        assert_eq!(
+            store
+                .refresh_grant(h, &presented(&next, 100, 1_000))
+                .unwrap(),
+            Refreshed::Unknown
+        );
+    }
+    assert_eq!(kind_of(store, "w-access", 100).as_deref(), Some("access"));
+    assert_eq!(kind_of(store, "w-code", 100).as_deref(), Some("code"));
+    // An expired refresh token does nothing either.
+    let mut old = grant("refresh", 50);
+    old.patient = "pw".into();
+    store.put_grant("w-old", &old).unwrap();
+    assert_eq!(
+        store
+            .refresh_grant("w-old", &presented(&next, 100, 1_000))
+            .unwrap(),
+        Refreshed::Unknown
+    );
+    // The token still works where it belongs.
+    assert!(matches!(
+        store
+            .refresh_grant("w-0", &presented(&next, 100, 1_000))
+            .unwrap(),
+        Refreshed::Issued { retry: false, .. }
+    ));
+}
+
+/// Twenty exchanges of one token at once take turns: one rotates it, one is the
+/// grace-window retry (superseding the first's pair), the next is a replay that
+/// revokes the family, and the rest find nothing. No two chains are ever live.
+fn concurrent_refreshes_of_one_token_leave_at_most_one_chain(store: &dyn Store) {
+    for (name, grace) in [("c", 30_000), ("n", 0)] {
+        let root = format!("{name}-0");
+        refresh_grant_of(store, &root, &format!("p{name}"));
+        let pairs: Vec<(String, String)> = (1..=20).map(|i| pair(&format!("{name}-{i}"))).collect();
+        let outcomes: Vec<Refreshed> = std::thread::scope(|s| {
+            let handles: Vec<_> = pairs
+                .iter()
+                .map(|p| {
+                    let root = root.as_str();
+                    s.spawn(move || {
+                        store
+                            .refresh_grant(root, &presented(p, 100, grace))
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let issued = outcomes
+            .iter()
+            .filter(|o| matches!(o, Refreshed::Issued { .. }))
+            .count();
+        let revoked = outcomes
+            .iter()
+            .filter(|o| matches!(o, Refreshed::Revoked(_)))
+            .count();
+        let expected_issued = if grace > 0 { 2 } else { 1 };
+        assert_eq!(
+            (issued, revoked),
+            (expected_issued, 1),
+            "{name}: {outcomes:?}"
+        );
+        let live = pairs
+            .iter()
+            .filter(|p| kind_of(store, &p.1, 100).as_deref() == Some("refresh"))
+            .count();
+        assert_eq!(live, 0, "{name}: the replays revoked every chain");
+    }
+    // Two at once (a retry racing the first use) leave exactly one live chain.
+    refresh_grant_of(store, "t-0", "pt");
+    let pairs = [pair("t-1"), pair("t-2")];
+    std::thread::scope(|s| {
+        for p in &pairs {
+            s.spawn(move || {
+                store
+                    .refresh_grant("t-0", &presented(p, 100, 30_000))
+                    .unwrap()
+            });
+        }
+    });
+    let live: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|p| kind_of(store, &p.1, 100).as_deref() == Some("refresh"))
+        .collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(kind_of(store, &live[0].0, 100).as_deref(), Some("access"));
+}
+
+fn unplaced_resources_are_shared_by_type_only(store: &dyn Store) {
+    store.ensure_tenant("u").unwrap();
+    let put = |rtype: &str, id: &str, patient: Option<&str>| {
+        let r = json!({"resourceType": rtype, "id": id});
+        store.put("u", rtype, id, patient, &r, 1_000).unwrap();
+    };
+    put("Patient", "p1", Some("p1"));
+    put("Observation", "o1", Some("p1"));
+    put("Observation", "o2", Some("p2"));
+    for t in crate::store::SHARED_TYPES {
+        put(t, "shared", None);
+    }
+    // A database seeded before seeding failed closed may hold these.
+    put("Appointment", "a1", None);
+    put("Composition", "c1", None);
+    let ids = |rtype: Option<&str>, patient: Option<&str>, include_shared| {
+        let mut v: Vec<String> = store
+            .search(
+                "u",
+                &Query {
+                    rtype: rtype.map(str::to_string),
+                    patient: patient.map(str::to_string),
+                    include_shared,
+                    limit: 100,
+                    ..Query::default()
+                },
+            )
+            .unwrap()
+            .into_iter()
+            .map(|s| format!("{}/{}", s.rtype, s.id))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut expected: Vec<String> = crate::store::SHARED_TYPES
+        .iter()
+        .map(|t| format!("{t}/shared"))
+        .collect();
+    expected.extend(["Observation/o1".to_string(), "Patient/p1".to_string()]);
+    expected.sort();
+    assert_eq!(ids(None, Some("p1"), true), expected);
+    assert!(ids(Some("Appointment"), Some("p1"), true).is_empty());
+    assert!(ids(Some("Composition"), Some("p1"), true).is_empty());
+    assert_eq!(
+        ids(Some("Organization"), Some("p1"), true),
+        ["Organization/shared"]
+    );
+    // Without a patient (open servers, static tokens) everything is there.
+    assert_eq!(ids(None, None, false).len(), expected.len() + 3);
 }
 
 fn relay_challenges_are_single_use_and_expire(store: &dyn Store) {
@@ -1067,7 +1382,7 @@ fn upload<'a>(
         locator,
         owner,
         fetch_hash: hash,
-        data,
+        data: data.into(),
         base: None,
         keep: 3,
         now_s,
@@ -1143,6 +1458,43 @@ fn backups_keep_the_newest_versions(store: &dyn Store) {
             version: 6,
             base: None,
             data: bin
+        }
+    );
+}
+
+/// Blobs are copied into the store in pieces: one of several pieces (and an uneven
+/// last one), and an empty one, come back byte for byte.
+fn backup_blobs_of_many_pieces_or_none_round_trip(store: &dyn Store) {
+    let h = [6u8; 32];
+    let piece = crate::backup_store::BLOB_PIECE;
+    let big: Vec<u8> = (0..piece * 3 + 1234).map(|i| (i * 7 % 251) as u8).collect();
+    let u = Upload {
+        data: Blob::Bytes(&big),
+        ..upload("pieces-b", "mb-p", &h, &[], 400)
+    };
+    assert_eq!(store.backup_put(&u).unwrap(), Put::Stored(1));
+    let v = store.backup_versions("pieces-b", "mb-p").unwrap().unwrap();
+    assert_eq!(v[0].bytes, big.len() as i64);
+    assert_eq!(
+        store.backup_fetch("pieces-b", &h, None, 401).unwrap(),
+        Fetch::Blob {
+            version: 1,
+            base: None,
+            data: big
+        }
+    );
+    assert_eq!(
+        store
+            .backup_put(&upload("pieces-b", "mb-p", &h, &[], 402))
+            .unwrap(),
+        Put::Stored(2)
+    );
+    assert_eq!(
+        store.backup_fetch("pieces-b", &h, None, 403).unwrap(),
+        Fetch::Blob {
+            version: 2,
+            base: None,
+            data: Vec::new()
         }
     );
 }
@@ -1749,7 +2101,7 @@ mod tests {
             locator: "old-b",
             owner: "mb-old",
             fetch_hash: &h,
-            data: b"inc",
+            data: crate::backup_store::Blob::Bytes(b"inc"),
             base: Some(2),
             keep: 3,
             now_s: 11,

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::access::{forbidden, Access, AuthMode};
+use crate::body::{BodyError, Incoming};
 use crate::limits::Limits;
 use crate::store::{After, Query, Store, Stored};
 
@@ -33,6 +34,9 @@ pub struct App {
     /// client retrying after a lost response and answered with a fresh pair; later,
     /// as a replay, and the whole token family is revoked.
     pub reuse_grace_ms: i64,
+    /// Where the authorize endpoint may send a code: anything else is refused before
+    /// consent.
+    pub redirect_uris: crate::smart::RedirectUris,
     /// Offer only plain searches: no `$everything` and no `_lastUpdated`, like the
     /// simplest servers in the wild.
     pub plain: bool,
@@ -61,6 +65,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segment
                 )
             })
     }
+}
+
+/// The largest FHIR request body (a created resource), in bytes.
+pub const BODY_LIMIT: usize = 2 << 20;
+
+/// An OperationOutcome for a body that could not be taken (with `Retry-After` on a
+/// `503`).
+pub fn body_refused(e: &BodyError) -> Response {
+    let code = match e {
+        BodyError::TooLarge => "too-costly",
+        BodyError::Busy => "transient",
+        BodyError::TimedOut => "timeout",
+        BodyError::Unreadable => "incomplete",
+        BodyError::Spool => "exception",
+    };
+    let mut r = outcome(e.status(), code, &e.to_string());
+    e.decorate(r.headers_mut());
+    r
 }
 
 /// Default and largest page sizes.
@@ -271,7 +293,7 @@ async fn read(
         Ok(f) => f,
         Err(r) => return r,
     };
-    match found.filter(|s| access.reaches(s.patient.as_deref())) {
+    match found.filter(|s| access.reaches(&s.rtype, s.patient.as_deref())) {
         Some(s) => {
             let mut r = fhir_text(StatusCode::OK, s.json.get().to_string());
             if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", s.version)) {
@@ -535,7 +557,7 @@ async fn operation(
         }
     }
     match app.gate(&tenant, &headers, "*", 'r').await {
-        Ok(a) if a.reaches(Some(&id)) => {}
+        Ok(a) if a.reaches("Patient", Some(&id)) => {}
         Ok(_) => return forbidden("the token is for another patient"),
         Err(r) => return r,
     }
@@ -574,12 +596,13 @@ fn if_none_exist(headers: &HeaderMap) -> Result<Option<String>, ()> {
 }
 
 /// `POST [base]/Observation`: create, or with `If-None-Exist: identifier=…` a
-/// conditional create that returns the existing resource instead of a duplicate.
+/// conditional create that returns the existing resource instead of a duplicate. The
+/// body is read once the token and the headers are checked.
 async fn create(
     State(app): State<Arc<App>>,
     Segments((tenant, rtype)): Segments<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Incoming,
 ) -> Response {
     if rtype != "Observation" {
         return outcome(
@@ -599,7 +622,11 @@ async fn create(
             "If-None-Exist must be identifier=system|value",
         );
     };
-    let mut resource: Value = match serde_json::from_slice(&body) {
+    let body = match body.read(BODY_LIMIT).await {
+        Ok(held) => held,
+        Err(e) => return body_refused(&e),
+    };
+    let mut resource: Value = match serde_json::from_slice(&body.bytes) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
             return outcome(
@@ -623,7 +650,7 @@ async fn create(
             "subject must reference the Patient",
         );
     };
-    if !access.reaches(Some(&patient)) {
+    if !access.reaches("Observation", Some(&patient)) {
         return forbidden("the token is for another patient");
     }
     let (t, p) = (tenant.clone(), patient.clone());

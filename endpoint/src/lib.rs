@@ -2,7 +2,9 @@
 //! R4 sandbox over embedded SQLite or PostgreSQL, the SMART authorization server, the
 //! share relay `/relay/v1`, SMART Health Links `/shl` with the web viewer `/view`, and
 //! encrypted backups `/backup/v1`), built into one router. The `carry-endpoint` binary
-//! serves it; fuzz targets and load tests call it in process.
+//! serves it with [`serve`] (header and idle timeouts per connection); fuzz targets
+//! and load tests call it in process. Request bodies are read only after a route's
+//! checks, within its cap and a process-wide in-flight budget (`body.rs`).
 
 #![forbid(unsafe_code)]
 // No panics on paths inputs can reach: tests may unwrap.
@@ -20,6 +22,7 @@
 mod access;
 mod backup;
 mod backup_store;
+mod body;
 #[cfg(test)]
 mod conformance;
 mod fhir;
@@ -28,6 +31,7 @@ mod postgres;
 mod relay;
 mod relay_store;
 mod seed;
+mod server;
 mod shl;
 mod shl_store;
 mod smart;
@@ -36,8 +40,12 @@ mod store;
 mod time;
 mod viewer;
 
+pub use seed::TenantSeeded;
+
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
@@ -89,10 +97,19 @@ struct ServeOptions {
     /// How long an access token lives, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_ttl: u32,
-    /// Seconds after rotation in which a spent refresh token still works once more
-    /// (a client retrying after a lost answer); after that a replay revokes the family.
+    /// Seconds after rotation in which a spent refresh token works exactly once more
+    /// (a client retrying after a lost answer; the tokens its first use gave stop
+    /// working). Any further use, or one after this window, is a replay and revokes
+    /// the token family. 0: no retry.
     #[arg(long, default_value_t = 30)]
     refresh_reuse_grace: u32,
+    /// A redirect URI SMART clients may be sent back to; repeat for several (giving
+    /// any replaces the defaults). `loopback` stands for any http URI on 127.0.0.1 or
+    /// [::1], any port (RFC 8252); a registered http://127.0.0.1 or http://[::1] URI
+    /// matches on any port; a custom app scheme (e.g. health.carry.app:/callback)
+    /// works only if registered; javascript:, data: and the like never.
+    #[arg(long = "redirect-uri", value_name = "URI", default_values = smart::DEFAULT_REDIRECT_URIS)]
+    redirect_uris: Vec<String>,
     /// Offer only plain searches: no $everything and no _lastUpdated.
     #[arg(long)]
     plain_search: bool,
@@ -117,6 +134,28 @@ struct ServeOptions {
     /// How long a delay fault waits, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     fault_delay_ms: u64,
+    /// The most bytes of request bodies all requests together may hold in memory at
+    /// once. A body reserves its declared length (or room as it arrives) before it is
+    /// read; one that does not fit gets 503 with Retry-After. Backup blobs go to a
+    /// temporary file and reserve 512 KiB each.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_budget_bytes: u64,
+    /// Seconds a client has to send a whole request head, from connecting or from the
+    /// previous answer on a kept-alive connection; then the connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a connection may go without a byte moving either way before it is
+    /// closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+    /// Seconds a request body may take, plus one for every 64 KiB received; a slower
+    /// body gets 408.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    body_timeout: u64,
 }
 
 /// Log each request by its route pattern, never its path: paths carry ids.
@@ -149,14 +188,15 @@ impl Storage {
     }
 
     /// Load the FHIR Bundles at `from` (a file or a folder) into `tenants`, and return
-    /// the resources written per tenant. With several tenants and `split_by_encounter`,
-    /// each patient's encounters alternate between them.
+    /// what each tenant took: the resources written, and those refused because they
+    /// are in no patient's compartment and not of a shared type. With several tenants
+    /// and `split_by_encounter`, each patient's encounters alternate between them.
     pub fn seed(
         &self,
         tenants: &[String],
         from: &Path,
         split_by_encounter: bool,
-    ) -> Result<Vec<(String, usize)>, String> {
+    ) -> Result<Vec<TenantSeeded>, String> {
         if let Some(bad) = tenants.iter().find(|t| !valid_tenant(t)) {
             return Err(format!("tenant '{bad}' must be 1-40 of a-z 0-9 -"));
         }
@@ -218,12 +258,41 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         &options.backup,
     ));
     let viewer = Arc::new(viewer::Viewer::new(&public_base));
+    let bodies = body::BodyLimits {
+        budget: body::Budget::new(usize::try_from(serve.body_budget_bytes).unwrap_or(usize::MAX)),
+        timeout: Duration::from_secs(serve.body_timeout),
+        spool_dir: options.backup.spool_dir.clone(),
+    };
+    let largest = [
+        relay.body_limit(),
+        shl.body_limit(),
+        fhir::BODY_LIMIT,
+        smart::FORM_LIMIT,
+        body::SPOOL_WINDOW,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    if let Some(dir) = bodies.spool_dir.as_deref().filter(|d| !d.is_dir()) {
+        return Err(format!(
+            "--backup-spool-dir {} is not a folder",
+            dir.display()
+        ));
+    }
+    if bodies.budget.limit() < largest {
+        return Err(format!(
+            "--body-budget-bytes ({}) must hold the largest request body read into memory \
+             ({largest} bytes, from --shl-max-file, --relay-max-envelope or the 2 MiB of FHIR)",
+            bodies.budget.limit()
+        ));
+    }
     let app = Arc::new(fhir::App {
         store,
         public_base,
         auth: access::AuthMode::parse(&serve.auth)?,
         token_ttl_ms: i64::from(serve.token_ttl.max(1)) * 1000,
         reuse_grace_ms: i64::from(serve.refresh_reuse_grace) * 1000,
+        redirect_uris: smart::RedirectUris::parse(&serve.redirect_uris)?,
         plain: serve.plain_search,
         no_metadata: serve.no_metadata,
         limits: limits::Limits {
@@ -244,9 +313,26 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         .merge(shl::routes(shl))
         .merge(backup::routes(backup))
         .merge(viewer::routes(viewer))
+        .layer(axum::Extension(bodies))
         .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
         .layer(middleware::from_fn(access_log))
         .with_state(app))
+}
+
+/// Serve `router` on `listener` with the connection timeouts of `options` (see
+/// `--header-timeout` and `--idle-timeout`) until `shutdown` resolves; then the
+/// requests in flight finish and it returns. Handlers see the peer's address.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    options: &Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let limits = server::ConnectionLimits {
+        header: Duration::from_secs(options.serve.header_timeout),
+        idle: Duration::from_secs(options.serve.idle_timeout),
+    };
+    server::serve(listener, router, limits, shutdown).await
 }
 
 #[cfg(test)]
@@ -256,5 +342,25 @@ mod tests {
         assert!(super::Options::defaults().is_ok());
         assert!(super::Options::from_args(&["--auth", "none"]).is_ok());
         assert!(super::Options::from_args(&["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn a_budget_smaller_than_a_body_cap_is_refused() {
+        let storage = super::Storage::open("sqlite://:memory:").unwrap();
+        let small = super::Options::from_args(&["--body-budget-bytes", "1000000"]).unwrap();
+        let e = super::router(&storage, "http://x.invalid", &small).unwrap_err();
+        assert!(e.contains("--body-budget-bytes"), "{e}");
+        let fits = super::Options::from_args(&[
+            "--body-budget-bytes",
+            "3000000",
+            "--shl-max-file",
+            "1000000",
+        ])
+        .unwrap();
+        assert!(super::router(&storage, "http://x.invalid", &fits).is_ok());
+        let nowhere =
+            super::Options::from_args(&["--backup-spool-dir", "/no/such/folder"]).unwrap();
+        let e = super::router(&storage, "http://x.invalid", &nowhere).unwrap_err();
+        assert!(e.contains("--backup-spool-dir"), "{e}");
     }
 }

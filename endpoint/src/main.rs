@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
         #[command(flatten)]
-        options: Options,
+        options: Box<Options>,
     },
     /// Remove one resource from a tenant (to test how clients notice deletions).
     Delete {
@@ -82,7 +82,7 @@ async fn serve(
     db: String,
     listen: SocketAddr,
     public_url: Option<String>,
-    options: Options,
+    options: Box<Options>,
 ) -> Result<(), String> {
     let storage = Storage::open(&db)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -94,14 +94,10 @@ async fn serve(
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
     // The peer's address reaches the rate limit, which knows callers without a token
-    // by it.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| e.to_string())?;
+    // by it; connections get the header and idle timeouts of `options`.
+    carry_endpoint::serve(listener, router, &options, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -162,8 +158,8 @@ fn main() -> ExitCode {
         } => Storage::open(&db)
             .and_then(|s| s.seed(&tenants, &from, split_by_encounter))
             .map(|done| {
-                for (t, n) in &done {
-                    println!("{t}: {n} resources");
+                for t in &done {
+                    println!("{t}");
                 }
             }),
     };

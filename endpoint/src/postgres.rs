@@ -32,8 +32,14 @@
 //! - Citus: these tables are created as plain local tables. To distribute them, use
 //!   `tenant`/`name` as the distribution column of `tenants`, `resources` and
 //!   `identifiers` (co-located, so every transaction here stays on one node). `grants`
-//!   is keyed by `hash` alone, so it is distributed by `hash` (or kept local);
-//!   `revoke_grants` and the expired-grant purge in `take_grant` then span shards.
+//!   is keyed by `hash` alone, so it is distributed by `hash` (or kept local); a
+//!   family's revocation in `refresh_grant` and the expired-grant purge in
+//!   `take_grant` then span shards.
+//! - Refresh tokens: `refresh_grant` locks the presented token's row
+//!   (`SELECT … FOR UPDATE`), then the row of the token it was last exchanged for,
+//!   always in that order, and decides and writes under those locks, so concurrent
+//!   exchanges of one token take turns. On Citus the two rows may sit on different
+//!   shards, and a family's revocation spans shards.
 //! - CockroachDB: transactions are SERIALIZABLE and may be aborted with 40001 under
 //!   contention; every transaction here is retried a few times on 40001 and deadlock
 //!   (40P01). Its retry errors can name keys (tenant, type, id), never content.
@@ -66,7 +72,11 @@
 //!   to count wrong fetch secrets exactly. An incremental upload checks its base
 //!   against `latest` and counts its chain under the same lock, so of concurrent
 //!   incrementals on one base exactly one is stored; it never inserts the locator's
-//!   row. Pruning reads the newest full versions (`ORDER BY version DESC LIMIT $2`)
+//!   row. The version's row goes in by binary `COPY … FROM STDIN`, its blob streamed
+//!   in pieces from the spooled upload, so the endpoint never holds a blob whole
+//!   (the server builds the `bytea` value; COPY works inside the transaction, after
+//!   the lock); a fetch reads it back in 1 MiB `substring`s under the locator's lock.
+//!   Pruning reads the newest full versions (`ORDER BY version DESC LIMIT $2`)
 //!   and deletes below the oldest kept one. Citus: distribute `backup_locators` and
 //!   `backup_versions` by `locator` (co-located); every statement stays on one shard.
 //! - Upgrades: `backup_versions.base` and `backup_locators.restores` and
@@ -74,6 +84,7 @@
 //!   (`ALTER TABLE … ADD COLUMN`, after a probe that finds it missing; a concurrent
 //!   opener that added it first is tolerated).
 
+use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -83,8 +94,8 @@ use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transa
 use serde_json::Value;
 
 use crate::backup_store::{
-    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Restores,
-    Step as FetchStep, Upload, Version, Window,
+    check_base, decide as decide_fetch, for_each_piece, prune_below, put_piece, BackupStore,
+    BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window,
 };
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
@@ -93,10 +104,15 @@ use crate::shl_store::{
     decide, embeds, token_serves, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
     ShlStore, Step, Via,
 };
-use crate::store::{stamp, unstamped, Grant, Query, Result, Store, StoreError, Stored};
+use crate::store::{
+    refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
+    RefreshStep, Refreshed, Result, Spent, Store, StoreError, Stored,
+};
 
 /// Connections kept open between calls.
 const POOL: usize = 8;
+/// Bytes of a backup blob fetched per round trip.
+const FETCH_PIECE: i32 = 1 << 20;
 /// How many times a transaction is tried when the engine asks for a retry.
 const ATTEMPTS: u32 = 10;
 
@@ -664,7 +680,10 @@ impl Store for PostgresStore {
             if q.include_shared {
                 arg(
                     &mut sql,
-                    " AND (patient = ? OR patient IS NULL)",
+                    &format!(
+                        " AND (patient = ? OR (patient IS NULL AND {}))",
+                        shared_types_sql()
+                    ),
                     Box::new(p.clone()),
                 );
             } else {
@@ -829,13 +848,22 @@ impl Store for PostgresStore {
         })
     }
 
-    fn take_grant(&self, hash: &str, now_ms: i64) -> Result<Option<Grant>> {
+    fn take_grant(
+        &self,
+        hash: &str,
+        kind: &str,
+        tenant: &str,
+        now_ms: i64,
+    ) -> Result<Option<Grant>> {
         self.tx("take grant", |t| {
             // Of concurrent takers, the one whose delete lands gets the row.
             let g = t
                 .query_opt(
-                    &format!("DELETE FROM grants WHERE hash = $1 RETURNING {GRANT_COLUMNS}"),
-                    &[&hash],
+                    &format!(
+                        "DELETE FROM grants WHERE hash = $1 AND kind = $2 AND tenant = $3
+                         RETURNING {GRANT_COLUMNS}"
+                    ),
+                    &[&hash, &kind, &tenant],
                 )
                 .op("take grant")?
                 .map(|r| grant(&r, "take grant"))
@@ -847,17 +875,134 @@ impl Store for PostgresStore {
         })
     }
 
-    fn revoke_grants(&self, tenant: &str, patient: &str, client_id: &str) -> Result<usize> {
-        self.tx("revoke grants", |t| {
-            let n = t
-                .execute(
-                    "DELETE FROM grants WHERE tenant = $1 AND patient = $2 AND client_id = $3",
-                    &[&tenant, &patient, &client_id],
+    fn refresh_grant(&self, hash: &str, r: &Refresh<'_>) -> Result<Refreshed> {
+        const WHAT: &str = "refresh grant";
+        self.tx(WHAT, |t| {
+            // The presented token's row, locked: concurrent exchanges of one token take
+            // turns, and each sees what the one before it did.
+            let found = t
+                .query_opt(
+                    &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE hash = $1 FOR UPDATE"),
+                    &[&hash],
                 )
-                .op("revoke grants")?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+                .op(WHAT)?
+                .map(|row| grant(&row, WHAT))
+                .transpose()?;
+            // Its successor's row too (locked after it, always in that order), so a
+            // retry cannot race the successor's own rotation.
+            let successor_unused = match found
+                .as_ref()
+                .filter(|g| g.kind == "spent")
+                .and_then(|g| Spent::of(g).next_refresh)
+            {
+                Some(next) => t
+                    .query_opt(
+                        "SELECT kind, expires_ms FROM grants WHERE hash = $1 FOR UPDATE",
+                        &[&next],
+                    )
+                    .op(WHAT)?
+                    .map(|row| -> Res<bool> {
+                        let kind: String = row.try_get(0).op(WHAT)?;
+                        let expires_ms: i64 = row.try_get(1).op(WHAT)?;
+                        Ok(kind == "refresh" && expires_ms > r.now_ms)
+                    })
+                    .transpose()?
+                    .unwrap_or(false),
+                None => true,
+            };
+            Ok(
+                match (refresh_step(found.as_ref(), successor_unused, r), found) {
+                    (RefreshStep::Rotate, Some(g)) => {
+                        let spent = Spent {
+                            spent_ms: r.now_ms,
+                            retried: false,
+                            next_access: Some(r.access.0.to_string()),
+                            next_refresh: Some(r.refresh.0.to_string()),
+                        };
+                        t.execute(
+                            "UPDATE grants SET kind = 'spent', data = $2 WHERE hash = $1",
+                            &[&hash, &spent.to_data()],
+                        )
+                        .op(WHAT)?;
+                        insert_pair(t, &g, r)?;
+                        Refreshed::Issued {
+                            grant: g,
+                            retry: false,
+                        }
+                    }
+                    (RefreshStep::Retry(old), Some(g)) => {
+                        if let Some(a) = &old.next_access {
+                            t.execute(
+                                "DELETE FROM grants WHERE hash = $1 AND kind = 'access'",
+                                &[a],
+                            )
+                            .op(WHAT)?;
+                        }
+                        if let Some(n) = &old.next_refresh {
+                            t.execute(
+                                "UPDATE grants SET kind = 'superseded', data = '{}' WHERE hash = $1",
+                                &[n],
+                            )
+                            .op(WHAT)?;
+                        }
+                        let spent = Spent {
+                            spent_ms: old.spent_ms,
+                            retried: true,
+                            next_access: Some(r.access.0.to_string()),
+                            next_refresh: Some(r.refresh.0.to_string()),
+                        };
+                        t.execute(
+                            "UPDATE grants SET data = $2 WHERE hash = $1",
+                            &[&hash, &spent.to_data()],
+                        )
+                        .op(WHAT)?;
+                        insert_pair(t, &g, r)?;
+                        Refreshed::Issued {
+                            grant: g,
+                            retry: true,
+                        }
+                    }
+                    (RefreshStep::Revoke, Some(g)) => {
+                        let n = t
+                            .execute(
+                                "DELETE FROM grants
+                                 WHERE tenant = $1 AND patient = $2 AND client_id = $3",
+                                &[&g.tenant, &g.patient, &g.client_id],
+                            )
+                            .op(WHAT)?;
+                        Refreshed::Revoked(rows(n))
+                    }
+                    _ => Refreshed::Unknown,
+                },
+            )
         })
     }
+}
+
+/// Store the access and refresh token a refresh exchange issues, for `from`'s patient.
+fn insert_pair(t: &mut Transaction<'_>, from: &Grant, r: &Refresh<'_>) -> Res<()> {
+    for (hash, kind, expires_ms) in [
+        (r.access.0, "access", r.access.1),
+        (r.refresh.0, "refresh", r.refresh.1),
+    ] {
+        let g = successor_grant(from, kind, expires_ms);
+        t.execute(
+            "INSERT INTO grants (hash, tenant, kind, patient, scope, client_id, expires_ms, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &hash,
+                &g.tenant,
+                &g.kind,
+                &g.patient,
+                &g.scope,
+                &g.client_id,
+                &g.expires_ms,
+                &g.data,
+            ],
+        )
+        .op("refresh grant: issue")?;
+    }
+    Ok(())
 }
 
 /// A count of rows from the driver as a `usize`.
@@ -1438,10 +1583,55 @@ impl ShlStore for PostgresStore {
     }
 }
 
+/// Insert backup version `version` of upload `u` with binary `COPY`, its blob streamed
+/// in pieces from the upload, so a blob is never whole in the endpoint's memory (the
+/// server still assembles the `bytea` value).
+fn copy_version(t: &mut Transaction<'_>, u: &Upload<'_>, version: i64) -> Res<()> {
+    const WHAT: &str = "put backup: copy";
+    let len = i32::try_from(u.data.len())
+        .map_err(|_| Fail::Store(StoreError::Backend("the backup is over 2 GiB".into())))?;
+    let bytes = i64::from(len);
+    let io = |e: std::io::Error| Fail::Store(StoreError::Backend(format!("{WHAT}: {e}")));
+    let mut head = Vec::with_capacity(128 + u.locator.len());
+    head.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    head.extend_from_slice(&0i32.to_be_bytes()); // flags
+    head.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    head.extend_from_slice(&6i16.to_be_bytes()); // fields
+    let field = |head: &mut Vec<u8>, value: &[u8]| {
+        head.extend_from_slice(&i32::try_from(value.len()).unwrap_or(i32::MAX).to_be_bytes());
+        head.extend_from_slice(value);
+    };
+    field(&mut head, u.locator.as_bytes());
+    field(&mut head, &version.to_be_bytes());
+    field(&mut head, &bytes.to_be_bytes());
+    field(&mut head, &u.now_s.to_be_bytes());
+    head.extend_from_slice(&len.to_be_bytes());
+    let mut tail = Vec::with_capacity(16);
+    match u.base {
+        Some(b) => field(&mut tail, &b.to_be_bytes()),
+        None => tail.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+    tail.extend_from_slice(&(-1i16).to_be_bytes()); // the end of the data
+    let mut w = t
+        .copy_in(
+            "COPY backup_versions (locator, version, bytes, created_s, data, base)
+             FROM STDIN (FORMAT binary)",
+        )
+        .op(WHAT)?;
+    w.write_all(&head).map_err(io)?;
+    for_each_piece(u.data, |piece| {
+        w.write_all(piece)
+            .map_err(|e| StoreError::Backend(format!("{WHAT}: {e}")))
+    })
+    .map_err(Fail::Store)?;
+    w.write_all(&tail).map_err(io)?;
+    w.finish().op(WHAT)?;
+    Ok(())
+}
+
 impl BackupStore for PostgresStore {
     fn backup_put(&self, u: &Upload<'_>) -> Result<Put> {
         const WHAT: &str = "put backup";
-        let bytes = i64::try_from(u.data.len()).unwrap_or(i64::MAX);
         let keep = u.keep.max(1);
         self.tx(WHAT, |t| {
             // Only a full upload creates a locator; an incremental needs one.
@@ -1495,12 +1685,7 @@ impl BackupStore for PostgresStore {
                 &[&u.locator, &version, &u.fetch_hash],
             )
             .op(WHAT)?;
-            t.execute(
-                "INSERT INTO backup_versions (locator, version, bytes, created_s, data, base)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&u.locator, &version, &bytes, &u.now_s, &u.data, &u.base],
-            )
-            .op(WHAT)?;
+            copy_version(t, u, version)?;
             let fulls = t
                 .query(
                     "SELECT version FROM backup_versions WHERE locator = $1 AND base IS NULL
@@ -1522,12 +1707,13 @@ impl BackupStore for PostgresStore {
         })
     }
 
-    fn backup_fetch(
+    fn backup_fetch_to(
         &self,
         locator: &str,
         fetch_hash: &[u8],
         version: Option<i64>,
         now_s: i64,
+        out: &mut dyn BlobOut,
     ) -> Result<Fetch> {
         const WHAT: &str = "fetch backup";
         self.tx(WHAT, |t| {
@@ -1562,13 +1748,37 @@ impl BackupStore for PostgresStore {
                     let want = version.unwrap_or(latest);
                     match t
                         .query_opt(
-                            "SELECT base, data FROM backup_versions
+                            "SELECT base, octet_length(data) FROM backup_versions
                              WHERE locator = $1 AND version = $2",
                             &[&locator, &want],
                         )
                         .op("fetch backup: data")?
                     {
                         Some(r) => {
+                            let len: i32 = r.try_get(1).op(WHAT)?;
+                            // The bytes in pieces, under the locator's lock (a retried
+                            // transaction writes them again).
+                            out.restart().map_err(|e| {
+                                Fail::Store(StoreError::Backend(format!("{WHAT}: {e}")))
+                            })?;
+                            let mut at: i32 = 0;
+                            while at < len {
+                                let piece = t
+                                    .query_one(
+                                        "SELECT substring(data FROM $3 FOR $4)
+                                         FROM backup_versions
+                                         WHERE locator = $1 AND version = $2",
+                                        &[&locator, &want, &(at + 1), &FETCH_PIECE],
+                                    )
+                                    .op("fetch backup: piece")?;
+                                let bytes: &[u8] = piece.try_get(0).op(WHAT)?;
+                                if bytes.is_empty() {
+                                    break;
+                                }
+                                put_piece(out, bytes).map_err(Fail::Store)?;
+                                at = at
+                                    .saturating_add(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
+                            }
                             if version.is_none() {
                                 t.execute(
                                     "UPDATE backup_locators
@@ -1581,7 +1791,7 @@ impl BackupStore for PostgresStore {
                             Fetch::Blob {
                                 version: want,
                                 base: r.try_get(0).op(WHAT)?,
-                                data: r.try_get(1).op(WHAT)?,
+                                data: Vec::new(),
                             }
                         }
                         None if version.is_some() => Fetch::NoVersion,

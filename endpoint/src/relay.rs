@@ -21,9 +21,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +35,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::access::{bearer, new_token, token_hash};
+use crate::body::{BodyError, Incoming};
 use crate::relay_store::{DirectoryEntry, NewEnvelope, Posted, Session};
 use crate::store::Store;
 
@@ -62,6 +62,9 @@ const MAX_TAG: usize = 64;
 const PRUNE_EVERY_MS: i64 = 60_000;
 /// The smallest request body limit, so acks of many ids fit however small envelopes are.
 const MIN_BODY_LIMIT: usize = 64 << 10;
+/// The largest sign-in body (a key, a challenge and a signature), read before anyone
+/// is known.
+const SIGN_IN_BODY_LIMIT: usize = 16 << 10;
 
 /// The relay's options on `serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -241,6 +244,19 @@ pub enum RelayError {
     /// 500: no randomness for a challenge or token.
     #[error("the relay could not make a random value")]
     Random,
+    /// The body could not be taken: too slow, or no room in the budget (413s are
+    /// [`RelayError::TooLarge`]).
+    #[error(transparent)]
+    Body(BodyError),
+}
+
+impl From<BodyError> for RelayError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => RelayError::TooLarge("the request body is too large".into()),
+            other => RelayError::Body(other),
+        }
+    }
 }
 
 impl RelayError {
@@ -256,6 +272,7 @@ impl RelayError {
             RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RelayError::Full => StatusCode::INSUFFICIENT_STORAGE,
             RelayError::Storage | RelayError::Random => StatusCode::INTERNAL_SERVER_ERROR,
+            RelayError::Body(e) => e.status(),
         }
     }
 }
@@ -268,6 +285,9 @@ impl IntoResponse for RelayError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"carry-relay\""),
             );
+        }
+        if let RelayError::Body(e) = &self {
+            e.decorate(r.headers_mut());
         }
         r
     }
@@ -288,7 +308,8 @@ pub fn mailbox_id(key: &[u8]) -> String {
     B64.encode(&digest.as_ref()[..16])
 }
 
-/// The relay's routes, with its state and body limit.
+/// The relay's routes, with its state; a declared body past the limit is refused
+/// before anything else.
 pub fn routes<S: Clone + Send + Sync + 'static>(relay: Arc<Relay>) -> Router<S> {
     let limit = relay.body_limit();
     Router::new()
@@ -300,7 +321,6 @@ pub fn routes<S: Clone + Send + Sync + 'static>(relay: Arc<Relay>) -> Router<S> 
         .route("/relay/v1/mailbox", get(fetch))
         .route("/relay/v1/mailbox/ack", post(ack))
         .route("/relay/v1/tags/{tag}", delete(withdraw))
-        .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, refuse_declared_large))
         .with_state(relay)
 }
@@ -323,17 +343,12 @@ pub(crate) async fn refuse_declared_large(
     next.run(req).await
 }
 
-/// Parse a JSON request body.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, RelayError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            RelayError::TooLarge("the request body is too large".into())
-        } else {
-            RelayError::bad("the request body could not be read")
-        }
-    })?;
+/// Read a JSON request body of at most `limit` bytes (see [`crate::body`]) and parse
+/// it. Handlers call it only once the request is otherwise checked.
+async fn parse<T: DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, RelayError> {
+    let held = body.read(limit).await?;
     // serde's messages can quote the input, so they are not passed on.
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(&held.bytes)
         .map_err(|_| RelayError::bad("the body is not the JSON this route expects"))
 }
 
@@ -388,13 +403,10 @@ struct ChallengeRequest {
 }
 
 /// `POST /relay/v1/challenge`: a single-use challenge for `key` to sign.
-async fn challenge(
-    State(relay): State<Arc<Relay>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn challenge(State(relay): State<Arc<Relay>>, body: Incoming) -> Response {
     answer(
         async {
-            let req: ChallengeRequest = parse(body)?;
+            let req: ChallengeRequest = parse(body, SIGN_IN_BODY_LIMIT).await?;
             let key = decode_exact(&req.key, 32)
                 .ok_or_else(|| RelayError::bad("key must be a base64url Ed25519 public key"))?;
             let challenge = new_token().map_err(|_| RelayError::Random)?;
@@ -421,10 +433,10 @@ struct SessionRequest {
 }
 
 /// `POST /relay/v1/session`: trade a signed challenge for a session token.
-async fn session(State(relay): State<Arc<Relay>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn session(State(relay): State<Arc<Relay>>, body: Incoming) -> Response {
     answer(
         async {
-            let req: SessionRequest = parse(body)?;
+            let req: SessionRequest = parse(body, SIGN_IN_BODY_LIMIT).await?;
             let key = decode_exact(&req.key, 32)
                 .ok_or_else(|| RelayError::bad("key must be a base64url Ed25519 public key"))?;
             let refused = RelayError::SignIn(relay.origin.clone());
@@ -469,15 +481,11 @@ struct PublishRequest {
 }
 
 /// `PUT /relay/v1/directory`: publish (or replace) the caller's encryption key.
-async fn publish(
-    State(relay): State<Arc<Relay>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn publish(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Incoming) -> Response {
     answer(
         async {
             let caller = relay.signed_in(&headers).await?;
-            let req: PublishRequest = parse(body)?;
+            let req: PublishRequest = parse(body, relay.body_limit()).await?;
             let enc = decode_exact(&req.enc, 32)
                 .ok_or_else(|| RelayError::bad("enc must be a base64url X25519 public key"))?;
             let binding = decode_exact(&req.binding, 64)
@@ -541,7 +549,7 @@ async fn deliver(
     State(relay): State<Arc<Relay>>,
     headers: HeaderMap,
     mailbox: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Incoming,
 ) -> Response {
     answer(
         async {
@@ -550,7 +558,7 @@ async fn deliver(
             if !valid_mailbox(&mailbox) {
                 return Err(RelayError::bad("not a mailbox id"));
             }
-            let req: DeliverRequest = parse(body)?;
+            let req: DeliverRequest = parse(body, relay.body_limit()).await?;
             if !valid_tag(&req.tag) {
                 return Err(RelayError::bad("tag must be 1 to 64 of A-Z a-z 0-9 _ -"));
             }
@@ -650,15 +658,11 @@ struct AckRequest {
 }
 
 /// `POST /relay/v1/mailbox/ack`: delete envelopes from the caller's own mailbox.
-async fn ack(
-    State(relay): State<Arc<Relay>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn ack(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Incoming) -> Response {
     answer(
         async {
             let caller = relay.signed_in(&headers).await?;
-            let req: AckRequest = parse(body)?;
+            let req: AckRequest = parse(body, relay.body_limit()).await?;
             if req.ids.len() > MAX_ACK {
                 return Err(RelayError::bad("at most 1000 ids per ack"));
             }

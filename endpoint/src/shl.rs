@@ -23,9 +23,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +37,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::access::{new_token, token_hash};
+use crate::body::{BodyError, Incoming};
 use crate::relay::{Relay, RelayError};
 use crate::shl_store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
 use crate::store::Store;
@@ -165,6 +165,11 @@ impl Shl {
         });
     }
 
+    /// The largest owner request body: the largest file and the JSON around it.
+    pub fn body_limit(&self) -> usize {
+        self.max_file.saturating_add(UPLOAD_OVERHEAD)
+    }
+
     /// The manifest URL of link `id`.
     fn manifest_url(&self, id: &str) -> String {
         format!("{}/shl/m/{id}", self.public_base)
@@ -203,6 +208,19 @@ pub enum ShlError {
     /// 500: no randomness for an id, a salt or a token.
     #[error("the server could not make a random value")]
     Random,
+    /// The body could not be taken: too slow, or no room in the budget (413s are
+    /// [`ShlError::TooLarge`]).
+    #[error(transparent)]
+    Body(BodyError),
+}
+
+impl From<BodyError> for ShlError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => ShlError::TooLarge("the request body is too large".into()),
+            other => ShlError::Body(other),
+        }
+    }
 }
 
 impl ShlError {
@@ -214,6 +232,7 @@ impl ShlError {
             ShlError::Revoked => StatusCode::CONFLICT,
             ShlError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ShlError::Storage | ShlError::Random => StatusCode::INTERNAL_SERVER_ERROR,
+            ShlError::Body(e) => e.status(),
         }
     }
 }
@@ -230,6 +249,9 @@ impl IntoResponse for ShlError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"carry-relay\""),
             );
+        }
+        if let ShlError::Body(e) = &self {
+            e.decorate(r.headers_mut());
         }
         r
     }
@@ -265,13 +287,12 @@ fn answer(r: Result<Response, ShlError>) -> Response {
 
 /// The share-link routes: the owner API and the public protocol.
 pub fn routes<S: Clone + Send + Sync + 'static>(shl: Arc<Shl>) -> Router<S> {
-    let upload_limit = shl.max_file.saturating_add(UPLOAD_OVERHEAD);
+    let upload_limit = shl.body_limit();
     let owner = Router::new()
         .route("/shl/v1/links", post(create).get(list))
         .route("/shl/v1/links/{id}", axum::routing::delete(revoke))
         .route("/shl/v1/links/{id}/file", put(replace_file))
         .route("/shl/v1/links/{id}/accesses", get(accesses))
-        .layer(DefaultBodyLimit::max(upload_limit))
         .layer(middleware::from_fn_with_state(
             upload_limit,
             crate::relay::refuse_declared_large,
@@ -279,7 +300,6 @@ pub fn routes<S: Clone + Send + Sync + 'static>(shl: Arc<Shl>) -> Router<S> {
     let public = Router::new()
         .route("/shl/m/{id}", post(manifest).get(direct).options(preflight))
         .route("/shl/f/{token}", get(file).options(preflight))
-        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             PUBLIC_BODY_LIMIT,
             crate::relay::refuse_declared_large,
@@ -330,17 +350,12 @@ async fn preflight() -> Response {
         .into_response()
 }
 
-/// Parse a JSON request body.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ShlError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ShlError::TooLarge("the request body is too large".into())
-        } else {
-            ShlError::BadRequest("the request body could not be read")
-        }
-    })?;
+/// Read a JSON request body of at most `limit` bytes (see [`crate::body`]) and parse
+/// it. Handlers call it only once the request is otherwise checked.
+async fn parse<T: DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, ShlError> {
+    let held = body.read(limit).await?;
     // serde's messages can quote the input, so they are not passed on.
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(&held.bytes)
         .map_err(|_| ShlError::BadRequest("the body is not the JSON this route expects"))
 }
 
@@ -479,15 +494,11 @@ struct CreateRequest {
 }
 
 /// `POST /shl/v1/links`: store an encrypted file behind a new link.
-async fn create(
-    State(shl): State<Arc<Shl>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn create(State(shl): State<Arc<Shl>>, headers: HeaderMap, body: Incoming) -> Response {
     answer(
         async {
             let owner = shl.owner(&headers).await?;
-            let req: CreateRequest = parse(body)?;
+            let req: CreateRequest = parse(body, shl.body_limit()).await?;
             check_file(&req.file, shl.max_file)?;
             check_flags(&req.flags)?;
             let now_s = crate::time::now_ms() / 1000;
@@ -572,13 +583,13 @@ async fn replace_file(
     State(shl): State<Arc<Shl>>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Incoming,
 ) -> Response {
     answer(
         async {
             let owner = shl.owner(&headers).await?;
             let id = link_id(id)?;
-            let req: ReplaceRequest = parse(body)?;
+            let req: ReplaceRequest = parse(body, shl.body_limit()).await?;
             check_file(&req.file, shl.max_file)?;
             let now_s = crate::time::now_ms() / 1000;
             match shl
@@ -705,11 +716,11 @@ async fn attempt(
 async fn manifest(
     State(shl): State<Arc<Shl>>,
     id: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Incoming,
 ) -> Response {
     answer(
         async {
-            let req: ManifestRequest = parse(body)?;
+            let req: ManifestRequest = parse(body, PUBLIC_BODY_LIMIT).await?;
             let recipient = check_recipient(req.recipient.as_deref())?;
             let id = link_id(id)?;
             let now_s = crate::time::now_ms() / 1000;

@@ -6,28 +6,172 @@
 //! adding `sandbox_patient=ID` to the authorize request: that stands for a person
 //! signing in as that patient and approving. This is a sandbox, not an identity
 //! provider.
+//!
+//! A code goes only to a registered redirect URI ([`RedirectUris`], `--redirect-uri`):
+//! any other is refused before consent with a JSON error, never a redirect. Refresh
+//! tokens rotate in one storage transaction ([`Store::refresh_grant`]): a spent one
+//! works exactly once more within the grace window, and any other reuse revokes the
+//! family.
+//!
+//! [`Store::refresh_grant`]: crate::store::Store::refresh_grant
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query as QueryParams, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::access::{granted_scope, new_token, same_secret, token_hash, AuthMode};
+use crate::body::Incoming;
 use crate::fhir::{App, Segments};
-use crate::store::{Grant, Query};
+use crate::store::{Grant, Query, Refresh, Refreshed};
+
+/// The redirect URIs accepted when none are configured: any http URI on a loopback
+/// address (the `carry` CLI's `http://127.0.0.1:53682/callback`, test clients') and
+/// the Carry app's `carry://callback`.
+pub const DEFAULT_REDIRECT_URIS: [&str; 2] = ["loopback", "carry://callback"];
+
+/// Schemes never accepted as a redirect URI, even if registered: they run script,
+/// name local content, or are no place to send a browser with a code.
+const NEVER_SCHEMES: &[&str] = &[
+    "javascript",
+    "vbscript",
+    "data",
+    "file",
+    "blob",
+    "about",
+    "filesystem",
+    "view-source",
+    "jar",
+    "ftp",
+    "ws",
+    "wss",
+    "mailto",
+    "tel",
+    "sms",
+    "urn",
+];
+
+/// One registered redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Registered {
+    /// Any http URI on a loopback IP address, any port and path (RFC 8252 7.3).
+    Loopback,
+    /// This URI, compared as a string; an http URI on a loopback IP address matches
+    /// on any port (`loopback` holds it without its port).
+    Exact {
+        raw: String,
+        loopback: Option<String>,
+    },
+}
+
+/// The redirect URIs a server's authorize endpoint sends codes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUris(Vec<Registered>);
+
+impl RedirectUris {
+    /// The `--redirect-uri` values: `loopback`, or a URI as [`well_formed`] checks
+    /// it. A URI with a scheme that is never accepted is an error here, not later.
+    pub fn parse(values: &[String]) -> Result<Self, String> {
+        if values.is_empty() {
+            return Err("name at least one --redirect-uri".into());
+        }
+        values
+            .iter()
+            .map(|v| {
+                if v == "loopback" {
+                    return Ok(Registered::Loopback);
+                }
+                let url = well_formed(v).map_err(|why| {
+                    let shown: String = v.chars().filter(|c| !c.is_control()).take(80).collect();
+                    format!("--redirect-uri '{shown}' {why}")
+                })?;
+                if url.scheme() == "http" && loopback_key(&url).is_none() {
+                    tracing::warn!(
+                        "a registered redirect URI is plain http to another machine: codes sent to it cross the network in the clear"
+                    );
+                }
+                Ok(Registered::Exact {
+                    raw: v.clone(),
+                    loopback: loopback_key(&url),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(Self)
+    }
+
+    /// Whether the authorize endpoint may send a code to `uri`.
+    pub fn allows(&self, uri: &str) -> bool {
+        let Ok(url) = well_formed(uri) else {
+            return false;
+        };
+        let key = loopback_key(&url);
+        self.0.iter().any(|r| match r {
+            Registered::Loopback => key.is_some(),
+            Registered::Exact { raw, loopback } => {
+                raw == uri || (loopback.is_some() && *loopback == key)
+            }
+        })
+    }
+}
+
+/// A redirect URI's shape: at most 512 visible ASCII characters, absolute, without a
+/// fragment or user info, http or https with a host, or a custom app scheme; never a
+/// scheme of [`NEVER_SCHEMES`]. The error completes "the redirect URI …".
+fn well_formed(uri: &str) -> Result<url::Url, &'static str> {
+    if uri.is_empty() || uri.len() > 512 || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be 1 to 512 visible ASCII characters");
+    }
+    if uri.contains('#') {
+        return Err("must not have a fragment");
+    }
+    let url = url::Url::parse(uri).map_err(|_| "is not an absolute URI")?;
+    let scheme = url.scheme();
+    if NEVER_SCHEMES.contains(&scheme) {
+        return Err("has a scheme that is never accepted");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry user info");
+    }
+    if matches!(scheme, "http" | "https") && url.host().is_none() {
+        return Err("must name a host");
+    }
+    if uri.len() <= scheme.len() + 1 {
+        return Err("names a scheme and nothing else");
+    }
+    Ok(url)
+}
+
+/// For an http URI on a loopback IP address, the URI without its port (RFC 8252: a
+/// native app's loopback redirect may use any port); `None` for anything else.
+/// `localhost` is a name, not an address, and does not count.
+fn loopback_key(url: &url::Url) -> Option<String> {
+    let loopback = match url.host()? {
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
+        url::Host::Domain(_) => false,
+    };
+    if url.scheme() != "http" || !loopback {
+        return None;
+    }
+    let mut u = url.clone();
+    u.set_port(None).ok()?;
+    Some(u.to_string())
+}
 
 /// How long an authorization code lives.
 const CODE_TTL_MS: i64 = 60_000;
 /// How long a refresh token lives.
 const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// The largest token or consent form, in bytes.
+pub const FORM_LIMIT: usize = 64 << 10;
 
 /// The SMART routes of every tenant.
 pub fn routes() -> Router<Arc<App>> {
@@ -106,8 +250,9 @@ fn check_authorize(
     }
     let client_id = get("client_id").ok_or("client_id is required")?;
     let redirect_uri = get("redirect_uri").ok_or("redirect_uri is required")?;
-    if !redirect_uri.contains(':') || redirect_uri.contains('#') || redirect_uri.len() > 512 {
-        return Err("redirect_uri must be an absolute URI without a fragment");
+    // Before anything else is looked at or shown: a code never goes anywhere else.
+    if !app.redirect_uris.allows(redirect_uri) {
+        return Err("redirect_uri is not registered with this server");
     }
     let aud = get("aud").ok_or("aud is required")?;
     if aud.trim_end_matches('/') != app.base(tenant) {
@@ -147,12 +292,38 @@ async fn authorize(
 async fn consent(
     State(app): State<Arc<App>>,
     Segments(tenant): Segments<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    headers: HeaderMap,
+    body: Incoming,
 ) -> Response {
-    match form {
-        Ok(Form(params)) => approve_or_ask(app, tenant, params).await,
-        Err(_) => not_a_form(),
+    match read_form(&headers, body).await {
+        Ok(params) => approve_or_ask(app, tenant, params).await,
+        Err(r) => r,
     }
+}
+
+/// A form body: `application/x-www-form-urlencoded` (checked before anything is read)
+/// of at most [`FORM_LIMIT`] bytes (see [`crate::body`]).
+async fn read_form(
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<HashMap<String, String>, Response> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(not_a_form());
+    }
+    let held = body.read(FORM_LIMIT).await.map_err(|e| {
+        let mut r = oauth_error(e.status(), "invalid_request", &e.to_string());
+        e.decorate(r.headers_mut());
+        r
+    })?;
+    serde_urlencoded::from_bytes(&held.bytes).map_err(|_| not_a_form())
 }
 
 /// A token or consent request whose body is not a form: RFC 6749's `invalid_request`.
@@ -297,11 +468,7 @@ async fn issue(
 ) -> Response {
     let now = crate::time::now_ms();
     let (Ok(access), Ok(refresh)) = (new_token(), new_token()) else {
-        return oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "no randomness",
-        );
+        return no_randomness();
     };
     let wants_refresh = scope
         .split_whitespace()
@@ -325,6 +492,23 @@ async fn issue(
     {
         return r;
     }
+    token_answer(
+        app,
+        patient,
+        scope,
+        access,
+        wants_refresh.then_some(refresh),
+    )
+}
+
+/// The token response for tokens already stored.
+fn token_answer(
+    app: &App,
+    patient: &str,
+    scope: &str,
+    access: String,
+    refresh: Option<String>,
+) -> Response {
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -332,7 +516,7 @@ async fn issue(
         "scope": scope,
         "patient": patient,
     });
-    if wants_refresh {
+    if let Some(refresh) = refresh {
         body["refresh_token"] = Value::String(refresh);
     }
     let mut r = Json(body).into_response();
@@ -341,13 +525,88 @@ async fn issue(
     r
 }
 
+fn no_randomness() -> Response {
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "no randomness",
+    )
+}
+
+fn storage_failed() -> Response {
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "storage failed",
+    )
+}
+
+/// Exchange a refresh token: rotate it, or allow its one retry, or revoke its family,
+/// as [`Store::refresh_grant`](crate::store::Store::refresh_grant) decides in one
+/// transaction. Nothing is changed for a token of another tenant or client.
+async fn refresh(app: &Arc<App>, tenant: &str, client_id: &str, presented: &str) -> Response {
+    let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    if presented.is_empty() {
+        return invalid_grant("refresh_token is required");
+    }
+    let (Ok(access), Ok(refresh)) = (new_token(), new_token()) else {
+        return no_randomness();
+    };
+    let now = crate::time::now_ms();
+    let (hash, access_hash, refresh_hash) = (
+        token_hash(presented),
+        token_hash(&access),
+        token_hash(&refresh),
+    );
+    let (t, c) = (tenant.to_string(), client_id.to_string());
+    let (grace_ms, access_expires) = (app.reuse_grace_ms, now + app.token_ttl_ms);
+    let outcome = app
+        .store(move |s| {
+            s.refresh_grant(
+                &hash,
+                &Refresh {
+                    tenant: &t,
+                    client_id: &c,
+                    now_ms: now,
+                    grace_ms,
+                    access: (&access_hash, access_expires),
+                    refresh: (&refresh_hash, now + REFRESH_TTL_MS),
+                },
+            )
+        })
+        .await;
+    match outcome {
+        Ok(Refreshed::Issued { grant, retry }) => {
+            if retry {
+                tracing::info!(
+                    tenant,
+                    "a spent refresh token was used once more within its grace window"
+                );
+            }
+            token_answer(app, &grant.patient, &grant.scope, access, Some(refresh))
+        }
+        Ok(Refreshed::Revoked(n)) => {
+            tracing::warn!(
+                tenant,
+                revoked = n,
+                "a spent refresh token was replayed; its family is revoked"
+            );
+            invalid_grant("the refresh token was already used")
+        }
+        Ok(Refreshed::Unknown) => invalid_grant("the refresh token is unknown or expired"),
+        Err(_) => storage_failed(),
+    }
+}
+
 async fn token(
     State(app): State<Arc<App>>,
     Segments(tenant): Segments<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    headers: HeaderMap,
+    body: Incoming,
 ) -> Response {
-    let Ok(Form(p)) = form else {
-        return not_a_form();
+    let p = match read_form(&headers, body).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     if app.auth != AuthMode::Smart {
         return bad_request("this server does not use SMART");
@@ -365,15 +624,14 @@ async fn token(
     let now = crate::time::now_ms();
     match get("grant_type") {
         "authorization_code" => {
-            let hash = token_hash(get("code"));
-            let Ok(found) = app.store(move |s| s.take_grant(&hash, now)).await else {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "storage failed",
-                );
+            let (hash, t) = (token_hash(get("code")), tenant.clone());
+            let Ok(found) = app
+                .store(move |s| s.take_grant(&hash, "code", &t, now))
+                .await
+            else {
+                return storage_failed();
             };
-            let Some(g) = found.filter(|g| g.kind == "code" && g.tenant == tenant) else {
+            let Some(g) = found else {
                 return invalid_grant("the code is unknown, used or expired");
             };
             let data: Value = serde_json::from_str(&g.data).unwrap_or(Value::Null);
@@ -398,56 +656,7 @@ async fn token(
             }
             issue(&app, &tenant, &g.patient, &g.scope, client_id).await
         }
-        "refresh_token" => {
-            let presented = get("refresh_token");
-            let hash = token_hash(presented);
-            let h = hash.clone();
-            let Ok(found) = app.store(move |s| s.take_grant(&h, now)).await else {
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "storage failed",
-                );
-            };
-            let Some(g) = found.filter(|g| g.tenant == tenant && g.client_id == client_id) else {
-                return invalid_grant("the refresh token is unknown or expired");
-            };
-            match g.kind.as_str() {
-                "refresh" => {
-                    // Rotation: the old token is spent; remember that for the grace window.
-                    let mut spent = g.clone();
-                    spent.kind = "spent".into();
-                    spent.data = json!({ "spent_ms": now }).to_string();
-                    if let Err(r) = app.store(move |s| s.put_grant(&hash, &spent)).await {
-                        return r;
-                    }
-                    issue(&app, &tenant, &g.patient, &g.scope, client_id).await
-                }
-                "spent" => {
-                    let spent_ms = serde_json::from_str::<Value>(&g.data)
-                        .ok()
-                        .and_then(|d| d["spent_ms"].as_i64())
-                        .unwrap_or(0);
-                    if now - spent_ms <= app.reuse_grace_ms {
-                        let mut again = g.clone();
-                        again.data = json!({ "spent_ms": spent_ms }).to_string();
-                        if let Err(r) = app.store(move |s| s.put_grant(&hash, &again)).await {
-                            return r;
-                        }
-                        issue(&app, &tenant, &g.patient, &g.scope, client_id).await
-                    } else {
-                        tracing::warn!(
-                            tenant,
-                            "a spent refresh token was replayed; revoking its family"
-                        );
-                        let (t, pt, c) = (tenant.clone(), g.patient.clone(), client_id.to_string());
-                        let _ = app.store(move |s| s.revoke_grants(&t, &pt, &c)).await;
-                        invalid_grant("the refresh token was already used")
-                    }
-                }
-                _ => invalid_grant("the refresh token is unknown or expired"),
-            }
-        }
+        "refresh_token" => refresh(&app, &tenant, client_id, get("refresh_token")).await,
         _ => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",

@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::backup_store::{
-    check_base, decide as decide_fetch, prune_below, BackupStore, Fetch, Put, Restores,
-    Step as FetchStep, Upload, Version, Window,
+    check_base, decide as decide_fetch, for_each_piece, prune_below, put_piece, BackupStore,
+    BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window, BLOB_PIECE,
 };
 use crate::relay_store::{
     page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
@@ -22,7 +22,10 @@ use crate::shl_store::{
     decide, embeds, token_serves, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
     ShlStore, Step, Via,
 };
-use crate::store::{stamp, unstamped, Grant, Query, Result, Store, StoreError, Stored};
+use crate::store::{
+    refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
+    RefreshStep, Refreshed, Result, Spent, Store, StoreError, Stored,
+};
 
 const POOL: usize = 8;
 
@@ -181,6 +184,44 @@ fn upgrade(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Create the database file at `path`, if it is missing, readable and writable by
+/// this user only (0600) whatever the umask; SQLite gives its `-wal` and `-shm` files
+/// the database file's mode. An existing file keeps its mode, with a warning when
+/// others may read it.
+fn private_file(path: &Path) -> Result<()> {
+    if path.as_os_str() == ":memory:" || path.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                if let Ok(meta) = std::fs::metadata(&name) {
+                    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                    if mode & 0o077 != 0 {
+                        tracing::warn!(
+                            file = %Path::new(&name).display(),
+                            mode = format!("{:o}", mode & 0o777),
+                            "the database file is open to other users: chmod 600 it"
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Backend(format!(
+            "cannot create the database file: {e}"
+        ))),
+    }
+}
+
 /// SQLite storage in one file.
 pub struct SqliteStore {
     path: std::path::PathBuf,
@@ -190,6 +231,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        private_file(path)?;
         let mut conn = Self::connect(path)?;
         conn.execute_batch(SCHEMA)?;
         upgrade(&mut conn)?;
@@ -373,7 +415,10 @@ impl Store for SqliteStore {
             if q.include_shared {
                 arg(
                     &mut sql,
-                    " AND (patient = ? OR patient IS NULL)",
+                    &format!(
+                        " AND (patient = ? OR (patient IS NULL AND {}))",
+                        shared_types_sql()
+                    ),
                     p.clone().into(),
                 );
             } else {
@@ -489,17 +534,28 @@ impl Store for SqliteStore {
         })
     }
 
-    fn take_grant(&self, hash: &str, now_ms: i64) -> Result<Option<Grant>> {
+    fn take_grant(
+        &self,
+        hash: &str,
+        kind: &str,
+        tenant: &str,
+        now_ms: i64,
+    ) -> Result<Option<Grant>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let g = tx
                 .query_row(
-                    &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE hash = ?1"),
-                    [hash],
+                    &format!(
+                        "SELECT {GRANT_COLUMNS} FROM grants WHERE hash = ?1 AND kind = ?2 AND tenant = ?3"
+                    ),
+                    params![hash, kind, tenant],
                     row_to_grant,
                 )
                 .optional()?;
-            tx.execute("DELETE FROM grants WHERE hash = ?1", [hash])?;
+            tx.execute(
+                "DELETE FROM grants WHERE hash = ?1 AND kind = ?2 AND tenant = ?3",
+                params![hash, kind, tenant],
+            )?;
             // Expired grants go whenever one is taken, so the table stays small.
             tx.execute("DELETE FROM grants WHERE expires_ms <= ?1", [now_ms])?;
             tx.commit()?;
@@ -507,14 +563,114 @@ impl Store for SqliteStore {
         })
     }
 
-    fn revoke_grants(&self, tenant: &str, patient: &str, client_id: &str) -> Result<usize> {
+    fn refresh_grant(&self, hash: &str, r: &Refresh<'_>) -> Result<Refreshed> {
         self.with(|c| {
-            Ok(c.execute(
-                "DELETE FROM grants WHERE tenant = ?1 AND patient = ?2 AND client_id = ?3",
-                params![tenant, patient, client_id],
-            )?)
+            // SQLite's one writer: the IMMEDIATE transaction holds every row it reads.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let found = tx
+                .query_row(
+                    &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE hash = ?1"),
+                    [hash],
+                    row_to_grant,
+                )
+                .optional()?;
+            let successor_unused = match found
+                .as_ref()
+                .filter(|g| g.kind == "spent")
+                .and_then(|g| Spent::of(g).next_refresh)
+            {
+                Some(next) => tx
+                    .query_row(
+                        "SELECT 1 FROM grants WHERE hash = ?1 AND kind = 'refresh' AND expires_ms > ?2",
+                        params![next, r.now_ms],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some(),
+                None => true,
+            };
+            let out = match (refresh_step(found.as_ref(), successor_unused, r), found) {
+                (RefreshStep::Rotate, Some(g)) => {
+                    let spent = Spent {
+                        spent_ms: r.now_ms,
+                        retried: false,
+                        next_access: Some(r.access.0.to_string()),
+                        next_refresh: Some(r.refresh.0.to_string()),
+                    };
+                    tx.execute(
+                        "UPDATE grants SET kind = 'spent', data = ?2 WHERE hash = ?1",
+                        params![hash, spent.to_data()],
+                    )?;
+                    insert_pair(&tx, &g, r)?;
+                    Refreshed::Issued {
+                        grant: g,
+                        retry: false,
+                    }
+                }
+                (RefreshStep::Retry(old), Some(g)) => {
+                    if let Some(a) = &old.next_access {
+                        tx.execute(
+                            "DELETE FROM grants WHERE hash = ?1 AND kind = 'access'",
+                            [a],
+                        )?;
+                    }
+                    if let Some(n) = &old.next_refresh {
+                        tx.execute(
+                            "UPDATE grants SET kind = 'superseded', data = '{}' WHERE hash = ?1",
+                            [n],
+                        )?;
+                    }
+                    let spent = Spent {
+                        spent_ms: old.spent_ms,
+                        retried: true,
+                        next_access: Some(r.access.0.to_string()),
+                        next_refresh: Some(r.refresh.0.to_string()),
+                    };
+                    tx.execute(
+                        "UPDATE grants SET data = ?2 WHERE hash = ?1",
+                        params![hash, spent.to_data()],
+                    )?;
+                    insert_pair(&tx, &g, r)?;
+                    Refreshed::Issued {
+                        grant: g,
+                        retry: true,
+                    }
+                }
+                (RefreshStep::Revoke, Some(g)) => Refreshed::Revoked(tx.execute(
+                    "DELETE FROM grants WHERE tenant = ?1 AND patient = ?2 AND client_id = ?3",
+                    params![g.tenant, g.patient, g.client_id],
+                )?),
+                _ => Refreshed::Unknown,
+            };
+            tx.commit()?;
+            Ok(out)
         })
     }
+}
+
+/// Store the access and refresh token a refresh exchange issues, for `from`'s patient.
+fn insert_pair(tx: &rusqlite::Transaction<'_>, from: &Grant, r: &Refresh<'_>) -> Result<()> {
+    for (hash, kind, expires_ms) in [
+        (r.access.0, "access", r.access.1),
+        (r.refresh.0, "refresh", r.refresh.1),
+    ] {
+        let g = successor_grant(from, kind, expires_ms);
+        tx.execute(
+            "INSERT INTO grants (hash, tenant, kind, patient, scope, client_id, expires_ms, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                hash,
+                g.tenant,
+                g.kind,
+                g.patient,
+                g.scope,
+                g.client_id,
+                g.expires_ms,
+                g.data
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 /// Ids per `DELETE … IN (…)`, well under SQLite's bound on parameters.
@@ -1110,11 +1266,23 @@ impl BackupStore for SqliteStore {
                 "UPDATE backup_locators SET latest = ?2, fetch_hash = ?3 WHERE locator = ?1",
                 params![u.locator, version, u.fetch_hash],
             )?;
+            // Room for the blob first, then its bytes in pieces (incremental blob
+            // I/O), so a blob is never whole in memory.
             tx.execute(
                 "INSERT INTO backup_versions (locator, version, bytes, created_s, data, base)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![u.locator, version, bytes, u.now_s, u.data, u.base],
+                 VALUES (?1, ?2, ?3, ?4, zeroblob(?3), ?5)",
+                params![u.locator, version, bytes, u.now_s, u.base],
             )?;
+            if !u.data.is_empty() {
+                let row = tx.last_insert_rowid();
+                let mut blob =
+                    tx.blob_open(rusqlite::MAIN_DB, "backup_versions", "data", row, false)?;
+                for_each_piece(u.data, |piece| {
+                    std::io::Write::write_all(&mut blob, piece)
+                        .map_err(|e| StoreError::Backend(format!("write the backup: {e}")))
+                })?;
+                blob.close()?;
+            }
             let fulls = tx
                 .prepare(
                     "SELECT version FROM backup_versions WHERE locator = ?1 AND base IS NULL
@@ -1133,12 +1301,13 @@ impl BackupStore for SqliteStore {
         })
     }
 
-    fn backup_fetch(
+    fn backup_fetch_to(
         &self,
         locator: &str,
         fetch_hash: &[u8],
         version: Option<i64>,
         now_s: i64,
+        out: &mut dyn BlobOut,
     ) -> Result<Fetch> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1166,16 +1335,35 @@ impl BackupStore for SqliteStore {
                 }
                 FetchStep::Serve => {
                     let want = version.unwrap_or(latest);
-                    let row: Option<(Option<i64>, Vec<u8>)> = tx
+                    let row: Option<(i64, Option<i64>)> = tx
                         .query_row(
-                            "SELECT base, data FROM backup_versions
+                            "SELECT rowid, base FROM backup_versions
                              WHERE locator = ?1 AND version = ?2",
                             params![locator, want],
                             |r| Ok((r.get(0)?, r.get(1)?)),
                         )
                         .optional()?;
                     match row {
-                        Some((base, data)) => {
+                        Some((rowid, base)) => {
+                            // The bytes in pieces (incremental blob I/O).
+                            let blob = tx.blob_open(
+                                rusqlite::MAIN_DB,
+                                "backup_versions",
+                                "data",
+                                rowid,
+                                true,
+                            )?;
+                            let mut buf = vec![0u8; BLOB_PIECE];
+                            let mut at = 0;
+                            loop {
+                                let n = blob.read_at(&mut buf, at)?;
+                                if n == 0 {
+                                    break;
+                                }
+                                put_piece(out, &buf[..n])?;
+                                at += n;
+                            }
+                            blob.close()?;
                             if version.is_none() {
                                 tx.execute(
                                     "UPDATE backup_locators
@@ -1187,7 +1375,7 @@ impl BackupStore for SqliteStore {
                             Fetch::Blob {
                                 version: want,
                                 base,
-                                data,
+                                data: Vec::new(),
                             }
                         }
                         None if version.is_some() => Fetch::NoVersion,

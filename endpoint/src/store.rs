@@ -101,8 +101,10 @@ pub struct Query {
     pub rtype: Option<String>,
     /// Only this Patient's compartment.
     pub patient: Option<String>,
-    /// With `patient`: also resources in no Patient's compartment (Organization,
-    /// Practitioner, Location…), which every patient of the tenant may read.
+    /// With `patient`: also resources in no Patient's compartment that are of a
+    /// [`SHARED_TYPES`] type (Organization, Practitioner, Location…), which every
+    /// patient of the tenant may read. A resource of any other type in no compartment
+    /// is never included.
     pub include_shared: bool,
     /// Only resources changed strictly after this instant (ms).
     pub updated_after_ms: Option<i64>,
@@ -114,13 +116,41 @@ pub struct Query {
     pub limit: usize,
 }
 
+/// The resource types shared by every patient of a tenant: directory entries and
+/// catalogue items, which name no patient. A resource of any other type that cannot be
+/// placed in a Patient's compartment is refused when seeding, and never served to a
+/// patient's token even if a database holds one (fail closed).
+pub const SHARED_TYPES: &[&str] = &[
+    "Device",
+    "Location",
+    "Medication",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Substance",
+];
+
+/// Whether resources of `rtype` are shared across a tenant's patients when they are in
+/// no compartment (see [`SHARED_TYPES`]).
+pub fn is_shared_type(rtype: &str) -> bool {
+    SHARED_TYPES.contains(&rtype)
+}
+
+/// The SQL condition that a row's `rtype` is one of [`SHARED_TYPES`], for every
+/// backend. The names are the constants above, never input.
+pub fn shared_types_sql() -> String {
+    let names: Vec<String> = SHARED_TYPES.iter().map(|t| format!("'{t}'")).collect();
+    format!("rtype IN ({})", names.join(", "))
+}
+
 /// Something the authorization server issued (a code, an access token or a refresh
 /// token). The store keys it by the SHA-256 of the token, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The tenant it is valid at.
     pub tenant: String,
-    /// `code`, `access` or `refresh`.
+    /// `code`, `access` or `refresh`; a refresh token once used is `spent`, and one
+    /// replaced by a retry within the grace window is `superseded`.
     pub kind: String,
     /// The Patient it speaks for.
     pub patient: String,
@@ -133,6 +163,134 @@ pub struct Grant {
     /// Opaque data the issuer keeps with it (for a code: the PKCE challenge and the
     /// redirect URI), as JSON text.
     pub data: String,
+}
+
+/// A refresh token presented at a token endpoint, with the tokens to issue if it is
+/// honoured. [`Store::refresh_grant`] decides and acts in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh<'a> {
+    /// The tenant whose token endpoint it was presented to.
+    pub tenant: &'a str,
+    /// The client that presented it.
+    pub client_id: &'a str,
+    /// Now, in milliseconds since the epoch.
+    pub now_ms: i64,
+    /// For how long after it was spent a refresh token may be presented once more (a
+    /// client retrying after a lost answer), in milliseconds; 0: never.
+    pub grace_ms: i64,
+    /// The hash and expiry (ms) of the access token to issue.
+    pub access: (&'a str, i64),
+    /// The hash and expiry (ms) of the refresh token to issue.
+    pub refresh: (&'a str, i64),
+}
+
+/// What became of a presented refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Honoured: the new access and refresh tokens are stored, for the patient and
+    /// scope of `grant`, the presented token's grant.
+    Issued {
+        /// The presented token's grant.
+        grant: Grant,
+        /// Whether this was the one use of a spent token within the grace window (the
+        /// tokens its first use gave are superseded).
+        retry: bool,
+    },
+    /// A replay (a spent token again, past the grace window or a second time within
+    /// it, or a superseded one): every grant of the family (this tenant, patient and
+    /// client) was revoked; how many went.
+    Revoked(usize),
+    /// Unknown, expired, not a refresh token, or another tenant's or client's: nothing
+    /// was changed.
+    Unknown,
+}
+
+/// What a spent refresh token's grant keeps as its `data`: when it was spent, whether
+/// its one retry has been used, and the hashes of the tokens it was last exchanged for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Spent {
+    /// When it was first exchanged, in milliseconds since the epoch.
+    pub spent_ms: i64,
+    /// Whether it has been used once more within the grace window.
+    #[serde(default)]
+    pub retried: bool,
+    /// The access token it was last exchanged for.
+    #[serde(default)]
+    pub next_access: Option<String>,
+    /// The refresh token it was last exchanged for.
+    #[serde(default)]
+    pub next_refresh: Option<String>,
+}
+
+impl Spent {
+    /// The spent-token data of a grant (defaults, which allow no retry, if it has
+    /// none).
+    pub fn of(g: &Grant) -> Self {
+        serde_json::from_str(&g.data).unwrap_or_default()
+    }
+
+    /// As a grant's `data`.
+    pub fn to_data(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// What a backend does with a presented refresh token, by [`refresh_step`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshStep {
+    /// Change nothing; answer [`Refreshed::Unknown`].
+    Unknown,
+    /// A live refresh token: mark it `spent` (with a [`Spent`] naming the new tokens)
+    /// and store the new pair.
+    Rotate,
+    /// The one retry of a spent token within the grace window, whose successor is
+    /// still unused: delete the successor's access token, mark its refresh token
+    /// `superseded`, record the retry and the new tokens, and store the new pair.
+    Retry(Spent),
+    /// A replay: revoke the family.
+    Revoke,
+}
+
+/// The rule every backend applies to a presented refresh token. `found` is the grant
+/// under its hash, expired or not; `successor_unused` whether the refresh token a spent
+/// one was last exchanged for is still a live, unused refresh token (see
+/// [`Spent::next_refresh`]; true when a spent grant names none).
+pub fn refresh_step(found: Option<&Grant>, successor_unused: bool, r: &Refresh<'_>) -> RefreshStep {
+    // Checks that could let a stranger change someone's tokens come first: another
+    // tenant's or client's token, or an expired one, is not touched.
+    let Some(g) = found
+        .filter(|g| g.tenant == r.tenant && g.client_id == r.client_id && g.expires_ms > r.now_ms)
+    else {
+        return RefreshStep::Unknown;
+    };
+    match g.kind.as_str() {
+        "refresh" => RefreshStep::Rotate,
+        "spent" => {
+            let spent = Spent::of(g);
+            let within = r.grace_ms > 0 && r.now_ms.saturating_sub(spent.spent_ms) <= r.grace_ms;
+            if within && !spent.retried && successor_unused {
+                RefreshStep::Retry(spent)
+            } else {
+                RefreshStep::Revoke
+            }
+        }
+        "superseded" => RefreshStep::Revoke,
+        _ => RefreshStep::Unknown,
+    }
+}
+
+/// A grant for a token issued in exchange for `from`'s: same tenant, patient, scope
+/// and client.
+pub fn successor_grant(from: &Grant, kind: &str, expires_ms: i64) -> Grant {
+    Grant {
+        tenant: from.tenant.clone(),
+        kind: kind.into(),
+        patient: from.patient.clone(),
+        scope: from.scope.clone(),
+        client_id: from.client_id.clone(),
+        expires_ms,
+        data: "{}".into(),
+    }
 }
 
 /// What a tenant's data (and the relay's, the share links' and the backups', through
@@ -182,13 +340,21 @@ pub trait Store: RelayStore + ShlStore + BackupStore + Send + Sync + 'static {
     fn put_grant(&self, hash: &str, grant: &Grant) -> Result<()>;
     /// The grant under `hash`, if it has not expired by `now_ms`.
     fn get_grant(&self, hash: &str, now_ms: i64) -> Result<Option<Grant>>;
-    /// Remove the grant under `hash` and return it if it had not expired. Atomic: of
-    /// two concurrent calls at most one gets it (single-use codes, refresh rotation).
-    fn take_grant(&self, hash: &str, now_ms: i64) -> Result<Option<Grant>>;
-    /// Remove every grant issued to `client_id` for this patient at this tenant (used
-    /// when a spent refresh token is replayed: the whole family is revoked). Returns
-    /// how many went.
-    fn revoke_grants(&self, tenant: &str, patient: &str, client_id: &str) -> Result<usize>;
+    /// Remove the grant under `hash` if it is a `kind` grant of `tenant`, and return it
+    /// if it had not expired; a grant of another kind or tenant is left as it was.
+    /// Atomic: of two concurrent calls at most one gets it (single-use codes).
+    fn take_grant(
+        &self,
+        hash: &str,
+        kind: &str,
+        tenant: &str,
+        now_ms: i64,
+    ) -> Result<Option<Grant>>;
+    /// Exchange the refresh token under `hash` by [`refresh_step`], in one
+    /// transaction that holds the token's row (and its successor's) for its length:
+    /// of concurrent exchanges of one token, one rotates it, at most one more is the
+    /// grace-window retry, and the rest revoke the family.
+    fn refresh_grant(&self, hash: &str, r: &Refresh<'_>) -> Result<Refreshed>;
 }
 
 /// Open the store a `--db` URL names: `sqlite://PATH`, or `postgres://…` (also
