@@ -90,7 +90,8 @@ impl From<Error> for CarryError {
         let reason = e.to_string();
         let public = match e {
             Error::Locked => CarryError::Locked { reason },
-            Error::WrongKey => CarryError::WrongKey { reason },
+            // A wrong recovery code is a wrong key to apps; its reason says which.
+            Error::WrongKey | Error::WrongRecoveryCode => CarryError::WrongKey { reason },
             Error::NotFound { .. } => CarryError::NotFound { reason },
             Error::InvalidInput { .. } => CarryError::InvalidInput { reason },
             Error::Denied { .. } | Error::Envelope { .. } => CarryError::Denied { reason },

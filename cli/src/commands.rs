@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::exit;
 use crate::passphrase;
 use crate::Command;
+use crate::{note, say};
 
 /// Filters shared by `timeline` and `export`.
 #[derive(clap::Args)]
@@ -44,20 +45,6 @@ impl Filter {
     }
 }
 
-/// Print a line to stdout. When the reader has gone (`carry timeline | head`), stop
-/// quietly instead of failing.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
-
 /// `$CARRY_HOME`, else `~/.carry`.
 pub fn default_home() -> Option<PathBuf> {
     std::env::var_os("CARRY_HOME")
@@ -77,7 +64,7 @@ pub(crate) fn open(home: &Path) -> Result<Profile> {
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
-    say!("{text}");
+    crate::output::raw_line(&text);
     Ok(())
 }
 
@@ -217,7 +204,15 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                         .map_or("not in the record".to_string(), |t| format!("#{t}"));
                     say!("{} -> {} ({to})", r.path, r.reference);
                 }
-                say!("{}", detail.json);
+                // The resource as it was imported, laid out afresh so that each line
+                // printed is one line of JSON.
+                let resource: serde_json::Value = serde_json::from_str(&detail.json)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                let pretty = serde_json::to_string_pretty(&resource)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                for l in pretty.lines() {
+                    say!("{l}");
+                }
             }
             Ok(exit::OK)
         }
@@ -396,7 +391,7 @@ fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {
                 );
             }
             for r in &report.rejected {
-                eprintln!("  rejected {} {}: {}", r.file, r.entry, r.reason);
+                note!("  rejected {} {}: {}", r.file, r.entry, r.reason);
             }
         }
         reports.push(report);

@@ -10,7 +10,7 @@ pub const OK: u8 = 0;
 pub const OTHER: u8 = 1;
 /// Bad input or usage.
 pub const USAGE: u8 = 2;
-/// Wrong key or passphrase, or the profile is locked.
+/// Wrong key, passphrase or recovery code, or the profile is locked.
 pub const KEY: u8 = 3;
 /// Denied, expired or revoked; or a provider refused the sign-in.
 pub const DENIED: u8 = 4;
@@ -21,7 +21,7 @@ pub const NETWORK: u8 = 5;
 pub fn code(e: &Error) -> u8 {
     match e {
         Error::InvalidInput { .. } | Error::NotFound { .. } | Error::Conflict { .. } => USAGE,
-        Error::WrongKey | Error::Locked => KEY,
+        Error::WrongKey | Error::WrongRecoveryCode | Error::Locked => KEY,
         Error::Denied { .. }
         | Error::Auth { .. }
         | Error::Expired { .. }
@@ -38,6 +38,9 @@ fn remedy(e: &Error) -> Option<&'static str> {
         Error::WrongKey => {
             Some("check the passphrase (CARRY_PASSPHRASE or the prompt); the vault was not changed")
         }
+        Error::WrongRecoveryCode => Some(
+            "check the recovery code against the one you wrote down (carry recovery show on a device that has the profile)",
+        ),
         Error::Locked => Some("unlock the profile first"),
         Error::Auth { .. } => Some("sign in to the provider again: carry source login NAME"),
         Error::Network { .. } => {
@@ -52,11 +55,12 @@ fn remedy(e: &Error) -> Option<&'static str> {
     }
 }
 
-/// Print `e` to stderr and return its exit code.
+/// Print `e` to stderr and return its exit code. A reason may quote a server or a
+/// file, so it is made safe for the terminal first.
 pub fn report(e: &Error) -> ExitCode {
-    eprintln!("error: {e}");
+    crate::note!("error: {e}");
     if let Some(r) = remedy(e) {
-        eprintln!("hint: {r}");
+        crate::note!("hint: {r}");
     }
     ExitCode::from(code(e))
 }

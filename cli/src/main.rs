@@ -18,6 +18,7 @@ mod backup_cmds;
 mod commands;
 mod exit;
 mod move_cmds;
+mod output;
 mod passphrase;
 mod prefs_cmds;
 mod prompt;
@@ -312,7 +313,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| output::LogLine)
+        .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CARRY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

@@ -132,7 +132,7 @@ pub fn prefs(home: &Path, as_json: bool, args: PrefsArgs) -> Result<u8> {
     }
     for n in &notices {
         if args.consent || as_json {
-            eprintln!("{n}");
+            crate::note!("{n}");
         } else {
             say!("{n}");
         }

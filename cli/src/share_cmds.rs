@@ -475,7 +475,7 @@ pub fn revoke(home: &Path, as_json: bool, grant_id: &str) -> Result<u8> {
 pub fn view_as(home: &Path, as_json: bool, person: &str, out: Option<PathBuf>) -> Result<u8> {
     let profile = open(home)?;
     if let Some(path) = out {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut file = std::io::BufWriter::new(carry_core::private_file::create(&path)?);
         let n = share::view_as_export(&profile, person, &mut file)?;
         std::io::Write::flush(&mut file)?;
         if as_json {
@@ -568,7 +568,7 @@ pub fn use_profile(home: &Path, as_json: bool, profile: &str) -> Result<u8> {
             })?;
         found.profile
     };
-    std::fs::write(home.join(CURRENT_FILE), &id)?;
+    carry_core::private_file::write(&home.join(CURRENT_FILE), id.as_bytes())?;
     if as_json {
         print_json(&json!({ "profile": id }))?;
     } else {

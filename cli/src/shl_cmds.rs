@@ -41,16 +41,6 @@ pub struct ShareArgs {
     qr: Option<PathBuf>,
 }
 
-/// Create (or empty) `path` readable by its owner only: a QR code holds a secret (a
-/// link's key, a pairing code, the recovery code).
-fn private_file(path: &Path) -> Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    Ok(o.open(path)?)
-}
-
 /// Write a QR matrix as PNG or SVG, by the file's extension, readable by its owner
 /// only.
 pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
@@ -77,7 +67,10 @@ pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
                 }
             }
             svg.push_str("\"/></svg>\n");
-            std::io::Write::write_all(&mut private_file(path)?, svg.as_bytes())?;
+            std::io::Write::write_all(
+                &mut carry_core::private_file::create(path)?,
+                svg.as_bytes(),
+            )?;
         }
         Some("png") => {
             const SCALE: u32 = 8;
@@ -92,7 +85,7 @@ pub fn write_qr(q: &QrMatrix, path: &Path) -> Result<()> {
                     });
                 }
             }
-            let file = std::io::BufWriter::new(private_file(path)?);
+            let file = std::io::BufWriter::new(carry_core::private_file::create(path)?);
             let mut enc = png::Encoder::new(file, px, px);
             enc.set_color(png::ColorType::Grayscale);
             enc.set_depth(png::BitDepth::Eight);

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::commands::{open, print_json};
 use crate::exit;
-use crate::say;
+use crate::{note, say};
 
 /// Where the CLI asks providers to send the browser back to. Nothing listens there:
 /// the person copies the address the browser ends up at and pastes it back.
@@ -107,22 +107,23 @@ pub fn parse_budget(s: &str) -> std::result::Result<Duration, String> {
     Ok(d)
 }
 
-fn source_line(s: &SourceInfo) -> String {
+/// A source's line, then its last error on a line of its own.
+fn source_lines(s: &SourceInfo) -> (String, Option<String>) {
     let signed = if s.signed_in { "" } else { "  (not signed in)" };
     let push = if s.push { "  sends readings" } else { "" };
-    let err = s
-        .last_error
-        .as_deref()
-        .map(|e| format!("\n    last error: {e}"))
-        .unwrap_or_default();
-    format!(
-        "{:<12} {:<12} {:<6} {:<9} {}{signed}{push}{err}",
+    let line = format!(
+        "{:<12} {:<12} {:<6} {:<9} {}{signed}{push}",
         s.name,
         s.kind.as_str(),
         s.auth,
         s.state.as_str(),
         s.base_url
-    )
+    );
+    let err = s
+        .last_error
+        .as_deref()
+        .map(|e| format!("    last error: {e}"));
+    (line, err)
 }
 
 /// `carry source …`.
@@ -185,7 +186,11 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
                 say!("No providers yet: carry source add NAME URL");
             } else {
                 for s in &all {
-                    say!("{}", source_line(s));
+                    let (line, err) = source_lines(s);
+                    say!("{line}");
+                    if let Some(err) = err {
+                        say!("{err}");
+                    }
                 }
             }
         }
@@ -208,9 +213,9 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
                 let redirected = match &sandbox_patient {
                     Some(p) => sync::sandbox_consent(&start.authorize_url, p).await?,
                     None => {
-                        eprintln!("Open this address, sign in and allow access:");
-                        eprintln!("{}", start.authorize_url);
-                        eprintln!("Then paste the address your browser was sent to:");
+                        note!("Open this address, sign in and allow access:");
+                        note!("{}", start.authorize_url);
+                        note!("Then paste the address your browser was sent to:");
                         let mut line = String::new();
                         std::io::stdin().lock().read_line(&mut line)?;
                         line.trim().to_string()
@@ -250,7 +255,7 @@ pub fn sync_now(
         Some(Arc::new(|p: &SyncProgress| {
             eprint!(
                 "\r{}: {:<9} {} fetched, {} sent, {} requests   ",
-                p.source,
+                crate::output::clean(&p.source),
                 p.state.as_str(),
                 p.fetched,
                 p.pushed,

@@ -163,3 +163,170 @@ fn every_command_refuses_bad_input_with_a_typed_error_and_changes_nothing() {
     assert!(record(&home) == before, "nothing changed");
     assert_eq!(json(&home, &["audit", "--verify", "--json"])["ok"], true);
 }
+
+/// A copy of `home`'s profile in `dir/name`, with its vault file changed by `damage`.
+fn damaged_copy(
+    home: &Path,
+    dir: &Path,
+    name: &str,
+    damage: impl Fn(&mut Vec<u8>),
+) -> std::path::PathBuf {
+    let copy = dir.join(name);
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["vault.db", "vault.key"] {
+        std::fs::copy(home.join(f), copy.join(f)).unwrap();
+    }
+    let mut bytes = std::fs::read(copy.join("vault.db")).unwrap();
+    damage(&mut bytes);
+    std::fs::write(copy.join("vault.db"), &bytes).unwrap();
+    copy
+}
+
+#[test]
+fn a_damaged_vault_is_reported_damaged_and_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    ok(&home, &["import", shared(FILE).to_str().unwrap()]);
+    let truncated = damaged_copy(&home, d.path(), "truncated", |b| b.truncate(b.len() / 2));
+    let flipped = damaged_copy(&home, d.path(), "flipped", |b| {
+        let middle = b.len() / 2;
+        b[middle] ^= 0x10;
+    });
+    for copy in [&truncated, &flipped] {
+        let before = std::fs::read(copy.join("vault.db")).unwrap();
+        let mut reported = 0;
+        for args in [
+            &["check"][..],
+            &["stats"],
+            &["timeline"],
+            &["search", "blood"],
+            &["export"],
+        ] {
+            let out = run(copy, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                // A command that never reads the damaged page may well succeed.
+                continue;
+            }
+            reported += 1;
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.starts_with("error: the vault file ") && err.contains("is damaged"),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains("keep the file"), "{err}");
+            assert!(!err.contains("storage error"), "{err}");
+        }
+        assert!(reported > 0, "{} was not reported", copy.display());
+        let out = run(copy, &["check"]);
+        assert_eq!(out.status.code(), Some(1), "check finds it");
+        assert_eq!(
+            std::fs::read(copy.join("vault.db")).unwrap(),
+            before,
+            "the damaged file is kept as it was"
+        );
+    }
+    ok(&home, &["check"]);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_with_its_offset_and_nothing_stays() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    let mut text = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Smith"}]}"#.to_vec();
+    let at = text.iter().position(|&b| b == b'S').unwrap();
+    text[at] = 0xff;
+    for (name, body) in [
+        ("latin1.json", text.clone()),
+        (
+            "latin1.ndjson",
+            [text.clone(), b"\n".to_vec(), text.clone()].concat(),
+        ),
+    ] {
+        let file = d.path().join(name);
+        std::fs::write(&file, &body).unwrap();
+        let out = run(&home, &["import", file.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["rejected"][0]["entry"], "file", "{s}");
+        let reason = s["rejected"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("not UTF-8") && reason.contains(&format!("offset {at}")),
+            "{name}: {reason}"
+        );
+        let out = run(&home, &["import", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("offset {at}")), "{err}");
+    }
+    let stats = json(&home, &["stats", "--json"]);
+    assert_eq!(
+        (&stats["resources"], &stats["sources"]),
+        (&0.into(), &0.into()),
+        "{stats}"
+    );
+}
+
+#[test]
+fn a_file_whose_only_resource_is_rejected_adds_no_source() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    let single = d.path().join("single.json");
+    std::fs::write(
+        &single,
+        br#"{"resourceType":"Observation","id":"not an id!","status":"final"}"#,
+    )
+    .unwrap();
+    let bundle = d.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        br#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Nothing"}}]}"#,
+    )
+    .unwrap();
+    for file in [&single, &bundle] {
+        let out = run(&home, &["import", file.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(2));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["imported"], 0);
+        assert_eq!(s["rejected"].as_array().unwrap().len(), 1, "{s}");
+    }
+    let stats = json(&home, &["stats", "--json"]);
+    assert_eq!(stats["resources"], 0);
+    assert_eq!(stats["sources"], 0, "no source was added: {stats}");
+    let stats = ok(&home, &["stats"]);
+    assert!(stats.contains("from 0 sources"), "{stats}");
+    assert!(
+        json(&home, &["timeline", "--source", "single.json", "--json"])["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_wrong_recovery_code_says_the_code_is_wrong() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    let other = d.path().join("other");
+    ok(&other, &["init", "--name", "Someone Else"]);
+    let file = d.path().join("b.carry");
+    ok(&home, &["backup", "--out", file.to_str().unwrap()]);
+    let code = json(&other, &["recovery", "show", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = d.path().join("new-phone");
+    let out = run(
+        &target,
+        &["restore", "--file", file.to_str().unwrap(), "--code", &code],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("recovery code is wrong"), "{err}");
+    assert!(!err.contains("passphrase"), "{err}");
+    assert!(!target.join("vault.db").exists());
+}

@@ -267,3 +267,127 @@ fn stu3_content_is_refused_with_its_version_and_nothing_stays() {
     assert_eq!(stats["resources"], 0, "nothing of an STU3 file is stored");
     assert_eq!(stats["sources"], 0, "and no source was added: {stats}");
 }
+
+/// A display line from a hostile file: colour, an OSC 8 hyperlink, the 8-bit CSI and a
+/// right-to-left override.
+const HOSTILE_DISPLAY: &str = "Asthma\u{1b}[1;32m (verified)\u{1b}[0m \u{1b}]8;;https://evil.example\u{7}click\u{1b}]8;;\u{7} \u{9b}2J \u{202e}evil";
+/// A display line that must pass untouched.
+const ORDINARY_DISPLAY: &str = "Zoë's blood pressure — 山田 🩺";
+
+#[test]
+fn outside_text_reaches_the_terminal_escaped_and_ordinary_text_untouched() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    let name = "Mum\u{1b}[1;32m (verified)\u{1b}[0m\r\nfake line \u{202e}";
+    let created = ok(&home, &["init", "--name", name]);
+    let line = line_with(&created, "Mum");
+    assert!(
+        line.contains("\\u{1b}[1;32m (verified)\\u{1b}[0m\\u{d}\\u{a}fake line \\u{202e}"),
+        "{line}"
+    );
+    let info = ok(&home, &["info"]);
+    assert!(
+        line_with(&info, "Mum").contains("\\u{d}\\u{a}fake line"),
+        "{info}"
+    );
+    assert_eq!(json(&home, &["info", "--json"])["name"], name.trim());
+
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "collection", "entry": [
+            { "resource": { "resourceType": "Condition", "id": "c1",
+                "code": { "text": HOSTILE_DISPLAY }, "recordedDate": "2024-01-01" } },
+            { "resource": { "resourceType": "Observation", "id": "o1", "status": "final",
+                "code": { "text": ORDINARY_DISPLAY }, "effectiveDateTime": "2024-02-01" } }
+        ]
+    });
+    let file = d.path().join("hostile.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    ok(&home, &["import", file.to_str().unwrap()]);
+
+    let escaped = "Asthma\\u{1b}[1;32m (verified)\\u{1b}[0m \\u{1b}]8;;https://evil.example\\u{7}click\\u{1b}]8;;\\u{7} \\u{9b}2J \\u{202e}evil";
+    let timeline = ok(&home, &["timeline"]);
+    assert!(
+        line_with(&timeline, "Asthma").contains(escaped),
+        "{timeline}"
+    );
+    assert!(
+        line_with(&timeline, "山田").contains(ORDINARY_DISPLAY),
+        "{timeline}"
+    );
+    let found = ok(&home, &["search", "asthma"]);
+    assert!(line_with(&found, "Asthma").contains(escaped), "{found}");
+    let found = ok(&home, &["search", "blood"]);
+    assert!(
+        line_with(&found, "blood").contains(ORDINARY_DISPLAY),
+        "{found}"
+    );
+    let shown = ok(&home, &["show", "Condition/c1"]);
+    assert!(line_with(&shown, "#").contains(escaped), "{shown}");
+    // The resource itself, as JSON text: serde escapes C0 controls, the rest here.
+    assert!(shown.contains("\\u{9b}2J \\u{202e}evil"), "{shown}");
+    assert!(ok(&home, &["show", "Observation/o1"]).contains(ORDINARY_DISPLAY));
+
+    // JSON output is serde's, unchanged: the text round-trips exactly.
+    let page = json(&home, &["timeline", "--json"]);
+    let displays: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["display"].as_str().unwrap())
+        .collect();
+    assert!(displays.contains(&HOSTILE_DISPLAY), "{displays:?}");
+    assert!(displays.contains(&ORDINARY_DISPLAY), "{displays:?}");
+    let shown = json(&home, &["show", "Condition/c1", "--json"]);
+    assert_eq!(shown["resource"]["code"]["text"], HOSTILE_DISPLAY);
+}
+
+#[cfg(unix)]
+#[test]
+fn every_file_the_cli_writes_is_owner_only_under_umask_022() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    let run_022 = |args: &[&str]| {
+        let out = carry_umask_022(&home, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run_022(&["init", "--name", "Umask Person"]);
+    let file = shared("fixtures/fhir/uk-core/UKCore-Patient-RichardSmith-Example.json");
+    run_022(&["import", file.to_str().unwrap()]);
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let at = |name: &str| out.join(name).to_str().unwrap().to_string();
+    run_022(&["export", "--out", &at("record.json")]);
+    run_022(&["backup", "--out", &at("record.carry")]);
+    run_022(&["recovery", "show", "--qr", &at("code.png")]);
+    run_022(&["recovery", "show", "--qr", &at("code.svg")]);
+    // A file that was already there, readable by all, is made owner-only too.
+    std::fs::write(out.join("old.svg"), b"old").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out.join("old.svg"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
+    run_022(&["recovery", "show", "--qr", &at("old.svg")]);
+    run_022(&["use", "self"]);
+    let mut written: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 5, "{written:?}");
+    written.extend(
+        std::fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file()),
+    );
+    assert!(written.iter().any(|p| p.ends_with("current-profile")));
+    assert!(written.iter().any(|p| p.ends_with("vault.key")));
+    for p in &written {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
+    }
+    assert_eq!(mode(&home), 0o700);
+}

@@ -418,3 +418,67 @@ fn the_relay_stores_and_logs_no_names_numbers_or_clinical_words() {
         2
     );
 }
+
+/// A name chosen to fake a verified badge and a line of its own, with a hidden link
+/// and a right-to-left override.
+const HOSTILE_NAME: &str = "Mum\u{1b}[1;32m (verified)\u{1b}[0m\r\nfake line \u{1b}]8;;https://evil.example\u{7}x\u{1b}]8;;\u{7} \u{202e}evil";
+const HOSTILE_ESCAPED: &str = "Mum\\u{1b}[1;32m (verified)\\u{1b}[0m\\u{d}\\u{a}fake line \\u{1b}]8;;https://evil.example\\u{7}x\\u{1b}]8;;\\u{7} \\u{202e}evil";
+
+#[test]
+fn names_from_invites_reach_the_terminal_escaped_on_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = serve(
+        &format!("sqlite://{}", d.path().join("endpoint.db").display()),
+        &[],
+    );
+    let inviter = home_named(d.path(), "inviter", HOSTILE_NAME);
+    let ordinary = "Siobhán Ó Dálaigh 山田 👩\u{200d}⚕\u{fe0f}";
+    let invitee = home_named(d.path(), "invitee", ordinary);
+    ok(&inviter, &["import", shared(NHS_PATIENT).to_str().unwrap()]);
+    ok(&inviter, &["endpoint", "set", &relay.base]);
+    let code = json(&inviter, &["invite", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let accepted = ok(&invitee, &["accept", &code]);
+    assert!(
+        line_with(&accepted, "Added").contains(HOSTILE_ESCAPED),
+        "{accepted}"
+    );
+    assert!(line_with(&accepted, "Compare it with").contains(HOSTILE_ESCAPED));
+    let people = ok(&invitee, &["people"]);
+    let line = line_with(&people, "Mum");
+    assert!(line.contains(HOSTILE_ESCAPED), "{people}");
+    assert!(line.ends_with("not verified"), "{line}");
+    assert_eq!(people.lines().count(), 1, "{people}");
+    // JSON is serde's, unchanged: the name round-trips exactly.
+    let listed = json(&invitee, &["people", "--json"]);
+    assert_eq!(listed[0]["name"], HOSTILE_NAME);
+
+    // The other way, an ordinary name passes untouched.
+    ok(&inviter, &["sync"]);
+    let people = ok(&inviter, &["people"]);
+    assert!(line_with(&people, "Siobhán").contains(ordinary), "{people}");
+    let id = json(&inviter, &["people", "--json"])[0]["person"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let granted = ok(&inviter, &["grant", &id, "--categories", "other"]);
+    assert!(
+        line_with(&granted, "Granted").contains(ordinary),
+        "{granted}"
+    );
+
+    // What that person would receive, written under umask 022: owner-only.
+    let file = d.path().join("view-as.json");
+    let out = carry_umask_022(&inviter, &["view-as", &id, "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&file), 0o600);
+}

@@ -69,7 +69,13 @@ fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked
     let clinician = d.path().join("clinician");
     let out = run(&clinician, &["open", &link]);
     assert_eq!(out.status.code(), Some(4));
-    let out = run(&clinician, &["open", &link, "--passcode", "0000"]);
+    // The recipient is whatever the opener claims: here, text made to drive the
+    // patient's terminal.
+    let claimed = "Dr\u{1b}]8;;https://evil.example\u{7}Who\u{1b}]8;;\u{7}\r\nfake \u{202e}x";
+    let out = run(
+        &clinician,
+        &["open", &link, "--passcode", "0000", "--recipient", claimed],
+    );
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("4 attempts left"));
 
@@ -104,7 +110,17 @@ fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked
     assert!(log
         .iter()
         .any(|a| a["recipient"] == "Dr Patel, A&E" && a["outcome"] == "ok"));
-    assert!(log.iter().any(|a| a["outcome"] == "wrong-passcode"));
+    assert!(log
+        .iter()
+        .any(|a| a["outcome"] == "wrong-passcode" && a["recipient"] == claimed));
+    // As text, the claim is shown escaped, on its own line.
+    let listed = ok(&home, &["shares"]);
+    let line = line_with(&listed, "wrong-passcode");
+    assert!(
+        line.contains("Dr\\u{1b}]8;;https://evil.example\\u{7}Who\\u{1b}]8;;\\u{7}\\u{d}\\u{a}fake \\u{202e}x"),
+        "{line}"
+    );
+    assert_eq!(terminal_unsafe(&ok(&home, &["audit"])), None);
     let audit = json(&home, &["audit", "--json"]);
     assert!(audit
         .as_array()

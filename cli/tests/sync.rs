@@ -660,7 +660,10 @@ fn shared_resources_referred_to_are_fetched_after_type_searches() {
     assert_eq!(report(&sync(&home, &[]), "gp")["complete"], true);
     let stats = json(&home, &["stats", "--json"]);
     for t in ["Practitioner", "Organization"] {
-        assert!(stats["by_type"][t].as_u64().unwrap_or(0) > 0, "{t}: {stats}");
+        assert!(
+            stats["by_type"][t].as_u64().unwrap_or(0) > 0,
+            "{t}: {stats}"
+        );
     }
     // Held now: the next sync asks for none of them again.
     let before = resources(&home);

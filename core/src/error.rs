@@ -16,6 +16,10 @@ pub enum Error {
     /// The key or passphrase does not open this vault. Nothing was changed.
     #[error("wrong key or passphrase; the vault was not changed")]
     WrongKey,
+    /// The recovery code does not open the backup (it is another profile's, or an
+    /// old one replaced since). Nothing was restored.
+    #[error("the recovery code is wrong: it does not open this backup; nothing was restored")]
+    WrongRecoveryCode,
     /// The thing asked for does not exist.
     #[error("not found: {what}")]
     NotFound {
@@ -173,6 +177,16 @@ impl From<rusqlite::Error> for Error {
         match &e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
                 Error::WrongKey
+            }
+            // A damaged page (a bit flipped, the file cut short). SQLite does not say
+            // which file: the vault names itself when the error passes through it.
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+            {
+                Error::Corrupt {
+                    path: PathBuf::from(crate::vault::VAULT_FILE),
+                    reason: e.to_string(),
+                }
             }
             rusqlite::Error::QueryReturnedNoRows => Error::not_found("no such row"),
             _ => Error::Storage {

@@ -32,6 +32,7 @@ pub mod fuzzing;
 pub mod import;
 pub mod keys;
 pub mod prefs;
+pub mod private_file;
 pub mod profile;
 pub mod query;
 pub mod readings;

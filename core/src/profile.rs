@@ -239,14 +239,7 @@ impl Profile {
             ));
         }
         let tmp = path.with_extension("carry-tmp");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut w = std::io::BufWriter::new(opts.open(&tmp)?);
+        let mut w = std::io::BufWriter::new(crate::private_file::create(&tmp)?);
         let written = self.export(scope, &mut w).and_then(|n| {
             w.into_inner()
                 .map_err(|e| Error::from(e.into_error()))?
@@ -281,13 +274,32 @@ impl Profile {
                 .query_map([], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             if rows == ["ok"] {
-                Ok(())
-            } else {
-                Err(Error::Corrupt {
-                    path: self.vault.db_path(),
-                    reason: format!("integrity check: {}", rows.join("; ")),
-                })
+                return Ok(());
             }
+            // SQLite's report runs to many lines: the first few problems say enough.
+            const SHOWN: usize = 5;
+            let problems: Vec<&str> = rows
+                .iter()
+                .flat_map(|r| r.lines())
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("***"))
+                .collect();
+            let mut reason = format!(
+                "integrity check: {}",
+                problems
+                    .iter()
+                    .take(SHOWN)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            if problems.len() > SHOWN {
+                reason.push_str(&format!(" and {} more", problems.len() - SHOWN));
+            }
+            Err(Error::Corrupt {
+                path: self.vault.db_path(),
+                reason,
+            })
         })
     }
 }

@@ -81,6 +81,41 @@ fn damaged_vault_is_reported_and_never_deleted() {
 }
 
 #[test]
+fn damage_past_the_first_page_is_reported_corrupt_naming_the_file() {
+    let (_d, p) = common::profile();
+    p.import_file(&common::synthea_large(), ImportOptions::default())
+        .unwrap();
+    let home = p.vault().dir().to_path_buf();
+    drop(p);
+    let db = home.join("vault.db");
+    let whole = std::fs::read(&db).unwrap();
+    let mut flipped = whole.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    let truncated = whole[..whole.len() / 2].to_vec();
+    for damaged in [flipped, truncated] {
+        std::fs::write(&db, &damaged).unwrap();
+        // The first page is sound: opening may or may not meet the damage, the
+        // check does. Either way it is reported as damage, naming the vault file,
+        // never as a storage error.
+        let err = match Profile::open(&home, &common::PlainKeyStore) {
+            Err(e) => e,
+            Ok(p) => p.integrity_check().unwrap_err(),
+        };
+        match &err {
+            Error::Corrupt { path, .. } => assert_eq!(path, &db),
+            other => panic!("{other:?}"),
+        }
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            damaged,
+            "the file stays as it was"
+        );
+    }
+}
+
+#[test]
 fn no_plaintext_on_disk() {
     let (_d, p) = common::profile();
     let file = common::synthea_large();

@@ -140,3 +140,48 @@ pub fn ok(home: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `carry` with `args`, run by `sh` under umask 022 (the usual default), so a file
+/// written without an explicit mode would be readable by everyone.
+pub fn carry_umask_022(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_carry"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("CARRY_PASSPHRASE", PASS)
+        .env_remove("CARRY_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// The permission bits of `path`.
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Text that would drive a terminal: ESC, BEL, CR, LF, C1 controls, DEL and the bidi
+/// overrides and isolates. None of it may reach the terminal as itself.
+pub fn terminal_unsafe(text: &str) -> Option<char> {
+    text.chars().find(|&c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// The one line of `text` holding `needle`, after checking that nothing in `text`
+/// can drive the terminal.
+pub fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    assert_eq!(terminal_unsafe(text), None, "raw control text in: {text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+    assert_eq!(lines.len(), 1, "one line holds {needle:?}: {text}");
+    lines[0]
+}

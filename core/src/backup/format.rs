@@ -78,12 +78,16 @@ pub fn wrap(kek: &[u8; 32], backup_key: &[u8; 32]) -> Result<Wrapped> {
     })
 }
 
-/// Unwrap the backup key. A wrong recovery code gives [`Error::WrongKey`].
+/// Unwrap the backup key. A wrong recovery code gives [`Error::WrongRecoveryCode`].
 pub fn unwrap(kek: &[u8; 32], w: &Wrapped) -> Result<Zeroizing<[u8; 32]>> {
-    let nonce = B64.decode(&w.nonce).map_err(|_| Error::WrongKey)?;
-    let ct = B64.decode(&w.ct).map_err(|_| Error::WrongKey)?;
-    let plain = crate::keys::open(kek, WRAP_AAD, &nonce, ct)?;
-    let arr: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::WrongKey)?;
+    let nonce = B64.decode(&w.nonce).map_err(|_| Error::WrongRecoveryCode)?;
+    let ct = B64.decode(&w.ct).map_err(|_| Error::WrongRecoveryCode)?;
+    let plain =
+        crate::keys::open(kek, WRAP_AAD, &nonce, ct).map_err(|_| Error::WrongRecoveryCode)?;
+    let arr: [u8; 32] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::WrongRecoveryCode)?;
     Ok(Zeroizing::new(arr))
 }
 
@@ -356,6 +360,9 @@ mod tests {
     fn the_key_wrap_refuses_a_wrong_code() {
         let w = wrap(&[1u8; 32], &[9u8; 32]).unwrap();
         assert_eq!(*unwrap(&[1u8; 32], &w).unwrap(), [9u8; 32]);
-        assert!(matches!(unwrap(&[4u8; 32], &w), Err(Error::WrongKey)));
+        assert!(matches!(
+            unwrap(&[4u8; 32], &w),
+            Err(Error::WrongRecoveryCode)
+        ));
     }
 }

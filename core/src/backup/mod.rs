@@ -219,9 +219,10 @@ pub fn status(profile: &Profile) -> Result<BackupStatus> {
     })
 }
 
-/// Write a full backup of the profile to `path`. The file is written beside its
-/// target and moved into place only when complete, so a crash leaves either no file
-/// or a whole one, and the profile is only read.
+/// Write a full backup of the profile to `path`, readable by its owner only (mode
+/// 0600). The file is written beside its target and moved into place only when
+/// complete, so a crash leaves either no file or a whole one, and the profile is
+/// only read.
 pub fn backup_to_file(profile: &Profile, path: &Path) -> Result<BackupReport> {
     if path.is_dir() {
         return Err(Error::invalid(
@@ -230,7 +231,7 @@ pub fn backup_to_file(profile: &Profile, path: &Path) -> Result<BackupReport> {
     }
     let tmp = path.with_extension("carry-tmp");
     let result = (|| -> Result<BackupReport> {
-        let file = std::fs::File::create(&tmp).map_err(|e| match e.kind() {
+        let file = crate::private_file::create(&tmp).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::invalid(format!("the folder for {} does not exist", path.display()))
             }
@@ -576,7 +577,7 @@ mod tests {
         let other = RecoverySecret::generate().unwrap().code();
         assert!(matches!(
             restore_from_file(&target, &file, &other, &ks()),
-            Err(Error::WrongKey)
+            Err(Error::WrongRecoveryCode)
         ));
         let mut typo = code.to_string();
         typo.replace_range(0..1, if typo.starts_with('A') { "B" } else { "A" });
@@ -659,7 +660,7 @@ mod tests {
         backup_to_file(&p, &file).unwrap();
         assert!(matches!(
             restore_from_file(&d.path().join("x"), &file, &old, &ks()),
-            Err(Error::WrongKey)
+            Err(Error::WrongRecoveryCode)
         ));
         let [a, b] = confirmation_positions().unwrap();
         assert!(a < b && b <= code::GROUPS);

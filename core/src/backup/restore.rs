@@ -16,7 +16,7 @@ use crate::vault::SCHEMA_VERSION;
 const SEQ_JUMP: i64 = 1_000_000;
 
 /// Restore the backup in `file` into the empty folder `dir` with `code`, wrapping the
-/// new vault's key with `key_store`. A wrong code is [`Error::WrongKey`] and leaves
+/// new vault's key with `key_store`. A wrong code is [`Error::WrongRecoveryCode`] and leaves
 /// nothing behind; so does any other failure: the profile is built in a folder beside
 /// `dir` and moved into place only when whole.
 pub fn restore_from_file(

@@ -6,7 +6,6 @@
 //! other resource is read whole (it is one resource, so its size is its own).
 
 use std::fmt;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -16,7 +15,7 @@ use serde::de::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::reader::CountingReader;
+use super::reader::{self, FileReader};
 use super::{FileFormat, Sink};
 use crate::error::{Error, Result};
 
@@ -177,7 +176,7 @@ fn json_error(e: serde_json::Error) -> Error {
 
 /// Walk the file once; returns what stopped the walk, if anything.
 fn walk(
-    file: CountingReader<File>,
+    file: FileReader,
     sink: &mut Sink<'_, '_, '_, '_>,
     known_bundle: bool,
 ) -> Result<Option<Stop>> {
@@ -196,13 +195,17 @@ fn walk(
     }
 }
 
-fn reopen(path: &Path, sink: &Sink<'_, '_, '_, '_>) -> Result<CountingReader<File>> {
-    Ok(CountingReader::new(File::open(path)?, sink.counter.clone()))
+fn reopen(path: &Path, sink: &Sink<'_, '_, '_, '_>) -> Result<FileReader> {
+    Ok(reader::open(
+        path,
+        sink.counter.clone(),
+        sink.not_utf8.clone(),
+    )?)
 }
 
 /// Read a JSON file holding a Bundle or a single resource.
 pub(super) fn read_json(
-    file: CountingReader<File>,
+    file: FileReader,
     path: &Path,
     sink: &mut Sink<'_, '_, '_, '_>,
 ) -> Result<FileFormat> {

@@ -3,12 +3,13 @@
 //! A file is read as a stream, so memory does not grow with its size, and written in
 //! one transaction: a file that cannot be parsed leaves nothing behind, and a process
 //! killed mid-import leaves none of the file. A malformed entry is rejected with its
-//! position and reason while the rest of the file is imported.
+//! position and reason while the rest of the file is imported; a file of which
+//! nothing could be stored leaves nothing either, not even its source. A file that is
+//! not UTF-8 text is refused whole, with the offset of its first bad byte.
 
 mod bundle;
 mod reader;
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::record::EnteredBy;
 use crate::store::{self, PutOutcome, SourceKind, Writer};
 use crate::time::now_unix;
-use reader::CountingReader;
+use reader::{Counter, FileReader, NotUtf8};
 
 /// One entry of a file that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,7 +113,8 @@ const PROGRESS_EVERY: u64 = 256;
 pub(crate) struct Sink<'w, 't, 'c, 'o> {
     writer: &'w mut Writer<'t, 'c>,
     report: &'w mut FileReport,
-    counter: reader::Counter,
+    counter: Counter,
+    not_utf8: NotUtf8,
     bytes_total: u64,
     options: ImportOptions<'o>,
     handled: u64,
@@ -191,13 +193,13 @@ enum Layout {
 }
 
 /// NDJSON when the name says so, or when the first line is a complete JSON value with
-/// more after it.
-fn sniff(path: &Path) -> Result<Layout> {
+/// more after it. Bytes that are not UTF-8 are noted in `not_utf8`.
+fn sniff(path: &Path, not_utf8: &NotUtf8) -> Result<Layout> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext.eq_ignore_ascii_case("ndjson") || ext.eq_ignore_ascii_case("jsonl") {
         return Ok(Layout::Ndjson);
     }
-    let mut r = BufReader::new(File::open(path)?);
+    let mut r = BufReader::new(reader::open(path, Counter::default(), not_utf8.clone())?);
     let mut first = String::new();
     r.read_line(&mut first)?;
     if first.trim().is_empty() || serde_json::from_str::<serde::de::IgnoredAny>(&first).is_err() {
@@ -235,7 +237,11 @@ pub(crate) fn import_file(
         )));
     }
     let bytes_total = meta.len();
-    let layout = sniff(path)?;
+    let not_utf8 = NotUtf8::default();
+    let layout = match sniff(path, &not_utf8) {
+        Ok(layout) => layout,
+        Err(e) => return refused(name, e, &not_utf8),
+    };
     let now = now_unix();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let source_id = store::ensure_source(&tx, SourceKind::File, &name, now)?;
@@ -247,12 +253,13 @@ pub(crate) fn import_file(
     let import_id = tx.last_insert_rowid();
     let outcome = {
         let mut writer = Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now);
-        let counter = reader::Counter::default();
-        let file = CountingReader::new(File::open(path)?, counter.clone());
+        let counter = Counter::default();
+        let file = reader::open(path, counter.clone(), not_utf8.clone())?;
         let mut sink = Sink {
             writer: &mut writer,
             report: &mut report,
             counter,
+            not_utf8: not_utf8.clone(),
             bytes_total,
             options,
             handled: 0,
@@ -267,6 +274,17 @@ pub(crate) fn import_file(
         result
     };
     match outcome {
+        // Nothing of the file could be stored (its only resource, or every one, was
+        // rejected): nothing of it stays, not even its source.
+        Ok(format) if report.imported + report.updated + report.unchanged == 0 => {
+            drop(tx);
+            report.format = Some(format);
+            tracing::info!(
+                rejected = report.rejected.len(),
+                "nothing of the file was stored"
+            );
+            Ok(report)
+        }
         Ok(format) => {
             report.format = Some(format);
             tx.execute(
@@ -292,22 +310,34 @@ pub(crate) fn import_file(
             );
             Ok(report)
         }
-        Err(Error::InvalidInput { reason }) => {
+        Err(e) => {
             drop(tx);
-            // Nothing of the file stays: report it as one rejection.
-            let mut failed = FileReport::new(name.clone());
-            failed.rejected.push(Rejection {
-                file: name,
-                entry: "file".into(),
-                reason,
-            });
-            Ok(failed)
+            refused(name, e, &not_utf8)
         }
-        Err(e) => Err(e),
     }
 }
 
-fn read_ndjson(file: CountingReader<File>, sink: &mut Sink<'_, '_, '_, '_>) -> Result<()> {
+/// The file `name` was refused whole with `e`: nothing of it stays. Input errors
+/// (including bytes that are not UTF-8, however the reader met them) become its one
+/// rejection; anything else (the vault failed, the import was cancelled) is returned.
+fn refused(name: String, e: Error, not_utf8: &NotUtf8) -> Result<FileReport> {
+    let reason = match (not_utf8.at(), e) {
+        (Some(at), _) => format!(
+            "not UTF-8 text: the byte at offset {at} is not part of a UTF-8 character; nothing of the file was imported"
+        ),
+        (None, Error::InvalidInput { reason }) => reason,
+        (None, e) => return Err(e),
+    };
+    let mut failed = FileReport::new(name.clone());
+    failed.rejected.push(Rejection {
+        file: name,
+        entry: "file".into(),
+        reason,
+    });
+    Ok(failed)
+}
+
+fn read_ndjson(file: FileReader, sink: &mut Sink<'_, '_, '_, '_>) -> Result<()> {
     let mut r = BufReader::with_capacity(64 * 1024, file);
     let mut line = String::new();
     let mut number = 0u64;

@@ -227,18 +227,22 @@ impl Vault {
     /// Open the writer (migrating if needed) for `cipher`.
     fn connect(&self, cipher: Cipher) -> Result<Session> {
         let db_path = self.dir.join(VAULT_FILE);
-        let mut writer = open_existing(&db_path, &cipher)?;
-        // Refuse a newer vault before anything (even the journal mode) is written.
-        let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::TooNew {
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        migrations::migrate(&mut writer)?;
+        let writer = (|| -> Result<Connection> {
+            let mut writer = open_existing(&db_path, &cipher)?;
+            // Refuse a newer vault before anything (even the journal mode) is written.
+            let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(Error::TooNew {
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            writer.pragma_update(None, "journal_mode", "WAL")?;
+            writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+            migrations::migrate(&mut writer)?;
+            Ok(writer)
+        })()
+        .map_err(|e| named(e, &db_path))?;
         Ok(Session {
             cipher,
             db_path,
@@ -267,7 +271,7 @@ impl Vault {
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let session = self.session()?;
         let mut conn = lock_mutex(&session.writer);
-        f(&mut conn)
+        f(&mut conn).map_err(|e| named(e, &session.db_path))
     }
 
     /// Run `f` on a reader connection, which sees the last committed state.
@@ -276,19 +280,32 @@ impl Vault {
         let pooled = lock_mutex(&session.readers).pop();
         let conn = match pooled {
             Some(c) => c,
-            None => {
+            None => (|| -> Result<Connection> {
                 let c = open_existing(&session.db_path, &session.cipher)?;
                 c.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
                 c.pragma_update(None, "query_only", true)?;
-                c
-            }
+                Ok(c)
+            })()
+            .map_err(|e| named(e, &session.db_path))?,
         };
-        let out = f(&conn);
+        let out = f(&conn).map_err(|e| named(e, &session.db_path));
         let mut pool = lock_mutex(&session.readers);
         if pool.len() < READER_POOL {
             pool.push(conn);
         }
         out
+    }
+}
+
+/// `e`, with a damage report from SQLite (which does not know the file) naming the
+/// vault file at `db_path`.
+fn named(e: Error, db_path: &Path) -> Error {
+    match e {
+        Error::Corrupt { path, reason } if path == Path::new(VAULT_FILE) => Error::Corrupt {
+            path: db_path.to_path_buf(),
+            reason,
+        },
+        other => other,
     }
 }
 
