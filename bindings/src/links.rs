@@ -129,8 +129,14 @@ pub struct ShareLinkInfo {
     pub state: String,
     /// Clinical resources in the summary.
     pub resources: i64,
-    /// Accesses the endpoint reported so far (see `share_link_accesses`).
+    /// Openings the endpoint reported so far (see `share_link_accesses`).
     pub accesses: i64,
+    /// Requests the endpoint refused while the link was in force (wrong passcodes,
+    /// requests the link does not serve), as last fetched. They are counted, not
+    /// listed; nothing is counted once the link has ended.
+    pub refused: i64,
+    /// When the last of those was refused (Unix seconds), as last fetched.
+    pub last_refused_at: Option<i64>,
     /// Whether this is the emergency card's link.
     pub emergency_card: bool,
 }
@@ -150,6 +156,8 @@ impl TryFrom<cl::ShareInfo> for ShareLinkInfo {
             state: s.state,
             resources: s.resources,
             accesses: s.accesses,
+            refused: s.refused,
+            last_refused_at: s.last_refused_at,
             emergency_card: s.emergency_card,
         })
     }
@@ -353,7 +361,9 @@ impl Profile {
     }
 
     /// Who opened the link `id` (or the start of it), as the endpoint logged it,
-    /// oldest first; new accesses are copied into the audit log (`share-accessed`).
+    /// oldest first; new openings are copied into the audit log (`share-accessed`),
+    /// each once, and one by one up to 100 per link (then one row per call counts
+    /// the rest). Refused requests are a count: `ShareLinkInfo.refused`.
     /// `NotFound` for an unknown link; `InvalidInput` if no endpoint is set;
     /// `Network` if it cannot be reached.
     pub async fn share_link_accesses(&self, id: String) -> Result<Vec<ShareAccess>> {

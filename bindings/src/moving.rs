@@ -114,6 +114,9 @@ pub struct DevicesReport {
     pub batches_out: u64,
     /// Batches refused (from a removed or unknown device, replayed, or damaged).
     pub refused: u64,
+    /// Devices (by name) whose relay mailbox was full: their batches wait, in order,
+    /// for a later exchange.
+    pub full: Vec<String>,
 }
 
 impl From<cd::DevicesReport> for DevicesReport {
@@ -123,6 +126,7 @@ impl From<cd::DevicesReport> for DevicesReport {
             changes_in: r.changes_in,
             batches_out: r.batches_out,
             refused: r.refused,
+            full: r.full,
         }
     }
 }

@@ -455,6 +455,12 @@ pub struct ExchangeReport {
     /// People who gained access to this profile's record in this exchange (short
     /// ids). Each is also reported to `Events.on_new_access`.
     pub new_access: Vec<String>,
+    /// People (short ids, or a mailbox id for a recipient not known here) whose relay
+    /// mailbox was full: what is queued for them waits, in order, for a later
+    /// `exchange`, and the rest of this one went on. Tell the person if it lasts.
+    pub mailboxes_full: Vec<String>,
+    /// Envelopes left queued because their recipient's mailbox was full.
+    pub held_back: u64,
     /// What was exchanged with the person's other devices (all zero on one device).
     pub devices: crate::moving::DevicesReport,
 }
@@ -473,6 +479,8 @@ impl From<cs::ExchangeReport> for ExchangeReport {
             expired: r.expired,
             relay_deleted: r.relay_deleted,
             new_access: r.new_access,
+            mailboxes_full: r.mailboxes_full,
+            held_back: r.held_back,
             devices: r.devices.into(),
         }
     }

@@ -217,6 +217,13 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
                 a.recipient
             );
         }
+        if s.refused > 0 {
+            say!(
+                "      {} requests refused (wrong passcodes, or not served), the last at {}",
+                s.refused,
+                s.last_refused_at.map(date_time).unwrap_or_default()
+            );
+        }
     }
     Ok(exit::OK)
 }

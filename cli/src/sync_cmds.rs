@@ -384,6 +384,13 @@ fn merge(
     a.expired.extend(b.expired);
     a.relay_deleted += b.relay_deleted;
     a.new_access.extend(b.new_access);
+    for m in b.mailboxes_full {
+        if !a.mailboxes_full.contains(&m) {
+            a.mailboxes_full.push(m);
+        }
+    }
+    // The second exchange finds what the first held back still queued.
+    a.held_back = b.held_back;
     a
 }
 
@@ -412,6 +419,19 @@ fn relay_line(r: &carry_core::share::ExchangeReport) -> String {
     }
     if !r.expired.is_empty() {
         parts.push(format!("{} grants ended", r.expired.len()));
+    }
+    let mut full = r.mailboxes_full.clone();
+    full.extend(r.devices.full.iter().map(|d| format!("device {d}")));
+    if !full.is_empty() {
+        let waiting = if r.held_back > 0 {
+            format!(" ({} envelopes)", r.held_back)
+        } else {
+            String::new()
+        };
+        parts.push(format!(
+            "the relay mailbox of {} is full: what is queued for it waits for a later sync{waiting}",
+            full.join(", ")
+        ));
     }
     format!("relay: {}", parts.join(", "))
 }

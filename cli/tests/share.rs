@@ -482,3 +482,188 @@ fn names_from_invites_reach_the_terminal_escaped_on_one_line() {
     );
     assert_eq!(mode(&file), 0o600);
 }
+
+/// A stranger at the relay: a fresh Ed25519 key signed in by the relay's handshake.
+/// Returns its session token and mailbox id.
+fn stranger(base: &str) -> (String, String) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine as _;
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+    let agent = ureq::Agent::new_with_defaults();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let keys = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let key = B64.encode(keys.public_key().as_ref());
+    let c: Value = agent
+        .post(&format!("{base}/relay/v1/challenge"))
+        .send_json(serde_json::json!({ "key": key }))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let challenge = c["challenge"].as_str().unwrap();
+    let signed = [
+        b"carry-relay-auth-v2\n".as_slice(),
+        base.as_bytes(),
+        b"\n",
+        &B64.decode(challenge).unwrap(),
+    ]
+    .concat();
+    let s: Value = agent
+        .post(&format!("{base}/relay/v1/session"))
+        .send_json(serde_json::json!({
+            "key": key, "challenge": challenge,
+            "signature": B64.encode(keys.sign(&signed).as_ref()),
+        }))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    (
+        s["token"].as_str().unwrap().to_string(),
+        s["mailbox"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Post `body` to `mailbox` as the session `token`: the status.
+fn post_junk(base: &str, token: &str, mailbox: &str, body: &[u8]) -> u16 {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine as _;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .post(&format!("{base}/relay/v1/mailboxes/{mailbox}"))
+        .header("authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({ "tag": "junk", "body": B64.encode(body) }))
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The audit log's entries of `event`, newest first.
+fn audited(home: &Path, event: &str) -> Vec<Value> {
+    json(home, &["audit", "--limit", "100000", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == event)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn junk_is_one_audit_row_per_sender_and_a_full_mailbox_does_not_stop_the_sync() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = serve(
+        &format!("sqlite://{}", d.path().join("endpoint.db").display()),
+        &["--relay-mailbox-max", "20"],
+    );
+    let base = relay.base.as_str();
+    let (patient, carer, carer_id, _) = introduced(d.path(), base);
+    ok(&carer, &["endpoint", "set", base]);
+    ok(&carer, &["sync"]);
+    let carer_mailbox = json(&carer, &["id", "--json"])["mailbox"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Two strangers fill the carer's mailbox with junk: 8 envelopes from one, then
+    // as many as fit from the other.
+    let (mallory, mallory_mailbox) = stranger(base);
+    let (trudy, trudy_mailbox) = stranger(base);
+    for i in 0..8u8 {
+        assert_eq!(post_junk(base, &mallory, &carer_mailbox, &[i; 40]), 201);
+    }
+    let mut from_trudy = 0;
+    while post_junk(base, &trudy, &carer_mailbox, b"junk") == 201 {
+        from_trudy += 1;
+        assert!(from_trudy <= 20, "the mailbox never filled");
+    }
+    assert!(from_trudy > 0);
+
+    // The patient shares with the carer: the delivery cannot be posted, but the sync
+    // goes through and says why the carer has nothing yet.
+    ok(
+        &patient,
+        &[
+            "grant",
+            &carer_id,
+            "--categories",
+            "medications",
+            "--expires",
+            "30d",
+        ],
+    );
+    let out = run(&patient, &["sync", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["relay"];
+    assert_eq!(
+        r["mailboxes_full"],
+        serde_json::json!([carer_id]),
+        "{report}"
+    );
+    assert!(r["held_back"].as_u64().unwrap() >= 1, "{report}");
+    let text = ok(&patient, &["sync"]);
+    let line = line_with(&text, "relay:");
+    assert!(
+        line.contains(&format!("the relay mailbox of {carer_id} is full")),
+        "{line}"
+    );
+
+    // The carer drains the junk: one audit row per sender, with the count.
+    let before = audited(&carer, "envelope-rejected").len();
+    let out = json(&carer, &["sync", "--json"]);
+    assert_eq!(
+        out["relay"]["refused"].as_array().unwrap().len(),
+        8 + from_trudy,
+        "{out}"
+    );
+    let rejected = audited(&carer, "envelope-rejected");
+    assert_eq!(rejected.len(), before + 2, "{rejected:?}");
+    let detail = |mailbox: &str| {
+        rejected
+            .iter()
+            .map(|e| e["detail"].as_str().unwrap())
+            .find(|d| d.contains(mailbox))
+            .unwrap_or_else(|| panic!("no row for {mailbox}: {rejected:?}"))
+            .to_string()
+    };
+    assert!(
+        detail(&mallory_mailbox).starts_with(&format!(
+            "8 envelopes from mailbox {mallory_mailbox} refused: "
+        )),
+        "{}",
+        detail(&mallory_mailbox)
+    );
+    assert!(
+        detail(&trudy_mailbox).starts_with(&format!("{from_trudy} envelopes from mailbox")),
+        "{}",
+        detail(&trudy_mailbox)
+    );
+    let acknowledged = audited(&carer, "envelopes-acknowledged");
+    assert_eq!(
+        acknowledged[0]["detail"],
+        format!("{} envelopes", 8 + from_trudy),
+        "one row for the exchange"
+    );
+
+    // With room again, the patient's next sync delivers, and the carer has the record.
+    let report = json(&patient, &["sync", "--json"]);
+    assert_eq!(
+        report["relay"]["mailboxes_full"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert!(report["relay"]["posted"].as_u64().unwrap() >= 1, "{report}");
+    ok(&carer, &["sync"]);
+    let profiles = json(&carer, &["profiles", "--json"]);
+    assert_eq!(profiles.as_array().unwrap().len(), 2, "{profiles}");
+    assert!(json(&carer, &["audit", "--verify", "--json"])["ok"] == true);
+}

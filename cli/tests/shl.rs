@@ -69,12 +69,19 @@ fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked
     let clinician = d.path().join("clinician");
     let out = run(&clinician, &["open", &link]);
     assert_eq!(out.status.code(), Some(4));
-    // The recipient is whatever the opener claims: here, text made to drive the
-    // patient's terminal.
+    // The recipient is whatever the opener claims, but one line of plain text: text
+    // made to drive the patient's terminal is refused before anything is sent (and
+    // the endpoint would refuse it too: endpoint/tests/shl.rs).
     let claimed = "Dr\u{1b}]8;;https://evil.example\u{7}Who\u{1b}]8;;\u{7}\r\nfake \u{202e}x";
     let out = run(
         &clinician,
         &["open", &link, "--passcode", "0000", "--recipient", claimed],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one line of plain text"));
+    let out = run(
+        &clinician,
+        &["open", &link, "--passcode", "0000", "--recipient", "Dr Who"],
     );
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("4 attempts left"));
@@ -104,22 +111,20 @@ fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked
         .len();
     assert!(vitals > 0 && vitals < 20, "{vitals} vital signs");
 
-    // The patient sees who opened it, as they named themselves, in the audit log too.
+    // The patient sees who opened it, as they named themselves, in the audit log too;
+    // the wrong passcode is a count of refusals, not an entry.
     let shares = json(&home, &["shares", "--json"]);
     let log = shares[0]["access_log"].as_array().unwrap();
-    assert!(log
-        .iter()
-        .any(|a| a["recipient"] == "Dr Patel, A&E" && a["outcome"] == "ok"));
-    assert!(log
-        .iter()
-        .any(|a| a["outcome"] == "wrong-passcode" && a["recipient"] == claimed));
-    // As text, the claim is shown escaped, on its own line.
-    let listed = ok(&home, &["shares"]);
-    let line = line_with(&listed, "wrong-passcode");
-    assert!(
-        line.contains("Dr\\u{1b}]8;;https://evil.example\\u{7}Who\\u{1b}]8;;\\u{7}\\u{d}\\u{a}fake \\u{202e}x"),
-        "{line}"
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0]["recipient"].as_str(), log[0]["outcome"].as_str()),
+        (Some("Dr Patel, A&E"), Some("ok"))
     );
+    assert_eq!(shares[0]["refused"], 1);
+    assert!(shares[0]["last_refused_at"].is_i64());
+    let listed = ok(&home, &["shares"]);
+    let line = line_with(&listed, "requests refused");
+    assert!(line.contains("1 requests refused"), "{line}");
     assert_eq!(terminal_unsafe(&ok(&home, &["audit"])), None);
     let audit = json(&home, &["audit", "--json"]);
     assert!(audit
@@ -259,4 +264,110 @@ fn stopping_all_sharing_ends_every_link_and_says_which_still_work_when_the_endpo
         .filter(|e| e["event"] == "share-revoked")
         .count();
     assert_eq!(revoked, 2);
+}
+
+/// The `share-accessed` audit entries of link `id` (by its short id), newest first.
+fn openings_audited(home: &Path, id: &str) -> Vec<String> {
+    json(home, &["audit", "--limit", "100000", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "share-accessed" && e["party"] == id[..10])
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn openings_reach_the_audit_log_once_each_and_at_most_the_cap_per_link() {
+    let (_d, _db, ep, home) = world();
+    let made = json(&home, &["share", "--preset", "emergency", "--json"]);
+    let id = made["id"].as_str().unwrap().to_string();
+    let url = format!("{}/shl/m/{id}", ep.base);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let open = |n: std::ops::Range<u32>| {
+        for i in n {
+            let body =
+                serde_json::json!({ "recipient": format!("Dr {i}"), "embeddedLengthMax": 1 << 24 });
+            let r = agent.post(&url).send_json(body).unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    // 150 openings, and 40 requests the link refuses (it is not a U link).
+    open(0..150);
+    for _ in 0..40 {
+        let r = agent
+            .get(&format!("{url}?recipient=Mallory"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+    }
+    assert!(openings_audited(&home, &id).is_empty());
+
+    // The patient looks: every opening is listed, the refusals are a count, and the
+    // audit log gains the first 100 openings one by one and one row for the rest.
+    let shares = json(&home, &["shares", "--json"]);
+    assert_eq!(shares[0]["access_log"].as_array().unwrap().len(), 150);
+    assert_eq!(
+        (
+            shares[0]["accesses"].as_i64(),
+            shares[0]["refused"].as_i64()
+        ),
+        (Some(150), Some(40))
+    );
+    let audited = openings_audited(&home, &id);
+    assert_eq!(audited.len(), 101, "{audited:?}");
+    assert_eq!(audited[100], "ok via manifest, claimed by 'Dr 0'");
+    assert_eq!(audited[1], "ok via manifest, claimed by 'Dr 99'");
+    assert!(
+        audited[0].starts_with("50 more openings (numbers 101 to 150)"),
+        "{}",
+        audited[0]
+    );
+
+    // Looking again, or a sync that refreshes the links, copies nothing twice.
+    json(&home, &["shares", "--json"]);
+    ok(&home, &["sync"]);
+    assert_eq!(openings_audited(&home, &id).len(), 101);
+
+    // New openings past the cap: one more row that counts them.
+    open(150..160);
+    let listed = ok(&home, &["shares"]);
+    assert!(line_with(&listed, "requests refused").contains("40 requests refused"));
+    let audited = openings_audited(&home, &id);
+    assert_eq!(audited.len(), 102);
+    assert!(
+        audited[0].starts_with("10 more openings (numbers 151 to 160)"),
+        "{}",
+        audited[0]
+    );
+    // Nothing the endpoint records after the link ends reaches the device.
+    ok(&home, &["unshare", &id[..10]]);
+    for _ in 0..20 {
+        let r = agent
+            .get(&format!("{url}?recipient=Mallory"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+    }
+    open_refused(&agent, &url);
+    let shares = json(&home, &["shares", "--json"]);
+    assert_eq!(
+        (
+            shares[0]["accesses"].as_i64(),
+            shares[0]["refused"].as_i64()
+        ),
+        (Some(160), Some(40))
+    );
+    assert_eq!(openings_audited(&home, &id).len(), 102);
+    assert!(json(&home, &["audit", "--verify", "--json"])["ok"] == true);
+}
+
+/// A manifest request for a link that no longer serves: 404.
+fn open_refused(agent: &ureq::Agent, url: &str) {
+    let body = serde_json::json!({ "recipient": "Dr Late" });
+    let r = agent.post(url).send_json(body).unwrap();
+    assert_eq!(r.status().as_u16(), 404);
 }

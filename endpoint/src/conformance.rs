@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::backup_store::{
     Blob, Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S,
 };
-use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Session};
+use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Quota, Session};
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Refresh, Refreshed, Store};
 
@@ -29,6 +29,7 @@ pub fn run(store: &dyn Store) {
     relay_acks_reach_only_their_own_mailbox(store);
     relay_tag_deletes_reach_only_their_own_sender(store);
     relay_quota_holds_under_concurrent_posts(store);
+    relay_byte_quota_holds_under_concurrent_posts(store);
     relay_prune_removes_what_has_expired(store);
     shl_links_belong_to_their_owner(store);
     shl_manifests_embed_or_mint_locations(store);
@@ -703,9 +704,14 @@ fn envelope(mailbox: &str, tag: &str, sender: &str, body: &[u8], created_s: i64)
     }
 }
 
+/// A quota of `envelopes` and `bytes`.
+fn quota(envelopes: usize, bytes: u64) -> Quota {
+    Quota { envelopes, bytes }
+}
+
 /// Post and return the id, which must be new.
 fn post(store: &dyn Store, e: &NewEnvelope) -> i64 {
-    match store.post_envelope(e, 1_000).unwrap() {
+    match store.post_envelope(e, &quota(1_000, 1 << 30)).unwrap() {
         Posted::Stored(id) => id,
         other => panic!("post: {other:?}"),
     }
@@ -737,7 +743,9 @@ fn fetch_all(
 fn relay_envelopes_post_fetch_and_page_in_order(store: &dyn Store) {
     let to_nobody = envelope("mb-none", "t", "mb-s1", b"x", 1);
     assert_eq!(
-        store.post_envelope(&to_nobody, 10).unwrap(),
+        store
+            .post_envelope(&to_nobody, &quota(10, 1 << 20))
+            .unwrap(),
         Posted::NoMailbox
     );
     store.put_directory(&entry("mb-a", 1)).unwrap();
@@ -774,6 +782,16 @@ fn relay_envelopes_post_fetch_and_page_in_order(store: &dyn Store) {
     let (b, _) = fetch_all(store, "mb-b", 10);
     assert_eq!(b.len(), 1, "mailboxes are apart");
     assert_eq!(b[0].2, b"for b");
+    // Each envelope comes with the mailbox of the key that posted it.
+    post(store, &envelope("mb-b", "t1", "mb-s2", b"from s2", 1));
+    let senders: Vec<String> = store
+        .fetch_envelopes("mb-b", 0, 10, 1 << 20)
+        .unwrap()
+        .envelopes
+        .into_iter()
+        .map(|e| e.sender)
+        .collect();
+    assert_eq!(senders, ["mb-s1", "mb-s2"]);
 }
 
 fn relay_acks_reach_only_their_own_mailbox(store: &dyn Store) {
@@ -829,7 +847,7 @@ fn relay_quota_holds_under_concurrent_posts(store: &dyn Store) {
                     (0..3)
                         .map(|j| {
                             let e = envelope("mb-q", &format!("w{i}-{j}"), "mb-s1", b"q", 1);
-                            store.post_envelope(&e, 10).unwrap()
+                            store.post_envelope(&e, &quota(10, 1 << 20)).unwrap()
                         })
                         .collect::<Vec<_>>()
                 })
@@ -852,10 +870,62 @@ fn relay_quota_holds_under_concurrent_posts(store: &dyn Store) {
     assert_eq!(store.ack_envelopes("mb-q", &[all[0].0]).unwrap(), 1);
     let e = envelope("mb-q", "again", "mb-s1", b"q", 1);
     assert!(matches!(
-        store.post_envelope(&e, 10).unwrap(),
+        store.post_envelope(&e, &quota(10, 1 << 20)).unwrap(),
         Posted::Stored(_)
     ));
-    assert_eq!(store.post_envelope(&e, 10).unwrap(), Posted::Full);
+    assert_eq!(
+        store.post_envelope(&e, &quota(10, 1 << 20)).unwrap(),
+        Posted::Full
+    );
+}
+
+fn relay_byte_quota_holds_under_concurrent_posts(store: &dyn Store) {
+    store.put_directory(&entry("mb-qb", 1)).unwrap();
+    // 100 bytes of room: ten envelopes of 10 bytes, however many race for it.
+    let q = quota(1_000, 100);
+    let outcomes: Vec<Posted> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                s.spawn(move || {
+                    (0..3)
+                        .map(|j| {
+                            let e = envelope("mb-qb", &format!("w{i}-{j}"), "mb-s1", &[7u8; 10], 1);
+                            store.post_envelope(&e, &q).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let stored = outcomes
+        .iter()
+        .filter(|p| matches!(p, Posted::Stored(_)))
+        .count();
+    assert_eq!(stored, 10, "exactly the bytes allowed: {outcomes:?}");
+    // Full by bytes though far from full by count; one byte more does not fit.
+    let (all, _) = fetch_all(store, "mb-qb", 100);
+    assert_eq!(all.iter().map(|e| e.2.len()).sum::<usize>(), 100);
+    let one = envelope("mb-qb", "one", "mb-s1", b"x", 1);
+    assert_eq!(store.post_envelope(&one, &q).unwrap(), Posted::Full);
+    // Another mailbox is not touched by this one's bytes.
+    store.put_directory(&entry("mb-qb2", 1)).unwrap();
+    let other = envelope("mb-qb2", "one", "mb-s1", &[1u8; 100], 1);
+    assert!(matches!(
+        store.post_envelope(&other, &q).unwrap(),
+        Posted::Stored(_)
+    ));
+    // An ack frees its bytes.
+    assert_eq!(store.ack_envelopes("mb-qb", &[all[0].0]).unwrap(), 1);
+    let ten = envelope("mb-qb", "ten", "mb-s1", &[2u8; 10], 1);
+    assert!(matches!(
+        store.post_envelope(&ten, &q).unwrap(),
+        Posted::Stored(_)
+    ));
+    assert_eq!(store.post_envelope(&one, &q).unwrap(), Posted::Full);
 }
 
 fn relay_prune_removes_what_has_expired(store: &dyn Store) {
@@ -1068,6 +1138,8 @@ fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
         .unwrap();
     assert_eq!(c, Answer::Location);
     // A location works until its token expires, more than once for a lasting link.
+    // Fetched by its recipient soon after the manifest, it is part of that opening
+    // (even with another recipient's opening between them).
     assert_eq!(
         store.shl_fetch("tok-b", 2_010).unwrap(),
         Answer::File(new.file.clone())
@@ -1076,6 +1148,7 @@ fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
         store.shl_fetch("tok-b", 2_020).unwrap(),
         Answer::File(new.file.clone())
     );
+    // A token past its life on a link in force is a refusal, counted, not logged.
     assert_eq!(
         store.shl_fetch("tok-c", 2_100).unwrap(),
         Answer::Refused(Outcome::Expired)
@@ -1089,7 +1162,7 @@ fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
         store.shl_fetch("tok-unknown", 2_010).unwrap(),
         Answer::NoLink
     );
-    // Refusing a request the link does not serve is logged.
+    // Refusing a request the link does not serve is counted too.
     let r = store
         .shl_access(&attempt("man-1", "Dr D", Via::Direct, Ask::Refuse, 2_200))
         .unwrap();
@@ -1100,7 +1173,17 @@ fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
             .unwrap(),
         Answer::NoLink
     );
-    // The log, in order, with the token's recipient on file accesses.
+    // Long after its manifest, a fetch through the same token is an opening of its
+    // own; again soon after, part of that one.
+    assert!(matches!(
+        store.shl_fetch("tok-b", 2_400).unwrap(),
+        Answer::File(_)
+    ));
+    assert!(matches!(
+        store.shl_fetch("tok-b", 2_401).unwrap(),
+        Answer::File(_)
+    ));
+    // The log holds the openings alone, in order; the refusals are a count.
     assert_eq!(
         outcomes(store, "man-1", "mb-m"),
         [
@@ -1108,15 +1191,16 @@ fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
             (2, "Dr B".to_string(), "ok", "manifest"),
             (3, "Dr C".to_string(), "ok", "manifest"),
             (4, "Dr B".to_string(), "ok", "file"),
-            (5, "Dr B".to_string(), "ok", "file"),
-            (6, "Dr C".to_string(), "expired", "file"),
-            (7, "Dr D".to_string(), "inactive", "direct"),
         ]
     );
-    let (l, page) = store.shl_accesses("man-1", "mb-m", 5, 1).unwrap().unwrap();
-    assert_eq!((page.len(), page[0].seq, page[0].at_s), (1, 6, 2_100));
-    assert_eq!(l.accesses, 7);
-    assert_eq!(store.shl_links("mb-m").unwrap()[0].accesses, 7);
+    let (l, page) = store.shl_accesses("man-1", "mb-m", 1, 1).unwrap().unwrap();
+    assert_eq!((page.len(), page[0].seq, page[0].at_s), (1, 2, 2_001));
+    assert_eq!(
+        (l.accesses, l.refused, l.last_refused_s, l.failures),
+        (4, 2, Some(2_200), 0)
+    );
+    let listed = &store.shl_links("mb-m").unwrap()[0];
+    assert_eq!((listed.accesses, listed.refused), (4, 2));
     // Pruning drops expired tokens only.
     store
         .shl_access(&attempt(
@@ -1146,6 +1230,11 @@ fn shl_manifests_embed_or_mint_locations(store: &dyn Store) {
         store.shl_fetch("tok-b", 2_600).unwrap(),
         Answer::File(_)
     ));
+    assert_eq!(
+        outcomes(store, "man-1", "mb-m").len(),
+        5,
+        "Dr E's one opening"
+    );
 }
 
 fn shl_failures_are_capped_under_concurrent_guesses(store: &dyn Store) {
@@ -1207,15 +1296,13 @@ fn shl_failures_are_capped_under_concurrent_guesses(store: &dyn Store) {
         ))
         .unwrap();
     assert_eq!(after, Answer::Refused(Outcome::Locked));
-    let log = outcomes(store, "cap-1", "mb-c");
-    assert_eq!(log.len(), 17);
+    // The five wrong passcodes are counted; once locked, nothing more is recorded.
+    assert!(outcomes(store, "cap-1", "mb-c").is_empty());
+    let l = store.shl_link("cap-1").unwrap().unwrap();
     assert_eq!(
-        log.iter().map(|a| a.0).collect::<Vec<_>>(),
-        (1..=17).collect::<Vec<_>>(),
-        "every access numbered once"
+        (l.refused, l.last_refused_s, l.accesses),
+        (5, Some(3_000), 0)
     );
-    assert_eq!(log.iter().filter(|a| a.2 == "wrong-passcode").count(), 5);
-    assert_eq!(log.iter().filter(|a| a.2 == "locked").count(), 12);
 }
 
 fn shl_one_time_links_serve_once(store: &dyn Store) {
@@ -1251,6 +1338,11 @@ fn shl_one_time_links_serve_once(store: &dyn Store) {
     );
     let l = store.shl_link("once-1").unwrap().unwrap();
     assert_eq!((l.used_s, l.state(4_001)), (Some(4_000), LinkState::Used));
+    assert_eq!(
+        (l.accesses, l.refused),
+        (1, 0),
+        "one opening; nothing recorded once used"
+    );
     // A manifest of a one-time link: the location it mints works once.
     store
         .shl_create(&link("once-2", "mb-o", "", true, 5))
@@ -1283,12 +1375,10 @@ fn shl_one_time_links_serve_once(store: &dyn Store) {
     assert_eq!(store.shl_fetch("tok-twice", 4_003).unwrap(), Answer::NoLink);
     assert_eq!(
         outcomes(store, "once-2", "mb-o"),
-        [
-            (1, "Dr P".to_string(), "ok", "manifest"),
-            (2, "Dr Q".to_string(), "inactive", "manifest"),
-            (3, "Dr P".to_string(), "ok", "file"),
-        ]
+        [(1, "Dr P".to_string(), "ok", "manifest")],
+        "the manifest and its file are one opening; the refusal after use is not kept"
     );
+    assert_eq!(store.shl_link("once-2").unwrap().unwrap().refused, 0);
 }
 
 fn shl_expiry_and_revocation_stop_service(store: &dyn Store) {
@@ -1338,7 +1428,13 @@ fn shl_expiry_and_revocation_stop_service(store: &dyn Store) {
         Answer::Refused(Outcome::Expired),
         "no failure counted"
     );
-    assert_eq!(store.shl_link("exp-1").unwrap().unwrap().failures, 0);
+    let l = store.shl_link("exp-1").unwrap().unwrap();
+    assert_eq!((l.failures, l.refused, l.accesses), (0, 0, 1));
+    assert_eq!(
+        outcomes(store, "exp-1", "mb-e"),
+        [(1, "Dr E".to_string(), "ok", "manifest")],
+        "nothing is recorded after a link expires"
+    );
 
     // Revocation: tokens already handed out stop working, and so does the link.
     store
@@ -1363,12 +1459,22 @@ fn shl_expiry_and_revocation_stop_service(store: &dyn Store) {
         .shl_access(&attempt("rev-1", "Dr F", Via::Direct, Ask::Direct, 6_003))
         .unwrap();
     assert_eq!(after, Answer::Refused(Outcome::Revoked));
+    for ask in [Ask::Refuse, Ask::WrongPasscode, Ask::Direct] {
+        assert_eq!(
+            store
+                .shl_access(&attempt("rev-1", "Dr G", Via::Direct, ask, 6_005))
+                .unwrap(),
+            Answer::Refused(Outcome::Revoked)
+        );
+    }
     let (l, log) = store.shl_accesses("rev-1", "mb-e", 0, 10).unwrap().unwrap();
     assert_eq!(l.state(6_004), LinkState::Revoked);
     assert_eq!(
         log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
-        [Outcome::Ok, Outcome::Revoked]
+        [Outcome::Ok],
+        "nothing is recorded after a revocation"
     );
+    assert_eq!((l.refused, l.last_refused_s, l.failures), (0, None, 0));
 }
 
 fn upload<'a>(
@@ -2071,6 +2177,70 @@ mod tests {
         ]
     }
 
+    /// The share-link tables as endpoints made them before refusals were counted
+    /// (`shl_links` without `refused` and `last_refused_s`), with link `old-l` of owner
+    /// `mb-old` logged as opened once and refused once, row by row. `once_type` is
+    /// the engine's type for the flag.
+    fn old_shl_tables(once_type: &str) -> Vec<String> {
+        let no = if once_type == "BOOLEAN" { "false" } else { "0" };
+        vec![
+            format!(
+                "CREATE TABLE shl_links (
+                    id TEXT PRIMARY KEY, owner TEXT NOT NULL, flags TEXT NOT NULL,
+                    passcode_hash TEXT, expires_s BIGINT, once {once_type} NOT NULL,
+                    max_failures BIGINT NOT NULL, failures BIGINT NOT NULL,
+                    accesses BIGINT NOT NULL, created_s BIGINT NOT NULL, revoked_s BIGINT,
+                    used_s BIGINT, file TEXT NOT NULL, file_len BIGINT NOT NULL)"
+            ),
+            "CREATE TABLE shl_accesses (
+                link TEXT NOT NULL, seq BIGINT NOT NULL, at_s BIGINT NOT NULL,
+                recipient TEXT NOT NULL, outcome TEXT NOT NULL, via TEXT NOT NULL,
+                PRIMARY KEY (link, seq))"
+                .to_string(),
+            format!(
+                "INSERT INTO shl_links VALUES ('old-l', 'mb-old', '', NULL, NULL, {no}, 5, 0,
+                 2, 5, NULL, NULL, 'eyJhbGciOiJkaXIifQ..aXY.b2xk.dGFn', 33)"
+            ),
+            "INSERT INTO shl_accesses VALUES ('old-l', 1, 6, 'Dr Old', 'ok', 'manifest'),
+             ('old-l', 2, 7, 'Dr Old', 'inactive', 'direct')"
+                .to_string(),
+        ]
+    }
+
+    /// What a store opened over [`old_shl_tables`] must show: the old log as it was,
+    /// refusals counted from none, and new openings numbered on.
+    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::store::Store) {
+        use crate::shl_store::{Answer, Ask, Attempt, Outcome, Via};
+        let l = store.shl_link("old-l").unwrap().unwrap();
+        assert_eq!((l.accesses, l.refused, l.last_refused_s), (2, 0, None));
+        let at = |ask, now_s| Attempt {
+            id: "old-l".into(),
+            recipient: "Dr New".into(),
+            via: Via::Direct,
+            ask,
+            now_s,
+        };
+        assert_eq!(
+            store.shl_access(&at(Ask::Refuse, 20)).unwrap(),
+            Answer::Refused(Outcome::Inactive)
+        );
+        assert!(matches!(
+            store.shl_access(&at(Ask::Direct, 21)).unwrap(),
+            Answer::File(_)
+        ));
+        let (l, log) = store
+            .shl_accesses("old-l", "mb-old", 0, 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.accesses, l.refused, l.last_refused_s), (3, 1, Some(20)));
+        assert_eq!(
+            log.iter()
+                .map(|a| (a.seq, a.outcome.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "ok"), (2, "inactive"), (3, "ok")]
+        );
+    }
+
     /// What a store opened over [`old_backup_tables`] must show: the old versions
     /// as fulls, and incrementals on top of them.
     fn old_backups_are_full(store: &dyn crate::store::Store) {
@@ -2122,17 +2292,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         let old = rusqlite::Connection::open(&path).unwrap();
-        for statement in old_backup_tables("BLOB") {
+        for statement in old_backup_tables("BLOB")
+            .into_iter()
+            .chain(old_shl_tables("INTEGER"))
+        {
             old.execute_batch(&statement).unwrap();
         }
         drop(old);
         let store = crate::sqlite::SqliteStore::open(&path).unwrap();
         old_backups_are_full(&store);
+        old_links_count_refusals_from_the_upgrade(&store);
         drop(store);
         // Opening again finds the column and leaves everything as it was.
         let again = crate::sqlite::SqliteStore::open(&path).unwrap();
         let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
         assert_eq!(v.len(), 3);
+        use crate::shl_store::ShlStore as _;
+        assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
     }
 
     #[test]
@@ -2253,24 +2429,30 @@ mod tests {
         drop(db);
     }
 
-    /// A database made before incremental backups gets the columns added since when
-    /// opened.
+    /// A database made before incremental backups and counted refusals gets the
+    /// columns added since when opened.
     #[test]
     fn postgres_upgrades_old_backup_tables() {
         let Some((db, config)) = postgres_database("postgres_upgrades_old_backup_tables") else {
             return;
         };
         let mut old = config.connect(postgres::NoTls).unwrap();
-        for statement in old_backup_tables("BYTEA") {
+        for statement in old_backup_tables("BYTEA")
+            .into_iter()
+            .chain(old_shl_tables("BOOLEAN"))
+        {
             old.batch_execute(&statement).unwrap();
         }
         drop(old);
         let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
         old_backups_are_full(&store);
+        old_links_count_refusals_from_the_upgrade(&store);
         // A second process opening the same database finds the column there.
         let again = crate::postgres::PostgresStore::with_config(config).unwrap();
         let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
         assert_eq!(v.len(), 3);
+        use crate::shl_store::ShlStore as _;
+        assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
         drop((store, again));
         drop(db);
     }

@@ -58,8 +58,9 @@
 //!   one `BIGINT[]` (`id = ANY($2)`). Citus: distribute `relay_directory` and
 //!   `relay_envelopes` by `mailbox` (co-located); `delete_tagged` then spans shards.
 //! - Share links: every public access locks the link's row (`SELECT … FOR UPDATE`)
-//!   before it decides, counts a wrong passcode, marks a one-time link used, stores a
-//!   location token and appends the access (numbered from the link's own counter), so
+//!   before it decides, counts a wrong passcode or a refusal, marks a one-time link
+//!   used, stores a location token and appends an opening (numbered from the link's
+//!   own counter), so
 //!   concurrent guesses take turns and the failure cap holds exactly. Locks are taken
 //!   link row first, then token rows; the expired-token purge runs in a transaction of
 //!   its own. Citus: distribute `shl_links`, `shl_accesses` and `shl_tokens` by link id
@@ -79,8 +80,8 @@
 //!   Pruning reads the newest full versions (`ORDER BY version DESC LIMIT $2`)
 //!   and deletes below the oldest kept one. Citus: distribute `backup_locators` and
 //!   `backup_versions` by `locator` (co-located); every statement stays on one shard.
-//! - Upgrades: `backup_versions.base` and `backup_locators.restores` and
-//!   `last_restore_s` came later. Opening a database that lacks one adds it
+//! - Upgrades: `backup_versions.base`, `backup_locators.restores` and
+//!   `last_restore_s`, and `shl_links.refused` and `last_refused_s` came later. Opening a database that lacks one adds it
 //!   (`ALTER TABLE … ADD COLUMN`, after a probe that finds it missing; a concurrent
 //!   opener that added it first is tolerated).
 
@@ -98,11 +99,12 @@ use crate::backup_store::{
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window,
 };
 use crate::relay_store::{
-    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
+    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota, RelayStore,
+    Session,
 };
 use crate::shl_store::{
-    decide, embeds, token_serves, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
-    ShlStore, Step, Via,
+    decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
+    ShlStore, Step, Via, OPENING_LOOKBACK, OPENING_WINDOW_S,
 };
 use crate::store::{
     refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
@@ -195,7 +197,9 @@ const SCHEMA: &[&str] = &[
         revoked_s     BIGINT,
         used_s        BIGINT,
         file          TEXT NOT NULL,
-        file_len      BIGINT NOT NULL
+        file_len      BIGINT NOT NULL,
+        refused       BIGINT NOT NULL DEFAULT 0,
+        last_refused_s BIGINT
     )"#,
     "CREATE INDEX IF NOT EXISTS shl_links_owner ON shl_links (owner, created_s)",
     r#"CREATE TABLE IF NOT EXISTS shl_tokens (
@@ -240,8 +244,10 @@ const SCHEMA: &[&str] = &[
 /// Columns added since a table was first released, each as a probe that fails with
 /// `undefined_column` while the column is missing and the statement that adds it.
 /// Today: `backup_versions.base` (incremental backups; versions stored before it are
-/// full, so NULL is right for them), and `backup_locators.restores` and
-/// `last_restore_s` (restores were not counted before them, so they start at none).
+/// full, so NULL is right for them), `backup_locators.restores` and
+/// `last_restore_s` (restores were not counted before them, so they start at none),
+/// and `shl_links.refused` and `last_refused_s` (refused requests were logged row by
+/// row before them; those rows stay, and the count starts at none).
 const UPGRADES: &[(&str, &str)] = &[
     (
         "SELECT base FROM backup_versions WHERE false",
@@ -254,6 +260,14 @@ const UPGRADES: &[(&str, &str)] = &[
     (
         "SELECT last_restore_s FROM backup_locators WHERE false",
         "ALTER TABLE backup_locators ADD COLUMN last_restore_s BIGINT",
+    ),
+    (
+        "SELECT refused FROM shl_links WHERE false",
+        "ALTER TABLE shl_links ADD COLUMN refused BIGINT NOT NULL DEFAULT 0",
+    ),
+    (
+        "SELECT last_refused_s FROM shl_links WHERE false",
+        "ALTER TABLE shl_links ADD COLUMN last_refused_s BIGINT",
     ),
 ];
 
@@ -1103,7 +1117,7 @@ impl RelayStore for PostgresStore {
         })
     }
 
-    fn post_envelope(&self, e: &NewEnvelope, max_per_mailbox: usize) -> Result<Posted> {
+    fn post_envelope(&self, e: &NewEnvelope, quota: &Quota) -> Result<Posted> {
         self.tx("post envelope", |t| {
             // Posts to one mailbox take turns on its directory row (see the top of
             // this file): the count below is then exact, and ids follow commit order.
@@ -1117,15 +1131,17 @@ impl RelayStore for PostgresStore {
             if !known {
                 return Ok(Posted::NoMailbox);
             }
-            let held: i64 = t
+            let row = t
                 .query_one(
-                    "SELECT count(*) FROM relay_envelopes WHERE mailbox = $1",
+                    "SELECT count(*), coalesce(sum(octet_length(body)), 0)::BIGINT
+                     FROM relay_envelopes WHERE mailbox = $1",
                     &[&e.mailbox],
                 )
-                .op("post envelope: count")?
-                .try_get(0)
                 .op("post envelope: count")?;
-            if usize::try_from(held).unwrap_or(usize::MAX) >= max_per_mailbox {
+            let held: i64 = row.try_get(0).op("post envelope: count")?;
+            let bytes: i64 = row.try_get(1).op("post envelope: count")?;
+            let held = usize::try_from(held).unwrap_or(usize::MAX);
+            if quota.refuses(held, bytes, e.body.len()) {
                 return Ok(Posted::Full);
             }
             let id: i64 = t
@@ -1169,7 +1185,7 @@ impl RelayStore for PostgresStore {
             };
             let envelopes = c
                 .query(
-                    "SELECT id, tag, body FROM relay_envelopes
+                    "SELECT id, tag, body, sender FROM relay_envelopes
                      WHERE mailbox = $1 AND id > $2 AND id <= $3 ORDER BY id",
                     &[&mailbox, &after, &last],
                 )
@@ -1180,6 +1196,7 @@ impl RelayStore for PostgresStore {
                         id: r.try_get(0).op(WHAT)?,
                         tag: r.try_get(1).op(WHAT)?,
                         body: r.try_get(2).op(WHAT)?,
+                        sender: r.try_get(3).op(WHAT)?,
                     })
                 })
                 .collect::<Res<Vec<_>>>()?;
@@ -1243,7 +1260,7 @@ impl RelayStore for PostgresStore {
 
 /// The columns [`link`] reads, in order.
 const LINK_COLUMNS: &str = "id, owner, flags, passcode_hash, expires_s, once, max_failures, \
-     failures, accesses, created_s, revoked_s, used_s";
+     failures, accesses, created_s, revoked_s, used_s, refused, last_refused_s";
 
 /// A row of [`LINK_COLUMNS`] as a [`Link`].
 fn link(r: &Row, what: &'static str) -> Res<Link> {
@@ -1260,6 +1277,8 @@ fn link(r: &Row, what: &'static str) -> Res<Link> {
         created_s: r.try_get(9).op(what)?,
         revoked_s: r.try_get(10).op(what)?,
         used_s: r.try_get(11).op(what)?,
+        refused: r.try_get(12).op(what)?,
+        last_refused_s: r.try_get(13).op(what)?,
     })
 }
 
@@ -1282,19 +1301,36 @@ fn link_file(t: &mut Transaction<'_>, id: &str, what: &'static str) -> Res<Strin
         .op(what)
 }
 
-/// Append an access to `l` (whose row the transaction holds) and move its counters:
-/// the access is number `accesses + 1`.
-fn record_access(
+/// Count a refusal on `l` (whose row the transaction holds): one more refused request
+/// at `now_s`, and `failures` wrong passcodes in all.
+fn count_refusal(
     t: &mut Transaction<'_>,
     l: &Link,
     failures: i64,
+    now_s: i64,
+    what: &'static str,
+) -> Res<()> {
+    t.execute(
+        "UPDATE shl_links SET failures = $2, refused = refused + 1, last_refused_s = $3
+         WHERE id = $1",
+        &[&l.id, &failures, &now_s],
+    )
+    .op(what)?;
+    Ok(())
+}
+
+/// Append an opening to `l` (whose row the transaction holds) and move its counters:
+/// the opening is number `accesses + 1`.
+fn record_opening(
+    t: &mut Transaction<'_>,
+    l: &Link,
     used_s: Option<i64>,
     a: &Access,
     what: &'static str,
 ) -> Res<()> {
     t.execute(
-        "UPDATE shl_links SET failures = $2, used_s = $3, accesses = $4 WHERE id = $1",
-        &[&l.id, &failures, &used_s, &a.seq],
+        "UPDATE shl_links SET used_s = $2, accesses = $3 WHERE id = $1",
+        &[&l.id, &used_s, &a.seq],
     )
     .op(what)?;
     t.execute(
@@ -1311,6 +1347,29 @@ fn record_access(
     )
     .op(what)?;
     Ok(())
+}
+
+/// Whether `recipient` opened `l` at or after `since_s`, among its latest
+/// [`OPENING_LOOKBACK`] accesses.
+fn opened_since(
+    t: &mut Transaction<'_>,
+    l: &Link,
+    recipient: &str,
+    since_s: i64,
+    what: &'static str,
+) -> Res<bool> {
+    Ok(t.query_opt(
+        "SELECT 1 FROM shl_accesses WHERE link = $1 AND seq > $2 AND recipient = $3
+             AND outcome = 'ok' AND at_s >= $4 LIMIT 1",
+        &[
+            &l.id,
+            &(l.accesses - OPENING_LOOKBACK),
+            &recipient,
+            &since_s,
+        ],
+    )
+    .op(what)?
+    .is_some())
 }
 
 /// An access-log row that does not parse (a name this build does not know).
@@ -1418,18 +1477,21 @@ impl ShlStore for PostgresStore {
             let Some(l) = lock_link(t, &a.id, WHAT)? else {
                 return Ok(Answer::NoLink);
             };
-            let (mut failures, mut used_s) = (l.failures, l.used_s);
-            let (answer, outcome) = match decide(&l, &a.ask, a.now_s) {
-                Step::Refuse(o) => (Answer::Refused(o), o),
+            Ok(match decide(&l, &a.ask, a.now_s) {
+                Step::Ended(o) => Answer::Refused(o),
+                Step::Refuse(o) => {
+                    count_refusal(t, &l, l.failures, a.now_s, WHAT)?;
+                    Answer::Refused(o)
+                }
                 Step::CountFailure => {
-                    failures += 1;
-                    let remaining = (l.max_failures - failures).max(0);
-                    (Answer::WrongPasscode { remaining }, Outcome::WrongPasscode)
+                    let failures = l.failures + 1;
+                    count_refusal(t, &l, failures, a.now_s, WHAT)?;
+                    Answer::WrongPasscode {
+                        remaining: (l.max_failures - failures).max(0),
+                    }
                 }
                 Step::Serve => {
-                    if l.once {
-                        used_s = Some(a.now_s);
-                    }
+                    let used_s = if l.once { Some(a.now_s) } else { l.used_s };
                     let answer = match &a.ask {
                         Ask::Manifest {
                             embed_max,
@@ -1455,18 +1517,17 @@ impl ShlStore for PostgresStore {
                         }
                         _ => Answer::File(link_file(t, &a.id, WHAT)?),
                     };
-                    (answer, Outcome::Ok)
+                    let access = Access {
+                        seq: l.accesses + 1,
+                        at_s: a.now_s,
+                        recipient: a.recipient.clone(),
+                        outcome: Outcome::Ok,
+                        via: a.via,
+                    };
+                    record_opening(t, &l, used_s, &access, WHAT)?;
+                    answer
                 }
-            };
-            let access = Access {
-                seq: l.accesses + 1,
-                at_s: a.now_s,
-                recipient: a.recipient.clone(),
-                outcome,
-                via: a.via,
-            };
-            record_access(t, &l, failures, used_s, &access, WHAT)?;
-            Ok(answer)
+            })
         })
     }
 
@@ -1499,29 +1560,36 @@ impl ShlStore for PostgresStore {
             let Some((_, recipient, expires_s)) = token_of(t)? else {
                 return Ok(Answer::NoLink);
             };
-            let verdict = if expires_s <= now_s {
-                Err(Outcome::Expired)
-            } else {
-                token_serves(&l, now_s)
-            };
+            let step = fetch_step(&l, expires_s, now_s);
             // A refused token goes, and so does a one-time link's once it is used.
-            if verdict.is_err() || l.once {
+            if !matches!(step, Step::Serve) || l.once {
                 t.execute("DELETE FROM shl_tokens WHERE hash = $1", &[&token_hash])
                     .op("link file: spend token")?;
             }
-            let (answer, outcome) = match verdict {
-                Ok(()) => (Answer::File(link_file(t, &id, WHAT)?), Outcome::Ok),
-                Err(o) => (Answer::Refused(o), o),
-            };
-            let access = Access {
-                seq: l.accesses + 1,
-                at_s: now_s,
-                recipient,
-                outcome,
-                via: Via::File,
-            };
-            record_access(t, &l, l.failures, l.used_s, &access, WHAT)?;
-            Ok(answer)
+            Ok(match step {
+                Step::Ended(o) => Answer::Refused(o),
+                Step::Refuse(o) => {
+                    count_refusal(t, &l, l.failures, now_s, WHAT)?;
+                    Answer::Refused(o)
+                }
+                // A fetch carries no passcode; `fetch_step` never asks for this.
+                Step::CountFailure => Answer::Refused(Outcome::WrongPasscode),
+                Step::Serve => {
+                    // The file of a manifest the same recipient just asked for is part
+                    // of that opening.
+                    if !opened_since(t, &l, &recipient, now_s - OPENING_WINDOW_S, WHAT)? {
+                        let access = Access {
+                            seq: l.accesses + 1,
+                            at_s: now_s,
+                            recipient,
+                            outcome: Outcome::Ok,
+                            via: Via::File,
+                        };
+                        record_opening(t, &l, l.used_s, &access, WHAT)?;
+                    }
+                    Answer::File(link_file(t, &id, WHAT)?)
+                }
+            })
         })
     }
 

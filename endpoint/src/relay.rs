@@ -10,16 +10,20 @@
 //! - `POST /relay/v1/session` `{key, challenge, signature}` → `{token, expires_in, mailbox}`
 //! - `PUT /relay/v1/directory` `{enc, binding}` → 204
 //! - `GET /relay/v1/directory/{mailbox}` → `{mailbox, sign, enc, binding}`
-//! - `POST /relay/v1/mailboxes/{mailbox}` `{tag, body}` → 201 `{id}`
-//! - `GET /relay/v1/mailbox?after=N&limit=M` → `{envelopes: [{id, tag, body}], more}`
+//! - `POST /relay/v1/mailboxes/{mailbox}` `{tag, body}` → 201 `{id}`; 429 past the
+//!   sender's rate (per signed-in key), 507 when the mailbox holds its quota of
+//!   envelopes or bytes
+//! - `GET /relay/v1/mailbox?after=N&limit=M` → `{envelopes: [{id, tag, body, sender}], more}`
 //! - `POST /relay/v1/mailbox/ack` `{ids}` → `{deleted}`
 //! - `DELETE /relay/v1/tags/{tag}` → `{deleted}`
 //!
 //! Every route after the first two needs `Authorization: Bearer TOKEN`. Nothing here
 //! logs a body, a token or an envelope.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -36,7 +40,7 @@ use serde_json::json;
 
 use crate::access::{bearer, new_token, token_hash};
 use crate::body::{BodyError, Incoming};
-use crate::relay_store::{DirectoryEntry, NewEnvelope, Posted, Session};
+use crate::relay_store::{DirectoryEntry, NewEnvelope, Posted, Quota, Session};
 use crate::store::Store;
 
 /// How long a sign-in challenge is valid, in seconds.
@@ -77,6 +81,17 @@ pub struct Options {
     #[arg(long = "relay-mailbox-max", value_name = "N", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_max: u32,
+    /// Most bytes of envelopes one mailbox holds (at least one envelope of the largest
+    /// size); a post that would pass it gets 507.
+    #[arg(long = "relay-mailbox-bytes", value_name = "BYTES", default_value_t = 64 << 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub mailbox_bytes: u64,
+    /// Envelopes one signed-in key may post a minute, in bursts of up to as many;
+    /// more get 429 with `Retry-After`. Counted per key, however many sessions it
+    /// holds, and per process.
+    #[arg(long = "relay-sender-rate", value_name = "N", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub sender_rate: u32,
     /// Envelopes older than this many days are deleted, fetched or not.
     #[arg(long = "relay-retention-days", value_name = "DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -88,8 +103,10 @@ pub struct Relay {
     store: Arc<dyn Store>,
     /// Largest envelope body, decoded, in bytes.
     max_envelope: usize,
-    /// Most envelopes per mailbox.
-    mailbox_max: usize,
+    /// What one mailbox may hold.
+    quota: Quota,
+    /// Posts per sender key.
+    senders: SenderLimit,
     /// How long envelopes are kept, in seconds.
     retention_s: i64,
     /// When this process last pruned (ms since the epoch; 0: never).
@@ -99,6 +116,51 @@ pub struct Relay {
     auth_prefix: Vec<u8>,
     /// That origin, for the refusal's message.
     origin: String,
+}
+
+/// Token buckets of posts, one per sender key (by its mailbox id): `per_minute` posts
+/// a minute, in bursts of up to `per_minute`. In memory, per process: several
+/// processes behind one database each allow the rate.
+#[derive(Debug)]
+struct SenderLimit {
+    per_minute: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Senders whose buckets are kept before full ones are forgotten.
+const SENDER_BUCKETS: usize = 10_000;
+
+impl SenderLimit {
+    fn new(per_minute: u32) -> Self {
+        SenderLimit {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one post's worth for `sender`; `Err(seconds)` says how long until one is
+    /// free.
+    fn take(&self, sender: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let rate_s = self.per_minute / 60.0;
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= SENDER_BUCKETS {
+            // Forget senders whose buckets have filled up again: they lose nothing.
+            let cap = self.per_minute;
+            map.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate_s < cap);
+        }
+        let (tokens, at) = map
+            .entry(sender.to_string())
+            .or_insert((self.per_minute, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate_s).min(self.per_minute);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate_s).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 /// The origin (`scheme://host[:port]`, the port only when not the scheme's default)
@@ -118,7 +180,12 @@ impl Relay {
             origin: origin.to_string(),
             store,
             max_envelope: usize::try_from(options.max_envelope).unwrap_or(usize::MAX),
-            mailbox_max: usize::try_from(options.mailbox_max).unwrap_or(usize::MAX),
+            quota: Quota {
+                envelopes: usize::try_from(options.mailbox_max).unwrap_or(usize::MAX),
+                // A mailbox takes at least one envelope of the largest size.
+                bytes: options.mailbox_bytes.max(u64::from(options.max_envelope)),
+            },
+            senders: SenderLimit::new(options.sender_rate),
             retention_s: i64::from(options.retention_days) * 86_400,
             last_prune_ms: AtomicI64::new(0),
         }
@@ -238,6 +305,10 @@ pub enum RelayError {
     /// 507: the mailbox holds its quota.
     #[error("the mailbox is full")]
     Full,
+    /// 429: the sender posted more than its rate allows; try again after this many
+    /// seconds.
+    #[error("too many envelopes from this sender; try again later")]
+    SenderRate(u64),
     /// 500: storage failed (logged, without content).
     #[error("the relay's storage failed")]
     Storage,
@@ -271,6 +342,7 @@ impl RelayError {
             RelayError::NotFound(_) => StatusCode::NOT_FOUND,
             RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RelayError::Full => StatusCode::INSUFFICIENT_STORAGE,
+            RelayError::SenderRate(_) => StatusCode::TOO_MANY_REQUESTS,
             RelayError::Storage | RelayError::Random => StatusCode::INTERNAL_SERVER_ERROR,
             RelayError::Body(e) => e.status(),
         }
@@ -288,6 +360,11 @@ impl IntoResponse for RelayError {
         }
         if let RelayError::Body(e) = &self {
             e.decorate(r.headers_mut());
+        }
+        if let RelayError::SenderRate(s) = &self {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         r
     }
@@ -554,6 +631,11 @@ async fn deliver(
     answer(
         async {
             let caller = relay.signed_in(&headers).await?;
+            // Per key, before the body is read: one key's many sessions share it.
+            relay
+                .senders
+                .take(&caller.mailbox)
+                .map_err(RelayError::SenderRate)?;
             let mailbox = segment(mailbox)?;
             if !valid_mailbox(&mailbox) {
                 return Err(RelayError::bad("not a mailbox id"));
@@ -585,8 +667,8 @@ async fn deliver(
                 body: envelope,
                 created_s: crate::time::now_ms() / 1000,
             };
-            let max = relay.mailbox_max;
-            let posted = relay.store(move |s| s.post_envelope(&new, max)).await?;
+            let quota = relay.quota;
+            let posted = relay.store(move |s| s.post_envelope(&new, &quota)).await?;
             relay.maybe_prune();
             match posted {
                 Posted::Stored(id) => {
@@ -641,7 +723,11 @@ async fn fetch(
             let envelopes: Vec<serde_json::Value> = page
                 .envelopes
                 .iter()
-                .map(|e| json!({ "id": e.id, "tag": e.tag, "body": B64.encode(&e.body) }))
+                .map(|e| {
+                    json!({
+                        "id": e.id, "tag": e.tag, "body": B64.encode(&e.body), "sender": e.sender,
+                    })
+                })
                 .collect();
             Ok(no_store(
                 StatusCode::OK,
@@ -722,6 +808,17 @@ mod tests {
         assert_eq!(page_params(Some("after=7&limit=9000")).unwrap(), (7, 500));
         assert_eq!(page_params(Some("limit=0")).unwrap(), (0, 1));
         assert!(page_params(Some("after=x")).is_err());
+    }
+
+    #[test]
+    fn senders_get_their_rate_in_bursts_each_on_their_own() {
+        let limit = SenderLimit::new(3);
+        for _ in 0..3 {
+            assert_eq!(limit.take("a"), Ok(()));
+        }
+        let wait = limit.take("a").unwrap_err();
+        assert!((1..=20).contains(&wait), "{wait}");
+        assert_eq!(limit.take("b"), Ok(()), "another key has its own bucket");
     }
 
     #[test]

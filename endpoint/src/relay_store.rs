@@ -57,6 +57,29 @@ pub struct Envelope {
     pub tag: String,
     /// The ciphertext.
     pub body: Vec<u8>,
+    /// The mailbox id of whoever posted it (the signed-in key's, so the recipient can
+    /// tell senders apart whatever the ciphertext claims).
+    pub sender: String,
+}
+
+/// How much one mailbox may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most envelopes.
+    pub envelopes: usize,
+    /// Most bytes of envelope bodies in all.
+    pub bytes: u64,
+}
+
+impl Quota {
+    /// Whether a mailbox holding `held` envelopes of `bytes` bytes in all refuses one
+    /// more of `len` bytes.
+    pub fn refuses(&self, held: usize, bytes: i64, len: usize) -> bool {
+        let after = u64::try_from(bytes)
+            .unwrap_or(0)
+            .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+        held >= self.envelopes || after > self.bytes
+    }
 }
 
 /// What became of a post.
@@ -66,7 +89,8 @@ pub enum Posted {
     Stored(i64),
     /// The mailbox has no directory entry.
     NoMailbox,
-    /// The mailbox already holds its quota of envelopes.
+    /// The mailbox already holds its quota of envelopes, or this one would take it
+    /// past its quota of bytes.
     Full,
 }
 
@@ -106,11 +130,12 @@ pub trait RelayStore: Send + Sync {
     fn put_directory(&self, entry: &DirectoryEntry) -> Result<()>;
     /// The directory entry of `mailbox`.
     fn get_directory(&self, mailbox: &str) -> Result<Option<DirectoryEntry>>;
-    /// Store an envelope unless its mailbox has no directory entry or already holds
-    /// `max_per_mailbox` envelopes. The check and the insert are one step: concurrent
-    /// posts to one mailbox take turns, so the quota holds exactly, and ids within a
-    /// mailbox increase in the order posts commit.
-    fn post_envelope(&self, envelope: &NewEnvelope, max_per_mailbox: usize) -> Result<Posted>;
+    /// Store an envelope unless its mailbox has no directory entry, already holds
+    /// `quota.envelopes` envelopes, or would hold more than `quota.bytes` bytes of
+    /// bodies with it. The check and the insert are one step: concurrent posts to one
+    /// mailbox take turns, so the quota holds exactly, and ids within a mailbox
+    /// increase in the order posts commit.
+    fn post_envelope(&self, envelope: &NewEnvelope, quota: &Quota) -> Result<Posted>;
     /// Up to `limit` envelopes of `mailbox` with ids above `after`, in id order, and
     /// at most `max_bytes` of bodies in all (yet always one envelope if any is there).
     fn fetch_envelopes(
@@ -149,7 +174,20 @@ pub fn page_cut(sizes: &[(i64, i64)], limit: usize, max_bytes: usize) -> (usize,
 
 #[cfg(test)]
 mod tests {
-    use super::page_cut;
+    use super::{page_cut, Quota};
+
+    #[test]
+    fn a_quota_counts_envelopes_and_bytes() {
+        let q = Quota {
+            envelopes: 3,
+            bytes: 100,
+        };
+        assert!(!q.refuses(0, 0, 100));
+        assert!(q.refuses(0, 0, 101));
+        assert!(!q.refuses(2, 60, 40));
+        assert!(q.refuses(2, 61, 40));
+        assert!(q.refuses(3, 0, 1));
+    }
 
     #[test]
     fn pages_stop_at_the_limit_or_the_byte_cap_but_hold_one() {

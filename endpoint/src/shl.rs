@@ -6,10 +6,11 @@
 //! `POST /relay/v1/session`); a link belongs to the session key's mailbox:
 //!
 //! - `POST /shl/v1/links` `{file, flags, passcode?, expires_at?, once?}` → 201 `{id, manifest_url}`
-//! - `GET /shl/v1/links` → `{links: [{id, flags, state, expires_at, created_at, accesses}]}`
+//! - `GET /shl/v1/links` → `{links: [{id, flags, state, expires_at, created_at, accesses, refused}]}`
 //! - `PUT /shl/v1/links/{id}/file` `{file}` → 204 (409 once revoked)
 //! - `DELETE /shl/v1/links/{id}` → 204 (idempotent)
-//! - `GET /shl/v1/links/{id}/accesses?after=N` → `{accesses, state, remaining_attempts, expires_at}`
+//! - `GET /shl/v1/links/{id}/accesses?after=N` → `{accesses, state, remaining_attempts,
+//!   expires_at, refused, last_refused_at}`
 //!
 //! Public protocol (CORS open to any origin):
 //!
@@ -17,6 +18,11 @@
 //!   401 `{remainingAttempts}` for a wrong passcode; 404 for anything not served
 //! - `GET /shl/m/{id}?recipient=…` → the JWE of a `U` link (`application/jose`)
 //! - `GET /shl/f/{token}` → the JWE behind a manifest's `location` (`application/jose`)
+//!
+//! Only openings are kept row by row (see [`crate::shl_store`]); refusals are counted
+//! on the link, and nothing is recorded once a link has ended. A recipient is at most
+//! 200 characters with no control characters, line breaks or bidi controls (400
+//! otherwise), so it shows as the one line it claims to be.
 //!
 //! Nothing here logs a passcode, token, recipient or file.
 
@@ -412,9 +418,31 @@ fn check_flags(flags: &str) -> Result<(), ShlError> {
     }
 }
 
-/// A recipient as the protocol requires it: present, not blank, at most 200 characters.
+/// Whether `c` may not appear in a recipient: a control character (C0, DEL, C1: tabs
+/// and line breaks included), a line or paragraph separator, or a bidi mark, embedding,
+/// override or isolate, any of which could make one claimed name read as another line
+/// or another name.
+fn forbidden_in_recipient(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// A recipient as the protocol requires it: present, not blank, at most 200
+/// characters, and one plain line (see [`forbidden_in_recipient`]).
 fn check_recipient(r: Option<&str>) -> Result<String, ShlError> {
     match r {
+        Some(r) if r.chars().any(forbidden_in_recipient) => Err(ShlError::BadRequest(
+            "recipient must not hold control characters, line breaks or bidi controls",
+        )),
         Some(r) if !r.trim().is_empty() && r.chars().count() <= MAX_RECIPIENT => Ok(r.to_string()),
         _ => Err(ShlError::BadRequest(
             "recipient is required: 1 to 200 characters",
@@ -563,6 +591,7 @@ async fn list(State(shl): State<Arc<Shl>>, headers: HeaderMap) -> Response {
                         "expires_at": l.expires_s,
                         "created_at": l.created_s,
                         "accesses": l.accesses,
+                        "refused": l.refused,
                     })
                 })
                 .collect();
@@ -640,7 +669,8 @@ fn after_param(query: Option<&str>) -> Result<i64, ShlError> {
     Ok(after)
 }
 
-/// `GET /shl/v1/links/{id}/accesses?after=N`: who reached a link, and where it stands.
+/// `GET /shl/v1/links/{id}/accesses?after=N`: who opened a link, how many requests it
+/// refused, and where it stands.
 async fn accesses(
     State(shl): State<Arc<Shl>>,
     headers: HeaderMap,
@@ -676,6 +706,8 @@ async fn accesses(
                     "state": link.state(now_s).as_str(),
                     "remaining_attempts": link.remaining_attempts(),
                     "expires_at": link.expires_s,
+                    "refused": link.refused,
+                    "last_refused_at": link.last_refused_s,
                 }),
             ))
         }
@@ -693,7 +725,8 @@ struct ManifestRequest {
     embedded_length_max: Option<u64>,
 }
 
-/// Record an access attempt and return the store's answer.
+/// Take an access attempt to the store (which records what it allows) and return its
+/// answer.
 async fn attempt(
     shl: &Arc<Shl>,
     id: &str,
@@ -731,7 +764,7 @@ async fn manifest(
                 .await?
                 .ok_or(ShlError::NotFound)?;
             if link.state(now_s) != LinkState::Active {
-                // Logged as the state's refusal; no passcode is checked.
+                // Refused, and nothing recorded; no passcode is checked.
                 attempt(&shl, &id, &recipient, Via::Manifest, Ask::Refuse, now_s).await?;
                 return Err(ShlError::NotFound);
             }
@@ -875,6 +908,24 @@ mod tests {
         assert!(check_recipient(Some(&"é".repeat(201))).is_err());
         assert!(check_recipient(Some("  ")).is_err());
         assert!(check_recipient(None).is_err());
+        for bad in [
+            "Dr A\nok via manifest, claimed by 'Dr B'",
+            "Dr A\r",
+            "Dr\tA",
+            "Dr \u{1b}[32mA",
+            "Dr \u{9b}A",
+            "Dr \u{7f}A",
+            "Dr \u{202e}A",
+            "Dr \u{2066}A",
+            "Dr \u{200f}A",
+            "Dr \u{2028}A",
+        ] {
+            assert!(
+                matches!(check_recipient(Some(bad)), Err(ShlError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(check_recipient(Some("Dr Zoë O'Brien-Nakamura (A&E)")).is_ok());
         assert_eq!(
             recipient_param(Some("recipient=Dr%20A&x=1")).unwrap(),
             "Dr A"

@@ -4,17 +4,33 @@
 //!
 //! A link holds the least that works: the encrypted file (a JWE whose key never reaches
 //! the server), the owner's mailbox id, its flags, a salted slow hash of its passcode,
-//! its expiry, counters (passcode failures, accesses) and when it was revoked or used.
-//! Location tokens are kept only as the SHA-256 of the token. Every access is logged
-//! with the recipient as the client claimed it: no addresses.
+//! its expiry, counters (passcode failures, openings, refused requests and when the
+//! last was refused) and when it was revoked or used. Location tokens are kept only as
+//! the SHA-256 of the token.
+//!
+//! What is recorded is bounded by what the owner allowed, not by what a link's holder
+//! sends: only successful openings are logged row by row, with the recipient as the
+//! client claimed it (no addresses); a manifest and the file fetched through its
+//! location by the same recipient within [`OPENING_WINDOW_S`] are one opening. A refused
+//! request on a link in force (a wrong passcode, a request the link does not serve, a
+//! location past its life) only moves the link's counter of refusals. Once a link has
+//! ended (revoked, expired, locked or used up) nothing more is recorded at all.
 //!
 //! Every public access is one step in the store ([`ShlStore::shl_access`],
 //! [`ShlStore::shl_fetch`]): the link's row is locked (SQLite: an IMMEDIATE
 //! transaction; PostgreSQL: `SELECT … FOR UPDATE`), its state decided, its counters
-//! moved and the access appended, so concurrent guesses cannot pass the failure cap and
-//! a one-time link is served once.
+//! moved and any opening appended, so concurrent guesses cannot pass the failure cap
+//! and a one-time link is served once.
 
 use crate::store::Result;
+
+/// How long after an opening the same recipient's fetch of the file through a
+/// manifest's location counts as part of that opening, in seconds.
+pub const OPENING_WINDOW_S: i64 = 300;
+
+/// How many of a link's latest openings are searched for the one a file fetch belongs
+/// to (bounds the lookup however often a link is opened).
+pub const OPENING_LOOKBACK: i64 = 64;
 
 /// Why a link is not served, or that it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +189,14 @@ pub struct Link {
     pub max_failures: i64,
     /// Wrong passcodes so far.
     pub failures: i64,
-    /// Accesses logged so far (the last access's `seq`).
+    /// Accesses logged so far (the last access's `seq`): since refusals are only
+    /// counted, these are the openings (a database from before that may hold refused
+    /// accesses too).
     pub accesses: i64,
+    /// Requests refused while the link was in force (wrong passcodes included).
+    pub refused: i64,
+    /// When the last of those was refused, in seconds since the epoch.
+    pub last_refused_s: Option<i64>,
     /// When it was created.
     pub created_s: i64,
     /// When it was revoked, if it was.
@@ -206,7 +228,7 @@ impl Link {
     }
 }
 
-/// One logged access.
+/// One logged access: an opening.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     /// Its number within the link, from 1.
@@ -224,10 +246,10 @@ pub struct Access {
 /// What a public request asks of a link (after the handler checked any passcode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
-    /// A wrong or missing passcode: count it (if the link is active) and log it.
+    /// A wrong or missing passcode: count it (if the link is active).
     WrongPasscode,
-    /// Log a refusal: the link does not serve this request (logged as
-    /// [`Outcome::Inactive`] when the link is active, else as its state's refusal).
+    /// A request the link does not serve: counted as refused ([`Outcome::Inactive`])
+    /// when the link is active; nothing is recorded once it has ended.
     Refuse,
     /// A manifest: the file embedded when it is at most `embed_max` bytes long, else a
     /// location token (kept under `token_hash` until `token_expires_s`).
@@ -261,9 +283,10 @@ pub struct Attempt {
 /// What came of a public request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// No such link (nothing logged).
+    /// No such link (nothing recorded).
     NoLink,
-    /// Refused (and logged as this).
+    /// Refused, for this reason (counted on a link in force; nothing recorded on one
+    /// that has ended).
     Refused(Outcome),
     /// A wrong passcode was counted; this many remain.
     WrongPasscode {
@@ -301,14 +324,17 @@ pub trait ShlStore: Send + Sync {
     /// location tokens are deleted; the link and its access log stay for the owner.
     fn shl_revoke(&self, id: &str, owner: &str, now_s: i64) -> Result<Change>;
     /// One public request, in one step: lock the link, decide by its state at
-    /// `now_s`, move its counters, keep a location token if one is asked for, and
-    /// append the access. Concurrent calls on one link take turns, so at most
-    /// `max_failures` wrong passcodes are ever counted and a one-time link is served
-    /// once.
+    /// `now_s` ([`decide`]), move its counters, keep a location token if one is asked
+    /// for, and append the opening if it was served. Concurrent calls on one link take
+    /// turns, so at most `max_failures` wrong passcodes are ever counted and a
+    /// one-time link is served once.
     fn shl_access(&self, attempt: &Attempt) -> Result<Answer>;
     /// Dereference a location token (by its hash): the file, if the token has not
     /// expired and its link is still served (a spent one-time link still serves the
-    /// token its one access minted, once). Logged under the token's recipient.
+    /// token its one access minted, once), decided by [`fetch_step`]. A served fetch is
+    /// an opening under the token's recipient, unless that recipient opened the link
+    /// within [`OPENING_WINDOW_S`] (among its last [`OPENING_LOOKBACK`] openings):
+    /// then it is part of that opening and adds no row.
     fn shl_fetch(&self, token_hash: &str, now_s: i64) -> Result<Answer>;
     /// `owner`'s link `id` and up to `limit` of its accesses after `after`, in order;
     /// `None` when there is no such link of this owner.
@@ -323,15 +349,18 @@ pub trait ShlStore: Send + Sync {
     fn shl_prune(&self, now_s: i64) -> Result<usize>;
 }
 
-/// The decision [`ShlStore::shl_access`] makes once it holds the link, the same on
-/// every backend.
+/// The decision [`ShlStore::shl_access`] and [`ShlStore::shl_fetch`] make once they
+/// hold the link, the same on every backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Log `outcome` and answer [`Answer::Refused`].
+    /// The link has ended: answer [`Answer::Refused`] with `outcome` and record
+    /// nothing.
+    Ended(Outcome),
+    /// Count one more refusal on the link (and when), and answer [`Answer::Refused`].
     Refuse(Outcome),
-    /// Count one more failure, log it, and answer how many remain.
+    /// Count one more failure (and refusal), and answer how many remain.
     CountFailure,
-    /// Serve: log `ok`, mark a one-time link used.
+    /// Serve: record the opening, mark a one-time link used.
     Serve,
 }
 
@@ -341,7 +370,20 @@ pub fn decide(link: &Link, ask: &Ask, now_s: i64) -> Step {
         (LinkState::Active, Ask::WrongPasscode) => Step::CountFailure,
         (LinkState::Active, Ask::Refuse) => Step::Refuse(Outcome::Inactive),
         (LinkState::Active, Ask::Manifest { .. } | Ask::Direct) => Step::Serve,
-        (state, _) => Step::Refuse(state.refusal()),
+        (state, _) => Step::Ended(state.refusal()),
+    }
+}
+
+/// Decide what to do with a location token that stops working at `token_expires_s`,
+/// minted for `link`, fetched at `now_s`: served while the link serves it
+/// ([`token_serves`]) and the token lasts; a token past its life is a refusal counted
+/// on a link in force; nothing is recorded for a link that has ended.
+pub fn fetch_step(link: &Link, token_expires_s: i64, now_s: i64) -> Step {
+    match token_serves(link, now_s) {
+        Err(o) => Step::Ended(o),
+        Ok(()) if token_expires_s > now_s => Step::Serve,
+        Ok(()) if link.state(now_s) == LinkState::Active => Step::Refuse(Outcome::Expired),
+        Ok(()) => Step::Ended(Outcome::Expired),
     }
 }
 
@@ -376,6 +418,8 @@ mod tests {
             max_failures: 3,
             failures: 0,
             accesses: 0,
+            refused: 0,
+            last_refused_s: None,
             created_s: 1,
             revoked_s: None,
             used_s: None,
@@ -402,17 +446,34 @@ mod tests {
         assert_eq!(decide(&l, &Ask::WrongPasscode, 1), Step::CountFailure);
         assert_eq!(decide(&l, &Ask::Direct, 1), Step::Serve);
         assert_eq!(decide(&l, &Ask::Refuse, 1), Step::Refuse(Outcome::Inactive));
+        assert_eq!(fetch_step(&l, 10, 1), Step::Serve);
+        assert_eq!(
+            fetch_step(&l, 10, 10),
+            Step::Refuse(Outcome::Expired),
+            "a spent token on a link in force is counted"
+        );
         l.failures = 3;
         assert_eq!(
             decide(&l, &Ask::WrongPasscode, 1),
-            Step::Refuse(Outcome::Locked)
+            Step::Ended(Outcome::Locked),
+            "nothing is recorded once the link is locked"
         );
+        assert_eq!(decide(&l, &Ask::Refuse, 1), Step::Ended(Outcome::Locked));
         assert_eq!(token_serves(&l, 1), Err(Outcome::Locked));
+        assert_eq!(fetch_step(&l, 10, 1), Step::Ended(Outcome::Locked));
         l.failures = 0;
         l.used_s = Some(1);
-        assert_eq!(decide(&l, &Ask::Direct, 1), Step::Refuse(Outcome::Inactive));
+        assert_eq!(decide(&l, &Ask::Direct, 1), Step::Ended(Outcome::Inactive));
         assert_eq!(token_serves(&l, 1), Ok(()));
+        assert_eq!(
+            fetch_step(&l, 10, 1),
+            Step::Serve,
+            "its one token still works"
+        );
+        assert_eq!(fetch_step(&l, 10, 10), Step::Ended(Outcome::Expired));
         assert_eq!(token_serves(&l, 100), Err(Outcome::Expired));
+        l.revoked_s = Some(2);
+        assert_eq!(decide(&l, &Ask::Refuse, 3), Step::Ended(Outcome::Revoked));
     }
 
     #[test]

@@ -16,11 +16,12 @@ use crate::backup_store::{
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window, BLOB_PIECE,
 };
 use crate::relay_store::{
-    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, RelayStore, Session,
+    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota, RelayStore,
+    Session,
 };
 use crate::shl_store::{
-    decide, embeds, token_serves, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
-    ShlStore, Step, Via,
+    decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
+    ShlStore, Step, Via, OPENING_LOOKBACK, OPENING_WINDOW_S,
 };
 use crate::store::{
     refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
@@ -106,7 +107,9 @@ CREATE TABLE IF NOT EXISTS shl_links (
     revoked_s     INTEGER,
     used_s        INTEGER,
     file          TEXT NOT NULL,
-    file_len      INTEGER NOT NULL
+    file_len      INTEGER NOT NULL,
+    refused       INTEGER NOT NULL DEFAULT 0,
+    last_refused_s INTEGER
 );
 CREATE INDEX IF NOT EXISTS shl_links_owner ON shl_links (owner, created_s);
 CREATE TABLE IF NOT EXISTS shl_tokens (
@@ -151,9 +154,11 @@ CREATE TABLE IF NOT EXISTS backup_versions (
 /// Bring a database made by an older endpoint up to [`SCHEMA`]: columns added since,
 /// each added if missing, in one IMMEDIATE transaction so processes opening the same
 /// file at once do not race. Today: `backup_versions.base` (incremental backups; the
-/// versions stored before it are full, so NULL is right for them), and
+/// versions stored before it are full, so NULL is right for them),
 /// `backup_locators.restores` and `last_restore_s` (restores were not counted before
-/// them, so they start at none).
+/// them, so they start at none), and `shl_links.refused` and `last_refused_s`
+/// (refused requests were logged row by row before them; those rows stay, and the
+/// count starts at none).
 fn upgrade(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for (table, column, ddl) in [
@@ -171,6 +176,16 @@ fn upgrade(conn: &mut Connection) -> Result<()> {
             "backup_locators",
             "last_restore_s",
             "ALTER TABLE backup_locators ADD COLUMN last_restore_s INTEGER",
+        ),
+        (
+            "shl_links",
+            "refused",
+            "ALTER TABLE shl_links ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+        ),
+        (
+            "shl_links",
+            "last_refused_s",
+            "ALTER TABLE shl_links ADD COLUMN last_refused_s INTEGER",
         ),
     ] {
         let has = tx
@@ -770,7 +785,7 @@ impl RelayStore for SqliteStore {
         })
     }
 
-    fn post_envelope(&self, e: &NewEnvelope, max_per_mailbox: usize) -> Result<Posted> {
+    fn post_envelope(&self, e: &NewEnvelope, quota: &Quota) -> Result<Posted> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let known = tx
@@ -784,12 +799,13 @@ impl RelayStore for SqliteStore {
             if !known {
                 return Ok(Posted::NoMailbox);
             }
-            let held: i64 = tx.query_row(
-                "SELECT count(*) FROM relay_envelopes WHERE mailbox = ?1",
+            let (held, bytes): (i64, i64) = tx.query_row(
+                "SELECT count(*), coalesce(sum(length(body)), 0) FROM relay_envelopes
+                 WHERE mailbox = ?1",
                 [&e.mailbox],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            if to_usize(held) >= max_per_mailbox {
+            if quota.refuses(to_usize(held), bytes, e.body.len()) {
                 return Ok(Posted::Full);
             }
             tx.execute(
@@ -834,7 +850,7 @@ impl RelayStore for SqliteStore {
             };
             let envelopes = tx
                 .prepare(
-                    "SELECT id, tag, body FROM relay_envelopes
+                    "SELECT id, tag, body, sender FROM relay_envelopes
                      WHERE mailbox = ?1 AND id > ?2 AND id <= ?3 ORDER BY id",
                 )?
                 .query_map(params![mailbox, after, last], |r| {
@@ -842,6 +858,7 @@ impl RelayStore for SqliteStore {
                         id: r.get(0)?,
                         tag: r.get(1)?,
                         body: r.get(2)?,
+                        sender: r.get(3)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -902,7 +919,7 @@ impl RelayStore for SqliteStore {
 
 /// The columns [`row_to_link`] reads, in order.
 const LINK_COLUMNS: &str = "id, owner, flags, passcode_hash, expires_s, once, max_failures, \
-     failures, accesses, created_s, revoked_s, used_s";
+     failures, accesses, created_s, revoked_s, used_s, refused, last_refused_s";
 
 fn row_to_link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     Ok(Link {
@@ -918,6 +935,8 @@ fn row_to_link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         created_s: r.get(9)?,
         revoked_s: r.get(10)?,
         used_s: r.get(11)?,
+        refused: r.get(12)?,
+        last_refused_s: r.get(13)?,
     })
 }
 
@@ -940,18 +959,28 @@ fn select_file(c: &Connection, id: &str) -> Result<String> {
     )
 }
 
-/// Append an access to `link` (whose row the transaction holds) and move its
-/// counters: the access is number `accesses + 1`.
-fn record_access(
+/// Count a refusal on `link` (whose row the transaction holds): one more refused
+/// request at `now_s`, and `failures` wrong passcodes in all.
+fn count_refusal(tx: &Connection, link: &Link, failures: i64, now_s: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE shl_links SET failures = ?2, refused = refused + 1, last_refused_s = ?3
+         WHERE id = ?1",
+        params![link.id, failures, now_s],
+    )?;
+    Ok(())
+}
+
+/// Append an opening to `link` (whose row the transaction holds) and move its
+/// counters: the opening is number `accesses + 1`.
+fn record_opening(
     tx: &Connection,
     link: &Link,
-    failures: i64,
     used_s: Option<i64>,
     access: &Access,
 ) -> Result<()> {
     tx.execute(
-        "UPDATE shl_links SET failures = ?2, used_s = ?3, accesses = ?4 WHERE id = ?1",
-        params![link.id, failures, used_s, access.seq],
+        "UPDATE shl_links SET used_s = ?2, accesses = ?3 WHERE id = ?1",
+        params![link.id, used_s, access.seq],
     )?;
     tx.execute(
         "INSERT INTO shl_accesses (link, seq, at_s, recipient, outcome, via)
@@ -966,6 +995,22 @@ fn record_access(
         ],
     )?;
     Ok(())
+}
+
+/// Whether `recipient` opened `link` at or after `since_s`, among its latest
+/// [`OPENING_LOOKBACK`] accesses.
+fn opened_since(tx: &Connection, link: &Link, recipient: &str, since_s: i64) -> Result<bool> {
+    Ok(tx
+        .prepare(
+            "SELECT 1 FROM shl_accesses WHERE link = ?1 AND seq > ?2 AND recipient = ?3
+             AND outcome = 'ok' AND at_s >= ?4 LIMIT 1",
+        )?
+        .exists(params![
+            link.id,
+            link.accesses - OPENING_LOOKBACK,
+            recipient,
+            since_s
+        ])?)
 }
 
 /// An access-log row that does not parse (a name this build does not know).
@@ -1068,18 +1113,25 @@ impl ShlStore for SqliteStore {
                 tx.commit()?;
                 return Ok(Answer::NoLink);
             };
-            let (mut failures, mut used_s) = (link.failures, link.used_s);
-            let (answer, outcome) = match decide(&link, &a.ask, a.now_s) {
-                Step::Refuse(o) => (Answer::Refused(o), o),
+            let answer = match decide(&link, &a.ask, a.now_s) {
+                Step::Ended(o) => Answer::Refused(o),
+                Step::Refuse(o) => {
+                    count_refusal(&tx, &link, link.failures, a.now_s)?;
+                    Answer::Refused(o)
+                }
                 Step::CountFailure => {
-                    failures += 1;
-                    let remaining = (link.max_failures - failures).max(0);
-                    (Answer::WrongPasscode { remaining }, Outcome::WrongPasscode)
+                    let failures = link.failures + 1;
+                    count_refusal(&tx, &link, failures, a.now_s)?;
+                    Answer::WrongPasscode {
+                        remaining: (link.max_failures - failures).max(0),
+                    }
                 }
                 Step::Serve => {
-                    if link.once {
-                        used_s = Some(a.now_s);
-                    }
+                    let used_s = if link.once {
+                        Some(a.now_s)
+                    } else {
+                        link.used_s
+                    };
                     let answer = match &a.ask {
                         Ask::Manifest {
                             embed_max,
@@ -1104,17 +1156,17 @@ impl ShlStore for SqliteStore {
                         }
                         _ => Answer::File(select_file(&tx, &a.id)?),
                     };
-                    (answer, Outcome::Ok)
+                    let access = Access {
+                        seq: link.accesses + 1,
+                        at_s: a.now_s,
+                        recipient: a.recipient.clone(),
+                        outcome: Outcome::Ok,
+                        via: a.via,
+                    };
+                    record_opening(&tx, &link, used_s, &access)?;
+                    answer
                 }
             };
-            let access = Access {
-                seq: link.accesses + 1,
-                at_s: a.now_s,
-                recipient: a.recipient.clone(),
-                outcome,
-                via: a.via,
-            };
-            record_access(&tx, &link, failures, used_s, &access)?;
             tx.commit()?;
             Ok(answer)
         })
@@ -1139,27 +1191,35 @@ impl ShlStore for SqliteStore {
                 tx.commit()?;
                 return Ok(Answer::NoLink);
             };
-            let verdict = if expires_s <= now_s {
-                Err(Outcome::Expired)
-            } else {
-                token_serves(&link, now_s)
-            };
+            let step = fetch_step(&link, expires_s, now_s);
             // A refused token goes, and so does a one-time link's once it is used.
-            if verdict.is_err() || link.once {
+            if !matches!(step, Step::Serve) || link.once {
                 tx.execute("DELETE FROM shl_tokens WHERE hash = ?1", [token_hash])?;
             }
-            let (answer, outcome) = match verdict {
-                Ok(()) => (Answer::File(select_file(&tx, &id)?), Outcome::Ok),
-                Err(o) => (Answer::Refused(o), o),
+            let answer = match step {
+                Step::Ended(o) => Answer::Refused(o),
+                Step::Refuse(o) => {
+                    count_refusal(&tx, &link, link.failures, now_s)?;
+                    Answer::Refused(o)
+                }
+                // A fetch carries no passcode; `fetch_step` never asks for this.
+                Step::CountFailure => Answer::Refused(Outcome::WrongPasscode),
+                Step::Serve => {
+                    // The file of a manifest the same recipient just asked for is part
+                    // of that opening.
+                    if !opened_since(&tx, &link, &recipient, now_s - OPENING_WINDOW_S)? {
+                        let access = Access {
+                            seq: link.accesses + 1,
+                            at_s: now_s,
+                            recipient,
+                            outcome: Outcome::Ok,
+                            via: Via::File,
+                        };
+                        record_opening(&tx, &link, link.used_s, &access)?;
+                    }
+                    Answer::File(select_file(&tx, &id)?)
+                }
             };
-            let access = Access {
-                seq: link.accesses + 1,
-                at_s: now_s,
-                recipient,
-                outcome,
-                via: Via::File,
-            };
-            record_access(&tx, &link, link.failures, link.used_s, &access)?;
             tx.commit()?;
             Ok(answer)
         })

@@ -492,3 +492,87 @@ fn the_rate_limit_covers_the_relay() {
     }
     assert_eq!(limited, Some(1), "a 429 with Retry-After: 1");
 }
+
+#[test]
+fn a_mailbox_holds_at_most_its_bytes_and_a_key_posts_at_most_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "--relay-max-envelope",
+            "1000",
+            "--relay-mailbox-bytes",
+            "2500",
+            "--relay-sender-rate",
+            "5",
+        ],
+    );
+    let b = &server.base;
+    let (alice, bob, carol, dave) = (Person::new(), Person::new(), Person::new(), Person::new());
+    let (ta, tb, tc) = (alice.sign_in(b), bob.sign_in(b), carol.sign_in(b));
+    assert_eq!(bob.publish(b, &tb, [2u8; 32]), 204);
+    let to_bob = bob.mailbox();
+
+    // Bytes: two envelopes of 1,000 fit in 2,500; a third does not, though the
+    // count is far below its cap; 500 more fill it exactly, and then one byte is
+    // too many.
+    assert_eq!(post(b, &ta, &to_bob, "t", &[1u8; 1000]).0, 201);
+    assert_eq!(post(b, &ta, &to_bob, "t", &[2u8; 1000]).0, 201);
+    let (s, e) = post(b, &ta, &to_bob, "t", &[3u8; 1000]);
+    assert_eq!(s, 507, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("full"), "{e}");
+    assert_eq!(post(b, &ta, &to_bob, "t", &[4u8; 500]).0, 201);
+    assert_eq!(post(b, &tc, &to_bob, "t", b"x").0, 507);
+    // Each envelope comes with the mailbox of the key that posted it.
+    let (s, page) = call(b, "GET", "/mailbox", Some(&tb), None);
+    assert_eq!(s, 200);
+    let senders: Vec<&str> = page["envelopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sender"].as_str().unwrap())
+        .collect();
+    let from_alice = alice.mailbox();
+    assert_eq!(senders, [from_alice.as_str(); 3]);
+    // An ack frees its bytes.
+    let first = page["envelopes"][0]["id"].as_i64().unwrap();
+    let (s, _) = call(
+        b,
+        "POST",
+        "/mailbox/ack",
+        Some(&tb),
+        Some(json!({ "ids": [first] })),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(post(b, &tc, &to_bob, "t", &[5u8; 1000]).0, 201);
+
+    // Rate: alice's fifth post in the minute is taken (and refused: the mailbox is
+    // full again), and counts; a sixth is refused, and a fresh session of the same
+    // key does not reset the count.
+    assert_eq!(post(b, &ta, &to_bob, "t", b"y").0, 507);
+    assert_eq!(post(b, &ta, &to_bob, "t", b"y").0, 429);
+    let again = alice.sign_in(b);
+    let resp = agent()
+        .post(&format!("{b}/relay/v1/mailboxes/{to_bob}"))
+        .header("authorization", &format!("Bearer {again}"))
+        .send_json(json!({ "tag": "t", "body": b64(b"y") }))
+        .unwrap();
+    let (s, e, retry) = read(resp);
+    assert_eq!(s, 429, "{e}");
+    assert!(e["error"].is_string());
+    let retry: u64 = retry.unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry), "one post every 12 s: {retry}");
+    // Dave, signing in eight times, still posts five.
+    let sessions: Vec<String> = (0..8).map(|_| dave.sign_in(b)).collect();
+    let statuses: Vec<u16> = sessions
+        .iter()
+        .map(|t| post(b, t, &to_bob, "d", b"z").0)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    // Reading and acknowledging are not posts.
+    assert_eq!(call(b, "GET", "/mailbox", Some(&ta), None).0, 200);
+}

@@ -275,12 +275,15 @@ fn the_owner_api_needs_a_session_and_reaches_only_the_owners_links() {
     assert_eq!(log["state"], "revoked");
     assert_eq!(
         log_of(&log),
-        [
-            triple("ok", "manifest", "Dr Okafor"),
-            triple("revoked", "manifest", "Dr Okafor")
-        ]
+        [triple("ok", "manifest", "Dr Okafor")],
+        "nothing is recorded after a revocation"
     );
-    assert_eq!(alice.list(b)[0]["accesses"], 2);
+    assert_eq!(
+        (log["refused"].as_i64(), &log["last_refused_at"]),
+        (Some(0), &Value::Null)
+    );
+    assert_eq!(alice.list(b)[0]["accesses"], 1);
+    assert_eq!(alice.list(b)[0]["refused"], 0);
 }
 
 #[test]
@@ -398,39 +401,38 @@ fn manifests_embed_the_file_or_point_to_a_short_lived_location() {
     );
     assert_eq!(get(&format!("{b}/shl/f/nonsense")).status, 404);
 
-    // The log of the first link, in order.
+    // The log of the first link: its openings, in order, each manifest with the file
+    // fetched through it as one; the location that expired was a refusal, counted.
     let log = alice.accesses(b, &id);
     assert_eq!(
         log_of(&log),
         [
             triple("ok", "manifest", "Dr A"),
             triple("ok", "manifest", "Dr B"),
-            triple("ok", "file", "Dr B"),
             triple("ok", "manifest", "Dr B"),
-            triple("ok", "file", "Dr B"),
             triple("ok", "manifest", "Dr C"),
-            triple("expired", "file", "Dr C"),
             triple("ok", "manifest", "Dr D"),
         ],
         "a revoked link's tokens are gone, so fetching one is not the link's access"
     );
+    assert_eq!(log["refused"], 1);
     let seqs: Vec<i64> = log["accesses"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a["seq"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
     let page = alice
         .call(
             b,
             "GET",
-            &format!("/shl/v1/links/{id}/accesses?after=5"),
+            &format!("/shl/v1/links/{id}/accesses?after=3"),
             None,
         )
         .json();
-    assert_eq!(page["accesses"].as_array().unwrap().len(), 3);
-    assert_eq!(page["accesses"][0]["seq"], 6);
+    assert_eq!(page["accesses"].as_array().unwrap().len(), 2);
+    assert_eq!(page["accesses"][0]["seq"], 4);
     assert!(page["accesses"][0]["at"].as_i64().unwrap() >= now_s() - 60);
     assert_eq!(
         alice
@@ -499,10 +501,13 @@ fn u_links_are_fetched_directly_and_others_are_not() {
         log_of(&alice.accesses(b, &id)),
         [triple("ok", "direct", "Dr Direct")]
     );
-    assert_eq!(
-        log_of(&alice.accesses(b, &plain)),
-        [triple("inactive", "direct", "Dr Direct")]
+    let refused = alice.accesses(b, &plain);
+    assert!(
+        log_of(&refused).is_empty(),
+        "a refusal is counted, not logged"
     );
+    assert_eq!(refused["refused"], 1);
+    assert!(refused["last_refused_at"].as_i64().unwrap() >= now_s() - 60);
     // Revoked: 404.
     assert_eq!(
         alice
@@ -568,24 +573,18 @@ fn wrong_passcodes_count_down_then_lock_the_link() {
         (log["state"].as_str(), log["remaining_attempts"].as_i64()),
         (Some("locked"), Some(0))
     );
-    let outcomes: Vec<String> = log_of(&log).into_iter().map(|a| a.0).collect();
-    assert_eq!(
-        outcomes,
-        [
-            "wrong-passcode",
-            "wrong-passcode",
-            "wrong-passcode",
-            "wrong-passcode",
-            "wrong-passcode",
-            "locked",
-            "locked"
-        ]
-    );
+    // The five wrong passcodes are counted as refusals; once locked, nothing more.
+    assert!(log_of(&log).is_empty());
+    assert_eq!(log["refused"], 5);
     let listed = alice.list(b);
     let this = listed.iter().find(|l| l["id"] == id.as_str()).unwrap();
     assert_eq!(
-        (this["state"].as_str(), this["accesses"].as_i64()),
-        (Some("locked"), Some(7))
+        (
+            this["state"].as_str(),
+            this["accesses"].as_i64(),
+            this["refused"].as_i64()
+        ),
+        (Some("locked"), Some(0), Some(5))
     );
 }
 
@@ -633,13 +632,11 @@ fn fifty_parallel_wrong_guesses_get_exactly_five_401s() {
     assert_eq!(r.status, 404);
     let log = alice.accesses(b, &id);
     assert_eq!(log["state"], "locked");
-    let entries = log_of(&log);
-    assert_eq!(entries.len(), 51);
+    assert!(log_of(&log).is_empty());
     assert_eq!(
-        entries.iter().filter(|a| a.0 == "wrong-passcode").count(),
-        5
+        log["refused"], 5,
+        "the five counted; nothing after the lock"
     );
-    assert_eq!(entries.iter().filter(|a| a.0 == "locked").count(), 46);
 }
 
 #[test]
@@ -672,11 +669,10 @@ fn expired_and_one_time_links_stop_serving() {
     );
     assert_eq!(
         log_of(&log),
-        [
-            triple("ok", "manifest", "Dr T"),
-            triple("expired", "manifest", "Dr T")
-        ]
+        [triple("ok", "manifest", "Dr T")],
+        "nothing is recorded after a link expires"
     );
+    assert_eq!(log["refused"], 0);
 
     // A one-time link, embedded: served once.
     let (once, once_url) = alice.create(b, json!({ "file": file, "once": true }));
@@ -700,14 +696,14 @@ fn expired_and_one_time_links_stop_serving() {
     assert_eq!(log["state"], "used");
     assert_eq!(
         log_of(&log),
-        [
-            triple("ok", "manifest", "Dr O"),
-            triple("inactive", "manifest", "Dr Q")
-        ]
+        [triple("ok", "manifest", "Dr O")],
+        "nothing is recorded once a one-time link is used"
     );
+    assert_eq!(log["refused"], 0);
 
-    // A one-time link with a location: the location works once.
-    let (_, once_url) = alice.create(b, json!({ "file": file, "once": true }));
+    // A one-time link with a location: the location works once, and the manifest
+    // with its file is one opening.
+    let (once, once_url) = alice.create(b, json!({ "file": file, "once": true }));
     let m = manifest(&once_url, json!({ "recipient": "Dr O" }));
     let location = m.json()["files"][0]["location"]
         .as_str()
@@ -719,6 +715,9 @@ fn expired_and_one_time_links_stop_serving() {
         manifest(&once_url, json!({ "recipient": "Dr O" })).status,
         404
     );
+    let log = alice.accesses(b, &once);
+    assert_eq!(log_of(&log), [triple("ok", "manifest", "Dr O")]);
+    assert_eq!(log["refused"], 0);
 }
 
 #[test]
@@ -859,4 +858,124 @@ fn nothing_secret_reaches_the_log() {
     ] {
         assert!(!log.contains(secret), "the log holds {secret}");
     }
+}
+
+/// Rows in the share-link access log of the endpoint's SQLite file in `dir`.
+fn access_rows(dir: &Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.join("endpoint.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.query_row("SELECT count(*) FROM shl_accesses", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_link_holder_can_neither_flood_nor_forge_the_owners_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--shl-location-ttl", "60"]);
+    let b = &server.base;
+    let file = jwe();
+    let alice = Owner::sign_in(b);
+    let (id, url) = alice.create(
+        b,
+        json!({ "file": file, "flags": "P", "passcode": "blue horse 42" }),
+    );
+
+    // 5,000 requests the link refuses (a direct GET of a link without U needs no
+    // passcode), from eight clients at once: not one row, a count of 5,000.
+    let before = access_rows(dir.path());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let url = url.clone();
+            s.spawn(move || {
+                for i in 0..625 {
+                    let r = get(&format!("{url}?recipient=Mallory%20{t}-{i}"));
+                    assert_eq!(r.status, 404, "{}", r.text);
+                }
+            });
+        }
+    });
+    let log = alice.accesses(b, &id);
+    assert!(log_of(&log).is_empty());
+    assert_eq!(log["refused"], 5_000);
+    let last = log["last_refused_at"].as_i64().unwrap();
+    assert!((now_s() - 60..=now_s()).contains(&last));
+    assert_eq!(access_rows(dir.path()), before, "no new rows");
+    assert_eq!(log["state"], "active", "refusals lock nothing");
+
+    // A recipient that would read as another line, or recolour the owner's
+    // terminal, is refused before anything is counted, by either route.
+    let forged = [
+        "Dr A\nok via manifest, claimed by 'Dr B'",
+        "Dr A\r\nok",
+        "\u{1b}[32mDr Trusted\u{1b}[0m",
+        "Dr \u{202e}A",
+        "Dr \u{9b}A",
+    ];
+    for recipient in forged {
+        let r = manifest(
+            &url,
+            json!({ "recipient": recipient, "passcode": "blue horse 42" }),
+        );
+        assert_eq!(r.status, 400, "{recipient:?}: {}", r.text);
+        let query = serde_urlencoded::to_string([("recipient", recipient)]).unwrap();
+        let r = get(&format!("{url}?{query}"));
+        assert_eq!(r.status, 400, "{recipient:?}: {}", r.text);
+    }
+    let log = alice.accesses(b, &id);
+    assert_eq!(
+        (log_of(&log).len(), log["refused"].as_i64()),
+        (0, Some(5_000))
+    );
+
+    // A wrong passcode is one more refusal (and one attempt fewer); the right one,
+    // a manifest and the file fetched through its location, is one opening.
+    let r = manifest(&url, json!({ "recipient": "Mallory", "passcode": "nope" }));
+    assert_eq!(r.json(), json!({ "remainingAttempts": 4 }));
+    let m = manifest(
+        &url,
+        json!({ "recipient": "Dr Okafor", "passcode": "blue horse 42" }),
+    );
+    assert_eq!(m.status, 200, "{}", m.text);
+    let location = m.json()["files"][0]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&location).text, file);
+    assert_eq!(get(&location).text, file, "a reload is the same opening");
+    let log = alice.accesses(b, &id);
+    assert_eq!(log_of(&log), [triple("ok", "manifest", "Dr Okafor")]);
+    assert_eq!(log["refused"], 5_001);
+    assert_eq!(access_rows(dir.path()), before + 1);
+
+    // Revoked: whatever comes after is refused and nothing at all is recorded.
+    assert_eq!(
+        alice
+            .call(b, "DELETE", &format!("/shl/v1/links/{id}"), None)
+            .status,
+        204
+    );
+    let last = alice.accesses(b, &id)["last_refused_at"].clone();
+    for i in 0..100 {
+        assert_eq!(get(&format!("{url}?recipient=Mallory%20{i}")).status, 404);
+        let body = json!({ "recipient": format!("Mallory {i}"), "passcode": "blue horse 42" });
+        assert_eq!(manifest(&url, body).status, 404);
+        let wrong = json!({ "recipient": format!("Mallory {i}"), "passcode": "nope" });
+        assert_eq!(manifest(&url, wrong).status, 404);
+    }
+    assert_eq!(get(&location).status, 404);
+    let log = alice.accesses(b, &id);
+    assert_eq!(log["state"], "revoked");
+    assert_eq!(log_of(&log), [triple("ok", "manifest", "Dr Okafor")]);
+    assert_eq!(
+        (&log["refused"], &log["last_refused_at"]),
+        (&json!(5_001), &last)
+    );
+    assert_eq!(
+        log["remaining_attempts"], 4,
+        "no failure counted after the end"
+    );
+    assert_eq!(access_rows(dir.path()), before + 1);
 }

@@ -171,13 +171,27 @@
   }
 
   /**
+   * A typed name as the endpoint takes it: one plain line of at most 200 characters.
+   * Control characters (tabs and line breaks too), line and paragraph separators and
+   * bidi marks, embeddings, overrides and isolates, which the endpoint refuses, become
+   * spaces; runs of spaces become one.
+   */
+  function plainRecipient(name) {
+    return String(name || '')
+      .replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, ' ')
+      .replace(/ {2,}/g, ' ')
+      .trim()
+      .slice(0, 200);
+  }
+
+  /**
    * Fetch the link's encrypted file (a JWE): the direct GET of a U link, else the
    * manifest POST and, unless the file is embedded, a GET of its location. `opts`:
    * `{recipient, passcode}`. Throws a ViewerError: `passcode` (with
    * `extra.remaining`), `gone` (404), `busy`, `network` or `format`.
    */
   async function retrieve(link, opts, fetchFn) {
-    var recipient = (opts && opts.recipient) || DEFAULT_RECIPIENT;
+    var recipient = plainRecipient(opts && opts.recipient) || DEFAULT_RECIPIENT;
     if (link.flag.indexOf('U') >= 0) {
       var direct = new URL(link.url);
       direct.searchParams.set('recipient', recipient);
@@ -891,6 +905,7 @@
     parseShlink: parseShlink,
     isExpired: isExpired,
     retrieve: retrieve,
+    plainRecipient: plainRecipient,
     decryptJwe: decryptJwe,
     parseJson: parseJson,
     narrativeText: narrativeText,

@@ -163,6 +163,10 @@ test('speaks the protocol: manifest, location, embedded, direct, 401 and 404', a
   routes[`GET ${m}?recipient=Dr+U`] = { status: 200, body: 'JWE-DIRECT' };
   assert.equal(await viewer.retrieve(u, { recipient: 'Dr U' }, fakeFetch(routes, direct)), 'JWE-DIRECT');
   assert.equal(direct.length, 1);
+  // A name the endpoint would refuse goes as one plain line.
+  assert.equal(viewer.plainRecipient('Dr\tA\r\nB \u202eC\u001b[0m'), 'Dr A B C [0m');
+  assert.equal(viewer.plainRecipient('é'.repeat(300)).length, 200);
+  assert.equal(viewer.plainRecipient(undefined), '');
   // No name given: the default recipient.
   const anon = [];
   await assert.rejects(viewer.retrieve(u, {}, fakeFetch(routes, anon)), (e) => e.kind === 'gone');

@@ -15,7 +15,7 @@ use super::ops::{self, Batch};
 use super::registry;
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::profile::Profile;
-use crate::share::relay::Relay;
+use crate::share::relay::{Posted, Relay};
 use crate::sync::http::Http;
 use crate::sync::{db, SyncOptions};
 
@@ -37,6 +37,9 @@ pub struct DevicesReport {
     pub batches_out: u64,
     /// Batches refused (from a removed or unknown device, replayed, or damaged).
     pub refused: u64,
+    /// Devices (by name) whose relay mailbox was full: their batches stay queued, in
+    /// order, for a later exchange.
+    pub full: Vec<String>,
 }
 
 /// Open and apply one sealed batch, in one transaction: all of it or nothing.
@@ -181,20 +184,31 @@ pub(crate) async fn pass(profile: Arc<Profile>, relay: &Relay) -> Result<Devices
     }
 
     db(&profile, queue).await?;
-    let outbox: Vec<(i64, Vec<u8>, Vec<u8>)> = db(&profile, |p| {
+    let outbox: Vec<(i64, Vec<u8>, Vec<u8>, String)> = db(&profile, |p| {
         p.vault().read(|c| {
             Ok(c.prepare(
-                "SELECT o.id, d.sign_key, o.body FROM device_outbox o
+                "SELECT o.id, d.sign_key, o.body, d.name FROM device_outbox o
                  JOIN devices d ON d.id = o.device AND d.removed_at IS NULL ORDER BY o.id",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?)
         })
     })
     .await?;
-    for (id, sign, body) in outbox {
+    // A device whose mailbox is full gets nothing more in this pass, so its batches
+    // still arrive in order; the rest of the exchange goes on.
+    let mut full: Vec<Vec<u8>> = Vec::new();
+    for (id, sign, body, name) in outbox {
+        if full.contains(&sign) {
+            continue;
+        }
         let mailbox = crate::crypto::identity::mailbox_id(&sign);
-        relay.post(&mailbox, TAG, &body).await?;
+        if relay.offer(&mailbox, TAG, &body).await? == Posted::Full {
+            tracing::warn!("another device's relay mailbox is full; its batches wait");
+            full.push(sign);
+            report.full.push(name);
+            continue;
+        }
         db(&profile, move |p| {
             p.vault().write(|c| {
                 c.execute("DELETE FROM device_outbox WHERE id = ?1", params![id])?;

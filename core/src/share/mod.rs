@@ -25,7 +25,7 @@ pub mod received;
 pub(crate) mod relay;
 mod scope;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -331,8 +331,37 @@ pub struct ExchangeReport {
     /// access granted elsewhere, such as a link being opened, and is empty until
     /// those land.
     pub new_access: Vec<String>,
+    /// People (short ids, or the mailbox id of a recipient the profile does not
+    /// know) whose relay mailbox was full: what is queued for them stays queued, in
+    /// order, and goes at a later exchange. The rest of the exchange goes on.
+    pub mailboxes_full: Vec<String>,
+    /// Envelopes left queued because their recipient's mailbox was full.
+    pub held_back: u64,
     /// What was exchanged with the person's other devices.
     pub devices: crate::devices::DevicesReport,
+}
+
+/// Envelopes refused in one exchange, by the mailbox that posted them (as the relay
+/// saw it signed in), so that a flood adds one audit row per sender, not one per
+/// envelope.
+#[derive(Default)]
+struct Refusals {
+    /// Per sender mailbox (`None`: the relay did not say), why each was refused.
+    by_sender: BTreeMap<Option<String>, BTreeMap<String, u64>>,
+    /// Their relay ids, acknowledged once the refusals are in the audit log.
+    ids: Vec<i64>,
+}
+
+impl Refusals {
+    fn add(&mut self, sender: Option<String>, id: i64, problem: EnvelopeProblem) {
+        *self
+            .by_sender
+            .entry(sender)
+            .or_default()
+            .entry(problem.to_string())
+            .or_insert(0) += 1;
+        self.ids.push(id);
+    }
 }
 
 /// Exchange with the relay: end grants that reached their end date, delete ended
@@ -371,11 +400,19 @@ pub async fn exchange(
         Some(relay) => crate::devices::pass(profile, relay).await?,
         None => crate::devices::DevicesReport::default(),
     };
+    let mut full = first.full;
+    full.extend(
+        last.full
+            .into_iter()
+            .filter(|d| !full.contains(d))
+            .collect::<Vec<_>>(),
+    );
     report.devices = crate::devices::DevicesReport {
         batches_in: first.batches_in + last.batches_in,
         changes_in: first.changes_in + last.changes_in,
         batches_out: first.batches_out + last.batches_out,
         refused: first.refused + last.refused,
+        full,
     };
     Ok(report)
 }
@@ -419,109 +456,72 @@ async fn exchange_with_people(
         .await?;
     }
 
-    // The mailbox.
+    // The mailbox. Refusals are settled (recorded, then acknowledged) at the end,
+    // however the reading ended.
     let me = Arc::new(me);
-    let mut after = 0;
-    loop {
-        let (page, more) = relay.fetch(after, 100).await?;
-        let mut ack = Vec::with_capacity(page.len());
-        for env in page {
-            after = after.max(env.id);
-            report.received += 1;
-            let body = match base64::Engine::decode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                &env.body,
-            ) {
-                Ok(b) => b,
-                Err(_) => {
-                    report.refused.push(Refused {
-                        problem: EnvelopeProblem::Malformed,
-                    });
-                    ack.push(env.id);
-                    continue;
-                }
-            };
-            let (me2, mailbox, ep) = (me.clone(), relay.mailbox.clone(), endpoint.to_string());
-            let tag = env.tag.clone();
-            let outcome = db(&profile, move |p| {
-                incoming::process(p, &me2, &ep, &mailbox, &tag, &body)
+    let mut refusals = Refusals::default();
+    let mut acked = 0u64;
+    let read = read_mailbox(
+        &profile,
+        &relay,
+        &me,
+        endpoint,
+        &mut report,
+        &mut refusals,
+        &mut acked,
+    )
+    .await;
+    let settled = settle(&profile, &relay, refusals, &mut acked).await;
+    if acked > 0 {
+        db(&profile, move |p| {
+            p.vault().write(|c| {
+                audit::append(
+                    c,
+                    AuditEvent::EnvelopesAcknowledged,
+                    None,
+                    &format!("{acked} envelopes"),
+                )
             })
-            .await;
-            match outcome {
-                Ok(applied) => {
-                    report.applied += 1;
-                    match applied {
-                        incoming::Applied::PersonAdded(h) => report.people_added.push(h),
-                        incoming::Applied::Grant { grant, .. } => {
-                            if !report.grants_received.contains(&grant) {
-                                report.grants_received.push(grant)
-                            }
-                        }
-                        incoming::Applied::Revoked(g) => report.records_removed.push(g),
-                        incoming::Applied::Contribution(n) => report.contributions += n,
-                        incoming::Applied::Records { .. } | incoming::Applied::Resync => {}
-                    }
-                }
-                // The vault could not be written (locked, full, busy): stop here and
-                // leave the envelope at the relay for the next exchange.
-                Err(
-                    e @ (Error::Storage { .. }
-                    | Error::Locked
-                    | Error::Cancelled
-                    | Error::Corrupt { .. }
-                    | Error::KeyStore { .. }),
-                ) => return Err(e),
-                Err(e) => {
-                    let problem = match e {
-                        Error::Envelope { problem } => problem,
-                        // Anything else about one envelope (content that does not
-                        // store, a record folder gone missing) refuses that envelope
-                        // alone, so one bad envelope never blocks the mailbox.
-                        other => {
-                            tracing::warn!(error = %other, "an envelope could not be applied");
-                            EnvelopeProblem::Malformed
-                        }
-                    };
-                    tracing::warn!(%problem, "an envelope was refused");
-                    let p2 = problem;
-                    db(&profile, move |p| {
-                        p.vault().write(|c| {
-                            audit::append(c, AuditEvent::EnvelopeRejected, None, &p2.to_string())
-                        })
-                    })
-                    .await?;
-                    report.refused.push(Refused { problem });
-                }
-            }
-            ack.push(env.id);
-        }
-        relay.ack(&ack).await?;
-        if !ack.is_empty() {
-            let n = ack.len();
-            db(&profile, move |p| {
-                p.vault().write(|c| {
-                    audit::append(
-                        c,
-                        AuditEvent::EnvelopesAcknowledged,
-                        None,
-                        &format!("{n} envelopes"),
-                    )
-                })
-            })
-            .await?;
-        }
-        if !more {
-            break;
-        }
+        })
+        .await?;
     }
+    read?;
+    settled?;
 
     // Deliveries, then everything queued.
     db(&profile, |p| p.vault().write(outbox::prepare_deliveries)).await?;
     let queued = db(&profile, |p| p.vault().read(outbox::pending)).await?;
     let mut per_tag: HashMap<String, u64> = HashMap::new();
+    // Mailboxes found full: what follows for them waits, so that each recipient
+    // still gets its envelopes in order.
+    let mut full: HashSet<String> = HashSet::new();
     for q in queued {
-        match relay.post(&q.mailbox, &q.tag, &q.body).await {
-            Ok(_) => {}
+        if full.contains(&q.mailbox) {
+            report.held_back += 1;
+            continue;
+        }
+        match relay.offer(&q.mailbox, &q.tag, &q.body).await {
+            Ok(relay::Posted::Stored(_)) => {}
+            Ok(relay::Posted::Full) => {
+                tracing::warn!("a recipient's relay mailbox is full; their envelopes wait");
+                report.held_back += 1;
+                let mailbox = q.mailbox.clone();
+                let who = db(&profile, move |p| {
+                    p.vault().read(|c| {
+                        Ok(rusqlite::OptionalExtension::optional(c.query_row(
+                            "SELECT handle FROM people WHERE mailbox = ?1",
+                            [&mailbox],
+                            |r| r.get::<_, String>(0),
+                        ))?)
+                    })
+                })
+                .await?;
+                report
+                    .mailboxes_full
+                    .push(who.unwrap_or_else(|| q.mailbox.clone()));
+                full.insert(q.mailbox);
+                continue;
+            }
             // Refused for good (too large, or the recipient has no mailbox any
             // more): drop it rather than block everything queued behind it.
             Err(e @ (Error::InvalidInput { .. } | Error::NotFound { .. })) => {
@@ -575,6 +575,157 @@ async fn exchange_with_people(
         .await?;
     }
     Ok(report)
+}
+
+/// Read the whole mailbox: apply each envelope, acknowledging the applied ones page
+/// by page; refused ones are tallied in `refusals` for [`settle`].
+async fn read_mailbox(
+    profile: &Arc<Profile>,
+    relay: &relay::Relay,
+    me: &Arc<crate::crypto::identity::Identity>,
+    endpoint: &str,
+    report: &mut ExchangeReport,
+    refusals: &mut Refusals,
+    acked: &mut u64,
+) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let (page, more) = relay.fetch(after, 100).await?;
+        let mut ack = Vec::with_capacity(page.len());
+        for env in page {
+            after = after.max(env.id);
+            report.received += 1;
+            let body = match base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &env.body,
+            ) {
+                Ok(b) => b,
+                Err(_) => {
+                    let problem = EnvelopeProblem::Malformed;
+                    report.refused.push(Refused { problem });
+                    refusals.add(env.sender, env.id, problem);
+                    continue;
+                }
+            };
+            let (me2, mailbox, ep) = (me.clone(), relay.mailbox.clone(), endpoint.to_string());
+            let tag = env.tag.clone();
+            let outcome = db(profile, move |p| {
+                incoming::process(p, &me2, &ep, &mailbox, &tag, &body)
+            })
+            .await;
+            match outcome {
+                Ok(applied) => {
+                    report.applied += 1;
+                    match applied {
+                        incoming::Applied::PersonAdded(h) => report.people_added.push(h),
+                        incoming::Applied::Grant { grant, .. } => {
+                            if !report.grants_received.contains(&grant) {
+                                report.grants_received.push(grant)
+                            }
+                        }
+                        incoming::Applied::Revoked(g) => report.records_removed.push(g),
+                        incoming::Applied::Contribution(n) => report.contributions += n,
+                        incoming::Applied::Records { .. } | incoming::Applied::Resync => {}
+                    }
+                    ack.push(env.id);
+                }
+                // The vault could not be written (locked, full, busy): stop here and
+                // leave the envelope at the relay for the next exchange.
+                Err(
+                    e @ (Error::Storage { .. }
+                    | Error::Locked
+                    | Error::Cancelled
+                    | Error::Corrupt { .. }
+                    | Error::KeyStore { .. }),
+                ) => {
+                    // What was applied before it goes now; the error is the news.
+                    if relay.ack(&ack).await.is_ok() {
+                        *acked += ack.len() as u64;
+                    }
+                    return Err(e);
+                }
+                Err(e) => {
+                    let problem = match e {
+                        Error::Envelope { problem } => problem,
+                        // Anything else about one envelope (content that does not
+                        // store, a record folder gone missing) refuses that envelope
+                        // alone, so one bad envelope never blocks the mailbox.
+                        other => {
+                            tracing::warn!(error = %other, "an envelope could not be applied");
+                            EnvelopeProblem::Malformed
+                        }
+                    };
+                    tracing::debug!(%problem, "an envelope was refused");
+                    report.refused.push(Refused { problem });
+                    refusals.add(env.sender, env.id, problem);
+                }
+            }
+        }
+        relay.ack(&ack).await?;
+        *acked += ack.len() as u64;
+        if !more {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Record the envelopes refused in this exchange, one audit row per sender with the
+/// count and the reasons, then acknowledge them at the relay (so a refusal is always
+/// recorded before its envelope goes; if the acknowledgement fails, they are refused
+/// and counted again at the next exchange).
+async fn settle(
+    profile: &Arc<Profile>,
+    relay: &relay::Relay,
+    refusals: Refusals,
+    acked: &mut u64,
+) -> Result<()> {
+    if refusals.ids.is_empty() {
+        return Ok(());
+    }
+    let Refusals { by_sender, ids } = refusals;
+    let senders = by_sender.len();
+    let total = ids.len();
+    db(profile, move |p| {
+        p.vault().write(|c| {
+            let tx = c.transaction()?;
+            for (sender, problems) in &by_sender {
+                let n: u64 = problems.values().sum();
+                let why = problems
+                    .iter()
+                    .map(|(problem, k)| format!("{problem} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let person: Option<String> = match sender {
+                    Some(m) => rusqlite::OptionalExtension::optional(tx.query_row(
+                        "SELECT handle FROM people WHERE mailbox = ?1",
+                        [m],
+                        |r| r.get(0),
+                    ))?,
+                    None => None,
+                };
+                let from = match (sender, &person) {
+                    (_, Some(_)) => String::new(),
+                    (Some(m), None) => format!(" from mailbox {m}"),
+                    (None, None) => " from an unnamed sender".to_string(),
+                };
+                let noun = if n == 1 { "envelope" } else { "envelopes" };
+                audit::append(
+                    &tx,
+                    AuditEvent::EnvelopeRejected,
+                    person.as_deref(),
+                    &format!("{n} {noun}{from} refused: {why}"),
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    })
+    .await?;
+    tracing::warn!(envelopes = total, senders, "envelopes were refused");
+    relay.ack(&ids).await?;
+    *acked += total as u64;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -59,6 +59,19 @@ pub(crate) struct Fetched {
     pub id: i64,
     pub tag: String,
     pub body: String,
+    /// The mailbox of the key that posted it, as the relay saw it signed in (absent
+    /// from relays that do not say).
+    #[serde(default)]
+    pub sender: Option<String>,
+}
+
+/// What became of a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Posted {
+    /// The relay keeps it under this id.
+    Stored(i64),
+    /// The recipient's mailbox is full (507): nothing was stored; try again later.
+    Full,
 }
 
 #[derive(Deserialize)]
@@ -183,8 +196,21 @@ impl Relay {
             .await
     }
 
-    /// Post one sealed envelope to `mailbox` under `tag`. Returns its relay id.
+    /// Post one sealed envelope to `mailbox` under `tag`. Returns its relay id; a
+    /// full mailbox is an error (see [`Relay::offer`] to tell it apart).
     pub async fn post(&self, mailbox: &str, tag: &str, body: &[u8]) -> Result<i64> {
+        match self.offer(mailbox, tag, body).await? {
+            Posted::Stored(id) => Ok(id),
+            Posted::Full => Err(Error::Network {
+                reason: "the recipient's relay mailbox is full".into(),
+                retry_after_s: None,
+            }),
+        }
+    }
+
+    /// Post one sealed envelope to `mailbox` under `tag`: stored, or refused because
+    /// the mailbox is full.
+    pub async fn offer(&self, mailbox: &str, tag: &str, body: &[u8]) -> Result<Posted> {
         let payload = json!({ "tag": tag, "body": B64.encode(body) });
         let r = self
             .send(|c, base| {
@@ -192,14 +218,17 @@ impl Relay {
                     .json_body(&payload)
             })
             .await?;
+        if r.status == 507 {
+            return Ok(Posted::Full);
+        }
         if r.status != 201 && r.status != 200 {
             return Err(status_error("post", &r));
         }
         #[derive(Deserialize)]
-        struct Posted {
+        struct Id {
             id: i64,
         }
-        Ok(json_of::<Posted>("post", &r)?.id)
+        Ok(Posted::Stored(json_of::<Id>("post", &r)?.id))
     }
 
     /// Envelopes in this identity's mailbox after `after`, and whether there are more.

@@ -5,9 +5,11 @@
 //! the summary ([`ips`]), encrypts it as a JWE under a fresh key ([`jwe`]), uploads
 //! the ciphertext to the endpoint, and returns the link with the key in its fragment,
 //! behind the endpoint's viewer (`https://HOST/view#shlink:/…`), plus a QR code
-//! ([`link`]). The endpoint never sees the key. Every access the endpoint logs comes
-//! back into the audit log; a link can be revoked at any time. Receiving ([`open`])
-//! fetches and decrypts a link made by anyone.
+//! ([`link`]). The endpoint never sees the key. Every opening the endpoint logs comes
+//! back into the audit log, once, and at most [`AUDIT_CAP`] of them one by one per
+//! link (more are summed up in one row per fetch); requests the endpoint refused come
+//! back as a count. A link can be revoked at any time. Receiving ([`open`]) fetches
+//! and decrypts a link made by anyone.
 
 pub mod ips;
 pub mod jwe;
@@ -42,6 +44,12 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub const DEFAULT_EXPIRY_S: i64 = 3600;
 /// The longest life of a link: a year.
 pub const MAX_EXPIRY_S: i64 = 366 * 86_400;
+/// Openings of one link copied into the audit log one row each; past it, each fetch
+/// of the log adds one row that counts the openings it found.
+pub const AUDIT_CAP: i64 = 100;
+/// The longest recipient copied into the audit log, in characters (the endpoint
+/// allows no more).
+const RECIPIENT_MAX: usize = 200;
 
 /// What the person asks for when sharing.
 #[derive(Debug, Clone)]
@@ -77,7 +85,8 @@ impl Default for NewShare {
     }
 }
 
-/// One access to a link, as the endpoint logged it.
+/// One access to a link, as the endpoint logged it: an opening (an endpoint from
+/// before refusals were only counted may list those too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {
     /// Its number in the link's log.
@@ -114,10 +123,80 @@ pub struct ShareInfo {
     pub state: String,
     /// Clinical resources in the summary.
     pub resources: i64,
-    /// Accesses the endpoint reported so far.
+    /// Accesses the endpoint reported so far: openings.
     pub accesses: i64,
+    /// Requests the endpoint refused while the link was in force (wrong passcodes, a
+    /// request the link does not serve), as last fetched. Refusals are counted, not
+    /// logged one by one, and not at all once the link has ended.
+    pub refused: i64,
+    /// When the last of those was refused (Unix seconds), as last fetched.
+    pub last_refused_at: Option<i64>,
     /// Whether this is the emergency card's link.
     pub emergency_card: bool,
+}
+
+/// What the device keeps of a link's access log beside the `shares` row, as JSON in
+/// `meta` under `share_log:<id>`: how many openings went into the audit log one by
+/// one, and the endpoint's count of refusals as last fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct LogState {
+    /// Openings copied into the audit log one row each (at most [`AUDIT_CAP`]).
+    #[serde(default)]
+    copied: i64,
+    /// Requests refused, as the endpoint last said.
+    #[serde(default)]
+    refused: i64,
+    /// When the last was refused.
+    #[serde(default)]
+    last_refused_at: Option<i64>,
+}
+
+/// The `meta` key of link `id`'s [`LogState`].
+fn log_key(id: &str) -> String {
+    format!("share_log:{id}")
+}
+
+/// Link `id`'s [`LogState`]; the default when none is kept or it does not parse.
+fn log_state(conn: &rusqlite::Connection, id: &str) -> Result<LogState> {
+    Ok(people::meta(conn, &log_key(id))?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default())
+}
+
+/// Whether `c` has no place in a recipient's name: a control character (C0, DEL,
+/// C1, line breaks included), a line or paragraph separator, or a bidi mark,
+/// embedding, override or isolate. The endpoint refuses recipients holding one.
+pub(crate) fn not_plain(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// A recipient as the audit log keeps it: characters that are [`not_plain`] written
+/// as `\u{…}` (an endpoint from before it refused them, or a hostile one, may send
+/// them), and at most [`RECIPIENT_MAX`] characters.
+fn claimed(recipient: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in recipient.chars().enumerate() {
+        if i == RECIPIENT_MAX {
+            out.push('…');
+            break;
+        }
+        if not_plain(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A new link, with its QR code.
@@ -324,6 +403,7 @@ fn short(id: &str) -> String {
 }
 
 fn info_of(conn: &rusqlite::Connection, id: &str) -> Result<ShareInfo> {
+    let log = log_state(conn, id)?;
     conn.query_row(
         "SELECT id, link, preset, flags, label, expires_at, created_at, revoked_at, resources,
                 accesses, emergency_card FROM shares WHERE id = ?1",
@@ -347,6 +427,8 @@ fn info_of(conn: &rusqlite::Connection, id: &str) -> Result<ShareInfo> {
                 state: state.into(),
                 resources: r.get(8)?,
                 accesses: r.get(9)?,
+                refused: log.refused,
+                last_refused_at: log.last_refused_at,
                 emergency_card: r.get(10)?,
             })
         },
@@ -380,7 +462,7 @@ pub fn list(profile: &Profile) -> Result<Vec<ShareInfo>> {
 }
 
 /// The accesses the endpoint logged for a link: fetched, and new ones copied into the
-/// audit log.
+/// audit log (see [`AUDIT_CAP`]).
 pub async fn accesses(
     profile: Arc<Profile>,
     endpoint: &str,
@@ -410,9 +492,15 @@ pub async fn list_with_accesses(
     for link in links {
         let log = match fetch_accesses(&profile, &relay, &link.id).await {
             Ok(log) => log,
-            Err(Error::NotFound { .. }) => Vec::new(),
+            Err(Error::NotFound { .. }) => {
+                out.push((link, Vec::new()));
+                continue;
+            }
             Err(e) => return Err(e),
         };
+        // As the fetch left it: the counts are the endpoint's latest.
+        let id = link.id.clone();
+        let link = db(&profile, move |p| p.vault().read(|c| info_of(c, &id))).await?;
         out.push((link, log));
     }
     Ok(out)
@@ -422,13 +510,17 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
     #[derive(Deserialize)]
     struct Log {
         accesses: Vec<Access>,
+        /// Absent from endpoints that logged refusals row by row.
+        #[serde(default)]
+        refused: Option<i64>,
+        #[serde(default)]
+        last_refused_at: Option<i64>,
     }
     // The endpoint answers at most 1,000 entries a page; page on by sequence number.
-    let mut log = Log {
-        accesses: Vec::new(),
-    };
+    let mut all: Vec<Access> = Vec::new();
+    let (mut refused, mut last_refused_at) = (None, None);
     loop {
-        let after = log.accesses.last().map_or(0, |a| a.seq);
+        let after = all.last().map_or(0, |a| a.seq);
         let r = relay
             .shl(
                 reqwest::Method::GET,
@@ -441,40 +533,83 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
         }
         let page: Log = json_of("the access log", &r)?;
         let n = page.accesses.len();
-        log.accesses.extend(page.accesses);
+        // Each page must follow the last: a log that goes back is not paged on.
+        if page.accesses.iter().any(|a| a.seq <= after) {
+            return Err(Error::Network {
+                reason: "the endpoint's access log is out of order".into(),
+                retry_after_s: None,
+            });
+        }
+        all.extend(page.accesses);
+        refused = page.refused.or(refused);
+        last_refused_at = page.last_refused_at.or(last_refused_at);
         if n < 1000 {
             break;
         }
     }
-    let (id2, all) = (id.to_string(), log.accesses.clone());
+    let (id2, log) = (id.to_string(), all.clone());
     db(profile, move |p| {
         p.vault().write(|c| {
-            let tx = c.transaction()?;
+            // Immediate: two fetches at once take turns, so none copies an access the
+            // other already did.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let last: i64 = tx.query_row(
                 "SELECT last_access FROM shares WHERE id = ?1",
                 [&id2],
                 |r| r.get(0),
             )?;
-            let mut newest = last;
-            for a in all.iter().filter(|a| a.seq > last) {
+            let mut state = log_state(&tx, &id2)?;
+            let fresh: Vec<&Access> = log.iter().filter(|a| a.seq > last).collect();
+            let party = short(&id2);
+            let room = usize::try_from((AUDIT_CAP - state.copied).max(0)).unwrap_or(0);
+            let (one_by_one, summed) = fresh.split_at(room.min(fresh.len()));
+            for a in one_by_one {
                 audit::append(
                     &tx,
                     AuditEvent::ShareAccessed,
-                    Some(&short(&id2)),
-                    &format!("{} via {}, claimed by '{}'", a.outcome, a.via, a.recipient),
+                    Some(&party),
+                    &format!(
+                        "{} via {}, claimed by '{}'",
+                        claimed(&a.outcome),
+                        claimed(&a.via),
+                        claimed(&a.recipient)
+                    ),
                 )?;
-                newest = newest.max(a.seq);
             }
+            state.copied += one_by_one.len() as i64;
+            if let (Some(first), Some(newest)) = (summed.first(), summed.last()) {
+                audit::append(
+                    &tx,
+                    AuditEvent::ShareAccessed,
+                    Some(&party),
+                    &format!(
+                        "{} more openings (numbers {} to {}), not listed one by one past the first {AUDIT_CAP}",
+                        summed.len(),
+                        first.seq,
+                        newest.seq
+                    ),
+                )?;
+            }
+            let newest = fresh.iter().map(|a| a.seq).max().unwrap_or(last).max(last);
+            if let Some(n) = refused {
+                state.refused = n;
+                state.last_refused_at = last_refused_at;
+            }
+            people::set_meta(
+                &tx,
+                &log_key(&id2),
+                &serde_json::to_string(&state).map_err(|e| Error::internal(e.to_string()))?,
+            )?;
             tx.execute(
                 "UPDATE shares SET last_access = ?2, accesses = ?3 WHERE id = ?1",
-                params![id2, newest, all.len() as i64],
+                params![id2, newest, log.len() as i64],
             )?;
             tx.commit()?;
             Ok(())
         })
     })
     .await?;
-    Ok(log.accesses)
+    Ok(all)
 }
 
 /// Revoke a link: the endpoint stops serving it at once.
@@ -701,4 +836,22 @@ pub async fn emergency_card(
         qr,
         summary: ips::summarise(&bundle)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claimed;
+
+    #[test]
+    fn recipients_reach_the_audit_log_on_one_line_and_bounded() {
+        assert_eq!(claimed("Dr Zoë O'Brien"), "Dr Zoë O'Brien");
+        assert_eq!(
+            claimed("Dr A\nok via manifest, claimed by 'Dr B'"),
+            "Dr A\\u{a}ok via manifest, claimed by 'Dr B'"
+        );
+        assert_eq!(claimed("\u{1b}[32mX\u{202e}"), "\\u{1b}[32mX\\u{202e}");
+        let long = claimed(&"é".repeat(5_000));
+        assert_eq!(long.chars().count(), 201);
+        assert!(long.ends_with('…'));
+    }
 }

@@ -82,6 +82,7 @@ fn refusal(r: &Resp) -> Error {
                 },
             }
         }
+        400 => Error::invalid("the link's server refused the request as malformed"),
         404 | 410 => Error::Revoked {
             what: "the link is no longer shared (revoked, expired, used up or locked)".into(),
         },
@@ -115,6 +116,13 @@ pub async fn open(link: &str, options: &OpenOptions) -> Result<Opened> {
     } else {
         options.recipient.trim().chars().take(200).collect()
     };
+    // The endpoint refuses these (a name that reads as another line, or recolours
+    // the owner's screen); say so before anything is sent.
+    if recipient.chars().any(super::not_plain) {
+        return Err(Error::invalid(
+            "the recipient must be one line of plain text, without control characters or bidi controls",
+        ));
+    }
     let deadline = options.budget.map(|b| std::time::Instant::now() + b);
     // A file past the cap is refused as it arrives (the manifest is JSON around it).
     let http = Http::new(deadline, None)?.max_body(FILE_MAX + (64 << 10));
