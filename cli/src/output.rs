@@ -5,45 +5,12 @@
 //! one printed line stays one line. JSON output is left to serde, unchanged.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::io::Write as _;
 
-/// Whether `c` must not reach a terminal as itself: C0 controls (ESC, CR, LF, BEL,
-/// backspace, tab…), DEL, C1 controls (U+0080–U+009F, among them the 8-bit CSI and
-/// OSC), the bidi marks, embeddings, overrides and isolates, the line and paragraph
-/// separators, and the deprecated format characters that change how text is shaped
-/// or ordered. Joiners (U+200C, U+200D) stay: emoji and many scripts need them.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{206A}'..='\u{206F}'
-        )
-}
-
-/// `s` with every unsafe character written as `\u{hex}`; ordinary text (accents,
-/// CJK, emoji) is untouched and borrowed.
+/// `s` with every unsafe character written as `\u{hex}` ([`carry_core::text`]);
+/// ordinary text (accents, CJK, emoji) is untouched and borrowed.
 pub fn clean(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if is_unsafe(c) {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    carry_core::text::escaped(s, usize::MAX)
 }
 
 /// Print `text` as one line on stdout, as it is: for JSON, which serde has escaped.

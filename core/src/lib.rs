@@ -44,6 +44,7 @@ pub mod store;
 pub mod sync;
 #[cfg(test)]
 mod test_support;
+pub mod text;
 mod time;
 pub mod vault;
 

@@ -163,40 +163,11 @@ fn log_state(conn: &rusqlite::Connection, id: &str) -> Result<LogState> {
         .unwrap_or_default())
 }
 
-/// Whether `c` has no place in a recipient's name: a control character (C0, DEL,
-/// C1, line breaks included), a line or paragraph separator, or a bidi mark,
-/// embedding, override or isolate. The endpoint refuses recipients holding one.
-pub(crate) fn not_plain(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-        )
-}
-
-/// A recipient as the audit log keeps it: characters that are [`not_plain`] written
-/// as `\u{…}` (an endpoint from before it refused them, or a hostile one, may send
-/// them), and at most [`RECIPIENT_MAX`] characters.
+/// A recipient as the audit log keeps it: unsafe characters written as `\u{…}` (an
+/// endpoint from before it refused them, or a hostile one, may send them), and at
+/// most [`RECIPIENT_MAX`] characters.
 fn claimed(recipient: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in recipient.chars().enumerate() {
-        if i == RECIPIENT_MAX {
-            out.push('…');
-            break;
-        }
-        if not_plain(c) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::escaped(recipient, RECIPIENT_MAX).into_owned()
 }
 
 /// A new link, with its QR code.

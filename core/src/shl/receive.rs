@@ -118,7 +118,7 @@ pub async fn open(link: &str, options: &OpenOptions) -> Result<Opened> {
     };
     // The endpoint refuses these (a name that reads as another line, or recolours
     // the owner's screen); say so before anything is sent.
-    if recipient.chars().any(super::not_plain) {
+    if recipient.chars().any(crate::text::is_unsafe) {
         return Err(Error::invalid(
             "the recipient must be one line of plain text, without control characters or bidi controls",
         ));
