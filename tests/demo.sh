@@ -129,8 +129,8 @@ say "Jene's profile uses the endpoint's relay to share. She invites Sam; the cod
 code=$("$CARRY" invite --json | field 'd["code"]')
 echo "${code:0:40}… (valid 24 hours, once)"
 
-say "Sam takes up the invite. His keys reach Jene sealed through the relay, proved by the secret."
-sam accept "$code"
+say "Sam takes up the invite. He has no endpoint of his own yet, so he says he will use the one Jene's invite names (an invite alone never chooses it). His keys reach Jene sealed through the relay, proved by the secret."
+sam accept --adopt-endpoint "$code"
 "$CARRY" sync > /dev/null
 sam_id=$("$CARRY" people --json | field 'd[0]["person"]')
 jene_id=$(sam people --json | field 'd[0]["person"]')

@@ -617,12 +617,16 @@ impl Profile {
     /// Take up an invite code: the inviter is added at once and this profile's keys
     /// are sent to them through the relay. Compare the returned person's
     /// `fingerprint` with them before `verify_person`. `InvalidInput` for a code that
-    /// is not a Carry invite (or for another endpoint than this profile's),
-    /// `Expired` for an old one. If the relay cannot be reached the call fails with
-    /// `Network`, but the inviter is kept and the keys go at the next `exchange`.
-    pub async fn accept_invite(&self, code: String) -> Result<Person> {
+    /// is not a Carry invite, for another endpoint than this profile's, or, when this
+    /// profile has no endpoint yet, unless `adopt_endpoint` is true: the invite's
+    /// endpoint then becomes this profile's, for sharing and backups, so ask the
+    /// person first (or `set_endpoint` yourself). `Expired` for an old one. If the
+    /// relay cannot be reached the call fails with `Network`, but the inviter is kept
+    /// and the keys go at the next `exchange`.
+    #[uniffi::method(default(adopt_endpoint = false))]
+    pub async fn accept_invite(&self, code: String, adopt_endpoint: bool) -> Result<Person> {
         let core = self.core.clone();
-        let person = blocking(move || cs::accept(&core, &code)).await?;
+        let person = blocking(move || cs::accept(&core, &code, adopt_endpoint)).await?;
         let url = self.endpoint_url().await?;
         self.run_exchange(url, None).await?;
         Ok(person.into())

@@ -297,7 +297,10 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Endpoint { action } => sc::endpoint(home, as_json, action),
         Command::Id => sc::id(home, as_json),
         Command::Invite => sc::invite(home, as_json),
-        Command::Accept { code } => sc::accept(home, as_json, &code),
+        Command::Accept {
+            code,
+            adopt_endpoint,
+        } => sc::accept(home, as_json, &code, adopt_endpoint),
         Command::People { action } => sc::people(home, as_json, action),
         Command::Grant { args } => sc::grant(home, as_json, args),
         Command::Grants {

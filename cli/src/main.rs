@@ -147,6 +147,11 @@ enum Command {
     Accept {
         /// The code they gave you.
         code: String,
+        /// If this profile has no endpoint yet, use the one the invite names for
+        /// sharing and backups (otherwise the invite is refused: set your own first
+        /// with `carry endpoint set`, or accept with this only if you trust it).
+        #[arg(long)]
+        adopt_endpoint: bool,
     },
     /// The people you have exchanged keys with; `verify` one after comparing numbers.
     People {

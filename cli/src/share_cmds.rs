@@ -216,10 +216,11 @@ pub fn invite(home: &Path, as_json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// `carry accept CODE`: add the inviter and send them this profile's keys.
-pub fn accept(home: &Path, as_json: bool, code: &str) -> Result<u8> {
+/// `carry accept CODE [--adopt-endpoint]`: add the inviter and send them this
+/// profile's keys.
+pub fn accept(home: &Path, as_json: bool, code: &str, adopt_endpoint: bool) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);
-    let person = share::accept(&profile, code)?;
+    let person = share::accept(&profile, code, adopt_endpoint)?;
     let url = endpoint_of(&profile)?;
     crate::sync_cmds::runtime()?.block_on(share::exchange(
         profile.clone(),

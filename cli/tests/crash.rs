@@ -752,7 +752,11 @@ fn sharing_world(world: &Path) -> Sharing {
     must(&patient, &["endpoint", "set", &base], "setup");
     let invite = must_json(&patient, &["invite", "--json"], "setup");
     let code = invite["code"].as_str().expect("an invite code");
-    let accepted = must_json(&carer, &["accept", code, "--json"], "setup");
+    let accepted = must_json(
+        &carer,
+        &["accept", code, "--adopt-endpoint", "--json"],
+        "setup",
+    );
     let patient_id = accepted["person"].as_str().expect("a person").to_string();
     must(&patient, &["sync"], "setup");
     let people = must_json(&patient, &["people", "--json"], "setup");

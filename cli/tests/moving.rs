@@ -91,7 +91,7 @@ fn patient_with_carer(dir: &Path, phone_name: &str, base: &str) -> World {
         .as_str()
         .unwrap()
         .to_string();
-    let patient_id = json(&carer, &["accept", &invite, "--json"])["person"]
+    let patient_id = json(&carer, &["accept", &invite, "--adopt-endpoint", "--json"])["person"]
         .as_str()
         .unwrap()
         .to_string();

@@ -207,7 +207,7 @@ fn grants_take_the_default_length_and_the_emergency_card_its_contents() {
         .as_str()
         .unwrap()
         .to_string();
-    ok(&carer, &["accept", &code]);
+    ok(&carer, &["accept", &code, "--adopt-endpoint"]);
     ok(&patient, &["sync"]);
     let carer_id = json(&patient, &["people", "--json"])[0]["person"]
         .as_str()

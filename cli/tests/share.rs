@@ -52,7 +52,16 @@ fn introduced(dir: &Path, base: &str) -> (PathBuf, PathBuf, String, String) {
         .as_str()
         .unwrap()
         .to_string();
-    let accepted = json(&carer, &["accept", &code, "--json"]);
+    // The carer's profile has no endpoint yet: the invite alone does not choose it.
+    let out = run(&carer, &["accept", &code, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has none yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&carer, &["people", "--json"]), serde_json::json!([]));
+    let accepted = json(&carer, &["accept", &code, "--adopt-endpoint", "--json"]);
     let patient_id = accepted["person"].as_str().unwrap().to_string();
     // The same invite cannot be taken up twice, and a changed code is refused.
     let tampered = format!("{}x", &code[..code.len() - 2]);
@@ -441,7 +450,7 @@ fn names_from_invites_reach_the_terminal_escaped_on_one_line() {
         .unwrap()
         .to_string();
 
-    let accepted = ok(&invitee, &["accept", &code]);
+    let accepted = ok(&invitee, &["accept", &code, "--adopt-endpoint"]);
     assert!(
         line_with(&accepted, "Added").contains(HOSTILE_ESCAPED),
         "{accepted}"

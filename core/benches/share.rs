@@ -65,7 +65,7 @@ fn main() {
         let carer = profile(&work.path().join(format!("carer{run}")), "Sam");
         exchange(&patient);
         let code = share::invite(&patient, &url).expect("invite").code;
-        let person = share::accept(&carer, &code).expect("accept");
+        let person = share::accept(&carer, &code, true).expect("accept");
         exchange(&carer);
         exchange(&patient);
         let who = share::people(&patient)

@@ -93,9 +93,13 @@ pub fn invite(profile: &Profile, endpoint: &str) -> Result<Invite> {
 }
 
 /// Take up an invite. The inviter is added at once; this profile's keys reach them
-/// through the relay at the next [`exchange`].
-pub fn accept(profile: &Profile, code: &str) -> Result<Person> {
-    profile.vault().write(|c| people::accept(c, code))
+/// through the relay at the next [`exchange`]. A profile without an endpoint takes the
+/// invite's only with `adopt_endpoint`; otherwise the invite is refused with
+/// [`Error::InvalidInput`] saying so.
+pub fn accept(profile: &Profile, code: &str, adopt_endpoint: bool) -> Result<Person> {
+    profile
+        .vault()
+        .write(|c| people::accept(c, code, adopt_endpoint))
 }
 
 /// Everyone this profile knows.

@@ -258,8 +258,10 @@ pub(crate) fn upsert_person(
 }
 
 /// Take up an invite: add the inviter, and queue the sealed acceptance that carries
-/// this profile's keys to them. Returns the inviter.
-pub(crate) fn accept(conn: &mut Connection, code: &str) -> Result<Person> {
+/// this profile's keys to them. Returns the inviter. A profile with no endpoint yet
+/// takes the invite's only when `adopt_endpoint` says so: the endpoint is where later
+/// backups and share links go, so an invite alone must not choose it.
+pub(crate) fn accept(conn: &mut Connection, code: &str, adopt_endpoint: bool) -> Result<Person> {
     let inv = decode_invite(code)?;
     let tx = conn.transaction()?;
     let me = identity(&tx)?;
@@ -267,7 +269,15 @@ pub(crate) fn accept(conn: &mut Connection, code: &str) -> Result<Person> {
         return Err(Error::invalid("this is your own invite"));
     }
     match meta(&tx, "endpoint")? {
-        None => set_meta(&tx, "endpoint", &inv.endpoint)?,
+        None if adopt_endpoint => set_meta(&tx, "endpoint", &inv.endpoint)?,
+        None => {
+            return Err(Error::invalid(format!(
+                "the invite is for the endpoint {}, and this profile has none yet: accept it \
+                 adopting that endpoint for this profile's sharing and backups only if you \
+                 trust it, or set your own endpoint first",
+                inv.endpoint
+            )))
+        }
         Some(e) if e.trim_end_matches('/') == inv.endpoint.trim_end_matches('/') => {}
         Some(e) => {
             return Err(Error::invalid(format!(

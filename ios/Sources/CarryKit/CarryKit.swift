@@ -232,9 +232,11 @@ public final class CarryProfile: Sendable {
 
     /// Take up an invite `code`; returns the inviter. Show their `fingerprint` so the
     /// two people can compare it, then `verifyPerson`. `CarryError.InvalidInput` for a
-    /// code that is not a Carry invite, `Expired` for an old one.
-    public func acceptInvite(_ code: String) async throws -> Person {
-        try await ffi.acceptInvite(code: code)
+    /// code that is not a Carry invite, or when this profile has no endpoint yet and
+    /// `adoptEndpoint` is false (ask the person before adopting the invite's endpoint
+    /// for sharing and backups); `Expired` for an old one.
+    public func acceptInvite(_ code: String, adoptEndpoint: Bool = false) async throws -> Person {
+        try await ffi.acceptInvite(code: code, adoptEndpoint: adoptEndpoint)
     }
 
     /// Everyone this profile knows.

@@ -265,9 +265,12 @@ class CarryProfile private constructor(
     /**
      * Take up an invite [code]; returns the inviter. Show their `fingerprint` so the
      * two people can compare it, then [verifyPerson]. `CarryException.InvalidInput`
-     * for a code that is not a Carry invite, `Expired` for an old one.
+     * for a code that is not a Carry invite, or when this profile has no endpoint yet
+     * and [adoptEndpoint] is false (ask the person before adopting the invite's
+     * endpoint for sharing and backups); `Expired` for an old one.
      */
-    suspend fun acceptInvite(code: String): Person = profile.acceptInvite(code)
+    suspend fun acceptInvite(code: String, adoptEndpoint: Boolean = false): Person =
+        profile.acceptInvite(code, adoptEndpoint)
 
     /** Everyone this profile knows. */
     suspend fun people(): List<Person> = profile.people()

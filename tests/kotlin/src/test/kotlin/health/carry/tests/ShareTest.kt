@@ -70,11 +70,14 @@ class ShareTest {
                     val invite = patient.createInvite()
                     assertTrue(invite.expiresAt > System.currentTimeMillis() / 1000, "$invite")
 
-                    // The carer takes it up; the invite carries the endpoint too.
+                    // The carer takes it up; the invite carries the endpoint too, but
+                    // does not choose it for a profile that has none unless asked.
                     val me = patient.myIdentity()
                     assertEquals("Alfreda", me.name)
                     assertEquals(url(ep), me.endpoint)
-                    val inviter = carer.acceptInvite(invite.code)
+                    assertReasonful(assertThrowsSuspend<CarryException.InvalidInput> { carer.acceptInvite(invite.code) })
+                    assertNull(carer.endpoint(), "an invite alone sets no endpoint")
+                    val inviter = carer.acceptInvite(invite.code, adoptEndpoint = true)
                     assertEquals(me.person, inviter.person)
                     assertEquals("Alfreda", inviter.name)
                     assertFalse(inviter.verified)
@@ -239,7 +242,7 @@ class ShareTest {
                 CarryProfile.create(dir.resolve("b").toFile(), "Sam", TestKeyStore(2)).use { carer ->
                     patient.importFile(Fixtures.clemente)
                     patient.setEndpoint(url(ep))
-                    val person = carer.acceptInvite(patient.createInvite().code)
+                    val person = carer.acceptInvite(patient.createInvite().code, adoptEndpoint = true)
                     patient.exchange()
                     val carerId = carer.myIdentity().person
 
