@@ -125,7 +125,9 @@ pub struct ShareLinkInfo {
     pub expires_at: Option<i64>,
     /// When it was made (Unix seconds).
     pub created_at: i64,
-    /// `active`, `revoked` or `expired`, as this device knows it.
+    /// `active`, `revoked` or `expired` as this device knows it, or `locked` (wrong
+    /// passcodes) or `used` (a one-time link opened) as the endpoint said when the
+    /// access log was last fetched.
     pub state: String,
     /// Clinical resources in the summary.
     pub resources: i64,

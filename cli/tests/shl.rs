@@ -371,3 +371,32 @@ fn open_refused(agent: &ureq::Agent, url: &str) {
     let r = agent.post(url).send_json(body).unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[test]
+fn a_link_locked_by_wrong_passcodes_shows_as_locked() {
+    let (d, _db, _ep, home) = world();
+    let made = json(
+        &home,
+        &[
+            "share",
+            "--preset",
+            "emergency",
+            "--passcode",
+            "4711",
+            "--json",
+        ],
+    );
+    let link = made["link"].as_str().unwrap().to_string();
+    assert_eq!(json(&home, &["shares", "--json"])[0]["state"], "active");
+    let clinician = d.path().join("clinician");
+    for _ in 0..5 {
+        let out = run(&clinician, &["open", &link, "--passcode", "0000"]);
+        assert_ne!(out.status.code(), Some(0));
+    }
+    // Even the right passcode is refused now, and the patient is told why.
+    let out = run(&clinician, &["open", &link, "--passcode", "4711"]);
+    assert_ne!(out.status.code(), Some(0));
+    let shares = json(&home, &["shares", "--json"]);
+    assert_eq!(shares[0]["state"], "locked", "{shares}");
+    assert!(line_with(&ok(&home, &["shares"]), "locked").contains("locked"));
+}

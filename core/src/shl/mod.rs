@@ -137,7 +137,8 @@ pub struct ShareInfo {
 
 /// What the device keeps of a link's access log beside the `shares` row, as JSON in
 /// `meta` under `share_log:<id>`: how many openings went into the audit log one by
-/// one, and the endpoint's count of refusals as last fetched.
+/// one, the endpoint's count of refusals as last fetched, and the link's state as the
+/// endpoint last said (it alone knows a link locked by wrong passcodes or used up).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct LogState {
     /// Openings copied into the audit log one row each (at most [`AUDIT_CAP`]).
@@ -149,6 +150,23 @@ struct LogState {
     /// When the last was refused.
     #[serde(default)]
     last_refused_at: Option<i64>,
+    /// The link's state at the endpoint, when it last said: `locked`, `used`…
+    #[serde(default)]
+    endpoint_state: Option<String>,
+}
+
+/// A link's state as the device shows it: revoked or expired as the device knows, else
+/// locked, used, expired or revoked as the endpoint last said, else active.
+fn shown_state(revoked: bool, expired: bool, at_endpoint: Option<&str>) -> &'static str {
+    match (revoked, expired, at_endpoint) {
+        (true, _, _) => "revoked",
+        (_, true, _) => "expired",
+        (_, _, Some("locked")) => "locked",
+        (_, _, Some("used")) => "used",
+        (_, _, Some("expired")) => "expired",
+        (_, _, Some("revoked")) => "revoked",
+        _ => "active",
+    }
 }
 
 /// The `meta` key of link `id`'s [`LogState`].
@@ -382,11 +400,11 @@ fn info_of(conn: &rusqlite::Connection, id: &str) -> Result<ShareInfo> {
         |r| {
             let revoked: Option<i64> = r.get(7)?;
             let expires: Option<i64> = r.get(5)?;
-            let state = match (revoked, expires) {
-                (Some(_), _) => "revoked",
-                (None, Some(e)) if e <= now_unix() => "expired",
-                _ => "active",
-            };
+            let state = shown_state(
+                revoked.is_some(),
+                expires.is_some_and(|e| e <= now_unix()),
+                log.endpoint_state.as_deref(),
+            );
             Ok(ShareInfo {
                 id: r.get(0)?,
                 link: r.get(1)?,
@@ -486,10 +504,13 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
         refused: Option<i64>,
         #[serde(default)]
         last_refused_at: Option<i64>,
+        /// The link's state there.
+        #[serde(default)]
+        state: Option<String>,
     }
     // The endpoint answers at most 1,000 entries a page; page on by sequence number.
     let mut all: Vec<Access> = Vec::new();
-    let (mut refused, mut last_refused_at) = (None, None);
+    let (mut refused, mut last_refused_at, mut at_endpoint) = (None, None, None);
     loop {
         let after = all.last().map_or(0, |a| a.seq);
         let r = relay
@@ -514,6 +535,7 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
         all.extend(page.accesses);
         refused = page.refused.or(refused);
         last_refused_at = page.last_refused_at.or(last_refused_at);
+        at_endpoint = page.state.or(at_endpoint);
         if n < 1000 {
             break;
         }
@@ -565,6 +587,9 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
             if let Some(n) = refused {
                 state.refused = n;
                 state.last_refused_at = last_refused_at;
+            }
+            if let Some(s) = &at_endpoint {
+                state.endpoint_state = Some(s.clone());
             }
             people::set_meta(
                 &tx,
@@ -811,6 +836,17 @@ pub async fn emergency_card(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_link_shows_what_the_endpoint_knows_unless_the_device_knows_better() {
+        use super::shown_state;
+        assert_eq!(shown_state(false, false, None), "active");
+        assert_eq!(shown_state(false, false, Some("locked")), "locked");
+        assert_eq!(shown_state(false, false, Some("used")), "used");
+        assert_eq!(shown_state(true, false, Some("locked")), "revoked");
+        assert_eq!(shown_state(false, true, Some("active")), "expired");
+        assert_eq!(shown_state(false, false, Some("nonsense")), "active");
+    }
+
     use super::claimed;
 
     #[test]
