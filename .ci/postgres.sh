@@ -9,7 +9,7 @@
 #                           `carry`, and print its URL on stdout
 #
 # The server keeps its data and socket under target/pg/, listens on 127.0.0.1 only, on
-# port 55432 (CARRY_PG_PORT to change it), and trusts the role `carry` (CREATEDB, not
+# port 55432 or the first free one of the nine after it (CARRY_PG_PORT to change it), and trusts the role `carry` (CREATEDB, not
 # a superuser) from 127.0.0.1 without a password: any local user can use it, so it is
 # for test machines only. Durability is off (fsync=off): the data is disposable.
 # initdb refuses to run as root, so as root the server runs as the `postgres` system
@@ -115,14 +115,27 @@ start() {
     say "already running on 127.0.0.1:$p"
   else
     init
-    say "starting PostgreSQL $major on 127.0.0.1:$port (data in $base/data)"
-    if ! as_owner "$bin/pg_ctl" -D "$base/data" -l "$base/server.log" -w -t 60 \
-      -o "-p $port" start >/dev/null; then
+    # The port may be taken, by another server or for a moment by any program's
+    # outgoing connection (55432 is in the ephemeral range): try a few after it.
+    p=""
+    for candidate in $(seq "$port" $((port + 9))); do
+      say "starting PostgreSQL $major on 127.0.0.1:$candidate (data in $base/data)"
+      if as_owner "$bin/pg_ctl" -D "$base/data" -l "$base/server.log" -w -t 60 \
+        -o "-p $candidate" start >/dev/null; then
+        p=$candidate
+        break
+      fi
+      if ! grep -q "Address already in use" "$base/server.log" 2>/dev/null; then
+        break
+      fi
+      say "127.0.0.1:$candidate is taken; trying the next port"
+      as_owner truncate -s 0 "$base/server.log" 2>/dev/null || true
+    done
+    if [ -z "$p" ]; then
       tail -n 20 "$base/server.log" >&2 || true
       say "the server did not start"
       exit 1
     fi
-    p=$port
   fi
   local ready=(as_owner "$bin/pg_isready" -q -h "$base/run" -p "$p" -U postgres -d postgres)
   for _ in $(seq 1 60); do
