@@ -606,12 +606,7 @@ impl Store for SqliteStore {
             };
             let out = match (refresh_step(found.as_ref(), successor_unused, r), found) {
                 (RefreshStep::Rotate, Some(g)) => {
-                    let spent = Spent {
-                        spent_ms: r.now_ms,
-                        retried: false,
-                        next_access: Some(r.access.0.to_string()),
-                        next_refresh: Some(r.refresh.0.to_string()),
-                    };
+                    let spent = Spent::exchanged(r.now_ms, false, r);
                     tx.execute(
                         "UPDATE grants SET kind = 'spent', data = ?2 WHERE hash = ?1",
                         params![hash, spent.to_data()],
@@ -635,12 +630,7 @@ impl Store for SqliteStore {
                             [n],
                         )?;
                     }
-                    let spent = Spent {
-                        spent_ms: old.spent_ms,
-                        retried: true,
-                        next_access: Some(r.access.0.to_string()),
-                        next_refresh: Some(r.refresh.0.to_string()),
-                    };
+                    let spent = Spent::exchanged(old.spent_ms, true, r);
                     tx.execute(
                         "UPDATE grants SET data = ?2 WHERE hash = ?1",
                         params![hash, spent.to_data()],

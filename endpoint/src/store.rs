@@ -223,6 +223,17 @@ pub struct Spent {
 }
 
 impl Spent {
+    /// A token first spent at `spent_ms` (and `retried` once since), last exchanged
+    /// for the pair `r` issues.
+    pub fn exchanged(spent_ms: i64, retried: bool, r: &Refresh<'_>) -> Self {
+        Spent {
+            spent_ms,
+            retried,
+            next_access: Some(r.access.0.to_string()),
+            next_refresh: Some(r.refresh.0.to_string()),
+        }
+    }
+
     /// The spent-token data of a grant (defaults, which allow no retry, if it has
     /// none).
     pub fn of(g: &Grant) -> Self {
