@@ -6,7 +6,8 @@ pub(crate) mod migrations;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, Once, RwLock};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use zeroize::Zeroizing;
@@ -346,6 +347,7 @@ fn open_existing(path: &Path, cipher: &Cipher) -> Result<Connection> {
 /// Open a connection, apply the key, prove it decrypts, and set the pragmas every
 /// connection needs. Nothing is written before the key is proven.
 fn open_connection(path: &Path, cipher: &Cipher, create: bool) -> Result<Connection> {
+    sqlcipher_ready();
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
@@ -377,7 +379,7 @@ fn open_connection(path: &Path, cipher: &Cipher, create: bool) -> Result<Connect
             other => other,
         });
     }
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
     conn.execute_batch(
         "PRAGMA secure_delete = ON;
          PRAGMA temp_store = MEMORY;
@@ -386,6 +388,32 @@ fn open_connection(path: &Path, cipher: &Cipher, create: bool) -> Result<Connect
     )?;
     Ok(conn)
 }
+
+/// Wait, once per process, until SQLCipher can key a database.
+///
+/// SQLite marks itself initialised before SQLCipher's own set-up (its crypto provider)
+/// has finished, and another thread that keys a database in that window fails with
+/// "An error occurred with PRAGMA key". Keying an in-memory database succeeds only
+/// once the set-up is done and derives nothing, so it is the probe; every other
+/// opener waits on the `Once` meanwhile. A set-up that never completes is left for
+/// the real open to report.
+fn sqlcipher_ready() {
+    static READY: Once = Once::new();
+    READY.call_once(|| {
+        for _ in 0..SQLCIPHER_READY_TRIES {
+            let keyed =
+                Connection::open_in_memory().and_then(|c| c.execute_batch("PRAGMA key = 'probe';"));
+            if keyed.is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tracing::warn!("SQLCipher did not finish its set-up; opening anyway");
+    });
+}
+
+/// How many times [`sqlcipher_ready`] probes, 5 ms apart.
+const SQLCIPHER_READY_TRIES: u32 = 200;
 
 fn restrict_permissions(path: &Path, mode: u32) {
     #[cfg(unix)]
