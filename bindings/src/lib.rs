@@ -30,6 +30,7 @@ mod prefs;
 mod profile;
 mod share;
 mod sync;
+mod trust;
 mod types;
 
 pub use backup::*;
@@ -42,6 +43,7 @@ pub use prefs::*;
 pub use profile::Profile;
 pub use share::*;
 pub use sync::*;
+pub use trust::*;
 pub use types::*;
 
 uniffi::setup_scaffolding!("carry");

@@ -165,12 +165,18 @@ impl Profile {
     }
 
     /// Remove device `id` from the profile: nothing more is sent to it or taken from
-    /// it (the others hear of it at their next `exchange`). What it already holds
-    /// stays on it. `InvalidInput` for this device itself (remove it from another
-    /// one, or wipe it); `NotFound` for an unknown id; `Revoked` if already removed.
-    pub async fn remove_device(&self, id: String) -> Result<()> {
+    /// it (the others hear of it at their next `exchange`), and the profile's keys
+    /// and recovery code are replaced, so what it still holds no longer acts as the
+    /// person: the people the profile knows get the new keys, and the old ones stop
+    /// signing in at the endpoint after this device's next `exchange` (it becomes the
+    /// primary). Returns the new recovery code: ask the person to write it down (the
+    /// old one opens no later backup). What the removed device already holds stays on
+    /// it. `InvalidInput` for this device itself (remove it from another one, or wipe
+    /// it); `NotFound` for an unknown id; `Revoked` if already removed.
+    pub async fn remove_device(&self, id: String) -> Result<String> {
         let core = self.core.clone();
-        blocking(move || cd::remove(&core, &id)).await
+        let code = blocking(move || cd::remove(&core, &id)).await?;
+        Ok(code.to_string())
     }
 
     /// Make device `id` the primary, the one that talks to other people's devices,

@@ -247,6 +247,10 @@ pub struct NewGrant {
     /// default grant length (`Preferences.default_grant_days`, 90 days unless changed).
     #[uniffi(default = None)]
     pub duration_seconds: Option<i64>,
+    /// Grant even though the person was never verified (safety numbers compared);
+    /// without it, such a grant is `Denied`, saying why.
+    #[uniffi(default = false)]
+    pub unverified: bool,
 }
 
 impl From<NewGrant> for cs::NewGrant {
@@ -258,6 +262,7 @@ impl From<NewGrant> for cs::NewGrant {
             purpose: g.purpose,
             basis: g.basis.map(Into::into),
             duration_s: g.duration_seconds,
+            unverified: g.unverified,
         }
     }
 }
@@ -448,6 +453,9 @@ pub struct ExchangeReport {
     pub records_removed: Vec<String>,
     /// Carers' entries applied.
     pub contributions: u64,
+    /// This profile's own entries to a record shared with it that its owner refused,
+    /// with why (outside the grant, or the grant ended).
+    pub contributions_refused: Vec<String>,
     /// Grants this profile made that reached their end date in this exchange.
     pub expired: Vec<String>,
     /// Envelopes deleted at the relay for ended grants.
@@ -463,6 +471,12 @@ pub struct ExchangeReport {
     pub held_back: u64,
     /// What was exchanged with the person's other devices (all zero on one device).
     pub devices: crate::moving::DevicesReport,
+    /// People (short ids) whose keys changed: they removed one of their devices, and
+    /// their previous keys vouched for the new ones. Grants to them were re-issued.
+    pub keys_changed: Vec<String>,
+    /// Whether this profile's previous keys were retired at the endpoint in this
+    /// exchange, after `remove_device`: from now on they no longer sign in there.
+    pub keys_retired: bool,
 }
 
 impl From<cs::ExchangeReport> for ExchangeReport {
@@ -476,12 +490,15 @@ impl From<cs::ExchangeReport> for ExchangeReport {
             grants_received: r.grants_received,
             records_removed: r.records_removed,
             contributions: r.contributions,
+            contributions_refused: r.contributions_refused,
             expired: r.expired,
             relay_deleted: r.relay_deleted,
             new_access: r.new_access,
             mailboxes_full: r.mailboxes_full,
             held_back: r.held_back,
             devices: r.devices.into(),
+            keys_changed: r.keys_changed,
+            keys_retired: r.keys_retired,
         }
     }
 }

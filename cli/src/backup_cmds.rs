@@ -31,7 +31,8 @@ pub enum RecoveryAction {
     },
 }
 
-fn print_code(code: &str, as_json: bool) -> Result<()> {
+/// Print a recovery code for the person to write down (or as JSON).
+pub(crate) fn print_code(code: &str, as_json: bool) -> Result<()> {
     if as_json {
         print_json(&json!({ "code": code }))?;
     } else {

@@ -191,8 +191,15 @@ pub fn devices(
     }
     let profile = open(home)?;
     if let Some(id) = remove {
-        devices::remove(&profile, &id)?;
+        let code = devices::remove(&profile, &id)?;
+        if as_json {
+            return print_json(&json!({ "removed": id, "code": code.as_str() })).map(|_| exit::OK);
+        }
         say!("Device {id} is removed: it gets no more changes, and what it sends is refused. What it already holds stays on it.");
+        say!("The profile has new keys: the people you share with are sent them, and the old keys stop working at the endpoint at this device's next carry sync.");
+        say!("");
+        crate::backup_cmds::print_code(&code, false)?;
+        say!("This is a new code: the old one opens no backup made from now on. Check it with carry recovery confirm.");
         return Ok(exit::OK);
     }
     let list = devices::list(&profile)?;

@@ -42,7 +42,8 @@ pub enum PeopleAction {
 /// The options of `carry grant`.
 #[derive(clap::Args)]
 pub struct GrantArgs {
-    /// Who: their id (from carry people) or name.
+    /// Who: their id (from carry people) or name, or the start of either that only
+    /// one person has.
     person: String,
     /// viewer, contributor (may add readings for you) or manager (may also manage
     /// grants, for a Lasting Power of Attorney).
@@ -80,6 +81,10 @@ pub struct GrantArgs {
     /// The evidence seen for the basis (an LPA reference, a court order number).
     #[arg(long)]
     evidence: Option<String>,
+    /// Grant to a person whose keys you have not verified (safety numbers not
+    /// compared): without it, that is refused.
+    #[arg(long)]
+    unverified: bool,
 }
 
 /// Seconds from `90s`, `30min`, `2h`, `30d`, `12w`, `6m` (30 days each) or `1y` (365 days).
@@ -315,6 +320,7 @@ pub fn grant(home: &Path, as_json: bool, args: GrantArgs) -> Result<u8> {
         purpose: args.purpose,
         basis,
         duration_s: args.expires.as_deref().map(parse_length).transpose()?,
+        unverified: args.unverified,
     };
     let g = share::grant(&profile, &new)?;
     if as_json {

@@ -381,9 +381,12 @@ fn merge(
     a.grants_received.extend(b.grants_received);
     a.records_removed.extend(b.records_removed);
     a.contributions += b.contributions;
+    a.contributions_refused.extend(b.contributions_refused);
     a.expired.extend(b.expired);
     a.relay_deleted += b.relay_deleted;
     a.new_access.extend(b.new_access);
+    a.keys_changed.extend(b.keys_changed);
+    a.keys_retired |= b.keys_retired;
     for m in b.mailboxes_full {
         if !a.mailboxes_full.contains(&m) {
             a.mailboxes_full.push(m);
@@ -408,6 +411,12 @@ fn relay_line(r: &carry_core::share::ExchangeReport) -> String {
     if r.contributions > 0 {
         parts.push(format!("{} entries from carers", r.contributions));
     }
+    for why in &r.contributions_refused {
+        parts.push(format!(
+            "your entry was refused: {}",
+            carry_core::text::escaped(why, 300)
+        ));
+    }
     if !r.records_removed.is_empty() {
         parts.push(format!(
             "{} shared records removed",
@@ -419,6 +428,15 @@ fn relay_line(r: &carry_core::share::ExchangeReport) -> String {
     }
     if !r.expired.is_empty() {
         parts.push(format!("{} grants ended", r.expired.len()));
+    }
+    if !r.keys_changed.is_empty() {
+        parts.push(format!(
+            "new keys from {} (they removed a device; their previous keys vouched for them)",
+            r.keys_changed.join(", ")
+        ));
+    }
+    if r.keys_retired {
+        parts.push("this profile's previous keys are retired at the endpoint".into());
     }
     let mut full = r.mailboxes_full.clone();
     full.extend(r.devices.full.iter().map(|d| format!("device {d}")));

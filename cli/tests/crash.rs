@@ -765,6 +765,7 @@ fn sharing_world(world: &Path) -> Sharing {
         &patient,
         &[
             "grant",
+            "--unverified",
             &carer_id,
             "--role",
             "contributor",

@@ -104,6 +104,7 @@ fn patient_with_carer(dir: &Path, phone_name: &str, base: &str) -> World {
         &phone,
         &[
             "grant",
+            "--unverified",
             &carer_id,
             "--role",
             "viewer",
@@ -263,6 +264,7 @@ fn a_phone_and_a_tablet_changing_offline_converge_through_the_relay() {
         &phone,
         &[
             "grant",
+            "--unverified",
             &carer_id,
             "--role",
             "viewer",
@@ -300,8 +302,17 @@ fn a_phone_and_a_tablet_changing_offline_converge_through_the_relay() {
         .as_str()
         .unwrap()
         .to_string();
-    ok(&phone, &["devices", "--remove", &tablet_id]);
-    ok(&phone, &["sync"]);
+    // A backup under the code both devices hold, before the removal.
+    ok(&phone, &["backup"]);
+    let old_code = json(&tablet, &["recovery", "show", "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let removed = json(&phone, &["devices", "--remove", &tablet_id, "--json"]);
+    let new_code = removed["code"].as_str().unwrap().to_string();
+    assert_ne!(new_code, old_code, "the recovery code is replaced");
+    let sync = json(&phone, &["sync", "--json"]);
+    assert_eq!(sync["relay"]["keys_retired"], true, "{sync}");
     let before = record(&phone);
     ok(&tablet, &["add", "pulse", "61"]);
     ok(&tablet, &["sync"]);
@@ -311,4 +322,82 @@ fn a_phone_and_a_tablet_changing_offline_converge_through_the_relay() {
         "{sync}"
     );
     assert_eq!(record(&phone), before, "nothing from the removed tablet");
+
+    // The carer takes the phone's new keys (vouched for by the old ones), and what the
+    // phone adds still reaches him.
+    ok(
+        &phone,
+        &[
+            "grant",
+            "--unverified",
+            &carer_id,
+            "--role",
+            "viewer",
+            "--categories",
+            "vital-signs",
+        ],
+    );
+    ok(&phone, &["sync"]);
+    let sync = json(&carer, &["sync", "--json"]);
+    assert_eq!(
+        sync["relay"]["keys_changed"],
+        serde_json::json!([patient_id]),
+        "{sync}"
+    );
+    ok(&phone, &["add", "weight", "68.5kg"]);
+    ok(&phone, &["sync"]);
+    ok(&carer, &["sync"]);
+    let seen = json(
+        &carer,
+        &[
+            "--profile",
+            &patient_id,
+            "timeline",
+            "--limit",
+            "500",
+            "--json",
+        ],
+    );
+    assert!(seen.to_string().contains("68.5"), "{seen}");
+
+    // The removed tablet holds the old keys and code, and they no longer work: as
+    // the primary in its own eyes it cannot sign in to post or fetch, and its code
+    // restores nothing made since (the backups under it are gone).
+    let tablet_self = tablet_id.clone();
+    ok(&tablet, &["devices", "primary", &tablet_self]);
+    let out = run(&tablet, &["sync"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("removed it and replaced the profile's keys"),
+        "{said}"
+    );
+    ok(&phone, &["backup"]);
+    let elsewhere = d.path().join("with-the-old-code");
+    let out = run(
+        &elsewhere,
+        &[
+            "restore",
+            "--from-endpoint",
+            "--endpoint",
+            &ep.base,
+            "--code",
+            &old_code,
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(!elsewhere.join("vault.db").exists());
+    let with_new = d.path().join("with-the-new-code");
+    ok(
+        &with_new,
+        &[
+            "restore",
+            "--from-endpoint",
+            "--endpoint",
+            &ep.base,
+            "--code",
+            &new_code,
+        ],
+    );
+    assert!(record(&with_new).iter().any(|r| r.contains("68.5")));
 }

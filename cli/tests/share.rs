@@ -120,7 +120,27 @@ fn a_carer_gets_exactly_the_scope_adds_a_reading_and_loses_the_copy_on_revocatio
         Some(4),
         "denied before verification"
     );
-    ok(&patient, &["people", "verify", &carer_id]);
+    // So does any grant, unless the patient says she is sure; the refusal says why.
+    let plain = run(
+        &patient,
+        &["grant", &carer_id, "--categories", "medications"],
+    );
+    assert_eq!(plain.status.code(), Some(4));
+    let why = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        why.contains("not verified") && why.contains("--unverified"),
+        "{why}"
+    );
+    assert_eq!(json(&patient, &["grants", "--json"]), serde_json::json!([]));
+    // People are found by the start of their name or id, if only one has it.
+    let name = json(&patient, &["people", "--json"])[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = name.split(' ').next().unwrap().to_lowercase();
+    let out = ok(&patient, &["people", "verify", &first]);
+    assert!(out.contains("is verified"), "{out}");
+    ok(&patient, &["people", "verify", &carer_id[..4]]);
 
     // Hide one medication.
     let meds = json(
@@ -223,6 +243,45 @@ fn a_carer_gets_exactly_the_scope_adds_a_reading_and_loses_the_copy_on_revocatio
         .iter()
         .any(|i| i["entered_by"] == "carer"));
 
+    // Outside the grant: a mood entry is refused on the carer's device, with why.
+    let out = run(&carer, &["add", "mood", "2"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("outside the grant's categories"), "{said}");
+    // And one sent before the grant narrowed is refused on the patient's: neither the
+    // record nor the GP gets it, both audit logs say so, and the carer hears why.
+    ok(&carer, &["add", "pulse", "66"]);
+    ok(
+        &patient,
+        &[
+            "grant",
+            &carer_id,
+            "--role",
+            "contributor",
+            "--categories",
+            "medications,conditions,test-results",
+            "--hide",
+            &hidden.to_string(),
+            "--expires",
+            "30d",
+        ],
+    );
+    let before = resources(&patient);
+    ok(&patient, &["sync"]);
+    ok(&carer, &["sync"]);
+    let s = json(&patient, &["sync", "--json"]);
+    assert_eq!(s["relay"]["contributions"], 0, "{s}");
+    assert_eq!(resources(&patient), before);
+    let s = json(&carer, &["sync", "--json"]);
+    let why = s["relay"]["contributions_refused"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("vital-signs is outside"), "{s}");
+    for home in [&patient, &carer] {
+        let log = json(home, &["audit", "--json"]).to_string();
+        assert!(log.contains("contribution-rejected"), "{log}");
+    }
+
     // Who can see the record, and the audit.
     let active = json(&patient, &["grants", "--active", "--json"]);
     assert_eq!(active[0]["grant"], grant_id.as_str());
@@ -231,7 +290,7 @@ fn a_carer_gets_exactly_the_scope_adds_a_reading_and_loses_the_copy_on_revocatio
     assert_eq!(consent["resourceType"], "Consent");
 
     // Revocation: the relay's copies and the carer's copy go.
-    ok(&patient, &["add", "weight", "70kg"]);
+    ok(&patient, &["add", "glucose", "5.8mmol/L"]);
     ok(&patient, &["sync"]);
     assert!(relay_rows(&relay.db) > 0, "a change waits at the relay");
     let r = json(&patient, &["revoke", &grant_id, "--json"]);
@@ -285,6 +344,7 @@ fn an_expired_grant_removes_the_carers_copy_and_the_relay_data_unprompted() {
         &patient,
         &[
             "grant",
+            "--unverified",
             &carer_id,
             "--categories",
             "vital-signs",
@@ -380,7 +440,7 @@ fn the_relay_stores_and_logs_no_names_numbers_or_clinical_words() {
     ok(&patient, &["import", shared(NHS_PATIENT).to_str().unwrap()]);
     ok(
         &patient,
-        &["grant", &carer_id, "--categories", "conditions,medications,vital-signs,test-results,other,encounters,procedures,immunisations,allergies,care-plans"],
+        &["grant", "--unverified", &carer_id, "--categories", "conditions,medications,vital-signs,test-results,other,encounters,procedures,immunisations,allergies,care-plans"],
     );
     ok(&patient, &["sync"]);
     assert!(relay_rows(&relay.db) > 0, "the delivery waits at the relay");
@@ -473,7 +533,10 @@ fn names_from_invites_reach_the_terminal_escaped_on_one_line() {
         .as_str()
         .unwrap()
         .to_string();
-    let granted = ok(&inviter, &["grant", &id, "--categories", "other"]);
+    let granted = ok(
+        &inviter,
+        &["grant", "--unverified", &id, "--categories", "other"],
+    );
     assert!(
         line_with(&granted, "Granted").contains(ordinary),
         "{granted}"
@@ -597,6 +660,7 @@ fn junk_is_one_audit_row_per_sender_and_a_full_mailbox_does_not_stop_the_sync() 
         &patient,
         &[
             "grant",
+            "--unverified",
             &carer_id,
             "--categories",
             "medications",

@@ -89,6 +89,7 @@ fn main() {
                     purpose: String::new(),
                     basis: None,
                     duration_s: None,
+                    unverified: true,
                 },
             )
             .expect("grant")

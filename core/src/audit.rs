@@ -77,6 +77,11 @@ pub enum AuditEvent {
     DeviceAdded,
     /// A device was removed from the profile.
     DeviceRemoved,
+    /// The profile's identity was replaced (a device was removed), or its old keys
+    /// were retired at the endpoint.
+    KeysReplaced,
+    /// A person's keys changed, vouched for by their previous keys.
+    PersonKeysChanged,
     /// The person changed their preferences (the detail names the keys only).
     PreferencesChanged,
 }
@@ -113,6 +118,8 @@ impl AuditEvent {
             AuditEvent::MovedIn => "moved-in",
             AuditEvent::DeviceAdded => "device-added",
             AuditEvent::DeviceRemoved => "device-removed",
+            AuditEvent::KeysReplaced => "keys-replaced",
+            AuditEvent::PersonKeysChanged => "person-keys-changed",
             AuditEvent::PreferencesChanged => "preferences-changed",
         }
     }

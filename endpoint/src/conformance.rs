@@ -6,7 +6,9 @@ use serde_json::json;
 use crate::backup_store::{
     Blob, Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S,
 };
-use crate::relay_store::{DirectoryEntry, NewEnvelope, Page, Posted, Quota, Session};
+use crate::relay_store::{
+    DirectoryEntry, NewEnvelope, Page, Posted, Quota, Retired, Retirement, Session,
+};
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Refresh, Refreshed, Store};
 
@@ -31,6 +33,7 @@ pub fn run(store: &dyn Store) {
     relay_quota_holds_under_concurrent_posts(store);
     relay_byte_quota_holds_under_concurrent_posts(store);
     relay_prune_removes_what_has_expired(store);
+    relay_retirement_hands_over_and_stands(store);
     shl_links_belong_to_their_owner(store);
     shl_manifests_embed_or_mint_locations(store);
     shl_failures_are_capped_under_concurrent_guesses(store);
@@ -959,6 +962,94 @@ fn relay_prune_removes_what_has_expired(store: &dyn Store) {
 }
 
 /// A link `id` of `owner` with `flags`, no expiry, a cap of `max_failures`.
+fn relay_retirement_hands_over_and_stands(store: &dyn Store) {
+    let (old, new) = (vec![21u8; 32], vec![22u8; 32]);
+    store
+        .put_session(
+            "s-retiring",
+            &Session {
+                key: old.clone(),
+                expires_ms: i64::MAX,
+            },
+        )
+        .unwrap();
+    store.put_directory(&entry("mb-retiring", 1)).unwrap();
+    store.put_directory(&entry("mb-x", 1)).unwrap();
+    post(
+        store,
+        &envelope("mb-retiring", "t", "mb-x", b"for the old key", 1),
+    );
+    post(
+        store,
+        &envelope("mb-x", "t-old", "mb-retiring", b"from the old key", 1),
+    );
+    store
+        .shl_create(&link("ret-1", "mb-retiring", "L", false, 5))
+        .unwrap();
+    let h = [7u8; 32];
+    store
+        .backup_put(&upload("ret-b", "mb-retiring", &h, b"one", 10))
+        .unwrap();
+    assert_eq!(store.successor_of("mb-retiring").unwrap(), None);
+    let r = Retirement {
+        key: old.clone(),
+        mailbox: "mb-retiring".into(),
+        successor: new.clone(),
+        successor_mailbox: "mb-successor".into(),
+        at_s: 20,
+    };
+    assert_eq!(store.retire_key(&r).unwrap(), Retired::Done);
+    assert_eq!(
+        store.successor_of("mb-retiring").unwrap().as_deref(),
+        Some("mb-successor")
+    );
+    assert_eq!(store.successor_of("mb-successor").unwrap(), None);
+    assert_eq!(
+        store.get_session("s-retiring", 0).unwrap(),
+        None,
+        "signed out"
+    );
+    assert_eq!(store.get_directory("mb-retiring").unwrap(), None);
+    assert_eq!(
+        store
+            .post_envelope(
+                &envelope("mb-retiring", "t", "mb-x", b"late", 21),
+                &quota(10, 1 << 20)
+            )
+            .unwrap(),
+        Posted::NoMailbox
+    );
+    assert!(
+        fetch_all(store, "mb-retiring", 10).0.is_empty(),
+        "its mailbox is gone"
+    );
+    // What it owned is the successor's now.
+    assert_eq!(store.delete_tagged("mb-successor", "t-old").unwrap(), 1);
+    assert_eq!(
+        store.shl_links("mb-successor").unwrap().len(),
+        1,
+        "the link passed on"
+    );
+    assert!(store.shl_links("mb-retiring").unwrap().is_empty());
+    assert!(store
+        .backup_versions("ret-b", "mb-successor")
+        .unwrap()
+        .is_some());
+    assert!(store
+        .backup_versions("ret-b", "mb-retiring")
+        .unwrap()
+        .is_none());
+    // A retry stands; a retirement in favour of another key changes nothing.
+    assert_eq!(store.retire_key(&r).unwrap(), Retired::Again);
+    let hijack = Retirement {
+        successor: vec![23u8; 32],
+        successor_mailbox: "mb-hijack".into(),
+        ..r
+    };
+    assert_eq!(store.retire_key(&hijack).unwrap(), Retired::Other);
+    assert!(store.shl_links("mb-hijack").unwrap().is_empty());
+}
+
 fn link(id: &str, owner: &str, flags: &str, once: bool, max_failures: i64) -> NewLink {
     NewLink {
         id: id.into(),

@@ -99,8 +99,9 @@ use crate::backup_store::{
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window,
 };
 use crate::relay_store::{
-    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota, RelayStore,
-    Session,
+    page_cut, retired_again, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota,
+    RelayStore, Retired, Retirement, Session, RETIRE_HANDOVER_SQL, RETIRE_KEY_SQL,
+    RETIRE_MAILBOX_SQL,
 };
 use crate::shl_store::{
     decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
@@ -183,6 +184,13 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id)",
     "CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag)",
     "CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s)",
+    r#"CREATE TABLE IF NOT EXISTS relay_retired (
+        key               BYTEA PRIMARY KEY,
+        mailbox           TEXT COLLATE "C" NOT NULL UNIQUE,
+        successor         BYTEA NOT NULL,
+        successor_mailbox TEXT COLLATE "C" NOT NULL,
+        at_s              BIGINT NOT NULL
+    )"#,
     r#"CREATE TABLE IF NOT EXISTS shl_links (
         id            TEXT COLLATE "C" PRIMARY KEY,
         owner         TEXT COLLATE "C" NOT NULL,
@@ -1216,6 +1224,61 @@ impl RelayStore for PostgresStore {
                 )
                 .op("delete tagged envelopes")?;
             Ok(rows(n))
+        })
+    }
+
+    fn retire_key(&self, r: &Retirement) -> Result<Retired> {
+        const WHAT: &str = "retire a key";
+        self.tx(WHAT, |t| {
+            // Of concurrent retirements of one key, the one whose insert lands stands.
+            let inserted = t
+                .execute(
+                    "INSERT INTO relay_retired (key, mailbox, successor, successor_mailbox, at_s)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+                    &[
+                        &r.key,
+                        &r.mailbox,
+                        &r.successor,
+                        &r.successor_mailbox,
+                        &r.at_s,
+                    ],
+                )
+                .op(WHAT)?;
+            if inserted == 0 {
+                let existing: Vec<u8> = t
+                    .query_one(
+                        "SELECT successor FROM relay_retired WHERE key = $1",
+                        &[&r.key],
+                    )
+                    .op(WHAT)?
+                    .try_get(0)
+                    .op(WHAT)?;
+                return Ok(retired_again(&existing, r));
+            }
+            for sql in RETIRE_KEY_SQL {
+                t.execute(*sql, &[&r.key]).op(WHAT)?;
+            }
+            for sql in RETIRE_MAILBOX_SQL {
+                t.execute(*sql, &[&r.mailbox]).op(WHAT)?;
+            }
+            for sql in RETIRE_HANDOVER_SQL {
+                t.execute(*sql, &[&r.successor_mailbox, &r.mailbox])
+                    .op(WHAT)?;
+            }
+            Ok(Retired::Done)
+        })
+    }
+
+    fn successor_of(&self, mailbox: &str) -> Result<Option<String>> {
+        const WHAT: &str = "read retirement";
+        self.read(|c| {
+            c.query_opt(
+                "SELECT successor_mailbox FROM relay_retired WHERE mailbox = $1",
+                &[&mailbox],
+            )
+            .op(WHAT)?
+            .map(|r| r.try_get(0).op(WHAT))
+            .transpose()
         })
     }
 

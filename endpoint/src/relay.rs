@@ -16,6 +16,12 @@
 //! - `GET /relay/v1/mailbox?after=N&limit=M` → `{envelopes: [{id, tag, body, sender}], more}`
 //! - `POST /relay/v1/mailbox/ack` `{ids}` → `{deleted}`
 //! - `DELETE /relay/v1/tags/{tag}` → `{deleted}`
+//! - `POST /relay/v1/retire` `{successor, signature}` → `{retired}`: the signed-in key
+//!   is replaced by `successor` (signed by the key over the endpoint's origin and the
+//!   successor). Its sessions, directory entry and mailbox go; its share links,
+//!   backups and posted envelopes pass to the successor; it never signs in again
+//!   (403), and posts to its mailbox get 410. The first retirement stands (409 for
+//!   another successor).
 //!
 //! Every route after the first two needs `Authorization: Bearer TOKEN`. Nothing here
 //! logs a body, a token or an envelope.
@@ -40,7 +46,9 @@ use serde_json::json;
 
 use crate::access::{bearer, new_token, token_hash};
 use crate::body::{BodyError, Incoming};
-use crate::relay_store::{DirectoryEntry, NewEnvelope, Posted, Quota, Session};
+use crate::relay_store::{
+    DirectoryEntry, NewEnvelope, Posted, Quota, Retired, Retirement, Session,
+};
 use crate::store::Store;
 
 /// How long a sign-in challenge is valid, in seconds.
@@ -51,6 +59,9 @@ const SESSION_TTL_S: i64 = 3600;
 const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
 /// What a directory binding covers, before the encryption key bytes.
 const KEYS_CONTEXT: &[u8] = b"carry-keys-v1\n";
+/// What a retirement signature covers, before the origin, a newline and the
+/// successor's key bytes.
+const RETIRE_CONTEXT: &[u8] = b"carry-relay-retire-v1\n";
 /// What a mailbox id hashes, before the public key bytes.
 const MAILBOX_CONTEXT: &[u8] = b"carry-mailbox-v1";
 /// Envelopes per fetched page: the default and the most.
@@ -242,6 +253,15 @@ impl Relay {
         });
     }
 
+    /// Refuse a sign-in by a retired key.
+    async fn refuse_retired(self: &Arc<Self>, key: &[u8]) -> Result<(), RelayError> {
+        let mailbox = mailbox_id(key);
+        match self.store(move |s| s.successor_of(&mailbox)).await? {
+            Some(successor) => Err(RelayError::Retired(successor)),
+            None => Ok(()),
+        }
+    }
+
     /// The session a request's bearer token names (the share-link owner API signs in
     /// the same way).
     pub(crate) async fn signed_in(
@@ -296,9 +316,19 @@ pub enum RelayError {
     /// is wrong or names another endpoint than this one (its origin inside).
     #[error("the challenge is unknown, used or expired, or the signature is wrong (it must name this endpoint, {0})")]
     SignIn(String),
+    /// 403: the key was retired by its holder in favour of the key whose mailbox is
+    /// given; it never signs in again.
+    #[error("this key was replaced by its holder; sign in with the key that replaced it")]
+    Retired(String),
     /// 404: no such mailbox.
     #[error("{0}")]
     NotFound(&'static str),
+    /// 409: the key was already retired in favour of another key.
+    #[error("this key was already replaced by another key")]
+    RetiredOtherwise,
+    /// 410: the mailbox's key was retired by its holder.
+    #[error("the recipient's keys were replaced; ask them for their new ones")]
+    Gone,
     /// 413: the body or the envelope is too large.
     #[error("{0}")]
     TooLarge(String),
@@ -339,7 +369,10 @@ impl RelayError {
         match self {
             RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RelayError::Unauthorized(_) | RelayError::SignIn(_) => StatusCode::UNAUTHORIZED,
+            RelayError::Retired(_) => StatusCode::FORBIDDEN,
             RelayError::NotFound(_) => StatusCode::NOT_FOUND,
+            RelayError::RetiredOtherwise => StatusCode::CONFLICT,
+            RelayError::Gone => StatusCode::GONE,
             RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RelayError::Full => StatusCode::INSUFFICIENT_STORAGE,
             RelayError::SenderRate(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -351,7 +384,14 @@ impl RelayError {
 
 impl IntoResponse for RelayError {
     fn into_response(self) -> Response {
-        let mut r = error(self.status(), &self.to_string());
+        let mut r = match &self {
+            RelayError::Retired(successor) => (
+                self.status(),
+                Json(json!({ "error": self.to_string(), "successor": successor })),
+            )
+                .into_response(),
+            _ => error(self.status(), &self.to_string()),
+        };
         if matches!(self, RelayError::Unauthorized(_) | RelayError::SignIn(_)) {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -398,6 +438,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(relay: Arc<Relay>) -> Router<S> 
         .route("/relay/v1/mailbox", get(fetch))
         .route("/relay/v1/mailbox/ack", post(ack))
         .route("/relay/v1/tags/{tag}", delete(withdraw))
+        .route("/relay/v1/retire", post(retire))
         .layer(middleware::from_fn_with_state(limit, refuse_declared_large))
         .with_state(relay)
 }
@@ -486,6 +527,7 @@ async fn challenge(State(relay): State<Arc<Relay>>, body: Incoming) -> Response 
             let req: ChallengeRequest = parse(body, SIGN_IN_BODY_LIMIT).await?;
             let key = decode_exact(&req.key, 32)
                 .ok_or_else(|| RelayError::bad("key must be a base64url Ed25519 public key"))?;
+            relay.refuse_retired(&key).await?;
             let challenge = new_token().map_err(|_| RelayError::Random)?;
             let expires = crate::time::now_ms() + CHALLENGE_TTL_S * 1000;
             let c = challenge.clone();
@@ -532,6 +574,8 @@ async fn session(State(relay): State<Arc<Relay>>, body: Incoming) -> Response {
             if !relay.store(move |s| s.take_challenge(&c, &k, now)).await? {
                 return Err(refused);
             }
+            // A challenge issued before the key was retired is no way back in.
+            relay.refuse_retired(&key).await?;
             let token = new_token().map_err(|_| RelayError::Random)?;
             let mailbox = mailbox_id(&key);
             let (hash, stored) = (
@@ -660,6 +704,7 @@ async fn deliver(
             if envelope.len() > relay.max_envelope {
                 return Err(too_large());
             }
+            let new_mailbox = mailbox.clone();
             let new = NewEnvelope {
                 mailbox,
                 tag: req.tag,
@@ -674,8 +719,56 @@ async fn deliver(
                 Posted::Stored(id) => {
                     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
                 }
-                Posted::NoMailbox => Err(RelayError::NotFound("no such mailbox")),
+                Posted::NoMailbox => {
+                    let m = new_mailbox;
+                    if relay.store(move |s| s.successor_of(&m)).await?.is_some() {
+                        Err(RelayError::Gone)
+                    } else {
+                        Err(RelayError::NotFound("no such mailbox"))
+                    }
+                }
                 Posted::Full => Err(RelayError::Full),
+            }
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct RetireRequest {
+    successor: String,
+    signature: String,
+}
+
+/// `POST /relay/v1/retire`: replace the signed-in key with its successor, for good.
+async fn retire(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Incoming) -> Response {
+    answer(
+        async {
+            let caller = relay.signed_in(&headers).await?;
+            let req: RetireRequest = parse(body, SIGN_IN_BODY_LIMIT).await?;
+            let successor = decode_exact(&req.successor, 32).ok_or_else(|| {
+                RelayError::bad("successor must be a base64url Ed25519 public key")
+            })?;
+            let signature = decode_exact(&req.signature, 64)
+                .ok_or_else(|| RelayError::bad("signature must be a base64url signature"))?;
+            let signs = [RETIRE_CONTEXT, relay.origin.as_bytes(), b"\n"].concat();
+            if successor == caller.key || !signed(&caller.key, &signs, &successor, &signature) {
+                return Err(RelayError::bad(
+                    "signature is not the session key's over this endpoint and the successor",
+                ));
+            }
+            let r = Retirement {
+                mailbox: caller.mailbox,
+                key: caller.key,
+                successor_mailbox: mailbox_id(&successor),
+                successor,
+                at_s: crate::time::now_ms() / 1000,
+            };
+            match relay.store(move |s| s.retire_key(&r)).await? {
+                Retired::Done | Retired::Again => {
+                    Ok(no_store(StatusCode::OK, json!({ "retired": true })))
+                }
+                Retired::Other => Err(RelayError::RetiredOtherwise),
             }
         }
         .await,

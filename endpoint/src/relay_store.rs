@@ -94,6 +94,58 @@ pub enum Posted {
     Full,
 }
 
+/// A key its holder replaced: signed by the key itself, naming its successor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    /// The Ed25519 public key that is replaced.
+    pub key: Vec<u8>,
+    /// Its mailbox id.
+    pub mailbox: String,
+    /// The Ed25519 public key that replaces it.
+    pub successor: Vec<u8>,
+    /// The successor's mailbox id.
+    pub successor_mailbox: String,
+    /// When, in seconds since the epoch.
+    pub at_s: i64,
+}
+
+/// The statements of a retirement after its row is written, the same for every SQL
+/// backend, each with its parameters in order of appearance: what goes with the
+/// retired key (`$1`, the key) ...
+pub(crate) const RETIRE_KEY_SQL: &[&str] = &["DELETE FROM relay_sessions WHERE key = $1"];
+/// ... what goes with its mailbox (`$1`, the mailbox) ...
+pub(crate) const RETIRE_MAILBOX_SQL: &[&str] = &[
+    "DELETE FROM relay_directory WHERE mailbox = $1",
+    "DELETE FROM relay_envelopes WHERE mailbox = $1",
+];
+/// ... and what passes to the successor (`$1`, the successor's mailbox; `$2`, the
+/// retired one).
+pub(crate) const RETIRE_HANDOVER_SQL: &[&str] = &[
+    "UPDATE relay_envelopes SET sender = $1 WHERE sender = $2",
+    "UPDATE shl_links SET owner = $1 WHERE owner = $2",
+    "UPDATE backup_locators SET owner = $1 WHERE owner = $2",
+];
+
+/// What a second retirement of a key is, given the successor it already has.
+pub fn retired_again(existing: &[u8], r: &Retirement) -> Retired {
+    if existing == r.successor.as_slice() {
+        Retired::Again
+    } else {
+        Retired::Other
+    }
+}
+
+/// What became of a retirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// The key is retired now.
+    Done,
+    /// It already was, in favour of the same successor (a retry).
+    Again,
+    /// It already was, in favour of another key: nothing changed.
+    Other,
+}
+
 /// One page of a mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
@@ -150,6 +202,13 @@ pub trait RelayStore: Send + Sync {
     /// Delete every envelope `sender` posted with `tag`, in any mailbox; returns how
     /// many went.
     fn delete_tagged(&self, sender: &str, tag: &str) -> Result<usize>;
+    /// Retire `r.key` in favour of `r.successor`, in one step: the key's sessions,
+    /// directory entry and mailbox go; what it owns (share links, backups) and the
+    /// envelopes it posted pass to the successor's mailbox. The first retirement of a
+    /// key stands; a later one changes nothing.
+    fn retire_key(&self, r: &Retirement) -> Result<Retired>;
+    /// The successor's mailbox, if the key of `mailbox` was retired.
+    fn successor_of(&self, mailbox: &str) -> Result<Option<String>>;
     /// Delete challenges and sessions expired by `now_ms` and envelopes created
     /// before `envelopes_before_s`.
     fn prune_relay(&self, now_ms: i64, envelopes_before_s: i64) -> Result<Pruned>;

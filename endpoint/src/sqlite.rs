@@ -16,8 +16,9 @@ use crate::backup_store::{
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window, BLOB_PIECE,
 };
 use crate::relay_store::{
-    page_cut, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota, RelayStore,
-    Session,
+    page_cut, retired_again, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota,
+    RelayStore, Retired, Retirement, Session, RETIRE_HANDOVER_SQL, RETIRE_KEY_SQL,
+    RETIRE_MAILBOX_SQL,
 };
 use crate::shl_store::{
     decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
@@ -93,6 +94,13 @@ CREATE TABLE IF NOT EXISTS relay_envelopes (
 CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id);
 CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag);
 CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s);
+CREATE TABLE IF NOT EXISTS relay_retired (
+    key               BLOB PRIMARY KEY,
+    mailbox           TEXT NOT NULL UNIQUE,
+    successor         BLOB NOT NULL,
+    successor_mailbox TEXT NOT NULL,
+    at_s              INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS shl_links (
     id            TEXT PRIMARY KEY,
     owner         TEXT NOT NULL,
@@ -881,6 +889,49 @@ impl RelayStore for SqliteStore {
                 "DELETE FROM relay_envelopes WHERE sender = ?1 AND tag = ?2",
                 params![sender, tag],
             )?)
+        })
+    }
+
+    fn retire_key(&self, r: &Retirement) -> Result<Retired> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let existing: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT successor FROM relay_retired WHERE key = ?1",
+                    [&r.key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = existing {
+                return Ok(retired_again(&existing, r));
+            }
+            tx.execute(
+                "INSERT INTO relay_retired (key, mailbox, successor, successor_mailbox, at_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.key, r.mailbox, r.successor, r.successor_mailbox, r.at_s],
+            )?;
+            for sql in RETIRE_KEY_SQL {
+                tx.execute(sql, [&r.key])?;
+            }
+            for sql in RETIRE_MAILBOX_SQL {
+                tx.execute(sql, [&r.mailbox])?;
+            }
+            for sql in RETIRE_HANDOVER_SQL {
+                tx.execute(sql, params![r.successor_mailbox, r.mailbox])?;
+            }
+            tx.commit()?;
+            Ok(Retired::Done)
+        })
+    }
+
+    fn successor_of(&self, mailbox: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT successor_mailbox FROM relay_retired WHERE mailbox = ?1",
+                [mailbox],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
     }
 

@@ -576,3 +576,86 @@ fn a_mailbox_holds_at_most_its_bytes_and_a_key_posts_at_most_its_rate() {
     // Reading and acknowledging are not posts.
     assert_eq!(call(b, "GET", "/mailbox", Some(&ta), None).0, 200);
 }
+
+/// What a retirement signs before the successor's key, for the endpoint whose relay
+/// is at `base`.
+fn retire_context(base: &str) -> Vec<u8> {
+    let origin = base.trim_end_matches("/relay/v1");
+    [
+        b"carry-relay-retire-v1\n".as_slice(),
+        origin.as_bytes(),
+        b"\n",
+    ]
+    .concat()
+}
+
+#[test]
+fn a_retired_key_never_signs_in_again_and_its_mailbox_is_gone() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(d.path(), &[]);
+    let base = server.base.clone();
+    let (old, new, carer) = (Person::new(), Person::new(), Person::new());
+    let old_token = old.sign_in(&base);
+    assert_eq!(old.publish(&base, &old_token, [1; 32]), 204);
+    let carer_token = carer.sign_in(&base);
+    assert_eq!(carer.publish(&base, &carer_token, [2; 32]), 204);
+    assert_eq!(
+        post(&base, &carer_token, &old.mailbox(), "t", b"hello").0,
+        201
+    );
+    // A challenge taken before the retirement, to try after it.
+    let early = old.challenge(&base);
+
+    let new_key = B64.decode(new.public()).unwrap();
+    let retire = |token: &str, signature: String| {
+        call(
+            &base,
+            "POST",
+            "/retire",
+            Some(token),
+            Some(json!({ "successor": new.public(), "signature": signature })),
+        )
+    };
+    // Signed for another endpoint, or by another key: refused, nothing changes.
+    let elsewhere = old.sign(&retire_context("https://evil.example/relay/v1"), &new_key);
+    assert_eq!(retire(&old_token, elsewhere).0, 400);
+    let by_other = carer.sign(&retire_context(&base), &new_key);
+    assert_eq!(retire(&old_token, by_other).0, 400);
+    assert!(fetch(&base, &old_token, "").0.len() == 1, "still there");
+
+    let (s, body) = retire(&old_token, old.sign(&retire_context(&base), &new_key));
+    assert_eq!((s, &body["retired"]), (200, &json!(true)), "{body}");
+    // Its session has ended and it cannot sign in again, with a new challenge or an
+    // old one.
+    let (s, _) = call(&base, "GET", "/mailbox", Some(&old_token), None);
+    assert_eq!(s, 401);
+    let (s, body) = call(
+        &base,
+        "POST",
+        "/challenge",
+        None,
+        Some(json!({ "key": old.public() })),
+    );
+    assert_eq!(s, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("replaced"));
+    assert_eq!(
+        body["successor"],
+        new.mailbox(),
+        "it names the key that replaced it"
+    );
+    let (s, _) = call(
+        &base,
+        "POST",
+        "/session",
+        None,
+        Some(old.answer(&base, &early)),
+    );
+    assert_eq!(s, 403);
+    // Posts to its mailbox are told it is gone.
+    let (s, body) = post(&base, &carer_token, &old.mailbox(), "t", b"late");
+    assert_eq!(s, 410, "{body}");
+    // The successor signs in as usual.
+    let new_token = new.sign_in(&base);
+    assert_eq!(new.publish(&base, &new_token, [3; 32]), 204);
+    assert_eq!(post(&base, &carer_token, &new.mailbox(), "t", b"hi").0, 201);
+}

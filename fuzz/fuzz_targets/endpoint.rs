@@ -9,18 +9,15 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use serde_json::{json, Value};
+use serde_json::json;
 use tower::ServiceExt as _;
 
+#[path = "signed_in.rs"]
+mod signed_in;
+
 struct World {
-    rt: tokio::runtime::Runtime,
-    app: Router,
-    token: String,
-    mailbox: String,
+    endpoint: signed_in::Endpoint,
     link: String,
 }
 
@@ -44,48 +41,16 @@ fn request(method: Method, uri: &str, token: Option<&str>, body: Vec<u8>) -> Opt
     b.header("content-type", "application/json").body(Body::from(body)).ok()
 }
 
-fn json_call(rt: &tokio::runtime::Runtime, app: &Router, method: Method, uri: &str, token: Option<&str>, body: Value) -> Value {
-    let req = request(method, uri, token, body.to_string().into_bytes()).expect("a valid set-up request");
-    let (status, bytes) = call(rt, app, req);
-    assert!(status.is_success(), "set-up {uri}: {status} {}", String::from_utf8_lossy(&bytes));
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
-/// One endpoint on a throwaway SQLite file, a signed-in caller with a published
-/// mailbox, and a share link, made once per fuzzing process.
+/// One endpoint, a signed-in caller with a published mailbox, and a share link, made
+/// once per fuzzing process.
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("carry-fuzz-endpoint-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let storage = carry_endpoint::Storage::open(&format!("sqlite://{}", dir.join("e.db").display()))
-            .expect("the storage opens");
-        let options = carry_endpoint::Options::defaults().expect("the default options");
-        let app = carry_endpoint::router(&storage, "http://fuzz.invalid", &options).expect("the router");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("a key");
-        let keys = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("a key");
-        let public = B64.encode(keys.public_key().as_ref());
-        let c = json_call(&rt, &app, Method::POST, "/relay/v1/challenge", None, json!({ "key": public }));
-        let challenge = c["challenge"].as_str().unwrap_or_default().to_string();
-        let raw = B64.decode(&challenge).expect("a challenge");
-        let signature = keys.sign(&[b"carry-relay-auth-v2\nhttp://fuzz.invalid\n".as_slice(), &raw].concat());
-        let s = json_call(&rt, &app, Method::POST, "/relay/v1/session", None,
-            json!({ "key": public, "challenge": challenge, "signature": B64.encode(signature.as_ref()) }));
-        let token = s["token"].as_str().unwrap_or_default().to_string();
-        let mailbox = s["mailbox"].as_str().unwrap_or_default().to_string();
-        let enc = [7u8; 32];
-        let binding = keys.sign(&[b"carry-keys-v1\n".as_slice(), &enc].concat());
-        let req = request(Method::PUT, "/relay/v1/directory", Some(&token),
-            json!({ "enc": B64.encode(enc), "binding": B64.encode(binding.as_ref()) }).to_string().into_bytes())
-            .expect("a request");
-        assert!(call(&rt, &app, req).0.is_success(), "publish");
-        let l = json_call(&rt, &app, Method::POST, "/shl/v1/links", Some(&token),
+        let endpoint = signed_in::endpoint("endpoint", &[]);
+        let l = signed_in::set_up(&endpoint.rt, &endpoint.app, Method::POST, "/shl/v1/links", Some(&endpoint.token),
             json!({ "file": "eyJhbGciOiJkaXIifQ..aXY.Y3Q.dGFn", "flags": "L" }));
         let link = l["id"].as_str().unwrap_or_default().to_string();
-        World { rt, app, token, mailbox, link }
+        World { endpoint, link }
     })
 }
 
@@ -106,13 +71,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((&route, rest)) = data.split_first() else { return };
     let w = world();
     let text = escaped(rest);
-    let token = Some(w.token.as_str());
+    let token = Some(w.endpoint.token.as_str());
     let (method, uri, auth, body) = match route % 12 {
         0 => (Method::POST, format!("/shl/m/{}", w.link), None, rest.to_vec()),
         1 => (Method::POST, format!("/shl/m/{text}"), None, b"{\"recipient\":\"x\"}".to_vec()),
         2 => (Method::GET, format!("/shl/m/{}?{text}", w.link), None, Vec::new()),
         3 => (Method::GET, format!("/shl/f/{text}"), None, Vec::new()),
-        4 => (Method::POST, format!("/relay/v1/mailboxes/{}", w.mailbox), token, rest.to_vec()),
+        4 => (Method::POST, format!("/relay/v1/mailboxes/{}", w.endpoint.mailbox), token, rest.to_vec()),
         5 => (Method::POST, format!("/relay/v1/mailboxes/{text}"), token,
               b"{\"tag\":\"t\",\"body\":\"AAAA\"}".to_vec()),
         6 => (Method::GET, format!("/relay/v1/mailbox?{text}"), token, Vec::new()),
@@ -123,6 +88,6 @@ fuzz_target!(|data: &[u8]| {
         _ => (Method::GET, "/relay/v1/mailbox".to_string(), Some(std::str::from_utf8(rest).unwrap_or("x")), Vec::new()),
     };
     let Some(req) = request(method, &uri, auth, body) else { return };
-    let (status, _) = call(&w.rt, &w.app, req);
+    let (status, _) = call(&w.endpoint.rt, &w.endpoint.app, req);
     assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{uri} answered 500");
 });

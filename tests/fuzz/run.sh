@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 SHARED=${SHARED:-../shared}
-TARGETS=${FUZZ_TARGETS:-"import shlink jwe envelope grant codes backup backup_content device_batch endpoint"}
+TARGETS=${FUZZ_TARGETS:-"import shlink jwe envelope grant codes backup backup_content device_batch endpoint bodies"}
 # Extra flags for cargo fuzz run: empty keeps debug assertions (overflow checks) on;
 # -O builds without them, faster.
 FLAGS=${FUZZ_FLAGS:-}

@@ -83,4 +83,19 @@ ep = {
 for route, bodies in ep.items():
     for i, body in enumerate(bodies):
         put("endpoint", f"r{route}-{i}", bytes([route]) + body)
+# Bodies: route, signed-in, declared length, chunk size (fuzz_targets/bodies.rs), then
+# the body.
+bodies = {
+    0: os.urandom(300),
+    1: b'{"tag":"share","body":"' + b64(os.urandom(48)).encode() + b'"}',
+    2: ('{"successor":"%s","signature":"%s"}' % (b64(bytes(32)), b64(bytes(64)))).encode(),
+    3: b'{"file":"eyJhbGciOiJkaXIifQ..aXY.Y3Q.dGFn","flags":"L"}',
+    4: ('{"enc":"%s","binding":"%s"}' % (b64(bytes(32)), b64(bytes(64)))).encode(),
+    5: b"grant_type=refresh_token&refresh_token=x&client_id=carry",
+}
+for route, body in bodies.items():
+    for signed in (0, 1):
+        for declared in (0, 1, 3):
+            put("bodies", f"r{route}-s{signed}-d{declared}",
+                bytes([route, signed, declared, 7]) + body)
 print(f"seeded {out}")

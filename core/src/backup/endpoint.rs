@@ -222,8 +222,20 @@ pub async fn backup_to_endpoint(
         }
     };
 
-    // Backups under a code that was replaced are deleted once a new one is stored.
-    if let Some(old) = stale {
+    // Backups under a code that was replaced are deleted once a new one is stored;
+    // after a device was removed, once the old keys that own them are retired and
+    // have handed them to the new ones.
+    let handed_over = db(&profile, |p| {
+        p.vault().read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) = 0 FROM identity_retired WHERE finished_at IS NULL",
+                [],
+                |r| r.get::<_, bool>(0),
+            )?)
+        })
+    })
+    .await?;
+    if let Some(old) = stale.filter(|_| handed_over) {
         let r = relay
             .owner(&format!("backup/v1/blobs/{old}"), |c, url| c.delete(url))
             .await?;

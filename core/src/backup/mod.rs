@@ -96,15 +96,22 @@ fn renew(conn: &Connection) -> Result<(RecoverySecret, Zeroizing<[u8; 32]>)> {
     let secret = RecoverySecret::generate()?;
     let mut key = Zeroizing::new([0u8; 32]);
     crate::keys::fill_random(key.as_mut())?;
+    store_keys(conn, &secret, key.as_slice())?;
+    Ok((secret, key))
+}
+
+/// Keep `secret` and `key` as the recovery secret and backup key, replacing any
+/// before; the person has yet to confirm the code.
+fn store_keys(conn: &Connection, secret: &RecoverySecret, key: &[u8]) -> Result<()> {
     conn.execute(
         "INSERT INTO backup_state (id, recovery_secret, backup_key, created_at)
          VALUES (1, ?1, ?2, ?3)
          ON CONFLICT (id) DO UPDATE SET recovery_secret = excluded.recovery_secret,
            backup_key = excluded.backup_key, created_at = excluded.created_at,
            confirmed_at = NULL",
-        params![secret.as_bytes().as_slice(), key.as_slice(), now_unix()],
+        params![secret.as_bytes().as_slice(), key, now_unix()],
     )?;
-    Ok((secret, key))
+    Ok(())
 }
 
 /// The recovery code, made on first use. Each showing is recorded in the audit log
@@ -136,28 +143,41 @@ fn shown(profile: &Profile, how: &str) -> Result<Zeroizing<String>> {
 pub fn regenerate_recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
     profile.vault().write(|c| {
         let tx = c.transaction()?;
-        // The backups stored under the old code are deleted at the next backup to
-        // the endpoint (the first code replaced since then is the one with blobs).
-        if crate::share::people::meta(&tx, "stale_backup_locator")?.is_none() {
-            let (old, _) = state(&tx)?;
-            crate::share::people::set_meta(
-                &tx,
-                "stale_backup_locator",
-                &endpoint::locator_and_fetch(&old).0,
-            )?;
-        }
-        let (s, _) = renew(&tx)?;
-        // Backups under the new key start a new chain with a whole one.
-        clear_chain(&tx)?;
-        crate::audit::append(
-            &tx,
-            crate::audit::AuditEvent::RecoveryCodeChanged,
-            None,
-            "a new recovery code; the old one opens no new backup",
-        )?;
+        let code = rekey(&tx, "a new recovery code; the old one opens no new backup")?;
         tx.commit()?;
-        Ok(s.code())
+        Ok(code)
     })
+}
+
+/// Replace the recovery secret and the backup key in `tx`, audited with `why`: the
+/// old code opens no backup made from now on, and the backups stored under it are
+/// deleted at the next backup to the endpoint (the first code replaced since then is
+/// the one with blobs). The person is asked to confirm the new code.
+pub(crate) fn rekey(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<Zeroizing<String>> {
+    if crate::share::people::meta(tx, "stale_backup_locator")?.is_none() {
+        let (old, _) = state(tx)?;
+        crate::share::people::set_meta(
+            tx,
+            "stale_backup_locator",
+            &endpoint::locator_and_fetch(&old).0,
+        )?;
+    }
+    let (s, _) = renew(tx)?;
+    // Backups under the new key start a new chain with a whole one.
+    clear_chain(tx)?;
+    crate::audit::append(tx, crate::audit::AuditEvent::RecoveryCodeChanged, None, why)?;
+    Ok(s.code())
+}
+
+/// Take a recovery secret and backup key made on another of the person's devices
+/// (see [`rekey`]): the person confirms the code again, and the next backup is whole.
+pub(crate) fn adopt_keys(tx: &rusqlite::Transaction<'_>, secret: &[u8], key: &[u8]) -> Result<()> {
+    let secret = RecoverySecret::from_bytes(secret)?;
+    if key.len() != 32 {
+        return Err(Error::invalid("the backup key is not 32 bytes"));
+    }
+    store_keys(tx, &secret, key)?;
+    clear_chain(tx)
 }
 
 /// Two group positions (1-based) to ask back, to check the code was written down.
@@ -539,6 +559,7 @@ mod tests {
                 purpose: "help".into(),
                 basis: None,
                 duration_s: None,
+                unverified: true,
             },
         )
         .unwrap();

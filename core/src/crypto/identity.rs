@@ -25,6 +25,8 @@ pub const SIGNATURE_LEN: usize = 64;
 const MAILBOX_CONTEXT: &[u8] = b"carry-mailbox-v1";
 const BINDING_CONTEXT: &[u8] = b"carry-keys-v1\n";
 const SAFETY_CONTEXT: &[u8] = b"carry-safety-number-v1";
+/// What a key change signs, before the new signing and encryption keys.
+const ROTATION_CONTEXT: &[u8] = b"carry-keys-replaced-v1\n";
 const SAFETY_ROUNDS: usize = 1024;
 
 /// Someone's public keys: what an invite carries and the key directory serves.
@@ -85,6 +87,12 @@ impl PublicIdentity {
     /// Check the binding signature that ties the X25519 key to the signing key.
     pub fn verify_binding(&self, binding: &[u8]) -> Result<()> {
         self.verify(&binding_message(&self.enc), binding)
+    }
+
+    /// Check that `signature` is this identity's word that `successor` replaces it
+    /// (see [`Identity::vouch_for`]).
+    pub fn verify_successor(&self, successor: &PublicIdentity, signature: &[u8]) -> Result<()> {
+        self.verify(&rotation_message(successor), signature)
     }
 
     /// The safety number of this identity and `other`: 30 digits in six groups of
@@ -151,6 +159,10 @@ pub fn mailbox_id(sign_key: &[u8]) -> String {
     c.update(MAILBOX_CONTEXT);
     c.update(sign_key);
     B64.encode(&c.finish().as_ref()[..16])
+}
+
+fn rotation_message(successor: &PublicIdentity) -> Vec<u8> {
+    [ROTATION_CONTEXT, &successor.sign[..], &successor.enc[..]].concat()
 }
 
 fn binding_message(enc: &[u8]) -> Vec<u8> {
@@ -230,6 +242,12 @@ impl Identity {
     pub fn binding(&self) -> [u8; SIGNATURE_LEN] {
         self.sign(&binding_message(&self.public().enc))
     }
+
+    /// This identity's signature that `successor` replaces it: how the people it
+    /// knows learn its new keys when a device is removed.
+    pub fn vouch_for(&self, successor: &PublicIdentity) -> [u8; SIGNATURE_LEN] {
+        self.sign(&rotation_message(successor))
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +265,32 @@ mod tests {
         assert_eq!(ab.split(' ').count(), 6);
         assert!(ab.split(' ').all(|g| g.len() == 5));
         assert_eq!(a.fingerprint().split(' ').count(), 6);
+    }
+
+    #[test]
+    fn a_successor_is_vouched_for_by_the_old_key_only() {
+        let (old, new, other) = (
+            Identity::generate().unwrap(),
+            Identity::generate().unwrap(),
+            Identity::generate().unwrap(),
+        );
+        let sig = old.vouch_for(&new.public());
+        old.public().verify_successor(&new.public(), &sig).unwrap();
+        assert!(other
+            .public()
+            .verify_successor(&new.public(), &sig)
+            .is_err());
+        assert!(old
+            .public()
+            .verify_successor(&other.public(), &sig)
+            .is_err());
+        // Not interchangeable with any other signature the key makes.
+        assert!(old.public().verify_binding(&sig).is_err());
+        let swapped = PublicIdentity {
+            sign: new.public().sign,
+            enc: other.public().enc,
+        };
+        assert!(old.public().verify_successor(&swapped, &sig).is_err());
     }
 
     #[test]

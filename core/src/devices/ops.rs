@@ -19,6 +19,9 @@
 //! - **Devices**: a removed device stays removed; the primary mark resolves by Lamport
 //!   time.
 //! - **Preferences** resolve by Lamport time (then value), like grants.
+//! - **The identity** (replaced when a device is removed) and the recovery secret
+//!   that goes with it: the latest replacement wins; a person's keys, the latest
+//!   change of them.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -37,6 +40,7 @@ const BATCH_BYTES: usize = 512 * 1024;
 /// The tables whose changes travel, in the order ops are applied.
 const TABLES: &[&str] = &[
     "devices",
+    "identity",
     "prefs",
     "people",
     "invites",
@@ -61,6 +65,14 @@ pub(crate) enum Op {
         lamport: i64,
         lamport_device: String,
     },
+    /// The profile's identity and recovery secret, after a device was removed.
+    Keys {
+        sign_pkcs8: String,
+        enc_secret: String,
+        recovery_secret: String,
+        backup_key: String,
+        rotated_at: i64,
+    },
     /// A preference (see [`crate::prefs`]).
     Pref {
         key: String,
@@ -78,6 +90,9 @@ pub(crate) enum Op {
         relay: String,
         verified_at: Option<i64>,
         added_at: i64,
+        /// When their keys last changed (0: as first exchanged).
+        #[serde(default)]
+        keys_at: i64,
     },
     /// An invite the profile made.
     Invite {
@@ -170,6 +185,22 @@ fn op_for(tx: &Transaction<'_>, table: &str, k: &rusqlite::types::Value) -> Resu
                 },
             )
             .optional()?,
+        "identity" => tx
+            .query_row(
+                "SELECT i.sign_pkcs8, i.enc_secret, b.recovery_secret, b.backup_key, i.rotated_at
+                 FROM identity i JOIN backup_state b ON b.id = 1 WHERE i.id = 1",
+                [],
+                |r| {
+                    Ok(Op::Keys {
+                        sign_pkcs8: b64(&r.get::<_, Vec<u8>>(0)?),
+                        enc_secret: b64(&r.get::<_, Vec<u8>>(1)?),
+                        recovery_secret: b64(&r.get::<_, Vec<u8>>(2)?),
+                        backup_key: b64(&r.get::<_, Vec<u8>>(3)?),
+                        rotated_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?,
         "prefs" => tx
             .query_row(
                 "SELECT key, value, updated_at, lamport FROM prefs WHERE key = ?1",
@@ -186,8 +217,8 @@ fn op_for(tx: &Transaction<'_>, table: &str, k: &rusqlite::types::Value) -> Resu
             .optional()?,
         "people" => tx
             .query_row(
-                "SELECT handle, name, sign_key, enc_key, mailbox, relay, verified_at, added_at
-                 FROM people WHERE handle = ?1",
+                "SELECT handle, name, sign_key, enc_key, mailbox, relay, verified_at, added_at,
+                        keys_at FROM people WHERE handle = ?1",
                 [k],
                 |r| {
                     Ok(Op::Person {
@@ -199,6 +230,7 @@ fn op_for(tx: &Transaction<'_>, table: &str, k: &rusqlite::types::Value) -> Resu
                         relay: r.get(5)?,
                         verified_at: r.get(6)?,
                         added_at: r.get(7)?,
+                        keys_at: r.get(8)?,
                     })
                 },
             )
@@ -431,6 +463,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, batch: &Batch) -> Result<Applied> {
         match op {
             Op::Resync => resync = true,
             Op::Device { .. } => apply_device(tx, op)?,
+            Op::Keys { .. } => apply_keys(tx, op)?,
             Op::Pref { .. } => apply_pref(tx, op)?,
             Op::Person { .. } => apply_person(tx, op)?,
             Op::Invite { .. } => apply_invite(tx, op)?,
@@ -464,6 +497,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, batch: &Batch) -> Result<Applied> {
 pub(crate) fn mark_everything(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
         "INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'devices', id FROM devices;
+         INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'identity', id FROM identity;
          INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'prefs', key FROM prefs;
          INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'people', handle FROM people;
          INSERT OR IGNORE INTO device_changes (tbl, k) SELECT 'invites', id FROM invites;
@@ -595,14 +629,25 @@ fn apply_person(tx: &Transaction<'_>, op: &Op) -> Result<()> {
         relay,
         verified_at,
         added_at,
+        keys_at,
     } = op
     else {
         return Ok(());
     };
+    // Their keys: the latest change wins (each was vouched for by the keys before it
+    // on the device that took it in).
     tx.execute(
-        "INSERT INTO people (handle, name, sign_key, enc_key, mailbox, relay, verified_at, added_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO people (handle, name, sign_key, enc_key, mailbox, relay, verified_at, added_at,
+           keys_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (handle) DO UPDATE SET
+           sign_key = CASE WHEN excluded.keys_at > people.keys_at THEN excluded.sign_key
+                           ELSE people.sign_key END,
+           enc_key = CASE WHEN excluded.keys_at > people.keys_at THEN excluded.enc_key
+                          ELSE people.enc_key END,
+           mailbox = CASE WHEN excluded.keys_at > people.keys_at THEN excluded.mailbox
+                          ELSE people.mailbox END,
+           keys_at = max(people.keys_at, excluded.keys_at),
            verified_at = CASE WHEN people.verified_at IS NULL THEN excluded.verified_at
                               WHEN excluded.verified_at IS NULL THEN people.verified_at
                               ELSE min(people.verified_at, excluded.verified_at) END,
@@ -615,10 +660,47 @@ fn apply_person(tx: &Transaction<'_>, op: &Op) -> Result<()> {
             mailbox,
             relay,
             verified_at,
-            added_at
+            added_at,
+            keys_at
         ],
     )?;
     Ok(())
+}
+
+/// Take the profile's identity and recovery secret from the device that replaced
+/// them, if that replacement is later than this device's.
+fn apply_keys(tx: &Transaction<'_>, op: &Op) -> Result<()> {
+    let Op::Keys {
+        sign_pkcs8,
+        enc_secret,
+        recovery_secret,
+        backup_key,
+        rotated_at,
+    } = op
+    else {
+        return Ok(());
+    };
+    let (sign_pkcs8, enc_secret) = (unb64(sign_pkcs8)?, unb64(enc_secret)?);
+    // Refuse keys that do not load before anything is replaced.
+    let incoming = crate::crypto::identity::Identity::from_parts(&sign_pkcs8, &enc_secret)
+        .map_err(|_| Error::Envelope {
+            problem: EnvelopeProblem::Malformed,
+        })?;
+    let local = crate::share::people::identity(tx)?.public().sign;
+    let local_at: i64 = tx.query_row("SELECT rotated_at FROM identity WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    if (*rotated_at, incoming.public().sign) <= (local_at, local) {
+        return Ok(());
+    }
+    crate::share::rotation::adopt(
+        tx,
+        &sign_pkcs8,
+        &enc_secret,
+        *rotated_at,
+        &unb64(recovery_secret)?,
+        &unb64(backup_key)?,
+    )
 }
 
 fn apply_invite(tx: &Transaction<'_>, op: &Op) -> Result<()> {

@@ -7,6 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use super::pairing::DeviceCard;
 use crate::crypto::identity::{Identity, PublicIdentity};
@@ -209,12 +210,17 @@ fn known(conn: &Connection, id: &str) -> Result<(String, Option<i64>)> {
     })
 }
 
-/// Remove a device from the profile: nothing more is sent to it or taken from it.
-/// What it already holds stays with it; this device cannot remove itself (wipe it
-/// instead).
-pub fn remove(profile: &Profile, id: &str) -> Result<()> {
+/// Remove a device from the profile: nothing more is sent to it or taken from it,
+/// and the profile's identity and recovery code are replaced, so that what it still
+/// holds no longer acts as the person (see [`crate::share::rotation`]). The people the
+/// profile knows are sent the new keys, and the old ones are retired at the endpoint
+/// at the next exchange, made by this device, which becomes the primary. Returns the
+/// new recovery code, for the person to write down (the old one opens no later
+/// backup). What the removed device already holds stays with it; this device cannot
+/// remove itself (wipe it instead).
+pub fn remove(profile: &Profile, id: &str) -> Result<Zeroizing<String>> {
     profile.vault().write(|c| {
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, removed) = known(&tx, id)?;
         let (me, _) = this_device(&tx)?;
         if id == me {
@@ -236,14 +242,20 @@ pub fn remove(profile: &Profile, id: &str) -> Result<()> {
             "UPDATE devices SET removed_at = ?2, is_primary = 0 WHERE id = ?1",
             params![id, now_unix()],
         )?;
+        // This device retires the old keys, so it talks to other people from now on.
+        tx.execute(
+            "UPDATE devices SET is_primary = (id = ?1) WHERE removed_at IS NULL",
+            [&me],
+        )?;
         crate::audit::append(
             &tx,
             crate::audit::AuditEvent::DeviceRemoved,
             None,
             &format!("device {id} was removed from the profile"),
         )?;
+        let code = crate::share::rotation::rotate(&tx)?;
         tx.commit()?;
-        Ok(())
+        Ok(code)
     })
 }
 

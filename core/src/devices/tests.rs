@@ -26,6 +26,7 @@ fn grant_to(p: &Profile, categories: Vec<Category>) -> String {
             purpose: "help".into(),
             basis: None,
             duration_s: None,
+            unverified: true,
         },
     )
     .unwrap()
@@ -50,10 +51,16 @@ fn phone_and_tablet(dir: &Path) -> (Profile, Profile, String) {
         })
         .unwrap();
     let g = grant_to(&phone, vec![Category::VitalSigns]);
-    // The tablet's own device keys, listed on the phone before the profile is sent.
-    let tablet_keys = Identity::generate().unwrap();
-    let tablet_id = tablet_keys.public().handle();
-    let card = registry::card_of(&tablet_id, "tablet", &tablet_keys);
+    let tablet = join(&phone, dir, "tablet");
+    (phone, tablet, g)
+}
+
+/// Another device, `name`, joined to `phone`'s profile (listed on the phone before the
+/// profile is sent, as pairing does).
+fn join(phone: &Profile, dir: &Path, name: &str) -> Profile {
+    let keys = Identity::generate().unwrap();
+    let id = keys.public().handle();
+    let card = registry::card_of(&id, name, &keys);
     phone
         .vault()
         .write(|c| {
@@ -63,30 +70,27 @@ fn phone_and_tablet(dir: &Path) -> (Profile, Profile, String) {
             Ok(())
         })
         .unwrap();
-    let code = crate::backup::recovery_code(&phone).unwrap();
-    let file = dir.join("staged.carry");
-    crate::backup::backup_to_file(&phone, &file).unwrap();
-    let tablet = crate::backup::restore_file_joining(
-        &dir.join("tablet"),
-        &file,
-        &code,
-        &ks(),
-        &tablet_keys,
-        &tablet_id,
-    )
-    .unwrap();
-    (phone, tablet, g)
+    let code = crate::backup::recovery_code(phone).unwrap();
+    let file = dir.join(format!("staged-{name}.carry"));
+    crate::backup::backup_to_file(phone, &file).unwrap();
+    crate::backup::restore_file_joining(&dir.join(name), &file, &code, &ks(), &keys, &id).unwrap()
 }
 
 /// Send what `from` has queued for the other device to `to`. Returns batches moved.
 fn deliver(from: &Profile, to: &Profile) -> usize {
     transport::queue(from).unwrap();
+    let device = to
+        .vault()
+        .read(|c| Ok(registry::this_device(c)?.0))
+        .unwrap();
     let bodies: Vec<(i64, Vec<u8>)> = from
         .vault()
         .read(|c| {
-            Ok(c.prepare("SELECT id, body FROM device_outbox ORDER BY id")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?)
+            Ok(
+                c.prepare("SELECT id, body FROM device_outbox WHERE device = ?1 ORDER BY id")?
+                    .query_map([&device], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?,
+            )
         })
         .unwrap();
     for (id, body) in &bodies {
@@ -241,12 +245,7 @@ fn two_devices_changing_offline_converge_and_a_revocation_beats_a_concurrent_cha
 fn a_removed_device_gets_nothing_more_and_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let (phone, tablet, _) = phone_and_tablet(d.path());
-    let tablet_id = super::list(&tablet)
-        .unwrap()
-        .into_iter()
-        .find(|x| x.this_device)
-        .unwrap()
-        .id;
+    let tablet_id = this_device_id(&tablet);
     assert!(super::remove(&phone, "nobody").is_err());
     super::remove(&phone, &tablet_id).unwrap();
     assert!(
@@ -279,6 +278,94 @@ fn a_removed_device_gets_nothing_more_and_is_refused() {
         })
     ));
     assert_eq!(crate::test_support::exported_entries(&phone), before);
+}
+
+/// The id of the device `p` is.
+fn this_device_id(p: &Profile) -> String {
+    super::list(p)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.this_device)
+        .unwrap()
+        .id
+}
+
+/// The profile's identity as it stands on `p`.
+fn identity(p: &Profile) -> crate::crypto::identity::PublicIdentity {
+    p.vault()
+        .write(|c| crate::share::people::identity(c))
+        .unwrap()
+        .public()
+}
+
+#[test]
+fn removing_a_device_replaces_the_keys_and_the_remaining_devices_take_them() {
+    let d = tempfile::tempdir().unwrap();
+    let (phone, tablet, g) = phone_and_tablet(d.path());
+    let laptop = join(&phone, d.path(), "laptop");
+    // Everyone in step first (the laptop's listing reaches the tablet).
+    deliver(&phone, &tablet);
+    deliver(&phone, &laptop);
+    let before = identity(&phone);
+    assert_eq!(identity(&tablet), before);
+    assert_eq!(identity(&laptop), before);
+    let old_code = crate::backup::recovery_code(&phone).unwrap();
+
+    // The laptop removes the tablet: new keys and code, and it becomes the primary.
+    let tablet_id = this_device_id(&tablet);
+    let new_code = super::remove(&laptop, &tablet_id).unwrap();
+    assert_ne!(*new_code, *old_code);
+    assert_eq!(crate::backup::recovery_code(&laptop).unwrap(), new_code);
+    let after = identity(&laptop);
+    assert_ne!(after, before);
+    assert!(super::list(&laptop)
+        .unwrap()
+        .iter()
+        .any(|x| x.this_device && x.primary));
+    let retired = crate::share::rotation::pending(&laptop).unwrap();
+    assert_eq!(retired.len(), 1, "the old keys wait to be retired");
+    assert_eq!(retired[0].old.public(), before);
+    assert_eq!(retired[0].successor, after.sign);
+    // The grant in force is re-issued, signed by the new keys, to go out after the
+    // announcement to Sam.
+    let doc = laptop
+        .vault()
+        .read(|c| crate::share::grants::doc(c, &g))
+        .unwrap();
+    assert_eq!(
+        crate::crypto::identity::PublicIdentity::from_keys(&doc.grantor.keys).unwrap(),
+        after
+    );
+    assert_eq!(doc.revision, 2);
+    let queued: Vec<String> = laptop
+        .vault()
+        .read(|c| {
+            Ok(c.prepare("SELECT tag FROM relay_outbox ORDER BY id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert!(
+        queued.len() >= 2,
+        "the announcement, then the grant: {queued:?}"
+    );
+
+    // The phone takes the new keys and code from the laptop; the tablet gets nothing.
+    assert!(deliver(&laptop, &phone) >= 1);
+    assert_eq!(identity(&phone), after);
+    assert_eq!(crate::backup::recovery_code(&phone).unwrap(), new_code);
+    assert_eq!(
+        identity(&tablet),
+        before,
+        "the removed tablet keeps only the old keys"
+    );
+    assert_eq!(crate::backup::recovery_code(&tablet).unwrap(), old_code);
+    assert_eq!(deliver(&laptop, &tablet), 0, "nothing is sent to it");
+    // An older identity from a device that has not heard yet changes nothing.
+    assert_eq!(identity(&laptop), after);
+    for p in [&phone, &laptop] {
+        assert!(p.vault().read(crate::audit::verify).unwrap().ok());
+    }
 }
 
 #[test]

@@ -82,6 +82,21 @@ pub enum Body {
     },
     /// The grantee lost track (a gap): send the whole scoped record again.
     Resync,
+    /// A carer's entries were refused: why, for the carer's app (`seq` 0, outside the
+    /// grant's sequence).
+    Refused {
+        /// Why, in words: never the entries themselves.
+        reason: String,
+    },
+    /// The sender's identity was replaced (they removed one of their devices): their
+    /// new keys, vouched for by the old signing key the recipient knows them by. Sealed
+    /// from the old keys.
+    Keys {
+        /// The new public keys.
+        keys: crate::crypto::identity::PublicKeys,
+        /// The old identity's signature over the new keys, base64url.
+        vouch: String,
+    },
 }
 
 impl Body {
@@ -94,6 +109,8 @@ impl Body {
             Body::Revoke => "revoke",
             Body::Contribution { .. } => "contribution",
             Body::Resync => "resync",
+            Body::Keys { .. } => "keys",
+            Body::Refused { .. } => "refused",
         }
     }
 }

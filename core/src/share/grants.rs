@@ -29,6 +29,9 @@ pub struct NewGrant {
     /// default grant length ([`crate::prefs::Preferences::default_grant_days`], 90
     /// days unless they changed it).
     pub duration_s: Option<i64>,
+    /// Grant even though the person's keys were never verified (safety numbers
+    /// compared). Without it, a grant to an unverified person is refused with why.
+    pub unverified: bool,
 }
 
 /// A grant, as lists show it.
@@ -104,6 +107,16 @@ pub(crate) fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> 
             reason: format!(
                 "compare the safety number with {} and mark them verified (carry people verify {}) \
                  before sharing restricted categories",
+                person.name, person.person
+            ),
+        });
+    }
+    if !person.verified && !new.unverified {
+        return Err(Error::Denied {
+            reason: format!(
+                "{} is not verified: nothing yet shows that the keys you hold are theirs. Compare \
+                 the safety number with them in person or on a call, then carry people verify {}; \
+                 or grant anyway with --unverified",
                 person.name, person.person
             ),
         });

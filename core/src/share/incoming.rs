@@ -26,11 +26,21 @@ use crate::time::{now_unix, rfc3339};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Applied {
     PersonAdded(String),
-    Grant { grant: String, new: bool },
-    Records { upserts: u64, removes: u64 },
+    Grant {
+        grant: String,
+        new: bool,
+    },
+    Records {
+        upserts: u64,
+        removes: u64,
+    },
     Revoked(String),
     Contribution(u64),
     Resync,
+    /// A person's keys changed (their handle).
+    KeysChanged(String),
+    /// The grantor refused this profile's entries, and why.
+    ContributionRefused(String),
 }
 
 fn refused(problem: EnvelopeProblem) -> Error {
@@ -46,7 +56,14 @@ pub(crate) fn process(
     tag: &str,
     body: &[u8],
 ) -> Result<Applied> {
-    let (sender_enc, msg) = envelope::open(me, mailbox, tag, body)?;
+    let (sender_enc, msg) = match envelope::open(me, mailbox, tag, body) {
+        Ok(opened) => opened,
+        // Sealed to keys this profile has since replaced, and moved on by the sender.
+        Err(e) => match super::rotation::open_retired(own, tag, body)? {
+            Some(opened) => opened,
+            None => return Err(e),
+        },
+    };
     if let Body::Accept { .. } = &msg.body {
         return own.vault().write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -116,6 +133,22 @@ pub(crate) fn process(
             tx.commit()?;
             Ok(Applied::Resync)
         }),
+        Body::Refused { reason } => {
+            in_grant(own, pid, &msg.grant, false)?;
+            let reason = crate::text::escaped(reason, 300).into_owned();
+            own.vault().write(|c| {
+                audit::append(
+                    c,
+                    AuditEvent::ContributionRejected,
+                    Some(&handle),
+                    &format!("{}: refused by them: {reason}", msg.grant),
+                )
+            })?;
+            Ok(Applied::ContributionRefused(reason))
+        }
+        Body::Keys { keys, vouch } => {
+            super::rotation::keys_in(own, pid, &handle, &sender, keys, vouch)
+        }
         Body::Accept { .. } => Err(refused(EnvelopeProblem::Malformed)),
     }
 }
@@ -308,12 +341,26 @@ fn contribution_in(
                 Some(handle),
                 &format!("{}: {why}", msg.grant),
             )?;
+            // The carer's app hears why, outside the grant's sequence.
+            tell_refused(&tx, &msg.grant, why)?;
             Ok(None)
         };
+        let scope = super::grants::doc(&tx, &msg.grant)?.scope;
+        let outside = resources.iter().find_map(|text| {
+            let analysis = serde_json::from_str::<Value>(text)
+                .map_err(|_| "an entry is not JSON".to_string())
+                .and_then(|v| crate::record::analyse(&v).map_err(|e| e.to_string()));
+            match analysis {
+                Ok(a) => super::scope::admits(&scope, &a).err(),
+                Err(why) => Some(why),
+            }
+        });
         let verdict = if !active {
             refuse("the grant has ended")?
         } else if !role.may_contribute() {
             refuse(&format!("a {} may not add to the record", role.as_str()))?
+        } else if let Some(why) = outside {
+            refuse(&format!("an entry is outside the grant: {why}"))?
         } else {
             match store_contributions(&tx, handle, resources) {
                 Ok(n) => {
@@ -335,6 +382,24 @@ fn contribution_in(
         Some(n) => Ok(Applied::Contribution(n)),
         None => Err(refused(EnvelopeProblem::NotAllowed)),
     }
+}
+
+/// Queue a `refused` message to the grantee of `grant`, saying `why`.
+fn tell_refused(tx: &rusqlite::Transaction<'_>, grant: &str, why: &str) -> Result<()> {
+    let me = people::identity(tx)?;
+    let row = super::outbox::grant_row(tx, grant)?;
+    let message = Message {
+        v: 1,
+        grant: grant.to_string(),
+        seq: 0,
+        at: now_unix(),
+        body: Body::Refused {
+            reason: why.to_string(),
+        },
+    };
+    let tag = people::random_b64(16)?;
+    let sealed = envelope::seal(&me, &row.enc, &row.mailbox, &tag, &message)?;
+    super::outbox::queue(tx, &row.mailbox, &tag, &sealed)
 }
 
 /// Store a carer's observations as the person's own entries (entered by the carer),

@@ -23,6 +23,7 @@ pub(crate) mod outbox;
 pub(crate) mod people;
 pub mod received;
 pub(crate) mod relay;
+pub(crate) mod rotation;
 mod scope;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -243,6 +244,20 @@ pub fn contribute(
     let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
     profile.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Only inside the grant: the person's device refuses anything else anyway.
+        let held = grants::doc(&tx, &r.grant)?;
+        if let Err(why) = scope::admits(&held.scope, &crate::record::analyse(&obs)?) {
+            audit::append(
+                &tx,
+                AuditEvent::ContributionRejected,
+                Some(&r.profile),
+                &format!("{}: not sent: {why}", r.grant),
+            )?;
+            tx.commit()?;
+            return Err(Error::Denied {
+                reason: format!("{} did not share that with you to add to: {why}", r.name),
+            });
+        }
         let me = people::identity(&tx)?;
         let mut row = outbox::grant_row(&tx, &r.grant)?;
         outbox::send_on_grant(
@@ -325,6 +340,9 @@ pub struct ExchangeReport {
     pub records_removed: Vec<String>,
     /// Carers' entries applied.
     pub contributions: u64,
+    /// This profile's own entries to a record shared with it that its owner refused,
+    /// with why (outside the grant, the grant ended).
+    pub contributions_refused: Vec<String>,
     /// Grants this profile made that reached their end date in this exchange.
     pub expired: Vec<String>,
     /// Envelopes deleted at the relay for ended grants.
@@ -343,6 +361,12 @@ pub struct ExchangeReport {
     pub held_back: u64,
     /// What was exchanged with the person's other devices.
     pub devices: crate::devices::DevicesReport,
+    /// People (short ids) whose keys changed: they removed one of their devices, and
+    /// their old keys vouched for the new ones.
+    pub keys_changed: Vec<String>,
+    /// Whether this profile's previous keys were retired at the endpoint in this
+    /// exchange (after a device was removed): they no longer sign in there.
+    pub keys_retired: bool,
 }
 
 /// Envelopes refused in one exchange, by the mailbox that posted them (as the relay
@@ -434,6 +458,11 @@ async fn exchange_with_people(
         p.vault().write(grants::expire_due)
     })
     .await?;
+    // Keys replaced when a device was removed: read their mailbox to the end, then
+    // retire them at the endpoint, before the new ones sign in.
+    for pending in db(&profile, rotation::pending).await? {
+        retire_old(&profile, endpoint, options, pending, &mut report).await?;
+    }
     let http = Http::new(deadline, options.cancel.clone())?;
     let relay = relay::Relay::connect(http, endpoint, &me).await?;
 
@@ -581,6 +610,50 @@ async fn exchange_with_people(
     Ok(report)
 }
 
+/// Read the mailbox of keys this profile replaced to the end, then retire them at
+/// the endpoint in favour of the current ones. Keys the endpoint already retired in
+/// favour of the current ones are done; in favour of others is [`Error::Denied`].
+async fn retire_old(
+    profile: &Arc<Profile>,
+    endpoint: &str,
+    options: &SyncOptions,
+    pending: rotation::Pending,
+    report: &mut ExchangeReport,
+) -> Result<()> {
+    let deadline = options.budget.map(|b| Instant::now() + b);
+    let http = Http::new(deadline, options.cancel.clone())?;
+    let successor = crate::crypto::identity::mailbox_id(&pending.successor);
+    let old = Arc::new(pending.old);
+    let detail = match relay::Relay::sign_in(http, endpoint, &old).await? {
+        relay::SignIn::Replaced { successor: s } if s == successor => {
+            "the previous keys were already retired at the endpoint"
+        }
+        relay::SignIn::Replaced { .. } => return Err(relay::replaced_by_another()),
+        relay::SignIn::Session(session) => {
+            let mut refusals = Refusals::default();
+            let mut acked = 0u64;
+            let read = read_mailbox(
+                profile,
+                &session,
+                &old,
+                endpoint,
+                report,
+                &mut refusals,
+                &mut acked,
+            )
+            .await;
+            settle(profile, &session, refusals, &mut acked).await?;
+            read?;
+            session.retire(&old, &pending.successor).await?;
+            "the previous keys were retired at the endpoint; they no longer sign in"
+        }
+    };
+    let id = pending.id;
+    db(profile, move |p| rotation::finished(p, id, detail)).await?;
+    report.keys_retired = true;
+    Ok(())
+}
+
 /// Read the whole mailbox: apply each envelope, acknowledging the applied ones page
 /// by page; refused ones are tallied in `refusals` for [`settle`].
 async fn read_mailbox(
@@ -629,6 +702,10 @@ async fn read_mailbox(
                         }
                         incoming::Applied::Revoked(g) => report.records_removed.push(g),
                         incoming::Applied::Contribution(n) => report.contributions += n,
+                        incoming::Applied::KeysChanged(h) => report.keys_changed.push(h),
+                        incoming::Applied::ContributionRefused(why) => {
+                            report.contributions_refused.push(why)
+                        }
                         incoming::Applied::Records { .. } | incoming::Applied::Resync => {}
                     }
                     ack.push(env.id);

@@ -435,27 +435,51 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Person>> {
 /// Find a person by short id or (unambiguous, case-insensitive) name. Returns the row
 /// id, the handle, the name, the keys and whether they are verified.
 pub(crate) fn find(conn: &Connection, who: &str) -> Result<(i64, Person, PublicIdentity)> {
-    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = conn
-        .prepare(
-            "SELECT id, sign_key, enc_key FROM people
-             WHERE handle = ?1 OR lower(name) = lower(?1) ORDER BY handle = ?1 DESC, id",
-        )?
-        .query_map([who.trim()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let who = who.trim();
+    if who.is_empty() {
+        return Err(Error::invalid(
+            "name a person: their id or name (see carry people)",
+        ));
+    }
+    let want = who.to_lowercase();
+    let all: Vec<(i64, String, String)> = conn
+        .prepare("SELECT id, handle, name FROM people ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let me = identity(conn)?.public();
-    match rows.as_slice() {
+    // Their id, else their whole name, else a prefix of either that only one has.
+    let by = |f: &dyn Fn(&(i64, String, String)) -> bool| -> Vec<&(i64, String, String)> {
+        all.iter().filter(|p| f(p)).collect()
+    };
+    let mut found = by(&|p| p.1 == who);
+    if found.is_empty() {
+        found = by(&|p| p.2.to_lowercase() == want);
+    }
+    if found.is_empty() {
+        found = by(&|p| p.1.starts_with(&want) || p.2.to_lowercase().starts_with(&want));
+    }
+    match found.as_slice() {
         [] => Err(Error::not_found(format!(
-            "no person '{who}'; see carry people"
+            "no person '{}'; see carry people",
+            crate::text::escaped(who, 100)
         ))),
-        [(id, s, e), ..] => {
+        [(id, _, _)] => {
+            let me = identity(conn)?.public();
             let person = load(conn, *id, &me)?;
-            if rows.len() > 1 && person.person != who.trim() {
-                return Err(Error::invalid(format!(
-                    "more than one person is called '{who}'; use their id from carry people"
-                )));
-            }
-            Ok((*id, person, person_identity(s, e)?))
+            let (sign, enc): (Vec<u8>, Vec<u8>) = conn.query_row(
+                "SELECT sign_key, enc_key FROM people WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((*id, person, person_identity(&sign, &enc)?))
         }
+        many => Err(Error::invalid(format!(
+            "'{}' matches more than one person: {}; use their id",
+            crate::text::escaped(who, 100),
+            many.iter()
+                .map(|(_, handle, name)| format!("{} ({handle})", crate::text::escaped(name, 100)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::sync::http::{Http, Resp};
 
 const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
+/// What a retirement signs, before the origin, a newline and the successor's key.
+const RETIRE_CONTEXT: &[u8] = b"carry-relay-retire-v1\n";
 
 /// What a sign-in signs: the context, the origin of the endpoint as this client
 /// reaches it, a newline, and the challenge. A signature made for one endpoint is no
@@ -65,6 +67,17 @@ pub(crate) struct Fetched {
     pub sender: Option<String>,
 }
 
+/// What a sign-in came to.
+pub(crate) enum SignIn {
+    /// A session.
+    Session(Relay),
+    /// The key was retired at the endpoint, in favour of the key of this mailbox.
+    Replaced {
+        /// The successor's mailbox id, as the endpoint names it.
+        successor: String,
+    },
+}
+
 /// What became of a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Posted {
@@ -99,11 +112,24 @@ pub(crate) fn status_error(what: &str, r: &Resp) -> Error {
             reason: format!("the relay refused the login ({what}: {})", r.status),
         },
         404 => Error::not_found(format!("{what}: not at the relay")),
+        410 => Error::not_found(format!(
+            "{what}: the recipient's keys were replaced; they are sent their new ones"
+        )),
         413 => Error::invalid(format!("{what}: too large for the relay")),
         s => Error::Network {
             reason: format!("the relay answered {s} ({what})"),
             retry_after_s: None,
         },
+    }
+}
+
+/// The keys being retired were already replaced by keys this profile does not hold.
+pub(crate) fn replaced_by_another() -> Error {
+    Error::Denied {
+        reason: "the previous keys were already replaced at the endpoint by keys this \
+                 profile does not hold: a removed device acted first. Tell the people you \
+                 share with, and compare safety numbers with them again"
+            .into(),
     }
 }
 
@@ -116,7 +142,21 @@ pub(crate) fn json_of<T: serde::de::DeserializeOwned>(what: &str, r: &Resp) -> R
 
 impl Relay {
     /// Log in as `identity` and publish its X25519 key with the binding signature.
+    /// Keys retired at the endpoint (this device was removed from the profile, and
+    /// another replaced them) are [`Error::Revoked`].
     pub async fn connect(http: Http, endpoint: &str, identity: &Identity) -> Result<Relay> {
+        match Relay::sign_in(http, endpoint, identity).await? {
+            SignIn::Session(relay) => Ok(relay),
+            SignIn::Replaced { .. } => Err(Error::Revoked {
+                what: "this device's access to the profile: another of the person's \
+                       devices removed it and replaced the profile's keys"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Log in as [`Relay::connect`] does, telling retired keys apart.
+    pub async fn sign_in(http: Http, endpoint: &str, identity: &Identity) -> Result<SignIn> {
         let base = base_of(endpoint)?;
         let me = identity.public();
         let key = B64.encode(me.sign);
@@ -127,6 +167,17 @@ impl Relay {
                     .json_body(&json!({ "key": key }))
             })
             .await?;
+        if r.status == 403 {
+            #[derive(Deserialize)]
+            struct Retired {
+                successor: String,
+            }
+            if let Ok(retired) = serde_json::from_slice::<Retired>(&r.body) {
+                return Ok(SignIn::Replaced {
+                    successor: retired.successor,
+                });
+            }
+        }
         if r.status != 200 {
             return Err(status_error("challenge", &r));
         }
@@ -183,7 +234,32 @@ impl Relay {
         if r.status != 204 && r.status != 200 {
             return Err(status_error("directory", &r));
         }
-        Ok(relay)
+        Ok(SignIn::Session(relay))
+    }
+
+    /// Retire the signed-in key (`identity`'s) in favour of `successor`, for good:
+    /// it never signs in again, and what it owns at the endpoint passes to the
+    /// successor. A key already retired in favour of another is [`Error::Denied`].
+    pub async fn retire(&self, identity: &Identity, successor: &[u8; 32]) -> Result<()> {
+        let message = [
+            RETIRE_CONTEXT,
+            origin_of(&self.root)?.as_bytes(),
+            b"\n",
+            successor.as_slice(),
+        ]
+        .concat();
+        let body = json!({
+            "successor": B64.encode(successor),
+            "signature": B64.encode(identity.sign(&message)),
+        });
+        let r = self
+            .send(|c, base| c.post(format!("{base}/retire")).json_body(&body))
+            .await?;
+        match r.status {
+            200 => Ok(()),
+            409 => Err(replaced_by_another()),
+            _ => Err(status_error("retire", &r)),
+        }
     }
 
     async fn send(

@@ -82,6 +82,56 @@ pub(crate) fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>>
     Ok(out)
 }
 
+/// Whether `scope` covers a resource with `analysis` (by the rule [`in_scope`]
+/// applies to the record): `Err` says why not, in words fit for both people.
+pub(crate) fn admits(
+    scope: &Scope,
+    analysis: &crate::record::Analysis,
+) -> std::result::Result<(), String> {
+    if !scope.categories.contains(&analysis.category) {
+        let allowed: Vec<&str> = scope.categories.iter().map(|c| c.as_str()).collect();
+        return Err(format!(
+            "{} is outside the grant's categories ({})",
+            analysis.category.as_str(),
+            allowed.join(", ")
+        ));
+    }
+    if !scope.resource_types.is_empty() && !scope.resource_types.contains(&analysis.resource_type) {
+        return Err(format!(
+            "{} is outside the grant's resource types",
+            analysis.resource_type
+        ));
+    }
+    let windowed = scope.data_from.is_some() || scope.data_until.is_some();
+    let sort = analysis.date.as_ref().map(|(_, s)| *s);
+    let before = |d: &Option<String>| -> std::result::Result<Option<i64>, String> {
+        d.as_deref()
+            .map(|d| summary::parse_fhir_date(d).ok_or_else(|| format!("'{d}' is not a date")))
+            .transpose()
+    };
+    match (windowed, sort) {
+        (true, None) => return Err("an undated entry is outside a dated grant".into()),
+        (true, Some(at))
+            if before(&scope.data_from)?.is_some_and(|from| at < from)
+                || before(&scope.data_until)?.is_some_and(|until| at >= until) =>
+        {
+            return Err("its date is outside the grant's dates".into());
+        }
+        _ => {}
+    }
+    if let Some(l) = analysis
+        .labels
+        .iter()
+        .find(|l| !scope.include_labels.contains(&l.label))
+    {
+        return Err(format!(
+            "it is labelled sensitive ({}), which the grant does not include",
+            l.label
+        ));
+    }
+    Ok(())
+}
+
 /// The delivery items for `ids`.
 pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
     let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;

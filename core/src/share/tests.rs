@@ -101,6 +101,7 @@ fn envelopes_are_checked_and_refusals_change_nothing() {
             purpose: "test".into(),
             basis: None,
             duration_s: None,
+            unverified: true,
         },
     )
     .unwrap();
@@ -224,7 +225,7 @@ fn envelopes_are_checked_and_refusals_change_nothing() {
     contribute(
         &carer,
         &handle_of(&patient),
-        &Reading::parse("glucose", "6.1mmol/L").unwrap(),
+        &Reading::parse("pulse", "61").unwrap(),
         None,
     )
     .unwrap();
@@ -240,6 +241,7 @@ fn envelopes_are_checked_and_refusals_change_nothing() {
             purpose: "test".into(),
             basis: None,
             duration_s: None,
+            unverified: true,
         },
     )
     .unwrap();
@@ -283,6 +285,7 @@ fn restricted_items_need_verification_and_hidden_items_stay_back() {
         purpose: String::new(),
         basis: None,
         duration_s: Some(3600),
+        unverified: true,
     };
     assert!(matches!(
         grant(&patient, &new(all.clone())),
@@ -336,6 +339,7 @@ fn restored_profiles_get_their_shared_records_back_and_never_reuse_a_sequence_nu
             purpose: String::new(),
             basis: None,
             duration_s: None,
+            unverified: true,
         },
     )
     .unwrap();
@@ -409,6 +413,7 @@ fn a_grant_without_a_length_lasts_the_persons_default() {
         purpose: String::new(),
         basis: None,
         duration_s: None,
+        unverified: true,
     };
     let days = |g: &GrantInfo| (g.expires_at - crate::time::now_unix() + 60) / 86_400;
     assert_eq!(days(&grant(&patient, &new).unwrap()), 90);
@@ -428,4 +433,327 @@ fn a_grant_without_a_length_lasts_the_persons_default() {
         ..new
     };
     assert_eq!(days(&grant(&patient, &explicit).unwrap()), 3);
+}
+
+/// Replace `p`'s identity as removing a device does.
+fn rotate(p: &Profile) {
+    p.vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            rotation::rotate(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn identity_of(p: &Profile) -> crate::crypto::identity::PublicIdentity {
+    p.vault().write(|c| people::identity(c)).unwrap().public()
+}
+
+#[test]
+fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    patient
+        .import_file(&fixture(), ImportOptions::default())
+        .unwrap();
+    introduce(&patient, &carer);
+    let g = grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Contributor,
+            scope: Scope {
+                categories: vec![Category::VitalSigns],
+                ..Scope::default()
+            },
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap()
+    .grant;
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer, &e).unwrap();
+    }
+    let held = shared_count(&carer);
+    let old = identity_of(&patient);
+    // The carer asks for something before hearing of the change: sealed to the old
+    // keys, for the old mailbox.
+    incoming::request_resync(&carer, &g).unwrap();
+
+    rotate(&patient);
+    let new = identity_of(&patient);
+    assert_ne!(new, old);
+    let queued = drain(&patient);
+    assert_eq!(
+        queued.len(),
+        2,
+        "the announcement, then the re-issued grant"
+    );
+    assert!(queued
+        .iter()
+        .all(|e| e.mailbox == identity_of(&carer).mailbox()));
+
+    // A forged announcement: sealed from the old keys (which a removed device holds),
+    // but the vouch is not theirs over these keys.
+    let retired = rotation::pending(&patient).unwrap().remove(0).old;
+    let evil = crate::crypto::identity::Identity::generate().unwrap();
+    let forged_body = envelope::Body::Keys {
+        keys: evil.public().to_keys(),
+        vouch: base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            evil.vouch_for(&evil.public()),
+        ),
+    };
+    let forged = outbox::Queued {
+        id: 0,
+        mailbox: identity_of(&carer).mailbox(),
+        tag: "forged".into(),
+        body: envelope::seal(
+            &retired,
+            &identity_of(&carer).enc,
+            &identity_of(&carer).mailbox(),
+            "forged",
+            &envelope::Message {
+                v: 1,
+                grant: String::new(),
+                seq: 0,
+                at: 0,
+                body: forged_body,
+            },
+        )
+        .unwrap(),
+    };
+    assert_eq!(problem(deliver(&carer, &forged)), EnvelopeProblem::Tampered);
+    // The re-issued grant before the announcement: from keys the carer does not know.
+    assert_eq!(
+        problem(deliver(&carer, &queued[1])),
+        EnvelopeProblem::UnknownSender
+    );
+    let known = |p: &Profile| {
+        p.vault()
+            .read(|c| Ok(people::list(c)?.into_iter().next().unwrap()))
+            .unwrap()
+    };
+    let before = known(&carer);
+
+    // The announcement, then the grant.
+    assert_eq!(
+        deliver(&carer, &queued[0]).unwrap(),
+        incoming::Applied::KeysChanged(before.person.clone())
+    );
+    let after = known(&carer);
+    assert_eq!(after.person, before.person, "the same person to the carer");
+    let (_, _, keys) = carer
+        .vault()
+        .read(|c| people::find(c, &after.person))
+        .unwrap();
+    assert_eq!(keys, new);
+    assert!(matches!(
+        deliver(&carer, &queued[1]).unwrap(),
+        incoming::Applied::Grant { new: false, .. }
+    ));
+    // A replay of the announcement finds no one with the old keys.
+    assert_eq!(
+        problem(deliver(&carer, &queued[0])),
+        EnvelopeProblem::UnknownSender
+    );
+    assert_eq!(shared_count(&carer), held, "the shared copy is kept");
+
+    // What the carer had queued for the old mailbox goes to the new one, and the
+    // patient opens it with the keys it replaced.
+    let moved = drain(&carer);
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].mailbox, new.mailbox());
+    assert_eq!(
+        deliver(&patient, &moved[0]).unwrap(),
+        incoming::Applied::Resync
+    );
+
+    // What the carer sends from now on is sealed to the new keys: the old ones (all a
+    // removed device holds) open none of it.
+    incoming::request_resync(&carer, &g).unwrap();
+    let fresh = drain(&carer);
+    assert_eq!(fresh.len(), 1);
+    assert!(envelope::open(&retired, &fresh[0].mailbox, &fresh[0].tag, &fresh[0].body).is_err());
+    assert!(envelope::open(&retired, &old.mailbox(), &fresh[0].tag, &fresh[0].body).is_err());
+    deliver(&patient, &fresh[0]).unwrap();
+
+    // New deliveries are sealed from the new keys, and the carer takes them.
+    patient
+        .add_reading(&crate::Reading::parse("weight", "71kg").unwrap(), None)
+        .unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    let next = drain(&patient);
+    assert!(!next.is_empty());
+    for e in &next {
+        deliver(&carer, e).unwrap();
+    }
+    assert!(shared_count(&carer) > held);
+    let audit = audit_log(&carer, 100).unwrap();
+    assert!(audit.iter().any(|e| e.event == "person-keys-changed"));
+}
+
+#[test]
+fn a_carer_writes_only_inside_the_grant_and_both_sides_record_a_refusal() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    patient
+        .import_file(&fixture(), ImportOptions::default())
+        .unwrap();
+    introduce(&patient, &carer);
+    let g = grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Contributor,
+            scope: Scope {
+                categories: vec![Category::VitalSigns],
+                ..Scope::default()
+            },
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap()
+    .grant;
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer, &e).unwrap();
+    }
+    let who = handle_of(&patient);
+    let events = |p: &Profile, event: &str| {
+        audit_log(p, 500)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == event)
+            .count()
+    };
+
+    // The carer's device refuses a mood entry outright: nothing is sent.
+    let mood = crate::Reading::parse("mood", "2").unwrap();
+    match contribute(&carer, &who, &mood, None) {
+        Err(Error::Denied { reason }) => assert!(reason.contains("outside"), "{reason}"),
+        other => panic!("expected Denied, got {other:?}"),
+    }
+    assert!(drain(&carer).is_empty());
+    assert_eq!(events(&carer, "contribution-rejected"), 1);
+
+    // One sent anyway (an older app, a hostile one) is refused by the person's device:
+    // nothing reaches the record or the outbox to the GP, both audit logs say so, and
+    // the carer's device hears why.
+    let obs = crate::readings::observation(
+        &mood,
+        None,
+        &crate::readings::Subject {
+            reference: None,
+            display: "Ned Hintz".into(),
+        },
+        crate::time::now_unix(),
+    )
+    .unwrap();
+    carer
+        .vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            let me = people::identity(&tx)?;
+            let mut row = outbox::grant_row(&tx, &g)?;
+            outbox::send_on_grant(
+                &tx,
+                &me,
+                &mut row,
+                envelope::Body::Contribution {
+                    resources: vec![obs.to_string()],
+                },
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    let before = patient.stats().unwrap().resources;
+    let sent = drain(&carer);
+    assert_eq!(
+        problem(deliver(&patient, &sent[0])),
+        EnvelopeProblem::NotAllowed
+    );
+    assert_eq!(patient.stats().unwrap().resources, before);
+    assert!(crate::sync::outbox(&patient).unwrap().is_empty());
+    assert_eq!(events(&patient, "contribution-rejected"), 1);
+    let told = drain(&patient);
+    assert_eq!(told.len(), 1);
+    match deliver(&carer, &told[0]).unwrap() {
+        incoming::Applied::ContributionRefused(why) => {
+            assert!(why.contains("outside the grant"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(events(&carer, "contribution-rejected"), 2);
+
+    // Inside the grant, it is applied.
+    contribute(
+        &carer,
+        &who,
+        &crate::Reading::parse("pulse", "64").unwrap(),
+        None,
+    )
+    .unwrap();
+    for e in drain(&carer) {
+        assert_eq!(
+            deliver(&patient, &e).unwrap(),
+            incoming::Applied::Contribution(1)
+        );
+    }
+    assert_eq!(
+        patient.stats().unwrap().resources,
+        before + 2,
+        "the entry and its provenance"
+    );
+}
+
+#[test]
+fn people_are_found_by_id_name_or_a_prefix_only_one_has() {
+    let d = tempfile::tempdir().unwrap();
+    let me = profile(&d.path().join("p"), "Ned Hintz");
+    let add = |name: &str| {
+        let id = crate::crypto::identity::Identity::generate()
+            .unwrap()
+            .public();
+        me.vault()
+            .write(|c| {
+                let tx = c.transaction()?;
+                people::upsert_person(&tx, name, &id, RELAY)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+        id.handle()
+    };
+    let sam = add("Sam Carer");
+    let other = add("Samira Khan");
+    let find = |who: &str| me.vault().read(|c| Ok(people::find(c, who)?.1.person));
+    assert_eq!(find(&sam).unwrap(), sam);
+    assert_eq!(find("sam carer").unwrap(), sam, "a whole name, any case");
+    assert_eq!(find("samI").unwrap(), other, "a prefix only one name has");
+    assert_eq!(find(&other[..5]).unwrap(), other, "a prefix of the id");
+    match find("Sam") {
+        Err(Error::InvalidInput { reason }) => {
+            assert!(
+                reason.contains("Sam Carer") && reason.contains("Samira Khan"),
+                "{reason}"
+            );
+            assert!(reason.contains(&sam) && reason.contains(&other), "{reason}");
+        }
+        other => panic!("expected an ambiguity, got {other:?}"),
+    }
+    assert!(matches!(find("Bob"), Err(Error::NotFound { .. })));
+    assert!(matches!(find("  "), Err(Error::InvalidInput { .. })));
 }

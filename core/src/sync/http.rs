@@ -51,16 +51,15 @@ pub(crate) struct Http {
     max_body: usize,
 }
 
-/// TLS through rustls with ring and the Mozilla roots from webpki-roots.
+/// TLS through rustls with ring, the Mozilla roots from webpki-roots, and what the app
+/// added per host (extra roots, pins: see [`super::trust`]).
 fn tls() -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(super::trust::Verifier::new()?))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
@@ -183,6 +182,14 @@ impl Http {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
+                    // A certificate refused is refused again: say so now.
+                    if let Some(why) = super::trust::certificate_refusal(&e) {
+                        return Err(Error::Denied {
+                            reason: format!(
+                                "the server did not prove who it is: its certificate was refused ({why})"
+                            ),
+                        });
+                    }
                     last = if e.is_timeout() {
                         "the request timed out".into()
                     } else if e.is_connect() {

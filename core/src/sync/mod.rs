@@ -25,6 +25,7 @@ mod push;
 mod refs;
 mod sources;
 mod state;
+pub mod trust;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

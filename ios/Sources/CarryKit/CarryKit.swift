@@ -250,20 +250,23 @@ public final class CarryProfile: Sendable {
     }
 
     /// Grant access, or change the grant the person holds. `CarryError.Denied` if the
-    /// scope includes sensitivity labels and the person is not verified. New access is
-    /// also delivered to `newAccess()`. It reaches them at the next `exchange`.
+    /// person is not verified (unless `unverified` is set), or if the scope includes
+    /// sensitivity labels and they are not. New access is also delivered to
+    /// `newAccess()`. It reaches them at the next `exchange`.
     public func grant(_ grant: NewGrant) async throws -> GrantInfo {
         try await ffi.grant(grant: grant)
     }
 
-    /// Grant `person` access as `role` to `categories` for `purpose` (default 90 days).
+    /// Grant `person` access as `role` to `categories` for `purpose` (default 90 days);
+    /// a person never verified only with `unverified: true`.
     public func grant(
         _ person: String, role: Role, categories: [Category], purpose: String,
-        basis: Basis? = nil, durationSeconds: Int64? = nil
+        basis: Basis? = nil, durationSeconds: Int64? = nil, unverified: Bool = false
     ) async throws -> GrantInfo {
         try await ffi.grant(grant: NewGrant(
             person: person, role: role, scope: Scope(categories: categories),
-            purpose: purpose, basis: basis, durationSeconds: durationSeconds))
+            purpose: purpose, basis: basis, durationSeconds: durationSeconds,
+            unverified: unverified))
     }
 
     /// Every grant made by this profile (`out`) or to it (`in`), newest first.
@@ -453,9 +456,13 @@ public final class CarryProfile: Sendable {
         try await ffi.devices()
     }
 
-    /// Remove device `id`: nothing more is sent to it or taken from it. What it holds
-    /// stays on it. `CarryError.InvalidInput` for this device itself.
-    public func removeDevice(_ id: String) async throws {
+    /// Remove device `id`: nothing more is sent to it or taken from it, and the
+    /// profile's keys and recovery code are replaced (the old keys stop signing in
+    /// after the next `exchange`). Returns the new recovery code, for the person to
+    /// write down. What it holds stays on it. `CarryError.InvalidInput` for this
+    /// device itself.
+    @discardableResult
+    public func removeDevice(_ id: String) async throws -> String {
         try await ffi.removeDevice(id: id)
     }
 

@@ -285,7 +285,11 @@ class CarryProfile private constructor(
      */
     suspend fun grant(grant: NewGrant): GrantInfo = profile.grant(grant)
 
-    /** Grant [person] access as [role] to [categories] for [purpose] (default 90 days). */
+    /**
+     * Grant [person] access as [role] to [categories] for [purpose] (default 90 days).
+     * A person never verified is refused with `CarryException.Denied` unless
+     * [unverified] is true: ask the person to compare safety numbers first.
+     */
     suspend fun grant(
         person: String,
         role: Role,
@@ -293,9 +297,12 @@ class CarryProfile private constructor(
         purpose: String,
         basis: Basis? = null,
         durationSeconds: Long? = null,
+        unverified: Boolean = false,
     ): GrantInfo {
         require(durationSeconds == null || durationSeconds > 0) { "durationSeconds must be positive" }
-        return profile.grant(NewGrant(person, role, Scope(categories = categories), purpose, basis, durationSeconds))
+        return profile.grant(
+            NewGrant(person, role, Scope(categories = categories), purpose, basis, durationSeconds, unverified),
+        )
     }
 
     /** Every grant made by this profile (`out`) or to it (`in`), newest first. */
@@ -473,10 +480,13 @@ class CarryProfile private constructor(
     suspend fun devices(): List<Device> = profile.devices()
 
     /**
-     * Remove device [id]: nothing more is sent to it or taken from it. What it holds
-     * stays on it. `CarryException.InvalidInput` for this device itself.
+     * Remove device [id]: nothing more is sent to it or taken from it, and the
+     * profile's keys and recovery code are replaced (the old keys stop signing in
+     * after the next [exchange]). Returns the new recovery code, for the person to
+     * write down. What it holds stays on it. `CarryException.InvalidInput` for this
+     * device itself.
      */
-    suspend fun removeDevice(id: String) = profile.removeDevice(id)
+    suspend fun removeDevice(id: String): String = profile.removeDevice(id)
 
     /** Make device [id] the primary, the one that talks to other people's devices. */
     suspend fun setPrimaryDevice(id: String) = profile.setPrimaryDevice(id)

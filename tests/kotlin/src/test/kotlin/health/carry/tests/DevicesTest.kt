@@ -21,6 +21,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotEquals
 import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
@@ -169,8 +170,12 @@ class DevicesTest {
                             phone.removeDevice(onPhone.self().id)
                         })
 
-                        // The phone removes the tablet: listed as removed, nothing more taken from it.
-                        phone.removeDevice(tabletId)
+                        // The phone removes the tablet: listed as removed, nothing more taken from it,
+                        // and the profile's recovery code is replaced.
+                        val oldCode = phone.recoveryCode()
+                        val newCode = phone.removeDevice(tabletId)
+                        assertNotEquals(oldCode, newCode)
+                        assertEquals(newCode, phone.recoveryCode())
                         val after = phone.devices()
                         assertEquals(2, after.size)
                         val removed = after.single { it.id == tabletId }

@@ -247,7 +247,19 @@ class ShareTest {
                     val carerId = carer.myIdentity().person
 
                     val access = async(start = CoroutineStart.UNDISPATCHED) { patient.newAccess.first() }
-                    val grant = patient.grant(carerId, Role.VIEWER, listOf(Category.VITAL_SIGNS), "to keep an eye on me")
+                    // Not verified: refused, saying why, unless the person says so.
+                    assertReasonful(
+                        assertThrowsSuspend<CarryException.Denied> {
+                            patient.grant(carerId, Role.VIEWER, listOf(Category.VITAL_SIGNS), "to keep an eye on me")
+                        },
+                    )
+                    val grant = patient.grant(
+                        carerId,
+                        Role.VIEWER,
+                        listOf(Category.VITAL_SIGNS),
+                        "to keep an eye on me",
+                        unverified = true,
+                    )
                     assertTrue(grant.newAccess)
                     val seen = withTimeout(10_000) { access.await() }
                     assertEquals(carerId, seen.person)

@@ -1,0 +1,24 @@
+-- Carry vault schema, version 11: removing a device replaces the profile's identity.
+--
+-- The identity's keys as they were before each replacement, on the device that made
+-- it: the old key signs the retirement at the endpoint (and the word that vouches for
+-- the new keys), and the old X25519 key still opens envelopes sealed to it before the
+-- people it knows heard of the change. `finished_at` is set once the endpoint has
+-- retired the old key and its mailbox was read to the end. Never in a backup.
+CREATE TABLE identity_retired (
+    id             INTEGER PRIMARY KEY,
+    sign_pkcs8     BLOB NOT NULL,
+    enc_secret     BLOB NOT NULL,
+    -- The old identity's signature that the current keys replace it.
+    vouch          BLOB NOT NULL,
+    successor_sign BLOB NOT NULL,
+    retired_at     INTEGER NOT NULL,
+    finished_at    INTEGER
+);
+
+-- When the identity was last replaced (0: never), so devices agree on the newest.
+ALTER TABLE identity ADD COLUMN rotated_at INTEGER NOT NULL DEFAULT 0;
+
+-- When a person's keys last changed (0: as first exchanged), so a person's devices
+-- agree on the newest.
+ALTER TABLE people ADD COLUMN keys_at INTEGER NOT NULL DEFAULT 0;
