@@ -212,7 +212,9 @@ pub struct OutboxEntry {
     pub item_id: i64,
     /// The provider it goes to.
     pub source: String,
-    /// `pending`, `sent` or `stuck`.
+    /// `pending` (goes at the next sync), `held` (kept back until released),
+    /// `dropped` (never goes), `withheld` (the push rules keep it back: a sensitive
+    /// reading, or a kind not sent there), `sent` or `stuck`.
     pub state: String,
     /// Failed tries so far.
     pub attempts: i64,
@@ -369,11 +371,89 @@ impl Profile {
         Ok(reports.into_iter().map(Into::into).collect())
     }
 
-    /// The person's readings on their way to providers, newest first.
+    /// The person's readings on their way to providers, newest first, then those
+    /// the push rules keep back (`withheld`).
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>> {
         let core = self.core.clone();
         let all = blocking(move || cs::outbox(&core)).await?;
         Ok(all.into_iter().map(Into::into).collect())
+    }
+
+    /// Hold, release or drop the reading `item_id` on its way to `source` (null: to
+    /// every provider) before it leaves. Returns the queue entries changed.
+    /// `NotFound` if it is not on its way there; `Conflict` if it was sent, dropped,
+    /// or (for a release) not held.
+    pub async fn hold_reading(
+        &self,
+        item_id: i64,
+        source: Option<String>,
+        action: HoldAction,
+    ) -> Result<u64> {
+        let core = self.core.clone();
+        blocking(move || cs::hold_reading(&core, item_id, source.as_deref(), action.into())).await
+    }
+
+    /// Whether readings of `kind` (weight, bp, pulse, glucose, mood, or `sensitive`
+    /// for anything labelled) go to `source` (null: every provider): `allow` true or
+    /// false sets the rule, null removes it. Without a rule a reading goes unless it
+    /// is labelled sensitive (a mood-diary entry is).
+    pub async fn set_push_rule(
+        &self,
+        source: Option<String>,
+        kind: String,
+        allow: Option<bool>,
+    ) -> Result<()> {
+        let core = self.core.clone();
+        blocking(move || cs::set_push_rule(&core, source.as_deref(), &kind, allow)).await
+    }
+
+    /// The push rules the person set.
+    pub async fn push_rules(&self) -> Result<Vec<PushRule>> {
+        let core = self.core.clone();
+        let all = blocking(move || cs::push_rules(&core)).await?;
+        Ok(all.into_iter().map(Into::into).collect())
+    }
+}
+
+/// What to do with a reading on its way to providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum HoldAction {
+    /// Keep it back until released.
+    Hold,
+    /// Let a held reading go at the next sync.
+    Release,
+    /// Never send it (it stays in the record).
+    Drop,
+}
+
+impl From<HoldAction> for cs::Hold {
+    fn from(a: HoldAction) -> Self {
+        match a {
+            HoldAction::Hold => cs::Hold::Hold,
+            HoldAction::Release => cs::Hold::Release,
+            HoldAction::Drop => cs::Hold::Drop,
+        }
+    }
+}
+
+/// One push rule.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PushRule {
+    /// The provider it applies to; null: every provider.
+    pub source: Option<String>,
+    /// The reading kind, or `sensitive`.
+    pub kind: String,
+    /// Whether such readings go.
+    pub allow: bool,
+}
+
+impl From<cs::PushRule> for PushRule {
+    fn from(r: cs::PushRule) -> Self {
+        PushRule {
+            source: r.source,
+            kind: r.kind,
+            allow: r.allow,
+        }
     }
 }
 

@@ -293,7 +293,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             full,
             deletions,
         } => crate::sync_cmds::sync_now(home, as_json, name, budget, full, deletions),
-        Command::Outbox => crate::sync_cmds::outbox(home, as_json),
+        Command::Outbox { action } => crate::sync_cmds::outbox(home, as_json, action),
         Command::Endpoint { action } => sc::endpoint(home, as_json, action),
         Command::Id => sc::id(home, as_json),
         Command::Invite => sc::invite(home, as_json),

@@ -132,8 +132,12 @@ enum Command {
         #[arg(long)]
         deletions: bool,
     },
-    /// Your readings on their way to providers, and any that are stuck.
-    Outbox,
+    /// Your readings on their way to providers (and any kept back or stuck); hold,
+    /// release or drop one before it leaves.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<sync_cmds::OutboxAction>,
+    },
     /// The endpoint whose relay and share host this profile uses.
     Endpoint {
         #[command(subcommand)]

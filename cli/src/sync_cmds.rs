@@ -63,6 +63,18 @@ pub enum SourceAction {
         /// Its new FHIR R4 base URL.
         url: String,
     },
+    /// Say whether readings of a kind go to a provider: KIND is weight, bp, pulse,
+    /// glucose, mood, or sensitive (anything labelled; by default such readings never
+    /// go). Without --source, for every provider.
+    Push {
+        /// The reading kind, or `sensitive`.
+        kind: String,
+        /// allow, deny, or clear (back to the default).
+        rule: String,
+        /// Only for this provider.
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// Sign in to a SMART provider: prints the address to open, then reads the address
     /// the browser was sent back to.
     Login {
@@ -191,6 +203,30 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
                     if let Some(err) = err {
                         say!("{err}");
                     }
+                }
+            }
+        }
+        SourceAction::Push { kind, rule, source } => {
+            let allow = match rule.as_str() {
+                "allow" => Some(true),
+                "deny" => Some(false),
+                "clear" => None,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "'{other}' is not a rule: allow, deny or clear"
+                    )))
+                }
+            };
+            sync::set_push_rule(&profile, source.as_deref(), &kind, allow)?;
+            let rules = sync::push_rules(&profile)?;
+            if as_json {
+                print_json(&rules)?;
+            } else {
+                let to = source.as_deref().unwrap_or("every provider");
+                match allow {
+                    Some(true) => say!("{kind} readings go to {to}."),
+                    Some(false) => say!("{kind} readings do not go to {to}."),
+                    None => say!("{kind} readings to {to} follow the default again."),
                 }
             }
         }
@@ -454,9 +490,60 @@ fn relay_line(r: &carry_core::share::ExchangeReport) -> String {
     format!("relay: {}", parts.join(", "))
 }
 
+/// What `carry outbox` does to one reading.
+#[derive(clap::Subcommand)]
+pub enum OutboxAction {
+    /// Keep a reading back from providers until you release it.
+    Hold {
+        /// The reading's item id (from carry outbox).
+        id: i64,
+        /// Only on its way to this provider.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Let a held reading go at the next sync.
+    Release {
+        /// The reading's item id.
+        id: i64,
+        /// Only on its way to this provider.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Never send a reading (it stays in your record).
+    Drop {
+        /// The reading's item id.
+        id: i64,
+        /// Only on its way to this provider.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
 /// `carry outbox`.
-pub fn outbox(home: &Path, as_json: bool) -> Result<u8> {
-    let entries = sync::outbox(&open(home)?)?;
+pub fn outbox(home: &Path, as_json: bool, action: Option<OutboxAction>) -> Result<u8> {
+    let profile = open(home)?;
+    if let Some(action) = action {
+        let (id, source, what) = match action {
+            OutboxAction::Hold { id, source } => (id, source, sync::Hold::Hold),
+            OutboxAction::Release { id, source } => (id, source, sync::Hold::Release),
+            OutboxAction::Drop { id, source } => (id, source, sync::Hold::Drop),
+        };
+        let n = sync::hold_reading(&profile, id, source.as_deref(), what)?;
+        if as_json {
+            print_json(&json!({ "item": id, "changed": n }))?;
+        } else {
+            say!(
+                "#{id}: {}",
+                match what {
+                    sync::Hold::Hold => "held; it stays here until you release it",
+                    sync::Hold::Release => "released; it goes at the next sync",
+                    sync::Hold::Drop => "dropped; it will not be sent",
+                }
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let entries = sync::outbox(&profile)?;
     if as_json {
         print_json(&entries)?;
     } else if entries.is_empty() {

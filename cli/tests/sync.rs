@@ -396,6 +396,110 @@ fn a_reading_reaches_the_gp_exactly_once_despite_retries() {
     assert_eq!(bp[0]["also_from"], serde_json::json!(["gp"]));
 }
 
+/// The GP's Observations for `PATIENT` whose JSON mentions `needle`, looked at
+/// directly (an open server over the same database).
+fn at_the_gp(db: &str, needle: &str) -> usize {
+    let open = serve(db, &["--auth", "none"]);
+    let body: Value = ureq::get(&format!(
+        "{}/gp/fhir/Observation?patient={PATIENT}&_count=500",
+        open.base
+    ))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_json()
+    .unwrap();
+    body["entry"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["resource"].to_string().contains(needle))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_person_decides_what_goes_to_the_gp_and_a_sensitive_copy_stays_labelled() {
+    let (_d, db, _) = seeded(BUNDLE, true);
+    let ep = serve(&db, &[]);
+    let (_h, home) = profile_for(&ep, &["gp"], PATIENT);
+    sync(&home, &[]);
+    let id_of = |home: &Path, what: &str| -> i64 {
+        json(home, &["outbox", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["display"].as_str().unwrap_or("").contains(what))
+            .unwrap_or_else(|| panic!("{what} in the outbox"))["item_id"]
+            .as_i64()
+            .unwrap()
+    };
+    // A mistaken weight is held, a mood entry is kept back by default.
+    ok(&home, &["add", "weight", "172.5kg"]);
+    ok(&home, &["add", "mood", "2"]);
+    let weight = id_of(&home, "172.5");
+    let mood = id_of(&home, "Mood");
+    ok(&home, &["outbox", "hold", &weight.to_string()]);
+    let states: Vec<(i64, String)> = json(&home, &["outbox", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["item_id"].as_i64().unwrap(),
+                e["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&(weight, "held".into())), "{states:?}");
+    assert!(states.contains(&(mood, "withheld".into())), "{states:?}");
+    for _ in 0..2 {
+        sync(&home, &[]);
+    }
+    assert_eq!(at_the_gp(&db, "172.5"), 0, "a held reading never leaves");
+    assert_eq!(
+        at_the_gp(&db, "mood-diary"),
+        0,
+        "nor a sensitive one by default"
+    );
+    // Dropped for good: it cannot be released.
+    ok(&home, &["outbox", "drop", &weight.to_string()]);
+    let out = run(&home, &["outbox", "release", &weight.to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    sync(&home, &[]);
+    assert_eq!(at_the_gp(&db, "172.5"), 0);
+
+    // She chooses to send her mood diary to the GP: it goes once, and the copy the GP
+    // sends back is as restricted as her own entry.
+    ok(
+        &home,
+        &["source", "push", "mood", "allow", "--source", "gp"],
+    );
+    for _ in 0..2 {
+        sync(&home, &[]);
+    }
+    assert_eq!(at_the_gp(&db, "mood-diary"), 1);
+    let moods: Vec<Value> = timeline(&home)
+        .into_iter()
+        .filter(|i| i["display"].as_str().unwrap_or("").contains("Mood"))
+        .collect();
+    assert_eq!(moods.len(), 1, "one fact: {moods:?}");
+    assert_eq!(moods[0]["also_from"], serde_json::json!(["gp"]));
+    let gp_copy = json(&home, &["timeline", "--source", "gp", "--json"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["display"].as_str().unwrap_or("").contains("Mood"))
+        .cloned()
+        .expect("the GP's copy");
+    assert_eq!(
+        gp_copy["sensitivity"],
+        serde_json::json!(["PSY"]),
+        "{gp_copy}"
+    );
+}
+
 #[test]
 fn open_and_bearer_servers_and_plain_searches_sync_too() {
     let (_d, db, counts) = seeded(BUNDLE, false);

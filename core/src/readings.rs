@@ -391,6 +391,24 @@ pub fn observation(
     Ok(obs)
 }
 
+/// The reading kinds, as push policies name them: `weight`, `bp`, `pulse`, `glucose`
+/// and `mood`.
+pub const KINDS: &[&str] = &["weight", "bp", "pulse", "glucose", "mood"];
+
+/// The kind of a reading Carry made (see [`KINDS`]), from its code; `None` for
+/// anything else.
+pub fn kind_of(observation: &Value) -> Option<&'static str> {
+    let coding = observation["code"]["coding"].as_array()?;
+    coding.iter().find_map(|c| match c["code"].as_str()? {
+        "29463-7" => Some("weight"),
+        "85354-9" => Some("bp"),
+        "8867-4" => Some("pulse"),
+        "15074-8" | "2339-0" => Some("glucose"),
+        "mood-diary" => Some("mood"),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

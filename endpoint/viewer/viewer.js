@@ -813,7 +813,11 @@
     if (typeof link.exp === 'number') card.appendChild(el('p', 'label', 'Shared until ' + formatEpoch(link.exp)));
     var form = el('form');
     form.setAttribute('novalidate', '');
-    field('Your name or organisation (shown to the patient)', 'recipient', 'text', DEFAULT_RECIPIENT).forEach(function (n) {
+    // Who opens it is the clinician's to say: the patient sees it in their log.
+    field('Your name (the patient sees who opened their summary)', 'recipient', 'text').forEach(function (n) {
+      form.appendChild(n);
+    });
+    field('Your role or team, e.g. A&E doctor (optional)', 'role', 'text').forEach(function (n) {
       form.appendChild(n);
     });
     var needsPasscode = link.flag.indexOf('P') >= 0 && link.flag.indexOf('U') < 0;
@@ -837,7 +841,13 @@
       event.preventDefault();
       var old = document.getElementById('message');
       if (old) old.parentNode.removeChild(old);
-      var recipient = document.getElementById('recipient').value.trim().slice(0, 200) || DEFAULT_RECIPIENT;
+      var name = plainRecipient(document.getElementById('recipient').value);
+      var role = plainRecipient(document.getElementById('role').value);
+      if (!name) {
+        card.insertBefore(messageBox('Enter your name: the patient sees who opened their summary.', 'name-missing'), form);
+        return;
+      }
+      var recipient = role ? (name + ', ' + role).slice(0, 200) : name;
       var passcodeInput = document.getElementById('passcode');
       var passcode = passcodeInput ? passcodeInput.value : '';
       if (needsPasscode && !passcode) {

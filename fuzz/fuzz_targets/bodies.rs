@@ -2,8 +2,9 @@
 //! body (a backup upload, which streams to a file; relay posts; a key retirement; a
 //! share-link owner call; a SMART token request), whether the caller is signed in,
 //! what `Content-Length` claims (nothing, the truth, less, more, or nonsense), and
-//! how the bytes are cut into chunks. The in-flight budget is small, so the budget's
-//! 503 path is reached too. Every answer must be an answer (no panic), never a 500,
+//! how the bytes are cut into chunks. The in-flight budget is the smallest the
+//! endpoint accepts with its limits, so a claimed length past it meets the budget's
+//! 503. Every answer must be an answer (no panic), never a 500,
 //! and a caller who is not signed in is refused before any of the body counts: 401,
 //! or 413 for a declared length past the route's limit.
 #![no_main]
@@ -28,7 +29,7 @@ fn world() -> &'static signed_in::Endpoint {
         signed_in::endpoint(
             "bodies",
             &[
-                "--body-budget-bytes", "1048576",
+                "--body-budget-bytes", "9437184",
                 "--backup-max-bytes", "262144",
                 "--relay-max-envelope", "65536",
             ],

@@ -69,7 +69,16 @@ async function messageText(page) {
   return page.$eval('#message', (el) => el.textContent);
 }
 
+/** The name and role a clinician types: the form asks, and fills in nothing. */
+const CLINICIAN = 'Dr Test';
+const ROLE = 'A&E';
+
 async function submit(page, passcode) {
+  await page.waitForSelector('#recipient');
+  if (!(await page.$eval('#recipient', (el) => el.value))) {
+    await page.type('#recipient', CLINICIAN);
+    await page.type('#role', ROLE);
+  }
   if (passcode !== undefined) {
     await page.waitForSelector('#passcode');
     await page.type('#passcode', passcode);
@@ -139,7 +148,7 @@ test('a passcode link opens: the allergy and the medicine are shown', { timeout:
   const log = await h.owner(server.base, token, 'GET', `/shl/v1/links/${link.id}/accesses`);
   assert.deepEqual(
     log.body.accesses.map((a) => [a.outcome, a.via, a.recipient]),
-    [['ok', 'manifest', 'Clinician (web viewer)']],
+    [['ok', 'manifest', `${CLINICIAN}, ${ROLE}`]],
     'the manifest and the file fetched through its location are one opening'
   );
   await page.close();
@@ -156,6 +165,20 @@ test('a wrong passcode says how many attempts are left', { timeout: 60000 }, asy
   await submit(page, PASSCODE);
   await page.waitForSelector('#summary', { timeout: 20000 });
   onlyTheEndpoint(requests, link.key);
+  await page.close();
+});
+
+test('the clinician gives their name: nothing is fetched without it', { timeout: 60000 }, async () => {
+  const link = await makeLink({ flags: 'P', passcode: PASSCODE });
+  const { page, requests } = await open(link.shlink);
+  await page.waitForSelector('#recipient');
+  assert.equal(await page.$eval('#recipient', (el) => el.value), '', 'nothing is filled in for them');
+  await page.type('#passcode', PASSCODE);
+  await page.click('#open');
+  assert.match(await messageText(page), /Enter your name/);
+  assert.deepEqual(requests.filter((r) => r.url.includes('/shl/')), [], 'no request went out');
+  await submit(page);
+  await page.waitForSelector('#summary', { timeout: 20000 });
   await page.close();
 });
 

@@ -21,6 +21,8 @@ async function main() {
     const page = await browser.newPage();
     await page.setViewport({ width: 412, height: 915, deviceScaleFactor: 1 });
     await page.goto(link, { waitUntil: 'load' });
+    await page.waitForSelector('#recipient', { timeout: 15000 });
+    await page.type('#recipient', 'Dr Screenshot');
     if (passcode) {
       await page.waitForSelector('#passcode', { timeout: 15000 });
       await page.type('#passcode', passcode);

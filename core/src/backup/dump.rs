@@ -25,6 +25,7 @@ pub(crate) const TABLES: &[&str] = &[
     "resources",
     "resource_keys",
     "provider_sources",
+    "push_policy",
     "outbox",
     "identity",
     "people",

@@ -38,7 +38,7 @@ use crate::profile::Profile;
 
 pub use login::{sandbox_consent, LoginStart};
 pub(crate) use push::enqueue as enqueue_readings;
-pub use push::OutboxEntry;
+pub use push::{Hold, OutboxEntry, PushRule, SENSITIVE};
 pub use sources::{
     AuthKind, NewSource, ProviderKind, SourceInfo, DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
 };
@@ -168,6 +168,36 @@ pub fn list_sources(profile: &Profile) -> Result<Vec<SourceInfo>> {
 /// The patient's readings on their way to providers, newest first.
 pub fn outbox(profile: &Profile) -> Result<Vec<OutboxEntry>> {
     push::list(profile)
+}
+
+/// Hold, release or drop the reading `item_id` on its way to `source` (or every
+/// provider) before it leaves; a sent reading cannot be. Returns the queue entries
+/// changed; `NotFound` if it is not on its way there, `Conflict` if nothing could be.
+pub fn hold_reading(
+    profile: &Profile,
+    item_id: i64,
+    source: Option<&str>,
+    what: Hold,
+) -> Result<u64> {
+    push::hold(profile, item_id, source, what)
+}
+
+/// Whether readings of `kind` (weight, bp, pulse, glucose, mood, or `sensitive` for
+/// anything labelled) go to the provider `source` (or, with `None`, every provider):
+/// `Some(allow)` sets the rule, `None` removes it. Without a rule a reading goes unless
+/// it is labelled sensitive (a mood-diary entry is).
+pub fn set_push_rule(
+    profile: &Profile,
+    source: Option<&str>,
+    kind: &str,
+    allow: Option<bool>,
+) -> Result<()> {
+    push::set_policy(profile, source, kind, allow)
+}
+
+/// The push rules the person set.
+pub fn push_rules(profile: &Profile) -> Result<Vec<PushRule>> {
+    push::policy(profile)
 }
 
 /// Start signing in to a SMART source: the URL to open in a browser. The app then

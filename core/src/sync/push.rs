@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -31,7 +31,9 @@ pub struct OutboxEntry {
     pub item_id: i64,
     /// The provider it is going to.
     pub source: String,
-    /// `pending`, `sent` or `stuck`.
+    /// `pending` (goes at the next sync), `held` (kept back until released),
+    /// `dropped` (never goes), `withheld` (the push policy keeps it back: a sensitive
+    /// reading, or a kind not sent to this provider), `sent` or `stuck`.
     pub state: String,
     /// How many times sending it failed.
     pub attempts: i64,
@@ -46,11 +48,12 @@ pub struct OutboxEntry {
 pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
     profile.vault().read(|c| {
         let mut stmt = c.prepare(
-            "SELECT o.resource_id, s.name, o.state, o.attempts, o.last_error, r.display, o.sent_at
+            "SELECT o.resource_id, s.name, coalesce(o.hold, o.state), o.attempts, o.last_error,
+                    r.display, o.sent_at
              FROM outbox o JOIN sources s ON s.id = o.source_id JOIN resources r ON r.id = o.resource_id
              ORDER BY o.id DESC",
         )?;
-        let rows = stmt
+        let mut rows: Vec<OutboxEntry> = stmt
             .query_map([], |r| {
                 Ok(OutboxEntry {
                     item_id: r.get(0)?,
@@ -63,26 +66,271 @@ pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        // What the policy keeps back is listed too, so the person sees that it stays.
+        let policy = Policy::load(c)?;
+        for cand in candidates(c)? {
+            if !policy.allows(&cand) {
+                rows.push(OutboxEntry {
+                    item_id: cand.item_id,
+                    source: cand.source_name,
+                    state: "withheld".into(),
+                    attempts: 0,
+                    last_error: None,
+                    display: cand.display,
+                    sent_at: None,
+                });
+            }
+        }
         Ok(rows)
     })
 }
 
-/// Queue every reading the person (or their carer) entered that is not yet queued for
-/// every provider that takes readings. Runs when a reading is added and before each
-/// push, so a source added later also receives the readings made before it.
-pub(crate) fn enqueue(tx: &rusqlite::Connection, now: i64) -> Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO outbox (resource_id, source_id, identifier, state, created_at)
-         SELECT r.id, p.source_id, json_extract(r.json, '$.identifier[0].system') || '|' ||
-                json_extract(r.json, '$.identifier[0].value'), 'pending', ?1
+/// A reading not yet queued for a provider that takes readings.
+struct Candidate {
+    item_id: i64,
+    source_id: i64,
+    source_name: String,
+    identifier: String,
+    kind: Option<&'static str>,
+    sensitive: bool,
+    display: String,
+}
+
+/// Every reading the person (or their carer) entered that is not yet queued for a
+/// provider that takes readings, once per such provider.
+fn candidates(c: &rusqlite::Connection) -> Result<Vec<Candidate>> {
+    let mut stmt = c.prepare(
+        "SELECT r.id, p.source_id, ps.name, json_extract(r.json, '$.identifier[0].system') || '|' ||
+                json_extract(r.json, '$.identifier[0].value'), r.json, r.sensitivity, r.display
          FROM resources r JOIN sources s ON s.id = r.source_id
-         CROSS JOIN provider_sources p
+         CROSS JOIN provider_sources p JOIN sources ps ON ps.id = p.source_id
          WHERE p.push AND s.kind = 'self' AND r.rtype = 'Observation'
            AND r.entered_by IN ('self', 'carer')
-           AND json_extract(r.json, '$.identifier[0].value') IS NOT NULL",
-        [now],
+           AND json_extract(r.json, '$.identifier[0].value') IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM outbox o
+                           WHERE o.resource_id = r.id AND o.source_id = p.source_id)
+         ORDER BY r.id",
     )?;
+    let rows = stmt
+        .query_map([], |r| {
+            let json: String = r.get(4)?;
+            let labels: String = r.get(5)?;
+            Ok(Candidate {
+                item_id: r.get(0)?,
+                source_id: r.get(1)?,
+                source_name: r.get(2)?,
+                identifier: r.get(3)?,
+                kind: serde_json::from_str::<Value>(&json)
+                    .ok()
+                    .and_then(|v| crate::readings::kind_of(&v)),
+                sensitive: !labels.trim().is_empty(),
+                display: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// The push-policy name for every reading labelled sensitive.
+pub const SENSITIVE: &str = "sensitive";
+
+/// The person's push policy: per source (0: every source) and kind, allowed or not.
+struct Policy(std::collections::HashMap<(i64, String), bool>);
+
+impl Policy {
+    fn load(c: &rusqlite::Connection) -> Result<Policy> {
+        let rows = c
+            .prepare("SELECT source_id, kind, allow FROM push_policy")?
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Policy(rows))
+    }
+
+    fn rule(&self, source: i64, kind: &str) -> Option<bool> {
+        self.0
+            .get(&(source, kind.to_string()))
+            .or_else(|| self.0.get(&(0, kind.to_string())))
+            .copied()
+    }
+
+    /// A rule for the reading's kind decides; else a sensitive reading goes only
+    /// where sensitive readings are allowed; else it goes.
+    fn allows(&self, c: &Candidate) -> bool {
+        match c.kind.and_then(|k| self.rule(c.source_id, k)) {
+            Some(allow) => allow,
+            None if c.sensitive => self.rule(c.source_id, SENSITIVE).unwrap_or(false),
+            None => true,
+        }
+    }
+}
+
+/// Queue every reading the person (or their carer) entered that is not yet queued,
+/// for every provider that takes readings and that the push policy lets it go to.
+/// Runs when a reading is added and before each push, so a source added later also
+/// receives the readings made before it, and a rule relaxed later sends what it kept.
+pub(crate) fn enqueue(tx: &rusqlite::Connection, now: i64) -> Result<()> {
+    let policy = Policy::load(tx)?;
+    for c in candidates(tx)? {
+        if policy.allows(&c) {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (resource_id, source_id, identifier, state, created_at)
+                 VALUES (?1, ?2, ?3, 'pending', ?4)",
+            )?
+            .execute(params![c.item_id, c.source_id, c.identifier, now])?;
+        }
+    }
     Ok(())
+}
+
+/// Set the push rule for `kind` (a reading kind, or [`SENSITIVE`]) for the provider
+/// `source` or, with `None`, every provider: `Some(allow)`, or `None` to remove it.
+/// What a stricter rule would keep back but is already queued stays queued: hold or
+/// drop it.
+pub(crate) fn set_policy(
+    profile: &Profile,
+    source: Option<&str>,
+    kind: &str,
+    allow: Option<bool>,
+) -> Result<()> {
+    let kind = kind.trim().to_ascii_lowercase();
+    if kind != SENSITIVE && !crate::readings::KINDS.contains(&kind.as_str()) {
+        return Err(Error::invalid(format!(
+            "'{kind}' is not a reading kind: {} or {SENSITIVE}",
+            crate::readings::KINDS.join(", ")
+        )));
+    }
+    profile.vault().write(|c| {
+        let tx = c.transaction()?;
+        let source_id: i64 = match source {
+            None => 0,
+            Some(name) => tx
+                .query_row(
+                    "SELECT p.source_id FROM provider_sources p JOIN sources s ON s.id = p.source_id
+                     WHERE s.name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::not_found(format!("source '{name}'")))?,
+        };
+        match allow {
+            Some(a) => tx.execute(
+                "INSERT INTO push_policy (source_id, kind, allow) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source_id, kind) DO UPDATE SET allow = excluded.allow",
+                params![source_id, kind, a],
+            )?,
+            None => tx.execute(
+                "DELETE FROM push_policy WHERE source_id = ?1 AND kind = ?2",
+                params![source_id, kind],
+            )?,
+        };
+        enqueue(&tx, now_unix())?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+/// One rule of the push policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushRule {
+    /// The provider it applies to; `None`: every provider.
+    pub source: Option<String>,
+    /// The reading kind, or `sensitive`.
+    pub kind: String,
+    /// Whether such readings go.
+    pub allow: bool,
+}
+
+pub(crate) fn policy(profile: &Profile) -> Result<Vec<PushRule>> {
+    profile.vault().read(|c| {
+        Ok(c.prepare(
+            "SELECT s.name, p.kind, p.allow FROM push_policy p
+             LEFT JOIN sources s ON s.id = p.source_id ORDER BY p.source_id, p.kind",
+        )?
+        .query_map([], |r| {
+            Ok(PushRule {
+                source: r.get(0)?,
+                kind: r.get(1)?,
+                allow: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+    })
+}
+
+/// What to do with a reading on its way to providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Keep it back until released.
+    Hold,
+    /// Let a held reading go at the next sync.
+    Release,
+    /// Never send it.
+    Drop,
+}
+
+impl Hold {
+    fn verb(self) -> &'static str {
+        match self {
+            Hold::Hold => "hold",
+            Hold::Release => "release",
+            Hold::Drop => "drop",
+        }
+    }
+}
+
+/// Hold, release or drop the reading `item_id` on its way to `source` (or to every
+/// provider). Only what has not gone can be held or dropped, and a dropped reading
+/// stays dropped. Returns how many queue entries changed.
+pub(crate) fn hold(
+    profile: &Profile,
+    item_id: i64,
+    source: Option<&str>,
+    what: Hold,
+) -> Result<u64> {
+    profile.vault().write(|c| {
+        let tx = c.transaction()?;
+        enqueue(&tx, now_unix())?;
+        let rows: Vec<(i64, String, Option<String>)> = tx
+            .prepare(
+                "SELECT o.id, o.state, o.hold FROM outbox o JOIN sources s ON s.id = o.source_id
+                 WHERE o.resource_id = ?1 AND (?2 IS NULL OR s.name = ?2)",
+            )?
+            .query_map(params![item_id, source], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            return Err(Error::not_found(format!(
+                "item {item_id} on its way to {} (see carry outbox)",
+                source.unwrap_or("a provider")
+            )));
+        }
+        let mut changed = 0u64;
+        for (id, state, current) in rows {
+            let next = match (state.as_str(), what, current.as_deref()) {
+                ("sent", _, _) | (_, _, Some("dropped")) => continue,
+                (_, Hold::Hold, _) => Some("held"),
+                (_, Hold::Release, Some("held")) => None,
+                (_, Hold::Release, _) => continue,
+                (_, Hold::Drop, _) => Some("dropped"),
+            };
+            changed += tx.execute(
+                "UPDATE outbox SET hold = ?2 WHERE id = ?1",
+                params![id, next],
+            )? as u64;
+        }
+        if changed == 0 {
+            return Err(Error::Conflict {
+                reason: format!(
+                    "item {item_id} has nothing to {}: it was sent, dropped, or is not held",
+                    what.verb()
+                ),
+            });
+        }
+        tx.commit()?;
+        Ok(changed)
+    })
 }
 
 /// Queue what is new, and return what is due now for `source_id`: (outbox id,
@@ -95,7 +343,8 @@ fn due(profile: &Profile, source_id: i64) -> Result<Vec<(i64, String, String)>> 
         let rows = {
             let mut stmt = tx.prepare(
                 "SELECT o.id, o.identifier, r.json FROM outbox o JOIN resources r ON r.id = o.resource_id
-                 WHERE o.source_id = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
+                 WHERE o.source_id = ?1 AND o.state = 'pending' AND o.hold IS NULL
+                   AND o.next_attempt_at <= ?2
                  ORDER BY o.id",
             )?;
             let rows = stmt
@@ -114,7 +363,14 @@ fn for_provider(json: &str, patient: &str) -> Result<Value> {
         .map_err(|e| Error::internal(format!("a stored reading does not parse: {e}")))?;
     if let Some(o) = v.as_object_mut() {
         o.remove("id");
+        // The provider keeps its own id, version and dates; the sensitivity labels go
+        // with the reading (a provider that drops them still finds its copy grouped
+        // with the person's entry, and so labelled, when it comes back).
+        let security = o.get("meta").and_then(|m| m.get("security")).cloned();
         o.remove("meta");
+        if let Some(security) = security {
+            o.insert("meta".into(), json!({ "security": security }));
+        }
         let me = json!({ "reference": format!("Patient/{patient}") });
         o.insert("subject".into(), me.clone());
         o.insert("performer".into(), json!([me]));

@@ -14,6 +14,8 @@ pub(crate) struct Migration {
     pub version: i64,
     /// The SQL of the step.
     pub sql: &'static str,
+    /// What SQL alone cannot do, run after it in the same transaction.
+    pub then: Option<fn(&rusqlite::Transaction<'_>) -> Result<()>>,
 }
 
 /// Every migration, in order. Append new steps; never edit a released one.
@@ -21,46 +23,57 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         sql: include_str!("schema_v1.sql"),
+        then: None,
     },
     Migration {
         version: 2,
         sql: include_str!("schema_v2.sql"),
+        then: None,
     },
     Migration {
         version: 3,
         sql: include_str!("schema_v3.sql"),
+        then: None,
     },
     Migration {
         version: 4,
         sql: include_str!("schema_v4.sql"),
+        then: None,
     },
     Migration {
         version: 5,
         sql: include_str!("schema_v5.sql"),
+        then: None,
     },
     Migration {
         version: 6,
         sql: include_str!("schema_v6.sql"),
+        then: None,
     },
     Migration {
         version: 7,
         sql: include_str!("schema_v7.sql"),
+        then: None,
     },
     Migration {
         version: 8,
         sql: include_str!("schema_v8.sql"),
+        then: None,
     },
     Migration {
         version: 9,
         sql: include_str!("schema_v9.sql"),
+        then: None,
     },
     Migration {
         version: 10,
         sql: include_str!("schema_v10.sql"),
+        then: None,
     },
     Migration {
         version: 11,
         sql: include_str!("schema_v11.sql"),
+        then: Some(crate::store::relabel_all),
     },
 ];
 
@@ -87,6 +100,9 @@ pub(crate) fn migrate_with(conn: &mut Connection, steps: &[Migration]) -> Result
         tx.execute_batch(step.sql).map_err(|e| Error::Storage {
             reason: format!("migration to schema {} failed: {e}", step.version),
         })?;
+        if let Some(then) = step.then {
+            then(&tx)?;
+        }
         tx.pragma_update(None, "user_version", step.version)?;
         tx.commit()?;
         tracing::info!(version = step.version, "vault schema migrated");
@@ -243,10 +259,12 @@ mod tests {
             Migration {
                 version: 1,
                 sql: "CREATE TABLE a(x);",
+                then: None,
             },
             Migration {
                 version: 2,
                 sql: "CREATE TABLE b(x); INSERT INTO nowhere VALUES (1);",
+                then: None,
             },
         ];
         let mut conn = Connection::open_in_memory().unwrap();

@@ -22,3 +22,17 @@ ALTER TABLE identity ADD COLUMN rotated_at INTEGER NOT NULL DEFAULT 0;
 -- When a person's keys last changed (0: as first exchanged), so a person's devices
 -- agree on the newest.
 ALTER TABLE people ADD COLUMN keys_at INTEGER NOT NULL DEFAULT 0;
+
+-- What the person keeps from providers. An outbox row held (`held`: until released) or
+-- dropped for good (`dropped`) is not sent.
+ALTER TABLE outbox ADD COLUMN hold TEXT CHECK (hold IN ('held', 'dropped'));
+
+-- Which readings go to which provider: per source (0: every source) and reading kind
+-- (weight, bp, pulse, glucose, mood) or `sensitive` (anything labelled), allowed or
+-- not. Without a rule a reading goes, unless it is labelled sensitive.
+CREATE TABLE push_policy (
+    source_id INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    allow     INTEGER NOT NULL CHECK (allow IN (0, 1)),
+    PRIMARY KEY (source_id, kind)
+) WITHOUT ROWID;

@@ -201,9 +201,27 @@ public final class CarryProfile: Sendable {
         try await ffi.sync(name: name, budgetSeconds: budgetSeconds, full: full)
     }
 
-    /// The person's readings on their way to providers, newest first.
+    /// The person's readings on their way to providers, newest first; then those kept back.
     public func outbox() async throws -> [OutboxEntry] {
         try await ffi.outbox()
+    }
+
+    /// Hold, release or drop reading `itemId` before it leaves (for `source`, or every provider).
+    @discardableResult
+    public func holdReading(_ itemId: Int64, action: HoldAction, source: String? = nil) async throws -> UInt64 {
+        try await ffi.holdReading(itemId: itemId, source: source, action: action)
+    }
+
+    /// Whether readings of `kind` (weight, bp, pulse, glucose, mood, or `sensitive`) go to
+    /// `source` (nil: every provider); `allow` nil clears the rule. Sensitive readings never
+    /// go without a rule that allows them.
+    public func setPushRule(_ kind: String, allow: Bool?, source: String? = nil) async throws {
+        try await ffi.setPushRule(source: source, kind: kind, allow: allow)
+    }
+
+    /// The push rules the person set.
+    public func pushRules() async throws -> [PushRule] {
+        try await ffi.pushRules()
     }
 
     // MARK: Sharing

@@ -28,7 +28,9 @@ import health.carry.ffi.OutboxEntry
 import health.carry.ffi.Person
 import health.carry.ffi.Preferences
 import health.carry.ffi.PrefsChange
+import health.carry.ffi.HoldAction
 import health.carry.ffi.Profile
+import health.carry.ffi.PushRule
 import health.carry.ffi.ProfileInfo
 import health.carry.ffi.QrCode
 import health.carry.ffi.Reading
@@ -239,8 +241,23 @@ class CarryProfile private constructor(
         return profile.sync(name, budgetSeconds?.toUInt(), full)
     }
 
-    /** The person's readings on their way to providers, newest first. */
+    /** The person's readings on their way to providers, newest first; then those kept back. */
     suspend fun outbox(): List<OutboxEntry> = profile.outbox()
+
+    /** Hold, release or drop reading [itemId] before it leaves (for [source], or every provider). */
+    suspend fun holdReading(itemId: Long, action: HoldAction, source: String? = null): ULong =
+        profile.holdReading(itemId, source, action)
+
+    /**
+     * Whether readings of [kind] (weight, bp, pulse, glucose, mood, or `sensitive`) go to
+     * [source] (null: every provider); [allow] null clears the rule. Sensitive readings
+     * never go without a rule that allows them.
+     */
+    suspend fun setPushRule(kind: String, allow: Boolean?, source: String? = null) =
+        profile.setPushRule(source, kind, allow)
+
+    /** The push rules the person set. */
+    suspend fun pushRules(): List<PushRule> = profile.pushRules()
 
     // Sharing: identity, people, grants, records shared with this profile, the relay.
 

@@ -1,0 +1,83 @@
+//! Sensitivity follows the fact: every copy of one fact carries the labels of its
+//! strictest copy, so a provider's copy of the person's own sensitive entry stays as
+//! restricted as the entry, for grants, "view as", deliveries, links and exports.
+
+mod common;
+
+use carry_core::{ImportOptions, Reading};
+
+#[test]
+fn a_gp_copy_of_a_mood_entry_stays_psy_and_a_grantee_of_other_never_sees_it() {
+    let (d, p) = common::profile();
+    let mine = p
+        .add_reading(&Reading::parse("mood", "2").unwrap(), None)
+        .unwrap();
+    let own = p.show(mine.id).unwrap();
+    assert_eq!(own.item.sensitivity, vec!["PSY".to_string()]);
+
+    // The GP sends it back without its label (as GP systems do).
+    let mut copy: serde_json::Value = serde_json::from_str(&own.json).unwrap();
+    copy.as_object_mut().unwrap().remove("meta");
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{ "fullUrl": "https://gp.example/fhir/Observation/m1", "resource": copy }]
+    });
+    let file = common::write(d.path(), "from-the-gp.json", &bundle.to_string());
+    p.import_file(&file, ImportOptions::default()).unwrap();
+    // The timeline shows the fact once; the GP's copy is the row stored after it.
+    let gp = (mine.id + 1..mine.id + 10)
+        .find_map(|id| p.show(id).ok().filter(|d| !d.json.contains("\"meta\"")))
+        .expect("the GP's copy");
+    assert!(
+        gp.item.source != own.item.source,
+        "{} vs {}",
+        gp.item.source,
+        own.item.source
+    );
+    assert_eq!(
+        gp.item.sensitivity,
+        vec!["PSY".to_string()],
+        "the label follows the fact"
+    );
+    let why = &gp.labels[0].rule;
+    assert!(
+        why.starts_with(&format!("same fact as item {}: ", mine.id)),
+        "show says why: {why}"
+    );
+
+    // A grantee of the mood entry's category, without PSY, sees neither copy.
+    let (_d2, carer) = common::profile();
+    let invite = carry_core::share::invite(&carer, "http://127.0.0.1:9").unwrap();
+    let person = carry_core::share::accept(&p, &invite.code, true).unwrap();
+    carry_core::share::grant(
+        &p,
+        &carry_core::share::NewGrant {
+            person: person.person.clone(),
+            role: carry_core::share::Role::Viewer,
+            scope: carry_core::share::Scope {
+                categories: vec![own.item.category],
+                ..Default::default()
+            },
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap();
+    let seen = carry_core::share::view_as(&p, &person.person).unwrap();
+    assert!(
+        seen.iter().all(|i| i.display != own.item.display),
+        "no copy of the mood entry reaches the grantee: {seen:?}"
+    );
+
+    // Anything scoped without PSY sees neither copy: the grant's rule is the column.
+    let restricted: Vec<i64> = p
+        .search("mood", None)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.sensitivity.is_empty())
+        .map(|i| i.id)
+        .collect();
+    assert!(restricted.is_empty(), "no unlabelled copy: {restricted:?}");
+}
