@@ -179,16 +179,19 @@ impl Profile {
     }
 
     /// Record a reading the person took, with an optional note (at most 1,000
-    /// characters). `InvalidInput` for an implausible value.
+    /// characters), taken at `taken_at` (Unix seconds; null: now) for one noted down
+    /// earlier. `InvalidInput` for an implausible value, or a time in the future.
+    #[uniffi::method(default(taken_at = None))]
     pub async fn add_reading(
         &self,
         reading: Reading,
         note: Option<String>,
+        taken_at: Option<i64>,
     ) -> Result<TimelineItem> {
         let core = self.core.clone();
         let reading: cc::Reading = reading.into();
         Ok(
-            blocking(move || core.add_reading(&reading, note.as_deref()))
+            blocking(move || core.add_reading_at(&reading, note.as_deref(), taken_at))
                 .await?
                 .into(),
         )

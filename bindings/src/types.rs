@@ -402,6 +402,17 @@ pub enum GlucoseUnit {
 
 mirror_enum!(GlucoseUnit, cc::GlucoseUnit, [MmolPerL, MgPerDl]);
 
+/// Units of a body temperature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TemperatureUnit {
+    /// Degrees Celsius.
+    Celsius,
+    /// Degrees Fahrenheit.
+    Fahrenheit,
+}
+
+mirror_enum!(TemperatureUnit, cc::TemperatureUnit, [Celsius, Fahrenheit]);
+
 /// A reading the person takes themself. Values are checked for plausibility.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum Reading {
@@ -436,6 +447,23 @@ pub enum Reading {
         /// The score.
         score: u8,
     },
+    /// Body temperature (30–45 °C, 86–113 °F).
+    Temperature {
+        /// The thermometer's number.
+        value: f64,
+        /// Its unit.
+        unit: TemperatureUnit,
+    },
+    /// Oxygen saturation from a pulse oximeter, 50–100%.
+    OxygenSaturation {
+        /// Percent.
+        percent: u32,
+    },
+    /// Peak flow, 50–1000 litres per minute.
+    PeakFlow {
+        /// Litres per minute.
+        litres_per_minute: u32,
+    },
 }
 
 impl From<Reading> for cc::Reading {
@@ -458,6 +486,12 @@ impl From<Reading> for cc::Reading {
                 unit: unit.into(),
             },
             Reading::Mood { score } => cc::Reading::Mood { score },
+            Reading::Temperature { value, unit } => cc::Reading::Temperature {
+                value,
+                unit: unit.into(),
+            },
+            Reading::OxygenSaturation { percent } => cc::Reading::OxygenSaturation { percent },
+            Reading::PeakFlow { litres_per_minute } => cc::Reading::PeakFlow { litres_per_minute },
         }
     }
 }
@@ -482,6 +516,12 @@ impl From<cc::Reading> for Reading {
                 unit: unit.into(),
             },
             cc::Reading::Mood { score } => Reading::Mood { score },
+            cc::Reading::Temperature { value, unit } => Reading::Temperature {
+                value,
+                unit: unit.into(),
+            },
+            cc::Reading::OxygenSaturation { percent } => Reading::OxygenSaturation { percent },
+            cc::Reading::PeakFlow { litres_per_minute } => Reading::PeakFlow { litres_per_minute },
         }
     }
 }

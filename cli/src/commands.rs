@@ -233,8 +233,28 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             }
             Ok(exit::OK)
         }
-        Command::Add { kind, value, note } => {
+        Command::Add {
+            kind,
+            value,
+            note,
+            at,
+        } => {
             let reading = Reading::parse(&kind, &value)?;
+            let taken_at = at
+                .as_deref()
+                .map(|w| {
+                    carry_core::record::summary::parse_fhir_date(w.trim()).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "'{w}' is not a time like 2026-12-06T08:30 or 2026-12-06"
+                        ))
+                    })
+                })
+                .transpose()?;
+            if taken_at.is_some() && profile_id != sc::SELF {
+                return Err(Error::invalid(
+                    "--at is for your own readings; a carer's entry is dated when it is made",
+                ));
+            }
             if profile_id != sc::SELF {
                 carry_core::share::contribute(&open(home)?, profile_id, &reading, note.as_deref())?;
                 if as_json {
@@ -244,7 +264,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                 }
                 return Ok(exit::OK);
             }
-            let item = open(home)?.add_reading(&reading, note.as_deref())?;
+            let item = open(home)?.add_reading_at(&reading, note.as_deref(), taken_at)?;
             if as_json {
                 print_json(&item)?;
             } else {

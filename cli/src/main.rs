@@ -92,13 +92,18 @@ enum Command {
     Stats,
     /// Record a reading: weight 72.5kg | bp 120/80 | pulse 64 | glucose 5.6mmol/L | mood 3.
     Add {
-        /// weight, bp, pulse, glucose or mood.
+        /// weight (72.5kg, 160lb, 11st 6lb), bp, pulse, glucose, temp (37.2C), spo2 (97%),
+        /// peak-flow (420) or mood (1 to 5).
         kind: String,
         /// The value with its unit.
         value: String,
         /// A note to keep with it.
         #[arg(long)]
         note: Option<String>,
+        /// When it was taken, if not now: 2026-12-06T08:30 (UTC), or with an offset
+        /// (2026-12-06T08:30+01:00), or a day (2026-12-06).
+        #[arg(long, value_name = "WHEN")]
+        at: Option<String>,
     },
     /// Export the record (or part of it) as one FHIR Bundle of type collection.
     Export {

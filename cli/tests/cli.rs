@@ -125,12 +125,46 @@ fn malformed_json_exits_2_with_the_position_and_changes_nothing() {
 }
 
 #[test]
+fn a_reading_noted_down_earlier_keeps_its_time() {
+    let (_d, home) = new_home();
+    let item = json(
+        &home,
+        &[
+            "add",
+            "pulse",
+            "64",
+            "--at",
+            "2026-12-01T08:30+01:00",
+            "--json",
+        ],
+    );
+    assert_eq!(item["date"], "2026-12-01T07:30:00Z");
+    let shown = json(&home, &["show", &item["id"].to_string(), "--json"]);
+    let obs = &shown["resource"];
+    assert_eq!(obs["effectiveDateTime"], "2026-12-01T07:30:00Z");
+    assert_ne!(
+        obs["issued"], obs["effectiveDateTime"],
+        "issued is when it was entered"
+    );
+}
+
+#[test]
 fn bad_input_gets_a_clear_error_and_exit_code() {
     let (_d, home) = new_home();
     let cases: &[(&[&str], i32, &str)] = &[
         (&["add", "weight", "72.5st"], 2, "kg or lb"),
         (&["add", "bp", "80/120"], 2, "higher than diastolic"),
         (&["add", "height", "180cm"], 2, "unknown reading"),
+        (
+            &["add", "pulse", "60", "--at", "2999-01-01"],
+            2,
+            "in the future",
+        ),
+        (
+            &["add", "pulse", "60", "--at", "last tuesday"],
+            2,
+            "not a time",
+        ),
         (&["timeline", "--category", "gossip"], 2, "unknown category"),
         (&["timeline", "--since", "yesterday"], 2, "not a date"),
         (&["timeline", "--cursor", "xyz"], 2, "cursor"),

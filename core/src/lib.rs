@@ -55,5 +55,5 @@ pub use keys::{KeyStore, PassphraseKeyStore, VaultKey};
 pub use prefs::{EmergencyCardContents, OptOut, Preferences, PrefsChange};
 pub use profile::{Profile, ProfileInfo};
 pub use query::{Detail, Item, Page, Reference, Stats, TimelineQuery};
-pub use readings::{GlucoseUnit, Reading, WeightUnit};
+pub use readings::{GlucoseUnit, Reading, TemperatureUnit, WeightUnit};
 pub use record::{Category, Code, EnteredBy, Label};

@@ -18,6 +18,10 @@ use crate::store::{self, SourceKind, Writer};
 use crate::time::now_unix;
 use crate::vault::{Vault, SCHEMA_VERSION};
 
+/// How far ahead of this device's clock a reading's time may be (clock skew).
+const READING_SKEW_S: i64 = 300;
+/// The earliest time a reading may be taken at: 1900-01-01T00:00:00Z.
+const EARLIEST_READING: i64 = -2_208_988_800;
 /// Longest profile name, in characters.
 const NAME_MAX: usize = 100;
 
@@ -157,11 +161,31 @@ impl Profile {
             .write(|conn| import::import_file(conn, path, options))
     }
 
-    /// Record a reading the person took. Returns its timeline item.
+    /// Record a reading the person took just now. Returns its timeline item.
     pub fn add_reading(&self, reading: &Reading, note: Option<&str>) -> Result<Item> {
+        self.add_reading_at(reading, note, None)
+    }
+
+    /// Record a reading the person took at `taken_at` (Unix seconds; `None`: now), for
+    /// one noted down earlier. A time in the future (beyond five minutes of clock
+    /// skew) or before 1900 is `InvalidInput`.
+    pub fn add_reading_at(
+        &self,
+        reading: &Reading,
+        note: Option<&str>,
+        taken_at: Option<i64>,
+    ) -> Result<Item> {
         let info = self.info()?;
+        let now = now_unix();
+        if let Some(at) = taken_at {
+            if at > now + READING_SKEW_S {
+                return Err(Error::invalid("a reading cannot be taken in the future"));
+            }
+            if at < EARLIEST_READING {
+                return Err(Error::invalid("a reading's time must be after 1900"));
+            }
+        }
         let id = self.vault.write(|conn| {
-            let now = now_unix();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let reference = match info.self_patient {
                 Some(item) => tx
@@ -179,7 +203,10 @@ impl Profile {
                 reference,
                 display: info.name.clone(),
             };
-            let obs = readings::observation(reading, note, &subject, now)?;
+            let mut obs = readings::observation(reading, note, &subject, now)?;
+            if let Some(at) = taken_at {
+                obs["effectiveDateTime"] = serde_json::json!(crate::time::rfc3339(at));
+            }
             let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
             let full_url = obs["identifier"][0]["value"].as_str().map(str::to_string);
             let source_id = store::ensure_source(&tx, SourceKind::Patient, "self", now)?;

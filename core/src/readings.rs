@@ -1,5 +1,5 @@
-//! Patient-entered readings: weight, blood pressure, heart rate, blood glucose and a
-//! mood-diary entry. Each becomes a FHIR R4 Observation with LOINC codes and UCUM
+//! Patient-entered readings: weight, blood pressure, heart rate, blood glucose, body
+//! temperature, oxygen saturation, peak flow and a mood-diary entry. Each becomes a FHIR R4 Observation with LOINC codes and UCUM
 //! units, the person as performer, and `entered_by = self`.
 
 use serde_json::{json, Value};
@@ -24,6 +24,15 @@ pub enum GlucoseUnit {
     MmolPerL,
     /// Milligrams per decilitre (UCUM `mg/dL`).
     MgPerDl,
+}
+
+/// Units a body temperature can be given in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemperatureUnit {
+    /// Degrees Celsius (UCUM `Cel`).
+    Celsius,
+    /// Degrees Fahrenheit (UCUM `[degF]`).
+    Fahrenheit,
 }
 
 /// One reading the person takes themself.
@@ -59,6 +68,23 @@ pub enum Reading {
     Mood {
         /// The score, 1 to 5.
         score: u8,
+    },
+    /// Body temperature.
+    Temperature {
+        /// The thermometer's number.
+        value: f64,
+        /// Its unit.
+        unit: TemperatureUnit,
+    },
+    /// Oxygen saturation from a pulse oximeter, in percent.
+    OxygenSaturation {
+        /// Percent, 50 to 100.
+        percent: u32,
+    },
+    /// Peak expiratory flow from a peak flow meter, in litres per minute.
+    PeakFlow {
+        /// Litres per minute, 50 to 1000.
+        litres_per_minute: u32,
     },
 }
 
@@ -105,6 +131,10 @@ impl Reading {
     /// `pulse 64`, `glucose 5.6mmol/L`, `mood 3`.
     pub fn parse(kind: &str, value: &str) -> Result<Reading> {
         let reading = match kind.to_ascii_lowercase().as_str() {
+            "weight" if stones_and_pounds(value).is_some() => Reading::Weight {
+                value: stones_and_pounds(value).unwrap_or_default(),
+                unit: WeightUnit::Pounds,
+            },
             "weight" => {
                 let (n, unit) = split_unit(value);
                 let unit = match unit.to_ascii_lowercase().as_str() {
@@ -117,7 +147,8 @@ impl Reading {
                     }
                     other => {
                         return Err(Error::invalid(format!(
-                            "weight unit '{other}' is not supported; use kg or lb"
+                            "weight unit '{other}' is not supported; use kg or lb, or whole \
+                             stones and pounds (11st 6lb)"
                         )))
                     }
                 };
@@ -174,9 +205,53 @@ impl Reading {
                     score: u8::try_from(score).unwrap_or(u8::MAX),
                 }
             }
+            "temp" | "temperature" => {
+                let (n, unit) = split_unit(value);
+                let unit = match unit.to_ascii_lowercase().trim_start_matches('°') {
+                    "c" => TemperatureUnit::Celsius,
+                    "f" => TemperatureUnit::Fahrenheit,
+                    "" => {
+                        return Err(Error::invalid(
+                            "temperature needs a unit: C or F (e.g. 37.2C)",
+                        ))
+                    }
+                    other => {
+                        return Err(Error::invalid(format!(
+                            "temperature unit '{other}' is not supported; use C or F"
+                        )))
+                    }
+                };
+                Reading::Temperature {
+                    value: number(n, "temperature")?,
+                    unit,
+                }
+            }
+            "spo2" | "oxygen" => {
+                let (n, unit) = split_unit(value);
+                if !matches!(unit, "" | "%") {
+                    return Err(Error::invalid(format!(
+                        "oxygen saturation unit '{unit}' is not supported; give a percentage"
+                    )));
+                }
+                Reading::OxygenSaturation {
+                    percent: integer(n, "oxygen saturation")?,
+                }
+            }
+            "peak-flow" | "peakflow" => {
+                let (n, unit) = split_unit(value);
+                if !matches!(unit.to_ascii_lowercase().as_str(), "" | "l/min") {
+                    return Err(Error::invalid(format!(
+                        "peak flow unit '{unit}' is not supported; give litres per minute (L/min)"
+                    )));
+                }
+                Reading::PeakFlow {
+                    litres_per_minute: integer(n, "peak flow")?,
+                }
+            }
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown reading '{other}'; use weight, bp, pulse, glucose or mood"
+                    "unknown reading '{other}'; use weight, bp, pulse, glucose, temp, spo2, \
+                     peak-flow or mood"
                 )))
             }
         };
@@ -241,8 +316,54 @@ impl Reading {
                 "mood",
                 "a whole number from 1 to 5",
             ),
+            Reading::Temperature { value, unit } => match unit {
+                TemperatureUnit::Celsius => check(
+                    (30.0..=45.0).contains(&value),
+                    "temperature",
+                    "between 30 and 45 °C",
+                ),
+                TemperatureUnit::Fahrenheit => check(
+                    (86.0..=113.0).contains(&value),
+                    "temperature",
+                    "between 86 and 113 °F",
+                ),
+            },
+            Reading::OxygenSaturation { percent } => check(
+                (50..=100).contains(&percent),
+                "oxygen saturation",
+                "between 50 and 100%",
+            ),
+            Reading::PeakFlow { litres_per_minute } => check(
+                (50..=1000).contains(&litres_per_minute),
+                "peak flow",
+                "between 50 and 1000 L/min",
+            ),
         }
     }
+}
+
+/// A weight in stones and pounds (`11st 6lb`, `11st6`, `11 st`), in pounds; `None`
+/// for anything else.
+fn stones_and_pounds(text: &str) -> Option<f64> {
+    let t = text.trim().to_ascii_lowercase();
+    let (st, rest) = t.split_once("st")?;
+    // Whole stones, as scales and people give them.
+    let stones: u32 = st.trim().parse().ok()?;
+    if !(1..=50).contains(&stones) {
+        return None;
+    }
+    let stones = f64::from(stones);
+    let rest = rest
+        .trim()
+        .trim_end_matches("lbs")
+        .trim_end_matches("lb")
+        .trim();
+    let pounds: f64 = if rest.is_empty() {
+        0.0
+    } else {
+        rest.parse().ok()?
+    };
+    (pounds.is_finite() && (0.0..14.0).contains(&pounds)).then_some(stones * 14.0 + pounds)
 }
 
 /// Who the reading is about and who took it: the person, by reference when the
@@ -384,6 +505,32 @@ pub fn observation(
                 "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
                 "code": "PSY", "display": "psychiatry disorder information sensitivity" }] });
         }
+        Reading::Temperature { value, unit } => {
+            obs["category"] = category("vital-signs", "Vital Signs");
+            obs["code"] = loinc("8310-5", "Body temperature", "Temperature");
+            obs["valueQuantity"] = match unit {
+                TemperatureUnit::Celsius => ucum(json!(value), "°C", "Cel"),
+                TemperatureUnit::Fahrenheit => ucum(json!(value), "°F", "[degF]"),
+            };
+        }
+        Reading::OxygenSaturation { percent } => {
+            obs["category"] = category("vital-signs", "Vital Signs");
+            obs["code"] = loinc(
+                "59408-5",
+                "Oxygen saturation in Arterial blood by Pulse oximetry",
+                "Oxygen saturation",
+            );
+            obs["valueQuantity"] = ucum(json!(percent), "%", "%");
+        }
+        Reading::PeakFlow { litres_per_minute } => {
+            obs["category"] = category("vital-signs", "Vital Signs");
+            obs["code"] = loinc(
+                "19935-6",
+                "Maximum expiratory gas flow Respiratory system airway by Peak flow meter",
+                "Peak flow",
+            );
+            obs["valueQuantity"] = ucum(json!(litres_per_minute), "L/min", "L/min");
+        }
     }
     if let Some(n) = note.map(str::trim).filter(|n| !n.is_empty()) {
         obs["note"] = json!([{ "text": n }]);
@@ -391,9 +538,17 @@ pub fn observation(
     Ok(obs)
 }
 
-/// The reading kinds, as push policies name them: `weight`, `bp`, `pulse`, `glucose`
-/// and `mood`.
-pub const KINDS: &[&str] = &["weight", "bp", "pulse", "glucose", "mood"];
+/// The reading kinds, as push policies name them.
+pub const KINDS: &[&str] = &[
+    "weight",
+    "bp",
+    "pulse",
+    "glucose",
+    "temp",
+    "spo2",
+    "peak-flow",
+    "mood",
+];
 
 /// The kind of a reading Carry made (see [`KINDS`]), from its code; `None` for
 /// anything else.
@@ -404,6 +559,9 @@ pub fn kind_of(observation: &Value) -> Option<&'static str> {
         "85354-9" => Some("bp"),
         "8867-4" => Some("pulse"),
         "15074-8" | "2339-0" => Some("glucose"),
+        "8310-5" => Some("temp"),
+        "59408-5" => Some("spo2"),
+        "19935-6" => Some("peak-flow"),
         "mood-diary" => Some("mood"),
         _ => None,
     })
@@ -444,6 +602,60 @@ mod tests {
             Reading::parse("mood", "3").unwrap(),
             Reading::Mood { score: 3 }
         );
+        for (text, pounds) in [("11st 6lb", 160.0), ("11st6", 160.0), ("11 st", 154.0)] {
+            assert_eq!(
+                Reading::parse("weight", text).unwrap(),
+                Reading::Weight {
+                    value: pounds,
+                    unit: WeightUnit::Pounds
+                },
+                "{text}"
+            );
+        }
+        assert_eq!(
+            Reading::parse("temp", "37.2C").unwrap(),
+            Reading::Temperature {
+                value: 37.2,
+                unit: TemperatureUnit::Celsius
+            }
+        );
+        assert_eq!(
+            Reading::parse("temperature", "98.6°F").unwrap(),
+            Reading::Temperature {
+                value: 98.6,
+                unit: TemperatureUnit::Fahrenheit
+            }
+        );
+        assert_eq!(
+            Reading::parse("spo2", "97%").unwrap(),
+            Reading::OxygenSaturation { percent: 97 }
+        );
+        assert_eq!(
+            Reading::parse("peak-flow", "420L/min").unwrap(),
+            Reading::PeakFlow {
+                litres_per_minute: 420
+            }
+        );
+        // Each kind is known again from the Observation it makes, for push rules.
+        let subject = Subject {
+            reference: None,
+            display: "A".into(),
+        };
+        for kind in KINDS {
+            let sample = match *kind {
+                "weight" => "70kg",
+                "bp" => "120/80",
+                "pulse" => "60",
+                "glucose" => "5mmol/L",
+                "temp" => "37C",
+                "spo2" => "98",
+                "peak-flow" => "400",
+                _ => "3",
+            };
+            let obs =
+                observation(&Reading::parse(kind, sample).unwrap(), None, &subject, 0).unwrap();
+            assert_eq!(kind_of(&obs), Some(*kind));
+        }
     }
 
     #[test]
@@ -461,6 +673,15 @@ mod tests {
             ("glucose", "5.6mg"),
             ("mood", "6"),
             ("mood", "300"),
+            ("weight", "11st 15lb"),
+            ("weight", "60st"),
+            ("temp", "37.2"),
+            ("temp", "37.2K"),
+            ("temp", "50C"),
+            ("spo2", "101"),
+            ("spo2", "97ppm"),
+            ("peak-flow", "20"),
+            ("peak-flow", "400L/s"),
             ("height", "180cm"),
         ] {
             let err = Reading::parse(kind, value).unwrap_err();

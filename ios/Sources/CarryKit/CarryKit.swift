@@ -136,13 +136,13 @@ public final class CarryProfile: Sendable {
         try await ffi.show(id: id)
     }
 
-    public func addReading(_ reading: Reading, note: String? = nil) async throws -> TimelineItem {
-        try await ffi.addReading(reading: reading, note: note)
+    public func addReading(_ reading: Reading, note: String? = nil, takenAt: Int64? = nil) async throws -> TimelineItem {
+        try await ffi.addReading(reading: reading, note: note, takenAt: takenAt)
     }
 
     /// Record a reading as typed: `("weight", "72.5kg")`, `("bp", "120/80")`.
-    public func addReading(kind: String, value: String, note: String? = nil) async throws -> TimelineItem {
-        try await ffi.addReading(reading: parseReading(kind: kind, value: value), note: note)
+    public func addReading(kind: String, value: String, note: String? = nil, takenAt: Int64? = nil) async throws -> TimelineItem {
+        try await ffi.addReading(reading: parseReading(kind: kind, value: value), note: note, takenAt: takenAt)
     }
 
     /// Write `scope` of the record to `url` as one FHIR Bundle; returns the count.

@@ -192,15 +192,15 @@ class CarryProfile private constructor(
 
     suspend fun show(id: Long): ResourceDetail = profile.show(id)
 
-    suspend fun addReading(reading: Reading, note: String? = null): TimelineItem =
-        profile.addReading(reading, note)
+    suspend fun addReading(reading: Reading, note: String? = null, takenAt: Long? = null): TimelineItem =
+        profile.addReading(reading, note, takenAt)
 
     /**
      * Record a reading as typed: `addReading("weight", "72.5kg")`, `("bp", "120/80")`.
      * `CarryException.InvalidInput` if it does not parse or is implausible.
      */
-    suspend fun addReading(kind: String, value: String, note: String? = null): TimelineItem =
-        profile.addReading(parseReading(kind, value), note)
+    suspend fun addReading(kind: String, value: String, note: String? = null, takenAt: Long? = null): TimelineItem =
+        profile.addReading(parseReading(kind, value), note, takenAt)
 
     /** Write [scope] of the record to [file] as one FHIR Bundle; returns the count. */
     suspend fun export(file: File, scope: ExportScope = ExportScope()): Long =

@@ -7,6 +7,7 @@ import health.carry.ffi.GlucoseUnit
 import health.carry.ffi.LogLevel
 import health.carry.ffi.Logger
 import health.carry.ffi.Reading
+import health.carry.ffi.TemperatureUnit
 import health.carry.ffi.WeightUnit
 import health.carry.ffi.setLogger
 
@@ -51,6 +52,9 @@ fun Reading.describe(): String = when (this) {
     is Reading.Glucose ->
         "${trim(value)} ${if (unit == GlucoseUnit.MMOL_PER_L) "mmol/L" else "mg/dL"}"
     is Reading.Mood -> "mood $score/5"
+    is Reading.Temperature -> "${trim(value)} °${if (unit == TemperatureUnit.CELSIUS) "C" else "F"}"
+    is Reading.OxygenSaturation -> "$percent%"
+    is Reading.PeakFlow -> "$litresPerMinute L/min"
 }
 
 private fun trim(v: Double): String =
