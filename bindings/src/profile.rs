@@ -197,6 +197,36 @@ impl Profile {
         )
     }
 
+    /// Delete the person's reading `id`. One that reached a provider is taken back
+    /// there (marked entered-in-error) at the next `sync`, once; copies providers
+    /// sent back go too, and grantees' copies at the next `exchange`. Returns how many
+    /// providers it is to be taken back from. `InvalidInput` for anything but a
+    /// reading entered here; `NotFound` for an unknown id.
+    pub async fn delete_reading(&self, id: i64) -> Result<u64> {
+        let core = self.core.clone();
+        blocking(move || core.delete_reading(id)).await
+    }
+
+    /// Correct the person's reading `id` with `reading` (taken at `taken_at`; null:
+    /// the time of the one it replaces): the old one is deleted as by
+    /// `delete_reading`, the new one recorded and sent on, in one step.
+    #[uniffi::method(default(taken_at = None))]
+    pub async fn amend_reading(
+        &self,
+        id: i64,
+        reading: Reading,
+        note: Option<String>,
+        taken_at: Option<i64>,
+    ) -> Result<TimelineItem> {
+        let core = self.core.clone();
+        let reading: cc::Reading = reading.into();
+        Ok(
+            blocking(move || core.amend_reading(id, &reading, note.as_deref(), taken_at))
+                .await?
+                .into(),
+        )
+    }
+
     /// Write the scoped record to the file at `path` as one FHIR collection Bundle
     /// (plaintext: the app decides where it goes). The file appears only when
     /// complete. Returns the resource count.

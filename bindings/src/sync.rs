@@ -224,6 +224,9 @@ pub struct OutboxEntry {
     pub display: String,
     /// When it was sent (Unix seconds).
     pub sent_at: Option<i64>,
+    /// Whether this corrects a reading the person deleted or amended after it was
+    /// sent (the provider's copy is marked entered-in-error); `item_id` is then 0.
+    pub correction: bool,
 }
 
 impl From<cs::OutboxEntry> for OutboxEntry {
@@ -236,6 +239,7 @@ impl From<cs::OutboxEntry> for OutboxEntry {
             last_error: e.last_error,
             display: e.display,
             sent_at: e.sent_at,
+            correction: e.correction,
         }
     }
 }

@@ -240,16 +240,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             at,
         } => {
             let reading = Reading::parse(&kind, &value)?;
-            let taken_at = at
-                .as_deref()
-                .map(|w| {
-                    carry_core::record::summary::parse_fhir_date(w.trim()).ok_or_else(|| {
-                        Error::invalid(format!(
-                            "'{w}' is not a time like 2026-12-06T08:30 or 2026-12-06"
-                        ))
-                    })
-                })
-                .transpose()?;
+            let taken_at = when(at.as_deref())?;
             if taken_at.is_some() && profile_id != sc::SELF {
                 return Err(Error::invalid(
                     "--at is for your own readings; a carer's entry is dated when it is made",
@@ -269,6 +260,44 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                 print_json(&item)?;
             } else {
                 say!("Added: {}", item_line(&item));
+            }
+            Ok(exit::OK)
+        }
+        Command::Delete { id } => {
+            if profile_id != sc::SELF {
+                return Err(Error::invalid(
+                    "only the record's owner can delete its readings",
+                ));
+            }
+            let n = open(home)?.delete_reading(id)?;
+            if as_json {
+                print_json(&json!({ "deleted": id, "taken_back_from": n }))?;
+            } else if n > 0 {
+                say!("Deleted #{id}. It reached {n} provider(s): it is marked entered-in-error there at the next carry sync.");
+            } else {
+                say!("Deleted #{id}.");
+            }
+            Ok(exit::OK)
+        }
+        Command::Amend {
+            id,
+            kind,
+            value,
+            note,
+            at,
+        } => {
+            if profile_id != sc::SELF {
+                return Err(Error::invalid(
+                    "only the record's owner can amend its readings",
+                ));
+            }
+            let reading = Reading::parse(&kind, &value)?;
+            let item =
+                open(home)?.amend_reading(id, &reading, note.as_deref(), when(at.as_deref())?)?;
+            if as_json {
+                print_json(&item)?;
+            } else {
+                say!("Amended #{id}: {}", item_line(&item));
             }
             Ok(exit::OK)
         }
@@ -445,4 +474,17 @@ fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {
     } else {
         exit::USAGE
     })
+}
+
+/// A reading's time as `--at` takes it: `2026-12-06T08:30` (UTC), with an offset, or a
+/// day; `None` when not given.
+fn when(at: Option<&str>) -> Result<Option<i64>> {
+    at.map(|w| {
+        carry_core::record::summary::parse_fhir_date(w.trim()).ok_or_else(|| {
+            Error::invalid(format!(
+                "'{w}' is not a time like 2026-12-06T08:30 or 2026-12-06"
+            ))
+        })
+    })
+    .transpose()
 }

@@ -105,6 +105,28 @@ enum Command {
         #[arg(long, value_name = "WHEN")]
         at: Option<String>,
     },
+    /// Delete one of your readings. One that reached a provider is taken back there
+    /// (marked entered-in-error) at the next sync.
+    Delete {
+        /// The reading's item id (from carry timeline).
+        id: i64,
+    },
+    /// Correct one of your readings: the old one is deleted (and taken back from
+    /// providers), the corrected one recorded in its place and sent on.
+    Amend {
+        /// The reading's item id (from carry timeline).
+        id: i64,
+        /// The kind, as for carry add.
+        kind: String,
+        /// The corrected value with its unit.
+        value: String,
+        /// A note to keep with it.
+        #[arg(long)]
+        note: Option<String>,
+        /// When it was taken (default: the time of the reading it replaces).
+        #[arg(long, value_name = "WHEN")]
+        at: Option<String>,
+    },
     /// Export the record (or part of it) as one FHIR Bundle of type collection.
     Export {
         /// Write here instead of to standard output.

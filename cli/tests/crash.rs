@@ -1,10 +1,11 @@
-//! Crash consistency: `carry` is SIGKILLed at random moments during four operations,
+//! Crash consistency: `carry` is SIGKILLed at random moments during five operations,
 //! and every kill must leave a profile as sound as one that was never interrupted.
 //!
 //! The operations are importing a large Synthea bundle; a provider sync against a
 //! local endpoint tenant; a carer's `carry sync` applying the record a patient granted
-//! (envelope apply); and the patient's `carry revoke`, with the carer's sync that
-//! applies the revocation. Each runs once uninterrupted first, to measure how long it
+//! (envelope apply); the patient's `carry revoke`, with the carer's sync that
+//! applies the revocation; and `carry amend`, which replaces a reading that reached a
+//! provider (the old one out and queued to be taken back there, the new one in). Each runs once uninterrupted first, to measure how long it
 //! takes and what it ends with. Then, for each kill point, the state before it (the
 //! profiles and the endpoint's database, copied while nothing has them open) is copied
 //! into a fresh folder, the operation is started and killed after a delay drawn
@@ -20,7 +21,7 @@
 //! - rerunning the operation converges on exactly what the uninterrupted run made.
 //!
 //! `CARRY_CRASH_POINTS` kill points (default 10, `make crash-test` runs 100) are spread
-//! over the four operations. The delays come from a xorshift generator seeded by
+//! over the five operations. The delays come from a xorshift generator seeded by
 //! `CARRY_CRASH_SEED` (default [`DEFAULT_SEED`]) as fractions of each measured run;
 //! the seed is printed, so a failure replays at the same points (as far as the
 //! machine's timing allows).
@@ -54,6 +55,9 @@ const IMPORT: u64 = 0;
 const SYNC: u64 = 1;
 const APPLY: u64 = 2;
 const REVOKE: u64 = 3;
+const AMEND: u64 = 4;
+/// How many operations share the kill points.
+const OPERATIONS: u64 = 5;
 
 /// The large file imported (the largest fixture, 2.7 MB in 589 resources).
 const BIG_FILE: &str =
@@ -103,7 +107,7 @@ fn plan() -> Plan {
 impl Plan {
     /// The points for operation `op`: an even share, the remainder to the first ones.
     fn points_for(&self, op: u64) -> u64 {
-        self.points / 4 + u64::from(op < self.points % 4)
+        self.points / OPERATIONS + u64::from(op < self.points % OPERATIONS)
     }
 
     /// The delays for operation `op`, each its own stream of the seed.
@@ -1043,4 +1047,128 @@ fn killed_envelope_applies_and_revocations_leave_no_half_copy_and_converge() {
         let _ = std::fs::remove_dir_all(&point);
     }
     tally.print("revocation", started);
+}
+
+// ---------------------------------------------------------------------------------
+// Amending a reading that reached a provider.
+
+/// Whether the record holds a weight of `kg`, and how many corrections are queued.
+fn amend_state(home: &Path, ctx: &str) -> (bool, bool, usize) {
+    let e = exported(home, None, ctx).expect("the record");
+    let weighs = |kg: f64| {
+        e.iter()
+            .any(|r| r["resource"]["valueQuantity"]["value"].as_f64() == Some(kg))
+    };
+    let corrections = must_json(home, &["outbox", "--json"], ctx)
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["correction"] == true).count())
+        .unwrap_or(0);
+    (weighs(172.5), weighs(72.5), corrections)
+}
+
+#[test]
+fn a_killed_amend_leaves_the_old_reading_or_the_new_one_with_its_correction() {
+    let plan = plan();
+    let started = Instant::now();
+    plan.announce("amend", AMEND);
+    let d = tempfile::tempdir().expect("a temporary folder");
+    let big = shared(BIG_FILE);
+
+    // Before: a record, its GP (which takes readings), and a mistaken weight that
+    // reached the GP.
+    let port = fixed_port();
+    let db = d.path().join("ep.db");
+    let file = shared(SYNC_FILE);
+    endpoint(&[
+        "seed",
+        "--db",
+        &format!("sqlite://{}", db.display()),
+        "--tenant",
+        "gp",
+        "--from",
+        file.to_str().expect("a UTF-8 path"),
+    ]);
+    let before_home = d.path().join("before");
+    must(&before_home, &["init", "--name", "Vida Schultz"], "setup");
+    must(
+        &before_home,
+        &["import", big.to_str().expect("a UTF-8 path")],
+        "setup",
+    );
+    let wrong = must_json(
+        &before_home,
+        &["add", "weight", "172.5kg", "--json"],
+        "setup",
+    );
+    let id = wrong["id"].to_string();
+    {
+        let _ep = serve_at(&db, port);
+        let url = format!("{}/gp/fhir", base_of(port));
+        must(
+            &before_home,
+            &["source", "add", "gp", &url, "--kind", "gp"],
+            "setup",
+        );
+        must(
+            &before_home,
+            &["source", "login", "gp", "--sandbox-patient", SYNC_PATIENT],
+            "setup",
+        );
+        must(&before_home, &["sync"], "setup");
+    }
+    let sent = must_json(&before_home, &["outbox", "--json"], "setup");
+    assert!(
+        sent.as_array()
+            .expect("a list")
+            .iter()
+            .any(|e| e["state"] == "sent" && e["display"].as_str().unwrap_or("").contains("172.5")),
+        "the weight reached the GP: {sent}"
+    );
+    assert_eq!(amend_state(&before_home, "setup"), (true, false, 0));
+
+    let reference = d.path().join("reference");
+    copy_tree(&before_home, &reference);
+    let (took, out) = timed(carry(&reference, &["amend", &id, "weight", "72.5kg"]));
+    assert!(out.status.success(), "amend: {}", text(&out));
+    assert_eq!(amend_state(&reference, "reference"), (false, true, 1));
+    println!("crash: amend: uninterrupted {} ms", took.as_millis());
+
+    let mut rng = plan.rng(AMEND);
+    let mut tally = Tally::default();
+    let n = plan.points_for(AMEND);
+    for i in 0..n {
+        let delay = rng.delay(took);
+        let ctx = format!(
+            "amend point {}/{n} (seed {:#x}, killed at {} of {} ms)",
+            i + 1,
+            plan.seed,
+            delay.as_millis(),
+            took.as_millis()
+        );
+        let home = d.path().join(format!("point{i}"));
+        copy_tree(&before_home, &home);
+        let landed = kill_after(carry(&home, &["amend", &id, "weight", "72.5kg"]), delay);
+        sound(&home, &ctx);
+        let state = match amend_state(&home, &ctx) {
+            (true, false, 0) => {
+                must(&home, &["amend", &id, "weight", "72.5kg"], &ctx);
+                "before"
+            }
+            (false, true, 1) => "after",
+            other => panic!("{ctx}: half an amend: (old, new, corrections) = {other:?}"),
+        };
+        assert_eq!(
+            amend_state(&home, &ctx),
+            (false, true, 1),
+            "{ctx}: converged"
+        );
+        sound(&home, &ctx);
+        println!(
+            "crash: {ctx}: {}{state}; rerun converged",
+            if landed { "" } else { "had finished; " }
+        );
+        tally.add(state, landed);
+        let _ = std::fs::remove_dir_all(&home);
+    }
+    tally.print("amend", started);
 }

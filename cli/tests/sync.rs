@@ -396,9 +396,9 @@ fn a_reading_reaches_the_gp_exactly_once_despite_retries() {
     assert_eq!(bp[0]["also_from"], serde_json::json!(["gp"]));
 }
 
-/// The GP's Observations for `PATIENT` whose JSON mentions `needle`, looked at
-/// directly (an open server over the same database).
-fn at_the_gp(db: &str, needle: &str) -> usize {
+/// The GP's Observations for `PATIENT`, looked at directly (an open server over the
+/// same database).
+fn gp_observations(db: &str) -> Vec<Value> {
     let open = serve(db, &["--auth", "none"]);
     let body: Value = ureq::get(&format!(
         "{}/gp/fhir/Observation?patient={PATIENT}&_count=500",
@@ -411,12 +411,97 @@ fn at_the_gp(db: &str, needle: &str) -> usize {
     .unwrap();
     body["entry"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["resource"].to_string().contains(needle))
-                .count()
-        })
-        .unwrap_or(0)
+        .map(|a| a.iter().map(|e| e["resource"].clone()).collect())
+        .unwrap_or_default()
+}
+
+/// How many of the GP's Observations for `PATIENT` mention `needle`.
+fn at_the_gp(db: &str, needle: &str) -> usize {
+    gp_observations(db)
+        .iter()
+        .filter(|r| r.to_string().contains(needle))
+        .count()
+}
+
+#[test]
+fn a_mistaken_reading_is_taken_back_at_the_gp_and_corrected_exactly_once() {
+    let (_d, db, _) = seeded(BUNDLE, true);
+    // Every second answer is cut off after the server has done the work.
+    let ep = serve(&db, &["--fault", "truncate/2"]);
+    let (_h, home) = profile_for(&ep, &["gp"], PATIENT);
+    for _ in 0..4 {
+        if sync(&home, &[]).iter().all(|r| r["complete"] == true) {
+            break;
+        }
+    }
+    let wrong = json(&home, &["add", "weight", "172.5kg", "--json"]);
+    // A reading deleted before it leaves never reaches the GP.
+    let slip = json(&home, &["add", "pulse", "199", "--json"]);
+    ok(&home, &["delete", &slip["id"].to_string()]);
+    for _ in 0..3 {
+        sync(&home, &[]);
+    }
+    let weighs = |v: f64| -> Vec<Value> {
+        gp_observations(&db)
+            .into_iter()
+            .filter(|r| r["valueQuantity"]["value"].as_f64() == Some(v))
+            .collect()
+    };
+    assert_eq!(weighs(172.5).len(), 1, "the mistake reached the GP once");
+    assert_eq!(at_the_gp(&db, "\"value\":199"), 0);
+
+    // She corrects it: the GP's copy is marked entered-in-error, and the corrected
+    // reading arrives once, however many answers are lost.
+    let fixed = json(
+        &home,
+        &[
+            "amend",
+            &wrong["id"].to_string(),
+            "weight",
+            "72.5kg",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        fixed["date"], wrong["date"],
+        "it keeps the time it was taken"
+    );
+    for _ in 0..4 {
+        sync(&home, &[]);
+    }
+    let old = weighs(172.5);
+    assert_eq!(old.len(), 1, "taken back, not duplicated: {old:?}");
+    assert_eq!(old[0]["status"], "entered-in-error");
+    let new = weighs(72.5);
+    assert_eq!(new.len(), 1, "the correction arrived once: {new:?}");
+    assert_eq!(new[0]["status"], "final");
+    let outbox = json(&home, &["outbox", "--json"]);
+    assert!(
+        outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["correction"] == true && e["state"] == "sent"),
+        "{outbox}"
+    );
+    // Her record shows the correction only: the GP's copy of the mistake neither
+    // stays nor comes back.
+    let weights: Vec<String> = timeline(&home)
+        .into_iter()
+        .filter_map(|i| i["display"].as_str().map(str::to_string))
+        .filter(|d| d.contains("72.5"))
+        .collect();
+    assert_eq!(weights.len(), 1, "{weights:?}");
+    assert!(!weights[0].contains("172.5"), "{weights:?}");
+    let log = json(&home, &["audit", "--json"]).to_string();
+    assert!(log.contains("reading-mended"), "{log}");
+    // Only her own readings can be mended.
+    let other = timeline(&home)
+        .into_iter()
+        .find(|i| i["source"] != "self")
+        .unwrap();
+    let out = run(&home, &["delete", &other["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[test]

@@ -82,6 +82,8 @@ pub enum AuditEvent {
     KeysReplaced,
     /// A person's keys changed, vouched for by their previous keys.
     PersonKeysChanged,
+    /// The person deleted or amended one of their readings.
+    ReadingMended,
     /// The person changed their preferences (the detail names the keys only).
     PreferencesChanged,
 }
@@ -120,6 +122,7 @@ impl AuditEvent {
             AuditEvent::DeviceRemoved => "device-removed",
             AuditEvent::KeysReplaced => "keys-replaced",
             AuditEvent::PersonKeysChanged => "person-keys-changed",
+            AuditEvent::ReadingMended => "reading-mended",
             AuditEvent::PreferencesChanged => "preferences-changed",
         }
     }

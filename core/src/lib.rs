@@ -31,6 +31,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod import;
 pub mod keys;
+pub(crate) mod mend;
 pub mod prefs;
 pub mod private_file;
 pub mod profile;

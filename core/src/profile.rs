@@ -12,16 +12,10 @@ use crate::export::{self, ExportScope};
 use crate::import::{self, FileReport, ImportOptions};
 use crate::keys::KeyStore;
 use crate::query::{self, Detail, Item, Page, Stats, TimelineQuery};
-use crate::readings::{self, Reading, Subject};
-use crate::record::EnteredBy;
-use crate::store::{self, SourceKind, Writer};
+use crate::readings::Reading;
 use crate::time::now_unix;
 use crate::vault::{Vault, SCHEMA_VERSION};
 
-/// How far ahead of this device's clock a reading's time may be (clock skew).
-const READING_SKEW_S: i64 = 300;
-/// The earliest time a reading may be taken at: 1900-01-01T00:00:00Z.
-const EARLIEST_READING: i64 = -2_208_988_800;
 /// Longest profile name, in characters.
 const NAME_MAX: usize = 100;
 
@@ -177,50 +171,83 @@ impl Profile {
     ) -> Result<Item> {
         let info = self.info()?;
         let now = now_unix();
-        if let Some(at) = taken_at {
-            if at > now + READING_SKEW_S {
-                return Err(Error::invalid("a reading cannot be taken in the future"));
-            }
-            if at < EARLIEST_READING {
-                return Err(Error::invalid("a reading's time must be after 1900"));
-            }
-        }
+        crate::mend::check_time(taken_at, now)?;
         let id = self.vault.write(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let reference = match info.self_patient {
-                Some(item) => tx
+            let id = crate::mend::put_reading(
+                &tx,
+                &info.name,
+                info.self_patient,
+                reading,
+                note,
+                taken_at,
+                now,
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })?;
+        Ok(self.show(id)?.item)
+    }
+
+    /// Delete the person's reading `id`. One that reached a provider is taken back
+    /// there (marked `entered-in-error`) at the next sync, once; copies providers sent
+    /// back go too. Returns how many providers it is to be taken back from.
+    /// `InvalidInput` for anything but a reading entered here.
+    pub fn delete_reading(&self, id: i64) -> Result<u64> {
+        let now = now_unix();
+        self.vault.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = crate::mend::delete_in(&tx, id, now)?;
+            crate::mend::audited(&tx, "deleted", id, n)?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Replace the person's reading `id` with `reading` (taken at `taken_at`, else at
+    /// the time of the one it replaces): the old one is deleted as by
+    /// [`Profile::delete_reading`] and the new one recorded and sent on, in one step.
+    /// Returns the new reading's timeline item.
+    pub fn amend_reading(
+        &self,
+        id: i64,
+        reading: &Reading,
+        note: Option<&str>,
+        taken_at: Option<i64>,
+    ) -> Result<Item> {
+        let info = self.info()?;
+        let now = now_unix();
+        crate::mend::check_time(taken_at, now)?;
+        let new = self.vault.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let when = match taken_at {
+                Some(t) => Some(t),
+                None => tx
                     .query_row(
-                        "SELECT rid FROM resources WHERE id = ?1 AND rtype = 'Patient'",
-                        [item],
+                        "SELECT json_extract(json, '$.effectiveDateTime') FROM resources WHERE id = ?1",
+                        [id],
                         |r| r.get::<_, Option<String>>(0),
                     )
                     .optional()?
                     .flatten()
-                    .map(|rid| format!("Patient/{rid}")),
-                None => None,
+                    .and_then(|d| crate::record::summary::parse_fhir_date(&d)),
             };
-            let subject = Subject {
-                reference,
-                display: info.name.clone(),
-            };
-            let mut obs = readings::observation(reading, note, &subject, now)?;
-            if let Some(at) = taken_at {
-                obs["effectiveDateTime"] = serde_json::json!(crate::time::rfc3339(at));
-            }
-            let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
-            let full_url = obs["identifier"][0]["value"].as_str().map(str::to_string);
-            let source_id = store::ensure_source(&tx, SourceKind::Patient, "self", now)?;
-            let outcome = Writer::new(&tx, source_id, None, EnteredBy::Patient, now).put(
-                &text,
-                &obs,
-                full_url.as_deref(),
+            // The correction first, so it never takes the old one's item id.
+            let new = crate::mend::put_reading(
+                &tx,
+                &info.name,
+                info.self_patient,
+                reading,
+                note,
+                when,
+                now,
             )?;
-            // Queued for the providers that take readings, in the same transaction.
-            crate::sync::enqueue_readings(&tx, now)?;
+            let n = crate::mend::delete_in(&tx, id, now)?;
+            crate::mend::audited(&tx, &format!("amended as item {new}"), id, n)?;
             tx.commit()?;
-            Ok(outcome.item_id())
+            Ok(new)
         })?;
-        Ok(self.show(id)?.item)
+        Ok(self.show(new)?.item)
     }
 
     /// A page of the timeline, newest first.

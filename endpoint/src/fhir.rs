@@ -192,7 +192,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/{tenant}/fhir/metadata", get(metadata))
         .route("/{tenant}/fhir/{rtype}", get(search).post(create))
-        .route("/{tenant}/fhir/{rtype}/{id}", get(read))
+        .route("/{tenant}/fhir/{rtype}/{id}", get(read).put(update))
         .route("/{tenant}/fhir/{rtype}/{id}/{op}", get(operation))
 }
 
@@ -230,6 +230,7 @@ async fn metadata(State(app): State<Arc<App>>, Segments(tenant): Segments<String
             let mut interaction = vec![json!({ "code": "read" }), json!({ "code": "search-type" })];
             if t == "Observation" {
                 interaction.push(json!({ "code": "create" }));
+                interaction.push(json!({ "code": "update" }));
             }
             let mut r = json!({
                 "type": t,
@@ -303,6 +304,96 @@ async fn read(
         }
         None => outcome(StatusCode::NOT_FOUND, "not-found", "no such resource"),
     }
+}
+
+/// `PUT /{tenant}/fhir/Observation/{id}`: a new version of an Observation the
+/// patient's own app made (a reading corrected, or marked `entered-in-error`). The
+/// resource must exist, stay in the same patient's compartment, and keep its id; the
+/// token needs `patient/Observation.u`. Anything else is refused and nothing changes.
+async fn update(
+    State(app): State<Arc<App>>,
+    Segments((tenant, rtype, id)): Segments<(String, String, String)>,
+    headers: HeaderMap,
+    body: Incoming,
+) -> Response {
+    if rtype != "Observation" || !valid_id(&id) {
+        return outcome(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "only an Observation can be updated",
+        );
+    }
+    let access = match app.gate(&tenant, &headers, "Observation", 'u').await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let body = match body.read(BODY_LIMIT).await {
+        Ok(held) => held,
+        Err(e) => return body_refused(&e),
+    };
+    let mut resource: Value = match serde_json::from_slice(&body.bytes) {
+        Ok(v @ Value::Object(_)) if v["resourceType"] == "Observation" => v,
+        _ => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "the body is not an Observation",
+            )
+        }
+    };
+    if resource
+        .get("id")
+        .is_some_and(|v| v.as_str() != Some(id.as_str()))
+    {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the body's id is not the id in the URL",
+        );
+    }
+    let Some(patient) = crate::seed::compartment(&resource) else {
+        return outcome(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            "subject must reference the Patient",
+        );
+    };
+    if !access.reaches("Observation", Some(&patient)) {
+        return forbidden("the token is for another patient");
+    }
+    let (t, i) = (tenant.clone(), id.clone());
+    match app.store(move |s| s.get(&t, "Observation", &i)).await {
+        Ok(Some(old)) if old.patient.as_deref() == Some(patient.as_str()) => {}
+        Ok(Some(_)) => return forbidden("the Observation is another patient's"),
+        Ok(None) => {
+            return outcome(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such Observation (this server does not create by update)",
+            )
+        }
+        Err(r) => return r,
+    }
+    if let Some(o) = resource.as_object_mut() {
+        o.insert("id".into(), Value::String(id.clone()));
+        if let Some(meta) = o.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+        }
+    }
+    let (t, i, now) = (tenant.clone(), id.clone(), crate::time::now_ms());
+    let stored = match app
+        .store(move |s| s.put(&t, "Observation", &i, Some(&patient), &resource, now))
+        .await
+    {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut r = fhir_text(StatusCode::OK, stored.json.get().to_string());
+    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", stored.version)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
 }
 
 /// A page cursor: where the previous page ended. Opaque to clients.

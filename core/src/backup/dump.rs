@@ -27,6 +27,7 @@ pub(crate) const TABLES: &[&str] = &[
     "provider_sources",
     "push_policy",
     "outbox",
+    "retractions",
     "identity",
     "people",
     "invites",

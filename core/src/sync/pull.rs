@@ -501,6 +501,10 @@ async fn store_page(
                         stale = true;
                     }
                 }
+                if crate::mend::taken_back(&tx, &value)? {
+                    // The person took this reading back: the provider's copy stays out.
+                    continue;
+                }
                 match w.put(&e.raw, &value, Some(&e.url)) {
                     Ok(PutOutcome::Inserted(_) | PutOutcome::Updated(_)) => changed += 1,
                     Ok(PutOutcome::Unchanged(_)) => {}

@@ -43,6 +43,10 @@ pub struct OutboxEntry {
     pub display: String,
     /// When it was sent (Unix seconds).
     pub sent_at: Option<i64>,
+    /// Whether this is the correction of a reading the person took back (deleted or
+    /// amended after it was sent): the provider's copy is marked entered-in-error.
+    /// `item_id` is then 0 (the reading is gone from the record).
+    pub correction: bool,
 }
 
 pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
@@ -63,9 +67,30 @@ pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
                     last_error: r.get(4)?,
                     display: r.get(5)?,
                     sent_at: r.get(6)?,
+                    correction: false,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        let corrections: Vec<OutboxEntry> = c
+            .prepare(
+                "SELECT s.name, x.state, x.attempts, x.last_error,
+                        coalesce(json_extract(x.json, '$.code.text'), 'A reading'), x.sent_at
+                 FROM retractions x JOIN sources s ON s.id = x.source_id ORDER BY x.id DESC",
+            )?
+            .query_map([], |r| {
+                Ok(OutboxEntry {
+                    item_id: 0,
+                    source: r.get(0)?,
+                    state: r.get(1)?,
+                    attempts: r.get(2)?,
+                    last_error: r.get(3)?,
+                    display: format!("{} (taken back: entered in error)", r.get::<_, String>(4)?),
+                    sent_at: r.get(5)?,
+                    correction: true,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.extend(corrections);
         // What the policy keeps back is listed too, so the person sees that it stays.
         let policy = Policy::load(c)?;
         for cand in candidates(c)? {
@@ -78,6 +103,7 @@ pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
                     last_error: None,
                     display: cand.display,
                     sent_at: None,
+                    correction: false,
                 });
             }
         }
@@ -389,21 +415,43 @@ enum Outcome {
     Unreachable(String),
 }
 
-fn record(profile: &Profile, outbox_id: i64, outcome: Outcome) -> Result<()> {
+/// The queues [`record`] writes to: readings, and corrections of readings sent.
+#[derive(Clone, Copy)]
+enum Queue {
+    Outbox,
+    Retractions,
+}
+
+impl Queue {
+    fn table(self) -> &'static str {
+        match self {
+            Queue::Outbox => "outbox",
+            Queue::Retractions => "retractions",
+        }
+    }
+}
+
+fn record(profile: &Profile, queue: Queue, outbox_id: i64, outcome: Outcome) -> Result<()> {
+    let table = queue.table();
     profile.vault().write(|c| {
         let now = now_unix();
         let fail = |reason: String, pause: bool| {
             c.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
-                   state = CASE WHEN attempts + 1 >= ?3 THEN 'stuck' ELSE state END,
-                   next_attempt_at = ?4 + CASE WHEN ?5 THEN min(60 << min(attempts, 10), 86400) ELSE 0 END
-                 WHERE id = ?1",
+                &format!(
+                    "UPDATE {table} SET attempts = attempts + 1, last_error = ?2,
+                       state = CASE WHEN attempts + 1 >= ?3 THEN 'stuck' ELSE state END,
+                       next_attempt_at = ?4 + CASE WHEN ?5 THEN min(60 << min(attempts, 10), 86400) ELSE 0 END
+                     WHERE id = ?1"
+                ),
                 params![outbox_id, reason, MAX_ATTEMPTS, now, pause],
             )
         };
         match outcome {
             Outcome::Sent(remote) => c.execute(
-                "UPDATE outbox SET state = 'sent', remote_id = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
+                &format!(
+                    "UPDATE {table} SET state = 'sent', remote_id = coalesce(nullif(?2, ''), remote_id),
+                       sent_at = ?3, last_error = NULL WHERE id = ?1"
+                ),
                 params![outbox_id, remote, now],
             )?,
             Outcome::Refused(reason) => fail(reason, false)?,
@@ -413,7 +461,36 @@ fn record(profile: &Profile, outbox_id: i64, outcome: Outcome) -> Result<()> {
     })
 }
 
-/// Send what is due to `source`.
+/// Send `build`'s request with the provider's authorization, refreshing it once on a
+/// `401`. `None` when a fresh token was refused too.
+async fn authorized(
+    http: &Http,
+    auth: &mut Authorizer,
+    build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> Result<Option<Result<super::http::Resp>>> {
+    for attempt in 0..2 {
+        let header = auth.header(http).await?;
+        let sent = http
+            .send(|| {
+                let r = build(http.client())
+                    .header("content-type", "application/fhir+json")
+                    .header("accept", "application/fhir+json");
+                match &header {
+                    Some(h) => r.header("authorization", h.as_str()),
+                    None => r,
+                }
+            })
+            .await;
+        match sent {
+            Ok(resp) if resp.status == 401 && attempt == 0 => auth.rejected(http).await?,
+            other => return Ok(Some(other)),
+        }
+    }
+    Ok(None)
+}
+
+/// Send what is due to `source`: new readings, then corrections of readings the
+/// person took back.
 pub(crate) async fn push(
     profile: &Arc<Profile>,
     http: &Http,
@@ -430,66 +507,112 @@ pub(crate) async fn push(
     for (outbox_id, identifier, json) in due {
         let body = for_provider(&json, &patient)?.to_string();
         let condition = format!("identifier={}", enc(&identifier));
-        let mut outcome = None;
-        for attempt in 0..2 {
-            let header = auth.header(http).await?;
-            let sent = http
-                .send(|| {
-                    let mut r = http
-                        .client()
-                        .post(&url)
-                        .header("content-type", "application/fhir+json")
-                        .header("accept", "application/fhir+json")
-                        .header("if-none-exist", &condition)
-                        .body(body.clone());
-                    if let Some(h) = &header {
-                        r = r.header("authorization", h.as_str());
-                    }
-                    r
-                })
-                .await;
-            match sent {
-                Ok(resp) if resp.status == 401 && attempt == 0 => auth.rejected(http).await?,
-                other => {
-                    outcome = Some(other);
-                    break;
-                }
-            }
+        let outcome = authorized(http, auth, |c| {
+            c.post(&url)
+                .header("if-none-exist", &condition)
+                .body(body.clone())
+        })
+        .await?;
+        settle(
+            profile,
+            Queue::Outbox,
+            outbox_id,
+            outcome,
+            &[200, 201],
+            counters,
+        )
+        .await?;
+    }
+    let corrections = db(profile, move |p| corrections_due(p, sid)).await?;
+    for (id, remote, json) in corrections {
+        if remote.is_empty() {
+            let reason = "the provider gave no id for it, so it cannot be corrected there".into();
+            db(profile, move |p| {
+                record(p, Queue::Retractions, id, Outcome::Refused(reason))
+            })
+            .await?;
+            continue;
         }
-        match outcome {
-            Some(Ok(resp)) if resp.status == 200 || resp.status == 201 => {
-                let remote = serde_json::from_slice::<Value>(&resp.body)
-                    .ok()
-                    .and_then(|v| v["id"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                db(profile, move |p| {
-                    record(p, outbox_id, Outcome::Sent(remote))
-                })
-                .await?;
-                counters.pushed.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(Ok(resp)) => {
-                let reason = format!("the provider refused it ({})", resp.status);
-                tracing::warn!(status = resp.status, "a reading was refused");
-                db(profile, move |p| {
-                    record(p, outbox_id, Outcome::Refused(reason))
-                })
-                .await?;
-            }
-            Some(Err(e)) => {
-                let reason = e.to_string();
-                db(profile, move |p| {
-                    record(p, outbox_id, Outcome::Unreachable(reason))
-                })
-                .await?;
-                return Err(e);
-            }
-            None => {
-                return Err(Error::Auth {
-                    reason: "the provider refused a fresh token".into(),
-                })
-            }
-        }
+        let mut body = for_provider(&json, &patient)?;
+        body["id"] = Value::String(remote.clone());
+        let body = body.to_string();
+        let target = format!("{url}/{}", enc(&remote));
+        let outcome = authorized(http, auth, |c| c.put(&target).body(body.clone())).await?;
+        // Gone there already is as good as taken back.
+        settle(
+            profile,
+            Queue::Retractions,
+            id,
+            outcome,
+            &[200, 201, 404, 410],
+            counters,
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Record how sending one queued item ended; `done` are the statuses that count as
+/// sent. A failure to reach the provider ends the push with that error.
+async fn settle(
+    profile: &Arc<Profile>,
+    queue: Queue,
+    id: i64,
+    outcome: Option<Result<super::http::Resp>>,
+    done: &[u16],
+    counters: &Counters,
+) -> Result<()> {
+    match outcome {
+        Some(Ok(resp)) if done.contains(&resp.status) => {
+            let remote = serde_json::from_slice::<Value>(&resp.body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            db(profile, move |p| {
+                record(p, queue, id, Outcome::Sent(remote))
+            })
+            .await?;
+            counters.pushed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Some(Ok(resp)) => {
+            let reason = match resp.status {
+                403 => "the provider does not let this app do that (sign in again to allow \
+                        correcting readings)"
+                    .to_string(),
+                s => format!("the provider refused it ({s})"),
+            };
+            tracing::warn!(status = resp.status, "a reading was refused");
+            db(profile, move |p| {
+                record(p, queue, id, Outcome::Refused(reason))
+            })
+            .await
+        }
+        Some(Err(e)) => {
+            let reason = e.to_string();
+            db(profile, move |p| {
+                record(p, queue, id, Outcome::Unreachable(reason))
+            })
+            .await?;
+            Err(e)
+        }
+        None => Err(Error::Auth {
+            reason: "the provider refused a fresh token".into(),
+        }),
+    }
+}
+
+/// The corrections due for `source_id`: (id, the provider's id, the JSON to send).
+fn corrections_due(profile: &Profile, source_id: i64) -> Result<Vec<(i64, String, String)>> {
+    let now = now_unix();
+    profile.vault().read(|c| {
+        Ok(c.prepare(
+            "SELECT id, remote_id, json FROM retractions
+             WHERE source_id = ?1 AND state = 'pending' AND next_attempt_at <= ?2 ORDER BY id",
+        )?
+        .query_map(params![source_id, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+    })
 }

@@ -89,7 +89,7 @@ impl AuthKind {
 /// The client id and scopes Carry asks for by default.
 pub const DEFAULT_CLIENT_ID: &str = "carry";
 /// Read the record, create Observations (the patient's readings), keep signing in.
-pub const DEFAULT_SCOPE: &str = "launch/patient patient/*.rs patient/Observation.c offline_access";
+pub const DEFAULT_SCOPE: &str = "launch/patient patient/*.rs patient/Observation.cu offline_access";
 
 /// A source to add.
 #[derive(Debug, Clone)]

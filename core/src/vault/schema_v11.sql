@@ -36,3 +36,23 @@ CREATE TABLE push_policy (
     allow     INTEGER NOT NULL CHECK (allow IN (0, 1)),
     PRIMARY KEY (source_id, kind)
 ) WITHOUT ROWID;
+
+-- Readings the person deleted or amended after they reached a provider: the version
+-- marked entered-in-error that replaces the provider's copy (an update of the id the
+-- provider gave it), sent like a reading, once. A provider's copy with one of these
+-- identifiers is not stored again.
+CREATE TABLE retractions (
+    id              INTEGER PRIMARY KEY,
+    source_id       INTEGER NOT NULL REFERENCES sources (id),
+    remote_id       TEXT NOT NULL,
+    identifier      TEXT NOT NULL,
+    json            TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'stuck')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER,
+    UNIQUE (source_id, identifier)
+);
+CREATE INDEX retractions_identifier ON retractions (identifier);

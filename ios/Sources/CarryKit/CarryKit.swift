@@ -145,6 +145,18 @@ public final class CarryProfile: Sendable {
         try await ffi.addReading(reading: parseReading(kind: kind, value: value), note: note, takenAt: takenAt)
     }
 
+    /// Delete the person's reading `id`; one that reached a provider is taken back there
+    /// (entered-in-error) at the next `sync`. Returns how many providers that is.
+    @discardableResult
+    public func deleteReading(_ id: Int64) async throws -> UInt64 {
+        try await ffi.deleteReading(id: id)
+    }
+
+    /// Replace the person's reading `id` with `reading`: the old one deleted, the new one sent on.
+    public func amendReading(_ id: Int64, with reading: Reading, note: String? = nil, takenAt: Int64? = nil) async throws -> TimelineItem {
+        try await ffi.amendReading(id: id, reading: reading, note: note, takenAt: takenAt)
+    }
+
     /// Write `scope` of the record to `url` as one FHIR Bundle; returns the count.
     public func export(to url: URL, scope: ExportScope = ExportScope()) async throws -> UInt64 {
         try await ffi.exportToFile(scope: scope, path: url.path)

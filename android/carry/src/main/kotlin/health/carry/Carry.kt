@@ -202,6 +202,16 @@ class CarryProfile private constructor(
     suspend fun addReading(kind: String, value: String, note: String? = null, takenAt: Long? = null): TimelineItem =
         profile.addReading(parseReading(kind, value), note, takenAt)
 
+    /**
+     * Delete the person's reading [id]; one that reached a provider is taken back there
+     * (entered-in-error) at the next [sync]. Returns how many providers that is.
+     */
+    suspend fun deleteReading(id: Long): ULong = profile.deleteReading(id)
+
+    /** Replace the person's reading [id] with [reading]: the old one deleted, the new one sent on. */
+    suspend fun amendReading(id: Long, reading: Reading, note: String? = null, takenAt: Long? = null): TimelineItem =
+        profile.amendReading(id, reading, note, takenAt)
+
     /** Write [scope] of the record to [file] as one FHIR Bundle; returns the count. */
     suspend fun export(file: File, scope: ExportScope = ExportScope()): Long =
         profile.exportToFile(scope, file.path).toLong()

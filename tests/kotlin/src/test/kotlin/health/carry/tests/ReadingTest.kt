@@ -5,6 +5,7 @@ import health.carry.ffi.EnteredBy
 import health.carry.ffi.Profile
 import health.carry.ffi.Reading
 import health.carry.ffi.TimelineQuery
+import health.carry.ffi.TemperatureUnit
 import health.carry.ffi.WeightUnit
 import health.carry.ffi.parseReading
 import java.nio.file.Path
@@ -56,6 +57,29 @@ class ReadingTest {
             assertEquals("Observation", item.resourceType)
             assertEquals(item, p.timeline(TimelineQuery(limit = 1u)).items.single())
             assertEquals(item, p.show(item.id).item)
+        }
+    }
+
+    @Test
+    fun `a reading taken earlier keeps its time, and a mistake is amended or deleted`(): Unit = runBlocking {
+        Profile.create(dir.resolve("p").toString(), "Ada", TestKeyStore(), null).use { p ->
+            p.importFile(Fixtures.clemente.path)
+            val earlier = 1_764_578_400L // 2025-12-01T08:40:00Z
+            val wrong = p.addReading(Reading.Temperature(38.9, TemperatureUnit.CELSIUS), null, earlier)
+            assertEquals("2025-12-01T08:40:00Z", wrong.date)
+            val fixed = p.amendReading(wrong.id, Reading.Temperature(36.9, TemperatureUnit.CELSIUS), "re-measured")
+            assertEquals(wrong.date, fixed.date, "it keeps the time of the reading it replaces")
+            assertReasonful(assertThrowsSuspend<CarryException.NotFound> { p.show(wrong.id) })
+            assertEquals(0uL, p.deleteReading(fixed.id), "it never left the device")
+            assertReasonful(assertThrowsSuspend<CarryException.NotFound> { p.deleteReading(fixed.id) })
+            // A provider's record is theirs to correct.
+            val imported = p.timeline(TimelineQuery(limit = 1u)).items.single()
+            assertReasonful(assertThrowsSuspend<CarryException.InvalidInput> { p.deleteReading(imported.id) })
+            assertReasonful(
+                assertThrowsSuspend<CarryException.InvalidInput> {
+                    p.addReading(Reading.OxygenSaturation(97u), null, 4_102_444_800L)
+                },
+            )
         }
     }
 }
