@@ -541,6 +541,10 @@ pub struct ExportScope {
     /// Only this source.
     #[uniffi(default = None)]
     pub source: Option<String>,
+    /// One copy per fact (as the timeline shows it) instead of every copy every
+    /// source sent; the default keeps every copy, losslessly.
+    #[uniffi(default = false)]
+    pub one_per_fact: bool,
 }
 
 impl From<ExportScope> for cc::ExportScope {
@@ -550,6 +554,7 @@ impl From<ExportScope> for cc::ExportScope {
             since: s.since,
             until: s.until,
             source: s.source,
+            one_per_fact: s.one_per_fact,
         }
     }
 }

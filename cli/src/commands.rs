@@ -301,9 +301,16 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             }
             Ok(exit::OK)
         }
-        Command::Export { out, filter } => {
+        Command::Export {
+            out,
+            filter,
+            one_per_fact,
+        } => {
             let profile = open_record(home, profile_id)?;
-            let scope = ExportScope::from(&filter.query()?);
+            let scope = ExportScope {
+                one_per_fact,
+                ..ExportScope::from(&filter.query()?)
+            };
             let count = match &out {
                 Some(path) => profile.export_to_file(&scope, path)?,
                 None => {

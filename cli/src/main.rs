@@ -134,6 +134,10 @@ enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         filter: commands::Filter,
+        /// One copy of each fact (as the timeline shows it), not every copy every
+        /// source sent.
+        #[arg(long)]
+        one_per_fact: bool,
     },
     /// Facts about the profile.
     Info,

@@ -23,6 +23,9 @@ pub struct ExportScope {
     pub until: Option<String>,
     /// Only this source (its name).
     pub source: Option<String>,
+    /// One copy per fact (the first, as the timeline shows it) instead of every copy
+    /// every source sent; the default keeps every copy, losslessly.
+    pub one_per_fact: bool,
 }
 
 impl From<&TimelineQuery> for ExportScope {
@@ -32,6 +35,7 @@ impl From<&TimelineQuery> for ExportScope {
             since: q.since.clone(),
             until: q.until.clone(),
             source: q.source.clone(),
+            one_per_fact: false,
         }
     }
 }
@@ -76,6 +80,9 @@ pub(crate) fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write
     if let Some(source) = &scope.source {
         sql.push_str(" AND s.name = ?");
         args.push(SqlValue::Text(source.clone()));
+    }
+    if scope.one_per_fact {
+        sql.push_str(" AND (r.group_id IS NULL OR r.group_id = r.id)");
     }
     sql.push_str(" ORDER BY r.id");
     write_bundle(conn, &sql, args, out)

@@ -238,10 +238,16 @@ pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Resul
     let limit = page_limit(limit)?;
     let query =
         fts_query(text).ok_or_else(|| Error::invalid("give at least one word to search for"))?;
+    // One row per fact, as the timeline: a match in any copy shows the fact once, as
+    // its first copy (the timeline's), at the rank of its best-matching copy.
     let sql = format!(
-        "SELECT {ITEM_COLUMNS} FROM resources_fts f
-         JOIN resources r ON r.id = f.rowid JOIN sources s ON s.id = r.source_id
-         WHERE resources_fts MATCH ?1 ORDER BY f.rank LIMIT ?2"
+        "WITH hits AS (
+           SELECT coalesce(r.group_id, r.id) AS fact, min(f.rank) AS rank
+           FROM resources_fts f JOIN resources r ON r.id = f.rowid
+           WHERE resources_fts MATCH ?1 GROUP BY fact ORDER BY rank LIMIT ?2)
+         SELECT {ITEM_COLUMNS} FROM hits h
+         JOIN resources r ON r.id = h.fact JOIN sources s ON s.id = r.source_id
+         ORDER BY h.rank, r.id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut items: Vec<Item> = stmt

@@ -81,3 +81,76 @@ fn a_gp_copy_of_a_mood_entry_stays_psy_and_a_grantee_of_other_never_sees_it() {
         .collect();
     assert!(restricted.is_empty(), "no unlabelled copy: {restricted:?}");
 }
+
+#[test]
+fn a_reading_that_came_back_from_the_gp_is_one_row_everywhere_but_the_lossless_export() {
+    let (d, p) = common::profile();
+    let mine = p
+        .add_reading(&Reading::parse("weight", "72.5kg").unwrap(), None)
+        .unwrap();
+    let own = p.show(mine.id).unwrap();
+    let mut copy: serde_json::Value = serde_json::from_str(&own.json).unwrap();
+    copy["note"] = serde_json::json!([{ "text": "seen by the practice nurse" }]);
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{ "fullUrl": "https://gp.example/fhir/Observation/w1", "resource": copy }]
+    });
+    let file = common::write(d.path(), "from-the-gp.json", &bundle.to_string());
+    p.import_file(&file, ImportOptions::default()).unwrap();
+
+    let hits = p.search("weight", None).unwrap();
+    assert_eq!(hits.len(), 1, "one row for the fact: {hits:?}");
+    assert_eq!(hits[0].id, mine.id);
+    assert_eq!(hits[0].also_from.len(), 1, "{hits:?}");
+
+    let (_d2, carer) = common::profile();
+    let invite = carry_core::share::invite(&carer, "http://127.0.0.1:9").unwrap();
+    let person = carry_core::share::accept(&p, &invite.code, true).unwrap();
+    carry_core::share::grant(
+        &p,
+        &carry_core::share::NewGrant {
+            person: person.person.clone(),
+            role: carry_core::share::Role::Viewer,
+            scope: carry_core::share::Scope {
+                categories: vec![own.item.category],
+                ..Default::default()
+            },
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap();
+    let seen: Vec<_> = carry_core::share::view_as(&p, &person.person)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.display.contains("72.5"))
+        .collect();
+    assert_eq!(seen.len(), 1, "the grantee gets one copy: {seen:?}");
+    assert_ne!(
+        seen[0].id, mine.id,
+        "the most complete copy: the GP's, with its note"
+    );
+
+    let export = |one_per_fact: bool| -> usize {
+        let mut out = Vec::new();
+        p.export(
+            &carry_core::ExportScope {
+                one_per_fact,
+                ..Default::default()
+            },
+            &mut out,
+        )
+        .unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"].to_string().contains("72.5"))
+            .count()
+    };
+    assert_eq!(export(false), 2, "the export keeps every copy");
+    assert_eq!(export(true), 1);
+}

@@ -4,12 +4,13 @@
 //! A resource is in scope when its category is listed, its type is listed (if types
 //! are), its date falls in the window (undated items are left out of a windowed
 //! scope), every sensitivity label it carries was included explicitly, and it is not
-//! hidden.
+//! hidden. One fact held by several sources goes once: its most complete copy in
+//! scope (the longest), and hiding any copy hides the fact.
 
 use std::collections::BTreeSet;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use super::envelope::Shared;
 use super::grant::Scope;
@@ -34,8 +35,10 @@ pub(crate) fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>>
         return Ok(Vec::new());
     }
     let marks = vec!["?"; scope.categories.len()].join(",");
-    let mut sql =
-        format!("SELECT id, content_hash, sensitivity FROM resources WHERE category IN ({marks})");
+    let mut sql = format!(
+        "SELECT id, content_hash, sensitivity, coalesce(group_id, id), length(json)
+         FROM resources WHERE category IN ({marks})"
+    );
     let mut args: Vec<SqlValue> = scope
         .categories
         .iter()
@@ -64,21 +67,40 @@ pub(crate) fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>>
     }
     sql.push_str(" ORDER BY id");
     let included: BTreeSet<&str> = scope.include_labels.iter().map(String::as_str).collect();
-    let hidden: BTreeSet<i64> = scope.hidden.iter().copied().collect();
+    // Hiding one copy of a fact hides the fact.
+    let mut hidden_facts: BTreeSet<i64> = BTreeSet::new();
+    for id in &scope.hidden {
+        let fact: Option<i64> = conn
+            .prepare_cached("SELECT coalesce(group_id, id) FROM resources WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        hidden_facts.extend(fact);
+    }
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
-    let mut out = Vec::new();
+    // Per fact, its most complete copy in scope: (size, id, hash), the smaller id on a tie.
+    let mut best: std::collections::BTreeMap<i64, (i64, i64, Vec<u8>)> = Default::default();
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let labels: String = r.get(2)?;
-        if hidden.contains(&id) || !labels.split_whitespace().all(|l| included.contains(l)) {
+        let fact: i64 = r.get(3)?;
+        if hidden_facts.contains(&fact) || !labels.split_whitespace().all(|l| included.contains(l))
+        {
             continue;
         }
-        out.push(InScope {
-            id,
-            hash: r.get(1)?,
-        });
+        let size: i64 = r.get(4)?;
+        let better = best
+            .get(&fact)
+            .is_none_or(|(s, i, _)| size > *s || (size == *s && id < *i));
+        if better {
+            best.insert(fact, (size, id, r.get(1)?));
+        }
     }
+    let mut out: Vec<InScope> = best
+        .into_values()
+        .map(|(_, id, hash)| InScope { id, hash })
+        .collect();
+    out.sort_by_key(|i| i.id);
     Ok(out)
 }
 
