@@ -97,6 +97,9 @@ pub struct Preferences {
     pub lock_timeout_s: u32,
     /// What the emergency card shows.
     pub emergency_card: EmergencyCardContents,
+    /// Whether carers' entries wait for the person's approval (`pendingContributions`)
+    /// before they reach the record or any provider.
+    pub approve_contributions: bool,
 }
 
 impl From<cp::Preferences> for Preferences {
@@ -107,6 +110,7 @@ impl From<cp::Preferences> for Preferences {
             default_grant_days: p.default_grant_days,
             lock_timeout_s: p.lock_timeout_s,
             emergency_card: p.emergency_card.into(),
+            approve_contributions: p.approve_contributions,
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct PrefsChange {
     /// What the emergency card shows.
     #[uniffi(default = None)]
     pub emergency_card: Option<EmergencyCardContents>,
+    /// Whether carers' entries wait for approval.
+    #[uniffi(default = None)]
+    pub approve_contributions: Option<bool>,
 }
 
 impl From<PrefsChange> for cp::PrefsChange {
@@ -139,6 +146,7 @@ impl From<PrefsChange> for cp::PrefsChange {
             default_grant_days: c.default_grant_days,
             lock_timeout_s: c.lock_timeout_s,
             emergency_card: c.emergency_card.map(Into::into),
+            approve_contributions: c.approve_contributions,
         }
     }
 }

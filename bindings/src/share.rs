@@ -434,6 +434,36 @@ mirror_enum!(
     ]
 );
 
+/// A carer's entries waiting for the person's approval.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingContribution {
+    /// Its id, for `approve_contribution` and `reject_contribution`.
+    pub id: i64,
+    /// The carer's short id.
+    pub person: String,
+    /// The carer's name.
+    pub name: String,
+    /// The grant they wrote under.
+    pub grant: String,
+    /// When it arrived (Unix seconds).
+    pub received_at: i64,
+    /// The entries' display lines.
+    pub entries: Vec<String>,
+}
+
+impl From<cs::PendingContribution> for PendingContribution {
+    fn from(p: cs::PendingContribution) -> Self {
+        PendingContribution {
+            id: p.id,
+            person: p.person,
+            name: p.name,
+            grant: p.grant,
+            received_at: p.received_at,
+            entries: p.entries,
+        }
+    }
+}
+
 /// What one exchange with the relay did.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ExchangeReport {
@@ -456,6 +486,9 @@ pub struct ExchangeReport {
     /// This profile's own entries to a record shared with it that its owner refused,
     /// with why (outside the grant, or the grant ended).
     pub contributions_refused: Vec<String>,
+    /// Carers' entries that arrived and wait for the person's approval
+    /// (`pendingContributions`).
+    pub contributions_waiting: u64,
     /// Grants this profile made that reached their end date in this exchange.
     pub expired: Vec<String>,
     /// Envelopes deleted at the relay for ended grants.
@@ -491,6 +524,7 @@ impl From<cs::ExchangeReport> for ExchangeReport {
             records_removed: r.records_removed,
             contributions: r.contributions,
             contributions_refused: r.contributions_refused,
+            contributions_waiting: r.contributions_waiting,
             expired: r.expired,
             relay_deleted: r.relay_deleted,
             new_access: r.new_access,
@@ -647,6 +681,28 @@ impl Profile {
         let url = self.endpoint_url().await?;
         self.run_exchange(url, None).await?;
         Ok(person.into())
+    }
+
+    /// Carers' entries waiting for the person's approval (when
+    /// `Preferences.approve_contributions` is on), oldest first.
+    pub async fn pending_contributions(&self) -> Result<Vec<PendingContribution>> {
+        let core = self.core.clone();
+        let all = blocking(move || cs::pending_contributions(&core)).await?;
+        Ok(all.into_iter().map(Into::into).collect())
+    }
+
+    /// Apply waiting entries `id` to the record, after checking them against the
+    /// grant again (`Denied` if it ended or narrowed since; the carer is told).
+    /// Returns the entries applied.
+    pub async fn approve_contribution(&self, id: i64) -> Result<u64> {
+        let core = self.core.clone();
+        blocking(move || cs::approve_contribution(&core, id)).await
+    }
+
+    /// Decline waiting entries `id`: nothing is applied, and the carer is told.
+    pub async fn reject_contribution(&self, id: i64) -> Result<()> {
+        let core = self.core.clone();
+        blocking(move || cs::reject_contribution(&core, id)).await
     }
 
     /// Everyone this profile knows.

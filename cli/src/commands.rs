@@ -369,6 +369,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         },
         Command::ViewAs { person, out } => sc::view_as(home, as_json, &person, out),
         Command::Consent { grant } => sc::consent(home, &grant),
+        Command::Contributions { action } => sc::contributions(home, as_json, action),
         Command::Profiles => sc::profiles(home, as_json, profile_id),
         Command::Use { profile } => sc::use_profile(home, as_json, &profile),
         Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),

@@ -226,6 +226,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Carers' entries waiting for your approval (with carry prefs
+    /// --approve-contributions on); approve or reject one.
+    Contributions {
+        #[command(subcommand)]
+        action: Option<share_cmds::ContributionAction>,
+    },
     /// A grant as a FHIR Consent resource.
     Consent {
         /// The grant's id.

@@ -32,6 +32,10 @@ pub struct PrefsArgs {
     /// summary, marked as withheld.
     #[arg(long, value_name = "PARTS")]
     emergency_card: Option<String>,
+    /// Whether carers' entries wait for your approval (carry contributions) before
+    /// they reach your record or any provider.
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    approve_contributions: Option<String>,
     /// Print the opt-outs that are on as a JSON array of FHIR Consent resources.
     #[arg(long)]
     consent: bool,
@@ -74,6 +78,14 @@ fn print_text(p: &Preferences) {
             p.lock_timeout_s
         );
     }
+    say!(
+        "Carers' entries:        {}",
+        if p.approve_contributions {
+            "wait for your approval (carry contributions)"
+        } else {
+            "applied at once when inside their grant"
+        }
+    );
     let parts = p.emergency_card.included();
     say!(
         "Emergency card shows:   {}",
@@ -98,6 +110,7 @@ pub fn prefs(home: &Path, as_json: bool, args: PrefsArgs) -> Result<u8> {
             .as_deref()
             .map(EmergencyCardContents::parse_list)
             .transpose()?,
+        approve_contributions: on(args.approve_contributions.as_deref()),
     };
     let changing = change != PrefsChange::default();
     let current = if changing {

@@ -623,3 +623,61 @@ pub fn audit(home: &Path, as_json: bool, verify: bool, limit: u32) -> Result<u8>
     }
     Ok(exit::OK)
 }
+
+/// What `carry contributions` does to waiting entries.
+#[derive(clap::Subcommand)]
+pub enum ContributionAction {
+    /// Apply them to your record (they go on to providers like your own).
+    Approve {
+        /// Their id (from carry contributions).
+        id: i64,
+    },
+    /// Decline them; the carer is told.
+    Reject {
+        /// Their id (from carry contributions).
+        id: i64,
+    },
+}
+
+/// `carry contributions [approve|reject ID]`.
+pub fn contributions(home: &Path, as_json: bool, action: Option<ContributionAction>) -> Result<u8> {
+    let profile = open(home)?;
+    match action {
+        Some(ContributionAction::Approve { id }) => {
+            let n = share::approve_contribution(&profile, id)?;
+            if as_json {
+                print_json(&json!({ "approved": id, "applied": n }))?;
+            } else {
+                say!("Applied {n} entries to your record.");
+            }
+        }
+        Some(ContributionAction::Reject { id }) => {
+            share::reject_contribution(&profile, id)?;
+            if as_json {
+                print_json(&json!({ "rejected": id }))?;
+            } else {
+                say!("Declined; the carer is told at the next carry sync.");
+            }
+        }
+        None => {
+            let waiting = share::pending_contributions(&profile)?;
+            if as_json {
+                print_json(&waiting)?;
+            } else if waiting.is_empty() {
+                say!("No carer's entries are waiting for your approval.");
+            } else {
+                for w in &waiting {
+                    say!(
+                        "#{}  from {} ({}): {}",
+                        w.id,
+                        w.name,
+                        w.person,
+                        w.entries.join("; ")
+                    );
+                }
+                say!("carry contributions approve ID, or reject ID.");
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -418,6 +418,7 @@ fn merge(
     a.records_removed.extend(b.records_removed);
     a.contributions += b.contributions;
     a.contributions_refused.extend(b.contributions_refused);
+    a.contributions_waiting += b.contributions_waiting;
     a.expired.extend(b.expired);
     a.relay_deleted += b.relay_deleted;
     a.new_access.extend(b.new_access);
@@ -446,6 +447,12 @@ fn relay_line(r: &carry_core::share::ExchangeReport) -> String {
     }
     if r.contributions > 0 {
         parts.push(format!("{} entries from carers", r.contributions));
+    }
+    if r.contributions_waiting > 0 {
+        parts.push(format!(
+            "{} entries from carers wait for your approval (carry contributions)",
+            r.contributions_waiting
+        ));
     }
     for why in &r.contributions_refused {
         parts.push(format!(

@@ -396,7 +396,11 @@ fn a_reading_reaches_the_gp_exactly_once_despite_retries() {
     assert_eq!(bp[0]["also_from"], serde_json::json!(["gp"]));
     // So does search: one row for the fact, naming both sources.
     let found = json(&home, &["search", "131", "--json"]);
-    let found = found["items"].as_array().or(found.as_array()).unwrap().clone();
+    let found = found["items"]
+        .as_array()
+        .or(found.as_array())
+        .unwrap()
+        .clone();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["also_from"], serde_json::json!(["gp"]));
 }

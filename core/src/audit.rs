@@ -84,6 +84,8 @@ pub enum AuditEvent {
     PersonKeysChanged,
     /// The person deleted or amended one of their readings.
     ReadingMended,
+    /// A carer's entries wait for the person's approval.
+    ContributionWaiting,
     /// The person changed their preferences (the detail names the keys only).
     PreferencesChanged,
 }
@@ -123,6 +125,7 @@ impl AuditEvent {
             AuditEvent::KeysReplaced => "keys-replaced",
             AuditEvent::PersonKeysChanged => "person-keys-changed",
             AuditEvent::ReadingMended => "reading-mended",
+            AuditEvent::ContributionWaiting => "contribution-waiting",
             AuditEvent::PreferencesChanged => "preferences-changed",
         }
     }

@@ -40,6 +40,7 @@ const TYPE1: &str = "type1_opt_out";
 const GRANT_DAYS: &str = "default_grant_days";
 const LOCK_TIMEOUT: &str = "lock_timeout_s";
 const CARD: &str = "emergency_card";
+const APPROVE: &str = "approve_contributions";
 
 /// A research and planning opt-out as the person recorded it. An opt-out turned off
 /// is kept too, with its date: the choice and when it was made both matter.
@@ -157,6 +158,9 @@ pub struct Preferences {
     pub lock_timeout_s: u32,
     /// What the emergency card shows.
     pub emergency_card: EmergencyCardContents,
+    /// Whether carers' entries wait for the person's approval before they reach the
+    /// record or any provider (default: no; entries inside a grant apply at once).
+    pub approve_contributions: bool,
 }
 
 impl Default for Preferences {
@@ -167,6 +171,7 @@ impl Default for Preferences {
             default_grant_days: DEFAULT_GRANT_DAYS,
             lock_timeout_s: DEFAULT_LOCK_TIMEOUT_S,
             emergency_card: EmergencyCardContents::default(),
+            approve_contributions: false,
         }
     }
 }
@@ -184,6 +189,8 @@ pub struct PrefsChange {
     pub lock_timeout_s: Option<u32>,
     /// What the emergency card shows.
     pub emergency_card: Option<EmergencyCardContents>,
+    /// Whether carers' entries wait for approval.
+    pub approve_contributions: Option<bool>,
 }
 
 /// The stored value of `key`, or `None` when unset or unreadable (a value written
@@ -216,6 +223,7 @@ pub(crate) fn load(conn: &Connection) -> Result<Preferences> {
             .filter(|n| *n <= MAX_LOCK_TIMEOUT_S)
             .unwrap_or(d.lock_timeout_s),
         emergency_card: stored(conn, CARD)?.unwrap_or(d.emergency_card),
+        approve_contributions: stored(conn, APPROVE)?.unwrap_or(d.approve_contributions),
     })
 }
 
@@ -292,6 +300,12 @@ pub fn set(profile: &Profile, change: &PrefsChange) -> Result<Preferences> {
             .filter(|c| *c != current.emergency_card)
         {
             writes.push((CARD, to_json(&c)?));
+        }
+        if let Some(a) = change
+            .approve_contributions
+            .filter(|a| *a != current.approve_contributions)
+        {
+            writes.push((APPROVE, to_json(&a)?));
         }
         if writes.is_empty() {
             return Ok(current);

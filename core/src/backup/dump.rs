@@ -35,6 +35,7 @@ pub(crate) const TABLES: &[&str] = &[
     "grant_items",
     "relay_outbox",
     "shared_items",
+    "pending_contributions",
     "audit_log",
     "shares",
     "backup_state",

@@ -41,6 +41,8 @@ pub(crate) enum Applied {
     KeysChanged(String),
     /// The grantor refused this profile's entries, and why.
     ContributionRefused(String),
+    /// A carer's entries wait for the person's approval.
+    ContributionWaiting(u64),
 }
 
 fn refused(problem: EnvelopeProblem) -> Error {
@@ -334,35 +336,30 @@ fn contribution_in(
     let outcome = own.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (role, active) = out_grant_seq(&tx, pid, msg, false)?;
-        let refuse = |why: &str| -> Result<Option<u64>> {
-            audit::append(
-                &tx,
-                AuditEvent::ContributionRejected,
-                Some(handle),
-                &format!("{}: {why}", msg.grant),
-            )?;
-            // The carer's app hears why, outside the grant's sequence.
-            tell_refused(&tx, &msg.grant, why)?;
-            Ok(None)
-        };
-        let scope = super::grants::doc(&tx, &msg.grant)?.scope;
-        let outside = resources.iter().find_map(|text| {
-            let analysis = serde_json::from_str::<Value>(text)
-                .map_err(|_| "an entry is not JSON".to_string())
-                .and_then(|v| crate::record::analyse(&v).map_err(|e| e.to_string()));
-            match analysis {
-                Ok(a) => super::scope::admits(&scope, &a).err(),
-                Err(why) => Some(why),
+        let verdict = match refusal(&tx, &msg.grant, role, active, resources)? {
+            Some(why) => {
+                refuse(&tx, &msg.grant, handle, &why)?;
+                None
             }
-        });
-        let verdict = if !active {
-            refuse("the grant has ended")?
-        } else if !role.may_contribute() {
-            refuse(&format!("a {} may not add to the record", role.as_str()))?
-        } else if let Some(why) = outside {
-            refuse(&format!("an entry is outside the grant: {why}"))?
-        } else {
-            match store_contributions(&tx, handle, resources) {
+            None if crate::prefs::load(&tx)?.approve_contributions => {
+                // The person asked to see carers' entries first.
+                let list =
+                    serde_json::to_string(resources).map_err(|e| Error::internal(e.to_string()))?;
+                tx.execute(
+                    "INSERT INTO pending_contributions (grant_id, person, resources, received_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![msg.grant, handle, list, now_unix()],
+                )?;
+                let n = resources.len() as u64;
+                audit::append(
+                    &tx,
+                    AuditEvent::ContributionWaiting,
+                    Some(handle),
+                    &format!("{}: {n} entries wait for approval", msg.grant),
+                )?;
+                Some(Applied::ContributionWaiting(n))
+            }
+            None => match store_contributions(&tx, handle, resources) {
                 Ok(n) => {
                     audit::append(
                         &tx,
@@ -370,18 +367,175 @@ fn contribution_in(
                         Some(handle),
                         &format!("{}: {n} entries", msg.grant),
                     )?;
-                    Some(n)
+                    Some(Applied::Contribution(n))
                 }
-                Err(_) => refuse("the entries are not patient-entered observations")?,
-            }
+                Err(_) => {
+                    refuse(
+                        &tx,
+                        &msg.grant,
+                        handle,
+                        "the entries are not patient-entered observations",
+                    )?;
+                    None
+                }
+            },
         };
         tx.commit()?;
         Ok(verdict)
     })?;
-    match outcome {
-        Some(n) => Ok(Applied::Contribution(n)),
-        None => Err(refused(EnvelopeProblem::NotAllowed)),
+    outcome.ok_or_else(|| refused(EnvelopeProblem::NotAllowed))
+}
+
+/// Why a carer's `resources` on `grant` may not be applied now, if they may not: the
+/// grant ended, the role does not write, or an entry is outside the grant's scope.
+fn refusal(
+    tx: &rusqlite::Transaction<'_>,
+    grant: &str,
+    role: Role,
+    active: bool,
+    resources: &[String],
+) -> Result<Option<String>> {
+    if !active {
+        return Ok(Some("the grant has ended".into()));
     }
+    if !role.may_contribute() {
+        return Ok(Some(format!(
+            "a {} may not add to the record",
+            role.as_str()
+        )));
+    }
+    let scope = super::grants::doc(tx, grant)?.scope;
+    Ok(resources.iter().find_map(|text| {
+        let analysis = serde_json::from_str::<Value>(text)
+            .map_err(|_| "an entry is not JSON".to_string())
+            .and_then(|v| crate::record::analyse(&v).map_err(|e| e.to_string()));
+        match analysis {
+            Ok(a) => super::scope::admits(&scope, &a)
+                .err()
+                .map(|why| format!("an entry is outside the grant: {why}")),
+            Err(why) => Some(why),
+        }
+    }))
+}
+
+/// Record a refusal of a carer's entries on `grant` and tell the carer's app why.
+fn refuse(tx: &rusqlite::Transaction<'_>, grant: &str, handle: &str, why: &str) -> Result<()> {
+    audit::append(
+        tx,
+        AuditEvent::ContributionRejected,
+        Some(handle),
+        &format!("{grant}: {why}"),
+    )?;
+    // The carer's app hears why, outside the grant's sequence.
+    tell_refused(tx, grant, why)
+}
+
+/// A carer's entries waiting for the person's approval.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PendingContribution {
+    /// Its id, for [`approve_contribution`] and [`reject_contribution`].
+    pub id: i64,
+    /// The carer's short id.
+    pub person: String,
+    /// The carer's name.
+    pub name: String,
+    /// The grant they wrote under.
+    pub grant: String,
+    /// When it arrived (Unix seconds).
+    pub received_at: i64,
+    /// The entries' display lines.
+    pub entries: Vec<String>,
+}
+
+/// The carers' entries waiting for approval, oldest first.
+pub(crate) fn pending(own: &Profile) -> Result<Vec<PendingContribution>> {
+    let rows: Vec<(i64, String, String, String, i64, String)> =
+        own.vault().read(|c| {
+            Ok(c.prepare(
+            "SELECT q.id, q.person, coalesce(p.name, ''), q.grant_id, q.received_at, q.resources
+             FROM pending_contributions q LEFT JOIN people p ON p.handle = q.person ORDER BY q.id",
+        )?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+        })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, person, name, grant, received_at, list)| {
+            let texts: Vec<String> = serde_json::from_str(&list).unwrap_or_default();
+            let entries = texts
+                .iter()
+                .filter_map(|t| serde_json::from_str::<Value>(t).ok())
+                .filter_map(|v| crate::record::analyse(&v).ok())
+                .map(|a| a.display)
+                .collect();
+            PendingContribution {
+                id,
+                person,
+                name,
+                grant,
+                received_at,
+                entries,
+            }
+        })
+        .collect())
+}
+
+/// Approve (`true`) or reject the waiting entries `id`. Approved entries are checked
+/// against the grant again (it may have ended or narrowed since), then applied as on
+/// arrival; a refusal then, or a rejection, tells the carer's app why. Returns the
+/// entries applied.
+pub(crate) fn decide(own: &Profile, id: i64, approve: bool) -> Result<u64> {
+    own.vault().write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row: Option<(String, String, String)> = tx
+            .query_row(
+                "SELECT grant_id, person, resources FROM pending_contributions WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((grant, handle, list)) = row else {
+            return Err(Error::not_found(format!(
+                "waiting entries {id} (see carry contributions)"
+            )));
+        };
+        let resources: Vec<String> = serde_json::from_str(&list)
+            .map_err(|_| Error::internal("stored waiting entries do not parse"))?;
+        tx.execute("DELETE FROM pending_contributions WHERE id = ?1", [id])?;
+        let applied = if !approve {
+            refuse(&tx, &grant, &handle, "the person declined these entries")?;
+            0
+        } else {
+            let (role, active): (String, bool) = tx.query_row(
+                "SELECT role, ended_at IS NULL AND expires_at > ?2 FROM grants WHERE id = ?1",
+                params![grant, now_unix()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            match refusal(&tx, &grant, Role::parse(&role)?, active, &resources)? {
+                Some(why) => {
+                    refuse(&tx, &grant, &handle, &why)?;
+                    tx.commit()?;
+                    return Err(Error::Denied {
+                        reason: format!("these entries can no longer be applied: {why}"),
+                    });
+                }
+                None => {
+                    let n = store_contributions(&tx, &handle, &resources)?;
+                    audit::append(
+                        &tx,
+                        AuditEvent::ContributionApplied,
+                        Some(&handle),
+                        &format!("{grant}: {n} entries, approved"),
+                    )?;
+                    n
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(applied)
+    })
 }
 
 /// Queue a `refused` message to the grantee of `grant`, saying `why`.

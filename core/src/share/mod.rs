@@ -24,6 +24,8 @@ pub(crate) mod people;
 pub mod received;
 pub(crate) mod relay;
 pub(crate) mod rotation;
+
+pub use incoming::PendingContribution;
 mod scope;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -273,6 +275,24 @@ pub fn contribute(
     })
 }
 
+/// Carers' entries waiting for the person's approval (when they asked to approve
+/// them: `Preferences::approve_contributions`), oldest first.
+pub fn pending_contributions(profile: &Profile) -> Result<Vec<PendingContribution>> {
+    incoming::pending(profile)
+}
+
+/// Apply the waiting entries `id`, after checking them against the grant again (it
+/// may have ended or narrowed since: then `Denied`, and the carer is told why).
+/// Returns the entries applied; they go on to providers like the person's own.
+pub fn approve_contribution(profile: &Profile, id: i64) -> Result<u64> {
+    incoming::decide(profile, id, true)
+}
+
+/// Decline the waiting entries `id`: nothing is applied, and the carer is told.
+pub fn reject_contribution(profile: &Profile, id: i64) -> Result<()> {
+    incoming::decide(profile, id, false).map(|_| ())
+}
+
 /// Ask the grantor of every incoming grant in force to send the whole record again
 /// (after a restore: backups hold grants, not the records they carry).
 pub(crate) fn resync_received(profile: &Profile) -> Result<()> {
@@ -343,6 +363,9 @@ pub struct ExchangeReport {
     /// This profile's own entries to a record shared with it that its owner refused,
     /// with why (outside the grant, the grant ended).
     pub contributions_refused: Vec<String>,
+    /// Carers' entries that arrived and wait for the person's approval
+    /// ([`pending_contributions`]).
+    pub contributions_waiting: u64,
     /// Grants this profile made that reached their end date in this exchange.
     pub expired: Vec<String>,
     /// Envelopes deleted at the relay for ended grants.
@@ -705,6 +728,9 @@ async fn read_mailbox(
                         incoming::Applied::KeysChanged(h) => report.keys_changed.push(h),
                         incoming::Applied::ContributionRefused(why) => {
                             report.contributions_refused.push(why)
+                        }
+                        incoming::Applied::ContributionWaiting(n) => {
+                            report.contributions_waiting += n
                         }
                         incoming::Applied::Records { .. } | incoming::Applied::Resync => {}
                     }

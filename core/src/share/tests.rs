@@ -757,3 +757,102 @@ fn people_are_found_by_id_name_or_a_prefix_only_one_has() {
     assert!(matches!(find("Bob"), Err(Error::NotFound { .. })));
     assert!(matches!(find("  "), Err(Error::InvalidInput { .. })));
 }
+
+#[test]
+fn carers_entries_wait_for_approval_when_the_person_asks() {
+    let d = tempfile::tempdir().unwrap();
+    let patient = profile(&d.path().join("p"), "Ned Hintz");
+    let carer = profile(&d.path().join("c"), "Sam Carer");
+    patient
+        .import_file(&fixture(), ImportOptions::default())
+        .unwrap();
+    introduce(&patient, &carer);
+    grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Contributor,
+            scope: Scope {
+                categories: vec![Category::VitalSigns],
+                ..Scope::default()
+            },
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer, &e).unwrap();
+    }
+    crate::prefs::set(
+        &patient,
+        &crate::prefs::PrefsChange {
+            approve_contributions: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let who = handle_of(&patient);
+    let before = patient.stats().unwrap().resources;
+
+    contribute(
+        &carer,
+        &who,
+        &crate::Reading::parse("pulse", "72").unwrap(),
+        None,
+    )
+    .unwrap();
+    let sent = drain(&carer);
+    assert_eq!(
+        deliver(&patient, &sent[0]).unwrap(),
+        incoming::Applied::ContributionWaiting(1)
+    );
+    assert_eq!(
+        patient.stats().unwrap().resources,
+        before,
+        "nothing applied yet"
+    );
+    assert!(
+        crate::sync::outbox(&patient).unwrap().is_empty(),
+        "nor sent on"
+    );
+    let waiting = pending_contributions(&patient).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].name, "Sam Carer");
+    assert!(waiting[0].entries[0].contains("72"), "{waiting:?}");
+    assert_eq!(approve_contribution(&patient, waiting[0].id).unwrap(), 1);
+    assert_eq!(
+        patient.stats().unwrap().resources,
+        before + 2,
+        "the entry and its provenance"
+    );
+    assert!(pending_contributions(&patient).unwrap().is_empty());
+    assert!(matches!(
+        approve_contribution(&patient, waiting[0].id),
+        Err(Error::NotFound { .. })
+    ));
+
+    // Declined: nothing applied, and the carer's device is told.
+    contribute(
+        &carer,
+        &who,
+        &crate::Reading::parse("pulse", "180").unwrap(),
+        None,
+    )
+    .unwrap();
+    for e in drain(&carer) {
+        deliver(&patient, &e).unwrap();
+    }
+    let id = pending_contributions(&patient).unwrap()[0].id;
+    reject_contribution(&patient, id).unwrap();
+    assert_eq!(patient.stats().unwrap().resources, before + 2);
+    let told = drain(&patient);
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        deliver(&carer, &told[0]).unwrap(),
+        incoming::Applied::ContributionRefused("the person declined these entries".into())
+    );
+}

@@ -56,3 +56,14 @@ CREATE TABLE retractions (
     UNIQUE (source_id, identifier)
 );
 CREATE INDEX retractions_identifier ON retractions (identifier);
+
+-- Carers' entries waiting for the person's approval (when they asked to approve them):
+-- the grant, the carer's short id, and the entries as sent (a JSON array of resource
+-- texts). Applied, or refused, when the person decides.
+CREATE TABLE pending_contributions (
+    id          INTEGER PRIMARY KEY,
+    grant_id    TEXT NOT NULL,
+    person      TEXT NOT NULL,
+    resources   TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);

@@ -274,6 +274,22 @@ public final class CarryProfile: Sendable {
         try await ffi.people()
     }
 
+    /// Carers' entries waiting for approval (with `approveContributions` on).
+    public func pendingContributions() async throws -> [PendingContribution] {
+        try await ffi.pendingContributions()
+    }
+
+    /// Apply waiting entries `id` (checked against the grant again); returns how many.
+    @discardableResult
+    public func approveContribution(_ id: Int64) async throws -> UInt64 {
+        try await ffi.approveContribution(id: id)
+    }
+
+    /// Decline waiting entries `id`; the carer is told.
+    public func rejectContribution(_ id: Int64) async throws {
+        try await ffi.rejectContribution(id: id)
+    }
+
     /// Mark `person` (short id or name) verified once the safety numbers match.
     public func verifyPerson(_ person: String) async throws -> Person {
         try await ffi.verifyPerson(person: person)

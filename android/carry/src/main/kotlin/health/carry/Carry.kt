@@ -29,6 +29,7 @@ import health.carry.ffi.Person
 import health.carry.ffi.Preferences
 import health.carry.ffi.PrefsChange
 import health.carry.ffi.HoldAction
+import health.carry.ffi.PendingContribution
 import health.carry.ffi.Profile
 import health.carry.ffi.PushRule
 import health.carry.ffi.ProfileInfo
@@ -301,6 +302,15 @@ class CarryProfile private constructor(
 
     /** Everyone this profile knows. */
     suspend fun people(): List<Person> = profile.people()
+
+    /** Carers' entries waiting for approval (with `approveContributions` on). */
+    suspend fun pendingContributions(): List<PendingContribution> = profile.pendingContributions()
+
+    /** Apply waiting entries [id] (checked against the grant again); returns how many. */
+    suspend fun approveContribution(id: Long): ULong = profile.approveContribution(id)
+
+    /** Decline waiting entries [id]; the carer is told. */
+    suspend fun rejectContribution(id: Long) = profile.rejectContribution(id)
 
     /** Mark [person] (short id or name) verified once the safety numbers match. */
     suspend fun verifyPerson(person: String): Person = profile.verifyPerson(person)

@@ -70,6 +70,17 @@ class PrefsTest {
     }
 
     @Test
+    fun `carers' entries can be made to wait for approval`(): Unit = runBlocking {
+        Profile.create(dir.resolve("p").toString(), "Alfreda", TestKeyStore(1), null).use { p ->
+            assertFalse(p.preferences().approveContributions)
+            assertTrue(p.setPreferences(PrefsChange(approveContributions = true)).approveContributions)
+            assertTrue(p.pendingContributions().isEmpty())
+            assertReasonful(assertThrowsSuspend<CarryException.NotFound> { p.approveContribution(1) })
+            assertReasonful(assertThrowsSuspend<CarryException.NotFound> { p.rejectContribution(1) })
+        }
+    }
+
+    @Test
     fun `an out-of-range value is InvalidInput and changes nothing`(): Unit = runBlocking {
         Profile.create(dir.resolve("p").toString(), "Alfreda", TestKeyStore(1), null).use { p ->
             val days = assertThrowsSuspend<CarryException.InvalidInput> {
