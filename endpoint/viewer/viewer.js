@@ -386,6 +386,25 @@
     return '';
   }
 
+  /** The naming system of the keys Carry's carers sign with: a performer so named is a carer. */
+  var CARER_KEYS = 'https://carry.health/fhir/NamingSystem/signing-key';
+
+  /**
+   * Who entered a reading, when it was not a clinician: the patient (the performer is
+   * the subject) or a carer (named by their signing key), so a home reading is never
+   * mistaken for a clinic one. Empty otherwise.
+   */
+  function enteredBy(r) {
+    var p = arr(r.performer)[0];
+    if (!p) return '';
+    if (p.identifier && p.identifier.system === CARER_KEYS) {
+      return (str(p.display) || 'a carer') + ' (carer), at home';
+    }
+    var subject = r.subject && str(r.subject.reference);
+    if (subject && str(p.reference) === subject) return 'the patient, at home';
+    return '';
+  }
+
   /** A value[x] (of an Observation or a component) as text. */
   function valueText(r) {
     if (!r || typeof r !== 'object') return '';
@@ -506,6 +525,7 @@
         });
         add('Interpretation', concepts(r.interpretation));
         add('', r.effectiveDateTime ? formatDate(r.effectiveDateTime) : periodText(r.effectivePeriod));
+        add('Entered by', enteredBy(r));
         arr(r.note).forEach(function (n) {
           add('Note', str(n && n.text));
         });

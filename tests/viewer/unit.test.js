@@ -238,3 +238,46 @@ test('narratives become plain text lines, never markup', () => {
   );
   assert.deepEqual(lines, ['Hi & there <img src=x onerror=alert(2)>', 'Anastrozole · 1 mg']);
 });
+
+test('home readings say who entered them: the patient, or a carer by name', () => {
+  const obs = (id, performer) => ({
+    fullUrl: `urn:uuid:${id}`,
+    resource: {
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      code: { text: 'Pulse' },
+      subject: { reference: 'Patient/p1' },
+      performer: [performer],
+      valueQuantity: { value: 64, unit: '/min' },
+    },
+  });
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'document',
+    entry: [
+      {
+        fullUrl: 'urn:uuid:c',
+        resource: {
+          resourceType: 'Composition',
+          subject: { reference: 'Patient/p1' },
+          section: [
+            {
+              title: 'Vital signs',
+              code: { coding: [{ system: 'http://loinc.org', code: '8716-3' }] },
+              entry: [{ reference: 'urn:uuid:a' }, { reference: 'urn:uuid:b' }, { reference: 'urn:uuid:d' }],
+            },
+          ],
+        },
+      },
+      { fullUrl: 'urn:uuid:p', resource: { resourceType: 'Patient', id: 'p1', name: [{ text: 'Jene' }] } },
+      obs('a', { reference: 'Patient/p1' }),
+      obs('b', { display: 'Sam', identifier: { system: 'https://carry.health/fhir/NamingSystem/signing-key', value: 'k' } }),
+      obs('d', { reference: 'Practitioner/gp1', display: 'Dr A' }),
+    ],
+  };
+  const details = viewer.summarise(bundle).sections[0].entries.map((e) => e.details.join(' | '));
+  assert.ok(details.some((d) => d.includes('Entered by: the patient, at home')), details.join('\n'));
+  assert.ok(details.some((d) => d.includes('Entered by: Sam (carer), at home')), details.join('\n'));
+  assert.equal(details.filter((d) => d.includes('Entered by')).length, 2, 'a clinician reading says nothing');
+});
