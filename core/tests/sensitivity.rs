@@ -4,7 +4,32 @@
 
 mod common;
 
-use carry_core::{ImportOptions, Reading};
+use carry_core::{Category, ImportOptions, Profile, Reading};
+
+/// A person who took up `p`'s invite and holds a viewer's grant to `category`: their
+/// folder and short id.
+fn grantee_of(p: &Profile, category: Category) -> (tempfile::TempDir, String) {
+    let (d, carer) = common::profile();
+    let invite = carry_core::share::invite(&carer, "http://127.0.0.1:9").unwrap();
+    let person = carry_core::share::accept(p, &invite.code, true).unwrap();
+    carry_core::share::grant(
+        p,
+        &carry_core::share::NewGrant {
+            person: person.person.clone(),
+            role: carry_core::share::Role::Viewer,
+            scope: carry_core::share::Scope {
+                categories: vec![category],
+                ..Default::default()
+            },
+            purpose: "test".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap();
+    (d, person.person)
+}
 
 #[test]
 fn a_gp_copy_of_a_mood_entry_stays_psy_and_a_grantee_of_other_never_sees_it() {
@@ -46,26 +71,8 @@ fn a_gp_copy_of_a_mood_entry_stays_psy_and_a_grantee_of_other_never_sees_it() {
     );
 
     // A grantee of the mood entry's category, without PSY, sees neither copy.
-    let (_d2, carer) = common::profile();
-    let invite = carry_core::share::invite(&carer, "http://127.0.0.1:9").unwrap();
-    let person = carry_core::share::accept(&p, &invite.code, true).unwrap();
-    carry_core::share::grant(
-        &p,
-        &carry_core::share::NewGrant {
-            person: person.person.clone(),
-            role: carry_core::share::Role::Viewer,
-            scope: carry_core::share::Scope {
-                categories: vec![own.item.category],
-                ..Default::default()
-            },
-            purpose: "test".into(),
-            basis: None,
-            duration_s: None,
-            unverified: true,
-        },
-    )
-    .unwrap();
-    let seen = carry_core::share::view_as(&p, &person.person).unwrap();
+    let (_d2, person) = grantee_of(&p, own.item.category);
+    let seen = carry_core::share::view_as(&p, &person).unwrap();
     assert!(
         seen.iter().all(|i| i.display != own.item.display),
         "no copy of the mood entry reaches the grantee: {seen:?}"
@@ -103,26 +110,8 @@ fn a_reading_that_came_back_from_the_gp_is_one_row_everywhere_but_the_lossless_e
     assert_eq!(hits[0].id, mine.id);
     assert_eq!(hits[0].also_from.len(), 1, "{hits:?}");
 
-    let (_d2, carer) = common::profile();
-    let invite = carry_core::share::invite(&carer, "http://127.0.0.1:9").unwrap();
-    let person = carry_core::share::accept(&p, &invite.code, true).unwrap();
-    carry_core::share::grant(
-        &p,
-        &carry_core::share::NewGrant {
-            person: person.person.clone(),
-            role: carry_core::share::Role::Viewer,
-            scope: carry_core::share::Scope {
-                categories: vec![own.item.category],
-                ..Default::default()
-            },
-            purpose: "test".into(),
-            basis: None,
-            duration_s: None,
-            unverified: true,
-        },
-    )
-    .unwrap();
-    let seen: Vec<_> = carry_core::share::view_as(&p, &person.person)
+    let (_d2, person) = grantee_of(&p, own.item.category);
+    let seen: Vec<_> = carry_core::share::view_as(&p, &person)
         .unwrap()
         .into_iter()
         .filter(|i| i.display.contains("72.5"))

@@ -306,6 +306,40 @@ async fn read(
     }
 }
 
+/// The Observation a create or an update carries, and the patient it is about, if the
+/// token reaches that patient; else the answer refusing it.
+async fn observation_in(body: Incoming, access: &Access) -> Result<(Value, String), Response> {
+    let body = body.read(BODY_LIMIT).await.map_err(|e| body_refused(&e))?;
+    let resource: Value = match serde_json::from_slice(&body.bytes) {
+        Ok(v @ Value::Object(_)) if v["resourceType"] == "Observation" => v,
+        Ok(Value::Object(_)) => {
+            return Err(outcome(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "the body is not an Observation",
+            ))
+        }
+        _ => {
+            return Err(outcome(
+                StatusCode::BAD_REQUEST,
+                "structure",
+                "the body is not a JSON object",
+            ))
+        }
+    };
+    let Some(patient) = crate::seed::compartment(&resource) else {
+        return Err(outcome(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            "subject must reference the Patient",
+        ));
+    };
+    if !access.reaches("Observation", Some(&patient)) {
+        return Err(forbidden("the token is for another patient"));
+    }
+    Ok((resource, patient))
+}
+
 /// `PUT /{tenant}/fhir/Observation/{id}`: a new version of an Observation the
 /// patient's own app made (a reading corrected, or marked `entered-in-error`). The
 /// resource must exist, stay in the same patient's compartment, and keep its id; the
@@ -327,19 +361,9 @@ async fn update(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let body = match body.read(BODY_LIMIT).await {
-        Ok(held) => held,
-        Err(e) => return body_refused(&e),
-    };
-    let mut resource: Value = match serde_json::from_slice(&body.bytes) {
-        Ok(v @ Value::Object(_)) if v["resourceType"] == "Observation" => v,
-        _ => {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                "the body is not an Observation",
-            )
-        }
+    let (mut resource, patient) = match observation_in(body, &access).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if resource
         .get("id")
@@ -350,16 +374,6 @@ async fn update(
             "invalid",
             "the body's id is not the id in the URL",
         );
-    }
-    let Some(patient) = crate::seed::compartment(&resource) else {
-        return outcome(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "required",
-            "subject must reference the Patient",
-        );
-    };
-    if !access.reaches("Observation", Some(&patient)) {
-        return forbidden("the token is for another patient");
     }
     let (t, i) = (tenant.clone(), id.clone());
     match app.store(move |s| s.get(&t, "Observation", &i)).await {
@@ -713,37 +727,10 @@ async fn create(
             "If-None-Exist must be identifier=system|value",
         );
     };
-    let body = match body.read(BODY_LIMIT).await {
-        Ok(held) => held,
-        Err(e) => return body_refused(&e),
+    let (mut resource, patient) = match observation_in(body, &access).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    let mut resource: Value = match serde_json::from_slice(&body.bytes) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                "structure",
-                "the body is not a JSON object",
-            )
-        }
-    };
-    if resource["resourceType"] != "Observation" {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "the body is not an Observation",
-        );
-    }
-    let Some(patient) = crate::seed::compartment(&resource) else {
-        return outcome(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "required",
-            "subject must reference the Patient",
-        );
-    };
-    if !access.reaches("Observation", Some(&patient)) {
-        return forbidden("the token is for another patient");
-    }
     let (t, p) = (tenant.clone(), patient.clone());
     match app.store(move |s| s.get(&t, "Patient", &p)).await {
         Ok(Some(_)) => {}

@@ -435,24 +435,9 @@ fn a_grant_without_a_length_lasts_the_persons_default() {
     assert_eq!(days(&grant(&patient, &explicit).unwrap()), 3);
 }
 
-/// Replace `p`'s identity as removing a device does.
-fn rotate(p: &Profile) {
-    p.vault()
-        .write(|c| {
-            let tx = c.transaction()?;
-            rotation::rotate(&tx)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .unwrap();
-}
-
-fn identity_of(p: &Profile) -> crate::crypto::identity::PublicIdentity {
-    p.vault().write(|c| people::identity(c)).unwrap().public()
-}
-
-#[test]
-fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() {
+/// A patient with a record, and a carer who holds a contributor's grant to her vital
+/// signs, delivered: (folder, patient, carer, grant id).
+fn patient_with_carer() -> (tempfile::TempDir, Profile, Profile, String) {
     let d = tempfile::tempdir().unwrap();
     let patient = profile(&d.path().join("p"), "Ned Hintz");
     let carer = profile(&d.path().join("c"), "Sam Carer");
@@ -481,6 +466,28 @@ fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() 
     for e in drain(&patient) {
         deliver(&carer, &e).unwrap();
     }
+    (d, patient, carer, g)
+}
+
+/// Replace `p`'s identity as removing a device does.
+fn rotate(p: &Profile) {
+    p.vault()
+        .write(|c| {
+            let tx = c.transaction()?;
+            rotation::rotate(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn identity_of(p: &Profile) -> crate::crypto::identity::PublicIdentity {
+    p.vault().write(|c| people::identity(c)).unwrap().public()
+}
+
+#[test]
+fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() {
+    let (_d, patient, carer, g) = patient_with_carer();
     let held = shared_count(&carer);
     let old = identity_of(&patient);
     // The carer asks for something before hearing of the change: sealed to the old
@@ -602,34 +609,7 @@ fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() 
 
 #[test]
 fn a_carer_writes_only_inside_the_grant_and_both_sides_record_a_refusal() {
-    let d = tempfile::tempdir().unwrap();
-    let patient = profile(&d.path().join("p"), "Ned Hintz");
-    let carer = profile(&d.path().join("c"), "Sam Carer");
-    patient
-        .import_file(&fixture(), ImportOptions::default())
-        .unwrap();
-    introduce(&patient, &carer);
-    let g = grant(
-        &patient,
-        &NewGrant {
-            person: handle_of(&carer),
-            role: Role::Contributor,
-            scope: Scope {
-                categories: vec![Category::VitalSigns],
-                ..Scope::default()
-            },
-            purpose: "test".into(),
-            basis: None,
-            duration_s: None,
-            unverified: true,
-        },
-    )
-    .unwrap()
-    .grant;
-    patient.vault().write(outbox::prepare_deliveries).unwrap();
-    for e in drain(&patient) {
-        deliver(&carer, &e).unwrap();
-    }
+    let (_d, patient, carer, g) = patient_with_carer();
     let who = handle_of(&patient);
     let events = |p: &Profile, event: &str| {
         audit_log(p, 500)
@@ -760,33 +740,7 @@ fn people_are_found_by_id_name_or_a_prefix_only_one_has() {
 
 #[test]
 fn carers_entries_wait_for_approval_when_the_person_asks() {
-    let d = tempfile::tempdir().unwrap();
-    let patient = profile(&d.path().join("p"), "Ned Hintz");
-    let carer = profile(&d.path().join("c"), "Sam Carer");
-    patient
-        .import_file(&fixture(), ImportOptions::default())
-        .unwrap();
-    introduce(&patient, &carer);
-    grant(
-        &patient,
-        &NewGrant {
-            person: handle_of(&carer),
-            role: Role::Contributor,
-            scope: Scope {
-                categories: vec![Category::VitalSigns],
-                ..Scope::default()
-            },
-            purpose: "test".into(),
-            basis: None,
-            duration_s: None,
-            unverified: true,
-        },
-    )
-    .unwrap();
-    patient.vault().write(outbox::prepare_deliveries).unwrap();
-    for e in drain(&patient) {
-        deliver(&carer, &e).unwrap();
-    }
+    let (_d, patient, carer, _) = patient_with_carer();
     crate::prefs::set(
         &patient,
         &crate::prefs::PrefsChange {

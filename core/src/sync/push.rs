@@ -577,8 +577,8 @@ async fn settle(
         }
         Some(Ok(resp)) => {
             let reason = match resp.status {
-                403 => "the provider does not let this app do that (sign in again to allow \
-                        correcting readings)"
+                403 => "the provider refused it (403: the sign-in does not allow it; sign in \
+                        again to allow sending and correcting readings)"
                     .to_string(),
                 s => format!("the provider refused it ({s})"),
             };
