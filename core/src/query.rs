@@ -96,7 +96,21 @@ fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
             }
         }
     }
+    // In a record shared with this profile, the other sources the sender named.
+    let mut named = conn.prepare_cached(
+        "SELECT also FROM shared_items WHERE resource_id = ?1 AND also IS NOT NULL",
+    )?;
     for item in items.iter_mut() {
+        let lists: Vec<String> = named
+            .query_map([item.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for list in lists {
+            for name in serde_json::from_str::<Vec<String>>(&list).unwrap_or_default() {
+                if name != item.source && !item.also_from.contains(&name) {
+                    item.also_from.push(name);
+                }
+            }
+        }
         item.also_from.sort();
     }
     Ok(())

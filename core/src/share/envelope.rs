@@ -42,6 +42,10 @@ pub struct Shared {
     /// Its `fullUrl` at the source, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The other sources that hold the same fact: one copy goes, and these are named
+    /// with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
 }
 
 /// What an envelope carries.

@@ -209,11 +209,16 @@ pub(crate) fn apply_records(
             if old.is_some_and(|o| o != outcome.item_id()) {
                 remove_key(&tx, &item.k)?;
             }
+            let also = (!item.also.is_empty())
+                .then(|| serde_json::to_string(&item.also))
+                .transpose()
+                .map_err(|_| malformed())?;
             tx.prepare_cached(
-                "INSERT INTO shared_items (rkey, resource_id) VALUES (?1, ?2)
-                 ON CONFLICT (rkey) DO UPDATE SET resource_id = excluded.resource_id",
+                "INSERT INTO shared_items (rkey, resource_id, also) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (rkey) DO UPDATE SET resource_id = excluded.resource_id,
+                   also = excluded.also",
             )?
-            .execute(params![item.k, outcome.item_id()])?;
+            .execute(params![item.k, outcome.item_id(), also])?;
             applied += 1;
         }
         store::adopt_self_patient(&tx)?;

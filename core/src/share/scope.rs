@@ -162,7 +162,7 @@ pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
          FROM resources r JOIN sources s ON s.id = r.source_id
          WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.id",
     )?;
-    let rows = stmt
+    let mut rows = stmt
         .query_map([list], |r| {
             Ok(Shared {
                 k: rkey(r.get(0)?),
@@ -171,8 +171,27 @@ pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
                 by: r.get(3)?,
                 json: r.get(4)?,
                 url: r.get(5)?,
+                also: Vec::new(),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    // The other sources of each fact, named with the one copy that goes.
+    let mut others = conn.prepare_cached(
+        "SELECT DISTINCT s.name FROM resources i
+         JOIN resources m ON m.group_id = i.group_id AND m.id <> i.id
+         JOIN sources s ON s.id = m.source_id
+         WHERE i.id = ?1 AND i.group_id IS NOT NULL ORDER BY s.name",
+    )?;
+    for row in rows.iter_mut() {
+        let Some(id) = row.k.strip_prefix('r').and_then(|n| n.parse::<i64>().ok()) else {
+            continue;
+        };
+        row.also = others
+            .query_map([id], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|n| *n != row.src)
+            .collect();
+    }
     Ok(rows)
 }

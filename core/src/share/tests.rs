@@ -810,3 +810,46 @@ fn carers_entries_wait_for_approval_when_the_person_asks() {
         incoming::Applied::ContributionRefused("the person declined these entries".into())
     );
 }
+
+#[test]
+fn one_copy_of_a_fact_travels_and_names_the_other_sources() {
+    let (d, patient, carer, _) = patient_with_carer();
+    let mine = patient
+        .add_reading(&crate::Reading::parse("weight", "72.5kg").unwrap(), None)
+        .unwrap();
+    let mut copy: serde_json::Value =
+        serde_json::from_str(&patient.show(mine.id).unwrap().json).unwrap();
+    copy["note"] = serde_json::json!([{ "text": "seen by the practice nurse" }]);
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{ "fullUrl": "https://gp.example/fhir/Observation/w1", "resource": copy }]
+    });
+    let file = d.path().join("from-the-gp.json");
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    patient
+        .import_file(&file, ImportOptions::default())
+        .unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    for e in drain(&patient) {
+        deliver(&carer, &e).unwrap();
+    }
+    let r = received_profiles(&carer).unwrap();
+    let copy = open_received(&carer, &r[0].profile).unwrap();
+    let weights: Vec<_> = copy
+        .timeline(&Default::default())
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|i| i.display.contains("72.5"))
+        .collect();
+    assert_eq!(weights.len(), 1, "one copy: {weights:?}");
+    assert_eq!(
+        weights[0].source, "from-the-gp.json",
+        "the most complete one"
+    );
+    assert_eq!(
+        weights[0].also_from,
+        vec!["self".to_string()],
+        "{weights:?}"
+    );
+}

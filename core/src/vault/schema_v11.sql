@@ -67,3 +67,8 @@ CREATE TABLE pending_contributions (
     resources   TEXT NOT NULL,
     received_at INTEGER NOT NULL
 );
+
+-- In a record shared with this profile: the other sources the sender holds each item's
+-- fact from (one copy travels, the others are named), as a JSON array.
+ALTER TABLE shared_items ADD COLUMN also TEXT;
+CREATE INDEX shared_items_resource ON shared_items (resource_id);
