@@ -253,20 +253,47 @@ pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Resul
     let query =
         fts_query(text).ok_or_else(|| Error::invalid("give at least one word to search for"))?;
     // One row per fact, as the timeline: a match in any copy shows the fact once, as
-    // its first copy (the timeline's), at the rank of its best-matching copy.
-    let sql = format!(
-        "WITH hits AS (
-           SELECT coalesce(r.group_id, r.id) AS fact, min(f.rank) AS rank
-           FROM resources_fts f JOIN resources r ON r.id = f.rowid
-           WHERE resources_fts MATCH ?1 GROUP BY fact ORDER BY rank LIMIT ?2)
-         SELECT {ITEM_COLUMNS} FROM hits h
-         JOIN resources r ON r.id = h.fact JOIN sources s ON s.id = r.source_id
-         ORDER BY h.rank, r.id"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut items: Vec<Item> = stmt
-        .query_map(params![query, limit], |r| item_from_row(r).map(|(i, _)| i))?
-        .collect::<rusqlite::Result<_>>()?;
+    // its first copy (the timeline's), at the rank of its best-matching copy. FTS5
+    // serves the best matches first; a window of them is grouped, and widened only
+    // when copies of the same facts crowd it.
+    let mut candidates = conn.prepare_cached(
+        "SELECT coalesce(r.group_id, r.id) FROM resources_fts f
+         JOIN resources r ON r.id = f.rowid
+         WHERE resources_fts MATCH ?1 ORDER BY f.rank LIMIT ?2",
+    )?;
+    let want = limit as usize;
+    let mut window = want * 2 + 8;
+    let facts: Vec<i64> = loop {
+        let got: Vec<i64> = candidates
+            .query_map(params![query, window as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut facts: Vec<i64> = Vec::with_capacity(want);
+        for f in &got {
+            if !facts.contains(f) {
+                facts.push(*f);
+                if facts.len() == want {
+                    break;
+                }
+            }
+        }
+        if facts.len() == want || got.len() < window {
+            break facts;
+        }
+        window *= 4;
+    };
+    let mut items = Vec::with_capacity(facts.len());
+    let mut one = conn.prepare_cached(&format!(
+        "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.id = ?1"
+    ))?;
+    for f in facts {
+        if let Some(item) = one
+            .query_row([f], |r| item_from_row(r).map(|(i, _)| i))
+            .optional()?
+        {
+            items.push(item);
+        }
+    }
     fill_groups(conn, &mut items)?;
     Ok(items)
 }
