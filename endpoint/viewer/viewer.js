@@ -440,6 +440,30 @@
     };
   }
 
+  /**
+   * Per entry reference, the sources a Provenance in the Bundle names for it (the
+   * patient's record holds one copy of a fact several sources sent, and says who).
+   */
+  function provenanceIndex(bundle) {
+    var out = {};
+    arr(bundle.entry).forEach(function (e) {
+      var r = e && e.resource;
+      if (!r || r.resourceType !== 'Provenance') return;
+      var names = arr(r.agent)
+        .map(function (a) {
+          return str(a && a.who && a.who.display);
+        })
+        .filter(function (n) {
+          return n;
+        });
+      arr(r.target).forEach(function (t) {
+        var ref = str(t && t.reference);
+        if (ref) out[ref] = names;
+      });
+    });
+    return out;
+  }
+
   function dosageText(d) {
     if (!d || typeof d !== 'object') return '';
     if (str(d.text)) return str(d.text);
@@ -639,6 +663,7 @@
       throw new ViewerError('content', 'the first entry is not a Composition');
     }
     var resolve = indexBundle(bundle);
+    var sourcesOf = provenanceIndex(bundle);
     var patient = resolve(composition.subject) || {};
     var sections = arr(composition.section).map(function (section, i) {
       var code = sectionCode(section);
@@ -650,8 +675,14 @@
       var unresolved = 0;
       refs.forEach(function (ref) {
         var r = resolve(ref);
-        if (r) entries.push(describe(r, resolve));
-        else unresolved += 1;
+        if (!r) {
+          unresolved += 1;
+          return;
+        }
+        var entry = describe(r, resolve);
+        var sources = sourcesOf[str(ref && ref.reference)];
+        if (sources && sources.length > 1) entry.details.push('Recorded by: ' + sources.join(', '));
+        entries.push(entry);
       });
       var narrative = section.text ? narrativeText(section.text.div) : [];
       // No entries: the reason given, else the narrative, else "No information".

@@ -281,3 +281,38 @@ test('home readings say who entered them: the patient, or a carer by name', () =
   assert.ok(details.some((d) => d.includes('Entered by: Sam (carer), at home')), details.join('\n'));
   assert.equal(details.filter((d) => d.includes('Entered by')).length, 2, 'a clinician reading says nothing');
 });
+
+test('a fact several sources sent names them all', () => {
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'document',
+    entry: [
+      {
+        fullUrl: 'urn:uuid:c',
+        resource: {
+          resourceType: 'Composition',
+          subject: { reference: 'urn:uuid:p' },
+          section: [
+            {
+              title: 'Allergies',
+              code: { coding: [{ system: 'http://loinc.org', code: '48765-2' }] },
+              entry: [{ reference: 'urn:uuid:a' }],
+            },
+          ],
+        },
+      },
+      { fullUrl: 'urn:uuid:p', resource: { resourceType: 'Patient', name: [{ text: 'Jene' }] } },
+      { fullUrl: 'urn:uuid:a', resource: { resourceType: 'AllergyIntolerance', code: { text: 'Penicillin' } } },
+      {
+        fullUrl: 'urn:uuid:v',
+        resource: {
+          resourceType: 'Provenance',
+          target: [{ reference: 'urn:uuid:a' }],
+          agent: [{ who: { display: 'gp' } }, { who: { display: 'hospital' } }],
+        },
+      },
+    ],
+  };
+  const entry = viewer.summarise(bundle).sections[0].entries[0];
+  assert.ok(entry.details.includes('Recorded by: gp, hospital'), entry.details.join(' | '));
+});

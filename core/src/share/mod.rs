@@ -26,7 +26,7 @@ pub(crate) mod relay;
 pub(crate) mod rotation;
 
 pub use incoming::PendingContribution;
-mod scope;
+pub(crate) mod scope;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -176,22 +176,26 @@ pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     // The other sources of each fact, named with the one copy that goes.
-    let mut others = conn.prepare_cached(
-        "SELECT DISTINCT s.name FROM resources i
-         JOIN resources m ON m.group_id = i.group_id AND m.id <> i.id
-         JOIN sources s ON s.id = m.source_id
-         WHERE i.id = ?1 AND i.group_id IS NOT NULL ORDER BY s.name",
-    )?;
     for row in rows.iter_mut() {
-        let Some(id) = row.k.strip_prefix('r').and_then(|n| n.parse::<i64>().ok()) else {
-            continue;
-        };
-        row.also = others
-            .query_map([id], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|n| *n != row.src)
-            .collect();
+        if let Some(id) = row.k.strip_prefix('r').and_then(|n| n.parse::<i64>().ok()) {
+            row.also = other_sources(conn, id, &row.src)?;
+        }
     }
     Ok(rows)
+}
+
+/// The sources other than `own` that hold the fact item `id` is a copy of, by name.
+pub(crate) fn other_sources(conn: &Connection, id: i64, own: &str) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT DISTINCT s.name FROM resources i
+             JOIN resources m ON m.group_id = i.group_id AND m.id <> i.id
+             JOIN sources s ON s.id = m.source_id
+             WHERE i.id = ?1 AND i.group_id IS NOT NULL ORDER BY s.name",
+        )?
+        .query_map([id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|n| n != own)
+        .collect())
 }

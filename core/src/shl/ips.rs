@@ -268,10 +268,11 @@ pub(crate) fn build_with(
     let ids: Vec<i64> = crate::share::scope_ids(conn, &scope_all)?;
     let list = serde_json::to_string(&ids).map_err(|e| Error::internal(e.to_string()))?;
     let mut stmt = conn.prepare(
-        "SELECT id, rtype, category, date_sort, json FROM resources
-         WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY date_sort DESC, id DESC",
+        "SELECT r.id, r.rtype, r.category, s.name, r.json FROM resources r
+         JOIN sources s ON s.id = r.source_id
+         WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.date_sort DESC, r.id DESC",
     )?;
-    let rows: Vec<(i64, String, String, i64, String)> = stmt
+    let rows: Vec<(i64, String, String, String, String)> = stmt
         .query_map([list], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
@@ -284,7 +285,9 @@ pub(crate) fn build_with(
     let mut per_section: BTreeMap<&'static str, (Vec<String>, Vec<String>)> = BTreeMap::new();
     let mut latest_vital: HashMap<String, ()> = HashMap::new();
     let mut medications: HashMap<String, Value> = HashMap::new();
-    for (_, rtype, category, _, text) in &rows {
+    let recorded = crate::time::rfc3339(crate::time::now_unix());
+    let mut provenance: Vec<Value> = Vec::new();
+    for (id, rtype, category, source, text) in &rows {
         let Some(section) = section_of(rtype, category).filter(|s| !withheld(s.code)) else {
             continue;
         };
@@ -332,6 +335,33 @@ pub(crate) fn build_with(
         slot.0.push(line);
         slot.1.push(url.clone());
         entries.push(json!({ "fullUrl": url, "resource": r }));
+        // One copy of a fact goes; a Provenance names every source that holds it.
+        let others = crate::share::scope::other_sources(conn, *id, source)?;
+        if !others.is_empty() {
+            let agents: Vec<Value> = std::iter::once(source)
+                .chain(others.iter())
+                .map(|name| {
+                    json!({
+                        "type": { "coding": [{
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author", "display": "Author"
+                        }]},
+                        "who": { "display": name }
+                    })
+                })
+                .collect();
+            let pid = uuid_v4()?;
+            provenance.push(json!({
+                "fullUrl": format!("urn:uuid:{pid}"),
+                "resource": {
+                    "resourceType": "Provenance",
+                    "id": pid,
+                    "target": [{ "reference": url }],
+                    "recorded": recorded,
+                    "agent": agents
+                }
+            }));
+        }
     }
     let resources = entries.len();
     // Medications the included statements point at.
@@ -419,6 +449,7 @@ pub(crate) fn build_with(
         json!({"fullUrl": device_url, "resource": device}),
     ];
     all.extend(entries);
+    all.extend(provenance);
     let id = uuid_v4()?;
     let bundle = json!({
         "resourceType": "Bundle",
@@ -595,6 +626,51 @@ mod tests {
             .iter()
             .map(|s| s["code"]["coding"][0]["code"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_fact_two_sources_sent_goes_once_with_a_provenance_naming_both() {
+        let d = tempfile::tempdir().unwrap();
+        let p = profile_with(d.path(), &[]);
+        let mine = p
+            .add_reading(&crate::Reading::parse("bp", "131/84").unwrap(), None)
+            .unwrap();
+        let copy: Value = serde_json::from_str(&p.show(mine.id).unwrap().json).unwrap();
+        let bundle = json!({
+            "resourceType": "Bundle", "type": "collection",
+            "entry": [{ "fullUrl": "https://gp.example/fhir/Observation/b1", "resource": copy }]
+        });
+        let file = d.path().join("gp.json");
+        std::fs::write(&file, bundle.to_string()).unwrap();
+        p.import_file(&file, ImportOptions::default()).unwrap();
+        let built = p
+            .vault()
+            .read(|c| build(c, &Preset::AllButRestricted, "Jene"))
+            .unwrap();
+        let entries = built.bundle["entry"].as_array().unwrap();
+        let readings: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Observation")
+            .collect();
+        assert_eq!(readings.len(), 1, "one copy of the fact");
+        let provenance: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Provenance")
+            .collect();
+        assert_eq!(provenance.len(), 1);
+        let p0 = &provenance[0]["resource"];
+        assert_eq!(p0["target"][0]["reference"], readings[0]["fullUrl"]);
+        let names: Vec<&str> = p0["agent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["who"]["display"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names.contains(&"self") && names.contains(&"gp.json"),
+            "{names:?}"
+        );
     }
 
     #[test]
