@@ -74,7 +74,21 @@ pub enum CarryError {
         /// What failed.
         reason: String,
     },
-    /// A bug, a cancelled call, or a failure in an app callback.
+    /// The call was cancelled (its budget ran out with nothing to keep, or it was
+    /// cancelled): nothing half-done was kept. Not a bug; try again when it suits.
+    #[error("{reason}")]
+    Cancelled {
+        /// What was cancelled.
+        reason: String,
+    },
+    /// The vault or backup was made by a newer version of the app: update the app.
+    /// Nothing was changed.
+    #[error("{reason}")]
+    NeedsUpdate {
+        /// What was found, and what this build supports.
+        reason: String,
+    },
+    /// A bug, or a failure in an app callback.
     #[error("{reason}")]
     Internal {
         /// What happened.
@@ -103,12 +117,10 @@ impl From<Error> for CarryError {
                 reason,
             },
             Error::Auth { .. } => CarryError::Auth { reason },
-            Error::Corrupt { .. } | Error::TooNew { .. } | Error::Storage { .. } => {
-                CarryError::Storage { reason }
-            }
-            Error::KeyStore { .. } | Error::Cancelled | Error::Internal { .. } => {
-                CarryError::Internal { reason }
-            }
+            Error::Corrupt { .. } | Error::Storage { .. } => CarryError::Storage { reason },
+            Error::TooNew { .. } => CarryError::NeedsUpdate { reason },
+            Error::Cancelled => CarryError::Cancelled { reason },
+            Error::KeyStore { .. } | Error::Internal { .. } => CarryError::Internal { reason },
         };
         tracing::debug!(kind = public.kind(), "call failed");
         public
@@ -130,6 +142,8 @@ impl CarryError {
             CarryError::Revoked { .. } => "Revoked",
             CarryError::Conflict { .. } => "Conflict",
             CarryError::Storage { .. } => "Storage",
+            CarryError::Cancelled { .. } => "Cancelled",
+            CarryError::NeedsUpdate { .. } => "NeedsUpdate",
             CarryError::Internal { .. } => "Internal",
         }
     }
@@ -157,3 +171,31 @@ impl From<tokio::task::JoinError> for CarryError {
 
 /// Shorthand for results across the FFI.
 pub type Result<T, E = CarryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_and_a_cancel_are_their_own_kinds() {
+        let too_new: CarryError = Error::TooNew {
+            found: 99,
+            supported: 11,
+        }
+        .into();
+        assert!(
+            matches!(too_new, CarryError::NeedsUpdate { .. }),
+            "{too_new:?}"
+        );
+        let cancelled: CarryError = Error::Cancelled.into();
+        assert!(
+            matches!(cancelled, CarryError::Cancelled { .. }),
+            "{cancelled:?}"
+        );
+        let damaged: CarryError = Error::Storage {
+            reason: "disk full".into(),
+        }
+        .into();
+        assert!(matches!(damaged, CarryError::Storage { .. }));
+    }
+}

@@ -640,7 +640,8 @@ extension CarryError {
         case let .Locked(reason), let .WrongKey(reason), let .NotFound(reason),
              let .InvalidInput(reason), let .Auth(reason), let .Denied(reason),
              let .Expired(reason), let .Revoked(reason), let .Conflict(reason),
-             let .Storage(reason), let .Internal(reason):
+             let .Storage(reason), let .Cancelled(reason), let .NeedsUpdate(reason),
+             let .Internal(reason):
             return reason
         case let .Network(_, reason):
             return reason

@@ -27,6 +27,8 @@ fun reasonOf(e: CarryException): String = when (e) {
     is CarryException.Revoked -> e.reason
     is CarryException.Conflict -> e.reason
     is CarryException.Storage -> e.reason
+    is CarryException.Cancelled -> e.reason
+    is CarryException.NeedsUpdate -> e.reason
     is CarryException.Internal -> e.reason
 }
 

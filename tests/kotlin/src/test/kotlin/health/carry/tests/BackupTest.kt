@@ -66,6 +66,22 @@ class BackupTest {
                 restoreFromFile(target.toString(), file, other, TestKeyStore(3), null)
             }
             assertFalse(Files.exists(target.resolve("vault.db")))
+            // A backup a newer app made (its header names a newer schema) asks for an
+            // update, and leaves nothing behind.
+            val bytes = Files.readAllBytes(Path.of(file))
+            val text = String(bytes, Charsets.ISO_8859_1)
+            val schema = Regex("\"schema\":(\\d+)").find(text)!!
+            val newer = "\"schema\":" + "9".repeat(schema.groupValues[1].length)
+            val future = dir.resolve("from-the-future.carry")
+            Files.write(future, text.replaceFirst(schema.value, newer).toByteArray(Charsets.ISO_8859_1))
+            val elsewhere = dir.resolve("older-app")
+            assertReasonful(
+                assertThrowsSuspend<CarryException.NeedsUpdate> {
+                    restoreFromFile(elsewhere.toString(), future.toString(), code, TestKeyStore(4), null)
+                },
+            )
+            assertFalse(Files.exists(elsewhere.resolve("vault.db")))
+
             restoreFromFile(target.toString(), file, code, TestKeyStore(3), null).use { q ->
                 assertEquals(p.stats().resources, q.stats().resources)
                 assertEquals(p.myIdentity().keys, q.myIdentity().keys)
