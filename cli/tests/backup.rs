@@ -1,6 +1,7 @@
 //! Backup and restore through the CLI: a round trip, a wrong code, and processes
 //! killed mid-way.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! The `carry` CLI as a script sees it: exit codes, JSON output, wrong passphrases,
 //! malformed input, and a process killed in the middle of an import.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -31,6 +31,7 @@
 //! revocation) is not listed, and the next sync completes the change; a shared record
 //! that is listed but cannot be opened fails the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

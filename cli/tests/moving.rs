@@ -1,6 +1,7 @@
 //! Moving to a new phone: `carry move-out` on the old phone and `carry move-in` on
 //! the new one, each a separate process talking through the endpoint's relay.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

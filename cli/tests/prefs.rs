@@ -1,6 +1,7 @@
 //! `carry prefs`: the person's preferences, their FHIR Consents, and their effect on
 //! grants and the emergency card.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,7 @@
 //! Sync against the real reference endpoint: a real server process, real sockets, the
 //! real `carry` CLI. Two tenants hold one Synthea patient split by encounter.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

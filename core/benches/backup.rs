@@ -5,6 +5,7 @@
 //! `make bench-backup`, which builds the endpoint first. Prints a table and writes it
 //! to `target/bench-backup.md`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! carer. Run with `make bench-share`, which builds the endpoint first. Prints a table
 //! and writes it to `target/bench-share.md`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! one search page. Run with `make bench-sync`, which builds the endpoint first.
 //! Prints a table and writes it to `target/bench-sync.md`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::io::{BufRead, BufReader};

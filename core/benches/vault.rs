@@ -10,6 +10,7 @@
 //! collide (the patients share a few Organizations) while their `urn:uuid:` references
 //! still resolve. All generated data lives in a temp dir.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! with PRAGMA key". The race exists once per process, so the test runs itself again
 //! as fresh child processes and races their first opens.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Every shared FHIR fixture imports completely, and exports JSON-equal, resource by
 //! resource, with its original fullUrls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Import: formats, rejections with positions, atomicity, re-import, cancel, progress.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

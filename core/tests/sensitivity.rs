@@ -2,6 +2,7 @@
 //! strictest copy, so a provider's copy of the person's own sensitive entry stays as
 //! restricted as the entry, for grants, "view as", deliveries, links and exports.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use carry_core::{Category, ImportOptions, Profile, Reading};

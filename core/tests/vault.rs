@@ -1,6 +1,7 @@
 //! The vault's promises: a wrong key changes nothing, a damaged file is reported and
 //! kept, nothing is readable on disk, and a locked profile refuses work.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use carry_core::{Error, ImportOptions, PassphraseKeyStore, Profile, TimelineQuery};

@@ -3,6 +3,7 @@
 //! blobs; a device that holds only the recovery code fetches them with the fetch
 //! secret.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

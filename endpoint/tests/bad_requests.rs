@@ -2,6 +2,7 @@
 //! with a body that says what was wrong (JSON `{"error": …}`, an OAuth error, or a
 //! FHIR OperationOutcome), never a 500, and the server never panics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use common::{raw, shared, sign_in, start};

@@ -5,6 +5,7 @@
 //! `CARRY_ENDPOINT_BIN` runs another build of the endpoint instead (to measure an
 //! older one: its figures are printed even when the test fails).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::io::{Read, Write};

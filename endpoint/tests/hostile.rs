@@ -5,6 +5,7 @@
 //! honoured once more within the grace window, and a replay revokes its family; and
 //! a code is sent only to a registered redirect URI.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 use std::path::Path;

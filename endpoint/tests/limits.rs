@@ -1,5 +1,6 @@
 //! The rate limit as a caller meets it: by token, else by the caller's address.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 mod common;
 
 #[test]

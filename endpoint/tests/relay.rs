@@ -2,6 +2,7 @@
 //! made and used here with ring. Signs in, publishes keys, posts, fetches, acks and
 //! withdraws envelopes, and checks each refusal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,7 @@
 //! client. Seeds a Synthea patient split across a GP and a hospital, then reads,
 //! pages and asks for `$everything`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test may fail loudly
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
