@@ -91,7 +91,7 @@ pub(crate) fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write
 /// Write the resources with item ids `ids` as a collection Bundle (what a grantee
 /// receives, for "view as").
 pub(crate) fn export_items(conn: &Connection, ids: &[i64], out: &mut dyn Write) -> Result<u64> {
-    let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;
+    let list = serde_json::to_string(ids)?;
     write_bundle(
         conn,
         "SELECT r.full_url, r.json FROM resources r
@@ -129,8 +129,7 @@ fn write_bundle(
             }
             out.write_all(b"\n{").map_err(io)?;
             if let Some(u) = full_url {
-                let quoted =
-                    serde_json::to_string(&u).map_err(|e| Error::internal(e.to_string()))?;
+                let quoted = serde_json::to_string(&u)?;
                 write!(out, "\"fullUrl\":{quoted},").map_err(io)?;
             }
             write!(out, "\"resource\":{json}}}").map_err(io)?;

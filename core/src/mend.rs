@@ -68,7 +68,7 @@ pub(crate) fn put_reading(
     if let Some(at) = taken_at {
         obs["effectiveDateTime"] = Value::String(rfc3339(at));
     }
-    let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
+    let text = serde_json::to_string(&obs)?;
     let full_url = obs["identifier"][0]["value"].as_str().map(str::to_string);
     let source_id = store::ensure_source(tx, SourceKind::Patient, "self", now)?;
     let outcome = Writer::new(tx, source_id, None, EnteredBy::Patient, now).put(

@@ -118,7 +118,7 @@ fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
 
 /// The items with ids `ids`, newest first (every member, not only group heads).
 pub(crate) fn items(conn: &Connection, ids: &[i64]) -> Result<Vec<Item>> {
-    let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;
+    let list = serde_json::to_string(ids)?;
     let mut stmt = conn.prepare(&format!(
         "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
          WHERE r.id IN (SELECT value FROM json_each(?1))

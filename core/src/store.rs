@@ -170,8 +170,8 @@ impl<'t, 'c> Writer<'t, 'c> {
                 return Ok(PutOutcome::Unchanged(*id));
             }
         }
-        let codes = serde_json::to_string(&a.codes).map_err(|e| Error::internal(e.to_string()))?;
-        let rules = serde_json::to_string(&a.labels).map_err(|e| Error::internal(e.to_string()))?;
+        let codes = serde_json::to_string(&a.codes)?;
+        let rules = serde_json::to_string(&a.labels)?;
         let labels = sensitivity::label_column(&a.labels);
         let (date, date_sort) = match &a.date {
             Some((d, s)) => (Some(d.as_str()), *s),
@@ -376,7 +376,7 @@ pub(crate) fn relabel(tx: &Transaction<'_>, members: &[i64]) -> Result<()> {
             }
         }
         if &next != labels {
-            let rules = serde_json::to_string(&next).map_err(|e| Error::internal(e.to_string()))?;
+            let rules = serde_json::to_string(&next)?;
             tx.prepare_cached(
                 "UPDATE resources SET sensitivity = ?2, label_rules = ?3 WHERE id = ?1",
             )?

@@ -96,7 +96,7 @@ pub(crate) fn dump(
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<Dumped> {
     let mut line = |v: &Value| -> Result<()> {
-        let mut s = serde_json::to_vec(v).map_err(|e| Error::internal(e.to_string()))?;
+        let mut s = serde_json::to_vec(v)?;
         s.push(b'\n');
         out(&s)
     };

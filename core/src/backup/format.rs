@@ -136,7 +136,7 @@ impl<W: Write> Writer<W> {
         let mut prefix = [0u8; 7];
         crate::keys::fill_random(&mut prefix)?;
         header.nonce_prefix = B64.encode(prefix);
-        let aad = serde_json::to_vec(&header).map_err(|e| Error::internal(e.to_string()))?;
+        let aad = serde_json::to_vec(&header)?;
         out.write_all(MAGIC).map_err(io)?;
         out.write_all(&(aad.len() as u32).to_be_bytes())
             .map_err(io)?;

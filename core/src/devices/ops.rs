@@ -369,9 +369,7 @@ pub(crate) fn export(tx: &Transaction<'_>) -> Result<u64> {
     let mut batches: Vec<Vec<Op>> = Vec::new();
     let mut size = 0;
     for op in ops {
-        let n = serde_json::to_vec(&op)
-            .map_err(|e| Error::internal(e.to_string()))?
-            .len();
+        let n = serde_json::to_vec(&op)?.len();
         if batches.is_empty() || size + n > BATCH_BYTES {
             batches.push(Vec::new());
             size = 0;
@@ -401,9 +399,7 @@ pub(crate) fn export(tx: &Transaction<'_>) -> Result<u64> {
                 lamport: clock,
                 ops,
             };
-            let plain = zeroize::Zeroizing::new(
-                serde_json::to_vec(&batch).map_err(|e| Error::internal(e.to_string()))?,
-            );
+            let plain = zeroize::Zeroizing::new(serde_json::to_vec(&batch)?);
             let body = super::seal::seal(
                 super::transport::MAGIC,
                 super::transport::INFO,

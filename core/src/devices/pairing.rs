@@ -114,8 +114,7 @@ impl Side {
 
     /// Seal `msg` to `to` and post it to its mailbox.
     pub async fn send(&self, to: &PublicIdentity, msg: &Message) -> Result<()> {
-        let plain =
-            Zeroizing::new(serde_json::to_vec(msg).map_err(|e| Error::internal(e.to_string()))?);
+        let plain = Zeroizing::new(serde_json::to_vec(msg)?);
         let body = super::seal::seal(MAGIC, INFO, &self.me, to, &plain)?;
         self.relay.post(&to.mailbox(), TAG, &body).await?;
         Ok(())
@@ -202,7 +201,7 @@ pub(crate) fn code(side: &Side, endpoint: &str, purpose: Purpose) -> Result<Stri
         keys,
         binding,
     };
-    let json = serde_json::to_vec(&offer).map_err(|e| Error::internal(e.to_string()))?;
+    let json = serde_json::to_vec(&offer)?;
     Ok(format!("{CODE_PREFIX}{}", B64.encode(json)))
 }
 

@@ -153,8 +153,7 @@ pub fn seal(
     tag: &str,
     message: &Message,
 ) -> Result<Vec<u8>> {
-    let plain =
-        Zeroizing::new(serde_json::to_vec(message).map_err(|e| Error::internal(e.to_string()))?);
+    let plain = Zeroizing::new(serde_json::to_vec(message)?);
     let sender_enc = sender.public().enc;
     let sealed = hpke::seal(
         Aead::Aes256Gcm,

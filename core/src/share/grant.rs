@@ -196,7 +196,7 @@ pub(crate) fn canonical(v: &Value) -> String {
 }
 
 fn signing_bytes(doc: &GrantDoc) -> Result<Vec<u8>> {
-    let mut v = serde_json::to_value(doc).map_err(|e| Error::internal(e.to_string()))?;
+    let mut v = serde_json::to_value(doc)?;
     if let Value::Object(m) = &mut v {
         m.remove("signature");
     }

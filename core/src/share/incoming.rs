@@ -343,8 +343,7 @@ fn contribution_in(
             }
             None if crate::prefs::load(&tx)?.approve_contributions => {
                 // The person asked to see carers' entries first.
-                let list =
-                    serde_json::to_string(resources).map_err(|e| Error::internal(e.to_string()))?;
+                let list = serde_json::to_string(resources)?;
                 tx.execute(
                     "INSERT INTO pending_contributions (grant_id, person, resources, received_at)
                      VALUES (?1, ?2, ?3, ?4)",
@@ -600,7 +599,7 @@ fn store_contributions(
             "display": carer_name,
             "identifier": { "system": KEY_SYSTEM, "value": base64_key(&carer_key) }
         }]);
-        let raw = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
+        let raw = serde_json::to_string(&obs)?;
         Writer::new(tx, source, None, EnteredBy::Carer, now).put(&raw, &obs, Some(&identifier))?;
         let provenance = json!({
             "resourceType": "Provenance",
@@ -619,8 +618,7 @@ fn store_contributions(
                 "onBehalfOf": subject.clone()
             }]
         });
-        let praw =
-            serde_json::to_string(&provenance).map_err(|e| Error::internal(e.to_string()))?;
+        let praw = serde_json::to_string(&provenance)?;
         Writer::new(tx, source, None, EnteredBy::Carer, now).put(&praw, &provenance, None)?;
     }
     crate::sync::enqueue_readings(tx, now)?;

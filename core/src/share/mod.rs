@@ -243,7 +243,7 @@ pub fn contribute(
         display: r.name.clone(),
     };
     let obs = readings::observation(reading, note, &subject, now_unix())?;
-    let text = serde_json::to_string(&obs).map_err(|e| Error::internal(e.to_string()))?;
+    let text = serde_json::to_string(&obs)?;
     profile.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Only inside the grant: the person's device refuses anything else anyway.

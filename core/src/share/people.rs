@@ -179,7 +179,7 @@ pub(crate) fn create_invite(conn: &mut Connection, endpoint: &str) -> Result<Inv
         k: B64.encode(secret.as_ref()),
         x: expires_at,
     };
-    let json = serde_json::to_vec(&code).map_err(|e| Error::internal(e.to_string()))?;
+    let json = serde_json::to_vec(&code)?;
     tx.commit()?;
     Ok(Invite {
         code: format!("{INVITE_PREFIX}{}", B64.encode(json)),

@@ -156,7 +156,7 @@ pub(crate) fn admits(
 
 /// The delivery items for `ids`.
 pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
-    let list = serde_json::to_string(ids).map_err(|e| Error::internal(e.to_string()))?;
+    let list = serde_json::to_string(ids)?;
     let mut stmt = conn.prepare(
         "SELECT r.id, s.name, s.kind, r.entered_by, r.json, r.full_url
          FROM resources r JOIN sources s ON s.id = r.source_id

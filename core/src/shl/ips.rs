@@ -266,7 +266,7 @@ pub(crate) fn build_with(
         }
     }
     let ids: Vec<i64> = crate::share::scope_ids(conn, &scope_all)?;
-    let list = serde_json::to_string(&ids).map_err(|e| Error::internal(e.to_string()))?;
+    let list = serde_json::to_string(&ids)?;
     let mut stmt = conn.prepare(
         "SELECT r.id, r.rtype, r.category, s.name, r.json FROM resources r
          JOIN sources s ON s.id = r.source_id

@@ -127,7 +127,7 @@ impl Payload {
     /// `shlink:/…`.
     pub fn to_link(&self) -> Result<String> {
         self.check()?;
-        let json = serde_json::to_string(self).map_err(|e| Error::internal(e.to_string()))?;
+        let json = serde_json::to_string(self)?;
         Ok(format!("{PREFIX}{}", B64.encode(json)))
     }
 

@@ -213,17 +213,14 @@ fn summary_bytes(
             None
         };
         let built = ips::build_with(c, preset, &name, contents.as_ref())?;
-        let bytes =
-            serde_json::to_vec(&built.bundle).map_err(|e| Error::internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&built.bundle)?;
         Ok((Zeroizing::new(bytes), built.resources))
     })
 }
 
 fn scope_json(preset: &Preset) -> Result<Option<String>> {
     match preset {
-        Preset::Custom(s) => Ok(Some(
-            serde_json::to_string(s).map_err(|e| Error::internal(e.to_string()))?,
-        )),
+        Preset::Custom(s) => Ok(Some(serde_json::to_string(s)?)),
         _ => Ok(None),
     }
 }
@@ -594,7 +591,7 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
             people::set_meta(
                 &tx,
                 &log_key(&id2),
-                &serde_json::to_string(&state).map_err(|e| Error::internal(e.to_string()))?,
+                &serde_json::to_string(&state)?,
             )?;
             tx.execute(
                 "UPDATE shares SET last_access = ?2, accesses = ?3 WHERE id = ?1",
@@ -741,8 +738,7 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
 /// without their entry references (so a section left out or put back counts), the
 /// Patient without its id, and the clinical resources.
 fn content_hash(plain: &[u8]) -> Result<Vec<u8>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(plain).map_err(|e| Error::internal(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(plain)?;
     let mut ctx = ring::digest::Context::new(&SHA256);
     for s in v["entry"][0]["resource"]["section"]
         .as_array()
@@ -825,8 +821,7 @@ pub async fn emergency_card(
     };
     let qr = link::qr(&info.link)?;
     let (plain, _) = db(&profile, |p| summary_bytes(p, &Preset::Emergency, true)).await?;
-    let bundle: serde_json::Value =
-        serde_json::from_slice(&plain).map_err(|e| Error::internal(e.to_string()))?;
+    let bundle: serde_json::Value = serde_json::from_slice(&plain)?;
     Ok(EmergencyCard {
         info,
         qr,

@@ -360,7 +360,7 @@ pub(crate) fn set_state(
 }
 
 pub(crate) fn save_capabilities(profile: &Profile, id: i64, caps: &Capabilities) -> Result<()> {
-    let text = serde_json::to_string(caps).map_err(|e| Error::internal(e.to_string()))?;
+    let text = serde_json::to_string(caps)?;
     profile.vault().write(|c| {
         c.execute(
             "UPDATE provider_sources SET capabilities = ?2, discovered_at = ?3 WHERE source_id = ?1",

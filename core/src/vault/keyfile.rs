@@ -76,7 +76,7 @@ impl KeyFile {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::internal(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(self)?;
         write_atomic(path, &bytes)
     }
 }
