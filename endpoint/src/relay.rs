@@ -55,15 +55,6 @@ use crate::store::Store;
 const CHALLENGE_TTL_S: i64 = 120;
 /// How long a session is valid, in seconds.
 const SESSION_TTL_S: i64 = 3600;
-/// What a sign-in signature covers, before the challenge bytes.
-const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
-/// What a directory binding covers, before the encryption key bytes.
-const KEYS_CONTEXT: &[u8] = b"carry-keys-v1\n";
-/// What a retirement signature covers, before the origin, a newline and the
-/// successor's key bytes.
-const RETIRE_CONTEXT: &[u8] = b"carry-relay-retire-v1\n";
-/// What a mailbox id hashes, before the public key bytes.
-const MAILBOX_CONTEXT: &[u8] = b"carry-mailbox-v1";
 /// Envelopes per fetched page: the default and the most.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 500;
@@ -187,7 +178,7 @@ impl Relay {
     /// [`origin_of`]).
     pub fn new(store: Arc<dyn Store>, options: &Options, origin: &str) -> Self {
         Relay {
-            auth_prefix: [AUTH_CONTEXT, origin.as_bytes(), b"\n"].concat(),
+            auth_prefix: carry_proto::relay::auth_prefix(origin),
             origin: origin.to_string(),
             store,
             max_envelope: usize::try_from(options.max_envelope).unwrap_or(usize::MAX),
@@ -415,15 +406,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// The mailbox id of an Ed25519 public key: base64url of the first 16 bytes of
-/// SHA-256(`carry-mailbox-v1` ‖ key), 22 characters.
-pub fn mailbox_id(key: &[u8]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(MAILBOX_CONTEXT);
-    ctx.update(key);
-    let digest = ctx.finish();
-    B64.encode(&digest.as_ref()[..16])
-}
+pub use carry_proto::relay::mailbox_id;
 
 /// The relay's routes, with its state; a declared body past the limit is refused
 /// before anything else.
@@ -611,7 +594,12 @@ async fn publish(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Inco
                 .ok_or_else(|| RelayError::bad("enc must be a base64url X25519 public key"))?;
             let binding = decode_exact(&req.binding, 64)
                 .ok_or_else(|| RelayError::bad("binding must be a base64url signature"))?;
-            if !signed(&caller.key, KEYS_CONTEXT, &enc, &binding) {
+            if !signed(
+                &caller.key,
+                carry_proto::relay::KEYS_CONTEXT,
+                &enc,
+                &binding,
+            ) {
                 return Err(RelayError::bad(
                     "binding is not the session key's signature over enc",
                 ));
@@ -751,8 +739,8 @@ async fn retire(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Incom
             })?;
             let signature = decode_exact(&req.signature, 64)
                 .ok_or_else(|| RelayError::bad("signature must be a base64url signature"))?;
-            let signs = [RETIRE_CONTEXT, relay.origin.as_bytes(), b"\n"].concat();
-            if successor == caller.key || !signed(&caller.key, &signs, &successor, &signature) {
+            let signs = carry_proto::relay::retire_message(&relay.origin, &successor);
+            if successor == caller.key || !signed(&caller.key, &signs, &[], &signature) {
                 return Err(RelayError::bad(
                     "signature is not the session key's over this endpoint and the successor",
                 ));

@@ -22,8 +22,6 @@ pub const PUBLIC_KEY_LEN: usize = 32;
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
 
-const MAILBOX_CONTEXT: &[u8] = b"carry-mailbox-v1";
-const BINDING_CONTEXT: &[u8] = b"carry-keys-v1\n";
 const SAFETY_CONTEXT: &[u8] = b"carry-safety-number-v1";
 /// What a key change signs, before the new signing and encryption keys.
 const ROTATION_CONTEXT: &[u8] = b"carry-keys-replaced-v1\n";
@@ -155,10 +153,7 @@ fn stretch_half(id: &PublicIdentity, salt: u8) -> Vec<String> {
 
 /// The relay mailbox id of an Ed25519 public key (see [`PublicIdentity::mailbox`]).
 pub fn mailbox_id(sign_key: &[u8]) -> String {
-    let mut c = Context::new(&SHA256);
-    c.update(MAILBOX_CONTEXT);
-    c.update(sign_key);
-    B64.encode(&c.finish().as_ref()[..16])
+    carry_proto::relay::mailbox_id(sign_key)
 }
 
 fn rotation_message(successor: &PublicIdentity) -> Vec<u8> {
@@ -166,9 +161,7 @@ fn rotation_message(successor: &PublicIdentity) -> Vec<u8> {
 }
 
 fn binding_message(enc: &[u8]) -> Vec<u8> {
-    let mut m = BINDING_CONTEXT.to_vec();
-    m.extend_from_slice(enc);
-    m
+    carry_proto::relay::binding_message(enc)
 }
 
 /// 32 bytes from base64url text.

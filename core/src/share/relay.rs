@@ -12,16 +12,12 @@ use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
 use crate::sync::http::{Http, Resp};
 
-const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
-/// What a retirement signs, before the origin, a newline and the successor's key.
-const RETIRE_CONTEXT: &[u8] = b"carry-relay-retire-v1\n";
-
 /// What a sign-in signs: the context, the origin of the endpoint as this client
 /// reaches it, a newline, and the challenge. A signature made for one endpoint is no
 /// use at another, so a hostile endpoint cannot pass a real one's challenge on to be
 /// signed (`docs/formats.md`, the relay).
 pub(crate) fn auth_message(origin: &str, challenge: &[u8]) -> Vec<u8> {
-    [AUTH_CONTEXT, origin.as_bytes(), b"\n", challenge].concat()
+    carry_proto::relay::auth_message(origin, challenge)
 }
 
 /// The origin (`scheme://host[:port]`, the port only when not the scheme's default)
@@ -241,13 +237,7 @@ impl Relay {
     /// it never signs in again, and what it owns at the endpoint passes to the
     /// successor. A key already retired in favour of another is [`Error::Denied`].
     pub async fn retire(&self, identity: &Identity, successor: &[u8; 32]) -> Result<()> {
-        let message = [
-            RETIRE_CONTEXT,
-            origin_of(&self.root)?.as_bytes(),
-            b"\n",
-            successor.as_slice(),
-        ]
-        .concat();
+        let message = carry_proto::relay::retire_message(&origin_of(&self.root)?, successor);
         let body = json!({
             "successor": B64.encode(successor),
             "signature": B64.encode(identity.sign(&message)),

@@ -9,13 +9,6 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{json, Value};
 
-/// What a relay sign-in signature covers, before the endpoint's origin and the
-/// challenge bytes.
-const AUTH_CONTEXT: &[u8] = b"carry-relay-auth-v2\n";
-/// What a directory binding covers, before the encryption key bytes.
-const KEYS_CONTEXT: &[u8] = b"carry-keys-v1\n";
-/// What a mailbox id hashes, before the public key bytes.
-const MAILBOX_CONTEXT: &[u8] = b"carry-mailbox-v1";
 /// The most body bytes one answer may have (a page of envelopes is a few MB at most).
 const MAX_ANSWER: u64 = 32 << 20;
 /// How long one request may take, connection to last byte.
@@ -163,13 +156,7 @@ pub fn random_below(rng: &SystemRandom, bound: u64) -> Result<u64, String> {
     Ok(u64::from_le_bytes(b) % bound.max(1))
 }
 
-/// The mailbox id of an Ed25519 public key, as the relay computes it.
-pub fn mailbox_id(key: &[u8]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(MAILBOX_CONTEXT);
-    ctx.update(key);
-    B64.encode(&ctx.finish().as_ref()[..16])
-}
+pub use carry_proto::relay::mailbox_id;
 
 /// A signed-in relay identity with a published directory entry.
 pub struct Identity {
@@ -202,7 +189,7 @@ pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, 
         .decode(&challenge)
         .map_err(|_| "the challenge is not base64url")?;
     // The origin of a loopback base is the base itself: http://127.0.0.1:PORT.
-    let signature = keys.sign(&[AUTH_CONTEXT, base.as_bytes(), b"\n", &raw].concat());
+    let signature = keys.sign(&carry_proto::relay::auth_message(base, &raw));
 
     let url = format!("{base}/relay/v1/session");
     let body = json!({
@@ -223,7 +210,7 @@ pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, 
     }
 
     let enc = random_bytes(rng, 32)?;
-    let binding = keys.sign(&[KEYS_CONTEXT, &enc].concat());
+    let binding = keys.sign(&carry_proto::relay::binding_message(&enc));
     let url = format!("{base}/relay/v1/directory");
     let body = json!({ "enc": B64.encode(&enc), "binding": B64.encode(binding.as_ref()) });
     let p = http.send("PUT", &url, Some(&token), Some(&body))?;
