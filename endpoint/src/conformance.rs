@@ -12,9 +12,9 @@ use crate::relay_store::{
 use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::store::{After, Grant, Query, Refresh, Refreshed, Store};
 
-/// Call `$m!` with the name of every check, in order: [`run`] runs them one after
-/// another on one store; the tests below make one `#[test]` per check per backend,
-/// each on a fresh store, so a failure names its check and hides no other.
+/// Call `$m!` with the name of every check: the tests below make one `#[test]` per
+/// check per backend, each on a fresh store, so a failure names its check and hides
+/// no other.
 macro_rules! for_each_check {
     ($m:ident) => {
         $m!(
@@ -59,17 +59,6 @@ macro_rules! for_each_check {
         );
     };
 }
-
-macro_rules! run_in_order {
-    ($($check:ident),* $(,)?) => {
-        /// Run every check against `store` (which must be empty), one after another.
-        pub fn run(store: &dyn Store) {
-            $($check(store);)*
-        }
-    };
-}
-
-for_each_check!(run_in_order);
 
 fn tenants(store: &dyn Store) {
     assert!(!store.has_tenant("gp").unwrap());
