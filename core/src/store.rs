@@ -1,5 +1,5 @@
 //! Writing resources into the vault: the one place that turns a FHIR resource into a
-//! row, so imports, readings and (later) sync all index the same way.
+//! row, so imports, readings, sync and received records all index the same way.
 
 use ring::digest::{digest, SHA256};
 use rusqlite::{params, OptionalExtension, Transaction};

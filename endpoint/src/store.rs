@@ -1,4 +1,5 @@
-//! Storage behind one trait, so the same conformance tests run on every backend.
+//! The FHIR service's storage trait, and [`Store`], the one every backend implements
+//! with the other services' traits, so the same conformance tests run on every backend.
 //! The SQLite backend is in `sqlite.rs`, PostgreSQL in `postgres.rs`. What the share
 //! relay keeps is in a trait of its own, [`RelayStore`], which every store implements;
 //! so is what the share-link host keeps, [`ShlStore`], and what the backup host
