@@ -45,6 +45,7 @@ audit: deps
 
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 .ci/layers.py
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 unit:
