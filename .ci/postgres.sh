@@ -9,8 +9,8 @@
 #                           `carry`, and print its URL on stdout
 #
 # The server keeps its data and socket under target/pg/, listens on 127.0.0.1 only, on
-# port 55432 or the first free one of the nine after it (CARRY_PG_PORT to change it), and trusts the role `carry` (CREATEDB, not
-# a superuser) from 127.0.0.1 without a password: any local user can use it, so it is
+# port 55432 or the first free one of the nine after it (CARRY_PG_PORT to change it), and trusts the role `carry` (CREATEDB and
+# CREATEROLE, for the tests of a role that may not change the schema; not a superuser) from 127.0.0.1 without a password: any local user can use it, so it is
 # for test machines only. Durability is off (fsync=off): the data is disposable.
 # initdb refuses to run as root, so as root the server runs as the `postgres` system
 # user that the Debian package creates. `start` is idempotent: a running server is
@@ -145,7 +145,9 @@ start() {
   "${ready[@]}" || { say "not ready (socket in $base/run, port $p)"; exit 1; }
   local psql=(as_owner "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$base/run" -p "$p" -U postgres -d postgres)
   if [ "$("${psql[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'carry'")" != 1 ]; then
-    "${psql[@]}" -c "CREATE ROLE carry LOGIN CREATEDB"
+    "${psql[@]}" -c "CREATE ROLE carry LOGIN CREATEDB CREATEROLE"
+  else
+    "${psql[@]}" -c "ALTER ROLE carry CREATEDB CREATEROLE"
   fi
   "$bin/pg_isready" -q -h 127.0.0.1 -p "$p" -U carry -d postgres \
     || { say "not accepting TCP connections on 127.0.0.1:$p"; exit 1; }

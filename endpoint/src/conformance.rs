@@ -2463,6 +2463,449 @@ mod tests {
         assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
     }
 
+    /// Where the databases saved from released endpoints are (made by
+    /// `tests/release-fixtures.sh`, a release's own demo run to its end).
+    fn release_fixture(release: &str, file: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(release)
+            .join(file)
+    }
+
+    /// Samples of what a released database holds, read with plain SQL before it is
+    /// opened, to read back through the store after the upgrade.
+    #[derive(Debug, Default)]
+    struct Held {
+        /// Every table's columns.
+        columns: std::collections::BTreeMap<String, Vec<String>>,
+        /// Every row of every table, as text, sorted: the upgrade may add columns but
+        /// change no row.
+        rows: std::collections::BTreeMap<String, Vec<String>>,
+        /// (tenant, type, id, JSON) of a few resources.
+        resources: Vec<(String, String, String, String)>,
+        /// (link id, owner).
+        links: Vec<(String, String)>,
+        /// (locator, owner, versions, restores counted).
+        backups: Vec<(String, String, usize, i64)>,
+        /// Relay mailboxes in the directory.
+        mailboxes: Vec<String>,
+    }
+
+    /// What a store opened over a released database must show: every sample as it
+    /// was, read through the store.
+    fn release_data_reads_back(store: &dyn crate::store::Store, held: &Held) {
+        assert!(!held.resources.is_empty() && !held.links.is_empty());
+        assert!(!held.backups.is_empty() && !held.mailboxes.is_empty());
+        for (tenant, rtype, id, json) in &held.resources {
+            assert!(store.has_tenant(tenant).unwrap());
+            let got = store.get(tenant, rtype, id).unwrap().unwrap();
+            let want: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(got.json.get(), want.to_string(), "{rtype}/{id}");
+        }
+        for (id, owner) in &held.links {
+            let l = store.shl_link(id).unwrap().unwrap();
+            // The release logged refusals row by row; the count starts at none.
+            assert_eq!((&l.owner, l.refused, l.last_refused_s), (owner, 0, None));
+            assert!(store.shl_links(owner).unwrap().iter().any(|l| &l.id == id));
+        }
+        for (locator, owner, n, restores) in &held.backups {
+            let v = store.backup_versions(locator, owner).unwrap().unwrap();
+            assert_eq!(v.len(), *n);
+            let r = store.backup_restores(locator, owner).unwrap().unwrap();
+            assert_eq!(r.count, *restores);
+        }
+        for m in &held.mailboxes {
+            assert!(store.get_directory(m).unwrap().is_some());
+            assert_eq!(store.successor_of(m).unwrap(), None);
+        }
+    }
+
+    /// Every row of every table of a SQLite database, as text, by table: of the
+    /// columns `only` names for the table, or all of them.
+    fn sqlite_rows(
+        c: &rusqlite::Connection,
+        only: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        let tables: Vec<String> = c
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tables
+            .into_iter()
+            .filter(|t| only.is_none_or(|o| o.contains_key(t)))
+            .map(|t| {
+                let cols = match only {
+                    Some(o) => o[&t]
+                        .iter()
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None => "*".into(),
+                };
+                let mut s = c.prepare(&format!("SELECT {cols} FROM \"{t}\"")).unwrap();
+                let n = s.column_count();
+                let mut rows: Vec<String> = s
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i)
+                                    .map(|v| format!("{v:?}"))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|v| v.join("|"))
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                rows.sort();
+                (t, rows)
+            })
+            .collect()
+    }
+
+    /// The columns of every table of a SQLite database, by table.
+    fn sqlite_columns(c: &rusqlite::Connection) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        let mut s = c
+            .prepare(
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
+            )
+            .unwrap();
+        let pairs = s
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap();
+        for pair in pairs {
+            let (t, col) = pair.unwrap();
+            out.entry(t).or_default().push(col);
+        }
+        out
+    }
+
+    /// The shape of a SQLite database: every table's columns (name, type, not null,
+    /// default, key) and every index's columns, as text.
+    fn sqlite_shape(c: &rusqlite::Connection) -> Vec<String> {
+        let mut shape: Vec<String> = c
+            .prepare(
+                "SELECT m.name || '.' || p.name || ' ' || p.type || ' ' || p.\"notnull\" || ' '
+                        || coalesce(p.dflt_value, '-') || ' ' || p.pk
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+                 UNION ALL
+                 SELECT 'index ' || m.name || ' ' || i.name || ' ' || i.\"unique\" || ' '
+                        || (SELECT group_concat(name, ',') FROM pragma_index_info(i.name))
+                 FROM sqlite_master m JOIN pragma_index_list(m.name) i
+                 WHERE m.type = 'table'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        shape.sort();
+        shape
+    }
+
+    /// A database the last release's endpoint made and used (its demo run to the
+    /// end) opens with this build: it is brought to the newest schema, which is then
+    /// the schema of a new database; no row changes; and everything reads back
+    /// through the store, the counts the release kept included.
+    #[test]
+    fn sqlite_database_from_the_release_upgrades() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("release.db");
+        std::fs::copy(release_fixture("2026-11-23", "endpoint.sqlite"), &path).unwrap();
+        let held = {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            let version: i64 = c
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, 0, "the release kept no schema version");
+            let q = |sql: &str| {
+                let mut s = c.prepare(sql).unwrap();
+                let n = s.column_count();
+                s.query_map([], |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, String>(i))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+            };
+            Held {
+                columns: sqlite_columns(&c),
+                rows: sqlite_rows(&c, None),
+                resources: q("SELECT tenant, rtype, id, json FROM resources ORDER BY tenant, rtype, id LIMIT 40")
+                    .into_iter()
+                    .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()))
+                    .collect(),
+                links: q("SELECT id, owner FROM shl_links")
+                    .into_iter()
+                    .map(|r| (r[0].clone(), r[1].clone()))
+                    .collect(),
+                backups: q("SELECT l.locator, l.owner, CAST(count(v.version) AS TEXT), CAST(l.restores AS TEXT)
+                            FROM backup_locators l JOIN backup_versions v USING (locator)
+                            GROUP BY l.locator, l.owner, l.restores")
+                    .into_iter()
+                    .map(|r| (r[0].clone(), r[1].clone(), r[2].parse().unwrap(), r[3].parse().unwrap()))
+                    .collect(),
+                mailboxes: q("SELECT mailbox FROM relay_directory")
+                    .into_iter()
+                    .map(|r| r[0].clone())
+                    .collect(),
+            }
+        };
+        let store = crate::sqlite::SqliteStore::open(&path).unwrap();
+        release_data_reads_back(&store, &held);
+        drop(store);
+
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            version,
+            crate::migrations::latest(crate::sqlite::MIGRATIONS)
+        );
+        let fresh_path = dir.path().join("fresh.db");
+        drop(crate::sqlite::SqliteStore::open(&fresh_path).unwrap());
+        let fresh = rusqlite::Connection::open(&fresh_path).unwrap();
+        assert_eq!(sqlite_shape(&c), sqlite_shape(&fresh));
+        // Rows as they were, read without the columns the upgrade added.
+        assert_eq!(sqlite_rows(&c, Some(&held.columns)), held.rows);
+    }
+
+    /// The shape of a PostgreSQL database's tables (columns with type, null, default,
+    /// collation and identity; indexes), as text.
+    fn postgres_shape(c: &mut postgres::Client) -> Vec<String> {
+        let mut shape: Vec<String> = c
+            .query(
+                "SELECT table_name || '.' || column_name || ' ' || data_type || ' '
+                        || is_nullable || ' ' || coalesce(column_default, '-') || ' '
+                        || coalesce(collation_name, '-') || ' ' || is_identity
+                 FROM information_schema.columns WHERE table_schema = 'public'
+                 UNION ALL
+                 SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        shape.sort();
+        shape
+    }
+
+    /// Every row of every table of a PostgreSQL database as JSON text, by table: of
+    /// the columns `only` names for the table, or all of them; and the columns.
+    #[allow(clippy::type_complexity)]
+    fn postgres_rows(
+        c: &mut postgres::Client,
+        only: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+    ) -> (
+        std::collections::BTreeMap<String, Vec<String>>,
+        std::collections::BTreeMap<String, Vec<String>>,
+    ) {
+        let mut columns = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for r in c
+            .query(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+                &[],
+            )
+            .unwrap()
+        {
+            columns.entry(r.get(0)).or_default().push(r.get(1));
+        }
+        let columns = match only {
+            Some(o) => o.clone(),
+            None => columns,
+        };
+        let mut rows = std::collections::BTreeMap::new();
+        for (t, cols) in &columns {
+            let list = cols
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut got: Vec<String> = c
+                .query(
+                    &format!(
+                        "SELECT row_to_json(x)::text FROM (SELECT {list} FROM public.\"{t}\") x"
+                    ),
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            got.sort();
+            rows.insert(t.clone(), got);
+        }
+        (columns, rows)
+    }
+
+    /// The PostgreSQL database the last release's endpoint made and used (its demo
+    /// run to the end, saved with `pg_dump`) opens with this build: it is brought to
+    /// the newest schema, which is then the schema of a new database; no row changes;
+    /// and everything reads back. Skipped without a server, as the checks are.
+    #[test]
+    fn postgres_database_from_the_release_upgrades() {
+        let test = "postgres_database_from_the_release_upgrades";
+        let Some((db, config)) = postgres_database(test) else {
+            return;
+        };
+        let dump = std::fs::read_to_string(release_fixture("2026-11-23", "endpoint.postgres.sql"))
+            .unwrap();
+        let mut c = config.connect(postgres::NoTls).unwrap();
+        c.batch_execute(&dump).unwrap();
+        let text = |c: &mut postgres::Client, sql: &str| -> Vec<Vec<String>> {
+            c.query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect())
+                .collect()
+        };
+        let (columns, rows) = postgres_rows(&mut c, None);
+        let held = Held {
+            columns,
+            rows,
+            resources: text(
+                &mut c,
+                "SELECT tenant, rtype, id, json FROM resources ORDER BY tenant, rtype, id LIMIT 40",
+            )
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()))
+            .collect(),
+            links: text(&mut c, "SELECT id, owner FROM shl_links")
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].clone()))
+                .collect(),
+            backups: text(
+                &mut c,
+                "SELECT l.locator, l.owner, count(v.version)::text, l.restores::text
+                         FROM backup_locators l JOIN backup_versions v USING (locator)
+                         GROUP BY l.locator, l.owner, l.restores",
+            )
+            .into_iter()
+            .map(|r| {
+                let n = r[2].parse().unwrap();
+                (r[0].clone(), r[1].clone(), n, r[3].parse().unwrap())
+            })
+            .collect(),
+            mailboxes: text(&mut c, "SELECT mailbox FROM relay_directory")
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect(),
+        };
+        let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
+        release_data_reads_back(&store, &held);
+        drop(store);
+        let version: i64 = c
+            .query_one("SELECT version FROM carry_schema", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            version,
+            crate::migrations::latest(crate::postgres::MIGRATIONS)
+        );
+        assert_eq!(postgres_rows(&mut c, Some(&held.columns)).1, held.rows);
+
+        let Some((fresh_db, fresh_config)) = postgres_database(test) else {
+            return;
+        };
+        drop(crate::postgres::PostgresStore::with_config(fresh_config.clone()).unwrap());
+        let mut fresh = fresh_config.connect(postgres::NoTls).unwrap();
+        assert_eq!(postgres_shape(&mut c), postgres_shape(&mut fresh));
+        drop((c, fresh, fresh_db, db));
+    }
+
+    /// A PostgreSQL database made by a newer endpoint is refused, as on SQLite.
+    #[test]
+    fn postgres_database_from_a_newer_endpoint_is_refused() {
+        let test = "postgres_database_from_a_newer_endpoint_is_refused";
+        let Some((db, config)) = postgres_database(test) else {
+            return;
+        };
+        drop(crate::postgres::PostgresStore::with_config(config.clone()).unwrap());
+        let newer = crate::migrations::latest(crate::postgres::MIGRATIONS) + 1;
+        let mut c = config.connect(postgres::NoTls).unwrap();
+        c.execute("UPDATE carry_schema SET version = $1", &[&newer])
+            .unwrap();
+        let Err(e) = crate::postgres::PostgresStore::with_config(config) else {
+            panic!("a newer database opened");
+        };
+        assert!(matches!(e, crate::store::StoreError::TooNew { found, .. } if found == newer));
+        drop((c, db));
+    }
+
+    /// Once the schema is current, a process may run as a role that can only read
+    /// and write rows: opening runs no DDL.
+    #[test]
+    fn postgres_up_to_date_database_opens_as_a_role_without_ddl() {
+        let test = "postgres_up_to_date_database_opens_as_a_role_without_ddl";
+        let Some((db, config)) = postgres_database(test) else {
+            return;
+        };
+        drop(crate::postgres::PostgresStore::with_config(config.clone()).unwrap());
+        let role = format!("{}_dml", db.name);
+        let mut c = config.connect(postgres::NoTls).unwrap();
+        c.batch_execute(&format!(
+            "CREATE ROLE \"{role}\" NOLOGIN;
+             GRANT \"{role}\" TO CURRENT_USER;
+             GRANT CONNECT ON DATABASE \"{db}\" TO \"{role}\";
+             GRANT USAGE ON SCHEMA public TO \"{role}\";
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{role}\";",
+            db = db.name
+        ))
+        .unwrap();
+        // Connected as the test's user, acting as the role from the start.
+        let mut as_role = config.clone();
+        as_role.options(&format!("-c role={role}"));
+        let opened = crate::postgres::PostgresStore::with_config(as_role);
+        let worked = opened.and_then(|store| {
+            use crate::store::Store as _;
+            store.ensure_tenant("gp")?;
+            store.has_tenant("gp")
+        });
+        // The role goes once the database with its privileges has gone.
+        let admin = db.admin.clone();
+        drop((c, db));
+        admin
+            .connect(postgres::NoTls)
+            .and_then(|mut a| a.batch_execute(&format!("DROP ROLE \"{role}\"")))
+            .unwrap();
+        assert!(worked.unwrap());
+    }
+
+    /// A database made by a newer endpoint (a schema version past this build's) is
+    /// refused with a message that says so, and left as it was.
+    #[test]
+    fn sqlite_database_from_a_newer_endpoint_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        drop(crate::sqlite::SqliteStore::open(&path).unwrap());
+        let newer = crate::migrations::latest(crate::sqlite::MIGRATIONS) + 1;
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let Err(e) = crate::sqlite::SqliteStore::open(&path) else {
+            panic!("a newer database opened");
+        };
+        assert!(matches!(e, crate::store::StoreError::TooNew { found, .. } if found == newer));
+        assert!(e.to_string().contains("newer endpoint"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
     #[test]
     fn store_urls_dispatch_by_scheme() {
         let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,7 @@ mod body;
 mod conformance;
 mod fhir;
 mod limits;
+mod migrations;
 mod postgres;
 mod relay;
 mod relay_store;

@@ -80,10 +80,11 @@
 //!   Pruning reads the newest full versions (`ORDER BY version DESC LIMIT $2`)
 //!   and deletes below the oldest kept one. Citus: distribute `backup_locators` and
 //!   `backup_versions` by `locator` (co-located); every statement stays on one shard.
-//! - Upgrades: `backup_versions.base`, `backup_locators.restores` and
-//!   `last_restore_s`, and `shl_links.refused` and `last_refused_s` came later. Opening a database that lacks one adds it
-//!   (`ALTER TABLE … ADD COLUMN`, after a probe that finds it missing; a concurrent
-//!   opener that added it first is tolerated).
+//! - Upgrades: numbered migrations ([`MIGRATIONS`], see `migrations.rs`), the version
+//!   reached kept in the one-row table `carry_schema`. Each step is one statement
+//!   safe to run again (`IF NOT EXISTS`; a column added after a probe finds it
+//!   missing), so a database made before versions were kept, or two processes
+//!   opening a new one at once, come out the same.
 
 use std::io::Write as _;
 use std::sync::Mutex;
@@ -98,6 +99,7 @@ use crate::backup_store::{
     check_base, decide as decide_fetch, for_each_piece, prune_below, put_piece, BackupStore,
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window,
 };
+use crate::migrations::{self, Ddl, Migration};
 use crate::relay_store::{
     page_cut, retired_again, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota,
     RelayStore, Retired, Retirement, Session, RETIRE_HANDOVER_SQL, RETIRE_KEY_SQL,
@@ -119,10 +121,16 @@ const FETCH_PIECE: i32 = 1 << 20;
 /// How many times a transaction is tried when the engine asks for a retry.
 const ATTEMPTS: u32 = 10;
 
-/// One statement each: no engine is asked to run DDL as a multi-statement transaction.
-const SCHEMA: &[&str] = &[
-    r#"CREATE TABLE IF NOT EXISTS tenants (name TEXT COLLATE "C" PRIMARY KEY)"#,
-    r#"CREATE TABLE IF NOT EXISTS resources (
+/// The schema, in numbered steps (see [`crate::migrations`]), one statement each: no
+/// engine is asked to run DDL as a multi-statement transaction. Every step is safe to
+/// run again. Kept in step with the SQLite backend's list.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        what: "the FHIR facade, the relay, share links and backups",
+        steps: &[
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS tenants (name TEXT COLLATE "C" PRIMARY KEY)"#),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS resources (
         tenant          TEXT COLLATE "C" NOT NULL,
         rtype           TEXT COLLATE "C" NOT NULL,
         id              TEXT COLLATE "C" NOT NULL,
@@ -131,18 +139,18 @@ const SCHEMA: &[&str] = &[
         patient         TEXT COLLATE "C",
         json            TEXT NOT NULL,
         PRIMARY KEY (tenant, rtype, id)
-    )"#,
-    "CREATE INDEX IF NOT EXISTS resources_changes ON resources (tenant, last_updated_ms, rtype, id)",
-    "CREATE INDEX IF NOT EXISTS resources_patient ON resources (tenant, patient, last_updated_ms, rtype, id)",
-    r#"CREATE TABLE IF NOT EXISTS identifiers (
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS resources_changes ON resources (tenant, last_updated_ms, rtype, id)"),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS resources_patient ON resources (tenant, patient, last_updated_ms, rtype, id)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS identifiers (
         tenant  TEXT COLLATE "C" NOT NULL,
         rtype   TEXT COLLATE "C" NOT NULL,
         patient TEXT COLLATE "C" NOT NULL,
         key     TEXT COLLATE "C" NOT NULL,
         id      TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (tenant, rtype, patient, key)
-    )"#,
-    r#"CREATE TABLE IF NOT EXISTS grants (
+    )"#),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS grants (
         hash       TEXT COLLATE "C" PRIMARY KEY,
         tenant     TEXT NOT NULL,
         kind       TEXT NOT NULL,
@@ -151,47 +159,40 @@ const SCHEMA: &[&str] = &[
         client_id  TEXT NOT NULL,
         expires_ms BIGINT NOT NULL,
         data       TEXT NOT NULL
-    )"#,
-    "CREATE INDEX IF NOT EXISTS grants_family ON grants (tenant, patient, client_id)",
-    "CREATE INDEX IF NOT EXISTS grants_expiry ON grants (expires_ms)",
-    r#"CREATE TABLE IF NOT EXISTS relay_challenges (
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS grants_family ON grants (tenant, patient, client_id)"),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS grants_expiry ON grants (expires_ms)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS relay_challenges (
         challenge  TEXT COLLATE "C" PRIMARY KEY,
         key        BYTEA NOT NULL,
         expires_ms BIGINT NOT NULL
-    )"#,
-    "CREATE INDEX IF NOT EXISTS relay_challenges_expiry ON relay_challenges (expires_ms)",
-    r#"CREATE TABLE IF NOT EXISTS relay_sessions (
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS relay_challenges_expiry ON relay_challenges (expires_ms)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS relay_sessions (
         hash       TEXT COLLATE "C" PRIMARY KEY,
         key        BYTEA NOT NULL,
         expires_ms BIGINT NOT NULL
-    )"#,
-    "CREATE INDEX IF NOT EXISTS relay_sessions_expiry ON relay_sessions (expires_ms)",
-    r#"CREATE TABLE IF NOT EXISTS relay_directory (
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS relay_sessions_expiry ON relay_sessions (expires_ms)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS relay_directory (
         mailbox   TEXT COLLATE "C" PRIMARY KEY,
         sign      BYTEA NOT NULL,
         enc       BYTEA NOT NULL,
         binding   BYTEA NOT NULL,
         updated_s BIGINT NOT NULL
-    )"#,
-    r#"CREATE TABLE IF NOT EXISTS relay_envelopes (
+    )"#),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS relay_envelopes (
         id        BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
         mailbox   TEXT COLLATE "C" NOT NULL,
         tag       TEXT COLLATE "C" NOT NULL,
         sender    TEXT COLLATE "C" NOT NULL,
         body      BYTEA NOT NULL,
         created_s BIGINT NOT NULL
-    )"#,
-    "CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id)",
-    "CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag)",
-    "CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s)",
-    r#"CREATE TABLE IF NOT EXISTS relay_retired (
-        key               BYTEA PRIMARY KEY,
-        mailbox           TEXT COLLATE "C" NOT NULL UNIQUE,
-        successor         BYTEA NOT NULL,
-        successor_mailbox TEXT COLLATE "C" NOT NULL,
-        at_s              BIGINT NOT NULL
-    )"#,
-    r#"CREATE TABLE IF NOT EXISTS shl_links (
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id)"),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag)"),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS shl_links (
         id            TEXT COLLATE "C" PRIMARY KEY,
         owner         TEXT COLLATE "C" NOT NULL,
         flags         TEXT NOT NULL,
@@ -205,20 +206,18 @@ const SCHEMA: &[&str] = &[
         revoked_s     BIGINT,
         used_s        BIGINT,
         file          TEXT NOT NULL,
-        file_len      BIGINT NOT NULL,
-        refused       BIGINT NOT NULL DEFAULT 0,
-        last_refused_s BIGINT
-    )"#,
-    "CREATE INDEX IF NOT EXISTS shl_links_owner ON shl_links (owner, created_s)",
-    r#"CREATE TABLE IF NOT EXISTS shl_tokens (
+        file_len      BIGINT NOT NULL
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS shl_links_owner ON shl_links (owner, created_s)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS shl_tokens (
         hash      TEXT COLLATE "C" PRIMARY KEY,
         link      TEXT COLLATE "C" NOT NULL,
         recipient TEXT NOT NULL,
         expires_s BIGINT NOT NULL
-    )"#,
-    "CREATE INDEX IF NOT EXISTS shl_tokens_link ON shl_tokens (link)",
-    "CREATE INDEX IF NOT EXISTS shl_tokens_expiry ON shl_tokens (expires_s)",
-    r#"CREATE TABLE IF NOT EXISTS shl_accesses (
+    )"#),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS shl_tokens_link ON shl_tokens (link)"),
+            Ddl::Run("CREATE INDEX IF NOT EXISTS shl_tokens_expiry ON shl_tokens (expires_s)"),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS shl_accesses (
         link      TEXT COLLATE "C" NOT NULL,
         seq       BIGINT NOT NULL,
         at_s      BIGINT NOT NULL,
@@ -226,58 +225,151 @@ const SCHEMA: &[&str] = &[
         outcome   TEXT NOT NULL,
         via       TEXT NOT NULL,
         PRIMARY KEY (link, seq)
-    )"#,
-    r#"CREATE TABLE IF NOT EXISTS backup_locators (
+    )"#),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS backup_locators (
         locator        TEXT COLLATE "C" PRIMARY KEY,
         owner          TEXT COLLATE "C" NOT NULL,
         fetch_hash     BYTEA NOT NULL,
         latest         BIGINT NOT NULL,
         failures       BIGINT NOT NULL,
         window_start_s BIGINT NOT NULL,
-        created_s      BIGINT NOT NULL,
-        restores       BIGINT NOT NULL DEFAULT 0,
-        last_restore_s BIGINT
-    )"#,
-    r#"CREATE TABLE IF NOT EXISTS backup_versions (
+        created_s      BIGINT NOT NULL
+    )"#),
+            Ddl::Run(r#"CREATE TABLE IF NOT EXISTS backup_versions (
         locator   TEXT COLLATE "C" NOT NULL,
         version   BIGINT NOT NULL,
         bytes     BIGINT NOT NULL,
         created_s BIGINT NOT NULL,
         data      BYTEA NOT NULL,
-        base      BIGINT,
         PRIMARY KEY (locator, version)
-    )"#,
+    )"#),
+        ],
+    },
+    Migration {
+        version: 2,
+        what: "incremental backups: each version names its base (NULL: a whole one)",
+        steps: &[Ddl::AddColumn {
+            table: "backup_versions",
+            column: "base",
+            ddl: "ALTER TABLE backup_versions ADD COLUMN base BIGINT",
+        }],
+    },
+    Migration {
+        version: 3,
+        what: "restores counted per backup (none before they were)",
+        steps: &[
+            Ddl::AddColumn {
+                table: "backup_locators",
+                column: "restores",
+                ddl: "ALTER TABLE backup_locators ADD COLUMN restores BIGINT NOT NULL DEFAULT 0",
+            },
+            Ddl::AddColumn {
+                table: "backup_locators",
+                column: "last_restore_s",
+                ddl: "ALTER TABLE backup_locators ADD COLUMN last_restore_s BIGINT",
+            },
+        ],
+    },
+    Migration {
+        version: 4,
+        what: "refused share-link requests counted, not logged row by row (old rows stay)",
+        steps: &[
+            Ddl::AddColumn {
+                table: "shl_links",
+                column: "refused",
+                ddl: "ALTER TABLE shl_links ADD COLUMN refused BIGINT NOT NULL DEFAULT 0",
+            },
+            Ddl::AddColumn {
+                table: "shl_links",
+                column: "last_refused_s",
+                ddl: "ALTER TABLE shl_links ADD COLUMN last_refused_s BIGINT",
+            },
+        ],
+    },
+    Migration {
+        version: 5,
+        what: "relay keys retired when a device is removed, and their successors",
+        steps: &[Ddl::Run(
+            r#"CREATE TABLE IF NOT EXISTS relay_retired (
+            key               BYTEA PRIMARY KEY,
+            mailbox           TEXT COLLATE "C" NOT NULL UNIQUE,
+            successor         BYTEA NOT NULL,
+            successor_mailbox TEXT COLLATE "C" NOT NULL,
+            at_s              BIGINT NOT NULL
+        )"#,
+        )],
+    },
 ];
 
-/// Columns added since a table was first released, each as a probe that fails with
-/// `undefined_column` while the column is missing and the statement that adds it.
-/// Today: `backup_versions.base` (incremental backups; versions stored before it are
-/// full, so NULL is right for them), `backup_locators.restores` and
-/// `last_restore_s` (restores were not counted before them, so they start at none),
-/// and `shl_links.refused` and `last_refused_s` (refused requests were logged row by
-/// row before them; those rows stay, and the count starts at none).
-const UPGRADES: &[(&str, &str)] = &[
-    (
-        "SELECT base FROM backup_versions WHERE false",
-        "ALTER TABLE backup_versions ADD COLUMN base BIGINT",
-    ),
-    (
-        "SELECT restores FROM backup_locators WHERE false",
-        "ALTER TABLE backup_locators ADD COLUMN restores BIGINT NOT NULL DEFAULT 0",
-    ),
-    (
-        "SELECT last_restore_s FROM backup_locators WHERE false",
-        "ALTER TABLE backup_locators ADD COLUMN last_restore_s BIGINT",
-    ),
-    (
-        "SELECT refused FROM shl_links WHERE false",
-        "ALTER TABLE shl_links ADD COLUMN refused BIGINT NOT NULL DEFAULT 0",
-    ),
-    (
-        "SELECT last_refused_s FROM shl_links WHERE false",
-        "ALTER TABLE shl_links ADD COLUMN last_refused_s BIGINT",
-    ),
-];
+/// Where the schema's version is kept: one row, made by the first opener.
+const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS carry_schema (one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one), version BIGINT NOT NULL)";
+
+/// Run one DDL statement, tolerating the race of two processes opening a new
+/// database at once: the loser's error means the object is there.
+fn run_ddl(client: &mut Client, sql: &str, what: &'static str) -> Result<()> {
+    match client.batch_execute(sql) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.code().is_some_and(|c| {
+                *c == SqlState::UNIQUE_VIOLATION
+                    || *c == SqlState::DUPLICATE_TABLE
+                    || *c == SqlState::DUPLICATE_OBJECT
+                    || *c == SqlState::DUPLICATE_COLUMN
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Fail::Db(what, e).into()),
+    }
+}
+
+/// Bring the database to the newest schema: the migrations it lacks, a statement at
+/// a time (each safe to run again, so concurrent openers may overlap), then the
+/// version reached, which only ever rises. A database made by a newer endpoint is
+/// refused.
+fn migrate(client: &mut Client) -> Result<()> {
+    // Read first, so an up-to-date database needs no DDL at all: a start then takes
+    // no lock beyond its reads, and may run as a role that cannot change the schema.
+    let found: i64 = match client.query_opt("SELECT version FROM carry_schema", &[]) {
+        Ok(row) => row.map_or(0, |r| r.get(0)),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+            run_ddl(client, VERSION_TABLE, "create the schema version table")?;
+            0
+        }
+        Err(e) => return Err(Fail::Db("read the schema version", e).into()),
+    };
+    let pending = migrations::pending(MIGRATIONS, found)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    for m in pending {
+        for step in m.steps {
+            match step {
+                Ddl::Run(sql) => run_ddl(client, sql, "upgrade schema")?,
+                Ddl::AddColumn { table, column, ddl } => {
+                    // A probe that fails with `undefined_column` while it is missing.
+                    let probe = format!("SELECT {column} FROM {table} WHERE false");
+                    match client.batch_execute(&probe) {
+                        Ok(()) => {}
+                        Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
+                            run_ddl(client, ddl, "upgrade schema")?;
+                        }
+                        Err(e) => return Err(Fail::Db("upgrade schema: probe", e).into()),
+                    }
+                }
+            }
+        }
+    }
+    client
+        .execute(
+            "INSERT INTO carry_schema (one, version) VALUES (true, $1)
+             ON CONFLICT (one) DO UPDATE SET version = GREATEST(carry_schema.version, EXCLUDED.version)",
+            &[&migrations::latest(MIGRATIONS)],
+        )
+        .map_err(|e| Fail::Db("record the schema version", e))?;
+    Ok(())
+}
 
 /// A failure inside one call. The driver's error is kept (with the operation it
 /// broke) until the end, so a transaction the engine aborted can be retried.
@@ -369,33 +461,7 @@ impl PostgresStore {
             config.connect_timeout(Duration::from_secs(10));
         }
         let mut client = connect(&config)?;
-        for statement in SCHEMA {
-            if let Err(e) = client.batch_execute(statement) {
-                // Two processes opening a new database at once can race to create the
-                // same table; the loser's error means the object is there.
-                let raced = e.code().is_some_and(|c| {
-                    *c == SqlState::UNIQUE_VIOLATION
-                        || *c == SqlState::DUPLICATE_TABLE
-                        || *c == SqlState::DUPLICATE_OBJECT
-                });
-                if !raced {
-                    return Err(Fail::Db("create schema", e).into());
-                }
-            }
-        }
-        for (probe, add) in UPGRADES {
-            match client.batch_execute(probe) {
-                Ok(()) => continue,
-                Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {}
-                Err(e) => return Err(Fail::Db("upgrade schema: probe", e).into()),
-            }
-            if let Err(e) = client.batch_execute(add) {
-                // Another process opening the same database added it first.
-                if e.code() != Some(&SqlState::DUPLICATE_COLUMN) {
-                    return Err(Fail::Db("upgrade schema", e).into());
-                }
-            }
-        }
+        migrate(&mut client)?;
         Ok(PostgresStore {
             config,
             pool: Mutex::new(vec![client]),

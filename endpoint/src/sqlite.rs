@@ -15,6 +15,7 @@ use crate::backup_store::{
     check_base, decide as decide_fetch, for_each_piece, prune_below, put_piece, BackupStore,
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window, BLOB_PIECE,
 };
+use crate::migrations::{self, Ddl, Migration};
 use crate::relay_store::{
     page_cut, retired_again, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota,
     RelayStore, Retired, Retirement, Session, RETIRE_HANDOVER_SQL, RETIRE_KEY_SQL,
@@ -31,7 +32,72 @@ use crate::store::{
 
 const POOL: usize = 8;
 
-const SCHEMA: &str = "
+/// The schema, in numbered steps (see [`crate::migrations`]); every step is safe to
+/// run again. Kept in step with the PostgreSQL backend's list.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        what: "the FHIR facade, the relay, share links and backups",
+        steps: &[Ddl::Run(FIRST)],
+    },
+    Migration {
+        version: 2,
+        what: "incremental backups: each version names its base (NULL: a whole one)",
+        steps: &[Ddl::AddColumn {
+            table: "backup_versions",
+            column: "base",
+            ddl: "ALTER TABLE backup_versions ADD COLUMN base INTEGER",
+        }],
+    },
+    Migration {
+        version: 3,
+        what: "restores counted per backup (none before they were)",
+        steps: &[
+            Ddl::AddColumn {
+                table: "backup_locators",
+                column: "restores",
+                ddl: "ALTER TABLE backup_locators ADD COLUMN restores INTEGER NOT NULL DEFAULT 0",
+            },
+            Ddl::AddColumn {
+                table: "backup_locators",
+                column: "last_restore_s",
+                ddl: "ALTER TABLE backup_locators ADD COLUMN last_restore_s INTEGER",
+            },
+        ],
+    },
+    Migration {
+        version: 4,
+        what: "refused share-link requests counted, not logged row by row (old rows stay)",
+        steps: &[
+            Ddl::AddColumn {
+                table: "shl_links",
+                column: "refused",
+                ddl: "ALTER TABLE shl_links ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+            },
+            Ddl::AddColumn {
+                table: "shl_links",
+                column: "last_refused_s",
+                ddl: "ALTER TABLE shl_links ADD COLUMN last_refused_s INTEGER",
+            },
+        ],
+    },
+    Migration {
+        version: 5,
+        what: "relay keys retired when a device is removed, and their successors",
+        steps: &[Ddl::Run(
+            "CREATE TABLE IF NOT EXISTS relay_retired (
+                 key               BLOB PRIMARY KEY,
+                 mailbox           TEXT NOT NULL UNIQUE,
+                 successor         BLOB NOT NULL,
+                 successor_mailbox TEXT NOT NULL,
+                 at_s              INTEGER NOT NULL
+             );",
+        )],
+    },
+];
+
+/// Migration 1: the tables as first released.
+const FIRST: &str = "
 CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS resources (
     tenant          TEXT NOT NULL,
@@ -94,13 +160,6 @@ CREATE TABLE IF NOT EXISTS relay_envelopes (
 CREATE INDEX IF NOT EXISTS relay_envelopes_mailbox ON relay_envelopes (mailbox, id);
 CREATE INDEX IF NOT EXISTS relay_envelopes_sender ON relay_envelopes (sender, tag);
 CREATE INDEX IF NOT EXISTS relay_envelopes_age ON relay_envelopes (created_s);
-CREATE TABLE IF NOT EXISTS relay_retired (
-    key               BLOB PRIMARY KEY,
-    mailbox           TEXT NOT NULL UNIQUE,
-    successor         BLOB NOT NULL,
-    successor_mailbox TEXT NOT NULL,
-    at_s              INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS shl_links (
     id            TEXT PRIMARY KEY,
     owner         TEXT NOT NULL,
@@ -115,9 +174,7 @@ CREATE TABLE IF NOT EXISTS shl_links (
     revoked_s     INTEGER,
     used_s        INTEGER,
     file          TEXT NOT NULL,
-    file_len      INTEGER NOT NULL,
-    refused       INTEGER NOT NULL DEFAULT 0,
-    last_refused_s INTEGER
+    file_len      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS shl_links_owner ON shl_links (owner, created_s);
 CREATE TABLE IF NOT EXISTS shl_tokens (
@@ -144,9 +201,7 @@ CREATE TABLE IF NOT EXISTS backup_locators (
     latest         INTEGER NOT NULL,
     failures       INTEGER NOT NULL,
     window_start_s INTEGER NOT NULL,
-    created_s      INTEGER NOT NULL,
-    restores       INTEGER NOT NULL DEFAULT 0,
-    last_restore_s INTEGER
+    created_s      INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS backup_versions (
     locator   TEXT NOT NULL,
@@ -154,55 +209,36 @@ CREATE TABLE IF NOT EXISTS backup_versions (
     bytes     INTEGER NOT NULL,
     created_s INTEGER NOT NULL,
     data      BLOB NOT NULL,
-    base      INTEGER,
     PRIMARY KEY (locator, version)
 );
 ";
 
-/// Bring a database made by an older endpoint up to [`SCHEMA`]: columns added since,
-/// each added if missing, in one IMMEDIATE transaction so processes opening the same
-/// file at once do not race. Today: `backup_versions.base` (incremental backups; the
-/// versions stored before it are full, so NULL is right for them),
-/// `backup_locators.restores` and `last_restore_s` (restores were not counted before
-/// them, so they start at none), and `shl_links.refused` and `last_refused_s`
-/// (refused requests were logged row by row before them; those rows stay, and the
-/// count starts at none).
-fn upgrade(conn: &mut Connection) -> Result<()> {
+/// Bring the database to the newest schema: the migrations it lacks, in one
+/// IMMEDIATE transaction, so processes opening the same file at once do not race;
+/// a database made by a newer endpoint is refused.
+fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for (table, column, ddl) in [
-        (
-            "backup_versions",
-            "base",
-            "ALTER TABLE backup_versions ADD COLUMN base INTEGER",
-        ),
-        (
-            "backup_locators",
-            "restores",
-            "ALTER TABLE backup_locators ADD COLUMN restores INTEGER NOT NULL DEFAULT 0",
-        ),
-        (
-            "backup_locators",
-            "last_restore_s",
-            "ALTER TABLE backup_locators ADD COLUMN last_restore_s INTEGER",
-        ),
-        (
-            "shl_links",
-            "refused",
-            "ALTER TABLE shl_links ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
-        ),
-        (
-            "shl_links",
-            "last_refused_s",
-            "ALTER TABLE shl_links ADD COLUMN last_refused_s INTEGER",
-        ),
-    ] {
-        let has = tx
-            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
-            .exists(params![table, column])?;
-        if !has {
-            tx.execute(ddl, [])?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let pending = migrations::pending(MIGRATIONS, found)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    for m in pending {
+        for step in m.steps {
+            match step {
+                Ddl::Run(sql) => tx.execute_batch(sql)?,
+                Ddl::AddColumn { table, column, ddl } => {
+                    let has = tx
+                        .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+                        .exists(params![table, column])?;
+                    if !has {
+                        tx.execute(ddl, [])?;
+                    }
+                }
+            }
         }
     }
+    tx.pragma_update(None, "user_version", migrations::latest(MIGRATIONS))?;
     tx.commit()?;
     Ok(())
 }
@@ -256,8 +292,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         private_file(path)?;
         let mut conn = Self::connect(path)?;
-        conn.execute_batch(SCHEMA)?;
-        upgrade(&mut conn)?;
+        migrate(&mut conn)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             pool: Mutex::new(vec![conn]),

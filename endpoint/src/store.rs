@@ -23,6 +23,18 @@ pub enum StoreError {
     /// The database URL is not one this build can open.
     #[error("{0}")]
     Url(String),
+    /// The database was made by a newer endpoint: its schema is at a version this
+    /// build does not know, so it is left untouched.
+    #[error(
+        "the database was made by a newer endpoint (schema version {found}; this one \
+         knows up to {supported}): run that version or later"
+    )]
+    TooNew {
+        /// The database's schema version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -142,7 +142,8 @@ mod tests {
     #[test]
     fn stepwise_upgrade_equals_fresh_schema() {
         // Upgrading from every earlier version must give the same schema as a fresh
-        // database. Each released version is reproduced by running the steps up to it.
+        // database. Each version is reproduced here by running the steps up to it;
+        // vaults saved from releases are checked below.
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         for stop in 0..MIGRATIONS.len() {
@@ -150,6 +151,134 @@ mod tests {
             migrate_with(&mut old, &MIGRATIONS[..stop]).unwrap();
             migrate(&mut old).unwrap();
             assert_eq!(schema(&old), schema(&fresh), "upgrade from version {stop}");
+        }
+    }
+
+    /// A connection to the vault in `dir`, keyed but not migrated.
+    fn keyed(dir: &std::path::Path, keys: &dyn crate::keys::KeyStore) -> Connection {
+        let file = super::super::keyfile::KeyFile::read(&dir.join(super::super::KEY_FILE)).unwrap();
+        let key = keys.unwrap(&file.wrapped().unwrap()).unwrap();
+        super::super::open_connection(
+            &dir.join(super::super::VAULT_FILE),
+            &super::super::Cipher::Key(key),
+            false,
+        )
+        .unwrap()
+    }
+
+    /// Every table's rows, as text, sorted: of the columns `only` names for it.
+    fn rows(
+        conn: &Connection,
+        only: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        only.iter()
+            .map(|(t, cols)| {
+                let list = cols
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut st = conn
+                    .prepare(&format!("SELECT {list} FROM \"{t}\""))
+                    .unwrap();
+                let mut got: Vec<String> = st
+                    .query_map([], |r| {
+                        (0..cols.len())
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i)
+                                    .map(|v| format!("{v:?}"))
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                            .map(|v| v.join("|"))
+                    })
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .collect();
+                got.sort();
+                (t.clone(), got)
+            })
+            .collect()
+    }
+
+    /// The columns of the vault's own tables (not FTS5's shadow tables, whose rows
+    /// the index rewrites at will), by table.
+    fn columns(conn: &Connection) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        let mut st = conn
+            .prepare(
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+                   AND m.sql NOT LIKE 'CREATE VIRTUAL%'
+                   AND NOT EXISTS (SELECT 1 FROM sqlite_master v WHERE v.sql LIKE 'CREATE VIRTUAL%'
+                                   AND m.name LIKE v.name || '\\_%' ESCAPE '\\')
+                 ORDER BY m.name, p.cid",
+            )
+            .unwrap();
+        for pair in st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+        {
+            let (t, c) = pair.unwrap();
+            out.entry(t).or_default().push(c);
+        }
+        out
+    }
+
+    /// Vaults saved from released builds (`tests/fixtures/RELEASE/PROFILE/`, made by
+    /// `tests/release-fixtures.sh` from the release's own demo) open with this build:
+    /// the release's schema version is upgraded to the schema of a vault made new
+    /// today, no row the release wrote is changed (beyond the columns upgrades add),
+    /// the audit chain still holds, and opening again changes nothing.
+    #[test]
+    fn vaults_saved_from_releases_upgrade_to_the_schema_of_a_new_vault() {
+        // (release, profile, its passphrase in that demo, its schema version)
+        let releases = [("2026-11-23", "carer", "another demo passphrase", 9)];
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let keys = crate::keys::PassphraseKeyStore::new("a passphrase").unwrap();
+        drop(crate::profile::Profile::create(fresh_dir.path(), "New", &keys).unwrap());
+        let fresh = schema(&keyed(fresh_dir.path(), &keys));
+        for (release, profile, passphrase, was) in releases {
+            let dir = tempfile::tempdir().unwrap();
+            for f in [super::super::VAULT_FILE, super::super::KEY_FILE] {
+                std::fs::copy(
+                    fixtures.join(release).join(profile).join(f),
+                    dir.path().join(f),
+                )
+                .unwrap();
+            }
+            let keys = crate::keys::PassphraseKeyStore::new(passphrase).unwrap();
+            let (old_columns, old_rows) = {
+                let c = keyed(dir.path(), &keys);
+                assert_eq!(version(&c), was, "{release}/{profile}");
+                let cols = columns(&c);
+                let rows = rows(&c, &cols);
+                (cols, rows)
+            };
+            let p = crate::profile::Profile::open(dir.path(), &keys).unwrap();
+            let people = crate::share::people(&p).unwrap();
+            assert!(!people.is_empty(), "{release}/{profile}: people kept");
+            let audit = crate::share::verify_audit(&p).unwrap();
+            assert!(
+                audit.ok() && audit.entries > 0,
+                "{release}/{profile}: {audit:?}"
+            );
+            drop(p);
+
+            let c = keyed(dir.path(), &keys);
+            assert_eq!(version(&c), SCHEMA_VERSION);
+            assert_eq!(
+                schema(&c),
+                fresh,
+                "{release}/{profile}: the schema of a new vault"
+            );
+            // Every row the release wrote, as it wrote it (the columns upgrades add
+            // aside).
+            assert_eq!(rows(&c, &old_columns), old_rows, "{release}/{profile}");
+            drop(c);
+            let again = crate::profile::Profile::open(dir.path(), &keys).unwrap();
+            drop(again);
+            assert_eq!(schema(&keyed(dir.path(), &keys)), fresh);
         }
     }
 
