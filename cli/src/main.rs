@@ -3,17 +3,12 @@
 
 #![forbid(unsafe_code)]
 
-mod backup_cmds;
 mod commands;
+mod context;
 mod exit;
-mod move_cmds;
 mod output;
 mod passphrase;
-mod prefs_cmds;
 mod prompt;
-mod share_cmds;
-mod shl_cmds;
-mod sync_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -135,14 +130,14 @@ enum Command {
     /// Providers' FHIR endpoints: add, list, sign in.
     Source {
         #[command(subcommand)]
-        action: sync_cmds::SourceAction,
+        action: commands::sync::SourceAction,
     },
     /// Fetch what changed at your providers and send your readings.
     Sync {
         /// Only this provider (default: all).
         name: Option<String>,
         /// Stop after this long (30s, 2m); the next sync resumes where it stopped.
-        #[arg(long, value_parser = sync_cmds::parse_budget)]
+        #[arg(long, value_parser = commands::sync::parse_budget)]
         budget: Option<std::time::Duration>,
         /// List everything the provider holds and mark what it no longer does.
         #[arg(long)]
@@ -156,12 +151,12 @@ enum Command {
     /// release or drop one before it leaves.
     Outbox {
         #[command(subcommand)]
-        action: Option<sync_cmds::OutboxAction>,
+        action: Option<commands::sync::OutboxAction>,
     },
     /// The endpoint whose relay and share host this profile uses.
     Endpoint {
         #[command(subcommand)]
-        action: share_cmds::EndpointAction,
+        action: commands::grants::EndpointAction,
     },
     /// Your identity: id, fingerprint, endpoint.
     Id,
@@ -180,12 +175,12 @@ enum Command {
     /// The people you have exchanged keys with; `verify` one after comparing numbers.
     People {
         #[command(subcommand)]
-        action: Option<share_cmds::PeopleAction>,
+        action: Option<commands::grants::PeopleAction>,
     },
     /// Let a person see part of your record (or change what they see).
     Grant {
         #[command(flatten)]
-        args: share_cmds::GrantArgs,
+        args: commands::grants::GrantArgs,
     },
     /// Your grants: to others, and to you. `--active` lists who can see your record now.
     Grants {
@@ -219,7 +214,7 @@ enum Command {
     /// --approve-contributions on); approve or reject one.
     Contributions {
         #[command(subcommand)]
-        action: Option<share_cmds::ContributionAction>,
+        action: Option<commands::grants::ContributionAction>,
     },
     /// A grant as a FHIR Consent resource.
     Consent {
@@ -236,7 +231,7 @@ enum Command {
     /// Show a clinician: a SMART Health Link to a summary of your record, with a QR code.
     Share {
         #[command(flatten)]
-        args: shl_cmds::ShareArgs,
+        args: commands::links::ShareArgs,
     },
     /// Your share links and who opened them.
     Shares,
@@ -267,7 +262,7 @@ enum Command {
     /// Your recovery code: show it, replace it, or confirm you wrote it down.
     Recovery {
         #[command(subcommand)]
-        action: backup_cmds::RecoveryAction,
+        action: commands::backup::RecoveryAction,
     },
     /// Back up the whole profile, encrypted, to the endpoint (or to a file). After the
     /// first, a backup to the endpoint carries only what changed.
@@ -323,7 +318,7 @@ enum Command {
     /// Your devices: list them, add one, join from one, remove one.
     Devices {
         #[command(subcommand)]
-        action: Option<move_cmds::DevicesAction>,
+        action: Option<commands::devices::DevicesAction>,
         /// Remove this device from the profile (its id, from the list).
         #[arg(long, value_name = "ID")]
         remove: Option<String>,
@@ -332,7 +327,7 @@ enum Command {
     /// the lock timeout and what the emergency card shows. No options: show them.
     Prefs {
         #[command(flatten)]
-        args: prefs_cmds::PrefsArgs,
+        args: commands::prefs::PrefsArgs,
     },
     /// The audit log: grants, deliveries, contributions, exports.
     Audit {
@@ -355,14 +350,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let home = match cli.home.clone().or_else(commands::default_home) {
+    let home = match cli.home.clone().or_else(context::default_home) {
         Some(h) => h,
         None => {
             eprintln!("error: no profile folder: pass --home DIR or set CARRY_HOME");
             return ExitCode::from(exit::USAGE);
         }
     };
-    let profile = share_cmds::selected(&home, cli.profile.as_deref());
+    let profile = context::selected(&home, cli.profile.as_deref());
     match commands::run(&home, &profile, cli.json, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(&e),

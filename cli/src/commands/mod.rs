@@ -1,5 +1,12 @@
 //! The commands: each opens the profile, calls the core, and prints text or JSON.
 
+pub mod backup;
+pub mod devices;
+pub mod grants;
+pub mod links;
+pub mod prefs;
+pub mod sync;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -9,7 +16,9 @@ use carry_core::{
 };
 use serde_json::json;
 
+use crate::context::open;
 use crate::exit;
+use crate::output::print_json;
 use crate::passphrase;
 use crate::Command;
 use crate::{note, say};
@@ -43,29 +52,6 @@ impl Filter {
             ..TimelineQuery::default()
         })
     }
-}
-
-/// `$CARRY_HOME`, else `~/.carry`.
-pub fn default_home() -> Option<PathBuf> {
-    std::env::var_os("CARRY_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".carry")))
-}
-
-pub(crate) fn open(home: &Path) -> Result<Profile> {
-    if !home.join(carry_core::vault::VAULT_FILE).exists() {
-        return Err(Error::not_found(format!(
-            "no profile in {} (create one with `carry init --name NAME`)",
-            home.display()
-        )));
-    }
-    Profile::open(home, &passphrase::existing()?)
-}
-
-pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
-    crate::output::raw_line(&text);
-    Ok(())
 }
 
 pub(crate) fn item_line(i: &Item) -> String {
@@ -107,7 +93,8 @@ pub(crate) fn item_line(i: &Item) -> String {
 
 /// Run one command; returns the exit code.
 pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Result<u8> {
-    use crate::share_cmds::{self as sc, open_record};
+    use crate::commands::grants as sc;
+    use crate::context::{open_record, SELF};
     match command {
         Command::Init { name } => {
             let store = passphrase::new_profile()?;
@@ -122,7 +109,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             Ok(exit::OK)
         }
         Command::Import { files } => {
-            if profile_id != sc::SELF {
+            if profile_id != SELF {
                 return Err(Error::invalid(
                     "a record shared with you is kept in step by its owner; import into your own (--profile self)",
                 ));
@@ -241,12 +228,12 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         } => {
             let reading = Reading::parse(&kind, &value)?;
             let taken_at = when(at.as_deref())?;
-            if taken_at.is_some() && profile_id != sc::SELF {
+            if taken_at.is_some() && profile_id != SELF {
                 return Err(Error::invalid(
                     "--at is for your own readings; a carer's entry is dated when it is made",
                 ));
             }
-            if profile_id != sc::SELF {
+            if profile_id != SELF {
                 carry_core::share::contribute(&open(home)?, profile_id, &reading, note.as_deref())?;
                 if as_json {
                     print_json(&json!({ "queued": true, "profile": profile_id }))?;
@@ -264,7 +251,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             Ok(exit::OK)
         }
         Command::Delete { id } => {
-            if profile_id != sc::SELF {
+            if profile_id != SELF {
                 return Err(Error::invalid(
                     "only the record's owner can delete its readings",
                 ));
@@ -286,7 +273,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             note,
             at,
         } => {
-            if profile_id != sc::SELF {
+            if profile_id != SELF {
                 return Err(Error::invalid(
                     "only the record's owner can amend its readings",
                 ));
@@ -342,14 +329,14 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             }
             Ok(exit::OK)
         }
-        Command::Source { action } => crate::sync_cmds::source(home, as_json, action),
+        Command::Source { action } => crate::commands::sync::source(home, as_json, action),
         Command::Sync {
             name,
             budget,
             full,
             deletions,
-        } => crate::sync_cmds::sync_now(home, as_json, name, budget, full, deletions),
-        Command::Outbox { action } => crate::sync_cmds::outbox(home, as_json, action),
+        } => crate::commands::sync::sync_now(home, as_json, name, budget, full, deletions),
+        Command::Outbox { action } => crate::commands::sync::outbox(home, as_json, action),
         Command::Endpoint { action } => sc::endpoint(home, as_json, action),
         Command::Id => sc::id(home, as_json),
         Command::Invite => sc::invite(home, as_json),
@@ -373,26 +360,29 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Profiles => sc::profiles(home, as_json, profile_id),
         Command::Use { profile } => sc::use_profile(home, as_json, &profile),
         Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
-        Command::Prefs { args } => crate::prefs_cmds::prefs(home, as_json, args),
-        Command::Recovery { action } => crate::backup_cmds::recovery(home, as_json, action),
-        Command::Backup { out, full } => crate::backup_cmds::backup(home, as_json, out, full),
+        Command::Prefs { args } => crate::commands::prefs::prefs(home, as_json, args),
+        Command::Recovery { action } => crate::commands::backup::recovery(home, as_json, action),
+        Command::Backup { out, full } => crate::commands::backup::backup(home, as_json, out, full),
         Command::MoveOut {
             qr,
             wipe,
             keep,
             wait,
-        } => crate::move_cmds::move_out(
+        } => crate::commands::devices::move_out(
             home,
             qr,
             (wipe || keep).then_some(wipe),
             std::time::Duration::from_secs(wait),
         ),
         Command::Devices { action, remove } => {
-            crate::move_cmds::devices(home, as_json, action, remove)
+            crate::commands::devices::devices(home, as_json, action, remove)
         }
-        Command::MoveIn { code, wait } => {
-            crate::move_cmds::move_in(home, as_json, code, std::time::Duration::from_secs(wait))
-        }
+        Command::MoveIn { code, wait } => crate::commands::devices::move_in(
+            home,
+            as_json,
+            code,
+            std::time::Duration::from_secs(wait),
+        ),
         Command::Restore {
             file,
             from_endpoint,
@@ -400,8 +390,8 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             code,
         } => {
             let from = match (file, from_endpoint) {
-                (Some(f), _) => crate::backup_cmds::From::File(f),
-                (None, _) => crate::backup_cmds::From::Endpoint(
+                (Some(f), _) => crate::commands::backup::From::File(f),
+                (None, _) => crate::commands::backup::From::Endpoint(
                     endpoint
                         .or_else(|| std::env::var(carry_core::share::ENDPOINT_ENV).ok())
                         .ok_or_else(|| {
@@ -409,17 +399,17 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                         })?,
                 ),
             };
-            crate::backup_cmds::restore(home, as_json, from, code)
+            crate::commands::backup::restore(home, as_json, from, code)
         }
-        Command::Share { args } => crate::shl_cmds::share(home, as_json, args),
-        Command::Shares => crate::shl_cmds::shares(home, as_json),
-        Command::Unshare { id } => crate::shl_cmds::unshare(home, as_json, &id),
-        Command::EmergencyCard { qr } => crate::shl_cmds::emergency_card(home, as_json, qr),
+        Command::Share { args } => crate::commands::links::share(home, as_json, args),
+        Command::Shares => crate::commands::links::shares(home, as_json),
+        Command::Unshare { id } => crate::commands::links::unshare(home, as_json, &id),
+        Command::EmergencyCard { qr } => crate::commands::links::emergency_card(home, as_json, qr),
         Command::Open {
             link,
             passcode,
             recipient,
-        } => crate::shl_cmds::open_link(as_json, &link, passcode, recipient),
+        } => crate::commands::links::open_link(as_json, &link, passcode, recipient),
         Command::Check => {
             open_record(home, profile_id)?.integrity_check()?;
             if as_json {

@@ -4,18 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use carry_core::share::{self, Basis, BasisKind, NewGrant, Role, Scope, ENDPOINT_ENV};
-use carry_core::{Category, Error, Profile, Result};
+use carry_core::share::{self, Basis, BasisKind, NewGrant, Role, Scope};
+use carry_core::{Category, Error, Result};
 use serde_json::json;
 
-use crate::commands::{open, print_json};
+use crate::context::{endpoint_of, open, CURRENT_FILE, SELF};
 use crate::exit;
+use crate::output::print_json;
 use crate::say;
-
-/// The file in the home folder naming the profile commands act on.
-const CURRENT_FILE: &str = "current-profile";
-/// The profile id of the person's own record.
-pub const SELF: &str = "self";
 
 /// `carry endpoint` subcommands.
 #[derive(clap::Subcommand)]
@@ -116,34 +112,6 @@ pub fn parse_length(s: &str) -> Result<i64> {
     Ok(n.saturating_mul(per))
 }
 
-/// The profile id chosen by `--profile`, else by `carry use`, else the own record.
-pub fn selected(home: &Path, flag: Option<&str>) -> String {
-    flag.map(str::to_string)
-        .or_else(|| {
-            std::fs::read_to_string(home.join(CURRENT_FILE))
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| SELF.to_string())
-}
-
-/// Open the record the selected profile names: the person's own, or one shared with
-/// them.
-pub fn open_record(home: &Path, profile: &str) -> Result<Profile> {
-    let own = open(home)?;
-    if profile == SELF {
-        return Ok(own);
-    }
-    share::open_received(&own, profile)
-}
-
-/// The endpoint: `CARRY_ENDPOINT`, else the profile's.
-pub fn endpoint_of(profile: &Profile) -> Result<String> {
-    let env = std::env::var(ENDPOINT_ENV).ok();
-    share::endpoint(profile, env.as_deref())
-}
-
 fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -202,7 +170,7 @@ pub fn invite(home: &Path, as_json: bool) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
     // Publish this profile's keys at the relay first, so the invitee can reach it.
-    crate::sync_cmds::runtime()?.block_on(share::exchange(
+    crate::context::runtime()?.block_on(share::exchange(
         profile.clone(),
         &url,
         &Default::default(),
@@ -227,7 +195,7 @@ pub fn accept(home: &Path, as_json: bool, code: &str, adopt_endpoint: bool) -> R
     let profile = std::sync::Arc::new(open(home)?);
     let person = share::accept(&profile, code, adopt_endpoint)?;
     let url = endpoint_of(&profile)?;
-    crate::sync_cmds::runtime()?.block_on(share::exchange(
+    crate::context::runtime()?.block_on(share::exchange(
         profile.clone(),
         &url,
         &Default::default(),
@@ -401,7 +369,7 @@ pub fn grants(home: &Path, as_json: bool, active: bool) -> Result<u8> {
 pub fn revoke_all(home: &Path, as_json: bool) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);
     let url = endpoint_of(&profile).ok();
-    let rt = crate::sync_cmds::runtime()?;
+    let rt = crate::context::runtime()?;
     let stopped = rt.block_on(carry_core::stop_sharing::stop_all(
         profile,
         url.as_deref(),
@@ -455,7 +423,7 @@ pub fn revoke(home: &Path, as_json: bool, grant_id: &str) -> Result<u8> {
     // otherwise at the next sync.
     let mut sent = false;
     if let Ok(url) = endpoint_of(&profile) {
-        let rt = crate::sync_cmds::runtime()?;
+        let rt = crate::context::runtime()?;
         match rt.block_on(share::exchange(profile.clone(), &url, &Default::default())) {
             Ok(_) => sent = true,
             Err(e) => tracing::warn!(error = %e, "the revocation waits for the next sync"),

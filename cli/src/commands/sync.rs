@@ -14,8 +14,9 @@ use carry_core::{Error, Result};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::commands::{open, print_json};
+use crate::context::{open, runtime};
 use crate::exit;
+use crate::output::print_json;
 use crate::{note, say};
 
 /// Where the CLI asks providers to send the browser back to. Nothing listens there:
@@ -87,14 +88,6 @@ pub enum SourceAction {
         #[arg(long, default_value = CLI_REDIRECT)]
         redirect_uri: String,
     },
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal(format!("could not start the async runtime: {e}")))
 }
 
 /// Parse `30s`, `2m`, `500ms` or a number of seconds.
@@ -311,7 +304,7 @@ pub fn sync_now(
     // the providers), then the providers, then the relay again if the providers
     // changed the record, so the people it is shared with get the change now.
     let endpoint = match &name {
-        None => crate::share_cmds::endpoint_of(&profile).ok(),
+        None => crate::context::endpoint_of(&profile).ok(),
         Some(_) => None,
     };
     let exchange = |rt: &tokio::runtime::Runtime, url: &str| {

@@ -6,8 +6,9 @@ use carry_core::backup;
 use carry_core::{Error, Profile, Result};
 use serde_json::json;
 
-use crate::commands::{open, print_json};
+use crate::context::open;
 use crate::exit;
+use crate::output::print_json;
 use crate::passphrase;
 use crate::prompt::{ask, Input};
 use crate::say;
@@ -55,7 +56,7 @@ pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8
         RecoveryAction::Show { qr } => {
             print_code(&backup::recovery_code(&profile)?, as_json)?;
             if let Some(path) = qr {
-                crate::shl_cmds::write_qr(&backup::recovery_qr(&profile)?, &path)?;
+                crate::commands::links::write_qr(&backup::recovery_qr(&profile)?, &path)?;
                 if !as_json {
                     say!(
                         "The QR code in {} holds the same code: print it, then delete the file.",
@@ -111,8 +112,8 @@ pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8
 pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>, full: bool) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);
     let Some(path) = out else {
-        let url = crate::share_cmds::endpoint_of(&profile)?;
-        let r = crate::sync_cmds::runtime()?.block_on(backup::backup_to_endpoint(
+        let url = crate::context::endpoint_of(&profile)?;
+        let r = crate::context::runtime()?.block_on(backup::backup_to_endpoint(
             profile.clone(),
             &url,
             &Default::default(),
@@ -187,7 +188,7 @@ pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> 
     let store = passphrase::new_profile()?;
     let profile: Profile = match from {
         From::File(file) => backup::restore_from_file(home, &file, &code, &store)?,
-        From::Endpoint(url) => crate::sync_cmds::runtime()?.block_on(
+        From::Endpoint(url) => crate::context::runtime()?.block_on(
             backup::restore_from_endpoint(home, &url, &code, std::sync::Arc::new(store)),
         )?,
     };

@@ -8,8 +8,9 @@ use carry_core::devices::{self, MoveIn, MoveOut};
 use carry_core::{Error, Result};
 use serde_json::json;
 
-use crate::commands::{open, print_json};
+use crate::context::open;
 use crate::exit;
+use crate::output::print_json;
 use crate::passphrase;
 use crate::prompt::{ask, Input};
 use crate::say;
@@ -25,7 +26,7 @@ fn pair_and_send(
     wait: Duration,
 ) -> Result<()> {
     if let Some(path) = &qr {
-        crate::shl_cmds::write_qr(&out.qr()?, path)?;
+        crate::commands::links::write_qr(&out.qr()?, path)?;
         say!(
             "Scan the QR code in {} with the other device ({command}), or type this code there:",
             path.display()
@@ -52,8 +53,8 @@ pub fn move_out(
     wait: Duration,
 ) -> Result<u8> {
     let profile = Arc::new(open(home)?);
-    let url = crate::share_cmds::endpoint_of(&profile)?;
-    let rt = crate::sync_cmds::runtime()?;
+    let url = crate::context::endpoint_of(&profile)?;
+    let rt = crate::context::runtime()?;
     let out = rt.block_on(MoveOut::start(&url))?;
     pair_and_send(&rt, &profile, out, qr, "carry move-in", wait)?;
     say!("Your record is on the new phone, with the same identity, people, grants and audit log.");
@@ -101,7 +102,7 @@ fn receive(
         )?,
     };
     let store = passphrase::new_profile()?;
-    let rt = crate::sync_cmds::runtime()?;
+    let rt = crate::context::runtime()?;
     let incoming = match joining {
         Some(name) => rt.block_on(MoveIn::join(&code, name))?,
         None => rt.block_on(MoveIn::start(&code))?,
@@ -116,7 +117,7 @@ fn receive(
     } else {
         "Sign in to each provider again (carry source login NAME): sign-ins never travel."
     };
-    crate::backup_cmds::arrived(home, as_json, &profile, "arrived in", next)
+    crate::commands::backup::arrived(home, as_json, &profile, "arrived in", next)
 }
 
 /// What `carry devices` does.
@@ -167,8 +168,8 @@ pub fn devices(
         }
         Some(DevicesAction::Add { name, qr, wait }) => {
             let profile = Arc::new(open(home)?);
-            let url = crate::share_cmds::endpoint_of(&profile)?;
-            let rt = crate::sync_cmds::runtime()?;
+            let url = crate::context::endpoint_of(&profile)?;
+            let rt = crate::context::runtime()?;
             let out = rt.block_on(MoveOut::add_device(&url, &name))?;
             pair_and_send(
                 &rt,
@@ -198,7 +199,7 @@ pub fn devices(
         say!("Device {id} is removed: it gets no more changes, and what it sends is refused. What it already holds stays on it.");
         say!("The profile has new keys: the people you share with are sent them, and the old keys stop working at the endpoint at this device's next carry sync.");
         say!("");
-        crate::backup_cmds::print_code(&code, false)?;
+        crate::commands::backup::print_code(&code, false)?;
         say!("This is a new code: the old one opens no backup made from now on. Check it with carry recovery confirm.");
         return Ok(exit::OK);
     }

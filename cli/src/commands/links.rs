@@ -9,11 +9,13 @@ use carry_core::sync::SyncOptions;
 use carry_core::{Error, Result};
 use serde_json::json;
 
-use crate::commands::{open, print_json};
+use crate::commands::grants::parse_length;
+use crate::context::endpoint_of;
+use crate::context::open;
+use crate::context::runtime;
 use crate::exit;
+use crate::output::print_json;
 use crate::say;
-use crate::share_cmds::{endpoint_of, parse_length};
-use crate::sync_cmds::runtime;
 
 /// The options of `carry share`.
 #[derive(clap::Args)]

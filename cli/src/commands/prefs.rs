@@ -5,8 +5,9 @@ use std::path::Path;
 use carry_core::prefs::{self, NATIONAL_OPT_OUT_URL};
 use carry_core::{EmergencyCardContents, OptOut, Preferences, PrefsChange, Result};
 
-use crate::commands::{open, print_json};
+use crate::context::open;
 use crate::exit;
+use crate::output::{print_json, show};
 use crate::say;
 
 /// The options of `carry prefs`.
@@ -63,38 +64,59 @@ fn opt_out_line(o: Option<OptOut>) -> String {
     }
 }
 
-fn print_text(p: &Preferences) {
-    say!(
-        "National data opt-out:  {}",
-        opt_out_line(p.national_opt_out)
-    );
-    say!("Type 1 opt-out:         {}", opt_out_line(p.type1_opt_out));
-    say!("Default grant length:   {} days", p.default_grant_days);
-    if p.lock_timeout_s == 0 {
-        say!("Lock timeout:           as soon as the app leaves the foreground");
-    } else {
-        say!(
-            "Lock timeout:           {} seconds in the background",
-            p.lock_timeout_s
-        );
+/// The preferences as `carry prefs` shows them: JSON as the core gives them, text a
+/// line each.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Shown(Preferences);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.0;
+        writeln!(
+            f,
+            "National data opt-out:  {}",
+            opt_out_line(p.national_opt_out)
+        )?;
+        writeln!(
+            f,
+            "Type 1 opt-out:         {}",
+            opt_out_line(p.type1_opt_out)
+        )?;
+        writeln!(f, "Default grant length:   {} days", p.default_grant_days)?;
+        if p.lock_timeout_s == 0 {
+            writeln!(
+                f,
+                "Lock timeout:           as soon as the app leaves the foreground"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "Lock timeout:           {} seconds in the background",
+                p.lock_timeout_s
+            )?;
+        }
+        writeln!(
+            f,
+            "Carers' entries:        {}",
+            if p.approve_contributions {
+                "wait for your approval (carry contributions)"
+            } else {
+                "applied at once when inside their grant"
+            }
+        )?;
+        let parts = p.emergency_card.included();
+        writeln!(
+            f,
+            "Emergency card shows:   {}",
+            if parts.is_empty() {
+                "no optional parts (allergies, medications and problems marked as withheld)"
+                    .to_string()
+            } else {
+                parts.join(", ")
+            }
+        )
     }
-    say!(
-        "Carers' entries:        {}",
-        if p.approve_contributions {
-            "wait for your approval (carry contributions)"
-        } else {
-            "applied at once when inside their grant"
-        }
-    );
-    let parts = p.emergency_card.included();
-    say!(
-        "Emergency card shows:   {}",
-        if parts.is_empty() {
-            "no optional parts (allergies, medications and problems marked as withheld)".to_string()
-        } else {
-            parts.join(", ")
-        }
-    );
 }
 
 /// `carry prefs [...]`: show the preferences, or change them and show the result.
@@ -135,13 +157,11 @@ pub fn prefs(home: &Path, as_json: bool, args: PrefsArgs) -> Result<u8> {
     }
     if args.consent {
         print_json(&prefs::research_consents(&profile)?)?;
-    } else if as_json {
-        print_json(&current)?;
     } else {
-        if changing {
+        if changing && !as_json {
             say!("Saved.");
         }
-        print_text(&current);
+        show(&Shown(current), as_json)?;
     }
     for n in &notices {
         if args.consent || as_json {
