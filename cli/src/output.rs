@@ -69,6 +69,30 @@ macro_rules! note {
     };
 }
 
+/// Print `v` as pretty JSON on stdout: the `--json` form of every command.
+pub(crate) fn print_json(v: &impl serde::Serialize) -> carry_core::Result<()> {
+    let text =
+        serde_json::to_string_pretty(v).map_err(|e| carry_core::Error::internal(e.to_string()))?;
+    raw_line(&text);
+    Ok(())
+}
+
+/// Print what a command answers: with `--json`, its JSON (serde); else its text
+/// (`Display`), each line made safe as [`line`] makes it. Commands return values that
+/// are both, so no command prints two ways by hand.
+pub fn show<T: serde::Serialize + std::fmt::Display>(
+    value: &T,
+    as_json: bool,
+) -> carry_core::Result<()> {
+    if as_json {
+        return print_json(value);
+    }
+    for l in value.to_string().lines() {
+        line(l);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::clean;
@@ -111,28 +135,4 @@ mod tests {
             assert!(matches!(clean(s), std::borrow::Cow::Borrowed(_)), "{s}");
         }
     }
-}
-
-/// Print `v` as pretty JSON on stdout: the `--json` form of every command.
-pub(crate) fn print_json(v: &impl serde::Serialize) -> carry_core::Result<()> {
-    let text =
-        serde_json::to_string_pretty(v).map_err(|e| carry_core::Error::internal(e.to_string()))?;
-    raw_line(&text);
-    Ok(())
-}
-
-/// Print what a command answers: with `--json`, its JSON (serde); else its text
-/// (`Display`), each line made safe as [`line`] makes it. Commands return values that
-/// are both, so no command prints two ways by hand.
-pub fn show<T: serde::Serialize + std::fmt::Display>(
-    value: &T,
-    as_json: bool,
-) -> carry_core::Result<()> {
-    if as_json {
-        return print_json(value);
-    }
-    for l in value.to_string().lines() {
-        line(l);
-    }
-    Ok(())
 }

@@ -46,7 +46,8 @@
 //!
 //! Locators and secrets are base64url of 32 bytes, without padding (43 characters);
 //! version numbers are decimal. Errors are `{"error": "…"}` (409s add the field
-//! above). Nothing here logs a locator, a secret or a blob.
+//! above). The headers' names and the JSON bodies are in [`carry_proto::backup`],
+//! shared with the clients. Nothing here logs a locator, a secret or a blob.
 
 use std::sync::Arc;
 
@@ -59,22 +60,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use serde_json::json;
+use carry_proto::backup::{
+    Refusal, Restores, Stored, VersionEntry, Versions, BASE_HEADER, FETCH_HASH_HEADER,
+    FETCH_HEADER, VERSION_HEADER,
+};
 
 use crate::backup_store::{Blob, Fetch, Put, Upload, MAX_CHAIN};
 use crate::body::{BodyError, Incoming};
 use crate::relay::{Relay, RelayError};
 use crate::store::{Store, StoreError};
 
-/// The header that carries the fetch secret on a fetch.
-const FETCH_HEADER: &str = "x-carry-fetch";
-/// The header that carries the fetch secret's SHA-256 on an upload.
-const FETCH_HASH_HEADER: &str = "x-carry-fetch-hash";
-/// The header that names the version a fetch returns.
-const VERSION_HEADER: &str = "x-carry-version";
-/// The header that names an incremental's base: on an upload, the version it builds
-/// on; on a fetch, the version the one served builds on.
-const BASE_HEADER: &str = "x-carry-base";
 /// The content type of every blob.
 const BLOB_TYPE: &str = "application/octet-stream";
 
@@ -208,13 +203,11 @@ impl BackupError {
     }
 
     /// The JSON body: `{"error"}`, with `latest` or `full_required` on a 409.
-    fn body(&self) -> serde_json::Value {
+    fn body(&self) -> Refusal {
         match self {
-            BackupError::Stale(latest) => json!({ "error": self.to_string(), "latest": latest }),
-            BackupError::FullRequired => {
-                json!({ "error": self.to_string(), "full_required": true })
-            }
-            _ => json!({ "error": self.to_string() }),
+            BackupError::Stale(latest) => Refusal::stale(self.to_string(), *latest),
+            BackupError::FullRequired => Refusal::full_required(self.to_string()),
+            _ => Refusal::plain(self.to_string()),
         }
     }
 }
@@ -380,12 +373,15 @@ async fn upload(
                     let restores = restores.unwrap_or_default();
                     Ok((
                         StatusCode::CREATED,
-                        Json(json!({
-                            "version": version,
-                            "bytes": len,
-                            "base": base,
-                            "restores": { "count": restores.count, "last_at": restores.last_s },
-                        })),
+                        Json(Stored {
+                            base,
+                            bytes: len,
+                            restores: Some(Restores {
+                                count: u64::try_from(restores.count).unwrap_or(0),
+                                last_at: restores.last_s,
+                            }),
+                            version,
+                        }),
                     )
                         .into_response())
                 }
@@ -502,18 +498,16 @@ async fn versions(
                 .store(move |s| s.backup_versions(&locator, &owner))
                 .await?
                 .ok_or(BackupError::NotFound)?;
-            let versions: Vec<_> = list
+            let versions = list
                 .iter()
-                .map(|v| {
-                    json!({
-                        "version": v.version,
-                        "bytes": v.bytes,
-                        "created_at": v.created_s,
-                        "base": v.base,
-                    })
+                .map(|v| VersionEntry {
+                    base: v.base,
+                    bytes: u64::try_from(v.bytes).unwrap_or(0),
+                    created_at: v.created_s,
+                    version: v.version,
                 })
                 .collect();
-            Ok(Json(json!({ "versions": versions })).into_response())
+            Ok(Json(Versions { versions }).into_response())
         }
         .await,
     )
@@ -544,6 +538,8 @@ async fn remove(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -600,7 +596,7 @@ mod tests {
             (BackupError::FullRequired, "full_required", json!(true)),
         ] {
             assert_eq!(e.status(), StatusCode::CONFLICT);
-            let body = e.body();
+            let body = serde_json::to_value(e.body()).unwrap();
             assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
             assert!(body["error"].is_string());
             assert_eq!(body.get(field), Some(&value), "{body}");
@@ -609,7 +605,7 @@ mod tests {
             .to_string()
             .contains(&MAX_CHAIN.to_string()));
         assert_eq!(
-            BackupError::NotFound.body(),
+            serde_json::to_value(BackupError::NotFound.body()).unwrap(),
             json!({ "error": "no such backup" })
         );
     }

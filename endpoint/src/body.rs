@@ -27,8 +27,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use carry_proto::relay::messages::ErrorBody;
 use futures_util::StreamExt as _;
-use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
 
@@ -192,7 +192,10 @@ impl BodyError {
 impl IntoResponse for BodyError {
     /// `{"error": "…"}` with its status (and `Retry-After` on a `503`).
     fn into_response(self) -> Response {
-        let mut r = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        let mut r = (self.status(), Json(body)).into_response();
         self.decorate(r.headers_mut());
         r
     }

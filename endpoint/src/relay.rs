@@ -4,7 +4,8 @@
 //! plaintext, names or addresses: a mailbox id is a hash of a public key.
 //!
 //! The protocol, in short (JSON bodies, base64url without padding, errors as
-//! `{"error": "…"}`):
+//! `{"error": "…"}`; each body is a type of [`carry_proto::relay::messages`], shared
+//! with the clients):
 //!
 //! - `POST /relay/v1/challenge` `{key}` → `{challenge, expires_in}`
 //! - `POST /relay/v1/session` `{key, challenge, signature}` → `{token, expires_in, mailbox}`
@@ -40,9 +41,13 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use carry_proto::relay::messages::{
+    AckRequest, ChallengeAnswer, ChallengeRequest, DeletedAnswer, DeliverAnswer, DeliverRequest,
+    DirectoryAnswer, Envelope, ErrorBody, MailboxPage, PublishRequest, RetireAnswer, RetireRequest,
+    RetiredAnswer, SessionAnswer, SessionRequest,
+};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::access::{bearer, new_token, token_hash};
 use crate::body::{BodyError, Incoming};
@@ -378,7 +383,10 @@ impl IntoResponse for RelayError {
         let mut r = match &self {
             RelayError::Retired(successor) => (
                 self.status(),
-                Json(json!({ "error": self.to_string(), "successor": successor })),
+                Json(RetiredAnswer {
+                    error: self.to_string(),
+                    successor: successor.clone(),
+                }),
             )
                 .into_response(),
             _ => error(self.status(), &self.to_string()),
@@ -403,7 +411,13 @@ impl IntoResponse for RelayError {
 
 /// A relay error answer: `{"error": message}` with `status`.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    (
+        status,
+        Json(ErrorBody {
+            error: message.to_string(),
+        }),
+    )
+        .into_response()
 }
 
 pub use carry_proto::relay::mailbox_id;
@@ -486,7 +500,7 @@ fn signed(key: &[u8], context: &[u8], data: &[u8], signature: &[u8]) -> bool {
 
 /// JSON with `Cache-Control: no-store` (for answers that carry secrets or one-off
 /// values).
-fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
+fn no_store(status: StatusCode, body: impl Serialize) -> Response {
     let mut r = (status, Json(body)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -496,11 +510,6 @@ fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
 /// Turn a handler's result into the answer.
 fn answer(r: Result<Response, RelayError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
-}
-
-#[derive(Deserialize)]
-struct ChallengeRequest {
-    key: String,
 }
 
 /// `POST /relay/v1/challenge`: a single-use challenge for `key` to sign.
@@ -520,18 +529,14 @@ async fn challenge(State(relay): State<Arc<Relay>>, body: Incoming) -> Response 
             relay.maybe_prune();
             Ok(no_store(
                 StatusCode::OK,
-                json!({ "challenge": challenge, "expires_in": CHALLENGE_TTL_S }),
+                ChallengeAnswer {
+                    challenge,
+                    expires_in: CHALLENGE_TTL_S,
+                },
             ))
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct SessionRequest {
-    key: String,
-    challenge: String,
-    signature: String,
 }
 
 /// `POST /relay/v1/session`: trade a signed challenge for a session token.
@@ -571,17 +576,15 @@ async fn session(State(relay): State<Arc<Relay>>, body: Incoming) -> Response {
             relay.store(move |s| s.put_session(&hash, &stored)).await?;
             Ok(no_store(
                 StatusCode::OK,
-                json!({ "token": token, "expires_in": SESSION_TTL_S, "mailbox": mailbox }),
+                SessionAnswer {
+                    expires_in: SESSION_TTL_S,
+                    mailbox,
+                    token,
+                },
             ))
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct PublishRequest {
-    enc: String,
-    binding: String,
 }
 
 /// `PUT /relay/v1/directory`: publish (or replace) the caller's encryption key.
@@ -635,22 +638,16 @@ async fn lookup(
                 .store(move |s| s.get_directory(&mailbox))
                 .await?
                 .ok_or(RelayError::NotFound("no such mailbox"))?;
-            Ok(Json(json!({
-                "mailbox": entry.mailbox,
-                "sign": B64.encode(&entry.sign),
-                "enc": B64.encode(&entry.enc),
-                "binding": B64.encode(&entry.binding),
-            }))
+            Ok(Json(DirectoryAnswer {
+                binding: B64.encode(&entry.binding),
+                enc: B64.encode(&entry.enc),
+                mailbox: entry.mailbox,
+                sign: B64.encode(&entry.sign),
+            })
             .into_response())
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct DeliverRequest {
-    tag: String,
-    body: String,
 }
 
 /// `POST /relay/v1/mailboxes/{mailbox}`: leave an envelope in someone's mailbox.
@@ -705,7 +702,7 @@ async fn deliver(
             relay.maybe_prune();
             match posted {
                 Posted::Stored(id) => {
-                    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+                    Ok((StatusCode::CREATED, Json(DeliverAnswer { id })).into_response())
                 }
                 Posted::NoMailbox => {
                     let m = new_mailbox;
@@ -720,12 +717,6 @@ async fn deliver(
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct RetireRequest {
-    successor: String,
-    signature: String,
 }
 
 /// `POST /relay/v1/retire`: replace the signed-in key with its successor, for good.
@@ -754,7 +745,7 @@ async fn retire(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Incom
             };
             match relay.store(move |s| s.retire_key(&r)).await? {
                 Retired::Done | Retired::Again => {
-                    Ok(no_store(StatusCode::OK, json!({ "retired": true })))
+                    Ok(no_store(StatusCode::OK, RetireAnswer { retired: true }))
                 }
                 Retired::Other => Err(RelayError::RetiredOtherwise),
             }
@@ -801,27 +792,26 @@ async fn fetch(
                 .store(move |s| s.fetch_envelopes(&caller.mailbox, after, limit, PAGE_BYTES))
                 .await?;
             relay.maybe_prune();
-            let envelopes: Vec<serde_json::Value> = page
+            let envelopes = page
                 .envelopes
-                .iter()
-                .map(|e| {
-                    json!({
-                        "id": e.id, "tag": e.tag, "body": B64.encode(&e.body), "sender": e.sender,
-                    })
+                .into_iter()
+                .map(|e| Envelope {
+                    body: B64.encode(&e.body),
+                    id: e.id,
+                    sender: Some(e.sender),
+                    tag: e.tag,
                 })
                 .collect();
             Ok(no_store(
                 StatusCode::OK,
-                json!({ "envelopes": envelopes, "more": page.more }),
+                MailboxPage {
+                    envelopes,
+                    more: page.more,
+                },
             ))
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct AckRequest {
-    ids: Vec<i64>,
 }
 
 /// `POST /relay/v1/mailbox/ack`: delete envelopes from the caller's own mailbox.
@@ -836,7 +826,7 @@ async fn ack(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Incoming
             let deleted = relay
                 .store(move |s| s.ack_envelopes(&caller.mailbox, &req.ids))
                 .await?;
-            Ok(Json(json!({ "deleted": deleted })).into_response())
+            Ok(Json(deleted_answer(deleted)).into_response())
         }
         .await,
     )
@@ -858,10 +848,17 @@ async fn withdraw(
             let deleted = relay
                 .store(move |s| s.delete_tagged(&caller.mailbox, &tag))
                 .await?;
-            Ok(Json(json!({ "deleted": deleted })).into_response())
+            Ok(Json(deleted_answer(deleted)).into_response())
         }
         .await,
     )
+}
+
+/// How many envelopes went, as the answer says it.
+fn deleted_answer(deleted: usize) -> DeletedAnswer {
+    DeletedAnswer {
+        deleted: u64::try_from(deleted).unwrap_or(u64::MAX),
+    }
 }
 
 #[cfg(test)]

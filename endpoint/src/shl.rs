@@ -24,6 +24,8 @@
 //! 200 characters with no control characters, line breaks or bidi controls (400
 //! otherwise), so it shows as the one line it claims to be.
 //!
+//! The JSON bodies are the types of [`carry_proto::links`], shared with the clients.
+//!
 //! Nothing here logs a passcode, token, recipient or file.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -38,9 +40,13 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use carry_proto::links::{
+    AccessEntry, AccessPage, CreateAnswer, CreateRequest, LinkEntry, LinkList, Manifest,
+    ManifestFile, ManifestRequest, ReplaceFileRequest, WrongPasscode,
+};
+use carry_proto::relay::messages::ErrorBody;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::access::{new_token, token_hash};
 use crate::body::{BodyError, Incoming};
@@ -245,11 +251,20 @@ impl ShlError {
 
 impl IntoResponse for ShlError {
     fn into_response(self) -> Response {
-        let body = match &self {
-            ShlError::WrongPasscode { remaining } => json!({ "remainingAttempts": remaining }),
-            other => json!({ "error": other.to_string() }),
+        let mut r = match &self {
+            ShlError::WrongPasscode { remaining } => no_store(
+                self.status(),
+                WrongPasscode {
+                    remaining_attempts: *remaining,
+                },
+            ),
+            other => no_store(
+                self.status(),
+                ErrorBody {
+                    error: other.to_string(),
+                },
+            ),
         };
-        let mut r = no_store(self.status(), body);
         if matches!(self, ShlError::Unauthorized(_)) {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -264,7 +279,7 @@ impl IntoResponse for ShlError {
 }
 
 /// JSON with `Cache-Control: no-store`.
-fn no_store(status: StatusCode, body: Value) -> Response {
+fn no_store(status: StatusCode, body: impl Serialize) -> Response {
     let mut r = (status, Json(body)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -508,19 +523,6 @@ fn has_flag(link: &Link, f: char) -> bool {
     link.flags.contains(f)
 }
 
-#[derive(Deserialize)]
-struct CreateRequest {
-    file: String,
-    #[serde(default)]
-    flags: String,
-    #[serde(default)]
-    passcode: Option<String>,
-    #[serde(default)]
-    expires_at: Option<i64>,
-    #[serde(default)]
-    once: bool,
-}
-
 /// `POST /shl/v1/links`: store an encrypted file behind a new link.
 async fn create(State(shl): State<Arc<Shl>>, headers: HeaderMap, body: Incoming) -> Response {
     answer(
@@ -567,7 +569,10 @@ async fn create(State(shl): State<Arc<Shl>>, headers: HeaderMap, body: Incoming)
             shl.store(move |s| s.shl_create(&link)).await?;
             Ok(no_store(
                 StatusCode::CREATED,
-                json!({ "id": id, "manifest_url": shl.manifest_url(&id) }),
+                CreateAnswer {
+                    manifest_url: shl.manifest_url(&id),
+                    id,
+                },
             ))
         }
         .await,
@@ -581,29 +586,22 @@ async fn list(State(shl): State<Arc<Shl>>, headers: HeaderMap) -> Response {
             let owner = shl.owner(&headers).await?;
             let links = shl.store(move |s| s.shl_links(&owner)).await?;
             let now_s = crate::time::now_ms() / 1000;
-            let links: Vec<Value> = links
-                .iter()
-                .map(|l| {
-                    json!({
-                        "id": l.id,
-                        "flags": l.flags,
-                        "state": l.state(now_s).as_str(),
-                        "expires_at": l.expires_s,
-                        "created_at": l.created_s,
-                        "accesses": l.accesses,
-                        "refused": l.refused,
-                    })
+            let links = links
+                .into_iter()
+                .map(|l| LinkEntry {
+                    accesses: l.accesses,
+                    created_at: l.created_s,
+                    expires_at: l.expires_s,
+                    state: l.state(now_s).as_str().to_string(),
+                    flags: l.flags,
+                    id: l.id,
+                    refused: l.refused,
                 })
                 .collect();
-            Ok(no_store(StatusCode::OK, json!({ "links": links })))
+            Ok(no_store(StatusCode::OK, LinkList { links }))
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct ReplaceRequest {
-    file: String,
 }
 
 /// `PUT /shl/v1/links/{id}/file`: replace a link's file (a long-lived link's record
@@ -618,7 +616,7 @@ async fn replace_file(
         async {
             let owner = shl.owner(&headers).await?;
             let id = link_id(id)?;
-            let req: ReplaceRequest = parse(body, shl.body_limit()).await?;
+            let req: ReplaceFileRequest = parse(body, shl.body_limit()).await?;
             check_file(&req.file, shl.max_file)?;
             let now_s = crate::time::now_ms() / 1000;
             match shl
@@ -687,42 +685,30 @@ async fn accesses(
                 .await?
                 .ok_or(ShlError::NotFound)?;
             let now_s = crate::time::now_ms() / 1000;
-            let log: Vec<Value> = log
-                .iter()
-                .map(|a| {
-                    json!({
-                        "seq": a.seq,
-                        "at": a.at_s,
-                        "recipient": a.recipient,
-                        "outcome": a.outcome.as_str(),
-                        "via": a.via.as_str(),
-                    })
+            let accesses = log
+                .into_iter()
+                .map(|a| AccessEntry {
+                    at: a.at_s,
+                    outcome: a.outcome.as_str().to_string(),
+                    recipient: a.recipient,
+                    seq: a.seq,
+                    via: a.via.as_str().to_string(),
                 })
                 .collect();
             Ok(no_store(
                 StatusCode::OK,
-                json!({
-                    "accesses": log,
-                    "state": link.state(now_s).as_str(),
-                    "remaining_attempts": link.remaining_attempts(),
-                    "expires_at": link.expires_s,
-                    "refused": link.refused,
-                    "last_refused_at": link.last_refused_s,
-                }),
+                AccessPage {
+                    accesses,
+                    expires_at: link.expires_s,
+                    last_refused_at: link.last_refused_s,
+                    refused: Some(link.refused),
+                    remaining_attempts: link.remaining_attempts(),
+                    state: Some(link.state(now_s).as_str().to_string()),
+                },
             ))
         }
         .await,
     )
-}
-
-#[derive(Deserialize)]
-struct ManifestRequest {
-    #[serde(default)]
-    recipient: Option<String>,
-    #[serde(default)]
-    passcode: Option<String>,
-    #[serde(default, rename = "embeddedLengthMax")]
-    embedded_length_max: Option<u64>,
 }
 
 /// Take an access attempt to the store (which records what it allows) and return its
@@ -794,14 +780,19 @@ async fn manifest(
                 token_expires_s: now_s + shl.location_ttl_s,
             };
             let file = match attempt(&shl, &id, &recipient, Via::Manifest, ask, now_s).await? {
-                Answer::File(jwe) => json!({ "contentType": FILE_CONTENT_TYPE, "embedded": jwe }),
-                Answer::Location => json!({
-                    "contentType": FILE_CONTENT_TYPE,
-                    "location": format!("{}/shl/f/{token}", shl.public_base),
-                }),
+                Answer::File(jwe) => ManifestFile {
+                    content_type: Some(FILE_CONTENT_TYPE.to_string()),
+                    embedded: Some(jwe),
+                    location: None,
+                },
+                Answer::Location => ManifestFile {
+                    content_type: Some(FILE_CONTENT_TYPE.to_string()),
+                    embedded: None,
+                    location: Some(format!("{}/shl/f/{token}", shl.public_base)),
+                },
                 _ => return Err(ShlError::NotFound),
             };
-            Ok(no_store(StatusCode::OK, json!({ "files": [file] })))
+            Ok(no_store(StatusCode::OK, Manifest { files: vec![file] }))
         }
         .await,
     )

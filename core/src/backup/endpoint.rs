@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use serde::Deserialize;
+use carry_proto::backup::{Restores, Stored, BASE_HEADER, FETCH_HASH_HEADER, FETCH_HEADER};
 use zeroize::Zeroizing;
 
 use super::code::{Purpose, RecoverySecret};
@@ -56,9 +56,9 @@ async fn put(
             let b = c
                 .put(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .header("X-Carry-Fetch-Hash", fetch_hash);
+                .header(FETCH_HASH_HEADER, fetch_hash);
             let b = match base {
-                Some(v) => b.header("X-Carry-Base", v.to_string()),
+                Some(v) => b.header(BASE_HEADER, v.to_string()),
                 None => b,
             };
             b.body(blob.as_ref().clone())
@@ -85,25 +85,6 @@ pub(crate) async fn stage_move(
         return Err(status_error("staging the profile for the new device", &r));
     }
     Ok((secret.code(), path))
-}
-
-/// What the endpoint answers to a stored upload.
-#[derive(Deserialize)]
-struct Stored {
-    version: i64,
-    /// How often the backup was restored (endpoints before restores were counted do
-    /// not say).
-    #[serde(default)]
-    restores: Option<Restores>,
-}
-
-/// How often the endpoint served the backup's latest version to the fetch secret,
-/// which every restore from the recovery code does once.
-#[derive(Deserialize, Clone, Copy)]
-struct Restores {
-    count: u64,
-    /// When last, in seconds since the epoch.
-    last_at: Option<i64>,
 }
 
 /// Where the profile keeps what it last heard of restores: `LOCATOR COUNT`.
@@ -205,6 +186,7 @@ pub async fn backup_to_endpoint(
         let r = put(&relay, &path, &fetch_hash, blob, base_version).await?;
         match r.status {
             200 | 201 => {
+                // `restores` is absent from endpoints from before restores were counted.
                 let stored: Stored =
                     serde_json::from_slice(&r.body).map_err(|_| Error::Network {
                         reason: "the endpoint's answer to a backup was not understood".into(),
@@ -264,7 +246,7 @@ pub async fn backup_to_endpoint(
 /// Fetch one blob under the locator: the latest, or version `n`.
 async fn fetch(http: &Http, url: &str, fetch: &str) -> Result<Resp> {
     let r = http
-        .send(|| http.client().get(url).header("X-Carry-Fetch", fetch))
+        .send(|| http.client().get(url).header(FETCH_HEADER, fetch))
         .await?;
     match r.status {
         200 => Ok(r),
@@ -313,7 +295,7 @@ pub(crate) async fn restore_as(
     let mut blobs = Vec::new();
     let mut r = fetch(&http, &root, &fetch_secret).await?;
     loop {
-        let base = r.carry_header("x-carry-base").map(str::to_string);
+        let base = r.carry_header(BASE_HEADER).map(str::to_string);
         blobs.push(r.body);
         let Some(base) = base else { break };
         if blobs.len() >= MAX_CHAIN_FETCH

@@ -1,12 +1,16 @@
 //! The relay client: log in with the identity key (challenge and response), publish
 //! the X25519 key in the key directory, post sealed envelopes, fetch and acknowledge
 //! the mailbox, and delete a revoked grant's envelopes. The protocol is described in
-//! `docs/formats.md` ("Relay").
+//! `docs/formats.md` ("Relay"); its JSON bodies are the types of
+//! [`carry_proto::relay::messages`], shared with the endpoint.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::json;
+use carry_proto::relay::messages::{
+    AckRequest, ChallengeAnswer, ChallengeRequest, DeletedAnswer, DeliverAnswer, DeliverRequest,
+    MailboxPage, PublishRequest, RetireRequest, RetiredAnswer, SessionAnswer, SessionRequest,
+};
+use serde::Serialize;
 
 use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
@@ -28,15 +32,20 @@ pub(crate) fn origin_of(endpoint: &str) -> Result<String> {
         .map_err(|_| Error::invalid(format!("'{endpoint}' is not a URL")))
 }
 
+/// A request body as JSON text, made once for every try of the request.
+pub(crate) fn json_text<T: Serialize>(body: &T) -> Result<String> {
+    Ok(serde_json::to_string(body)?)
+}
+
 /// A JSON request body.
 trait JsonBody {
-    fn json_body(self, v: &serde_json::Value) -> Self;
+    fn json_body(self, text: &str) -> Self;
 }
 
 impl JsonBody for reqwest::RequestBuilder {
-    fn json_body(self, v: &serde_json::Value) -> Self {
+    fn json_body(self, text: &str) -> Self {
         self.header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(v.to_string())
+            .body(text.to_string())
     }
 }
 
@@ -51,17 +60,9 @@ pub(crate) struct Relay {
     pub mailbox: String,
 }
 
-/// One envelope from the mailbox.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Fetched {
-    pub id: i64,
-    pub tag: String,
-    pub body: String,
-    /// The mailbox of the key that posted it, as the relay saw it signed in (absent
-    /// from relays that do not say).
-    #[serde(default)]
-    pub sender: Option<String>,
-}
+/// One envelope from the mailbox: its id, tag, body (base64url) and the sender's
+/// mailbox as the relay saw it signed in (absent from relays that do not say).
+pub(crate) type Fetched = carry_proto::relay::messages::Envelope;
 
 /// What a sign-in came to.
 pub(crate) enum SignIn {
@@ -81,12 +82,6 @@ pub(crate) enum Posted {
     Stored(i64),
     /// The recipient's mailbox is full (507): nothing was stored; try again later.
     Full,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    envelopes: Vec<Fetched>,
-    more: bool,
 }
 
 /// The relay base for an endpoint URL: `URL/relay/v1`.
@@ -156,19 +151,16 @@ impl Relay {
         let base = base_of(endpoint)?;
         let me = identity.public();
         let key = B64.encode(me.sign);
+        let asked = json_text(&ChallengeRequest { key: key.clone() })?;
         let r = http
             .send(|| {
                 http.client()
                     .post(format!("{base}/challenge"))
-                    .json_body(&json!({ "key": key }))
+                    .json_body(&asked)
             })
             .await?;
         if r.status == 403 {
-            #[derive(Deserialize)]
-            struct Retired {
-                successor: String,
-            }
-            if let Ok(retired) = serde_json::from_slice::<Retired>(&r.body) {
+            if let Ok(retired) = serde_json::from_slice::<RetiredAnswer>(&r.body) {
                 return Ok(SignIn::Replaced {
                     successor: retired.successor,
                 });
@@ -177,35 +169,28 @@ impl Relay {
         if r.status != 200 {
             return Err(status_error("challenge", &r));
         }
-        #[derive(Deserialize)]
-        struct Challenge {
-            challenge: String,
-        }
-        let c: Challenge = json_of("challenge", &r)?;
+        let c: ChallengeAnswer = json_of("challenge", &r)?;
         let raw = B64.decode(&c.challenge).map_err(|_| Error::Network {
             reason: "the relay's challenge is not base64url".into(),
             retry_after_s: None,
         })?;
         let msg = auth_message(&origin_of(endpoint)?, &raw);
-        let sig = B64.encode(identity.sign(&msg));
+        let signed = json_text(&SessionRequest {
+            challenge: c.challenge,
+            key,
+            signature: B64.encode(identity.sign(&msg)),
+        })?;
         let r = http
             .send(|| {
                 http.client()
                     .post(format!("{base}/session"))
-                    .json_body(&json!({
-                        "key": key, "challenge": c.challenge, "signature": sig
-                    }))
+                    .json_body(&signed)
             })
             .await?;
         if r.status != 200 {
             return Err(status_error("login", &r));
         }
-        #[derive(Deserialize)]
-        struct Session {
-            token: String,
-            mailbox: String,
-        }
-        let s: Session = json_of("login", &r)?;
+        let s: SessionAnswer = json_of("login", &r)?;
         if s.mailbox != me.mailbox() {
             return Err(Error::Network {
                 reason: "the relay named a different mailbox for this identity".into(),
@@ -219,13 +204,12 @@ impl Relay {
             token: zeroize::Zeroizing::new(s.token),
             mailbox: s.mailbox,
         };
-        let binding = B64.encode(identity.binding());
-        let enc = B64.encode(me.enc);
+        let published = json_text(&PublishRequest {
+            binding: B64.encode(identity.binding()),
+            enc: B64.encode(me.enc),
+        })?;
         let r = relay
-            .send(|c, base| {
-                c.put(format!("{base}/directory"))
-                    .json_body(&json!({ "enc": enc, "binding": binding }))
-            })
+            .send(|c, base| c.put(format!("{base}/directory")).json_body(&published))
             .await?;
         if r.status != 204 && r.status != 200 {
             return Err(status_error("directory", &r));
@@ -238,10 +222,10 @@ impl Relay {
     /// successor. A key already retired in favour of another is [`Error::Denied`].
     pub async fn retire(&self, identity: &Identity, successor: &[u8; 32]) -> Result<()> {
         let message = carry_proto::relay::retire_message(&origin_of(&self.root)?, successor);
-        let body = json!({
-            "successor": B64.encode(successor),
-            "signature": B64.encode(identity.sign(&message)),
-        });
+        let body = json_text(&RetireRequest {
+            signature: B64.encode(identity.sign(&message)),
+            successor: B64.encode(successor),
+        })?;
         let r = self
             .send(|c, base| c.post(format!("{base}/retire")).json_body(&body))
             .await?;
@@ -277,7 +261,10 @@ impl Relay {
     /// Post one sealed envelope to `mailbox` under `tag`: stored, or refused because
     /// the mailbox is full.
     pub async fn offer(&self, mailbox: &str, tag: &str, body: &[u8]) -> Result<Posted> {
-        let payload = json!({ "tag": tag, "body": B64.encode(body) });
+        let payload = json_text(&DeliverRequest {
+            body: B64.encode(body),
+            tag: tag.to_string(),
+        })?;
         let r = self
             .send(|c, base| {
                 c.post(format!("{base}/mailboxes/{mailbox}"))
@@ -290,11 +277,7 @@ impl Relay {
         if r.status != 201 && r.status != 200 {
             return Err(status_error("post", &r));
         }
-        #[derive(Deserialize)]
-        struct Id {
-            id: i64,
-        }
-        Ok(Posted::Stored(json_of::<Id>("post", &r)?.id))
+        Ok(Posted::Stored(json_of::<DeliverAnswer>("post", &r)?.id))
     }
 
     /// Envelopes in this identity's mailbox after `after`, and whether there are more.
@@ -305,18 +288,18 @@ impl Relay {
         if r.status != 200 {
             return Err(status_error("fetch", &r));
         }
-        let p: Page = json_of("fetch", &r)?;
+        let p: MailboxPage = json_of("fetch", &r)?;
         Ok((p.envelopes, p.more))
     }
 
     /// Acknowledge (and so delete) envelopes from this identity's mailbox.
     pub async fn ack(&self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(1000) {
+            let body = json_text(&AckRequest {
+                ids: chunk.to_vec(),
+            })?;
             let r = self
-                .send(|c, base| {
-                    c.post(format!("{base}/mailbox/ack"))
-                        .json_body(&json!({ "ids": chunk }))
-                })
+                .send(|c, base| c.post(format!("{base}/mailbox/ack")).json_body(&body))
                 .await?;
             if r.status != 200 {
                 return Err(status_error("ack", &r));
@@ -325,12 +308,13 @@ impl Relay {
         Ok(())
     }
 
-    /// The share-link host's owner API: `METHOD {root}/shl/v1/{path}` with the session.
+    /// The share-link host's owner API: `METHOD {root}/shl/v1/{path}` with the session
+    /// and a JSON body (see [`json_text`]), if given.
     pub async fn shl(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&str>,
     ) -> Result<Resp> {
         let url = format!("{}/shl/v1/{path}", self.root);
         let token = self.token.as_str();
@@ -371,11 +355,7 @@ impl Relay {
         if r.status != 200 {
             return Err(status_error("delete", &r));
         }
-        #[derive(Deserialize)]
-        struct Deleted {
-            deleted: u64,
-        }
-        Ok(json_of::<Deleted>("delete", &r)?.deleted)
+        Ok(json_of::<DeletedAnswer>("delete", &r)?.deleted)
     }
 }
 

@@ -20,17 +20,19 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use carry_proto::links::{
+    AccessEntry, AccessPage, CreateAnswer, CreateRequest, ReplaceFileRequest,
+};
 use ring::digest::SHA256;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::share::people;
-use crate::share::relay::{json_of, status_error, Relay};
+use crate::share::relay::{json_of, json_text, status_error, Relay};
 use crate::sync::{db, http::Http, SyncOptions};
 use crate::time::now_unix;
 
@@ -100,6 +102,18 @@ pub struct Access {
     pub outcome: String,
     /// `manifest`, `direct` or `file`.
     pub via: String,
+}
+
+impl From<AccessEntry> for Access {
+    fn from(a: AccessEntry) -> Self {
+        Access {
+            seq: a.seq,
+            at: a.at,
+            recipient: a.recipient,
+            outcome: a.outcome,
+            via: a.via,
+        }
+    }
 }
 
 /// A link the person made.
@@ -303,24 +317,20 @@ async fn create_inner(
     let file = jwe::encrypt(&key, FHIR_JSON, &plain)?;
     let expires_at = now_unix() + expires_s;
     let relay = connect(&profile, endpoint, options).await?;
-    let mut body = json!({
-        "file": file, "flags": flags, "expires_at": expires_at, "once": new.once
-    });
-    if let Some(p) = &new.passcode {
-        body["passcode"] = json!(p);
-    }
+    let body = json_text(&CreateRequest {
+        expires_at: Some(expires_at),
+        file,
+        flags: flags.clone(),
+        once: new.once,
+        passcode: new.passcode.clone(),
+    })?;
     let r = relay
         .shl(reqwest::Method::POST, "links", Some(&body))
         .await?;
     if r.status != 201 && r.status != 200 {
         return Err(status_error("creating the link", &r));
     }
-    #[derive(Deserialize)]
-    struct Made {
-        id: String,
-        manifest_url: String,
-    }
-    let made: Made = json_of("creating the link", &r)?;
+    let made: CreateAnswer = json_of("creating the link", &r)?;
     let file_url = format!("{}/shl/m/{}", endpoint.trim_end_matches('/'), made.id);
     let payload = Payload {
         url: if new.direct {
@@ -493,18 +503,6 @@ pub async fn list_with_accesses(
 }
 
 async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Result<Vec<Access>> {
-    #[derive(Deserialize)]
-    struct Log {
-        accesses: Vec<Access>,
-        /// Absent from endpoints that logged refusals row by row.
-        #[serde(default)]
-        refused: Option<i64>,
-        #[serde(default)]
-        last_refused_at: Option<i64>,
-        /// The link's state there.
-        #[serde(default)]
-        state: Option<String>,
-    }
     // The endpoint answers at most 1,000 entries a page; page on by sequence number.
     let mut all: Vec<Access> = Vec::new();
     let (mut refused, mut last_refused_at, mut at_endpoint) = (None, None, None);
@@ -520,7 +518,8 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
         if r.status != 200 {
             return Err(status_error("the access log", &r));
         }
-        let page: Log = json_of("the access log", &r)?;
+        // `refused` is absent from endpoints that logged refusals row by row.
+        let page: AccessPage = json_of("the access log", &r)?;
         let n = page.accesses.len();
         // Each page must follow the last: a log that goes back is not paged on.
         if page.accesses.iter().any(|a| a.seq <= after) {
@@ -529,7 +528,7 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
                 retry_after_s: None,
             });
         }
-        all.extend(page.accesses);
+        all.extend(page.accesses.into_iter().map(Access::from));
         refused = page.refused.or(refused);
         last_refused_at = page.last_refused_at.or(last_refused_at);
         at_endpoint = page.state.or(at_endpoint);
@@ -712,7 +711,7 @@ pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOption
             .shl(
                 reqwest::Method::PUT,
                 &format!("links/{id}/file"),
-                Some(&json!({ "file": file })),
+                Some(&json_text(&ReplaceFileRequest { file })?),
             )
             .await?;
         if !matches!(r.status, 200 | 204) {

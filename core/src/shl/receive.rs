@@ -5,8 +5,9 @@
 //! read as an IPS. Against server-side request forgery: https only (plain http only
 //! to this machine, for development), no redirects, size caps and timeouts.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use carry_proto::links::{Manifest, ManifestRequest, WrongPasscode};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::ips::{self, Summary};
 use super::jwe;
@@ -72,9 +73,9 @@ fn body_of(what: &str, r: &Resp) -> Result<()> {
 fn refusal(r: &Resp) -> Error {
     match r.status {
         401 => {
-            let left = serde_json::from_slice::<Value>(&r.body)
+            let left = serde_json::from_slice::<WrongPasscode>(&r.body)
                 .ok()
-                .and_then(|v| v["remainingAttempts"].as_i64());
+                .map(|w| w.remaining_attempts);
             Error::Denied {
                 reason: match left {
                     Some(n) => format!("wrong passcode; {n} attempts left"),
@@ -137,11 +138,11 @@ pub async fn open(link: &str, options: &OpenOptions) -> Result<Opened> {
         body_of("file", &r)?;
         String::from_utf8(r.body).map_err(|_| Error::invalid("the file is not text"))?
     } else {
-        let mut body = json!({ "recipient": recipient, "embeddedLengthMax": FILE_MAX });
-        if let Some(p) = &options.passcode {
-            body["passcode"] = json!(p);
-        }
-        let text = body.to_string();
+        let text = serde_json::to_string(&ManifestRequest {
+            embedded_length_max: u64::try_from(FILE_MAX).ok(),
+            passcode: options.passcode.clone(),
+            recipient: Some(recipient),
+        })?;
         let r = http
             .send(|| {
                 http.client()
@@ -154,17 +155,6 @@ pub async fn open(link: &str, options: &OpenOptions) -> Result<Opened> {
             return Err(refusal(&r));
         }
         body_of("manifest", &r)?;
-        #[derive(Deserialize)]
-        struct File {
-            #[serde(rename = "contentType")]
-            content_type: Option<String>,
-            embedded: Option<String>,
-            location: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Manifest {
-            files: Vec<File>,
-        }
         let m: Manifest = serde_json::from_slice(&r.body)
             .map_err(|_| Error::invalid("the manifest is not what the protocol says"))?;
         let f = m

@@ -1,8 +1,11 @@
-//! The share relay's wire format (`docs/formats.md`, "Relay protocol").
+//! The share relay's wire format (`docs/formats.md`, "Relay protocol"): what each
+//! signature covers and the mailbox id here, the JSON bodies in [`messages`].
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use ring::digest::{Context, SHA256};
+
+pub mod messages;
 
 /// What a sign-in signature covers, before the endpoint's origin, a newline and the
 /// challenge.

@@ -1,13 +1,20 @@
 //! A small blocking HTTP client over `ureq` (one per thread, keeping its connection)
-//! and the endpoint's setup protocols: relay sign-in, the directory, share links.
+//! and the endpoint's setup protocols: relay sign-in, the directory, share links. The
+//! JSON bodies are `carry-proto`'s, as the core and the endpoint use them.
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use carry_proto::links::{CreateAnswer, CreateRequest};
+use carry_proto::relay::messages::{
+    ChallengeAnswer, ChallengeRequest, PublishRequest, SessionAnswer, SessionRequest,
+};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 /// The most body bytes one answer may have (a page of envelopes is a few MB at most).
 const MAX_ANSWER: u64 = 32 << 20;
@@ -29,6 +36,15 @@ impl Answer {
     /// The body as JSON, or why it is not.
     pub fn json(&self) -> Result<Value, String> {
         serde_json::from_slice(&self.body).map_err(|e| format!("the body is not JSON: {e}"))
+    }
+
+    /// The body as the protocol's JSON `T`, or why it is not.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let text = String::from_utf8_lossy(&self.body);
+            let short: String = text.chars().take(160).collect();
+            format!("the body is not what the protocol says ({e}): {short}")
+        })
     }
 
     /// Ok when the status is `want`, else a message with the status and the start of
@@ -88,13 +104,14 @@ impl Http {
         }
     }
 
-    /// `method` on `url` with a bearer `token` and a JSON `body`, if given.
+    /// `method` on `url` with a bearer `token` and a JSON `body` (see [`json_text`]), if
+    /// given.
     pub fn send(
         &self,
         method: &str,
         url: &str,
         token: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&str>,
     ) -> Result<Answer, String> {
         let mut builder = ureq::http::Request::builder()
             .method(method)
@@ -105,10 +122,9 @@ impl Http {
         }
         let sent = match body {
             Some(json) => {
-                let bytes = serde_json::to_vec(json).map_err(|e| e.to_string())?;
                 let req = builder
                     .header("content-type", "application/json")
-                    .body(bytes)
+                    .body(json.as_bytes().to_vec())
                     .map_err(|e| format!("cannot build the request: {e}"))?;
                 self.agent.run(req)
             }
@@ -140,6 +156,11 @@ impl Http {
     }
 }
 
+/// A request body as JSON text.
+pub fn json_text<T: Serialize>(body: &T) -> Result<String, String> {
+    serde_json::to_string(body).map_err(|e| format!("cannot write a request body: {e}"))
+}
+
 /// `n` random bytes.
 pub fn random_bytes(rng: &SystemRandom, n: usize) -> Result<Vec<u8>, String> {
     let mut out = vec![0u8; n];
@@ -166,14 +187,6 @@ pub struct Identity {
     pub mailbox: String,
 }
 
-/// A field of a JSON answer as text.
-fn text_field(v: &Value, name: &str) -> Result<String, String> {
-    v[name]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("the answer has no text field {name}: {v}"))
-}
-
 /// Sign a fresh Ed25519 key in at the relay (challenge, then session) and publish a
 /// directory entry for it, so its mailbox exists.
 pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, String> {
@@ -182,9 +195,12 @@ pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, 
     let public = B64.encode(keys.public_key().as_ref());
 
     let url = format!("{base}/relay/v1/challenge");
-    let c = http.send("POST", &url, None, Some(&json!({ "key": public })))?;
+    let body = json_text(&ChallengeRequest {
+        key: public.clone(),
+    })?;
+    let c = http.send("POST", &url, None, Some(&body))?;
     c.expect(200).map_err(|e| format!("POST {url}: {e}"))?;
-    let challenge = text_field(&c.json()?, "challenge")?;
+    let challenge = c.parse::<ChallengeAnswer>()?.challenge;
     let raw = B64
         .decode(&challenge)
         .map_err(|_| "the challenge is not base64url")?;
@@ -192,16 +208,14 @@ pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, 
     let signature = keys.sign(&carry_proto::relay::auth_message(base, &raw));
 
     let url = format!("{base}/relay/v1/session");
-    let body = json!({
-        "key": public,
-        "challenge": challenge,
-        "signature": B64.encode(signature.as_ref()),
-    });
+    let body = json_text(&SessionRequest {
+        challenge,
+        key: public,
+        signature: B64.encode(signature.as_ref()),
+    })?;
     let s = http.send("POST", &url, None, Some(&body))?;
     s.expect(200).map_err(|e| format!("POST {url}: {e}"))?;
-    let session = s.json()?;
-    let token = text_field(&session, "token")?;
-    let mailbox = text_field(&session, "mailbox")?;
+    let SessionAnswer { mailbox, token, .. } = s.parse()?;
     let ours = mailbox_id(keys.public_key().as_ref());
     if mailbox != ours {
         return Err(format!(
@@ -212,7 +226,10 @@ pub fn sign_in(http: &Http, base: &str, rng: &SystemRandom) -> Result<Identity, 
     let enc = random_bytes(rng, 32)?;
     let binding = keys.sign(&carry_proto::relay::binding_message(&enc));
     let url = format!("{base}/relay/v1/directory");
-    let body = json!({ "enc": B64.encode(&enc), "binding": B64.encode(binding.as_ref()) });
+    let body = json_text(&PublishRequest {
+        binding: B64.encode(binding.as_ref()),
+        enc: B64.encode(&enc),
+    })?;
     let p = http.send("PUT", &url, Some(&token), Some(&body))?;
     p.expect(204).map_err(|e| format!("PUT {url}: {e}"))?;
     Ok(Identity { token, mailbox })
@@ -249,10 +266,16 @@ pub fn create_link(
     embedded: bool,
 ) -> Result<Link, String> {
     let url = format!("{base}/shl/v1/links");
-    let body = json!({ "file": file, "flags": flags });
+    let body = json_text(&CreateRequest {
+        expires_at: None,
+        file: file.clone(),
+        flags: flags.to_string(),
+        once: false,
+        passcode: None,
+    })?;
     let a = http.send("POST", &url, Some(token), Some(&body))?;
     a.expect(201).map_err(|e| format!("POST {url}: {e}"))?;
-    let id = text_field(&a.json()?, "id")?;
+    let id = a.parse::<CreateAnswer>()?.id;
     Ok(Link { id, file, embedded })
 }
 

@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use carry_proto::links::{Manifest, ManifestRequest};
+use carry_proto::relay::messages::{
+    AckRequest, DeletedAnswer, DeliverAnswer, DeliverRequest, Envelope, MailboxPage,
+};
 use ring::rand::SystemRandom;
-use serde_json::{json, Value};
 
 use crate::envelope;
-use crate::http::{random_below, random_bytes, Answer, Http, Identity, Link};
+use crate::http::{json_text, random_below, random_bytes, Answer, Http, Identity, Link};
 use crate::stats::{Outcome, Stats};
 
 /// The FHIR API's one static bearer token (`--auth bearer:TOKEN`; the endpoint wants
@@ -396,15 +399,14 @@ fn fhir(sh: &Shared, pacer: &mut Pacer) {
 /// Check a manifest answer for `link`: the embedded file, or the location to fetch.
 fn read_manifest(a: &Answer, link: &Link, base: &str) -> Result<Option<String>, String> {
     a.expect(200)?;
-    let m = a.json()?;
-    let files = m["files"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let [file] = files else {
-        return Err(format!("the manifest lists {} files, not 1", files.len()));
+    let m: Manifest = a.parse()?;
+    let [file] = m.files.as_slice() else {
+        return Err(format!("the manifest lists {} files, not 1", m.files.len()));
     };
     match (
         link.embedded,
-        file["embedded"].as_str(),
-        file["location"].as_str(),
+        file.embedded.as_deref(),
+        file.location.as_deref(),
     ) {
         (true, Some(jwe), None) if jwe == link.file => Ok(None),
         (true, Some(_), None) => Err("the embedded file differs from the uploaded one".into()),
@@ -413,7 +415,7 @@ fn read_manifest(a: &Answer, link: &Link, base: &str) -> Result<Option<String>, 
         }
         (false, None, Some(loc)) => Err(format!("the location leaves the server: {loc}")),
         (embedded, _, _) => Err(format!(
-            "expected {} for a {}-byte file: {file}",
+            "expected {} for a {}-byte file: {file:?}",
             if embedded { "embedded" } else { "location" },
             link.file.len()
         )),
@@ -424,7 +426,18 @@ fn read_manifest(a: &Answer, link: &Link, base: &str) -> Result<Option<String>, 
 /// location.
 fn manifests(sh: &Shared, pacer: &mut Pacer, mut turn: usize) {
     let http = Http::new();
-    let body = json!({ "recipient": "carry-soak", "embeddedLengthMax": EMBED_MAX });
+    let body = json_text(&ManifestRequest {
+        embedded_length_max: u64::try_from(EMBED_MAX).ok(),
+        passcode: None,
+        recipient: Some("carry-soak".into()),
+    });
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            sh.stats.failure(MANIFEST, &e);
+            return;
+        }
+    };
     while pacer.wait(|| sh.load_over()) {
         let Some(link) = sh.links.get(turn % sh.links.len().max(1)) else {
             return;
@@ -489,16 +502,24 @@ fn sender(sh: &Shared, pacer: &mut Pacer, index: usize) {
             "{}/relay/v1/mailboxes/{}",
             sh.base, sh.identities[to].mailbox
         );
-        let req = json!({ "tag": TAG, "body": B64.encode(&body) });
+        let req = json_text(&DeliverRequest {
+            body: B64.encode(&body),
+            tag: TAG.into(),
+        });
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => {
+                sh.stats.failure(DELIVER, &e);
+                continue;
+            }
+        };
         let (r, took) = timed(|| http.send("POST", &url, Some(&me.token), Some(&req)));
         let check = r.and_then(|a| {
             if a.status == 507 {
                 return Err("507: the mailbox is full at this pace".into());
             }
             a.expect(201)?;
-            let id = a.json()?["id"]
-                .as_i64()
-                .ok_or("the answer has no envelope id")?;
+            let id = a.parse::<DeliverAnswer>()?.id;
             let placed = Placed { mailbox: to, seq };
             let mut delivered = sh.delivered.lock().unwrap_or_else(|p| p.into_inner());
             match delivered.insert(id, placed) {
@@ -512,18 +533,22 @@ fn sender(sh: &Shared, pacer: &mut Pacer, index: usize) {
 
 /// Check one fetched envelope addressed to receiver `me`: its tag and body; records it
 /// and returns its id.
-fn take_envelope(sh: &Shared, me: usize, e: &Value, acked: &HashSet<i64>) -> Result<i64, String> {
-    let id = e["id"].as_i64().ok_or("an envelope has no id")?;
+fn take_envelope(
+    sh: &Shared,
+    me: usize,
+    e: &Envelope,
+    acked: &HashSet<i64>,
+) -> Result<i64, String> {
+    let id = e.id;
     if acked.contains(&id) {
         return Err(format!("envelope {id} was served again after its ack"));
     }
-    if e["tag"] != TAG {
-        return Err(format!("envelope {id} has the tag {}", e["tag"]));
+    if e.tag != TAG {
+        return Err(format!("envelope {id} has the tag {:?}", e.tag));
     }
-    let body = e["body"]
-        .as_str()
-        .and_then(|b| B64.decode(b).ok())
-        .ok_or_else(|| format!("envelope {id}'s body is not base64url"))?;
+    let body = B64
+        .decode(&e.body)
+        .map_err(|_| format!("envelope {id}'s body is not base64url"))?;
     let seq = envelope::check(&body).map_err(|m| format!("envelope {id}: {m}"))?;
     let placed = Placed { mailbox: me, seq };
     let mut received = sh.received.lock().unwrap_or_else(|p| p.into_inner());
@@ -552,7 +577,7 @@ fn receiver(sh: &Shared, pacer: &mut Pacer, me: usize) {
             let (r, took) = timed(|| http.send("GET", &url, token, None));
             let page = r.and_then(|a| {
                 a.expect(200)?;
-                a.json()
+                a.parse::<MailboxPage>()
             });
             let page = match page {
                 Ok(p) => p,
@@ -562,11 +587,7 @@ fn receiver(sh: &Shared, pacer: &mut Pacer, me: usize) {
                 }
             };
             let (mut ids, mut first_error) = (Vec::new(), None);
-            for e in page["envelopes"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
-            {
+            for e in &page.envelopes {
                 match take_envelope(sh, me, e, &acked) {
                     Ok(id) => ids.push(id),
                     Err(m) => {
@@ -574,20 +595,26 @@ fn receiver(sh: &Shared, pacer: &mut Pacer, me: usize) {
                     }
                 }
             }
-            let more = page["more"].as_bool().unwrap_or(false);
+            let more = page.more;
             sh.stats
                 .record(FETCH, took, first_error.map_or(Outcome::Ok, Outcome::Error));
             if ids.is_empty() {
                 break;
             }
             let url = format!("{}/relay/v1/mailbox/ack", sh.base);
-            let body = json!({ "ids": ids });
+            let body = match json_text(&AckRequest { ids: ids.clone() }) {
+                Ok(b) => b,
+                Err(e) => {
+                    sh.stats.failure(ACK, &e);
+                    break;
+                }
+            };
             let (r, took) = timed(|| http.send("POST", &url, token, Some(&body)));
             let check = r.and_then(|a| {
                 a.expect(200)?;
-                match a.json()?["deleted"].as_u64() {
-                    Some(n) if n == ids.len() as u64 => Ok(()),
-                    n => Err(format!("an ack of {} ids deleted {n:?}", ids.len())),
+                match a.parse::<DeletedAnswer>()?.deleted {
+                    n if n == ids.len() as u64 => Ok(()),
+                    n => Err(format!("an ack of {} ids deleted {n}", ids.len())),
                 }
             });
             let ok = check.is_ok();
@@ -677,6 +704,8 @@ pub fn run(sh: &Shared, watch: impl FnOnce(), drain: impl FnOnce()) -> Vec<Strin
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
