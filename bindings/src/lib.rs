@@ -11,10 +11,10 @@
 
 mod backup;
 mod callbacks;
+mod devices;
 mod error;
 mod links;
 mod logging;
-mod moving;
 mod prefs;
 mod profile;
 mod share;
@@ -24,10 +24,10 @@ mod types;
 
 pub use backup::*;
 pub use callbacks::{Events, KeyStore};
+pub use devices::*;
 pub use error::CarryError;
 pub use links::*;
 pub use logging::{set_logger, LogLevel, Logger};
-pub use moving::*;
 pub use prefs::*;
 pub use profile::Profile;
 pub use share::*;

@@ -4,11 +4,11 @@
 //! emergency card ready; a clinician's app opens anyone's link with
 //! [`open_share_link`].
 //!
-//! Thin on purpose: each call forwards to `carry_core::shl` at the profile's
+//! Thin on purpose: each call forwards to `carry_core::links` at the profile's
 //! recorded endpoint and converts the answer. The link's key never reaches the
 //! endpoint: it travels in the link itself (after `#`).
 
-use carry_core::shl as cl;
+use carry_core::links as cl;
 
 use crate::error::{CarryError, Result};
 use crate::profile::{blocking, Profile};

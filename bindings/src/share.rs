@@ -503,7 +503,7 @@ pub struct ExchangeReport {
     /// Envelopes left queued because their recipient's mailbox was full.
     pub held_back: u64,
     /// What was exchanged with the person's other devices (all zero on one device).
-    pub devices: crate::moving::DevicesReport,
+    pub devices: crate::devices::DevicesReport,
     /// People (short ids) whose keys changed: they removed one of their devices, and
     /// their previous keys vouched for the new ones. Grants to them were re-issued.
     pub keys_changed: Vec<String>,

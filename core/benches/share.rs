@@ -153,11 +153,11 @@ fn main() {
     for _ in 0..LINK_RUNS {
         let t = Instant::now();
         let made = rt
-            .block_on(carry_core::shl::create(
+            .block_on(carry_core::links::create(
                 patient.clone(),
                 &url,
-                &carry_core::shl::NewShare {
-                    preset: carry_core::shl::Preset::AllButRestricted,
+                &carry_core::links::NewShare {
+                    preset: carry_core::links::Preset::AllButRestricted,
                     passcode: Some("4711".into()),
                     ..Default::default()
                 },

@@ -55,7 +55,7 @@ pub fn import(data: &[u8]) {
 /// The `shlink:/` parser.
 pub fn shlink(data: &[u8]) {
     if let Some(t) = text(data) {
-        let _ = crate::shl::link::Payload::parse(t);
+        let _ = crate::links::link::Payload::parse(t);
     }
 }
 
@@ -65,7 +65,7 @@ pub fn jwe(data: &[u8]) {
         return;
     }
     if let Some(t) = text(&data[32..]) {
-        let _ = crate::shl::jwe::decrypt(&data[..32], t);
+        let _ = crate::links::jwe::decrypt(&data[..32], t);
     }
 }
 
@@ -77,7 +77,7 @@ pub fn envelope(data: &[u8]) {
 /// Parsing and verifying a grant document.
 pub fn grant(data: &[u8]) {
     if let Some(t) = text(data) {
-        let _ = crate::share::grant::GrantDoc::parse_and_verify(t);
+        let _ = crate::share::document::GrantDoc::parse_and_verify(t);
     }
 }
 

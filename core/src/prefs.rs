@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
-use crate::share::grant::{DEFAULT_DAYS, MAX_DAYS};
+use crate::share::document::{DEFAULT_DAYS, MAX_DAYS};
 use crate::time::{now_unix, rfc3339};
 
 /// Where a person registers (or changes) the national data opt-out in England.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::links::{self, ShareInfo};
 use crate::profile::Profile;
 use crate::share::{self, GrantInfo};
-use crate::shl::{self, ShareInfo};
 use crate::sync::{db, SyncOptions};
 
 /// A share link [`stop_all`] could not end, and why.
@@ -61,7 +61,7 @@ pub async fn stop_all(
             .collect::<Result<Vec<_>>>()
     })
     .await?;
-    let live: Vec<ShareInfo> = db(&profile, shl::list)
+    let live: Vec<ShareInfo> = db(&profile, links::list)
         .await?
         .into_iter()
         .filter(|l| l.state == "active")
@@ -69,7 +69,7 @@ pub async fn stop_all(
     let (mut links, mut links_not_ended) = (Vec::new(), Vec::new());
     for link in live {
         let ended = match endpoint {
-            Some(url) => shl::revoke(profile.clone(), url, &link.id, options)
+            Some(url) => links::revoke(profile.clone(), url, &link.id, options)
                 .await
                 .map_err(|e| e.to_string()),
             None => Err("no endpoint is set for this profile".to_string()),

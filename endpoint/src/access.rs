@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use crate::fhir::App;
-use crate::store::is_shared_type;
+use crate::fhir_store::is_shared_type;
 
 /// How a server checks requests to its FHIR APIs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -67,8 +67,8 @@ use carry_proto::backup::{
 
 use crate::backup_store::{Blob, Fetch, Put, Upload, MAX_CHAIN};
 use crate::body::{BodyError, Incoming};
+use crate::fhir_store::{Store, StoreError};
 use crate::relay::{Relay, RelayError};
-use crate::store::{Store, StoreError};
 
 /// The content type of every blob.
 const BLOB_TYPE: &str = "application/octet-stream";
@@ -120,7 +120,7 @@ impl Backup {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
     ) -> Result<T, BackupError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {

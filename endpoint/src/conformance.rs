@@ -6,11 +6,11 @@ use serde_json::json;
 use crate::backup_store::{
     Blob, Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S,
 };
+use crate::fhir_store::{After, Grant, Query, Refresh, Refreshed, Store};
+use crate::links_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::relay_store::{
     DirectoryEntry, NewEnvelope, Page, Posted, Quota, Retired, Retirement, Session,
 };
-use crate::shl_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
-use crate::store::{After, Grant, Query, Refresh, Refreshed, Store};
 
 /// Call `$m!` with the name of every check: the tests below make one `#[test]` per
 /// check per backend, each on a fresh store, so a failure names its check and hides
@@ -593,7 +593,7 @@ fn unplaced_resources_are_shared_by_type_only(store: &dyn Store) {
     put("Patient", "p1", Some("p1"));
     put("Observation", "o1", Some("p1"));
     put("Observation", "o2", Some("p2"));
-    for t in crate::store::SHARED_TYPES {
+    for t in crate::fhir_store::SHARED_TYPES {
         put(t, "shared", None);
     }
     // A database seeded before seeding failed closed may hold these.
@@ -618,7 +618,7 @@ fn unplaced_resources_are_shared_by_type_only(store: &dyn Store) {
         v.sort();
         v
     };
-    let mut expected: Vec<String> = crate::store::SHARED_TYPES
+    let mut expected: Vec<String> = crate::fhir_store::SHARED_TYPES
         .iter()
         .map(|t| format!("{t}/shared"))
         .collect();
@@ -2361,8 +2361,8 @@ mod tests {
 
     /// What a store opened over [`old_shl_tables`] must show: the old log as it was,
     /// refusals counted from none, and new openings numbered on.
-    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::store::Store) {
-        use crate::shl_store::{Answer, Ask, Attempt, Outcome, Via};
+    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::fhir_store::Store) {
+        use crate::links_store::{Answer, Ask, Attempt, Outcome, Via};
         let l = store.shl_link("old-l").unwrap().unwrap();
         assert_eq!((l.accesses, l.refused, l.last_refused_s), (2, 0, None));
         let at = |ask, now_s| Attempt {
@@ -2395,7 +2395,7 @@ mod tests {
 
     /// What a store opened over [`old_backup_tables`] must show: the old versions
     /// as fulls, and incrementals on top of them.
-    fn old_backups_are_full(store: &dyn crate::store::Store) {
+    fn old_backups_are_full(store: &dyn crate::fhir_store::Store) {
         use crate::backup_store::{Fetch, Put, Upload};
         let h = [20u8; 32];
         assert_eq!(
@@ -2459,7 +2459,7 @@ mod tests {
         let again = crate::sqlite::SqliteStore::open(&path).unwrap();
         let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
         assert_eq!(v.len(), 3);
-        use crate::shl_store::ShlStore as _;
+        use crate::links_store::ShlStore as _;
         assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
     }
 
@@ -2493,7 +2493,7 @@ mod tests {
 
     /// What a store opened over a released database must show: every sample as it
     /// was, read through the store.
-    fn release_data_reads_back(store: &dyn crate::store::Store, held: &Held) {
+    fn release_data_reads_back(store: &dyn crate::fhir_store::Store, held: &Held) {
         assert!(!held.resources.is_empty() && !held.links.is_empty());
         assert!(!held.backups.is_empty() && !held.mailboxes.is_empty());
         for (tenant, rtype, id, json) in &held.resources {
@@ -2841,7 +2841,7 @@ mod tests {
         let Err(e) = crate::postgres::PostgresStore::with_config(config) else {
             panic!("a newer database opened");
         };
-        assert!(matches!(e, crate::store::StoreError::TooNew { found, .. } if found == newer));
+        assert!(matches!(e, crate::fhir_store::StoreError::TooNew { found, .. } if found == newer));
         drop((c, db));
     }
 
@@ -2871,7 +2871,7 @@ mod tests {
         as_role.options(&format!("-c role={role}"));
         let opened = crate::postgres::PostgresStore::with_config(as_role);
         let worked = opened.and_then(|store| {
-            use crate::store::Store as _;
+            use crate::fhir_store::Store as _;
             store.ensure_tenant("gp")?;
             store.has_tenant("gp")
         });
@@ -2901,7 +2901,7 @@ mod tests {
         let Err(e) = crate::sqlite::SqliteStore::open(&path) else {
             panic!("a newer database opened");
         };
-        assert!(matches!(e, crate::store::StoreError::TooNew { found, .. } if found == newer));
+        assert!(matches!(e, crate::fhir_store::StoreError::TooNew { found, .. } if found == newer));
         assert!(e.to_string().contains("newer endpoint"), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
@@ -2910,20 +2910,26 @@ mod tests {
     fn store_urls_dispatch_by_scheme() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("u.db").display());
-        assert!(crate::store::open_url(&url).is_ok());
+        assert!(crate::fhir_store::open_url(&url).is_ok());
         for bad in ["sqlite://", "mysql://root:hunter2@db/x", "carry.db", ""] {
-            let Err(e) = crate::store::open_url(bad) else {
+            let Err(e) = crate::fhir_store::open_url(bad) else {
                 panic!("'{bad}' opened");
             };
-            assert!(matches!(e, crate::store::StoreError::Url(_)), "{bad}: {e}");
+            assert!(
+                matches!(e, crate::fhir_store::StoreError::Url(_)),
+                "{bad}: {e}"
+            );
             assert!(!e.to_string().contains("hunter2"), "no password echoed");
         }
         // A PostgreSQL URL goes to PostgreSQL: nothing listens on port 1, and the
         // error names the step, not the password.
-        let Err(e) = crate::store::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
+        let Err(e) = crate::fhir_store::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
             panic!("nothing listens on port 1");
         };
-        assert!(matches!(e, crate::store::StoreError::Backend(_)), "{e}");
+        assert!(
+            matches!(e, crate::fhir_store::StoreError::Backend(_)),
+            "{e}"
+        );
         assert!(e.to_string().contains("connecting to PostgreSQL"), "{e}");
         assert!(!e.to_string().contains("hunter2"), "no password echoed");
     }
@@ -2994,7 +3000,7 @@ mod tests {
     /// connection (see [`postgres_database`]).
     #[test]
     fn postgres_instances_share_the_tables_and_survive_dropped_connections() {
-        use crate::store::Store;
+        use crate::fhir_store::Store;
         let Some((db, config)) = postgres_database(
             "postgres_instances_share_the_tables_and_survive_dropped_connections",
         ) else {
@@ -3053,7 +3059,7 @@ mod tests {
         let again = crate::postgres::PostgresStore::with_config(config).unwrap();
         let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
         assert_eq!(v.len(), 3);
-        use crate::shl_store::ShlStore as _;
+        use crate::links_store::ShlStore as _;
         assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
         drop((store, again));
         drop(db);
@@ -3061,8 +3067,8 @@ mod tests {
 
     /// Writers racing in one tenant, through one or more stores, still get strictly
     /// increasing change times, and none is lost.
-    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::store::Store]) {
-        use crate::store::Query;
+    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::fhir_store::Store]) {
+        use crate::fhir_store::Query;
         stores[0].ensure_tenant("race").unwrap();
         std::thread::scope(|s| {
             for w in 0..8 {

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 
 use crate::access::{forbidden, Access, AuthMode};
 use crate::body::{BodyError, Incoming};
+use crate::fhir_store::{After, Query, Store, Stored};
 use crate::limits::Limits;
-use crate::store::{After, Query, Store, Stored};
 
 /// Shared state of the server.
 pub struct App {
@@ -144,7 +144,7 @@ impl App {
     /// Run a storage call off the async threads.
     pub async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
     ) -> Result<T, Response> {
         let app = self.clone();
         match tokio::task::spawn_blocking(move || f(app.store.as_ref())).await {

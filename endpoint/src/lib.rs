@@ -15,18 +15,18 @@ mod body;
 #[cfg(test)]
 mod conformance;
 mod fhir;
+mod fhir_store;
 mod limits;
+mod links;
+mod links_store;
 mod migrations;
 mod postgres;
 mod relay;
 mod relay_store;
 mod seed;
 mod server;
-mod shl;
-mod shl_store;
 mod smart;
 mod sqlite;
-mod store;
 mod time;
 mod viewer;
 
@@ -53,7 +53,7 @@ pub struct Options {
     #[command(flatten)]
     relay: relay::Options,
     #[command(flatten)]
-    shl: shl::Options,
+    shl: links::Options,
     #[command(flatten)]
     backup: backup::Options,
 }
@@ -169,12 +169,14 @@ fn valid_tenant(t: &str) -> bool {
 
 /// Where the endpoint keeps everything: opened from `sqlite://PATH` or `postgres://…`.
 #[derive(Clone)]
-pub struct Storage(Arc<dyn store::Store>);
+pub struct Storage(Arc<dyn fhir_store::Store>);
 
 impl Storage {
     /// Open (and create or upgrade) the storage at `url`.
     pub fn open(url: &str) -> Result<Self, String> {
-        store::open_url(url).map(Self).map_err(|e| e.to_string())
+        fhir_store::open_url(url)
+            .map(Self)
+            .map_err(|e| e.to_string())
     }
 
     /// Load the FHIR Bundles at `from` (a file or a folder) into `tenants`, and return
@@ -236,7 +238,7 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
     }
     let origin = relay::origin_of(&public_base)?;
     let relay = Arc::new(relay::Relay::new(store.clone(), &options.relay, &origin));
-    let shl = Arc::new(shl::Shl::new(
+    let shl = Arc::new(links::Shl::new(
         store.clone(),
         relay.clone(),
         public_base.clone(),
@@ -300,7 +302,7 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         .merge(fhir::routes())
         .merge(smart::routes())
         .merge(relay::routes(relay))
-        .merge(shl::routes(shl))
+        .merge(links::routes(shl))
         .merge(backup::routes(backup))
         .merge(viewer::routes(viewer))
         .layer(axum::Extension(bodies))

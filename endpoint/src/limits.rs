@@ -252,7 +252,7 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             if cors {
-                crate::shl::allow_any_origin(r.headers_mut());
+                crate::links::allow_any_origin(r.headers_mut());
             }
             return r;
         }

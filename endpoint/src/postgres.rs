@@ -99,19 +99,19 @@ use crate::backup_store::{
     check_base, decide as decide_fetch, for_each_piece, prune_below, put_piece, BackupStore,
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window,
 };
+use crate::fhir_store::{
+    refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
+    RefreshStep, Refreshed, Result, Spent, Store, StoreError, Stored,
+};
+use crate::links_store::{
+    decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
+    ShlStore, Step, Via, OPENING_LOOKBACK, OPENING_WINDOW_S,
+};
 use crate::migrations::{self, Ddl, Migration};
 use crate::relay_store::{
     page_cut, retired_again, DirectoryEntry, Envelope, NewEnvelope, Page, Posted, Pruned, Quota,
     RelayStore, Retired, Retirement, Session, RETIRE_HANDOVER_SQL, RETIRE_KEY_SQL,
     RETIRE_MAILBOX_SQL,
-};
-use crate::shl_store::{
-    decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, NewLink, Outcome,
-    ShlStore, Step, Via, OPENING_LOOKBACK, OPENING_WINDOW_S,
-};
-use crate::store::{
-    refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
-    RefreshStep, Refreshed, Result, Spent, Store, StoreError, Stored,
 };
 
 /// Connections kept open between calls.

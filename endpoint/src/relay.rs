@@ -51,10 +51,10 @@ use serde::Serialize;
 
 use crate::access::{bearer, new_token, token_hash};
 use crate::body::{BodyError, Incoming};
+use crate::fhir_store::Store;
 use crate::relay_store::{
     DirectoryEntry, NewEnvelope, Posted, Quota, Retired, Retirement, Session,
 };
-use crate::store::Store;
 
 /// How long a sign-in challenge is valid, in seconds.
 const CHALLENGE_TTL_S: i64 = 120;
@@ -206,7 +206,7 @@ impl Relay {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
     ) -> Result<T, RelayError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use carry_core::shl::{self, NewShare, OpenOptions, Preset, QrMatrix};
+use carry_core::links::{self, NewShare, OpenOptions, Preset, QrMatrix};
 use carry_core::sync::SyncOptions;
 use carry_core::{Error, Result};
 use serde_json::json;
@@ -129,7 +129,7 @@ pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
         direct: false,
         label: args.label,
     };
-    let made = runtime()?.block_on(shl::create(profile, &url, &new, &SyncOptions::default()))?;
+    let made = runtime()?.block_on(links::create(profile, &url, &new, &SyncOptions::default()))?;
     if let Some(path) = &args.qr {
         write_qr(&made.qr, path)?;
     }
@@ -168,7 +168,7 @@ pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
 pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
     let profile = Arc::new(open(home)?);
     let fetched = endpoint_of(&profile).and_then(|url| {
-        runtime()?.block_on(shl::list_with_accesses(
+        runtime()?.block_on(links::list_with_accesses(
             profile.clone(),
             &url,
             &SyncOptions::default(),
@@ -179,7 +179,7 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
         Ok(out) => out,
         Err(e) => {
             tracing::warn!(error = %e, "the access logs could not be fetched");
-            shl::list(&profile)?
+            links::list(&profile)?
                 .into_iter()
                 .map(|s| (s, Vec::new()))
                 .collect()
@@ -234,7 +234,7 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
 pub fn unshare(home: &Path, as_json: bool, id: &str) -> Result<u8> {
     let profile = Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
-    let info = runtime()?.block_on(shl::revoke(profile, &url, id, &SyncOptions::default()))?;
+    let info = runtime()?.block_on(links::revoke(profile, &url, id, &SyncOptions::default()))?;
     if as_json {
         print_json(&json!({ "id": info.id, "state": info.state, "accesses": info.accesses }))?;
     } else {
@@ -252,7 +252,11 @@ pub fn unshare(home: &Path, as_json: bool, id: &str) -> Result<u8> {
 pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result<u8> {
     let profile = Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
-    let card = runtime()?.block_on(shl::emergency_card(profile, &url, &SyncOptions::default()))?;
+    let card = runtime()?.block_on(links::emergency_card(
+        profile,
+        &url,
+        &SyncOptions::default(),
+    ))?;
     if let Some(path) = &qr {
         write_qr(&card.qr, path)?;
     }
@@ -273,7 +277,7 @@ pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result
     Ok(exit::OK)
 }
 
-fn print_sections(s: &shl::Summary) {
+fn print_sections(s: &links::Summary) {
     for sec in &s.sections {
         say!("{}:", sec.title);
         if sec.withheld {
@@ -299,7 +303,7 @@ pub fn open_link(
         recipient: recipient.unwrap_or_else(|| "Carry CLI".into()),
         budget: Some(std::time::Duration::from_secs(60)),
     };
-    let opened = runtime()?.block_on(shl::open(link, &options))?;
+    let opened = runtime()?.block_on(links::open(link, &options))?;
     if as_json {
         print_json(&json!({
             "summary": opened.summary, "label": opened.label, "expires_at": opened.expires_at,

@@ -322,7 +322,7 @@ pub fn sync_now(
     }
     // Long-lived share links follow the record; accesses come into the audit log.
     if let (Some(url), Some(Ok(_))) = (&endpoint, &relay) {
-        if let Err(e) = rt.block_on(carry_core::shl::refresh(profile.clone(), url, &options)) {
+        if let Err(e) = rt.block_on(carry_core::links::refresh(profile.clone(), url, &options)) {
             tracing::warn!(error = %e, "share links were not refreshed");
         }
     }

@@ -9,12 +9,12 @@
 
 pub mod code;
 mod dump;
-mod endpoint;
 pub mod format;
+mod remote;
 pub(crate) mod restore;
 
-pub use endpoint::{backup_to_endpoint, restore_from_endpoint};
-pub(crate) use endpoint::{restore_as, stage_move};
+pub use remote::{backup_to_endpoint, restore_from_endpoint};
+pub(crate) use remote::{restore_as, stage_move};
 #[cfg(test)]
 pub(crate) use restore::restore_file_joining;
 pub use restore::restore_from_file;
@@ -122,8 +122,8 @@ pub fn recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
 
 /// The recovery code as a QR matrix, to print and keep with the written code;
 /// recorded in the audit log like [`recovery_code`].
-pub fn recovery_qr(profile: &Profile) -> Result<crate::shl::QrMatrix> {
-    crate::shl::link::qr(&shown(profile, "as a QR code")?)
+pub fn recovery_qr(profile: &Profile) -> Result<crate::links::QrMatrix> {
+    crate::links::link::qr(&shown(profile, "as a QR code")?)
 }
 
 /// The recovery code (made on first use), with its showing `how` audited in the same
@@ -159,7 +159,7 @@ pub(crate) fn rekey(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<Zeroizi
         crate::share::people::set_meta(
             tx,
             "stale_backup_locator",
-            &endpoint::locator_and_fetch(&old).0,
+            &remote::locator_and_fetch(&old).0,
         )?;
     }
     let (s, _) = renew(tx)?;

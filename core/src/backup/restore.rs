@@ -39,7 +39,7 @@ pub fn restore_from_file(
 pub(super) fn record_restored(profile: &Profile, from: &str) -> Result<()> {
     profile.vault().write(|c| {
         crate::audit::append(c, crate::audit::AuditEvent::Restored, None, from)?;
-        super::endpoint::forget_restores_seen(c)
+        super::remote::forget_restores_seen(c)
     })
 }
 

@@ -22,9 +22,9 @@ use super::pairing::{self, DeviceCard, Message, Purpose, Side};
 use crate::crypto::identity::{Identity, PublicIdentity};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
+use crate::links::QrMatrix;
 use crate::profile::Profile;
 use crate::share::relay::Relay;
-use crate::shl::QrMatrix;
 use crate::sync::http::Http;
 
 /// How long each side waits for the other by default.
@@ -77,7 +77,7 @@ impl MoveOut {
 
     /// The pairing code as a QR matrix.
     pub fn qr(&self) -> Result<QrMatrix> {
-        crate::shl::link::qr(&self.code)
+        crate::links::link::qr(&self.code)
     }
 
     /// Wait up to `wait` for the new phone to scan the code. Returns the six digits

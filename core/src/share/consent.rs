@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use super::grant::{GrantDoc, Role};
+use super::document::{GrantDoc, Role};
 use crate::error::Result;
 
 /// The code system for Carry's patient-facing categories.

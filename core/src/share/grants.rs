@@ -3,8 +3,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use super::document::{Basis, BasisKind, GrantDoc, Party, Role, Scope, GRANT_FORMAT, MAX_DAYS};
 use super::envelope::Body;
-use super::grant::{Basis, BasisKind, GrantDoc, Party, Role, Scope, GRANT_FORMAT, MAX_DAYS};
 use super::outbox;
 use super::people::{self, random_b64};
 use crate::audit::{self, AuditEvent};
@@ -66,7 +66,7 @@ pub struct GrantInfo {
     /// How many items the grantee holds (grantor's side).
     pub items: i64,
     /// Whether this grant gave a new person access (not a change to a grant they
-    /// already held). Set only on the answer to [`crate::share::grant`].
+    /// already held). Set only on the answer to [`crate::share::document`].
     pub new_access: bool,
 }
 

@@ -9,8 +9,8 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use super::consent::KEY_SYSTEM;
+use super::document::{GrantDoc, Role};
 use super::envelope::{self, Body, Message};
-use super::grant::{GrantDoc, Role};
 use super::people;
 use super::received::{self, check_seq};
 use crate::audit::{self, AuditEvent};

@@ -4,7 +4,7 @@
 //!
 //! - Each profile has an identity ([`crate::crypto::identity`]). People exchange keys
 //!   with an invite code and compare a safety number.
-//! - A grant ([`grant::GrantDoc`]) is a signed document: role, scope, purpose, basis
+//! - A grant ([`document::GrantDoc`]) is a signed document: role, scope, purpose, basis
 //!   and a required end date.
 //! - The grantor's device seals the scoped record, then every change to it, to the
 //!   grantee ([`envelope`]); the grantee's device keeps it as a separate profile
@@ -15,8 +15,8 @@
 //! - Everything is recorded in the hash-chained audit log ([`crate::audit`]).
 
 pub mod consent;
+pub mod document;
 pub mod envelope;
-pub mod grant;
 pub(crate) mod grants;
 mod incoming;
 pub(crate) mod outbox;
@@ -43,7 +43,7 @@ use crate::readings::{self, Reading, Subject};
 use crate::sync::{db, http::Http, SyncOptions};
 use crate::time::now_unix;
 
-pub use grant::{Basis, BasisKind, GrantDoc, Role, Scope};
+pub use document::{Basis, BasisKind, GrantDoc, Role, Scope};
 pub use grants::{GrantInfo, NewGrant};
 pub use people::{Invite, MyIdentity, Person};
 pub use received::ReceivedProfile;

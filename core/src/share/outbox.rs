@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, Transaction};
 
+use super::document::GrantDoc;
 use super::envelope::{self, Body, Message, Shared, PLAINTEXT_MAX};
-use super::grant::GrantDoc;
 use super::people;
 use super::scope;
 use crate::crypto::identity::Identity;

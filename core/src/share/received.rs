@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::document::{GrantDoc, Role};
 use super::envelope::Shared;
-use super::grant::{GrantDoc, Role};
 use super::people;
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::keys::{KeyStore, VaultKey};

@@ -24,8 +24,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use rusqlite::{params, Transaction};
 
+use super::document::GrantDoc;
 use super::envelope::{self, Body, Message};
-use super::grant::GrantDoc;
 use super::incoming::Applied;
 use super::{grants, outbox, people};
 use crate::audit::{self, AuditEvent};

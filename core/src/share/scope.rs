@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
+use super::document::Scope;
 use super::envelope::Shared;
-use super::grant::Scope;
 use crate::error::{Error, Result};
 use crate::record::summary;
 

@@ -72,7 +72,7 @@ fn a_clinician_opens_the_emergency_summary_with_its_passcode_until_it_is_revoked
     assert_eq!(out.status.code(), Some(4));
     // The recipient is whatever the opener claims, but one line of plain text: text
     // made to drive the patient's terminal is refused before anything is sent (and
-    // the endpoint would refuse it too: endpoint/tests/shl.rs).
+    // the endpoint would refuse it too: endpoint/tests/links.rs).
     let claimed = "Dr\u{1b}]8;;https://evil.example\u{7}Who\u{1b}]8;;\u{7}\r\nfake \u{202e}x";
     let out = run(
         &clinician,

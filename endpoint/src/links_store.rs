@@ -1,5 +1,5 @@
 //! What the SMART Health Links host keeps, behind one trait that every
-//! [`Store`](crate::store::Store) also implements, so the link conformance checks run
+//! [`Store`](crate::fhir_store::Store) also implements, so the link conformance checks run
 //! on every backend.
 //!
 //! A link holds the least that works: the encrypted file (a JWE whose key never reaches
@@ -22,7 +22,7 @@
 //! moved and any opening appended, so concurrent guesses cannot pass the failure cap
 //! and a one-time link is served once.
 
-use crate::store::Result;
+use crate::fhir_store::Result;
 
 /// How long after an opening the same recipient's fetch of the file through a
 /// manifest's location counts as part of that opening, in seconds.
@@ -156,7 +156,7 @@ pub struct NewLink {
     pub owner: String,
     /// Its flags, among `L`, `P`, `U`.
     pub flags: String,
-    /// The passcode's salted slow hash (see [`crate::shl::hash_passcode`]), for `P`.
+    /// The passcode's salted slow hash (see [`crate::links::hash_passcode`]), for `P`.
     pub passcode_hash: Option<String>,
     /// When it expires, in seconds since the epoch.
     pub expires_s: Option<i64>,

@@ -19,7 +19,7 @@
 //! - `GET /shl/m/{id}?recipient=…` → the JWE of a `U` link (`application/jose`)
 //! - `GET /shl/f/{token}` → the JWE behind a manifest's `location` (`application/jose`)
 //!
-//! Only openings are kept row by row (see [`crate::shl_store`]); refusals are counted
+//! Only openings are kept row by row (see [`crate::links_store`]); refusals are counted
 //! on the link, and nothing is recorded once a link has ended. A recipient is at most
 //! 200 characters with no control characters, line breaks or bidi controls (400
 //! otherwise), so it shows as the one line it claims to be.
@@ -50,9 +50,9 @@ use serde::Serialize;
 
 use crate::access::{new_token, token_hash};
 use crate::body::{BodyError, Incoming};
+use crate::fhir_store::Store;
+use crate::links_store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
 use crate::relay::{Relay, RelayError};
-use crate::shl_store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
-use crate::store::Store;
 
 /// PBKDF2-HMAC-SHA256 rounds for a stored passcode.
 const PASSCODE_ROUNDS: u32 = 100_000;
@@ -132,7 +132,7 @@ impl Shl {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
     ) -> Result<T, ShlError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {

@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::backup_store::BackupStore;
+use crate::links_store::ShlStore;
 use crate::relay_store::RelayStore;
-use crate::shl_store::ShlStore;
 
 /// A storage failure. Messages name tables and operations, never record content.
 #[derive(Debug, thiserror::Error)]
