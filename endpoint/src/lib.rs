@@ -4,33 +4,19 @@
 //! encrypted backups `/backup/v1`), built into one router. The `carry-endpoint` binary
 //! serves it with [`serve`] (header and idle timeouts per connection); fuzz targets
 //! and load tests call it in process. Request bodies are read only after a route's
-//! checks, within its cap and a process-wide in-flight budget (`body.rs`).
+//! checks, within its cap and a process-wide in-flight budget (`http/body.rs`).
 
 #![forbid(unsafe_code)]
 
-mod access;
 mod backup;
-mod backup_store;
-mod body;
-#[cfg(test)]
-mod conformance;
 mod fhir;
-mod fhir_store;
-mod limits;
+mod http;
 mod links;
-mod links_store;
-mod migrations;
-mod postgres;
 mod relay;
-mod relay_store;
-mod seed;
-mod server;
-mod smart;
-mod sqlite;
+mod storage;
 mod time;
-mod viewer;
 
-pub use seed::TenantSeeded;
+pub use fhir::seed::TenantSeeded;
 
 use std::future::Future;
 use std::path::Path;
@@ -98,7 +84,7 @@ struct ServeOptions {
     /// [::1], any port (RFC 8252); a registered http://127.0.0.1 or http://[::1] URI
     /// matches on any port; a custom app scheme (e.g. health.carry.app:/callback)
     /// works only if registered; javascript:, data: and the like never.
-    #[arg(long = "redirect-uri", value_name = "URI", default_values = smart::DEFAULT_REDIRECT_URIS)]
+    #[arg(long = "redirect-uri", value_name = "URI", default_values = crate::fhir::smart::DEFAULT_REDIRECT_URIS)]
     redirect_uris: Vec<String>,
     /// Offer only plain searches: no $everything and no _lastUpdated.
     #[arg(long)]
@@ -169,12 +155,12 @@ fn valid_tenant(t: &str) -> bool {
 
 /// Where the endpoint keeps everything: opened from `sqlite://PATH` or `postgres://…`.
 #[derive(Clone)]
-pub struct Storage(Arc<dyn fhir_store::Store>);
+pub struct Storage(Arc<dyn crate::fhir::store::Store>);
 
 impl Storage {
     /// Open (and create or upgrade) the storage at `url`.
     pub fn open(url: &str) -> Result<Self, String> {
-        fhir_store::open_url(url)
+        crate::fhir::store::open_url(url)
             .map(Self)
             .map_err(|e| e.to_string())
     }
@@ -192,7 +178,7 @@ impl Storage {
         if let Some(bad) = tenants.iter().find(|t| !valid_tenant(t)) {
             return Err(format!("tenant '{bad}' must be 1-40 of a-z 0-9 -"));
         }
-        seed::seed(
+        crate::fhir::seed::seed(
             self.0.as_ref(),
             tenants,
             from,
@@ -228,7 +214,7 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
     let faults = serve
         .faults
         .iter()
-        .map(|f| limits::Fault::parse(f))
+        .map(|f| crate::http::limits::Fault::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     if !faults.is_empty() {
         tracing::warn!(
@@ -249,9 +235,11 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         relay.clone(),
         &options.backup,
     ));
-    let viewer = Arc::new(viewer::Viewer::new(&public_base));
-    let bodies = body::BodyLimits {
-        budget: body::Budget::new(usize::try_from(serve.body_budget_bytes).unwrap_or(usize::MAX)),
+    let viewer = Arc::new(crate::links::viewer::Viewer::new(&public_base));
+    let bodies = crate::http::body::BodyLimits {
+        budget: crate::http::body::Budget::new(
+            usize::try_from(serve.body_budget_bytes).unwrap_or(usize::MAX),
+        ),
         timeout: Duration::from_secs(serve.body_timeout),
         spool_dir: options.backup.spool_dir.clone(),
     };
@@ -259,8 +247,8 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         relay.body_limit(),
         shl.body_limit(),
         fhir::BODY_LIMIT,
-        smart::FORM_LIMIT,
-        body::SPOOL_WINDOW,
+        crate::fhir::smart::FORM_LIMIT,
+        crate::http::body::SPOOL_WINDOW,
     ]
     .into_iter()
     .max()
@@ -281,14 +269,14 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
     let app = Arc::new(fhir::App {
         store,
         public_base,
-        auth: access::AuthMode::parse(&serve.auth)?,
+        auth: crate::http::access::AuthMode::parse(&serve.auth)?,
         token_ttl_ms: i64::from(serve.token_ttl.max(1)) * 1000,
         reuse_grace_ms: i64::from(serve.refresh_reuse_grace) * 1000,
-        redirect_uris: smart::RedirectUris::parse(&serve.redirect_uris)?,
+        redirect_uris: crate::fhir::smart::RedirectUris::parse(&serve.redirect_uris)?,
         plain: serve.plain_search,
         no_metadata: serve.no_metadata,
-        limits: limits::Limits {
-            rate: serve.rate_limit.map(limits::RateLimit::new),
+        limits: crate::http::limits::Limits {
+            rate: serve.rate_limit.map(crate::http::limits::RateLimit::new),
             trust_forwarded_for: serve.trust_forwarded_for,
             faults,
             delay: std::time::Duration::from_millis(serve.fault_delay_ms),
@@ -300,13 +288,16 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .merge(fhir::routes())
-        .merge(smart::routes())
+        .merge(crate::fhir::smart::routes())
         .merge(relay::routes(relay))
         .merge(links::routes(shl))
         .merge(backup::routes(backup))
-        .merge(viewer::routes(viewer))
+        .merge(crate::links::viewer::routes(viewer))
         .layer(axum::Extension(bodies))
-        .layer(middleware::from_fn_with_state(app.clone(), limits::layer))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::http::limits::layer,
+        ))
         .layer(middleware::from_fn(access_log))
         .with_state(app))
 }
@@ -320,11 +311,11 @@ pub async fn serve(
     options: &Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let limits = server::ConnectionLimits {
+    let limits = crate::http::server::ConnectionLimits {
         header: Duration::from_secs(options.serve.header_timeout),
         idle: Duration::from_secs(options.serve.idle_timeout),
     };
-    server::serve(listener, router, limits, shutdown).await
+    crate::http::server::serve(listener, router, limits, shutdown).await
 }
 
 #[cfg(test)]

@@ -221,7 +221,7 @@ fn caller(req: &Request, forwarded: bool) -> Caller {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let key = match (token, &address) {
-        (Some(t), _) => format!("token:{}", crate::access::token_hash(t)),
+        (Some(t), _) => format!("token:{}", crate::http::access::token_hash(t)),
         (None, Some(a)) => format!("ip:{a}"),
         (None, None) => "anonymous".to_string(),
     };

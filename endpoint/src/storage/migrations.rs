@@ -10,7 +10,7 @@
 //! database at a version this build does not know (made by a newer endpoint) is
 //! refused, not touched.
 
-use crate::fhir_store::{Result, StoreError};
+use crate::fhir::store::{Result, StoreError};
 
 /// One step of a migration.
 #[derive(Debug)]
@@ -71,7 +71,10 @@ mod tests {
     /// migrations, so a database moved from one engine to the other means the same.
     #[test]
     fn backends_number_the_same_migrations() {
-        for all in [crate::sqlite::MIGRATIONS, crate::postgres::MIGRATIONS] {
+        for all in [
+            crate::storage::sqlite::MIGRATIONS,
+            crate::storage::postgres::MIGRATIONS,
+        ] {
             for (i, m) in all.iter().enumerate() {
                 assert_eq!(m.version, i as i64 + 1, "{}", m.what);
                 assert!(!m.steps.is_empty(), "{}", m.what);
@@ -79,14 +82,14 @@ mod tests {
         }
         let what = |all: &[Migration]| all.iter().map(|m| m.what).collect::<Vec<_>>();
         assert_eq!(
-            what(crate::sqlite::MIGRATIONS),
-            what(crate::postgres::MIGRATIONS)
+            what(crate::storage::sqlite::MIGRATIONS),
+            what(crate::storage::postgres::MIGRATIONS)
         );
     }
 
     #[test]
     fn pending_starts_after_the_version_found_and_refuses_a_newer_one() {
-        let all = crate::sqlite::MIGRATIONS;
+        let all = crate::storage::sqlite::MIGRATIONS;
         let top = latest(all);
         assert_eq!(pending(all, 0).map(<[_]>::len).ok(), Some(all.len()));
         assert_eq!(pending(all, 2).map(|p| p[0].version).ok(), Some(3));

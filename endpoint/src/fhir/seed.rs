@@ -7,7 +7,7 @@
 //!
 //! Seeding fails closed: a resource that cannot be placed in a Patient's compartment
 //! is written only if its type is one every patient may share
-//! ([`SHARED_TYPES`](crate::fhir_store::SHARED_TYPES): Organization, Practitioner…). Any
+//! ([`SHARED_TYPES`](crate::fhir::store::SHARED_TYPES): Organization, Practitioner…). Any
 //! other is refused and counted, so that another person's Appointment or a discharge
 //! letter naming nobody is never served to every patient's token.
 
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::fhir_store::{is_shared_type, Store};
+use crate::fhir::store::{is_shared_type, Store};
 
 /// What a seed did at one tenant. Displayed as the line `seed` prints, e.g.
 /// `gp: 107 resources, 14 refused: not placed with a patient (Appointment 2, …)`.

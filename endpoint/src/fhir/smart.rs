@@ -13,7 +13,7 @@
 //! works exactly once more within the grace window, and any other reuse revokes the
 //! family.
 //!
-//! [`Store::refresh_grant`]: crate::fhir_store::Store::refresh_grant
+//! [`Store::refresh_grant`]: crate::fhir::store::Store::refresh_grant
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +28,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::access::{granted_scope, new_token, same_secret, token_hash, AuthMode};
-use crate::body::Incoming;
+use crate::fhir::store::{Grant, Query, Refresh, Refreshed};
 use crate::fhir::{App, Segments};
-use crate::fhir_store::{Grant, Query, Refresh, Refreshed};
+use crate::http::access::{granted_scope, new_token, same_secret, token_hash, AuthMode};
+use crate::http::body::Incoming;
 
 /// The redirect URIs accepted when none are configured: any http URI on a loopback
 /// address (the `carry` CLI's `http://127.0.0.1:53682/callback`, test clients') and
@@ -302,7 +302,7 @@ async fn consent(
 }
 
 /// A form body: `application/x-www-form-urlencoded` (checked before anything is read)
-/// of at most [`FORM_LIMIT`] bytes (see [`crate::body`]).
+/// of at most [`FORM_LIMIT`] bytes (see [`crate::http::body`]).
 async fn read_form(
     headers: &HeaderMap,
     body: Incoming,
@@ -542,7 +542,7 @@ fn storage_failed() -> Response {
 }
 
 /// Exchange a refresh token: rotate it, or allow its one retry, or revoke its family,
-/// as [`Store::refresh_grant`](crate::fhir_store::Store::refresh_grant) decides in one
+/// as [`Store::refresh_grant`](crate::fhir::store::Store::refresh_grant) decides in one
 /// transaction. Nothing is changed for a token of another tenant or client.
 async fn refresh(app: &Arc<App>, tenant: &str, client_id: &str, presented: &str) -> Response {
     let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);

@@ -17,11 +17,11 @@ use axum::routing::get;
 use axum::Router;
 
 /// The page, with `{{PREFIX}}` where the public URL's path goes.
-const PAGE: &str = include_str!("../viewer/index.html");
+const PAGE: &str = include_str!("../../viewer/index.html");
 /// The script (also loadable by node, for tests).
-const SCRIPT: &str = include_str!("../viewer/viewer.js");
+const SCRIPT: &str = include_str!("../../viewer/viewer.js");
 /// The style sheet.
-const STYLE: &str = include_str!("../viewer/viewer.css");
+const STYLE: &str = include_str!("../../viewer/viewer.css");
 
 /// The policy every viewer response carries.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src *; \

@@ -1,5 +1,5 @@
 //! What the SMART Health Links host keeps, behind one trait that every
-//! [`Store`](crate::fhir_store::Store) also implements, so the link conformance checks run
+//! [`Store`](crate::fhir::store::Store) also implements, so the link conformance checks run
 //! on every backend.
 //!
 //! A link holds the least that works: the encrypted file (a JWE whose key never reaches
@@ -16,13 +16,13 @@
 //! location past its life) only moves the link's counter of refusals. Once a link has
 //! ended (revoked, expired, locked or used up) nothing more is recorded at all.
 //!
-//! Every public access is one step in the store ([`ShlStore::shl_access`],
-//! [`ShlStore::shl_fetch`]): the link's row is locked (SQLite: an IMMEDIATE
+//! Every public access is one step in the store ([`LinkStore::shl_access`],
+//! [`LinkStore::shl_fetch`]): the link's row is locked (SQLite: an IMMEDIATE
 //! transaction; PostgreSQL: `SELECT … FOR UPDATE`), its state decided, its counters
 //! moved and any opening appended, so concurrent guesses cannot pass the failure cap
 //! and a one-time link is served once.
 
-use crate::fhir_store::Result;
+use crate::fhir::store::Result;
 
 /// How long after an opening the same recipient's fetch of the file through a
 /// manifest's location counts as part of that opening, in seconds.
@@ -265,7 +265,7 @@ pub enum Ask {
     Direct,
 }
 
-/// A public request, as [`ShlStore::shl_access`] takes it.
+/// A public request, as [`LinkStore::shl_access`] takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// The link.
@@ -311,7 +311,7 @@ pub enum Change {
 }
 
 /// Storage for SMART Health Links.
-pub trait ShlStore: Send + Sync {
+pub trait LinkStore: Send + Sync {
     /// Store a new link (its id is fresh and random).
     fn shl_create(&self, link: &NewLink) -> Result<()>;
     /// A link, without its file.
@@ -349,7 +349,7 @@ pub trait ShlStore: Send + Sync {
     fn shl_prune(&self, now_s: i64) -> Result<usize>;
 }
 
-/// The decision [`ShlStore::shl_access`] and [`ShlStore::shl_fetch`] make once they
+/// The decision [`LinkStore::shl_access`] and [`LinkStore::shl_fetch`] make once they
 /// hold the link, the same on every backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

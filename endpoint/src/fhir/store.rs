@@ -1,18 +1,18 @@
 //! The FHIR service's storage trait, and [`Store`], the one every backend implements
 //! with the other services' traits, so the same conformance tests run on every backend.
-//! The SQLite backend is in `sqlite.rs`, PostgreSQL in `postgres.rs`. What the share
-//! relay keeps is in a trait of its own, [`RelayStore`], which every store implements;
-//! so is what the share-link host keeps, [`ShlStore`], and what the backup host
-//! keeps, [`BackupStore`].
+//! The backends are in `storage/` (`sqlite/`, `postgres/`). What the share relay keeps
+//! is in a trait of its own, [`RelayStore`] (`relay/store.rs`), which every store
+//! implements; so is what the share-link host keeps, [`LinkStore`] (`links/store.rs`),
+//! and what the backup host keeps, [`BackupStore`] (`backup/store.rs`).
 
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::backup_store::BackupStore;
-use crate::links_store::ShlStore;
-use crate::relay_store::RelayStore;
+use crate::backup::store::BackupStore;
+use crate::links::store::LinkStore;
+use crate::relay::store::RelayStore;
 
 /// A storage failure. Messages name tables and operations, never record content.
 #[derive(Debug, thiserror::Error)]
@@ -318,8 +318,8 @@ pub fn successor_grant(from: &Grant, kind: &str, expires_ms: i64) -> Grant {
 }
 
 /// What a tenant's data (and the relay's, the share links' and the backups', through
-/// [`RelayStore`], [`ShlStore`] and [`BackupStore`]) lives in.
-pub trait Store: RelayStore + ShlStore + BackupStore + Send + Sync + 'static {
+/// [`RelayStore`], [`LinkStore`] and [`BackupStore`]) lives in.
+pub trait Store: RelayStore + LinkStore + BackupStore + Send + Sync + 'static {
     /// Create the tenant if it is new.
     fn ensure_tenant(&self, tenant: &str) -> Result<()>;
     /// Whether the tenant exists.
@@ -387,11 +387,11 @@ pub fn open_url(url: &str) -> Result<Arc<dyn Store>> {
     const USE: &str = "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE";
     match url.split_once("://") {
         Some(("sqlite", path)) if !path.is_empty() => Ok(Arc::new(
-            crate::sqlite::SqliteStore::open(std::path::Path::new(path))?,
+            crate::storage::sqlite::SqliteStore::open(std::path::Path::new(path))?,
         )),
-        Some(("postgres" | "postgresql", _)) => {
-            Ok(Arc::new(crate::postgres::PostgresStore::open(url)?))
-        }
+        Some(("postgres" | "postgresql", _)) => Ok(Arc::new(
+            crate::storage::postgres::PostgresStore::open(url)?,
+        )),
         // Echo only a plausible scheme, never the rest: a URL can carry a password.
         Some((scheme, _))
             if !scheme.is_empty()

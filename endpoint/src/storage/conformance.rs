@@ -3,12 +3,12 @@
 
 use serde_json::json;
 
-use crate::backup_store::{
+use crate::backup::store::{
     Blob, Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S,
 };
-use crate::fhir_store::{After, Grant, Query, Refresh, Refreshed, Store};
-use crate::links_store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
-use crate::relay_store::{
+use crate::fhir::store::{After, Grant, Query, Refresh, Refreshed, Store};
+use crate::links::store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
+use crate::relay::store::{
     DirectoryEntry, NewEnvelope, Page, Posted, Quota, Retired, Retirement, Session,
 };
 
@@ -593,7 +593,7 @@ fn unplaced_resources_are_shared_by_type_only(store: &dyn Store) {
     put("Patient", "p1", Some("p1"));
     put("Observation", "o1", Some("p1"));
     put("Observation", "o2", Some("p2"));
-    for t in crate::fhir_store::SHARED_TYPES {
+    for t in crate::fhir::store::SHARED_TYPES {
         put(t, "shared", None);
     }
     // A database seeded before seeding failed closed may hold these.
@@ -618,7 +618,7 @@ fn unplaced_resources_are_shared_by_type_only(store: &dyn Store) {
         v.sort();
         v
     };
-    let mut expected: Vec<String> = crate::fhir_store::SHARED_TYPES
+    let mut expected: Vec<String> = crate::fhir::store::SHARED_TYPES
         .iter()
         .map(|t| format!("{t}/shared"))
         .collect();
@@ -1681,7 +1681,7 @@ fn backups_keep_the_newest_versions(store: &dyn Store) {
 /// last one), and an empty one, come back byte for byte.
 fn backup_blobs_of_many_pieces_or_none_round_trip(store: &dyn Store) {
     let h = [6u8; 32];
-    let piece = crate::backup_store::BLOB_PIECE;
+    let piece = crate::backup::store::BLOB_PIECE;
     let big: Vec<u8> = (0..piece * 3 + 1234).map(|i| (i * 7 % 251) as u8).collect();
     let u = Upload {
         data: Blob::Bytes(&big),
@@ -2245,7 +2245,7 @@ fn backup_fetches_by_version_count_only_wrong_secrets(store: &dyn Store) {
 
 #[cfg(test)]
 mod tests {
-    use crate::backup_store::BackupStore as _;
+    use crate::backup::store::BackupStore as _;
 
     /// One test per check on a fresh SQLite file.
     macro_rules! sqlite_tests {
@@ -2256,7 +2256,7 @@ mod tests {
                     fn $check() {
                         let dir = tempfile::tempdir().unwrap();
                         let store =
-                            crate::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
+                            crate::storage::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
                         super::super::$check(&store);
                     }
                 )*
@@ -2277,7 +2277,7 @@ mod tests {
                         else {
                             return;
                         };
-                        let store = crate::postgres::PostgresStore::with_config(config).unwrap();
+                        let store = crate::storage::postgres::PostgresStore::with_config(config).unwrap();
                         super::super::$check(&store);
                         drop(store);
                         drop(db);
@@ -2291,7 +2291,7 @@ mod tests {
     #[test]
     fn sqlite_concurrent_puts_get_distinct_times() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let store = crate::storage::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
         concurrent_puts_get_distinct_times(&[&store]);
     }
 
@@ -2361,8 +2361,8 @@ mod tests {
 
     /// What a store opened over [`old_shl_tables`] must show: the old log as it was,
     /// refusals counted from none, and new openings numbered on.
-    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::fhir_store::Store) {
-        use crate::links_store::{Answer, Ask, Attempt, Outcome, Via};
+    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::fhir::store::Store) {
+        use crate::links::store::{Answer, Ask, Attempt, Outcome, Via};
         let l = store.shl_link("old-l").unwrap().unwrap();
         assert_eq!((l.accesses, l.refused, l.last_refused_s), (2, 0, None));
         let at = |ask, now_s| Attempt {
@@ -2395,8 +2395,8 @@ mod tests {
 
     /// What a store opened over [`old_backup_tables`] must show: the old versions
     /// as fulls, and incrementals on top of them.
-    fn old_backups_are_full(store: &dyn crate::fhir_store::Store) {
-        use crate::backup_store::{Fetch, Put, Upload};
+    fn old_backups_are_full(store: &dyn crate::fhir::store::Store) {
+        use crate::backup::store::{Fetch, Put, Upload};
         let h = [20u8; 32];
         assert_eq!(
             store.backup_fetch("old-b", &h, None, 10).unwrap(),
@@ -2414,7 +2414,7 @@ mod tests {
         // Restores are counted from the upgrade on.
         assert_eq!(
             store.backup_restores("old-b", "mb-old").unwrap(),
-            Some(crate::backup_store::Restores {
+            Some(crate::backup::store::Restores {
                 count: 1,
                 last_s: Some(10)
             })
@@ -2423,7 +2423,7 @@ mod tests {
             locator: "old-b",
             owner: "mb-old",
             fetch_hash: &h,
-            data: crate::backup_store::Blob::Bytes(b"inc"),
+            data: crate::backup::store::Blob::Bytes(b"inc"),
             base: Some(2),
             keep: 3,
             now_s: 11,
@@ -2451,15 +2451,15 @@ mod tests {
             old.execute_batch(&statement).unwrap();
         }
         drop(old);
-        let store = crate::sqlite::SqliteStore::open(&path).unwrap();
+        let store = crate::storage::sqlite::SqliteStore::open(&path).unwrap();
         old_backups_are_full(&store);
         old_links_count_refusals_from_the_upgrade(&store);
         drop(store);
         // Opening again finds the column and leaves everything as it was.
-        let again = crate::sqlite::SqliteStore::open(&path).unwrap();
+        let again = crate::storage::sqlite::SqliteStore::open(&path).unwrap();
         let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
         assert_eq!(v.len(), 3);
-        use crate::links_store::ShlStore as _;
+        use crate::links::store::LinkStore as _;
         assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
     }
 
@@ -2493,7 +2493,7 @@ mod tests {
 
     /// What a store opened over a released database must show: every sample as it
     /// was, read through the store.
-    fn release_data_reads_back(store: &dyn crate::fhir_store::Store, held: &Held) {
+    fn release_data_reads_back(store: &dyn crate::fhir::store::Store, held: &Held) {
         assert!(!held.resources.is_empty() && !held.links.is_empty());
         assert!(!held.backups.is_empty() && !held.mailboxes.is_empty());
         for (tenant, rtype, id, json) in &held.resources {
@@ -2661,7 +2661,7 @@ mod tests {
                     .collect(),
             }
         };
-        let store = crate::sqlite::SqliteStore::open(&path).unwrap();
+        let store = crate::storage::sqlite::SqliteStore::open(&path).unwrap();
         release_data_reads_back(&store, &held);
         drop(store);
 
@@ -2671,10 +2671,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             version,
-            crate::migrations::latest(crate::sqlite::MIGRATIONS)
+            crate::storage::migrations::latest(crate::storage::sqlite::MIGRATIONS)
         );
         let fresh_path = dir.path().join("fresh.db");
-        drop(crate::sqlite::SqliteStore::open(&fresh_path).unwrap());
+        drop(crate::storage::sqlite::SqliteStore::open(&fresh_path).unwrap());
         let fresh = rusqlite::Connection::open(&fresh_path).unwrap();
         assert_eq!(sqlite_shape(&c), sqlite_shape(&fresh));
         // Rows as they were, read without the columns the upgrade added.
@@ -2804,7 +2804,7 @@ mod tests {
                 .map(|r| r[0].clone())
                 .collect(),
         };
-        let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
+        let store = crate::storage::postgres::PostgresStore::with_config(config.clone()).unwrap();
         release_data_reads_back(&store, &held);
         drop(store);
         let version: i64 = c
@@ -2813,14 +2813,14 @@ mod tests {
             .get(0);
         assert_eq!(
             version,
-            crate::migrations::latest(crate::postgres::MIGRATIONS)
+            crate::storage::migrations::latest(crate::storage::postgres::MIGRATIONS)
         );
         assert_eq!(postgres_rows(&mut c, Some(&held.columns)).1, held.rows);
 
         let Some((fresh_db, fresh_config)) = postgres_database(test) else {
             return;
         };
-        drop(crate::postgres::PostgresStore::with_config(fresh_config.clone()).unwrap());
+        drop(crate::storage::postgres::PostgresStore::with_config(fresh_config.clone()).unwrap());
         let mut fresh = fresh_config.connect(postgres::NoTls).unwrap();
         assert_eq!(postgres_shape(&mut c), postgres_shape(&mut fresh));
         drop((c, fresh, fresh_db, db));
@@ -2833,15 +2833,17 @@ mod tests {
         let Some((db, config)) = postgres_database(test) else {
             return;
         };
-        drop(crate::postgres::PostgresStore::with_config(config.clone()).unwrap());
-        let newer = crate::migrations::latest(crate::postgres::MIGRATIONS) + 1;
+        drop(crate::storage::postgres::PostgresStore::with_config(config.clone()).unwrap());
+        let newer = crate::storage::migrations::latest(crate::storage::postgres::MIGRATIONS) + 1;
         let mut c = config.connect(postgres::NoTls).unwrap();
         c.execute("UPDATE carry_schema SET version = $1", &[&newer])
             .unwrap();
-        let Err(e) = crate::postgres::PostgresStore::with_config(config) else {
+        let Err(e) = crate::storage::postgres::PostgresStore::with_config(config) else {
             panic!("a newer database opened");
         };
-        assert!(matches!(e, crate::fhir_store::StoreError::TooNew { found, .. } if found == newer));
+        assert!(
+            matches!(e, crate::fhir::store::StoreError::TooNew { found, .. } if found == newer)
+        );
         drop((c, db));
     }
 
@@ -2853,7 +2855,7 @@ mod tests {
         let Some((db, config)) = postgres_database(test) else {
             return;
         };
-        drop(crate::postgres::PostgresStore::with_config(config.clone()).unwrap());
+        drop(crate::storage::postgres::PostgresStore::with_config(config.clone()).unwrap());
         let role = format!("{}_dml", db.name);
         let mut c = config.connect(postgres::NoTls).unwrap();
         c.batch_execute(&format!(
@@ -2869,9 +2871,9 @@ mod tests {
         // Connected as the test's user, acting as the role from the start.
         let mut as_role = config.clone();
         as_role.options(&format!("-c role={role}"));
-        let opened = crate::postgres::PostgresStore::with_config(as_role);
+        let opened = crate::storage::postgres::PostgresStore::with_config(as_role);
         let worked = opened.and_then(|store| {
-            use crate::fhir_store::Store as _;
+            use crate::fhir::store::Store as _;
             store.ensure_tenant("gp")?;
             store.has_tenant("gp")
         });
@@ -2891,17 +2893,19 @@ mod tests {
     fn sqlite_database_from_a_newer_endpoint_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.db");
-        drop(crate::sqlite::SqliteStore::open(&path).unwrap());
-        let newer = crate::migrations::latest(crate::sqlite::MIGRATIONS) + 1;
+        drop(crate::storage::sqlite::SqliteStore::open(&path).unwrap());
+        let newer = crate::storage::migrations::latest(crate::storage::sqlite::MIGRATIONS) + 1;
         rusqlite::Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", newer)
             .unwrap();
         let before = std::fs::read(&path).unwrap();
-        let Err(e) = crate::sqlite::SqliteStore::open(&path) else {
+        let Err(e) = crate::storage::sqlite::SqliteStore::open(&path) else {
             panic!("a newer database opened");
         };
-        assert!(matches!(e, crate::fhir_store::StoreError::TooNew { found, .. } if found == newer));
+        assert!(
+            matches!(e, crate::fhir::store::StoreError::TooNew { found, .. } if found == newer)
+        );
         assert!(e.to_string().contains("newer endpoint"), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
@@ -2910,24 +2914,24 @@ mod tests {
     fn store_urls_dispatch_by_scheme() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("u.db").display());
-        assert!(crate::fhir_store::open_url(&url).is_ok());
+        assert!(crate::fhir::store::open_url(&url).is_ok());
         for bad in ["sqlite://", "mysql://root:hunter2@db/x", "carry.db", ""] {
-            let Err(e) = crate::fhir_store::open_url(bad) else {
+            let Err(e) = crate::fhir::store::open_url(bad) else {
                 panic!("'{bad}' opened");
             };
             assert!(
-                matches!(e, crate::fhir_store::StoreError::Url(_)),
+                matches!(e, crate::fhir::store::StoreError::Url(_)),
                 "{bad}: {e}"
             );
             assert!(!e.to_string().contains("hunter2"), "no password echoed");
         }
         // A PostgreSQL URL goes to PostgreSQL: nothing listens on port 1, and the
         // error names the step, not the password.
-        let Err(e) = crate::fhir_store::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
+        let Err(e) = crate::fhir::store::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
             panic!("nothing listens on port 1");
         };
         assert!(
-            matches!(e, crate::fhir_store::StoreError::Backend(_)),
+            matches!(e, crate::fhir::store::StoreError::Backend(_)),
             "{e}"
         );
         assert!(e.to_string().contains("connecting to PostgreSQL"), "{e}");
@@ -3000,14 +3004,14 @@ mod tests {
     /// connection (see [`postgres_database`]).
     #[test]
     fn postgres_instances_share_the_tables_and_survive_dropped_connections() {
-        use crate::fhir_store::Store;
+        use crate::fhir::store::Store;
         let Some((db, config)) = postgres_database(
             "postgres_instances_share_the_tables_and_survive_dropped_connections",
         ) else {
             return;
         };
         let name = db.name.clone();
-        let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
+        let store = crate::storage::postgres::PostgresStore::with_config(config.clone()).unwrap();
         // Some data for the second instance to see (the checks themselves run one test
         // each, above).
         store.ensure_tenant("gp").unwrap();
@@ -3015,7 +3019,7 @@ mod tests {
         store.put("v", "Patient", "p1", Some("p1"), &r, 1).unwrap();
         // A second instance (another server process, say) over the same tables: opening
         // again works, sees what the first wrote, and the two write concurrently.
-        let other = crate::postgres::PostgresStore::with_config(config).unwrap();
+        let other = crate::storage::postgres::PostgresStore::with_config(config).unwrap();
         assert!(other.has_tenant("gp").unwrap());
         concurrent_puts_get_distinct_times(&[&store, &other]);
         // The server drops every connection (a restart, a failover): the pooled ones
@@ -3052,14 +3056,14 @@ mod tests {
             old.batch_execute(&statement).unwrap();
         }
         drop(old);
-        let store = crate::postgres::PostgresStore::with_config(config.clone()).unwrap();
+        let store = crate::storage::postgres::PostgresStore::with_config(config.clone()).unwrap();
         old_backups_are_full(&store);
         old_links_count_refusals_from_the_upgrade(&store);
         // A second process opening the same database finds the column there.
-        let again = crate::postgres::PostgresStore::with_config(config).unwrap();
+        let again = crate::storage::postgres::PostgresStore::with_config(config).unwrap();
         let v = again.backup_versions("old-b", "mb-old").unwrap().unwrap();
         assert_eq!(v.len(), 3);
-        use crate::links_store::ShlStore as _;
+        use crate::links::store::LinkStore as _;
         assert_eq!(again.shl_link("old-l").unwrap().unwrap().refused, 1);
         drop((store, again));
         drop(db);
@@ -3067,8 +3071,8 @@ mod tests {
 
     /// Writers racing in one tenant, through one or more stores, still get strictly
     /// increasing change times, and none is lost.
-    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::fhir_store::Store]) {
-        use crate::fhir_store::Query;
+    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::fhir::store::Store]) {
+        use crate::fhir::store::Query;
         stores[0].ensure_tenant("race").unwrap();
         std::thread::scope(|s| {
             for w in 0..8 {

@@ -19,7 +19,7 @@
 //! - `GET /shl/m/{id}?recipient=…` → the JWE of a `U` link (`application/jose`)
 //! - `GET /shl/f/{token}` → the JWE behind a manifest's `location` (`application/jose`)
 //!
-//! Only openings are kept row by row (see [`crate::links_store`]); refusals are counted
+//! Only openings are kept row by row (see [`crate::links::store`]); refusals are counted
 //! on the link, and nothing is recorded once a link has ended. A recipient is at most
 //! 200 characters with no control characters, line breaks or bidi controls (400
 //! otherwise), so it shows as the one line it claims to be.
@@ -27,6 +27,9 @@
 //! The JSON bodies are the types of [`carry_proto::links`], shared with the clients.
 //!
 //! Nothing here logs a passcode, token, recipient or file.
+
+pub(crate) mod store;
+pub(crate) mod viewer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -48,10 +51,10 @@ use carry_proto::relay::messages::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::access::{new_token, token_hash};
-use crate::body::{BodyError, Incoming};
-use crate::fhir_store::Store;
-use crate::links_store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
+use crate::fhir::store::Store;
+use crate::http::access::{new_token, token_hash};
+use crate::http::body::{BodyError, Incoming};
+use crate::links::store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
 use crate::relay::{Relay, RelayError};
 
 /// PBKDF2-HMAC-SHA256 rounds for a stored passcode.
@@ -132,7 +135,7 @@ impl Shl {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
     ) -> Result<T, ShlError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
@@ -371,7 +374,7 @@ async fn preflight() -> Response {
         .into_response()
 }
 
-/// Read a JSON request body of at most `limit` bytes (see [`crate::body`]) and parse
+/// Read a JSON request body of at most `limit` bytes (see [`crate::http::body`]) and parse
 /// it. Handlers call it only once the request is otherwise checked.
 async fn parse<T: DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, ShlError> {
     let held = body.read(limit).await?;

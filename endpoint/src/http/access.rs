@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
+use crate::fhir::store::is_shared_type;
 use crate::fhir::App;
-use crate::fhir_store::is_shared_type;
 
 /// How a server checks requests to its FHIR APIs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! What the backup host keeps, behind one trait that every
-//! [`Store`](crate::fhir_store::Store) also implements, so the backup conformance checks
+//! [`Store`](crate::fhir::store::Store) also implements, so the backup conformance checks
 //! run on every backend.
 //!
 //! A backup is an opaque encrypted blob under a locator (32 bytes the client derives
@@ -20,7 +20,7 @@
 //! number versions without gaps or duplicates, of several incrementals on the same
 //! base exactly one is stored, and concurrent wrong guesses are all counted.
 
-use crate::fhir_store::{Result, StoreError};
+use crate::fhir::store::{Result, StoreError};
 
 /// Wrong fetch secrets a locator takes within [`WRONG_WINDOW_S`] before it refuses
 /// every fetch until the window passes.
@@ -87,7 +87,7 @@ pub enum Blob<'a> {
     /// Bytes in memory.
     Bytes(&'a [u8]),
     /// An upload spooled to a file.
-    Spooled(&'a crate::body::Spooled),
+    Spooled(&'a crate::http::body::Spooled),
 }
 
 impl<'a> From<&'a [u8]> for Blob<'a> {

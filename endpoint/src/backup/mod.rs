@@ -10,7 +10,7 @@
 //! and walks the bases back to the full, then applies the versions forward. An
 //! incremental's base must be the locator's latest version when it is stored, so a
 //! chain has no gaps and no forks, and a chain holds at most
-//! [`MAX_CHAIN`](crate::backup_store::MAX_CHAIN) (64) incrementals: the device must
+//! [`MAX_CHAIN`](crate::backup::store::MAX_CHAIN) (64) incrementals: the device must
 //! upload a full again after that. Pruning keeps chains whole: the newest
 //! `--backup-versions` *full* versions are kept with every version after the oldest
 //! of them; incrementals never count.
@@ -29,7 +29,7 @@
 //!   The blob is read only after the session and the headers are checked (413 at once
 //!   for a declared length past `--backup-max-bytes`), into an unlinked temporary file
 //!   as it arrives (408 if it comes too slowly, 503 with `Retry-After` when the
-//!   server's in-flight budget is full: see [`crate::body`]), and copied into the
+//!   server's in-flight budget is full: see [`crate::http::body`]), and copied into the
 //!   store in pieces.
 //! - `GET /backup/v1/blobs/{locator}` (`X-Carry-Fetch: base64url(secret)`) → the
 //!   latest version's bytes with `X-Carry-Version`, and `X-Carry-Base` when it is an
@@ -49,6 +49,8 @@
 //! above). The headers' names and the JSON bodies are in [`carry_proto::backup`],
 //! shared with the clients. Nothing here logs a locator, a secret or a blob.
 
+pub(crate) mod store;
+
 use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
@@ -65,9 +67,9 @@ use carry_proto::backup::{
     FETCH_HEADER, VERSION_HEADER,
 };
 
-use crate::backup_store::{Blob, Fetch, Put, Upload, MAX_CHAIN};
-use crate::body::{BodyError, Incoming};
-use crate::fhir_store::{Store, StoreError};
+use crate::backup::store::{Blob, Fetch, Put, Upload, MAX_CHAIN};
+use crate::fhir::store::{Store, StoreError};
+use crate::http::body::{BodyError, Incoming};
 use crate::relay::{Relay, RelayError};
 
 /// The content type of every blob.
@@ -120,7 +122,7 @@ impl Backup {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
     ) -> Result<T, BackupError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
@@ -451,7 +453,7 @@ async fn serve(
     let dir = backup.spool_dir.clone();
     let (fetched, file) = backup
         .store(move |s| {
-            let mut file = crate::body::temp_file(dir.as_deref())
+            let mut file = crate::http::body::temp_file(dir.as_deref())
                 .map_err(|e| StoreError::Backend(format!("spool file: {e}")))?;
             let fetched = s.backup_fetch_to(&locator, &hash, version, now_s, &mut file)?;
             Ok((fetched, file))
@@ -461,7 +463,7 @@ async fn serve(
         Fetch::Unknown | Fetch::Wrong | Fetch::NoVersion => Err(BackupError::NotFound),
         Fetch::Locked(left) => Err(BackupError::Locked(left)),
         Fetch::Blob { version, base, .. } => {
-            let (len, body) = crate::body::file_body(file).await.map_err(|e| {
+            let (len, body) = crate::http::body::file_body(file).await.map_err(|e| {
                 tracing::error!(error = %e, "cannot read a spooled backup");
                 BackupError::Storage
             })?;

@@ -1,6 +1,10 @@
 //! The FHIR R4 REST surface of each tenant: `metadata`, read, per-type search and
 //! `Patient/[id]/$everything`, with opaque `next` links.
 
+pub(crate) mod seed;
+pub(crate) mod smart;
+pub(crate) mod store;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,10 +19,10 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::access::{forbidden, Access, AuthMode};
-use crate::body::{BodyError, Incoming};
-use crate::fhir_store::{After, Query, Store, Stored};
-use crate::limits::Limits;
+use crate::fhir::store::{After, Query, Store, Stored};
+use crate::http::access::{forbidden, Access, AuthMode};
+use crate::http::body::{BodyError, Incoming};
+use crate::http::limits::Limits;
 
 /// Shared state of the server.
 pub struct App {
@@ -36,7 +40,7 @@ pub struct App {
     pub reuse_grace_ms: i64,
     /// Where the authorize endpoint may send a code: anything else is refused before
     /// consent.
-    pub redirect_uris: crate::smart::RedirectUris,
+    pub redirect_uris: crate::fhir::smart::RedirectUris,
     /// Offer only plain searches: no `$everything` and no `_lastUpdated`, like the
     /// simplest servers in the wild.
     pub plain: bool,
@@ -144,7 +148,7 @@ impl App {
     /// Run a storage call off the async threads.
     pub async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
     ) -> Result<T, Response> {
         let app = self.clone();
         match tokio::task::spawn_blocking(move || f(app.store.as_ref())).await {
@@ -327,7 +331,7 @@ async fn observation_in(body: Incoming, access: &Access) -> Result<(Value, Strin
             ))
         }
     };
-    let Some(patient) = crate::seed::compartment(&resource) else {
+    let Some(patient) = crate::fhir::seed::compartment(&resource) else {
         return Err(outcome(
             StatusCode::UNPROCESSABLE_ENTITY,
             "required",
@@ -743,7 +747,10 @@ async fn create(
         }
         Err(r) => return r,
     }
-    let (Ok(id), Ok(fresh)) = (crate::access::new_token(), crate::access::new_token()) else {
+    let (Ok(id), Ok(fresh)) = (
+        crate::http::access::new_token(),
+        crate::http::access::new_token(),
+    ) else {
         return storage_failed("no randomness");
     };
     let id: String = id

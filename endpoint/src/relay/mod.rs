@@ -27,6 +27,8 @@
 //! Every route after the first two needs `Authorization: Bearer TOKEN`. Nothing here
 //! logs a body, a token or an envelope.
 
+pub(crate) mod store;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,10 +51,10 @@ use carry_proto::relay::messages::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::access::{bearer, new_token, token_hash};
-use crate::body::{BodyError, Incoming};
-use crate::fhir_store::Store;
-use crate::relay_store::{
+use crate::fhir::store::Store;
+use crate::http::access::{bearer, new_token, token_hash};
+use crate::http::body::{BodyError, Incoming};
+use crate::relay::store::{
     DirectoryEntry, NewEnvelope, Posted, Quota, Retired, Retirement, Session,
 };
 
@@ -206,7 +208,7 @@ impl Relay {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir_store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
     ) -> Result<T, RelayError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
@@ -458,7 +460,7 @@ pub(crate) async fn refuse_declared_large(
     next.run(req).await
 }
 
-/// Read a JSON request body of at most `limit` bytes (see [`crate::body`]) and parse
+/// Read a JSON request body of at most `limit` bytes (see [`crate::http::body`]) and parse
 /// it. Handlers call it only once the request is otherwise checked.
 async fn parse<T: DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, RelayError> {
     let held = body.read(limit).await?;
