@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """The layering rule, checked on every `make test` (`make lint`): each crate of the
-workspace may depend only on the crates of the workspace listed for it here, so a
-dependency upward or sideways fails the build. The map is docs/architecture.md's."""
+workspace may depend only on the crates of the workspace listed for it here, and each
+top-level module of the core may refer (`crate::…`) only to the modules listed before
+it in the core's map, so a dependency upward or sideways fails the build. Only test
+code is exempt. The maps are docs/architecture.md's."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +20,47 @@ ALLOWED = {
     "carry-cli": {"carry-core"},
     "carry-soak": {"carry-proto"},
 }
+
+# The core's top-level modules, bottom to top, by layer. A module may refer to the ones
+# before it; a new module must be placed here.
+CORE_LAYERS = [
+    ("base", ["files", "private_file", "text", "time", "error", "keys", "qr", "record", "crypto"]),
+    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "query", "export", "import", "mend"]),
+    ("the handle apps hold", ["profile"]),
+    ("network plumbing", ["net"]),
+    ("features", ["prefs", "sync", "share", "links", "backup", "devices"]),
+    ("flows that span features", ["exchange", "stop_sharing"]),
+]
+# Test-only modules, free to use anything.
+CORE_TEST_ONLY = {"lib", "test_support", "fuzzing"}
+
+
+def core_problems(src):
+    """References from a core module to one not before it in CORE_LAYERS."""
+    order = [m for _, mods in CORE_LAYERS for m in mods]
+    rank = {m: i for i, m in enumerate(order)}
+    found = []
+    for root, _, files in os.walk(src):
+        for f in files:
+            if not f.endswith(".rs"):
+                continue
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, src)
+            top = rel.split(os.sep)[0].removesuffix(".rs")
+            if top in CORE_TEST_ONLY or f == "tests.rs":
+                continue
+            if top not in rank:
+                found.append(f"core/src/{rel}: module {top} is not in the core's layer map")
+                continue
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+            # Unit tests at the end of a file may use anything.
+            text = re.split(r"#\[cfg\(test\)\]\s*mod tests \{", text)[0]
+            for target in sorted(set(re.findall(r"crate::([a-z_]+)", text))):
+                if target != top and target in rank and rank[target] > rank[top]:
+                    found.append(f"core/src/{rel}: {top} refers to {target}, which is above it")
+    return found
+
 
 meta = json.loads(
     subprocess.run(
@@ -35,8 +80,12 @@ for name, package in sorted(members.items()):
         if dep["name"] in members and dep["name"] not in ALLOWED[name]:
             kind = dep.get("kind") or "normal"
             problems.append(f"{name} depends on {dep['name']} ({kind}): not allowed by the layer map")
+problems += core_problems(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "src"))
 for p in problems:
     print(f"layers: {p}", file=sys.stderr)
 if problems:
     sys.exit(1)
-print(f"layers: {len(members)} crates, every dependency inside the workspace as the map allows")
+modules = sum(len(m) for _, m in CORE_LAYERS)
+print(
+    f"layers: {len(members)} crates and the core's {modules} modules, every dependency as the maps allow"
+)

@@ -591,7 +591,7 @@ impl Profile {
         budget_seconds: Option<u32>,
     ) -> Result<ExchangeReport> {
         let (options, mut guard) = exchange_options(budget_seconds);
-        let report = cs::exchange(self.core.clone(), &url, &options).await;
+        let report = carry_core::exchange::exchange(self.core.clone(), &url, &options).await;
         guard.1 = false;
         let report: ExchangeReport = report?.into();
         if self.events.is_some() && !report.new_access.is_empty() {

@@ -44,7 +44,7 @@ fn main() {
         .expect("runtime");
     let opts = SyncOptions::default();
     let exchange = |p: &Arc<Profile>| {
-        rt.block_on(share::exchange(p.clone(), &url, &opts))
+        rt.block_on(carry_core::exchange::exchange(p.clone(), &url, &opts))
             .expect("exchange")
     };
 

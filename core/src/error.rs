@@ -184,7 +184,7 @@ impl From<rusqlite::Error> for Error {
                 if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
             {
                 Error::Corrupt {
-                    path: PathBuf::from(crate::vault::VAULT_FILE),
+                    path: PathBuf::from(crate::files::VAULT_FILE),
                     reason: e.to_string(),
                 }
             }

@@ -77,7 +77,7 @@ pub(crate) fn put_reading(
         full_url.as_deref(),
     )?;
     // Queued for the providers that take readings, in the same transaction.
-    crate::sync::enqueue_readings(tx, now)?;
+    crate::outbox::enqueue(tx, now)?;
     Ok(outcome.item_id())
 }
 

@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
-use crate::share::document::{DEFAULT_DAYS, MAX_DAYS};
 use crate::time::{now_unix, rfc3339};
 
 /// Where a person registers (or changes) the national data opt-out in England.
@@ -31,9 +30,9 @@ pub const DEFAULT_LOCK_TIMEOUT_S: u32 = 300;
 /// The longest lock timeout: an hour.
 pub const MAX_LOCK_TIMEOUT_S: u32 = 3600;
 /// The default length of a new grant, in days.
-pub const DEFAULT_GRANT_DAYS: u32 = DEFAULT_DAYS as u32;
+pub const DEFAULT_GRANT_DAYS: u32 = 90;
 /// The longest a grant may run, in days (the bound every grant has).
-pub const MAX_GRANT_DAYS: u32 = MAX_DAYS as u32;
+pub const MAX_GRANT_DAYS: u32 = 3 * 366;
 
 const NATIONAL: &str = "national_opt_out";
 const TYPE1: &str = "type1_opt_out";

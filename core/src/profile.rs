@@ -64,18 +64,6 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Drop the change-tracking triggers (incremental backups, other devices) from
-    /// this profile: the benchmarks' yardstick for what they cost, and nothing else.
-    #[cfg(feature = "plaintext-baseline")]
-    pub fn without_change_tracking(&self) -> Result<()> {
-        self.vault.write(|c| {
-            let tx = c.transaction()?;
-            crate::backup::restore::set_aside_change_tracking(&tx)?;
-            tx.commit()?;
-            Ok(())
-        })
-    }
-
     fn init_meta(&self, name: &str) -> Result<()> {
         self.vault.write(|conn| {
             conn.execute(
@@ -83,7 +71,7 @@ impl Profile {
                 params![name, now_unix().to_string()],
             )?;
             // The profile's identity: its signing and encryption key pairs.
-            crate::share::people::identity(conn)?;
+            crate::vault::identity::get(conn)?;
             Ok(())
         })
     }
@@ -356,4 +344,15 @@ impl Profile {
             })
         })
     }
+}
+
+/// Run `f` against the profile on a blocking thread.
+pub(crate) async fn db<T: Send + 'static>(
+    profile: &std::sync::Arc<Profile>,
+    f: impl FnOnce(&Profile) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let p = profile.clone();
+    tokio::task::spawn_blocking(move || f(&p))
+        .await
+        .map_err(|e| Error::internal(format!("a vault task failed: {e}")))?
 }

@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::links::{self, ShareInfo};
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::share::{self, GrantInfo};
-use crate::sync::{db, SyncOptions};
+use crate::sync::SyncOptions;
 
 /// A share link [`stop_all`] could not end, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,13 +87,15 @@ pub async fn stop_all(
         }
     }
     let sent = match endpoint {
-        Some(url) if !grants.is_empty() => match share::exchange(profile, url, options).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "the revocations wait for the next sync");
-                false
+        Some(url) if !grants.is_empty() => {
+            match crate::exchange::exchange(profile, url, options).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the revocations wait for the next sync");
+                    false
+                }
             }
-        },
+        }
         _ => grants.is_empty(),
     };
     Ok(Stopped {

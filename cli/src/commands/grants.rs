@@ -170,7 +170,7 @@ pub fn invite(home: &Path, as_json: bool) -> Result<u8> {
     let profile = std::sync::Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
     // Publish this profile's keys at the relay first, so the invitee can reach it.
-    crate::context::runtime()?.block_on(share::exchange(
+    crate::context::runtime()?.block_on(carry_core::exchange::exchange(
         profile.clone(),
         &url,
         &Default::default(),
@@ -195,7 +195,7 @@ pub fn accept(home: &Path, as_json: bool, code: &str, adopt_endpoint: bool) -> R
     let profile = std::sync::Arc::new(open(home)?);
     let person = share::accept(&profile, code, adopt_endpoint)?;
     let url = endpoint_of(&profile)?;
-    crate::context::runtime()?.block_on(share::exchange(
+    crate::context::runtime()?.block_on(carry_core::exchange::exchange(
         profile.clone(),
         &url,
         &Default::default(),
@@ -424,7 +424,11 @@ pub fn revoke(home: &Path, as_json: bool, grant_id: &str) -> Result<u8> {
     let mut sent = false;
     if let Ok(url) = endpoint_of(&profile) {
         let rt = crate::context::runtime()?;
-        match rt.block_on(share::exchange(profile.clone(), &url, &Default::default())) {
+        match rt.block_on(carry_core::exchange::exchange(
+            profile.clone(),
+            &url,
+            &Default::default(),
+        )) {
             Ok(_) => sent = true,
             Err(e) => tracing::warn!(error = %e, "the revocation waits for the next sync"),
         }

@@ -308,7 +308,11 @@ pub fn sync_now(
         Some(_) => None,
     };
     let exchange = |rt: &tokio::runtime::Runtime, url: &str| {
-        rt.block_on(carry_core::share::exchange(profile.clone(), url, &options))
+        rt.block_on(carry_core::exchange::exchange(
+            profile.clone(),
+            url,
+            &options,
+        ))
     };
     let mut relay = endpoint.as_deref().map(|url| exchange(&rt, url));
     let reports = rt.block_on(sync::sync(&profile, name.as_deref(), &options))?;

@@ -18,6 +18,7 @@ pub(crate) use remote::{restore_as, stage_move};
 #[cfg(test)]
 pub(crate) use restore::restore_file_joining;
 pub use restore::restore_from_file;
+pub(crate) use restore::Join;
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -122,8 +123,8 @@ pub fn recovery_code(profile: &Profile) -> Result<Zeroizing<String>> {
 
 /// The recovery code as a QR matrix, to print and keep with the written code;
 /// recorded in the audit log like [`recovery_code`].
-pub fn recovery_qr(profile: &Profile) -> Result<crate::links::QrMatrix> {
-    crate::links::link::qr(&shown(profile, "as a QR code")?)
+pub fn recovery_qr(profile: &Profile) -> Result<crate::qr::QrMatrix> {
+    crate::qr::qr(&shown(profile, "as a QR code")?)
 }
 
 /// The recovery code (made on first use), with its showing `how` audited in the same
@@ -154,9 +155,9 @@ pub fn regenerate_recovery_code(profile: &Profile) -> Result<Zeroizing<String>> 
 /// deleted at the next backup to the endpoint (the first code replaced since then is
 /// the one with blobs). The person is asked to confirm the new code.
 pub(crate) fn rekey(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<Zeroizing<String>> {
-    if crate::share::people::meta(tx, "stale_backup_locator")?.is_none() {
+    if crate::vault::meta::get(tx, "stale_backup_locator")?.is_none() {
         let (old, _) = state(tx)?;
-        crate::share::people::set_meta(
+        crate::vault::meta::set(
             tx,
             "stale_backup_locator",
             &remote::locator_and_fetch(&old).0,
@@ -404,7 +405,7 @@ fn write_backup<W: std::io::Write>(
     let (secret, key) = profile.vault().write(|c| {
         let tx = c.transaction()?;
         // The identity travels in the backup, so make sure it exists first.
-        crate::share::people::identity(&tx)?;
+        crate::vault::identity::get(&tx)?;
         let keys = state(&tx)?;
         if chain {
             // Before the snapshot: whatever is written after it is recorded.

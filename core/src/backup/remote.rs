@@ -14,10 +14,11 @@ use super::code::{Purpose, RecoverySecret};
 use super::{chain, extend_chain, record_backup, state, write_backup, BackupReport};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
+use crate::net::http::{Http, Resp};
+use crate::net::relay::{status_error, Relay};
+use crate::profile::db;
 use crate::profile::Profile;
-use crate::share::relay::{status_error, Relay};
-use crate::sync::http::{Http, Resp};
-use crate::sync::{db, SyncOptions};
+use crate::sync::SyncOptions;
 
 /// The most blobs one restore fetches: a whole backup and the endpoint's longest
 /// chain of increments on it.
@@ -100,7 +101,7 @@ fn notice_restores(
     restores: Restores,
     report: &mut BackupReport,
 ) -> Result<()> {
-    let seen = crate::share::people::meta(c, RESTORES_SEEN)?.and_then(|v| {
+    let seen = crate::vault::meta::get(c, RESTORES_SEEN)?.and_then(|v| {
         let (l, n) = v.split_once(' ')?;
         (l == locator).then(|| n.parse::<u64>().ok()).flatten()
     });
@@ -124,7 +125,7 @@ fn notice_restores(
             ),
         )?;
     }
-    crate::share::people::set_meta(c, RESTORES_SEEN, &format!("{locator} {}", restores.count))
+    crate::vault::meta::set(c, RESTORES_SEEN, &format!("{locator} {}", restores.count))
 }
 
 /// Forget the restores seen, so the next backup takes the endpoint's count as seen:
@@ -148,7 +149,7 @@ pub async fn backup_to_endpoint(
     let (secret, stale, link) = db(&profile, move |p| {
         p.vault().write(|c| {
             // The identity signs in to the endpoint, so make sure it exists first.
-            crate::share::people::identity(c)?;
+            crate::vault::identity::get(c)?;
             let link = if full {
                 None
             } else {
@@ -156,7 +157,7 @@ pub async fn backup_to_endpoint(
             };
             Ok((
                 state(c)?.0,
-                crate::share::people::meta(c, "stale_backup_locator")?,
+                crate::vault::meta::get(c, "stale_backup_locator")?,
                 link,
             ))
         })
@@ -165,7 +166,7 @@ pub async fn backup_to_endpoint(
     let (locator, _) = locator_and_fetch(&secret);
     let fetch_hash = fetch_hash(&secret);
     let me = db(&profile, |p| {
-        p.vault().write(|c| crate::share::people::identity(c))
+        p.vault().write(|c| crate::vault::identity::get(c))
     })
     .await?;
     let deadline = options.budget.map(|b| std::time::Instant::now() + b);
@@ -276,17 +277,17 @@ pub async fn restore_from_endpoint(
 }
 
 /// Restore from the endpoint as [`restore_from_endpoint`] does; with `join`, as
-/// another device of the profile (this device's keys and id), keeping the device list.
+/// another device of the profile, keeping the device list (see `restore::Join`).
 pub(crate) async fn restore_as(
     dir: &std::path::Path,
     endpoint: &str,
     code: &str,
     key_store: Arc<dyn KeyStore>,
-    join: Option<(crate::crypto::identity::Identity, String)>,
+    join: Option<Box<super::restore::Join>>,
 ) -> Result<Profile> {
     let secret = RecoverySecret::parse(code)?;
     let (locator, fetch_secret) = locator_and_fetch(&secret);
-    let base = crate::share::relay::base_of(endpoint)?;
+    let base = crate::net::relay::base_of(endpoint)?;
     let root = format!(
         "{}/backup/v1/blobs/{locator}",
         base.trim_end_matches("/relay/v1")
@@ -316,7 +317,7 @@ pub(crate) async fn restore_as(
             blobs.into_iter().map(std::io::Cursor::new).collect(),
             &secret,
             key_store.as_ref(),
-            join.as_ref().map(|(me, id)| (me, id.as_str())),
+            join.as_deref(),
         )
     })
     .await

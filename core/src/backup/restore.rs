@@ -12,6 +12,10 @@ use crate::keys::KeyStore;
 use crate::profile::Profile;
 use crate::vault::SCHEMA_VERSION;
 
+/// What records a joining device in the vault being restored, inside the restore's
+/// transaction.
+pub(crate) type Join = dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync;
+
 /// How far a restore moves sequence numbers on (see [`restore`]).
 const SEQ_JUMP: i64 = 1_000_000;
 
@@ -45,14 +49,15 @@ pub(super) fn record_restored(profile: &Profile, from: &str) -> Result<()> {
 
 /// Restore from `inputs`: a whole backup first, then each increment on the one
 /// before it. A restored profile is on one device: other devices are added again.
-/// With `join` (this device's keys and id), it is instead another device of the
-/// profile, and keeps the device list.
+/// With `join`, it is instead another device of the profile and keeps the device
+/// list: `join` records this device in the restored vault (the device feature's
+/// part, given by it).
 pub(super) fn restore<R: Read>(
     dir: &Path,
     inputs: Vec<R>,
     secret: &RecoverySecret,
     key_store: &dyn KeyStore,
-    join: Option<(&crate::crypto::identity::Identity, &str)>,
+    join: Option<&Join>,
 ) -> Result<Profile> {
     if dir.join(crate::vault::VAULT_FILE).exists()
         || dir.read_dir().is_ok_and(|mut d| d.next().is_some())
@@ -135,7 +140,7 @@ pub(super) fn restore<R: Read>(
             // The next backup to the endpoint starts a new chain.
             clear_chain(&tx)?;
             match join {
-                Some((me, id)) => crate::devices::store_self(&tx, id, me)?,
+                Some(join) => join(&tx)?,
                 None => {
                     tx.execute("DELETE FROM devices", [])?;
                 }
@@ -167,20 +172,19 @@ pub(super) fn restore<R: Read>(
     Ok(profile)
 }
 
-/// Restore the backup in `file` as another device of the profile, with this device's
-/// keys `me` and id `id` (for tests of devices joining).
+/// Restore the backup in `file` as another device of the profile, recorded by `join`
+/// (for tests of devices joining).
 #[cfg(test)]
 pub(crate) fn restore_file_joining(
     dir: &Path,
     file: &Path,
     code: &str,
     key_store: &dyn KeyStore,
-    me: &crate::crypto::identity::Identity,
-    id: &str,
+    join: &Join,
 ) -> Result<Profile> {
     let secret = RecoverySecret::parse(code)?;
     let input = BufReader::new(std::fs::File::open(file)?);
-    restore(dir, vec![input], &secret, key_store, Some((me, id)))
+    restore(dir, vec![input], &secret, key_store, Some(join))
 }
 
 /// Drop the triggers that track changes for incremental backups (`backup_*`) and for
@@ -197,4 +201,18 @@ pub(crate) fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Resul
         tx.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
     }
     Ok(triggers.into_iter().map(|(_, sql)| sql).collect())
+}
+
+impl Profile {
+    /// Drop the change-tracking triggers (incremental backups, other devices) from
+    /// this profile: the benchmarks' yardstick for what they cost, and nothing else.
+    #[cfg(feature = "plaintext-baseline")]
+    pub fn without_change_tracking(&self) -> Result<()> {
+        self.vault().write(|c| {
+            let tx = c.transaction()?;
+            set_aside_change_tracking(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
 }

@@ -16,14 +16,16 @@ mod moving;
 pub mod ops;
 pub mod pairing;
 mod registry;
+pub(crate) mod rotation;
 pub(crate) mod seal;
 mod transport;
 
+pub use crate::share::DevicesReport;
 pub use moving::{wipe, MoveIn, MoveOut, DEFAULT_WAIT};
 pub(crate) use registry::{is_primary, store_self};
 pub use registry::{list, remove, set_primary, Device};
+pub use transport::exchange;
 pub(crate) use transport::{connect, pass};
-pub use transport::{exchange, DevicesReport};
 
 #[cfg(test)]
 mod tests;

@@ -22,10 +22,10 @@ use super::pairing::{self, DeviceCard, Message, Purpose, Side};
 use crate::crypto::identity::{Identity, PublicIdentity};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
-use crate::links::QrMatrix;
+use crate::net::http::Http;
+use crate::net::relay::Relay;
 use crate::profile::Profile;
-use crate::share::relay::Relay;
-use crate::sync::http::Http;
+use crate::qr::QrMatrix;
 
 /// How long each side waits for the other by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
@@ -77,7 +77,7 @@ impl MoveOut {
 
     /// The pairing code as a QR matrix.
     pub fn qr(&self) -> Result<QrMatrix> {
-        crate::links::link::qr(&self.code)
+        crate::qr::qr(&self.code)
     }
 
     /// Wait up to `wait` for the new phone to scan the code. Returns the six digits
@@ -129,7 +129,7 @@ impl MoveOut {
         }
         let joining = self.joining.clone();
         let my_name = self.my_name.clone();
-        crate::sync::db(&profile, move |p| {
+        crate::profile::db(&profile, move |p| {
             p.vault().write(|c| match &joining {
                 Some(card) => {
                     let tx = c.transaction()?;
@@ -148,7 +148,7 @@ impl MoveOut {
         .await?;
         if self.joining.is_some() {
             // Open this device's own mailbox at the relay, for the newcomer's changes.
-            let me = crate::sync::db(&profile, |p| {
+            let me = crate::profile::db(&profile, |p| {
                 p.vault().write(|c| Ok(super::registry::this_device(c)?.1))
             })
             .await?;
@@ -289,8 +289,11 @@ impl MoveIn {
             // Open this device's own mailbox at the relay, for the others' changes.
             Relay::connect(Http::new(None, None)?, &self.endpoint, me).await?;
         }
+        let join = joining.map(|(me, id)| -> Box<crate::backup::Join> {
+            Box::new(move |c| super::store_self(c, &id, &me))
+        });
         let profile =
-            crate::backup::restore_as(dir, &self.endpoint, &code, key_store, joining).await?;
+            crate::backup::restore_as(dir, &self.endpoint, &code, key_store, join).await?;
         if moving {
             profile.vault().write(|c| {
                 crate::audit::append(

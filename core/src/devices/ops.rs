@@ -682,14 +682,14 @@ fn apply_keys(tx: &Transaction<'_>, op: &Op) -> Result<()> {
         .map_err(|_| Error::Envelope {
             problem: EnvelopeProblem::Malformed,
         })?;
-    let local = crate::share::people::identity(tx)?.public().sign;
+    let local = crate::vault::identity::get(tx)?.public().sign;
     let local_at: i64 = tx.query_row("SELECT rotated_at FROM identity WHERE id = 1", [], |r| {
         r.get(0)
     })?;
     if (*rotated_at, incoming.public().sign) <= (local_at, local) {
         return Ok(());
     }
-    crate::share::rotation::adopt(
+    super::rotation::adopt(
         tx,
         &sign_pkcs8,
         &enc_secret,
@@ -815,7 +815,7 @@ fn apply_grant(tx: &Transaction<'_>, op: &Op, primary: bool) -> Result<()> {
         }
     } else if primary && doc_changed && !was_ended {
         // A grant made or changed on another device: the primary tells the grantee.
-        let me = crate::share::people::identity(tx)?;
+        let me = crate::vault::identity::get(tx)?;
         let mut row = crate::share::outbox::grant_row(tx, id)?;
         crate::share::outbox::send_on_grant(
             tx,

@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use crate::crypto::identity::{Identity, PublicIdentity, PublicKeys};
 use crate::error::{EnvelopeProblem, Error, Result};
-use crate::share::relay::Relay;
-use crate::sync::http::Http;
+use crate::net::http::Http;
+use crate::net::relay::Relay;
 
 /// How a pairing code starts.
 pub const CODE_PREFIX: &str = "carry:pair:";
@@ -221,7 +221,7 @@ pub(crate) fn parse_code(code: &str) -> Result<(String, PublicIdentity, Purpose)
             ))
         }
     };
-    crate::share::relay::base_of(&offer.endpoint)?;
+    crate::net::relay::base_of(&offer.endpoint)?;
     Ok((offer.endpoint, peer(&offer.keys, &offer.binding)?, purpose))
 }
 

@@ -253,7 +253,7 @@ pub fn remove(profile: &Profile, id: &str) -> Result<Zeroizing<String>> {
             None,
             &format!("device {id} was removed from the profile"),
         )?;
-        let code = crate::share::rotation::rotate(&tx)?;
+        let code = super::rotation::rotate(&tx)?;
         tx.commit()?;
         Ok(code)
     })

@@ -73,7 +73,10 @@ fn join(phone: &Profile, dir: &Path, name: &str) -> Profile {
     let code = crate::backup::recovery_code(phone).unwrap();
     let file = dir.join(format!("staged-{name}.carry"));
     crate::backup::backup_to_file(phone, &file).unwrap();
-    crate::backup::restore_file_joining(&dir.join(name), &file, &code, &ks(), &keys, &id).unwrap()
+    crate::backup::restore_file_joining(&dir.join(name), &file, &code, &ks(), &move |c| {
+        super::store_self(c, &id, &keys)
+    })
+    .unwrap()
 }
 
 /// Send what `from` has queued for the other device to `to`. Returns batches moved.
@@ -293,7 +296,7 @@ fn this_device_id(p: &Profile) -> String {
 /// The profile's identity as it stands on `p`.
 fn identity(p: &Profile) -> crate::crypto::identity::PublicIdentity {
     p.vault()
-        .write(|c| crate::share::people::identity(c))
+        .write(|c| crate::vault::identity::get(c))
         .unwrap()
         .public()
 }

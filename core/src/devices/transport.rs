@@ -6,18 +6,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::share::DevicesReport;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use rusqlite::params;
-use serde::Serialize;
 
 use super::ops::{self, Batch};
 use super::registry;
 use crate::error::{EnvelopeProblem, Error, Result};
+use crate::net::http::Http;
+use crate::net::relay::{Posted, Relay};
+use crate::profile::db;
 use crate::profile::Profile;
-use crate::share::relay::{Posted, Relay};
-use crate::sync::http::Http;
-use crate::sync::{db, SyncOptions};
+use crate::sync::SyncOptions;
 
 pub(crate) const MAGIC: &[u8] = b"CD1";
 pub(crate) const INFO: &[u8] = b"carry-device-v1";
@@ -25,22 +26,6 @@ const TAG: &str = "device";
 /// How far a device that becomes the primary moves its grants' sequence numbers on,
 /// past anything the previous primary may have sent.
 const TAKEOVER_JUMP: i64 = 1_000_000;
-
-/// What one exchange between the person's devices did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct DevicesReport {
-    /// Batches taken from the other devices.
-    pub batches_in: u64,
-    /// Changes in them.
-    pub changes_in: u64,
-    /// Batches sent to the other devices.
-    pub batches_out: u64,
-    /// Batches refused (from a removed or unknown device, replayed, or damaged).
-    pub refused: u64,
-    /// Devices (by name) whose relay mailbox was full: their batches stay queued, in
-    /// order, for a later exchange.
-    pub full: Vec<String>,
-}
 
 /// Open and apply one sealed batch, in one transaction: all of it or nothing.
 pub(crate) fn take(profile: &Profile, body: &[u8]) -> Result<ops::Applied> {
@@ -77,7 +62,7 @@ pub(crate) fn queue(profile: &Profile) -> Result<u64> {
     profile.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let primary = registry::is_primary(&tx)?;
-        let was = crate::share::people::meta(&tx, "device_primary")?;
+        let was = crate::vault::meta::get(&tx, "device_primary")?;
         let has_devices = !registry::others(&tx)?.is_empty();
         if has_devices && primary && was.as_deref() == Some("0") {
             // Envelopes may have gone out from the primary before: send whole records
@@ -87,7 +72,7 @@ pub(crate) fn queue(profile: &Profile) -> Result<u64> {
                 [TAKEOVER_JUMP],
             )?;
         }
-        crate::share::people::set_meta(&tx, "device_primary", if primary { "1" } else { "0" })?;
+        crate::vault::meta::set(&tx, "device_primary", if primary { "1" } else { "0" })?;
         tx.execute(
             "DELETE FROM device_outbox WHERE device IN
                (SELECT id FROM devices WHERE removed_at IS NOT NULL)",

@@ -30,10 +30,11 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
+use crate::net::http::Http;
+use crate::net::relay::{json_of, json_text, status_error, Relay};
+use crate::profile::db;
 use crate::profile::Profile;
-use crate::share::people;
-use crate::share::relay::{json_of, json_text, status_error, Relay};
-use crate::sync::{db, http::Http, SyncOptions};
+use crate::sync::SyncOptions;
 use crate::time::now_unix;
 
 pub use ips::{Preset, Summary, SummarySection};
@@ -190,7 +191,7 @@ fn log_key(id: &str) -> String {
 
 /// Link `id`'s [`LogState`]; the default when none is kept or it does not parse.
 fn log_state(conn: &rusqlite::Connection, id: &str) -> Result<LogState> {
-    Ok(people::meta(conn, &log_key(id))?
+    Ok(crate::vault::meta::get(conn, &log_key(id))?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default())
 }
@@ -220,7 +221,7 @@ fn summary_bytes(
     card: bool,
 ) -> Result<(Zeroizing<Vec<u8>>, usize)> {
     profile.vault().read(|c| {
-        let name = people::meta(c, "name")?.unwrap_or_default();
+        let name = crate::vault::meta::get(c, "name")?.unwrap_or_default();
         let contents = if card {
             Some(crate::prefs::load(c)?.emergency_card)
         } else {
@@ -251,7 +252,10 @@ fn preset_of(name: &str, scope: Option<&str>) -> Result<Preset> {
 }
 
 async fn connect(profile: &Arc<Profile>, endpoint: &str, options: &SyncOptions) -> Result<Relay> {
-    let me = db(profile, |p| p.vault().write(|c| people::identity(c))).await?;
+    let me = db(profile, |p| {
+        p.vault().write(|c| crate::vault::identity::get(c))
+    })
+    .await?;
     let deadline = options.budget.map(|b| std::time::Instant::now() + b);
     let http = Http::new(deadline, options.cancel.clone())?;
     Relay::connect(http, endpoint, &me).await
@@ -587,7 +591,7 @@ async fn fetch_accesses(profile: &Arc<Profile>, relay: &Relay, id: &str) -> Resu
             if let Some(s) = &at_endpoint {
                 state.endpoint_state = Some(s.clone());
             }
-            people::set_meta(
+            crate::vault::meta::set(
                 &tx,
                 &log_key(&id2),
                 &serde_json::to_string(&state)?,

@@ -13,7 +13,7 @@ use super::ips::{self, Summary};
 use super::jwe;
 use super::link::Payload;
 use crate::error::{Error, Result};
-use crate::sync::http::{Http, Resp};
+use crate::net::http::{Http, Resp};
 use crate::time::now_unix;
 
 /// The largest manifest or file accepted.

@@ -19,9 +19,9 @@ pub const GRANT_FORMAT: &str = "carry-grant";
 /// Longest purpose and evidence note, in characters.
 pub const TEXT_MAX: usize = 500;
 /// Longest a grant may run, in days.
-pub const MAX_DAYS: i64 = 3 * 366;
+pub const MAX_DAYS: i64 = crate::prefs::MAX_GRANT_DAYS as i64;
 /// The default length of a grant, in days.
-pub const DEFAULT_DAYS: i64 = 90;
+pub const DEFAULT_DAYS: i64 = crate::prefs::DEFAULT_GRANT_DAYS as i64;
 
 /// What a grantee may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -100,7 +100,7 @@ fn birth_date(conn: &Connection) -> Result<Option<String>> {
 /// Create a grant, or change the active one to the same person (a new revision).
 pub(crate) fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let me = people::identity(&tx)?;
+    let me = crate::vault::identity::get(&tx)?;
     let (pid, person, keys) = people::find(&tx, &new.person)?;
     if !new.scope.include_labels.is_empty() && !person.verified {
         return Err(Error::Denied {
@@ -172,7 +172,7 @@ pub(crate) fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> 
         Some((id, rev, tag)) => (id, rev + 1, tag),
         None => (format!("g-{}", random_b64(16)?), 1, random_b64(16)?),
     };
-    let my_name = people::meta(&tx, "name")?.unwrap_or_default();
+    let my_name = crate::vault::meta::get(&tx, "name")?.unwrap_or_default();
     let doc = GrantDoc {
         format: GRANT_FORMAT.into(),
         version: 1,
@@ -327,7 +327,7 @@ pub(crate) fn end(tx: &Transaction<'_>, id: &str, why: &str) -> Result<String> {
 /// hold, drop envelopes not yet posted, and queue the revocation. Returns the
 /// grantee's handle.
 pub(crate) fn announce_end(tx: &Transaction<'_>, id: &str) -> Result<String> {
-    let me = people::identity(tx)?;
+    let me = crate::vault::identity::get(tx)?;
     let mut row = outbox::grant_row(tx, id)?;
     tx.execute("DELETE FROM grant_items WHERE grant_id = ?1", [id])?;
     tx.execute("DELETE FROM relay_outbox WHERE tag = ?1", [&row.tag])?;

@@ -268,7 +268,7 @@ fn revoke_in(own: &Profile, pid: i64, handle: &str, msg: &Message) -> Result<App
     // The sequence must move forward; a gap before a revocation does not matter.
     if let Ok(p) = received::open(own, &msg.grant, "", false) {
         let last: i64 = p.vault().read(|c| {
-            Ok(people::meta(c, "shared_seq")?
+            Ok(crate::vault::meta::get(c, "shared_seq")?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0))
         })?;
@@ -539,7 +539,7 @@ pub(crate) fn decide(own: &Profile, id: i64, approve: bool) -> Result<u64> {
 
 /// Queue a `refused` message to the grantee of `grant`, saying `why`.
 fn tell_refused(tx: &rusqlite::Transaction<'_>, grant: &str, why: &str) -> Result<()> {
-    let me = people::identity(tx)?;
+    let me = crate::vault::identity::get(tx)?;
     let row = super::outbox::grant_row(tx, grant)?;
     let message = Message {
         v: 1,
@@ -567,7 +567,7 @@ fn store_contributions(
         [handle],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let me_name = people::meta(tx, "name")?.unwrap_or_default();
+    let me_name = crate::vault::meta::get(tx, "name")?.unwrap_or_default();
     let patient_ref: Option<String> = tx
         .query_row(
             "SELECT 'Patient/' || r.rid FROM meta m JOIN resources r ON r.id = CAST(m.value AS INTEGER)
@@ -621,7 +621,7 @@ fn store_contributions(
         let praw = serde_json::to_string(&provenance)?;
         Writer::new(tx, source, None, EnteredBy::Carer, now).put(&praw, &provenance, None)?;
     }
-    crate::sync::enqueue_readings(tx, now)?;
+    crate::outbox::enqueue(tx, now)?;
     Ok(resources.len() as u64)
 }
 
@@ -634,7 +634,7 @@ fn base64_key(k: &[u8]) -> String {
 pub(crate) fn request_resync(own: &Profile, grant: &str) -> Result<()> {
     own.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let me = people::identity(&tx)?;
+        let me = crate::vault::identity::get(&tx)?;
         let mut row = super::outbox::grant_row(&tx, grant)?;
         super::outbox::send_on_grant(&tx, &me, &mut row, Body::Resync)?;
         tx.commit()?;

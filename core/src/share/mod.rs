@@ -22,7 +22,6 @@ mod incoming;
 pub(crate) mod outbox;
 pub(crate) mod people;
 pub mod received;
-pub(crate) mod relay;
 pub(crate) mod rotation;
 
 pub use incoming::PendingContribution;
@@ -37,10 +36,12 @@ use serde::Serialize;
 use crate::audit::{self, AuditCheck, AuditEntry, AuditEvent};
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::export;
+use crate::net::http::Http;
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::query::{self, Item};
 use crate::readings::{self, Reading, Subject};
-use crate::sync::{db, http::Http, SyncOptions};
+use crate::sync::SyncOptions;
 use crate::time::now_unix;
 
 pub use document::{Basis, BasisKind, GrantDoc, Role, Scope};
@@ -67,29 +68,29 @@ pub fn my_identity(profile: &Profile) -> Result<MyIdentity> {
 /// Record the endpoint whose relay and share host this profile uses.
 pub fn set_endpoint(profile: &Profile, url: &str) -> Result<()> {
     let url = url.trim().trim_end_matches('/');
-    relay::base_of(url)?;
+    crate::net::relay::base_of(url)?;
     profile
         .vault()
-        .write(|c| people::set_meta(c, "endpoint", url))
+        .write(|c| crate::vault::meta::set(c, "endpoint", url))
 }
 
 /// The endpoint this profile uses: `override_url` (from `CARRY_ENDPOINT`) if given,
 /// else the one recorded.
 pub fn endpoint(profile: &Profile, override_url: Option<&str>) -> Result<String> {
     if let Some(u) = override_url.filter(|u| !u.trim().is_empty()) {
-        relay::base_of(u)?;
+        crate::net::relay::base_of(u)?;
         return Ok(u.trim().trim_end_matches('/').to_string());
     }
     profile
         .vault()
-        .read(|c| people::meta(c, "endpoint"))?
+        .read(|c| crate::vault::meta::get(c, "endpoint"))?
         .ok_or_else(|| Error::invalid("no endpoint is set: carry endpoint set URL"))
 }
 
 /// Make an invite: a code holding the endpoint, this profile's public keys and a
 /// one-time secret, valid for 24 hours.
 pub fn invite(profile: &Profile, endpoint: &str) -> Result<Invite> {
-    relay::base_of(endpoint)?;
+    crate::net::relay::base_of(endpoint)?;
     profile
         .vault()
         .write(|c| people::create_invite(c, endpoint))
@@ -260,7 +261,7 @@ pub fn contribute(
                 reason: format!("{} did not share that with you to add to: {why}", r.name),
             });
         }
-        let me = people::identity(&tx)?;
+        let me = crate::vault::identity::get(&tx)?;
         let mut row = outbox::grant_row(&tx, &r.grant)?;
         outbox::send_on_grant(
             &tx,
@@ -309,7 +310,7 @@ pub(crate) fn resync_received(profile: &Profile) -> Result<()> {
     Ok(())
 }
 
-fn expire_received(profile: &Profile) -> Result<()> {
+pub(crate) fn expire_received(profile: &Profile) -> Result<()> {
     let due: Vec<(String, String)> = profile.vault().read(|c| {
         Ok(c.prepare(
             "SELECT g.id, p.handle FROM grants g JOIN people p ON p.id = g.person_id
@@ -383,13 +384,30 @@ pub struct ExchangeReport {
     /// Envelopes left queued because their recipient's mailbox was full.
     pub held_back: u64,
     /// What was exchanged with the person's other devices.
-    pub devices: crate::devices::DevicesReport,
+    pub devices: DevicesReport,
     /// People (short ids) whose keys changed: they removed one of their devices, and
     /// their old keys vouched for the new ones.
     pub keys_changed: Vec<String>,
     /// Whether this profile's previous keys were retired at the endpoint in this
     /// exchange (after a device was removed): they no longer sign in there.
     pub keys_retired: bool,
+}
+
+/// What one exchange between the person's devices did (the devices' part of an
+/// [`ExchangeReport`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct DevicesReport {
+    /// Batches taken from the other devices.
+    pub batches_in: u64,
+    /// Changes in them.
+    pub changes_in: u64,
+    /// Batches sent to the other devices.
+    pub batches_out: u64,
+    /// Batches refused (from a removed or unknown device, replayed, or damaged).
+    pub refused: u64,
+    /// Devices (by name) whose relay mailbox was full: their batches stay queued, in
+    /// order, for a later exchange.
+    pub full: Vec<String>,
 }
 
 /// Envelopes refused in one exchange, by the mailbox that posted them (as the relay
@@ -415,67 +433,19 @@ impl Refusals {
     }
 }
 
-/// Exchange with the relay: end grants that reached their end date, delete ended
-/// grants' envelopes at the relay, fetch and apply the mailbox, seal what changed
-/// for each grant in force, and post everything queued. With more than one device,
-/// first and last exchange changes with the person's other devices; only the primary
-/// device talks to other people's devices.
-///
-/// Every step is resumable: envelopes are acknowledged only after they were applied
-/// (or refused), and queued envelopes leave the queue only once the relay has them.
-pub async fn exchange(
-    profile: Arc<Profile>,
-    endpoint: &str,
-    options: &SyncOptions,
-) -> Result<ExchangeReport> {
-    // One sign-in to the device channel serves both passes.
-    let devices = crate::devices::connect(&profile, endpoint, options).await?;
-    let first = match &devices {
-        Some(relay) => crate::devices::pass(profile.clone(), relay).await?,
-        None => crate::devices::DevicesReport::default(),
-    };
-    let primary = db(&profile, |p| p.vault().read(crate::devices::is_primary)).await?;
-    let mut report = if primary {
-        exchange_with_people(profile.clone(), endpoint, options).await?
-    } else {
-        ExchangeReport {
-            expired: db(&profile, |p| {
-                expire_received(p)?;
-                p.vault().write(grants::expire_due)
-            })
-            .await?,
-            ..ExchangeReport::default()
-        }
-    };
-    let last = match &devices {
-        Some(relay) => crate::devices::pass(profile, relay).await?,
-        None => crate::devices::DevicesReport::default(),
-    };
-    let mut full = first.full;
-    full.extend(
-        last.full
-            .into_iter()
-            .filter(|d| !full.contains(d))
-            .collect::<Vec<_>>(),
-    );
-    report.devices = crate::devices::DevicesReport {
-        batches_in: first.batches_in + last.batches_in,
-        changes_in: first.changes_in + last.changes_in,
-        batches_out: first.batches_out + last.batches_out,
-        refused: first.refused + last.refused,
-        full,
-    };
-    Ok(report)
-}
-
-async fn exchange_with_people(
+/// The exchange with other people's devices, which only the primary device runs
+/// (the whole exchange is the `exchange` module's, above this one).
+pub(crate) async fn exchange_with_people(
     profile: Arc<Profile>,
     endpoint: &str,
     options: &SyncOptions,
 ) -> Result<ExchangeReport> {
     let mut report = ExchangeReport::default();
     let deadline = options.budget.map(|b| Instant::now() + b);
-    let me = db(&profile, |p| p.vault().write(|c| people::identity(c))).await?;
+    let me = db(&profile, |p| {
+        p.vault().write(|c| crate::vault::identity::get(c))
+    })
+    .await?;
     report.expired = db(&profile, |p| {
         expire_received(p)?;
         p.vault().write(grants::expire_due)
@@ -487,7 +457,7 @@ async fn exchange_with_people(
         retire_old(&profile, endpoint, options, pending, &mut report).await?;
     }
     let http = Http::new(deadline, options.cancel.clone())?;
-    let relay = relay::Relay::connect(http, endpoint, &me).await?;
+    let relay = crate::net::relay::Relay::connect(http, endpoint, &me).await?;
 
     // Ended grants: delete what the relay still holds for them.
     let ended: Vec<(String, String)> = db(&profile, |p| {
@@ -557,8 +527,8 @@ async fn exchange_with_people(
             continue;
         }
         match relay.offer(&q.mailbox, &q.tag, &q.body).await {
-            Ok(relay::Posted::Stored(_)) => {}
-            Ok(relay::Posted::Full) => {
+            Ok(crate::net::relay::Posted::Stored(_)) => {}
+            Ok(crate::net::relay::Posted::Full) => {
                 tracing::warn!("a recipient's relay mailbox is full; their envelopes wait");
                 report.held_back += 1;
                 let mailbox = q.mailbox.clone();
@@ -647,12 +617,14 @@ async fn retire_old(
     let http = Http::new(deadline, options.cancel.clone())?;
     let successor = crate::crypto::identity::mailbox_id(&pending.successor);
     let old = Arc::new(pending.old);
-    let detail = match relay::Relay::sign_in(http, endpoint, &old).await? {
-        relay::SignIn::Replaced { successor: s } if s == successor => {
+    let detail = match crate::net::relay::Relay::sign_in(http, endpoint, &old).await? {
+        crate::net::relay::SignIn::Replaced { successor: s } if s == successor => {
             "the previous keys were already retired at the endpoint"
         }
-        relay::SignIn::Replaced { .. } => return Err(relay::replaced_by_another()),
-        relay::SignIn::Session(session) => {
+        crate::net::relay::SignIn::Replaced { .. } => {
+            return Err(crate::net::relay::replaced_by_another())
+        }
+        crate::net::relay::SignIn::Session(session) => {
             let mut refusals = Refusals::default();
             let mut acked = 0u64;
             let read = read_mailbox(
@@ -681,7 +653,7 @@ async fn retire_old(
 /// by page; refused ones are tallied in `refusals` for [`settle`].
 async fn read_mailbox(
     profile: &Arc<Profile>,
-    relay: &relay::Relay,
+    relay: &crate::net::relay::Relay,
     me: &Arc<crate::crypto::identity::Identity>,
     endpoint: &str,
     report: &mut ExchangeReport,
@@ -783,7 +755,7 @@ async fn read_mailbox(
 /// and counted again at the next exchange).
 async fn settle(
     profile: &Arc<Profile>,
-    relay: &relay::Relay,
+    relay: &crate::net::relay::Relay,
     refusals: Refusals,
     acked: &mut u64,
 ) -> Result<()> {

@@ -130,7 +130,7 @@ pub(crate) fn grant_row(conn: &Connection, grant_id: &str) -> Result<GrantRow> {
 /// envelopes queued per grantee handle.
 pub(crate) fn prepare_deliveries(conn: &mut Connection) -> Result<HashMap<String, u64>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let me = people::identity(&tx)?;
+    let me = crate::vault::identity::get(&tx)?;
     let now = now_unix();
     let active: Vec<(String, bool)> = tx
         .prepare(

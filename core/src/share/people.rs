@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::envelope::{self, Body, Message};
 use crate::audit::{self, AuditEvent};
-use crate::crypto::identity::{Identity, PublicIdentity, PublicKeys};
+use crate::crypto::identity::{PublicIdentity, PublicKeys};
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::keys::fill_random;
 use crate::time::now_unix;
+use crate::vault::identity::get as identity;
+use crate::vault::meta::{get as meta, set as set_meta};
 
 /// How long an invite stays valid.
 pub const INVITE_TTL_S: i64 = 24 * 3600;
@@ -78,36 +80,6 @@ struct InviteCode {
     x: i64,
 }
 
-/// Load the identity, creating it on first use.
-pub(crate) fn identity(conn: &Connection) -> Result<Identity> {
-    let row: Option<(Vec<u8>, Vec<u8>)> = conn
-        .query_row(
-            "SELECT sign_pkcs8, enc_secret FROM identity WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match row {
-        Some((s, e)) => Identity::from_parts(&s, &zeroize::Zeroizing::new(e)),
-        None => {
-            let id = Identity::generate()?;
-            let mut received = zeroize::Zeroizing::new([0u8; 32]);
-            fill_random(received.as_mut())?;
-            conn.execute(
-                "INSERT INTO identity (id, sign_pkcs8, enc_secret, received_key, created_at)
-                 VALUES (1, ?1, ?2, ?3, ?4)",
-                params![
-                    id.sign_pkcs8(),
-                    id.enc_secret().as_bytes().as_slice(),
-                    received.as_slice(),
-                    now_unix()
-                ],
-            )?;
-            Ok(id)
-        }
-    }
-}
-
 /// The key that wraps the vaults of records shared with this profile.
 pub(crate) fn received_key(conn: &Connection) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     identity(conn)?;
@@ -116,23 +88,6 @@ pub(crate) fn received_key(conn: &Connection) -> Result<zeroize::Zeroizing<Vec<u
         [],
         |r| r.get(0),
     )?))
-}
-
-/// A meta value.
-pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
-}
-
-/// Set a meta value.
-pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
 }
 
 /// The profile's identity as others see it.
@@ -215,7 +170,7 @@ pub(crate) fn decode_invite(code: &str) -> Result<Decoded> {
     if name.is_empty() || name.chars().count() > 100 {
         return Err(bad());
     }
-    super::relay::base_of(&c.r)?;
+    crate::net::relay::base_of(&c.r)?;
     Ok(Decoded {
         endpoint: c.r,
         name,

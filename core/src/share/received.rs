@@ -93,8 +93,8 @@ pub(crate) fn open(own: &Profile, grant: &str, name: &str, create: bool) -> Resu
     }
     let made = Profile::create(&making, name, &ks)?;
     made.vault().write(|c| {
-        people::set_meta(c, "shared_grant", grant)?;
-        people::set_meta(c, "shared_seq", "0")?;
+        crate::vault::meta::set(c, "shared_grant", grant)?;
+        crate::vault::meta::set(c, "shared_seq", "0")?;
         Ok(())
     })?;
     made.lock();
@@ -142,7 +142,7 @@ pub(crate) fn check_seq(last: i64, seq: i64, jump: bool) -> Result<()> {
 }
 
 fn last_seq(tx: &Transaction<'_>) -> Result<i64> {
-    Ok(people::meta(tx, "shared_seq")?
+    Ok(crate::vault::meta::get(tx, "shared_seq")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
@@ -152,9 +152,9 @@ pub(crate) fn apply_grant(p: &Profile, seq: i64, doc: &GrantDoc, text: &str) -> 
     p.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         check_seq(last_seq(&tx)?, seq, false)?;
-        people::set_meta(&tx, "grant_doc", text)?;
-        people::set_meta(&tx, "name", &doc.grantor.name)?;
-        people::set_meta(&tx, "shared_seq", &seq.to_string())?;
+        crate::vault::meta::set(&tx, "grant_doc", text)?;
+        crate::vault::meta::set(&tx, "name", &doc.grantor.name)?;
+        crate::vault::meta::set(&tx, "shared_seq", &seq.to_string())?;
         tx.commit()?;
         Ok(())
     })
@@ -222,7 +222,7 @@ pub(crate) fn apply_records(
             applied += 1;
         }
         store::adopt_self_patient(&tx)?;
-        people::set_meta(&tx, "shared_seq", &seq.to_string())?;
+        crate::vault::meta::set(&tx, "shared_seq", &seq.to_string())?;
         tx.commit()?;
         Ok((applied, removes.len() as u64))
     })

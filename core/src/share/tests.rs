@@ -24,8 +24,16 @@ const RELAY: &str = "http://127.0.0.1:9";
 
 /// Make each profile know the other, as an accepted invite would.
 fn introduce(a: &Profile, b: &Profile) {
-    let ida = a.vault().write(|c| people::identity(c)).unwrap().public();
-    let idb = b.vault().write(|c| people::identity(c)).unwrap().public();
+    let ida = a
+        .vault()
+        .write(|c| crate::vault::identity::get(c))
+        .unwrap()
+        .public();
+    let idb = b
+        .vault()
+        .write(|c| crate::vault::identity::get(c))
+        .unwrap()
+        .public();
     let an = a.info().unwrap().name;
     let bn = b.info().unwrap().name;
     a.vault()
@@ -58,7 +66,10 @@ fn drain(p: &Profile) -> Vec<outbox::Queued> {
 }
 
 fn deliver(to: &Profile, e: &outbox::Queued) -> Result<incoming::Applied> {
-    let me = to.vault().write(|c| people::identity(c)).unwrap();
+    let me = to
+        .vault()
+        .write(|c| crate::vault::identity::get(c))
+        .unwrap();
     incoming::process(to, &me, RELAY, &e.mailbox, &e.tag, &e.body)
 }
 
@@ -194,10 +205,13 @@ fn envelopes_are_checked_and_refusals_change_nothing() {
     let stranger = profile(&d.path().join("s"), "Stranger");
     introduce(&stranger, &carer);
     let sealed_by_stranger = {
-        let me = stranger.vault().write(|c| people::identity(c)).unwrap();
+        let me = stranger
+            .vault()
+            .write(|c| crate::vault::identity::get(c))
+            .unwrap();
         let to = carer
             .vault()
-            .write(|c| people::identity(c))
+            .write(|c| crate::vault::identity::get(c))
             .unwrap()
             .public();
         let m = envelope::Message {
@@ -474,7 +488,7 @@ fn rotate(p: &Profile) {
     p.vault()
         .write(|c| {
             let tx = c.transaction()?;
-            rotation::rotate(&tx)?;
+            crate::devices::rotation::rotate(&tx)?;
             tx.commit()?;
             Ok(())
         })
@@ -482,7 +496,10 @@ fn rotate(p: &Profile) {
 }
 
 fn identity_of(p: &Profile) -> crate::crypto::identity::PublicIdentity {
-    p.vault().write(|c| people::identity(c)).unwrap().public()
+    p.vault()
+        .write(|c| crate::vault::identity::get(c))
+        .unwrap()
+        .public()
 }
 
 #[test]
@@ -645,7 +662,7 @@ fn a_carer_writes_only_inside_the_grant_and_both_sides_record_a_refusal() {
         .vault()
         .write(|c| {
             let tx = c.transaction()?;
-            let me = people::identity(&tx)?;
+            let me = crate::vault::identity::get(&tx)?;
             let mut row = outbox::grant_row(&tx, &g)?;
             outbox::send_on_grant(
                 &tx,

@@ -11,13 +11,13 @@ use serde_json::Value;
 
 use super::checkpoint::Checkpoint;
 use super::compartment::{self, Belongs};
-use super::db;
-use super::http::{enc, Http};
 use super::login::Authorizer;
 use super::page::read_page;
 use super::pull::{get, refused, SHARED};
 use super::sources::Source;
 use crate::error::Result;
+use crate::net::http::{enc, Http};
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::time::now_unix;
 

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::http::Http;
 use crate::error::{Error, Result};
+use crate::net::http::Http;
 
 /// The patient-compartment types searched one by one when `$everything` is not
 /// offered and `metadata` does not list types. A type the server turns down is skipped.

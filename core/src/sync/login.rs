@@ -10,11 +10,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::db;
 use super::discover;
-use super::http::{enc, Http};
 use super::sources::{self, Source, SourceInfo, Tokens};
 use crate::error::{Error, Result};
+use crate::net::http::{enc, Http};
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::time::now_unix;
 

@@ -17,7 +17,6 @@ mod checkpoint;
 mod compartment;
 mod deletions;
 mod discover;
-pub(crate) mod http;
 mod login;
 mod page;
 mod pull;
@@ -25,7 +24,7 @@ mod push;
 mod refs;
 mod sources;
 mod state;
-pub mod trust;
+pub use crate::net::trust;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,11 +33,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::net::http;
+use crate::profile::db;
 use crate::profile::Profile;
 
+pub use crate::outbox::SENSITIVE;
 pub use login::{sandbox_consent, LoginStart};
-pub(crate) use push::enqueue as enqueue_readings;
-pub use push::{Hold, OutboxEntry, PushRule, SENSITIVE};
+pub use push::{Hold, OutboxEntry, PushRule};
 pub use sources::{
     AuthKind, NewSource, ProviderKind, SourceInfo, DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
 };
@@ -129,24 +130,13 @@ pub(crate) struct Counters {
     pub gone: AtomicU64,
     pub refused: AtomicU64,
     pub pushed: AtomicU64,
-    pub requests: AtomicU64,
+    pub requests: Arc<AtomicU64>,
 }
 
 impl Counters {
     fn get(v: &AtomicU64) -> u64 {
         v.load(Ordering::Relaxed)
     }
-}
-
-/// Run `f` against the profile on a blocking thread.
-pub(crate) async fn db<T: Send + 'static>(
-    profile: &Arc<Profile>,
-    f: impl FnOnce(&Profile) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let p = profile.clone();
-    tokio::task::spawn_blocking(move || f(&p))
-        .await
-        .map_err(|e| Error::internal(format!("a vault task failed: {e}")))?
 }
 
 /// Add a provider source.
@@ -244,7 +234,8 @@ pub async fn sync(
     let mut reports = Vec::with_capacity(chosen.len());
     for source in chosen {
         let counters = Arc::new(Counters::default());
-        let http = http::Http::new(deadline, options.cancel.clone())?.counting(counters.clone());
+        let http =
+            http::Http::new(deadline, options.cancel.clone())?.counting(counters.requests.clone());
         let run = state::run(profile, &http, &source, options, &counters);
         // The budget bounds the whole run; cutting it off mid-page is safe.
         let outcome = match deadline {

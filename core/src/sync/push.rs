@@ -13,11 +13,13 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::http::{enc, Http};
 use super::login::Authorizer;
 use super::sources::Source;
-use super::{db, Counters};
+use super::Counters;
 use crate::error::{Error, Result};
+use crate::net::http::{enc, Http};
+use crate::outbox::{candidates, enqueue, Policy, SENSITIVE};
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::time::now_unix;
 
@@ -109,103 +111,6 @@ pub(crate) fn list(profile: &Profile) -> Result<Vec<OutboxEntry>> {
         }
         Ok(rows)
     })
-}
-
-/// A reading not yet queued for a provider that takes readings.
-struct Candidate {
-    item_id: i64,
-    source_id: i64,
-    source_name: String,
-    identifier: String,
-    kind: Option<&'static str>,
-    sensitive: bool,
-    display: String,
-}
-
-/// Every reading the person (or their carer) entered that is not yet queued for a
-/// provider that takes readings, once per such provider.
-fn candidates(c: &rusqlite::Connection) -> Result<Vec<Candidate>> {
-    let mut stmt = c.prepare(
-        "SELECT r.id, p.source_id, ps.name, json_extract(r.json, '$.identifier[0].system') || '|' ||
-                json_extract(r.json, '$.identifier[0].value'), r.json, r.sensitivity, r.display
-         FROM resources r JOIN sources s ON s.id = r.source_id
-         CROSS JOIN provider_sources p JOIN sources ps ON ps.id = p.source_id
-         WHERE p.push AND s.kind = 'self' AND r.rtype = 'Observation'
-           AND r.entered_by IN ('self', 'carer')
-           AND json_extract(r.json, '$.identifier[0].value') IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM outbox o
-                           WHERE o.resource_id = r.id AND o.source_id = p.source_id)
-         ORDER BY r.id",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            let json: String = r.get(4)?;
-            let labels: String = r.get(5)?;
-            Ok(Candidate {
-                item_id: r.get(0)?,
-                source_id: r.get(1)?,
-                source_name: r.get(2)?,
-                identifier: r.get(3)?,
-                kind: serde_json::from_str::<Value>(&json)
-                    .ok()
-                    .and_then(|v| crate::readings::kind_of(&v)),
-                sensitive: !labels.trim().is_empty(),
-                display: r.get(6)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
-}
-
-/// The push-policy name for every reading labelled sensitive.
-pub const SENSITIVE: &str = "sensitive";
-
-/// The person's push policy: per source (0: every source) and kind, allowed or not.
-struct Policy(std::collections::HashMap<(i64, String), bool>);
-
-impl Policy {
-    fn load(c: &rusqlite::Connection) -> Result<Policy> {
-        let rows = c
-            .prepare("SELECT source_id, kind, allow FROM push_policy")?
-            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(Policy(rows))
-    }
-
-    fn rule(&self, source: i64, kind: &str) -> Option<bool> {
-        self.0
-            .get(&(source, kind.to_string()))
-            .or_else(|| self.0.get(&(0, kind.to_string())))
-            .copied()
-    }
-
-    /// A rule for the reading's kind decides; else a sensitive reading goes only
-    /// where sensitive readings are allowed; else it goes.
-    fn allows(&self, c: &Candidate) -> bool {
-        match c.kind.and_then(|k| self.rule(c.source_id, k)) {
-            Some(allow) => allow,
-            None if c.sensitive => self.rule(c.source_id, SENSITIVE).unwrap_or(false),
-            None => true,
-        }
-    }
-}
-
-/// Queue every reading the person (or their carer) entered that is not yet queued,
-/// for every provider that takes readings and that the push policy lets it go to.
-/// Runs when a reading is added and before each push, so a source added later also
-/// receives the readings made before it, and a rule relaxed later sends what it kept.
-pub(crate) fn enqueue(tx: &rusqlite::Connection, now: i64) -> Result<()> {
-    let policy = Policy::load(tx)?;
-    for c in candidates(tx)? {
-        if policy.allows(&c) {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (resource_id, source_id, identifier, state, created_at)
-                 VALUES (?1, ?2, ?3, 'pending', ?4)",
-            )?
-            .execute(params![c.item_id, c.source_id, c.identifier, now])?;
-        }
-    }
-    Ok(())
 }
 
 /// Set the push rule for `kind` (a reading kind, or [`SENSITIVE`]) for the provider
@@ -467,7 +372,7 @@ async fn authorized(
     http: &Http,
     auth: &mut Authorizer,
     build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-) -> Result<Option<Result<super::http::Resp>>> {
+) -> Result<Option<Result<crate::net::http::Resp>>> {
     for attempt in 0..2 {
         let header = auth.header(http).await?;
         let sent = http
@@ -558,7 +463,7 @@ async fn settle(
     profile: &Arc<Profile>,
     queue: Queue,
     id: i64,
-    outcome: Option<Result<super::http::Resp>>,
+    outcome: Option<Result<crate::net::http::Resp>>,
     done: &[u16],
     counters: &Counters,
 ) -> Result<()> {

@@ -15,13 +15,14 @@ use serde_json::Value;
 
 use super::checkpoint::Checkpoint;
 use super::discover::Capabilities;
-use super::http::{enc, Http};
 use super::login::Authorizer;
 use super::page::read_page;
 use super::pull::{get, refused, SHARED};
 use super::sources::Source;
-use super::{db, Counters};
+use super::Counters;
 use crate::error::Result;
+use crate::net::http::{enc, Http};
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::record::EnteredBy;
 use crate::store::{PutOutcome, Writer};

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::http::Http;
 use super::sources::{self, SourceInfo};
-use super::{db, discover, login, pull, push, Counters, SyncOptions, SyncProgress};
+use super::{discover, login, pull, push, Counters, SyncOptions, SyncProgress};
 use crate::error::{Error, Result};
+use crate::net::http::Http;
+use crate::profile::db;
 use crate::profile::Profile;
 use crate::time::now_unix;
 

@@ -73,7 +73,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("schema_v11.sql"),
-        then: Some(crate::store::relabel_all),
+        then: Some(crate::record::relabel::all),
     },
 ];
 

@@ -1,7 +1,9 @@
 //! The encrypted vault: one SQLCipher database per person profile, one writer
 //! connection and a small pool of readers, opened with a raw 256-bit key.
 
+pub(crate) mod identity;
 mod keyfile;
+pub(crate) mod meta;
 pub(crate) mod migrations;
 
 use std::fs;
@@ -17,10 +19,7 @@ use crate::keys::{KeyStore, VaultKey};
 use keyfile::KeyFile;
 pub use migrations::SCHEMA_VERSION;
 
-/// The vault database's file name inside a profile folder.
-pub const VAULT_FILE: &str = "vault.db";
-/// The key file's name inside a profile folder.
-pub const KEY_FILE: &str = "vault.key";
+pub use crate::files::{KEY_FILE, VAULT_FILE};
 /// How long a connection waits for another one's lock before giving up.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 /// Reader connections kept open for reuse.

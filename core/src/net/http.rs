@@ -2,11 +2,10 @@
 //! backoff and full jitter, `Retry-After` honoured, a deadline, cancellation, and a
 //! request count. Nothing here logs a URL's query, a header or a body.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Counters;
 use crate::error::{Error, Result};
 
 /// Tries per request, the first included.
@@ -47,7 +46,7 @@ pub(crate) struct Http {
     client: reqwest::Client,
     deadline: Option<Instant>,
     cancel: Option<Arc<AtomicBool>>,
-    counters: Option<Arc<Counters>>,
+    requests: Option<Arc<AtomicU64>>,
     max_body: usize,
 }
 
@@ -103,7 +102,7 @@ impl Http {
             client,
             deadline,
             cancel,
-            counters: None,
+            requests: None,
             max_body: DEFAULT_MAX_BODY,
         })
     }
@@ -115,9 +114,9 @@ impl Http {
         self
     }
 
-    /// Count requests into `counters`.
-    pub fn counting(mut self, counters: Arc<Counters>) -> Self {
-        self.counters = Some(counters);
+    /// Count the requests sent into `requests`.
+    pub fn counting(mut self, requests: Arc<AtomicU64>) -> Self {
+        self.requests = Some(requests);
         self
     }
 
@@ -168,8 +167,8 @@ impl Http {
                 };
                 self.wait(wait, last_retry_after).await?;
             }
-            if let Some(c) = &self.counters {
-                c.requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = &self.requests {
+                n.fetch_add(1, Ordering::Relaxed);
             }
             // A request still running when the budget ends is cut off by the caller's
             // budget (which keeps what was fetched), not here: give it a moment more.

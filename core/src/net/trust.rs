@@ -290,7 +290,7 @@ mod tests {
     use rustls::pki_types::PrivateKeyDer;
 
     use super::*;
-    use crate::sync::http::Http;
+    use crate::net::http::Http;
 
     /// A private CA and a certificate for `localhost` and 127.0.0.1 signed by it.
     struct Pki {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
-use crate::sync::http::{Http, Resp};
+use crate::net::http::{Http, Resp};
 
 /// What a sign-in signs: the context, the origin of the endpoint as this client
 /// reaches it, a newline, and the challenge. A signature made for one endpoint is no
