@@ -242,6 +242,16 @@ enum Command {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+    /// Save a summary of your record (the International Patient Summary, a FHIR
+    /// document) to a file, or print it: what a share link carries, without a link.
+    Summary {
+        /// What goes in: emergency, meds-allergies or all-but-restricted.
+        #[arg(long, default_value = "emergency")]
+        preset: String,
+        /// Write it to this file (readable by you only) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Make or refresh your emergency card: an always-ready link and a summary to show offline.
     EmergencyCard {
         /// Write its QR code to this file (.png or .svg).

@@ -401,3 +401,84 @@ fn a_link_locked_by_wrong_passcodes_shows_as_locked() {
     assert_eq!(shares[0]["state"], "locked", "{shares}");
     assert!(line_with(&ok(&home, &["shares"]), "locked").contains("locked"));
 }
+
+/// Every reference inside a document Bundle, with where it sits.
+fn references(node: &Value, out: &mut Vec<String>) {
+    match node {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("reference") {
+                out.push(r.clone());
+            }
+            for (k, v) in o {
+                if k != "text" {
+                    references(v, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn a_summary_saved_to_a_file_is_a_document_whose_references_all_resolve_inside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("patient");
+    ok(&home, &["init", "--name", "Jene Cummings"]);
+    ok(&home, &["import", shared(PATIENT_FILE).to_str().unwrap()]);
+    let out = d.path().join("summary.json");
+    ok(
+        &home,
+        &[
+            "summary",
+            "--preset",
+            "all-but-restricted",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(mode(&out) & 0o077, 0, "readable by its owner only");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(bundle["type"], "document");
+    let entries = bundle["entry"].as_array().unwrap();
+    assert!(entries.len() > 100, "{}", entries.len());
+    let urls: std::collections::HashSet<&str> = entries
+        .iter()
+        .map(|e| e["fullUrl"].as_str().unwrap())
+        .collect();
+    assert!(
+        urls.iter().all(|u| u.starts_with("urn:uuid:")),
+        "fullUrls are absolute"
+    );
+    let mut refs = Vec::new();
+    references(&bundle, &mut refs);
+    assert!(refs.len() > 200, "{}", refs.len());
+    let dangling: Vec<&String> = refs
+        .iter()
+        .filter(|r| !r.starts_with('#') && !urls.contains(r.as_str()))
+        .collect();
+    assert!(
+        dangling.is_empty(),
+        "{} dangling: {:?}",
+        dangling.len(),
+        &dangling[..dangling.len().min(5)]
+    );
+    // A DiagnosticReport's results point at the Observations included with it.
+    let report = entries
+        .iter()
+        .find(|e| {
+            e["resource"]["resourceType"] == "DiagnosticReport"
+                && e["resource"]["result"].is_array()
+        })
+        .expect("a report with results");
+    assert!(urls.contains(
+        report["resource"]["result"][0]["reference"]
+            .as_str()
+            .unwrap()
+    ));
+    // Printed to stdout without --out, and recorded as an export in the audit log.
+    let printed: Value = serde_json::from_str(&ok(&home, &["summary"])).unwrap();
+    assert_eq!(printed["type"], "document");
+    let log = ok(&home, &["audit", "--limit", "5"]);
+    assert!(log.contains("a patient summary"), "{log}");
+}

@@ -9,7 +9,9 @@ holds for the signed-in patient.
 
 Cases per server, in order on one Carry profile (other-patient and short-page each on
 a fresh one): first, other-patient, no-change, update, create, delete, base-change,
-short-page.
+short-page. Then, on HAPI only, summaries: the patient summary (`carry summary`) of
+every shared Synthea patient and of the HL7 IPS example, both presets, through HAPI's
+`Bundle/$validate`, which must find no error and no reference that does not resolve.
 Exit 1 if any case fails. The last line is `N passed, N failed`. A server whose
 harness is missing is skipped, or fails with CARRY_REQUIRE_SERVERS=1.
 Python 3.11 standard library only.
@@ -20,6 +22,7 @@ import copy
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -37,7 +40,8 @@ SYNTHEA = "fixtures/fhir/synthea"
 BUNDLE_A = "sotf-Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json"
 BUNDLE_B = "sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json"
 PATIENT_A = "d78af07c-9cb9-4f31-9b11-c45a28f2eec8"
-CASES = ["first", "other-patient", "no-change", "update", "create", "delete", "base-change", "short-page"]
+CASES = ["first", "other-patient", "no-change", "update", "create", "delete", "base-change", "short-page",
+         "summaries"]
 ALL_SERVERS = "reference,reference-plain,reference-nometa,hapi,medplum"
 SOURCE = "prov"
 PASSPHRASE = "conformance passphrase, not a secret"
@@ -49,11 +53,23 @@ STAR = "server offers no _lastUpdated: every sync lists everything"
 # short-page: pages this small, so that the patient's record spans several pages.
 SHORT_PAGE_COUNT = 20
 CARRY_TIMEOUT = 300
+# summaries: the files whose summaries HAPI validates, besides every Synthea patient.
+IPS_EXAMPLE = "fixtures/fhir/hl7-examples/ips-Bundle-IPS-examples-Bundle-01.json"
+SUMMARY_PRESETS = ("emergency", "all-but-restricted")
+# What HAPI's validator says of a reference that does not resolve inside the Bundle.
+DANGLING = ("Can't find", "not locally contained", "Unable to resolve")
 # The test patients' ids (filled from the Bundles).
 KNOWN_PATIENTS = {PATIENT_A}
 
 
 # ---------------------------------------------------------------- FHIR helpers
+
+def warning_kind(text):
+    """A validator message with its particulars (codes, numbers, quoted values) taken
+    out, so that warnings of one kind count together."""
+    text = re.sub(r"'[^']*'", "'…'", text)
+    return re.sub(r"\d+", "N", text)[:140]
+
 
 def key_of(r):
     return (r.get("resourceType"), r.get("id"))
@@ -532,6 +548,67 @@ class Run:
             res.notes.append(f"reason: {why}")
 
     # -- driver
+    def case_summaries(self, res):
+        """Every summary validates with HAPI: no error, every reference resolved."""
+        if self.name != "hapi":
+            res.status = "N/A"
+            res.notes.append("validated by HAPI's validator, on the hapi run")
+            return
+        shared = pathlib.Path(self.args.shared)
+        files = sorted((shared / SYNTHEA).glob("*.json")) + [shared / IPS_EXAMPLE]
+        warnings = collections.Counter()
+        checked = 0
+        inherited = collections.Counter()
+
+        def validate(body):
+            status, _, doc = servers.http(
+                "POST", self.server.base + "/Bundle/$validate", body,
+                {"Content-Type": "application/fhir+json"}, timeout=300)
+            issues = (doc or {}).get("issue", [])
+            if not issues:
+                raise RuntimeError(f"HAPI answered {status} without an OperationOutcome")
+            return issues
+
+        for f in files:
+            home = self.tmp / f"summary-{f.stem[:24]}"
+            carry = Carry(self.args.carry, home)
+            carry.init()
+            carry.run("import", str(f))
+            # An error the validator finds in the record as the provider sent it (an
+            # unknown code, say) is the source's, carried as held: listed, not failed.
+            source_errors = {i.get("diagnostics", "") for i in validate(f.read_bytes())
+                             if i.get("severity") in ("error", "fatal")}
+            for preset in SUMMARY_PRESETS:
+                out = home / f"{preset}.json"
+                carry.run("summary", "--preset", preset, "--out", str(out))
+                issues = validate(out.read_bytes())
+                checked += 1
+                for i in issues:
+                    text = i.get("diagnostics", "")
+                    where = f"{f.stem[:30]} {preset}: {text[:160]}"
+                    if i.get("severity") in ("error", "fatal") and text in source_errors:
+                        inherited[f"{f.stem[:30]}: {text[:140]}"] += 1
+                    elif i.get("severity") in ("error", "fatal"):
+                        res.fail(where)
+                    elif any(d in text for d in DANGLING):
+                        res.fail(f"reference not resolved: {where}")
+                    elif i.get("severity") == "warning":
+                        warnings[warning_kind(text)] += 1
+        # The detector itself: a summary given a reference to nothing must be caught,
+        # or a validator that stopped reporting them would pass everything.
+        broken = json.loads(out.read_bytes())
+        victim = next(e["resource"] for e in broken["entry"] if "subject" in e["resource"])
+        victim["subject"] = {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}
+        if not any(any(d in i.get("diagnostics", "") for d in DANGLING)
+                   for i in validate(json.dumps(broken).encode())):
+            res.fail("HAPI no longer reports a reference that does not resolve: the check cannot see them")
+        res.notes.append(f"{checked} summaries validated ({len(files)} records x "
+                         f"{len(SUMMARY_PRESETS)} presets)")
+        for text, n in inherited.most_common():
+            res.notes.append(f"error in the source record, carried as held, x{n}: {text}")
+        for kind, n in warnings.most_common():
+            res.notes.append(f"warning x{n}: {kind}")
+
     def run(self):
         results = [Result(self.name, c) for c in CASES]
         try:

@@ -336,3 +336,20 @@ pub fn open_link(
     }
     Ok(exit::OK)
 }
+
+/// `carry summary`: the patient summary as a FHIR document, to a file or stdout.
+pub fn summary(home: &Path, preset: &str, out: Option<PathBuf>) -> Result<u8> {
+    let profile = open(home)?;
+    let preset = carry_core::links::ips::Preset::parse(preset)?;
+    let bundle = carry_core::links::summary_document(&profile, &preset)?;
+    let text = serde_json::to_string_pretty(&bundle)
+        .map_err(|e| carry_core::Error::internal(e.to_string()))?;
+    match out {
+        Some(path) => {
+            carry_core::private_file::write(&path, text.as_bytes())?;
+            crate::note!("summary written to {}", path.display());
+        }
+        None => crate::output::raw_line(&text),
+    }
+    Ok(exit::OK)
+}

@@ -404,6 +404,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Share { args } => crate::commands::links::share(home, as_json, args),
         Command::Shares => crate::commands::links::shares(home, as_json),
         Command::Unshare { id } => crate::commands::links::unshare(home, as_json, &id),
+        Command::Summary { preset, out } => crate::commands::links::summary(home, &preset, out),
         Command::EmergencyCard { qr } => crate::commands::links::emergency_card(home, as_json, qr),
         Command::Open {
             link,

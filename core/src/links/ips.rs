@@ -12,10 +12,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::references::Targets;
 use crate::error::{Error, Result};
 use crate::prefs::EmergencyCardContents;
 use crate::readings::uuid_v4;
@@ -268,15 +269,33 @@ pub(crate) fn build_with(
     let ids: Vec<i64> = crate::share::scope_ids(conn, &scope_all)?;
     let list = serde_json::to_string(&ids)?;
     let mut stmt = conn.prepare(
-        "SELECT r.id, r.rtype, r.category, s.name, r.json FROM resources r
+        "SELECT r.id, r.rtype, r.category, s.name, r.json, r.rid, r.full_url FROM resources r
          JOIN sources s ON s.id = r.source_id
          WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.date_sort DESC, r.id DESC",
     )?;
-    let rows: Vec<(i64, String, String, String, String)> = stmt
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = stmt
         .query_map([list], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut targets = Targets::default();
     let emergency = matches!(preset, Preset::Emergency);
 
     let patient_url = format!("urn:uuid:{}", uuid_v4()?);
@@ -287,7 +306,7 @@ pub(crate) fn build_with(
     let mut medications: HashMap<String, Value> = HashMap::new();
     let recorded = crate::time::rfc3339(crate::time::now_unix());
     let mut provenance: Vec<Value> = Vec::new();
-    for (id, rtype, category, source, text) in &rows {
+    for (id, rtype, category, source, text, rid, full_url) in &rows {
         let Some(section) = section_of(rtype, category).filter(|s| !withheld(s.code)) else {
             continue;
         };
@@ -331,6 +350,7 @@ pub(crate) fn build_with(
             }
         };
         let url = format!("urn:uuid:{}", uuid_v4()?);
+        targets.add(rtype, rid.as_deref(), full_url.as_deref(), &url);
         let slot = per_section.entry(section.code).or_default();
         slot.0.push(line);
         slot.1.push(url.clone());
@@ -364,21 +384,16 @@ pub(crate) fn build_with(
         }
     }
     let resources = entries.len();
-    // Medications the included statements point at.
+    // Medications the included statements point at, as entries of their own.
     for (reference, _) in medications {
-        if let Some((t, id)) = reference.rsplit_once('/') {
-            let found: Option<String> = conn
-                .query_row(
-                    "SELECT json FROM resources WHERE rtype = ?1 AND rid = ?2 LIMIT 1",
-                    [t, id],
-                    |r| r.get(0),
-                )
-                .ok();
-            if let Some(text) = found {
-                if let Ok(m) = serde_json::from_str::<Value>(&text) {
-                    entries.push(json!({ "fullUrl": reference, "resource": m }));
-                }
-            }
+        if targets.resolve(&reference).is_some() {
+            continue;
+        }
+        if let Some((rid, full_url, m)) = held_medication(conn, &reference)? {
+            let url = format!("urn:uuid:{}", uuid_v4()?);
+            targets.add("Medication", rid.as_deref(), full_url.as_deref(), &url);
+            targets.add("Medication", None, Some(&reference), &url);
+            entries.push(json!({ "fullUrl": url, "resource": m }));
         }
     }
 
@@ -387,6 +402,12 @@ pub(crate) fn build_with(
         if let Some(o) = patient.as_object_mut() {
             o.remove("contact");
         }
+    }
+    targets.add("Patient", patient["id"].as_str(), None, &patient_url);
+    // Every reference inside the document resolves inside it.
+    targets.rewrite(&mut patient);
+    for e in &mut entries {
+        targets.rewrite(&mut e["resource"]);
     }
     let now = rfc3339(now_unix());
     let mut sections = Vec::new();
@@ -472,6 +493,30 @@ fn preset_title(p: &Preset) -> &'static str {
 }
 
 /// The Patient the record is about, or a minimal one with the profile's name.
+/// A resource as held: its id, the full URL it was fetched under, and its JSON.
+type Held = (Option<String>, Option<String>, Value);
+
+/// The Medication a `medicationReference` names, as held: by the full URL it was held
+/// under, or by its type and id.
+fn held_medication(conn: &Connection, reference: &str) -> Result<Option<Held>> {
+    let id = reference
+        .rsplit_once("Medication/")
+        .map(|(_, id)| id.split('/').next().unwrap_or(id));
+    let found: Option<(Option<String>, Option<String>, String)> = conn
+        .query_row(
+            "SELECT rid, full_url, json FROM resources WHERE rtype = 'Medication'
+             AND (full_url = ?1 OR rid = ?2) ORDER BY full_url = ?1 DESC, id LIMIT 1",
+            rusqlite::params![reference, id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(found.and_then(|(rid, full_url, text)| {
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .map(|m| (rid, full_url, m))
+    }))
+}
+
 fn self_patient(conn: &Connection, name: &str) -> Result<Value> {
     let text: Option<String> = conn
         .query_row(

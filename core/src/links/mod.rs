@@ -15,6 +15,7 @@ pub mod ips;
 pub mod jwe;
 pub mod link;
 mod receive;
+mod references;
 
 use std::sync::Arc;
 
@@ -231,6 +232,29 @@ fn summary_bytes(
         let bytes = serde_json::to_vec(&built.bundle)?;
         Ok((Zeroizing::new(bytes), built.resources))
     })
+}
+
+/// The International Patient Summary of the record for `preset`: the FHIR document
+/// Bundle a share link carries, to save or hand over as a file. The audit log records
+/// that it was made.
+pub fn summary_document(profile: &Profile, preset: &Preset) -> Result<serde_json::Value> {
+    let built = profile.vault().read(|c| {
+        let name = crate::vault::meta::get(c, "name")?.unwrap_or_default();
+        ips::build_with(c, preset, &name, None)
+    })?;
+    profile.vault().write(|c| {
+        crate::audit::append(
+            c,
+            crate::audit::AuditEvent::Exported,
+            None,
+            &format!(
+                "a patient summary ({}, {} resources)",
+                preset.as_str(),
+                built.resources
+            ),
+        )
+    })?;
+    Ok(built.bundle)
 }
 
 fn scope_json(preset: &Preset) -> Result<Option<String>> {
