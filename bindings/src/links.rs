@@ -354,6 +354,27 @@ impl Profile {
         })
     }
 
+    /// The patient summary for `preset` (the International Patient Summary a link
+    /// carries) as the JSON text of a FHIR document Bundle, to save or hand over
+    /// without a link; every reference in it resolves inside it. Recorded in the
+    /// audit log (`exported`). `InvalidInput` for the custom preset, which needs a
+    /// scope: make a link for that.
+    pub async fn summary_document(&self, preset: SharePreset) -> Result<String> {
+        let preset = match preset {
+            SharePreset::Emergency => cl::Preset::Emergency,
+            SharePreset::MedsAllergies => cl::Preset::MedsAllergies,
+            SharePreset::AllButRestricted => cl::Preset::AllButRestricted,
+            SharePreset::Custom => {
+                return Err(CarryError::InvalidInput {
+                    reason: "a custom summary needs a scope: make a share link for it".into(),
+                })
+            }
+        };
+        let core = self.core.clone();
+        let bundle = blocking(move || cl::summary_document(&core, &preset)).await?;
+        Ok(bundle.to_string())
+    }
+
     /// Every link this profile made, newest first, revoked and expired ones
     /// included. Access counts are as last fetched (`share_link_accesses`,
     /// `refresh_share_links`).

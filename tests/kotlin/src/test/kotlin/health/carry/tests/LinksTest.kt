@@ -155,6 +155,32 @@ class LinksTest {
     }
 
     @Test
+    fun `a summary document needs no endpoint and every reference resolves inside it`(): Unit = runBlocking {
+        Profile.create(dir.resolve("summary").toString(), "Alfreda", TestKeyStore(3), null).use { patient ->
+            patient.importFile(Fixtures.alfreda.path)
+            val bundle = JSONObject(patient.summaryDocument(SharePreset.ALL_BUT_RESTRICTED))
+            assertEquals("document", bundle.getString("type"))
+            val entries = bundle.getJSONArray("entry")
+            val urls = (0 until entries.length()).map { entries.getJSONObject(it).getString("fullUrl") }.toSet()
+            val refs = mutableListOf<String>()
+            fun walk(node: Any?) {
+                when (node) {
+                    is JSONObject -> node.keys().forEach { k ->
+                        val v = node.get(k)
+                        if (k == "reference" && v is String) refs.add(v) else if (k != "text") walk(v)
+                    }
+                    is org.json.JSONArray -> (0 until node.length()).forEach { walk(node.get(it)) }
+                }
+            }
+            walk(bundle)
+            assertTrue(refs.size > 20, "${refs.size} references")
+            assertEquals(emptyList<String>(), refs.filter { !it.startsWith("#") && it !in urls })
+            val custom = assertThrowsSuspend<CarryException.InvalidInput> { patient.summaryDocument(SharePreset.CUSTOM) }
+            assertTrue("scope" in reasonOf(custom), reasonOf(custom))
+        }
+    }
+
+    @Test
     fun `the wrapper makes, refreshes and lists links`(): Unit = runBlocking {
         Endpoint.start(dir, Fixtures.clemente, listOf("gp")).use { ep ->
             CarryProfile.create(dir.resolve("w").toFile(), "Clemente", TestKeyStore(1)).use { patient ->
