@@ -111,7 +111,7 @@ fn stored_json_is_lossless_including_decimals() {
     let id = p.find("Observation/o1").unwrap()[0];
     let d = p.show(id).unwrap();
     assert!(d.json.contains("61.50"), "{}", d.json);
-    assert_eq!(d.item.display, "Pulse: 61.5 /min");
+    assert_eq!(d.item.display, "Pulse: 61.5/min");
 }
 
 #[test]

@@ -225,8 +225,11 @@ fn human_name(resource: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-/// A number as a person reads it: generated data often carries fifteen decimals, so
-/// long fractions are cut to two decimals (four below 1). The stored JSON keeps them.
+/// A number as a person reads it. A value written with more than two decimals (generated
+/// data often carries fifteen) is given three significant figures, at most four
+/// decimals, trailing zeros dropped: 82.80592677079234 reads 82.8, 1.3394 reads 1.34,
+/// 0.0123456 reads 0.0123. A value written with two decimals or fewer is shown as
+/// written. The stored JSON keeps every digit.
 fn number(v: &Value) -> Option<String> {
     let Value::Number(n) = v else {
         return None;
@@ -234,18 +237,63 @@ fn number(v: &Value) -> Option<String> {
     let text = n.to_string();
     let decimals = text.split_once('.').map_or(0, |(_, f)| f.len());
     match n.as_f64() {
-        Some(f) if decimals > 4 && !text.contains(['e', 'E']) => {
-            let places = if f.abs() >= 1.0 { 2 } else { 4 };
+        Some(f) if decimals > 2 && f != 0.0 && !text.contains(['e', 'E']) => {
+            let magnitude = f.abs().log10().floor() as i32 + 1;
+            let places = (3 - magnitude).clamp(0, 4) as usize;
             let rounded = format!("{f:.places$}");
-            Some(
-                rounded
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string(),
-            )
+            let rounded = if rounded.contains('.') {
+                rounded.trim_end_matches('0').trim_end_matches('.')
+            } else {
+                &rounded
+            };
+            Some(rounded.to_string())
         }
         _ => Some(text),
     }
+}
+
+/// A unit as a person reads it: the UCUM codes records carry in `unit` written the
+/// way clinicians write them (`mm[Hg]` as mmHg, `kg/m2` as kg/m², `Cel` as °C), and
+/// UCUM's annotations in braces dropped (`{score}`). Other units are kept as written.
+pub fn readable_unit(unit: &str) -> String {
+    let known = match unit {
+        "mm[Hg]" => "mmHg",
+        "kg/m2" => "kg/m²",
+        "Cel" => "°C",
+        "[degF]" => "°F",
+        "[lb_av]" => "lb",
+        "[in_i]" => "in",
+        "umol/L" => "µmol/L",
+        "ug/L" => "µg/L",
+        "ug/dL" => "µg/dL",
+        "uL" => "µL",
+        "10*3/uL" => "×10³/µL",
+        "10*6/uL" => "×10⁶/µL",
+        "10*9/L" => "×10⁹/L",
+        "10*12/L" => "×10¹²/L",
+        "/min" | "{beats}/min" => "/min",
+        "{breaths}/min" => "breaths/min",
+        "mL/min/{1.73_m2}" => "mL/min/1.73 m²",
+        "m2" => "m²",
+        "[iU]/L" => "IU/L",
+        "1" | "{score}" => "",
+        _ => "",
+    };
+    if !known.is_empty() || matches!(unit, "1" | "{score}") {
+        return known.to_string();
+    }
+    // UCUM annotations are for machines: `%{HemoglobinA1C}` reads %.
+    let mut out = String::with_capacity(unit.len());
+    let mut depth = 0u32;
+    for ch in unit.chars() {
+        match ch {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
 }
 
 fn quantity(q: &Value) -> Option<String> {
@@ -255,8 +303,19 @@ fn quantity(q: &Value) -> Option<String> {
         .get("unit")
         .or_else(|| q.get("code"))
         .and_then(Value::as_str)
-        .unwrap_or("");
-    Some(format!("{comparator}{value} {unit}").trim_end().to_string())
+        .map(readable_unit)
+        .unwrap_or_default();
+    // 6.1% and 60/min are written closed up; other units after a space.
+    let gap = if unit.starts_with('/') || unit == "%" {
+        ""
+    } else {
+        " "
+    };
+    Some(
+        format!("{comparator}{value}{gap}{unit}")
+            .trim_end()
+            .to_string(),
+    )
 }
 
 /// The value part of an Observation (or a component).
@@ -308,7 +367,7 @@ fn observation_display(o: &Value) -> String {
             let unit = s
                 .pointer("/valueQuantity/unit")
                 .and_then(Value::as_str)
-                .unwrap_or("mmHg");
+                .map_or_else(|| "mmHg".to_string(), readable_unit);
             return format!("{label}: {sv}/{dv} {unit}");
         }
     }
@@ -321,11 +380,30 @@ fn observation_display(o: &Value) -> String {
 }
 
 fn medication_label(r: &Value) -> Option<String> {
-    concept_label(r.get("medicationCodeableConcept")).or_else(|| {
-        r.pointer("/medicationReference/display")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    })
+    concept_label(r.get("medicationCodeableConcept"))
+        .or_else(|| {
+            r.pointer("/medicationReference/display")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .map(|name| drug_name(&name))
+}
+
+/// A drug's name without the catalogue numbers some names carry (RxNorm's branded
+/// names begin `NDA020800 …`, `ANDA…` or `BLA…`: application numbers, not names).
+pub fn drug_name(name: &str) -> String {
+    let catalogue = |w: &str| {
+        ["NDA", "ANDA", "BLA"].iter().any(|p| {
+            w.strip_prefix(p)
+                .is_some_and(|d| d.len() >= 6 && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let kept: Vec<&str> = name.split_whitespace().filter(|w| !catalogue(w)).collect();
+    if kept.is_empty() {
+        name.to_string()
+    } else {
+        kept.join(" ")
+    }
 }
 
 fn text_field(r: &Value, field: &str) -> Option<String> {
@@ -443,9 +521,47 @@ mod tests {
             {"code":{"coding":[{"code":"8462-4","display":"Diastolic"}]},"valueQuantity":{"value":80,"unit":"mmHg"}}]});
         assert_eq!(display("Observation", &bp), "Blood pressure: 120/80 mmHg");
         let long = json!({"code":{"text":"BMI"},"valueQuantity":{"value":27.990475293558145,"unit":"kg/m2"}});
-        assert_eq!(display("Observation", &long), "BMI: 27.99 kg/m2");
+        assert_eq!(display("Observation", &long), "BMI: 28 kg/m²");
         let small = json!({"code":{"text":"x"},"valueQuantity":{"value":0.0123456,"unit":"g"}});
         assert_eq!(display("Observation", &small), "x: 0.0123 g");
+    }
+
+    #[test]
+    fn quantities_read_as_a_clinician_writes_them() {
+        let q = |v: Value, unit: &str| {
+            let o = json!({"code": {"text": "x"}, "valueQuantity": {"value": v, "unit": unit}});
+            display("Observation", &o)
+        };
+        for (value, unit, shown) in [
+            (json!(82.80592677079234), "mm[Hg]", "x: 82.8 mmHg"),
+            (json!(24.464880963248874), "kg/m2", "x: 24.5 kg/m²"),
+            (json!(1.3394), "{score}", "x: 1.34"),
+            (json!(128.4444), "mg/dL", "x: 128 mg/dL"),
+            (json!(1234.5678), "mL", "x: 1235 mL"),
+            (json!(0.0123456), "g", "x: 0.0123 g"),
+            (json!(6.1), "%{HemoglobinA1C}", "x: 6.1%"),
+            (json!(5.43), "mmol/L", "x: 5.43 mmol/L"),
+            (json!(37.25), "Cel", "x: 37.25 °C"),
+            (json!(72), "mL/min/{1.73_m2}", "x: 72 mL/min/1.73 m²"),
+            (json!(98.0), "umol/L", "x: 98.0 µmol/L"),
+            (json!(7.2), "10*9/L", "x: 7.2 ×10⁹/L"),
+            (json!(60), "/min", "x: 60/min"),
+            (json!(3), "1", "x: 3"),
+        ] {
+            assert_eq!(q(value, unit), shown);
+        }
+    }
+
+    #[test]
+    fn drug_names_lose_catalogue_numbers() {
+        assert_eq!(
+            drug_name("NDA020800 100 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"),
+            "100 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"
+        );
+        assert_eq!(drug_name("Amoxicillin 500 MG"), "Amoxicillin 500 MG");
+        assert_eq!(drug_name("NDA020800"), "NDA020800");
+        let m = json!({"medicationCodeableConcept":{"text":"ANDA123456 Simvastatin 20 MG"}});
+        assert_eq!(display("MedicationRequest", &m), "Simvastatin 20 MG");
     }
 
     #[test]
