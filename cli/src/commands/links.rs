@@ -283,7 +283,7 @@ fn print_sections(s: &links::Summary) {
         if sec.withheld {
             say!("  (left out by the patient)");
         } else if sec.lines.is_empty() {
-            say!("  (none recorded)");
+            say!("  (no information in the record)");
         }
         for l in &sec.lines {
             say!("  - {l}");

@@ -186,6 +186,28 @@ fn is_current(rtype: &str, r: &Value) -> bool {
     }
 }
 
+/// One line of a section, as the narrative and a reader show it: the display, how a
+/// medicine is taken, the status word (for a medicine always, otherwise when it is not
+/// current), and the date at the precision it carries.
+fn entry_line(rtype: &str, r: &Value) -> String {
+    let mut d = summary::display(rtype, r);
+    if let Some(how) = summary::dosage(r) {
+        d = format!("{d}: {how}");
+    }
+    let mut notes: Vec<String> = summary::status(rtype, r)
+        .filter(|s| s != "current" || rtype.starts_with("Medication"))
+        .into_iter()
+        .collect();
+    if let Some((date, _)) = summary::clinical_date(rtype, r) {
+        notes.push(date.get(..10).unwrap_or(&date).to_string());
+    }
+    if notes.is_empty() {
+        d
+    } else {
+        format!("{d} ({})", notes.join(", "))
+    }
+}
+
 /// A built summary.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -297,6 +319,13 @@ pub(crate) fn build_with(
         .collect::<rusqlite::Result<_>>()?;
     let mut targets = Targets::default();
     let emergency = matches!(preset, Preset::Emergency);
+    // With no current allergy, the inactive and resolved ones are shown, marked: a
+    // clinician must not read an empty section as "no allergies".
+    let any_current_allergy = rows.iter().any(|row| {
+        row.1 == "AllergyIntolerance"
+            && serde_json::from_str::<Value>(&row.4).is_ok_and(|r| is_current(&row.1, &r))
+    });
+    let mut allergies_not_current = 0usize;
 
     let patient_url = format!("urn:uuid:{}", uuid_v4()?);
     let device_url = format!("urn:uuid:{}", uuid_v4()?);
@@ -314,7 +343,10 @@ pub(crate) fn build_with(
             .map_err(|e| Error::internal(format!("a stored resource: {e}")))?;
         if emergency {
             if !is_current(rtype, &r) {
-                continue;
+                if rtype != "AllergyIntolerance" || any_current_allergy {
+                    continue;
+                }
+                allergies_not_current += 1;
             }
             if section.code == VITALS.code {
                 // The latest reading of each kind only (rows come newest first).
@@ -342,13 +374,7 @@ pub(crate) fn build_with(
         {
             medications.insert(reference.to_string(), Value::Null);
         }
-        let line = {
-            let d = summary::display(rtype, &r);
-            match summary::clinical_date(rtype, &r) {
-                Some((date, _)) => format!("{d} ({})", date.get(..10).unwrap_or(&date)),
-                None => d,
-            }
-        };
+        let line = entry_line(rtype, &r);
         let url = format!("urn:uuid:{}", uuid_v4()?);
         targets.add(rtype, rid.as_deref(), full_url.as_deref(), &url);
         let slot = per_section.entry(section.code).or_default();
@@ -412,7 +438,16 @@ pub(crate) fn build_with(
     let now = rfc3339(now_unix());
     let mut sections = Vec::new();
     for def in SECTIONS {
-        let (lines, urls) = per_section.remove(def.code).unwrap_or_default();
+        let (mut lines, urls) = per_section.remove(def.code).unwrap_or_default();
+        if def.code == ALLERGIES.code && allergies_not_current > 0 {
+            lines.insert(
+                0,
+                format!(
+                    "No current allergies or intolerances recorded; {allergies_not_current} \
+                     no longer current, listed below."
+                ),
+            );
+        }
         if urls.is_empty() && !def.required {
             continue;
         }
@@ -437,10 +472,11 @@ pub(crate) fn build_with(
             "text": narrative(&lines, &format!("No information about {}.", def.title.to_lowercase())),
         });
         if urls.is_empty() {
+            // No information, which is not "none known": the record holds nothing.
             s["emptyReason"] = json!({"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
                 "code": "unavailable", "display": "Unavailable"
-            }]});
+            }], "text": "No information available"});
         } else {
             s["entry"] = urls.iter().map(|u| json!({ "reference": u })).collect();
         }
@@ -621,7 +657,7 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
             .into_iter()
             .flatten()
             .filter_map(|e| e["reference"].as_str().and_then(find))
-            .map(|r| summary::display(r["resourceType"].as_str().unwrap_or(""), r))
+            .map(|r| entry_line(r["resourceType"].as_str().unwrap_or(""), r))
             .collect();
         let withheld = s["emptyReason"]["coding"]
             .as_array()
@@ -809,6 +845,52 @@ mod tests {
             "a JSON string, not markup"
         );
         assert!(!xml_escape("<script>").contains('<'));
+    }
+
+    /// The allergies section of a built summary: its entries and its narrative.
+    fn allergies(built: &Built) -> (usize, String, Option<String>) {
+        let s = built.bundle["entry"][0]["resource"]["section"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["code"]["coding"][0]["code"] == ALLERGIES.code)
+            .unwrap()
+            .clone();
+        (
+            s["entry"].as_array().map_or(0, Vec::len),
+            s["text"]["div"].as_str().unwrap().to_string(),
+            s["emptyReason"]["text"].as_str().map(str::to_string),
+        )
+    }
+
+    /// The three cases a clinician must tell apart: no information, none known, and
+    /// none current (only inactive ones, which are shown, marked).
+    #[test]
+    fn allergies_say_which_of_no_information_none_known_and_none_current_holds() {
+        let emergency = |files: &[&str]| {
+            let d = tempfile::tempdir().unwrap();
+            let p = profile_with(d.path(), files);
+            let built = p
+                .vault()
+                .read(|c| build(c, &Preset::Emergency, "Jene"))
+                .unwrap();
+            allergies(&built)
+        };
+        // No information: no entry, said so.
+        let (n, text, reason) = emergency(&[]);
+        assert_eq!(n, 0);
+        assert!(text.contains("No information"), "{text}");
+        assert_eq!(reason.as_deref(), Some("No information available"));
+        // None known: the record's own statement is the entry.
+        let (n, text, reason) = emergency(&["hl7-examples/allergyintolerance-nkda.json"]);
+        assert_eq!((n, reason), (1, None));
+        assert!(text.to_lowercase().contains("no known"), "{text}");
+        // None current: Jene's only allergy is inactive; it is listed, marked.
+        let (n, text, reason) =
+            emergency(&["synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json"]);
+        assert_eq!((n, reason), (1, None));
+        assert!(text.contains("No current allergies"), "{text}");
+        assert!(text.contains("(inactive, 1992-06-25)"), "{text}");
     }
 
     #[test]

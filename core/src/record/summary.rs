@@ -410,9 +410,84 @@ fn text_field(r: &Value, field: &str) -> Option<String> {
     r.get(field).and_then(Value::as_str).map(str::to_string)
 }
 
+/// The status word a clinician needs beside a problem, an allergy or a medicine:
+/// `current`, `stopped`, `completed`, `resolved`, `inactive`, `in remission`…, from
+/// the clinical status or the status the resource carries. `None` when it says none.
+pub fn status(resource_type: &str, r: &Value) -> Option<String> {
+    let code = |p: &str| r.pointer(p).and_then(Value::as_str);
+    let word = match resource_type {
+        "Condition" | "AllergyIntolerance" => {
+            match code("/verificationStatus/coding/0/code") {
+                Some("refuted") => return Some("refuted".into()),
+                Some("entered-in-error") => return Some("entered in error".into()),
+                _ => {}
+            }
+            match code("/clinicalStatus/coding/0/code")? {
+                "active" | "recurrence" | "relapse" => "current",
+                "remission" => "in remission",
+                other => other,
+            }
+        }
+        "MedicationRequest" | "MedicationStatement" => match code("/status")? {
+            "active" => "current",
+            "on-hold" => "on hold",
+            "not-taken" => "not taken",
+            "entered-in-error" => "entered in error",
+            other => other,
+        },
+        _ => return None,
+    };
+    Some(word.to_string())
+}
+
+/// How a medicine is taken, as written on it (its first dosage's text), and "as
+/// needed" when it says so: `1 tablet twice a day; as needed for pain`.
+pub fn dosage(r: &Value) -> Option<String> {
+    let d = r
+        .pointer("/dosageInstruction/0")
+        .or_else(|| r.pointer("/dosage/0"))?;
+    let text = d.get("text").and_then(Value::as_str).map(str::to_string);
+    let as_needed = match (
+        d.get("asNeededBoolean").and_then(Value::as_bool),
+        concept_label(d.get("asNeededCodeableConcept")),
+    ) {
+        (_, Some(why)) => Some(format!("as needed for {}", why.to_lowercase())),
+        (Some(true), None) => Some("as needed".to_string()),
+        _ => None,
+    };
+    let parts: Vec<String> = text.into_iter().chain(as_needed).collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// SNOMED CT's statements that no allergy is known, and how a clinician reads them
+/// (records abbreviate them: "NKDA").
+const NO_KNOWN_ALLERGY: &[(&str, &str)] = &[
+    ("716186003", "No known allergies"),
+    ("409137002", "No known drug allergies"),
+    ("429625007", "No known food allergies"),
+    ("428607008", "No known environmental allergies"),
+];
+
+/// The plain statement an AllergyIntolerance makes when its code says no allergy is
+/// known.
+fn no_known_allergy(r: &Value) -> Option<String> {
+    r.pointer("/code/coding")?
+        .as_array()?
+        .iter()
+        .filter(|c| c.get("system").and_then(Value::as_str) == Some("http://snomed.info/sct"))
+        .find_map(|c| {
+            let code = c.get("code").and_then(Value::as_str)?;
+            NO_KNOWN_ALLERGY
+                .iter()
+                .find(|(k, _)| *k == code)
+                .map(|(_, said)| said.to_string())
+        })
+}
+
 /// A one-line, patient-readable description of a resource.
 pub fn display(resource_type: &str, r: &Value) -> String {
     let line = match resource_type {
+        "AllergyIntolerance" if no_known_allergy(r).is_some() => no_known_allergy(r),
         "Observation" => Some(observation_display(r)),
         "Patient" | "Practitioner" | "RelatedPerson" | "Person" => human_name(r),
         "Organization" | "Location" | "HealthcareService" | "Group" => text_field(r, "name"),
@@ -562,6 +637,43 @@ mod tests {
         assert_eq!(drug_name("NDA020800"), "NDA020800");
         let m = json!({"medicationCodeableConcept":{"text":"ANDA123456 Simvastatin 20 MG"}});
         assert_eq!(display("MedicationRequest", &m), "Simvastatin 20 MG");
+    }
+
+    #[test]
+    fn status_words_and_dosage() {
+        let c = |status: &str| json!({"clinicalStatus": {"coding": [{"code": status}]}});
+        assert_eq!(
+            status("Condition", &c("active")).as_deref(),
+            Some("current")
+        );
+        assert_eq!(
+            status("Condition", &c("resolved")).as_deref(),
+            Some("resolved")
+        );
+        assert_eq!(
+            status("AllergyIntolerance", &c("inactive")).as_deref(),
+            Some("inactive")
+        );
+        let refuted = json!({"clinicalStatus": {"coding": [{"code": "active"}]},
+            "verificationStatus": {"coding": [{"code": "refuted"}]}});
+        assert_eq!(
+            status("AllergyIntolerance", &refuted).as_deref(),
+            Some("refuted")
+        );
+        assert_eq!(
+            status("MedicationRequest", &json!({"status": "stopped"})).as_deref(),
+            Some("stopped")
+        );
+        assert_eq!(
+            status("MedicationRequest", &json!({"status": "active"})).as_deref(),
+            Some("current")
+        );
+        assert_eq!(status("Observation", &json!({"status": "final"})), None);
+        let m = json!({"dosageInstruction": [{"text": "1 puff", "asNeededCodeableConcept": {"text": "Wheeze"}}]});
+        assert_eq!(dosage(&m).as_deref(), Some("1 puff; as needed for wheeze"));
+        let m = json!({"dosage": [{"asNeededBoolean": true}]});
+        assert_eq!(dosage(&m).as_deref(), Some("as needed"));
+        assert_eq!(dosage(&json!({})), None);
     }
 
     #[test]
