@@ -264,6 +264,16 @@ pub struct PatientSummary {
     pub birth_date: Option<String>,
     /// Their NHS number, where present.
     pub nhs_number: Option<String>,
+    /// Their age in whole years when the summary was made.
+    pub age: Option<u32>,
+    /// Their preferred language.
+    pub language: Option<String>,
+    /// Whether the record says an interpreter is needed.
+    pub interpreter_needed: bool,
+    /// Their GP practice, as the record names it.
+    pub gp_practice: Option<String>,
+    /// The people to contact: name, relationship, telephone, a line each.
+    pub contacts: Vec<String>,
     /// When the summary was made (a FHIR instant).
     pub made_at: Option<String>,
     /// The sections, in the document's order.
@@ -276,6 +286,11 @@ impl From<cl::Summary> for PatientSummary {
             name: s.name,
             birth_date: s.birth_date,
             nhs_number: s.nhs_number,
+            age: s.age,
+            language: s.language,
+            interpreter_needed: s.interpreter_needed,
+            gp_practice: s.gp_practice,
+            contacts: s.contacts,
             made_at: s.made_at,
             sections: s
                 .sections

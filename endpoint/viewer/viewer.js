@@ -648,6 +648,58 @@
     return /^\d{10}$/.test(digits) ? digits.slice(0, 3) + ' ' + digits.slice(3, 6) + ' ' + digits.slice(6) : str(id.value);
   }
 
+  var INTERPRETER = 'http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired';
+  var UK_COMMUNICATION = 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSCommunication';
+
+  /** Whole years from a FHIR birth date to `today` (YYYY-MM-DD); '' when unknown. */
+  function ageAt(birth, today) {
+    var b = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?/.exec(str(birth));
+    var t = /^(\d{4})-(\d{2})-(\d{2})/.exec(str(today));
+    if (!b || !t) return '';
+    var md = function (m, d) { return (parseInt(m || '1', 10)) * 100 + parseInt(d || '1', 10); };
+    var years = parseInt(t[1], 10) - parseInt(b[1], 10) - (md(t[2], t[3]) < md(b[2], b[3]) ? 1 : 0);
+    return years >= 0 ? String(years) : '';
+  }
+
+  /** The UK Core communication extensions' parts, one array per extension. */
+  function ukCommunication(p) {
+    return arr(p && p.extension).filter(function (e) {
+      return e && e.url === UK_COMMUNICATION;
+    }).map(function (e) { return arr(e.extension); });
+  }
+
+  /** The preferred language, and whether an interpreter is needed. */
+  function languageOf(p) {
+    var comms = arr(p && p.communication);
+    var chosen = comms.filter(function (c) { return c && c.preferred === true; })[0] || comms[0];
+    var language = chosen ? conceptText(chosen.language) : '';
+    var uk = ukCommunication(p);
+    if (!language) {
+      uk.forEach(function (parts) {
+        parts.forEach(function (e) {
+          if (!language && e.url === 'language') language = conceptText(e.valueCodeableConcept);
+        });
+      });
+    }
+    var flags = arr(p && p.extension).concat.apply(arr(p && p.extension), comms.map(function (c) { return arr(c && c.extension); }));
+    var interpreter = flags.some(function (e) { return e && e.url === INTERPRETER && e.valueBoolean === true; }) ||
+      uk.some(function (parts) {
+        return parts.some(function (e) { return e.url === 'interpreterRequired' && e.valueBoolean === true; });
+      });
+    return { language: language, interpreter: interpreter };
+  }
+
+  /** The people to contact, a line each: name, relationship, telephone. */
+  function contactsOf(p) {
+    return arr(p && p.contact).map(function (c) {
+      var n = c.name || {};
+      var name = str(n.text) || arr(n.given).map(str).concat([str(n.family)]).filter(Boolean).join(' ');
+      var rel = arr(c.relationship).map(conceptText).filter(Boolean)[0];
+      var phone = arr(c.telecom).filter(function (t) { return t && t.system === 'phone'; })[0];
+      return [name, rel ? '(' + rel.toLowerCase() + ')' : '', phone ? str(phone.value) : ''].filter(Boolean).join(' ');
+    }).filter(Boolean);
+  }
+
   /**
    * What the page shows of an IPS document Bundle: the patient, when the summary
    * was made, and its sections in clinical order (allergies first), each with its
@@ -708,12 +760,22 @@
     sections.sort(function (a, b) {
       return a.rank - b.rank;
     });
+    var spoken = languageOf(patient);
+    var gp = arr(patient.generalPractitioner).map(function (g) {
+      var r = resolve(g);
+      return (r && str(r.name)) || str(g && g.display);
+    }).filter(Boolean)[0] || '';
     return {
       patient: {
         name: patientName(patient),
         birthDate: str(patient.birthDate),
+        age: ageAt(patient.birthDate, str(composition.date).slice(0, 10) || new Date().toISOString().slice(0, 10)),
         gender: str(patient.gender),
-        nhsNumber: nhsNumber(patient)
+        nhsNumber: nhsNumber(patient),
+        language: spoken.language,
+        interpreter: spoken.interpreter,
+        gp: gp,
+        contacts: contactsOf(patient)
       },
       title: str(composition.title),
       date: str(composition.date),
@@ -787,9 +849,14 @@
       dl.appendChild(el('dt', null, label));
       dl.appendChild(el('dd', null, value));
     };
-    row('Date of birth', formatDate(model.patient.birthDate));
+    var born = formatDate(model.patient.birthDate);
+    row('Date of birth', born && model.patient.age ? born + ' (age ' + model.patient.age + ')' : born);
     row('NHS number', model.patient.nhsNumber);
     row('Sex', model.patient.gender);
+    row('Language', model.patient.language +
+      (model.patient.language && model.patient.interpreter ? ' (interpreter needed)' : ''));
+    row('GP practice', model.patient.gp);
+    model.patient.contacts.forEach(function (c) { row('Contact', c); });
     row('Summary made', formatDate(model.date));
     if (typeof link.exp === 'number') row('Link expires', formatEpoch(link.exp));
     var card = el('section', 'card patient', [el('h1', null, model.patient.name || 'Unnamed patient'), dl]);

@@ -316,3 +316,31 @@ test('a fact several sources sent names them all', () => {
   const entry = viewer.summarise(bundle).sections[0].entries[0];
   assert.ok(entry.details.includes('Recorded by: gp, hospital'), entry.details.join(' | '));
 });
+
+test('the header gives age, language and interpreter, GP practice and contacts', () => {
+  const bundle = ipsBundle();
+  const patient = bundle.entry.find((e) => e.resource.resourceType === 'Patient').resource;
+  patient.birthDate = '1961-03-02';
+  patient.communication = [
+    { language: { text: 'English' } },
+    { language: { text: 'Chinese' }, preferred: true,
+      extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired', valueBoolean: true }] }
+  ];
+  patient.generalPractitioner = [{ display: 'Beech Tree Surgery' }];
+  patient.contact = [{ relationship: [{ text: 'Daughter' }], name: { given: ['Amy'], family: 'Lee' },
+    telecom: [{ system: 'phone', value: '07700 900123' }] }];
+  bundle.entry[0].resource.date = '2026-12-07T10:00:00Z';
+  const p = viewer.summarise(bundle).patient;
+  assert.equal(p.age, '65');
+  assert.equal(p.language, 'Chinese');
+  assert.equal(p.interpreter, true);
+  assert.equal(p.gp, 'Beech Tree Surgery');
+  assert.deepEqual(p.contacts, ['Amy Lee (daughter) 07700 900123']);
+  patient.communication = [];
+  patient.extension = [{ url: 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSCommunication',
+    extension: [{ url: 'language', valueCodeableConcept: { coding: [{ code: 'pl', display: 'Polish' }] } },
+      { url: 'interpreterRequired', valueBoolean: true }] }];
+  const uk = viewer.summarise(bundle).patient;
+  assert.equal(uk.language, 'Polish');
+  assert.equal(uk.interpreter, true);
+});

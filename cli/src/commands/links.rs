@@ -314,14 +314,29 @@ pub fn open_link(
     match &opened.summary {
         Some(s) => {
             say!(
-                "{}  born {}{}",
+                "{}  born {}{}{}",
                 s.name.as_deref().unwrap_or("(no name)"),
                 s.birth_date.as_deref().unwrap_or("?"),
+                s.age.map(|a| format!(" (age {a})")).unwrap_or_default(),
                 s.nhs_number
                     .as_deref()
                     .map(|n| format!("  NHS number {n}"))
                     .unwrap_or_default()
             );
+            if let Some(l) = &s.language {
+                let interpreter = if s.interpreter_needed {
+                    "; interpreter needed"
+                } else {
+                    ""
+                };
+                say!("Language: {l}{interpreter}");
+            }
+            if let Some(gp) = &s.gp_practice {
+                say!("GP practice: {gp}");
+            }
+            for c in &s.contacts {
+                say!("Contact: {c}");
+            }
             say!(
                 "Summary made {}{}",
                 s.made_at.as_deref().unwrap_or("?"),

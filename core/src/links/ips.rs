@@ -26,8 +26,7 @@ use crate::share::Scope;
 use crate::time::{now_unix, rfc3339};
 
 const LOINC: &str = "http://loinc.org";
-/// The identifier system of NHS numbers.
-pub const NHS_NUMBER: &str = "https://fhir.nhs.uk/Id/nhs-number";
+pub use crate::record::patient::NHS_NUMBER;
 
 /// What to put in a summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -581,6 +580,16 @@ pub struct Summary {
     pub birth_date: Option<String>,
     /// Their NHS number, where present.
     pub nhs_number: Option<String>,
+    /// Their age in whole years when the summary was made.
+    pub age: Option<u32>,
+    /// Their preferred language.
+    pub language: Option<String>,
+    /// Whether the record says an interpreter is needed.
+    pub interpreter_needed: bool,
+    /// Their GP practice, as the record names it.
+    pub gp_practice: Option<String>,
+    /// The people to contact: name, relationship, telephone, a line each.
+    pub contacts: Vec<String>,
     /// When the summary was made.
     pub made_at: Option<String>,
     /// The sections, in the document's order.
@@ -639,11 +648,13 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
         });
     let name = patient.map(|p| summary::display("Patient", p));
     let birth_date = patient.and_then(|p| p["birthDate"].as_str().map(str::to_string));
-    let nhs_number = patient.and_then(|p| {
-        p["identifier"].as_array()?.iter().find_map(|i| {
-            (i["system"] == NHS_NUMBER).then(|| i["value"].as_str().map(str::to_string))?
-        })
-    });
+    let made_on = composition["date"]
+        .as_str()
+        .and_then(|d| d.get(..10))
+        .map_or_else(|| rfc3339(now_unix())[..10].to_string(), str::to_string);
+    let header = patient
+        .map(|p| crate::record::patient::header(p, &made_on))
+        .unwrap_or_default();
     let mut sections = Vec::new();
     for s in composition["section"].as_array().into_iter().flatten() {
         let code = s
@@ -674,7 +685,12 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
     Ok(Summary {
         name,
         birth_date,
-        nhs_number,
+        nhs_number: header.nhs_number,
+        age: header.age,
+        language: header.language,
+        interpreter_needed: header.interpreter_needed,
+        gp_practice: header.gp_practice,
+        contacts: header.contacts,
         made_at: composition["date"].as_str().map(str::to_string),
         sections,
     })

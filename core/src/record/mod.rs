@@ -3,6 +3,7 @@
 
 pub mod category;
 mod json;
+pub mod patient;
 pub(crate) mod relabel;
 pub mod release;
 pub mod sameness;
