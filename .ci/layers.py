@@ -25,7 +25,7 @@ ALLOWED = {
 # before it; a new module must be placed here.
 CORE_LAYERS = [
     ("base", ["files", "private_file", "text", "time", "error", "keys", "qr", "record", "crypto"]),
-    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "query", "export", "import", "mend"]),
+    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "export", "import", "mend"]),
     ("the handle apps hold", ["profile"]),
     ("network plumbing", ["net"]),
     ("features", ["prefs", "sync", "share", "links", "backup", "devices"]),

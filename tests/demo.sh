@@ -91,6 +91,10 @@ say "The timeline, newest first, says where each entry came from:"
 say "Searching for 'blood pressure':"
 "$CARRY" search blood pressure --limit 5
 
+say "Her blood pressure over the years, newest first, her own reading with the clinic's (one line per reading, whichever sources hold it):"
+"$CARRY" trend bp
+"$CARRY" trend bp --json | field 'd["points"][0]["source"]' | grep -qx self || fail "her own reading is not the newest value"
+
 say "What the record holds:"
 "$CARRY" stats
 "$CARRY" source list

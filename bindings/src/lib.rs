@@ -19,6 +19,7 @@ mod prefs;
 mod profile;
 mod share;
 mod sync;
+mod trend;
 mod trust;
 mod types;
 
@@ -32,6 +33,7 @@ pub use prefs::*;
 pub use profile::Profile;
 pub use share::*;
 pub use sync::*;
+pub use trend::*;
 pub use trust::*;
 pub use types::*;
 

@@ -58,6 +58,14 @@ enum Command {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// One result over time: its values newest first, with a sparkline. CONCEPT is
+    /// hba1c, bp, weight, bmi, cholesterol, egfr, creatinine, glucose, a synonym
+    /// (a1c, blood pressure) or a LOINC code (2093-3).
+    Trend {
+        /// The concept, in words (several words are joined).
+        #[arg(required = true)]
+        concept: Vec<String>,
+    },
     /// Search display lines and codes.
     Search {
         /// Words to look for (each matches as a prefix).

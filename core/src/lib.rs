@@ -41,6 +41,7 @@ pub mod sync;
 mod test_support;
 pub mod text;
 mod time;
+pub mod trend;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -308,6 +308,15 @@ impl Profile {
         }
     }
 
+    /// The values of one concept over time, newest first: `what` is a concept's id
+    /// (`hba1c`, `bp`, `weight`, `bmi`, `cholesterol`, `egfr`, `creatinine`,
+    /// `glucose`), a synonym (`a1c`, `blood pressure`) or a LOINC code (`2093-3`).
+    /// One value per fact, however many sources hold it. `InvalidInput` for a word
+    /// that names no concept.
+    pub fn trend(&self, what: &str) -> Result<crate::trend::Series> {
+        self.vault.read(|c| crate::trend::series(c, what))
+    }
+
     /// Run SQLite's full integrity check. `Ok` means the vault is sound.
     pub fn integrity_check(&self) -> Result<()> {
         self.vault.read(|conn| {

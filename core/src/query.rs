@@ -247,9 +247,22 @@ fn fts_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// Full-text search over display lines and code displays, best match first.
+/// Full-text search over display lines and code displays, best match first. A search
+/// for a concept a person follows over time (`hba1c`, `a1c`, `bp`, `blood pressure`,
+/// `egfr`… see [`crate::trend::CONCEPTS`]) gives its results instead, newest first,
+/// whatever words the records use for them.
 pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
     let limit = page_limit(limit)?;
+    if crate::trend::concept(text).is_some() {
+        let series = crate::trend::series(conn, text)?;
+        let ids: Vec<i64> = series
+            .points
+            .iter()
+            .take(limit as usize)
+            .map(|p| p.item_id)
+            .collect();
+        return items(conn, &ids);
+    }
     let query =
         fts_query(text).ok_or_else(|| Error::invalid("give at least one word to search for"))?;
     // One row per fact, as the timeline: a match in any copy shows the fact once, as

@@ -282,3 +282,50 @@ fn export_to_file_appears_whole_and_refuses_a_folder() {
     assert!(p.export_to_file(&bad, &other).is_err());
     assert!(!other.exists() && !d.path().join("other.carry-tmp").exists());
 }
+
+/// Results over time: one value per fact, newest first, each with its source; a
+/// reading entered at home joins the clinic's; search understands the concepts.
+#[test]
+fn trends_follow_a_concept_newest_first_and_search_knows_their_names() {
+    let (d, p) = common::profile();
+    let jene = common::shared(
+        "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json",
+    );
+    p.import_file(&jene, ImportOptions::default()).unwrap();
+    let bp = p.trend("blood pressure").unwrap();
+    assert_eq!((bp.concept.as_str(), bp.points.len()), ("bp", 11));
+    let dates: Vec<&str> = bp.points.iter().map(|x| x.date.as_str()).collect();
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted, "newest first");
+    assert!(bp.points.iter().all(|x| x.second.is_some() && x.comparable));
+    assert!(
+        bp.points[0].written.ends_with("mmHg"),
+        "{}",
+        bp.points[0].written
+    );
+    // A reading the person adds is the newest value, from `self`.
+    p.add_reading(&Reading::parse("bp", "131/84").unwrap(), None)
+        .unwrap();
+    let bp = p.trend("bp").unwrap();
+    assert_eq!(bp.points.len(), 12);
+    assert_eq!(
+        (bp.points[0].value, bp.points[0].second),
+        (131.0, Some(84.0))
+    );
+    assert_eq!(bp.points[0].source, "self");
+    // The same values come back from search, newest first.
+    let found = p.search("bp", Some(50)).unwrap();
+    assert_eq!(found.len(), 12);
+    assert_eq!(found[0].id, bp.points[0].item_id);
+    // A LOINC code is followed on its own; a word that names nothing is refused.
+    assert_eq!(
+        p.trend("29463-7").unwrap().points.len(),
+        p.trend("weight").unwrap().points.len()
+    );
+    assert!(matches!(
+        p.trend("happiness"),
+        Err(Error::InvalidInput { .. })
+    ));
+    drop(d);
+}

@@ -6,6 +6,7 @@ pub mod grants;
 pub mod links;
 pub mod prefs;
 pub mod sync;
+pub mod trend;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -142,6 +143,10 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                 }
             }
             Ok(exit::OK)
+        }
+        Command::Trend { concept } => {
+            let profile = open_record(home, profile_id)?;
+            trend::trend(&profile, &concept.join(" "), as_json)
         }
         Command::Search { text, limit } => {
             let items = open_record(home, profile_id)?.search(&text.join(" "), limit)?;

@@ -230,7 +230,7 @@ fn human_name(resource: &Value) -> Option<String> {
 /// decimals, trailing zeros dropped: 82.80592677079234 reads 82.8, 1.3394 reads 1.34,
 /// 0.0123456 reads 0.0123. A value written with two decimals or fewer is shown as
 /// written. The stored JSON keeps every digit.
-fn number(v: &Value) -> Option<String> {
+pub fn number(v: &Value) -> Option<String> {
     let Value::Number(n) = v else {
         return None;
     };
@@ -296,7 +296,8 @@ pub fn readable_unit(unit: &str) -> String {
     out.trim().to_string()
 }
 
-fn quantity(q: &Value) -> Option<String> {
+/// A Quantity as a person reads it: comparator, value ([`number`]) and readable unit.
+pub fn quantity(q: &Value) -> Option<String> {
     let value = number(q.get("value")?)?;
     let comparator = q.get("comparator").and_then(Value::as_str).unwrap_or("");
     let unit = q

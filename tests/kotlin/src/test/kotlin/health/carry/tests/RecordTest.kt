@@ -146,4 +146,19 @@ class RecordTest {
         fhir.length == 7 -> LocalDate.parse("$fhir-01").atStartOfDay().toInstant(ZoneOffset.UTC)
         else -> LocalDate.parse("$fhir-01-01").atStartOfDay().toInstant(ZoneOffset.UTC)
     }
+
+    @Test
+    fun `a trend gives a concept's values newest first, and refuses an unknown word`(): Unit = runBlocking {
+        withClemente { p ->
+            val bp = p.trend("blood pressure")
+            assertEquals("bp", bp.concept)
+            assertTrue(bp.points.isNotEmpty(), "Clemente's record holds blood pressures")
+            val dates = bp.points.map { it.date }
+            assertEquals(dates.sortedDescending(), dates)
+            assertTrue(bp.points.all { it.second != null && it.comparable && it.written.endsWith("mmHg") })
+            assertEquals(bp.points.size, p.search("bp", 100u).size)
+            val e = assertThrowsSuspend<CarryException.InvalidInput> { p.trend("happiness") }
+            assertReasonful(e)
+        }
+    }
 }

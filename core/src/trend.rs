@@ -1,0 +1,450 @@
+//! Results over time: the values of one clinical concept (HbA1c, blood pressure,
+//! weight…), newest first, each with its date, source and reference range. A concept
+//! is a set of LOINC codes; values in another unit are converted only where the
+//! conversion is exact, and kept apart, flagged, where it is not.
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::record::summary;
+
+const LOINC: &str = "http://loinc.org";
+/// mg/dL of glucose per mmol/L: its molar mass, 180.156 g/mol, over 10.
+const GLUCOSE_MG_DL_PER_MMOL_L: f64 = 18.0156;
+/// Kilograms per avoirdupois pound, exactly.
+const KG_PER_LB: f64 = 0.453_592_37;
+
+/// A concept a person follows over time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Concept {
+    /// Its short name, for `carry trend ID`.
+    pub id: &'static str,
+    /// Its name, as a person reads it.
+    pub name: &'static str,
+    /// Other words for it that search and `trend` understand.
+    pub synonyms: &'static [&'static str],
+    /// The LOINC codes that mean it.
+    pub codes: &'static [&'static str],
+    /// The unit its values are shown in (UCUM).
+    pub unit: &'static str,
+}
+
+/// The concepts Carry knows; any LOINC code can be followed too (`trend 2093-3`).
+pub const CONCEPTS: &[Concept] = &[
+    Concept {
+        id: "hba1c",
+        name: "HbA1c",
+        synonyms: &["a1c", "glycated haemoglobin", "glycated hemoglobin"],
+        codes: &["4548-4", "17856-6", "59261-8"],
+        unit: "%",
+    },
+    Concept {
+        id: "bp",
+        name: "Blood pressure",
+        synonyms: &["blood pressure"],
+        codes: &["85354-9", "55284-4", "35094-2"],
+        unit: "mm[Hg]",
+    },
+    Concept {
+        id: "weight",
+        name: "Body weight",
+        synonyms: &["body weight"],
+        codes: &["29463-7", "3141-9"],
+        unit: "kg",
+    },
+    Concept {
+        id: "bmi",
+        name: "Body mass index",
+        synonyms: &["body mass index"],
+        codes: &["39156-5"],
+        unit: "kg/m2",
+    },
+    Concept {
+        id: "cholesterol",
+        name: "Total cholesterol",
+        synonyms: &["total cholesterol"],
+        codes: &["2093-3", "14647-2"],
+        unit: "mg/dL",
+    },
+    Concept {
+        id: "egfr",
+        name: "eGFR",
+        synonyms: &["gfr", "kidney function"],
+        codes: &[
+            "33914-3", "48642-3", "48643-1", "62238-1", "69405-9", "98979-8",
+        ],
+        unit: "mL/min/{1.73_m2}",
+    },
+    Concept {
+        id: "creatinine",
+        name: "Creatinine",
+        synonyms: &[],
+        codes: &["2160-0", "38483-4", "14682-9"],
+        unit: "mg/dL",
+    },
+    Concept {
+        id: "glucose",
+        name: "Glucose",
+        synonyms: &["blood sugar", "blood glucose"],
+        codes: &["2339-0", "2345-7", "15074-8", "14749-6", "41653-7"],
+        unit: "mmol/L",
+    },
+];
+
+/// The concept a word names: its id, a synonym, or its name (any case).
+pub fn concept(word: &str) -> Option<&'static Concept> {
+    let w = word.trim().to_lowercase();
+    CONCEPTS
+        .iter()
+        .find(|c| c.id == w || c.name.to_lowercase() == w || c.synonyms.iter().any(|s| *s == w))
+}
+
+/// One value of a series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// The item it comes from, for `show`.
+    pub item_id: i64,
+    /// Its date as written.
+    pub date: String,
+    /// The value, in the series' unit when `comparable`, else in `unit`.
+    pub value: f64,
+    /// The second value of a pair: diastolic, for blood pressure.
+    pub second: Option<f64>,
+    /// The unit of `value` (UCUM).
+    pub unit: String,
+    /// The value as the record wrote it, with its unit, as a person reads it.
+    pub written: String,
+    /// The unit it was converted from, when it was.
+    pub converted_from: Option<String>,
+    /// Whether it is in the series' unit (or converted exactly to it). A value that
+    /// is not is kept, flagged, and left out of the sparkline.
+    pub comparable: bool,
+    /// Where it came from (a provider, a file, `self`).
+    pub source: String,
+    /// The reference range as written (`4.0–5.9 %`), if any.
+    pub range: Option<String>,
+}
+
+/// The values of one concept, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    /// The concept's id, or the code followed.
+    pub concept: String,
+    /// Its name.
+    pub name: String,
+    /// The unit of its comparable values (UCUM).
+    pub unit: String,
+    /// The values, newest first; one per fact, however many sources hold it.
+    pub points: Vec<Point>,
+}
+
+/// The series `what` names: a concept (its id, a synonym or its name) or a LOINC code.
+pub(crate) fn series(conn: &Connection, what: &str) -> Result<Series> {
+    let (id, name, codes, unit): (String, String, Vec<&str>, &str) = match concept(what) {
+        Some(c) => (c.id.into(), c.name.into(), c.codes.to_vec(), c.unit),
+        None if is_loinc(what.trim()) => (
+            what.trim().into(),
+            what.trim().into(),
+            vec![what.trim()],
+            "",
+        ),
+        None => {
+            return Err(Error::invalid(format!(
+                "no concept '{what}': use one of {} or a LOINC code such as 2093-3",
+                CONCEPTS.iter().map(|c| c.id).collect::<Vec<_>>().join(", ")
+            )))
+        }
+    };
+    let list = serde_json::to_string(&codes)?;
+    let mut stmt = conn.prepare(
+        "SELECT r.id, r.json, s.name FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.rtype = 'Observation'
+           AND r.id = (SELECT min(m.id) FROM resources m
+                       WHERE coalesce(m.group_id, m.id) = coalesce(r.group_id, r.id))
+           AND EXISTS (SELECT 1 FROM json_each(r.codes) j
+                       WHERE json_extract(j.value, '$.code') IN (SELECT value FROM json_each(?1)))
+         ORDER BY r.date_sort DESC, r.id DESC",
+    )?;
+    let rows: Vec<(i64, String, String)> = stmt
+        .query_map(params![list], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut points = Vec::new();
+    let mut unit = unit.to_string();
+    for (item_id, text, source) in rows {
+        let Ok(r) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if r["status"] == "entered-in-error" {
+            continue;
+        }
+        let date = summary::clinical_date("Observation", &r)
+            .map(|(d, _)| d)
+            .unwrap_or_default();
+        let Some(mut p) = point(&r, &codes) else {
+            continue;
+        };
+        // A code followed on its own takes the unit of its newest value.
+        if unit.is_empty() {
+            unit.clone_from(&p.unit);
+        }
+        normalise(&mut p, &unit, &id);
+        p.item_id = item_id;
+        p.date = date;
+        p.source = source;
+        points.push(p);
+    }
+    Ok(Series {
+        concept: id,
+        name,
+        unit,
+        points,
+    })
+}
+
+fn is_loinc(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(a, b)| {
+        !a.is_empty() && b.len() == 1 && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    })
+}
+
+/// The value of an Observation that carries one of `codes`: its own quantity, or the
+/// matching component's; a blood pressure's systolic and diastolic.
+fn point(r: &Value, codes: &[&str]) -> Option<Point> {
+    let has = |node: &Value, code: &str| {
+        node.pointer("/code/coding")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["code"] == code && c["system"].as_str().is_none_or(|s| s == LOINC))
+            })
+    };
+    let quantity = |q: &Value| -> Option<(f64, String)> {
+        let v = q.get("value")?.as_f64()?;
+        let u = q
+            .get("code")
+            .or_else(|| q.get("unit"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Some((v, u))
+    };
+    let components = r["component"].as_array().cloned().unwrap_or_default();
+    let (value, unit, second) = if let Some(q) = r.get("valueQuantity") {
+        let (v, u) = quantity(q)?;
+        (v, u, None)
+    } else {
+        let sys = components.iter().find(|c| has(c, "8480-6"));
+        let dia = components.iter().find(|c| has(c, "8462-4"));
+        match (sys, dia) {
+            (Some(s), Some(d)) => {
+                let (sv, su) = quantity(&s["valueQuantity"])?;
+                let (dv, _) = quantity(&d["valueQuantity"])?;
+                (sv, su, Some(dv))
+            }
+            _ => {
+                let c = components
+                    .iter()
+                    .find(|c| codes.iter().any(|k| has(c, k)))?;
+                let (v, u) = quantity(&c["valueQuantity"])?;
+                (v, u, None)
+            }
+        }
+    };
+    // As the record wrote it, through the one formatter: 82.80592677 reads 82.8.
+    let written = match (r.get("valueQuantity"), second) {
+        (Some(q), _) => summary::quantity(q).unwrap_or_default(),
+        (None, Some(_)) => {
+            let part = |code: &str| {
+                components
+                    .iter()
+                    .find(|c| has(c, code))
+                    .and_then(|c| summary::number(&c["valueQuantity"]["value"]))
+            };
+            format!(
+                "{}/{} {}",
+                part("8480-6").unwrap_or_default(),
+                part("8462-4").unwrap_or_default(),
+                summary::readable_unit(&unit)
+            )
+        }
+        (None, None) => components
+            .iter()
+            .find(|c| codes.iter().any(|k| has(c, k)))
+            .and_then(|c| summary::quantity(&c["valueQuantity"]))
+            .unwrap_or_default(),
+    };
+    Some(Point {
+        item_id: 0,
+        date: String::new(),
+        value,
+        second,
+        unit,
+        written,
+        converted_from: None,
+        comparable: true,
+        source: String::new(),
+        range: range(r),
+    })
+}
+
+/// The reference range as written: `low–high unit`, or one side of it.
+fn range(r: &Value) -> Option<String> {
+    let rr = r.pointer("/referenceRange/0")?;
+    if let Some(t) = rr["text"].as_str() {
+        return Some(t.to_string());
+    }
+    let side = |k: &str| summary::number(&rr[k]["value"]);
+    let unit = rr["low"]["unit"]
+        .as_str()
+        .or_else(|| rr["high"]["unit"].as_str())
+        .map(summary::readable_unit)
+        .unwrap_or_default();
+    let text = match (side("low"), side("high")) {
+        (Some(l), Some(h)) => format!("{l}–{h}"),
+        (Some(l), None) => format!("≥{l}"),
+        (None, Some(h)) => format!("≤{h}"),
+        (None, None) => return None,
+    };
+    Some(format!("{text} {unit}").trim_end().to_string())
+}
+
+/// Bring `p` into `unit` where the conversion is exact: kilograms from pounds, and
+/// glucose between mg/dL and mmol/L by its molar mass. Anything else in another unit
+/// stays as it is and is flagged not comparable.
+fn normalise(p: &mut Point, unit: &str, concept: &str) {
+    if p.unit == unit || unit.is_empty() {
+        return;
+    }
+    let factor = match (concept, p.unit.as_str(), unit) {
+        (_, "[lb_av]", "kg") => Some(KG_PER_LB),
+        ("glucose", "mg/dL", "mmol/L") => Some(1.0 / GLUCOSE_MG_DL_PER_MMOL_L),
+        ("glucose", "mmol/L", "mg/dL") => Some(GLUCOSE_MG_DL_PER_MMOL_L),
+        _ => None,
+    };
+    match factor {
+        Some(f) => {
+            p.converted_from = Some(std::mem::replace(&mut p.unit, unit.to_string()));
+            p.value *= f;
+            p.second = p.second.map(|s| s * f);
+        }
+        None => p.comparable = false,
+    }
+}
+
+/// A sparkline of the comparable values, oldest to newest (`▁▃▅█`).
+pub fn sparkline(series: &Series) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let values: Vec<f64> = series
+        .points
+        .iter()
+        .rev()
+        .filter(|p| p.comparable)
+        .map(|p| p.value)
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        });
+    values
+        .iter()
+        .map(|v| {
+            if hi > lo {
+                let i = ((v - lo) / (hi - lo) * 7.0).round() as usize;
+                BARS[i.min(7)]
+            } else {
+                BARS[3]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn concepts_are_found_by_id_synonym_and_name() {
+        assert_eq!(concept("HbA1c").map(|c| c.id), Some("hba1c"));
+        assert_eq!(concept("a1c").map(|c| c.id), Some("hba1c"));
+        assert_eq!(concept("Blood Pressure").map(|c| c.id), Some("bp"));
+        assert_eq!(concept("bp").map(|c| c.id), Some("bp"));
+        assert!(concept("aspirin").is_none());
+        assert!(is_loinc("2093-3") && !is_loinc("2093") && !is_loinc("a-1"));
+    }
+
+    #[test]
+    fn units_convert_only_where_exact() {
+        let p = |v: f64, u: &str| Point {
+            item_id: 0,
+            date: String::new(),
+            value: v,
+            second: None,
+            unit: u.into(),
+            written: String::new(),
+            converted_from: None,
+            comparable: true,
+            source: String::new(),
+            range: None,
+        };
+        let mut g = p(90.0, "mg/dL");
+        normalise(&mut g, "mmol/L", "glucose");
+        assert!((g.value - 4.9957).abs() < 1e-3 && g.comparable);
+        assert_eq!(g.converted_from.as_deref(), Some("mg/dL"));
+        let mut w = p(154.0, "[lb_av]");
+        normalise(&mut w, "kg", "weight");
+        assert!((w.value - 69.853).abs() < 1e-3);
+        // Cholesterol in mmol/L is not converted to mg/dL: kept, flagged.
+        let mut c = p(5.2, "mmol/L");
+        normalise(&mut c, "mg/dL", "cholesterol");
+        assert!(!c.comparable && c.converted_from.is_none() && c.value == 5.2);
+        // HbA1c in IFCC mmol/mol is not NGSP %: kept apart.
+        let mut a = p(48.0, "mmol/mol");
+        normalise(&mut a, "%", "hba1c");
+        assert!(!a.comparable);
+    }
+
+    #[test]
+    fn points_read_quantities_pairs_and_ranges() {
+        let bp = json!({"component": [
+            {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": {"value": 128.4, "code": "mm[Hg]"}},
+            {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueQuantity": {"value": 82, "code": "mm[Hg]"}}]});
+        let p = point(&bp, &["85354-9"]).unwrap();
+        assert_eq!((p.value, p.second), (128.4, Some(82.0)));
+        assert_eq!(p.written, "128.4/82 mmHg");
+        let long = json!({"valueQuantity": {"value": 82.80592677079234, "unit": "kg"}});
+        assert_eq!(point(&long, &["29463-7"]).unwrap().written, "82.8 kg");
+        let a1c = json!({"valueQuantity": {"value": 6.1, "unit": "%"},
+            "referenceRange": [{"low": {"value": 4.0, "unit": "%"}, "high": {"value": 5.9, "unit": "%"}}]});
+        let p = point(&a1c, &["4548-4"]).unwrap();
+        assert_eq!(p.range.as_deref(), Some("4.0–5.9 %"));
+    }
+
+    #[test]
+    fn the_sparkline_runs_oldest_to_newest_over_comparable_values() {
+        let s = Series {
+            concept: "x".into(),
+            name: "x".into(),
+            unit: "%".into(),
+            points: [8.0, 7.0, 6.0]
+                .iter()
+                .map(|v| Point {
+                    item_id: 0,
+                    date: String::new(),
+                    value: *v,
+                    second: None,
+                    unit: "%".into(),
+                    written: String::new(),
+                    converted_from: None,
+                    comparable: true,
+                    source: String::new(),
+                    range: None,
+                })
+                .collect(),
+        };
+        assert_eq!(sparkline(&s), "▁▅█");
+    }
+}
