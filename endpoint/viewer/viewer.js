@@ -864,8 +864,21 @@
     return card;
   }
 
-  function renderSection(s) {
-    var card = el('section', 'card section ' + s.kind, [el('h2', null, s.title)]);
+  /** The anchor of a section, for the jump bar. */
+  function sectionId(s, i) {
+    return 'section-' + (str(s.code).replace(/[^A-Za-z0-9-]/g, '') || String(i));
+  }
+
+  /**
+   * A section as a card whose body folds away: `<details open>` with the title as its
+   * summary, so a long summary can be closed down section by section.
+   */
+  function renderSection(s, i) {
+    var fold = document.createElement('details');
+    fold.open = true;
+    fold.appendChild(el('summary', null, [el('h2', null, s.title)]));
+    var card = el('section', 'card section ' + s.kind, [fold]);
+    card.id = sectionId(s, i);
     card.setAttribute('data-code', s.code);
     if (s.entries.length) {
       var ul = el('ul');
@@ -877,16 +890,16 @@
         }));
         ul.appendChild(el('li', null, [name, e.details.length ? details : null]));
       });
-      card.appendChild(ul);
+      fold.appendChild(ul);
     }
     if (s.narrative.length) {
       var text = el('div', 'narrative', s.narrative.map(function (line) {
         return el('p', null, line);
       }));
-      if (s.entries.length) card.appendChild(el('p', 'source', 'From the summary text:'));
-      card.appendChild(text);
+      if (s.entries.length) fold.appendChild(el('p', 'source', 'From the summary text:'));
+      fold.appendChild(text);
     }
-    if (s.empty) card.appendChild(el('p', 'empty', s.empty));
+    if (s.empty) fold.appendChild(el('p', 'empty', s.empty));
     return card;
   }
 
@@ -895,8 +908,18 @@
     var summary = el('div', 'summary');
     summary.id = 'summary';
     summary.appendChild(renderPatient(model, link));
-    model.sections.forEach(function (s) {
-      summary.appendChild(renderSection(s));
+    // A jump bar when there is more than a screen of sections.
+    if (model.sections.length > 3) {
+      var jump = el('nav', 'jump', model.sections.map(function (s, i) {
+        var a = el('a', null, s.title);
+        a.href = '#' + sectionId(s, i);
+        return a;
+      }));
+      jump.setAttribute('aria-label', 'Sections');
+      summary.appendChild(jump);
+    }
+    model.sections.forEach(function (s, i) {
+      summary.appendChild(renderSection(s, i));
     });
     app.appendChild(summary);
     document.title = (model.patient.name ? model.patient.name + ' · ' : '') + 'Patient summary';

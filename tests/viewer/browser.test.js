@@ -252,3 +252,41 @@ test('a malformed link and a wrong key are explained', { timeout: 60000 }, async
   assert.match(await messageText(b.page), /could not be decrypted/);
   await b.page.close();
 });
+
+test('on a phone the patient header is above the fold, sections fold, and axe finds nothing', { timeout: 90000 }, async () => {
+  const link = await makeLink({ flags: 'P', passcode: PASSCODE, expiresAt: h.nowS() + 3600, exp: h.nowS() + 3600 });
+  const { page, problems } = await open(link.shlink);
+  await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1 });
+  await submit(page, PASSCODE);
+  await page.waitForSelector('#summary', { timeout: 20000 });
+  // The header, whole, on the first screen of a 390x844 phone.
+  const box = await page.$eval('#patient', (el) => {
+    const r = el.getBoundingClientRect();
+    return { top: r.top, bottom: r.bottom };
+  });
+  assert.ok(box.top >= 0 && box.bottom <= 844, `the header spans ${box.top}-${box.bottom}px`);
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-phone.png') });
+  // Each section folds and opens again; a jump bar links to each when there are many.
+  const codes = await page.$$eval('#summary > section.section', (els) => els.map((e) => e.id));
+  assert.ok(codes.length >= 3, codes.join(','));
+  if (codes.length > 3) {
+    const jumps = await page.$$eval('nav.jump a', (as) => as.map((a) => a.getAttribute('href')));
+    assert.deepEqual(jumps, codes.map((c) => `#${c}`));
+  }
+  await page.click(`#${codes[0]} summary`);
+  assert.equal(await page.$eval(`#${codes[0]} details`, (d) => d.open), false);
+  await page.click(`#${codes[0]} summary`);
+  assert.equal(await page.$eval(`#${codes[0]} details`, (d) => d.open), true);
+  // axe-core, evaluated through the DevTools protocol (the page's own policy allows
+  // no script but its own, rightly).
+  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+    return { passes: r.passes.length, violations: r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`) };
+  });
+  assert.ok(result.passes > 10, `axe checked ${result.passes} rules`);
+  assert.deepEqual(result.violations, [], result.violations.join('\n'));
+  assert.deepEqual(problems.filter((p) => !/Content Security Policy/.test(p)), []);
+  await page.close();
+});
