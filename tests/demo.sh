@@ -95,6 +95,18 @@ say "Her blood pressure over the years, newest first, her own reading with the c
 "$CARRY" trend bp
 "$CARRY" trend bp --json | field 'd["points"][0]["source"]' | grep -qx self || fail "her own reading is not the newest value"
 
+say "Her GP books a diabetes review and a blood test; the booking letter comes as a FHIR file. What is coming up, soonest first:"
+NEXT_WEEK=$(python3 -c 'import datetime; print(datetime.date.today() + datetime.timedelta(days=7))')
+NEXT_MONTH=$(python3 -c 'import datetime; print(datetime.date.today() + datetime.timedelta(days=30))')
+cat > "$WORK/appointments.json" <<JSON
+{"resourceType": "Bundle", "type": "collection", "entry": [
+ {"resource": {"resourceType": "Appointment", "id": "review", "status": "booked", "description": "Diabetes review with the practice nurse", "start": "${NEXT_MONTH}T10:30:00Z", "participant": [{"status": "accepted"}]}},
+ {"resource": {"resourceType": "Appointment", "id": "bloods", "status": "booked", "description": "Blood test (HbA1c)", "start": "${NEXT_WEEK}T08:40:00Z", "participant": [{"status": "accepted"}]}}]}
+JSON
+"$CARRY" import "$WORK/appointments.json" > /dev/null
+"$CARRY" appointments
+"$CARRY" appointments --json | field 'd["items"][0]["display"]' | grep -q "Blood test" || fail "the soonest appointment is not first"
+
 say "What the record holds:"
 "$CARRY" stats
 "$CARRY" source list

@@ -159,6 +159,14 @@ impl Profile {
         Ok(blocking(move || core.timeline(&query.into())).await?.into())
     }
 
+    /// Appointments still to come, soonest first (at most 500); cancelled, missed
+    /// and mistaken ones left out.
+    pub async fn appointments(&self) -> Result<Vec<TimelineItem>> {
+        let core = self.core.clone();
+        let items = blocking(move || core.appointments()).await?;
+        Ok(items.into_iter().map(Into::into).collect())
+    }
+
     /// Full-text search over display lines and codes, best match first.
     pub async fn search(&self, text: String, limit: Option<u32>) -> Result<Vec<TimelineItem>> {
         let core = self.core.clone();

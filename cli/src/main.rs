@@ -66,6 +66,8 @@ enum Command {
         #[arg(required = true)]
         concept: Vec<String>,
     },
+    /// Appointments still to come, soonest first.
+    Appointments,
     /// Search display lines and codes.
     Search {
         /// Words to look for (each matches as a prefix).

@@ -261,6 +261,14 @@ impl Profile {
         self.vault.read(|conn| query::find_by_type_id(conn, t, i))
     }
 
+    /// Appointments still to come, soonest first (at most 500); cancelled, missed
+    /// and mistaken ones left out.
+    pub fn appointments(&self) -> Result<Vec<Item>> {
+        let now = now_unix();
+        self.vault
+            .read(|conn| query::upcoming_appointments(conn, now))
+    }
+
     /// Counts over the record.
     pub fn stats(&self) -> Result<Stats> {
         self.vault.read(query::stats)

@@ -131,6 +131,25 @@ pub(crate) fn items(conn: &Connection, ids: &[i64]) -> Result<Vec<Item>> {
     Ok(items)
 }
 
+/// Appointments still to come (starting at or after `now`, Unix seconds), soonest
+/// first, one per fact; cancelled, missed and mistaken ones left out.
+pub(crate) fn upcoming_appointments(conn: &Connection, now: i64) -> Result<Vec<Item>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.rtype = 'Appointment' AND r.date_sort >= ?1
+           AND coalesce(json_extract(r.json, '$.status'), '')
+               NOT IN ('cancelled', 'noshow', 'entered-in-error', 'fulfilled')
+           AND r.id = (SELECT min(m.id) FROM resources m
+                       WHERE coalesce(m.group_id, m.id) = coalesce(r.group_id, r.id))
+         ORDER BY r.date_sort ASC, r.id ASC LIMIT 500"
+    ))?;
+    let mut items = stmt
+        .query_map([now], |r| item_from_row(r).map(|(i, _)| i))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    fill_groups(conn, &mut items)?;
+    Ok(items)
+}
+
 /// Filters and paging for the timeline.
 #[derive(Debug, Clone, Default)]
 pub struct TimelineQuery {

@@ -329,3 +329,34 @@ fn trends_follow_a_concept_newest_first_and_search_knows_their_names() {
     ));
     drop(d);
 }
+
+/// Appointments to come, soonest first; the past, cancelled and missed ones not.
+#[test]
+fn upcoming_appointments_come_soonest_first() {
+    let (d, p) = common::profile();
+    let day = |offset: i64| {
+        let d = (time::OffsetDateTime::now_utc() + time::Duration::days(offset)).date();
+        format!("{d}T09:30:00Z")
+    };
+    let appt = |id: &str, when: String, status: &str, what: &str| {
+        serde_json::json!({"resource": {"resourceType": "Appointment", "id": id, "status": status,
+            "description": what, "start": when,
+            "participant": [{"actor": {"display": "Jene"}, "status": "accepted"}]}})
+    };
+    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        appt("a1", day(30), "booked", "Diabetes review"),
+        appt("a2", day(3), "booked", "Blood test"),
+        appt("a3", day(10), "cancelled", "Dentist"),
+        appt("a4", day(-10), "booked", "Past check-up"),
+        appt("a5", day(5), "noshow", "Missed physio"),
+    ]});
+    let f = common::write(d.path(), "appts.json", &bundle.to_string());
+    p.import_file(&f, ImportOptions::default()).unwrap();
+    let upcoming: Vec<String> = p
+        .appointments()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.display)
+        .collect();
+    assert_eq!(upcoming, ["Blood test", "Diabetes review"]);
+}

@@ -148,6 +148,19 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             let profile = open_record(home, profile_id)?;
             trend::trend(&profile, &concept.join(" "), as_json)
         }
+        Command::Appointments => {
+            let items = open_record(home, profile_id)?.appointments()?;
+            if as_json {
+                print_json(&json!({ "items": items }))?;
+            } else if items.is_empty() {
+                say!("No appointments to come.");
+            } else {
+                for i in &items {
+                    say!("{}", item_line(i));
+                }
+            }
+            Ok(exit::OK)
+        }
         Command::Search { text, limit } => {
             let items = open_record(home, profile_id)?.search(&text.join(" "), limit)?;
             if as_json {
@@ -180,31 +193,55 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                     "labels": detail.labels, "references": detail.references, "resource": resource,
                 }))?;
             } else {
+                // A card a person reads; the resource as received is --json's.
+                let resource: serde_json::Value = serde_json::from_str(&detail.json)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                let rtype = detail.item.resource_type.as_str();
+                let row = |label: &str, value: &str| say!("  {label:<11} {value}");
                 say!("{}", item_line(&detail.item));
-                say!(
-                    "type: {}   source: {}   entered by: {:?}",
-                    detail.item.resource_type,
-                    detail.item.source,
-                    detail.item.entered_by
+                row("Type", rtype);
+                if let Some(s) = carry_core::record::summary::status(rtype, &resource) {
+                    row("Status", &s);
+                }
+                if let Some(d) = &detail.item.date {
+                    row("Date", d);
+                }
+                if let Some(how) = carry_core::record::summary::dosage(&resource) {
+                    row("How taken", &how);
+                }
+                for c in detail.codes.iter().filter(|c| c.code.is_some()) {
+                    let system = match c.system.as_deref() {
+                        Some("http://loinc.org") => "LOINC",
+                        Some("http://snomed.info/sct") => "SNOMED CT",
+                        Some("http://www.nlm.nih.gov/research/umls/rxnorm") => "RxNorm",
+                        Some(other) => other,
+                        None => "",
+                    };
+                    let line = format!(
+                        "{system} {} {}",
+                        c.code.as_deref().unwrap_or(""),
+                        c.display.as_deref().unwrap_or("")
+                    );
+                    row("Code", line.trim());
+                }
+                row("Source", &detail.item.source);
+                row(
+                    "Entered by",
+                    &format!("{:?}", detail.item.entered_by).to_lowercase(),
                 );
                 for l in &detail.labels {
-                    say!("sensitive: {} (rule {})", l.label, l.rule);
+                    row("Sensitive", &format!("{} ({})", l.label, l.rule));
                 }
                 for r in &detail.references {
                     let to = r
                         .target
                         .map_or("not in the record".to_string(), |t| format!("#{t}"));
-                    say!("{} -> {} ({to})", r.path, r.reference);
+                    row("Refers to", &format!("{} {} ({to})", r.path, r.reference));
                 }
-                // The resource as it was imported, laid out afresh so that each line
-                // printed is one line of JSON.
-                let resource: serde_json::Value = serde_json::from_str(&detail.json)
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                let pretty = serde_json::to_string_pretty(&resource)
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                for l in pretty.lines() {
-                    say!("{l}");
-                }
+                say!(
+                    "The resource as received: carry show {} --json",
+                    detail.item.id
+                );
             }
             Ok(exit::OK)
         }

@@ -161,4 +161,21 @@ class RecordTest {
             assertReasonful(e)
         }
     }
+
+    @Test
+    fun `appointments to come are listed soonest first`(): Unit = runBlocking {
+        Profile.create(dir.resolve("appts").toString(), "Ada", TestKeyStore(), null).use { p ->
+            val soon = LocalDate.now(ZoneOffset.UTC).plusDays(2)
+            val later = soon.plusDays(20)
+            val file = dir.resolve("appts.json").toFile()
+            file.writeText(
+                """{"resourceType":"Bundle","type":"collection","entry":[
+                {"resource":{"resourceType":"Appointment","id":"l","status":"booked","description":"Review","start":"${later}T10:00:00Z","participant":[{"status":"accepted"}]}},
+                {"resource":{"resourceType":"Appointment","id":"s","status":"booked","description":"Bloods","start":"${soon}T10:00:00Z","participant":[{"status":"accepted"}]}},
+                {"resource":{"resourceType":"Appointment","id":"c","status":"cancelled","description":"Dentist","start":"${soon}T11:00:00Z","participant":[{"status":"accepted"}]}}]}""",
+            )
+            p.importFile(file.path)
+            assertEquals(listOf("Bloods", "Review"), p.appointments().map { it.display })
+        }
+    }
 }
