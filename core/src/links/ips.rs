@@ -207,6 +207,28 @@ fn entry_line(rtype: &str, r: &Value) -> String {
     }
 }
 
+/// A medicine line whose statement names its drug only by reference
+/// (`medicationReference`, as UK Core and GP Connect write them): the referenced
+/// Medication's name, found by `lookup`, in place of the bare resource type.
+fn named_medicine(
+    line: String,
+    rtype: &str,
+    r: &Value,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> String {
+    if !line.starts_with(rtype) || r.pointer("/medicationReference/display").is_some() {
+        return line;
+    }
+    match r
+        .pointer("/medicationReference/reference")
+        .and_then(Value::as_str)
+        .and_then(lookup)
+    {
+        Some(name) if name != "Medication" => line.replacen(rtype, &name, 1),
+        _ => line,
+    }
+}
+
 /// A built summary.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -373,7 +395,12 @@ pub(crate) fn build_with(
         {
             medications.insert(reference.to_string(), Value::Null);
         }
-        let line = entry_line(rtype, &r);
+        let line = named_medicine(entry_line(rtype, &r), rtype, &r, |reference| {
+            held_medication(conn, reference)
+                .ok()
+                .flatten()
+                .map(|(_, _, m)| summary::display("Medication", &m))
+        });
         let url = format!("urn:uuid:{}", uuid_v4()?);
         targets.add(rtype, rid.as_deref(), full_url.as_deref(), &url);
         let slot = per_section.entry(section.code).or_default();
@@ -668,7 +695,12 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
             .into_iter()
             .flatten()
             .filter_map(|e| e["reference"].as_str().and_then(find))
-            .map(|r| entry_line(r["resourceType"].as_str().unwrap_or(""), r))
+            .map(|r| {
+                let rtype = r["resourceType"].as_str().unwrap_or("");
+                named_medicine(entry_line(rtype, r), rtype, r, |reference| {
+                    find(reference).map(|m| summary::display("Medication", m))
+                })
+            })
             .collect();
         let withheld = s["emptyReason"]["coding"]
             .as_array()
@@ -877,6 +909,47 @@ mod tests {
             s["text"]["div"].as_str().unwrap().to_string(),
             s["emptyReason"]["text"].as_str().map(str::to_string),
         )
+    }
+
+    /// A statement that names its drug only by reference reads as the drug, in the
+    /// narrative and to a reader, and the Medication comes with it.
+    #[test]
+    fn a_medicine_named_by_reference_reads_as_its_drug() {
+        let d = tempfile::tempdir().unwrap();
+        let p = profile_with(d.path(), &[]);
+        let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"fullUrl": "https://gp.example/fhir/Medication/m1", "resource": {
+                "resourceType": "Medication", "id": "m1",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "320000009",
+                                     "display": "Atorvastatin 20mg tablets"}]}}},
+            {"fullUrl": "https://gp.example/fhir/MedicationRequest/r1", "resource": {
+                "resourceType": "MedicationRequest", "id": "r1", "status": "active",
+                "intent": "order", "subject": {"reference": "Patient/p"},
+                "medicationReference": {"reference": "Medication/m1"},
+                "authoredOn": "2026-01-05",
+                "dosageInstruction": [{"text": "One at night"}]}}]});
+        let file = d.path().join("gp.json");
+        std::fs::write(&file, bundle.to_string()).unwrap();
+        p.import_file(&file, ImportOptions::default()).unwrap();
+        let built = p
+            .vault()
+            .read(|c| build(c, &Preset::MedsAllergies, "Jene"))
+            .unwrap();
+        let text = built.bundle.to_string();
+        assert!(
+            text.contains("Atorvastatin 20mg tablets: One at night (current, 2026-01-05)"),
+            "{text}"
+        );
+        let read = summarise(&built.bundle).unwrap();
+        let meds = read
+            .sections
+            .iter()
+            .find(|s| s.code == MEDICATIONS.code)
+            .unwrap();
+        assert_eq!(
+            meds.lines,
+            ["Atorvastatin 20mg tablets: One at night (current, 2026-01-05)"]
+        );
     }
 
     /// The three cases a clinician must tell apart: no information, none known, and
