@@ -2,7 +2,8 @@
 """The layering rule, checked on every `make test` (`make lint`): each crate of the
 workspace may depend only on the crates of the workspace listed for it here, and each
 top-level module of the core may refer (`crate::…`) only to the modules listed before
-it in the core's map, so a dependency upward or sideways fails the build. Only test
+it in the core's map, and never to another feature, so a dependency upward or
+sideways fails the build. Only test
 code is exempt. The maps are docs/architecture.md's."""
 
 import json
@@ -25,12 +26,16 @@ ALLOWED = {
 # before it; a new module must be placed here.
 CORE_LAYERS = [
     ("base", ["files", "private_file", "text", "time", "error", "keys", "qr", "record", "crypto"]),
-    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "export", "import", "mend"]),
+    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "scope", "export", "import", "mend"]),
     ("the handle apps hold", ["profile"]),
+    ("the person's settings", ["prefs"]),
     ("network plumbing", ["net"]),
-    ("features", ["prefs", "sync", "share", "links", "backup", "devices"]),
-    ("flows that span features", ["exchange", "stop_sharing"]),
+    ("features", ["sync", "share", "links", "backup"]),
+    ("the person's devices, which keep grants, keys and backups in step", ["devices"]),
+    ("flows that span features", ["restore", "exchange", "stop_sharing"]),
 ]
+# Layers whose modules stand side by side: none of them may refer to another.
+APART = {"features"}
 # Test-only modules, free to use anything.
 CORE_TEST_ONLY = {"lib", "test_support", "fuzzing"}
 
@@ -39,6 +44,7 @@ def core_problems(src):
     """References from a core module to one not before it in CORE_LAYERS."""
     order = [m for _, mods in CORE_LAYERS for m in mods]
     rank = {m: i for i, m in enumerate(order)}
+    layer_of = {m: name for name, mods in CORE_LAYERS for m in mods}
     found = []
     for root, _, files in os.walk(src):
         for f in files:
@@ -57,8 +63,14 @@ def core_problems(src):
             # Unit tests at the end of a file may use anything.
             text = re.split(r"#\[cfg\(test\)\]\s*mod tests \{", text)[0]
             for target in sorted(set(re.findall(r"crate::([a-z_]+)", text))):
-                if target != top and target in rank and rank[target] > rank[top]:
+                if target == top or target not in rank:
+                    continue
+                if rank[target] > rank[top]:
                     found.append(f"core/src/{rel}: {top} refers to {target}, which is above it")
+                elif layer_of[top] == layer_of[target] and layer_of[top] in APART:
+                    found.append(
+                        f"core/src/{rel}: {top} refers to {target}, beside it among the {layer_of[top]}"
+                    )
     return found
 
 

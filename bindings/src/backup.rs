@@ -158,7 +158,8 @@ pub async fn restore_from_endpoint(
 ) -> Result<Arc<Profile>> {
     let code = zeroize::Zeroizing::new(code);
     let store: Arc<dyn carry_core::KeyStore> = Arc::new(KeyStoreAdapter(key_store));
-    let core = cb::restore_from_endpoint(&PathBuf::from(folder), &endpoint, &code, store).await?;
+    let core =
+        carry_core::restore::from_endpoint(&PathBuf::from(folder), &endpoint, &code, store).await?;
     Ok(Profile::wrap(core, events))
 }
 
@@ -185,7 +186,7 @@ pub async fn restore_from_file(
 ) -> Result<Arc<Profile>> {
     let core = blocking(move || {
         let code = zeroize::Zeroizing::new(code);
-        cb::restore_from_file(
+        carry_core::restore::from_file(
             &PathBuf::from(folder),
             &PathBuf::from(file),
             &code,

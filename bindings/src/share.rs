@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use carry_core as cc;
 use carry_core::audit as ca;
+use carry_core::net::CallOptions;
 use carry_core::share as cs;
-use carry_core::sync::SyncOptions;
 
 use crate::callbacks::Events;
 use crate::error::{CarryError, Result};
@@ -564,15 +564,12 @@ async fn tell_new_access(events: Option<Arc<dyn Events>>, found: Vec<NewAccess>)
 }
 
 /// Exchange options with a cancel flag that is set if the caller's future is dropped.
-pub(crate) fn exchange_options(budget_seconds: Option<u32>) -> (SyncOptions, CancelOnDrop) {
+pub(crate) fn exchange_options(budget_seconds: Option<u32>) -> (CallOptions, CancelOnDrop) {
     let cancel = Arc::new(AtomicBool::new(false));
     let guard = CancelOnDrop(cancel.clone(), true);
-    let options = SyncOptions {
+    let options = CallOptions {
         budget: budget_seconds.map(|s| Duration::from_secs(u64::from(s.max(1)))),
         cancel: Some(cancel),
-        progress: None,
-        full: false,
-        deletions: false,
     };
     (options, guard)
 }

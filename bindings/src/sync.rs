@@ -345,8 +345,10 @@ impl Profile {
             }) as cs::ProgressFn
         });
         let options = cs::SyncOptions {
-            budget: budget_seconds.map(|s| Duration::from_secs(u64::from(s.max(1)))),
-            cancel: Some(cancel),
+            call: carry_core::net::CallOptions {
+                budget: budget_seconds.map(|s| Duration::from_secs(u64::from(s.max(1)))),
+                cancel: Some(cancel),
+            },
             progress,
             full,
             deletions: false,

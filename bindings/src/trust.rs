@@ -18,7 +18,7 @@ pub fn set_endpoint_trust(
     extra_roots_pem: Vec<String>,
     spki_pins: Vec<String>,
 ) -> Result<()> {
-    Ok(carry_core::sync::trust::set_trust(
+    Ok(carry_core::net::trust::set_trust(
         &url,
         &extra_roots_pem,
         &spki_pins,
@@ -29,5 +29,5 @@ pub fn set_endpoint_trust(
 /// `InvalidInput` if it is not a DER X.509 certificate.
 #[uniffi::export]
 pub fn spki_pin(certificate_der: Vec<u8>) -> Result<String> {
-    Ok(carry_core::sync::trust::spki_pin(&certificate_der)?)
+    Ok(carry_core::net::trust::spki_pin(&certificate_der)?)
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use carry_core::sync::SyncOptions;
+use carry_core::net::CallOptions;
 use carry_core::{backup, ImportOptions, Profile, Reading};
 use common::{copies_of_jene, ms, percentile, serve, RawKeyStore};
 
@@ -50,7 +50,7 @@ fn main() {
         backups.push(t.elapsed());
         size = r.bytes;
         let t = Instant::now();
-        let q = backup::restore_from_file(
+        let q = carry_core::restore::from_file(
             &work.path().join(format!("r{i}")),
             &file,
             &code,
@@ -69,7 +69,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let opts = SyncOptions::default();
+    let opts = CallOptions::default();
     let mut fulls: Vec<Duration> = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();
@@ -107,7 +107,7 @@ fn main() {
     }
     let t = Instant::now();
     let q = rt
-        .block_on(backup::restore_from_endpoint(
+        .block_on(carry_core::restore::from_endpoint(
             &work.path().join("from-endpoint"),
             &server.url,
             &code,

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use carry_core::net::CallOptions;
 use carry_core::share::{self, NewGrant, Role, Scope};
-use carry_core::sync::SyncOptions;
 use carry_core::{Category, ImportOptions, Profile};
 use common::{copies_of_jene, ms, percentile, serve, RawKeyStore};
 
@@ -42,7 +42,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let opts = SyncOptions::default();
+    let opts = CallOptions::default();
     let exchange = |p: &Arc<Profile>| {
         rt.block_on(carry_core::exchange::exchange(p.clone(), &url, &opts))
             .expect("exchange")

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::net::CallOptions;
 use crate::profile::{db, Profile};
 use crate::share::{self, DevicesReport, ExchangeReport};
-use crate::sync::SyncOptions;
 
 /// Exchange with the relay: end grants that reached their end date, delete ended
 /// grants' envelopes at the relay, fetch and apply the mailbox, seal what changed
@@ -20,7 +20,7 @@ use crate::sync::SyncOptions;
 pub async fn exchange(
     profile: Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<ExchangeReport> {
     // One sign-in to the device channel serves both passes.
     let devices = crate::devices::connect(&profile, endpoint, options).await?;

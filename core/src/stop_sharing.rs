@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::links::{self, ShareInfo};
+use crate::net::CallOptions;
 use crate::profile::db;
 use crate::profile::Profile;
 use crate::share::{self, GrantInfo};
-use crate::sync::SyncOptions;
 
 /// A share link [`stop_all`] could not end, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,7 +53,7 @@ impl Stopped {
 pub async fn stop_all(
     profile: Arc<Profile>,
     endpoint: Option<&str>,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<Stopped> {
     let grants = db(&profile, |p| {
         share::who_can_see(p)?

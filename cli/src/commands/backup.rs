@@ -187,9 +187,9 @@ pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> 
     };
     let store = passphrase::new_profile()?;
     let profile: Profile = match from {
-        From::File(file) => backup::restore_from_file(home, &file, &code, &store)?,
+        From::File(file) => carry_core::restore::from_file(home, &file, &code, &store)?,
         From::Endpoint(url) => crate::context::runtime()?.block_on(
-            backup::restore_from_endpoint(home, &url, &code, std::sync::Arc::new(store)),
+            carry_core::restore::from_endpoint(home, &url, &code, std::sync::Arc::new(store)),
         )?,
     };
     arrived(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use carry_core::links::{self, NewShare, OpenOptions, Preset, QrMatrix};
-use carry_core::sync::SyncOptions;
+use carry_core::net::CallOptions;
 use carry_core::{Error, Result};
 use serde_json::json;
 
@@ -129,7 +129,7 @@ pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
         direct: false,
         label: args.label,
     };
-    let made = runtime()?.block_on(links::create(profile, &url, &new, &SyncOptions::default()))?;
+    let made = runtime()?.block_on(links::create(profile, &url, &new, &CallOptions::default()))?;
     if let Some(path) = &args.qr {
         write_qr(&made.qr, path)?;
     }
@@ -171,7 +171,7 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
         runtime()?.block_on(links::list_with_accesses(
             profile.clone(),
             &url,
-            &SyncOptions::default(),
+            &CallOptions::default(),
         ))
     });
     // Without the endpoint, the links are still listed, with no access log.
@@ -234,7 +234,7 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
 pub fn unshare(home: &Path, as_json: bool, id: &str) -> Result<u8> {
     let profile = Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
-    let info = runtime()?.block_on(links::revoke(profile, &url, id, &SyncOptions::default()))?;
+    let info = runtime()?.block_on(links::revoke(profile, &url, id, &CallOptions::default()))?;
     if as_json {
         print_json(&json!({ "id": info.id, "state": info.state, "accesses": info.accesses }))?;
     } else {
@@ -255,7 +255,7 @@ pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result
     let card = runtime()?.block_on(links::emergency_card(
         profile,
         &url,
-        &SyncOptions::default(),
+        &CallOptions::default(),
     ))?;
     if let Some(path) = &qr {
         write_qr(&card.qr, path)?;

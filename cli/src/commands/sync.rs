@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use carry_core::net::CallOptions;
 use carry_core::sync::{
     self, AuthKind, NewSource, ProviderKind, SourceInfo, SyncOptions, SyncProgress,
     DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
@@ -293,8 +294,10 @@ pub fn sync_now(
         }))
     };
     let options = SyncOptions {
-        budget,
-        cancel: None,
+        call: CallOptions {
+            budget,
+            cancel: None,
+        },
         progress,
         full,
         deletions,
@@ -311,7 +314,7 @@ pub fn sync_now(
         rt.block_on(carry_core::exchange::exchange(
             profile.clone(),
             url,
-            &options,
+            &options.call,
         ))
     };
     let mut relay = endpoint.as_deref().map(|url| exchange(&rt, url));
@@ -326,7 +329,11 @@ pub fn sync_now(
     }
     // Long-lived share links follow the record; accesses come into the audit log.
     if let (Some(url), Some(Ok(_))) = (&endpoint, &relay) {
-        if let Err(e) = rt.block_on(carry_core::links::refresh(profile.clone(), url, &options)) {
+        if let Err(e) = rt.block_on(carry_core::links::refresh(
+            profile.clone(),
+            url,
+            &options.call,
+        )) {
             tracing::warn!(error = %e, "share links were not refreshed");
         }
     }

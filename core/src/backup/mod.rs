@@ -13,11 +13,12 @@ pub mod format;
 mod remote;
 pub(crate) mod restore;
 
-pub use remote::{backup_to_endpoint, restore_from_endpoint};
+pub use remote::backup_to_endpoint;
+pub(crate) use remote::restore_from_endpoint;
 pub(crate) use remote::{restore_as, stage_move};
 #[cfg(test)]
 pub(crate) use restore::restore_file_joining;
-pub use restore::restore_from_file;
+pub(crate) use restore::restore_from_file;
 pub(crate) use restore::Join;
 
 use std::io::BufWriter;

@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::keys::KeyStore;
 use crate::net::http::{Http, Resp};
 use crate::net::relay::{status_error, Relay};
+use crate::net::CallOptions;
 use crate::profile::db;
 use crate::profile::Profile;
-use crate::sync::SyncOptions;
 
 /// The most blobs one restore fetches: a whole backup and the endpoint's longest
 /// chain of increments on it.
@@ -143,7 +143,7 @@ pub(super) fn forget_restores_seen(c: &rusqlite::Connection) -> Result<()> {
 pub async fn backup_to_endpoint(
     profile: Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
     full: bool,
 ) -> Result<BackupReport> {
     let (secret, stale, link) = db(&profile, move |p| {
@@ -169,8 +169,7 @@ pub async fn backup_to_endpoint(
         p.vault().write(|c| crate::vault::identity::get(c))
     })
     .await?;
-    let deadline = options.budget.map(|b| std::time::Instant::now() + b);
-    let http = Http::new(deadline, options.cancel.clone())?;
+    let http = options.http()?;
     let relay = Relay::connect(http, endpoint, &me).await?;
     let path = format!("backup/v1/blobs/{locator}");
 
@@ -264,8 +263,10 @@ async fn fetch(http: &Http, url: &str, fetch: &str) -> Result<Resp> {
 /// Restore from the endpoint with nothing but the recovery code: the code derives
 /// where the backup is and the secret that fetches it. The latest backup and the
 /// chain it builds on are fetched and applied in order. A code with no backup there
-/// is [`Error::NotFound`]; repeated wrong tries are slowed down by the endpoint.
-pub async fn restore_from_endpoint(
+/// is [`Error::NotFound`]; repeated wrong tries are slowed down by the endpoint. The
+/// vault only: `carry_core::restore::from_endpoint` also asks again for the records
+/// shared with the person.
+pub(crate) async fn restore_from_endpoint(
     dir: &std::path::Path,
     endpoint: &str,
     code: &str,

@@ -22,8 +22,9 @@ const SEQ_JUMP: i64 = 1_000_000;
 /// Restore the backup in `file` into the empty folder `dir` with `code`, wrapping the
 /// new vault's key with `key_store`. A wrong code is [`Error::WrongRecoveryCode`] and leaves
 /// nothing behind; so does any other failure: the profile is built in a folder beside
-/// `dir` and moved into place only when whole.
-pub fn restore_from_file(
+/// `dir` and moved into place only when whole. The vault only: records shared with the
+/// person are not in backups, and `carry_core::restore::from_file` asks for them again.
+pub(crate) fn restore_from_file(
     dir: &Path,
     file: &Path,
     code: &str,
@@ -166,10 +167,7 @@ pub(super) fn restore<R: Read>(
         std::fs::remove_dir(dir)?;
     }
     std::fs::rename(&building, dir)?;
-    let profile = Profile::open(dir, key_store)?;
-    // Records shared with this profile are not in backups: ask for them again.
-    crate::share::resync_received(&profile)?;
-    Ok(profile)
+    Profile::open(dir, key_store)
 }
 
 /// Restore the backup in `file` as another device of the profile, recorded by `join`

@@ -294,6 +294,8 @@ impl MoveIn {
         });
         let profile =
             crate::backup::restore_as(dir, &self.endpoint, &code, key_store, join).await?;
+        // Records shared with the person are not in backups: ask for them again.
+        crate::share::resync_received(&profile)?;
         if moving {
             profile.vault().write(|c| {
                 crate::audit::append(

@@ -4,7 +4,6 @@
 //! A batch from a device that is not (or no longer) in the profile is refused.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::share::DevicesReport;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -14,11 +13,10 @@ use rusqlite::params;
 use super::ops::{self, Batch};
 use super::registry;
 use crate::error::{EnvelopeProblem, Error, Result};
-use crate::net::http::Http;
 use crate::net::relay::{Posted, Relay};
+use crate::net::CallOptions;
 use crate::profile::db;
 use crate::profile::Profile;
-use crate::sync::SyncOptions;
 
 pub(crate) const MAGIC: &[u8] = b"CD1";
 pub(crate) const INFO: &[u8] = b"carry-device-v1";
@@ -91,7 +89,7 @@ pub(crate) fn queue(profile: &Profile) -> Result<u64> {
 pub(crate) async fn connect(
     profile: &Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<Option<Relay>> {
     let me = db(profile, |p| {
         p.vault().write(|c| {
@@ -110,8 +108,7 @@ pub(crate) async fn connect(
     let Some(me) = me else {
         return Ok(None);
     };
-    let deadline = options.budget.map(|b| Instant::now() + b);
-    let http = Http::new(deadline, options.cancel.clone())?;
+    let http = options.http()?;
     Ok(Some(Relay::connect(http, endpoint, &me).await?))
 }
 
@@ -121,7 +118,7 @@ pub(crate) async fn connect(
 pub async fn exchange(
     profile: Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<DevicesReport> {
     match connect(&profile, endpoint, options).await? {
         Some(relay) => pass(profile, &relay).await,

@@ -22,7 +22,7 @@ use crate::prefs::EmergencyCardContents;
 use crate::readings::uuid_v4;
 use crate::record::summary;
 use crate::record::Category;
-use crate::share::Scope;
+use crate::scope::{self, Scope};
 use crate::time::{now_unix, rfc3339};
 
 const LOINC: &str = "http://loinc.org";
@@ -309,7 +309,7 @@ pub(crate) fn build_with(
             scope_all.resource_types.push("none".into());
         }
     }
-    let ids: Vec<i64> = crate::share::scope_ids(conn, &scope_all)?;
+    let ids: Vec<i64> = scope::ids(conn, &scope_all)?;
     let list = serde_json::to_string(&ids)?;
     let mut stmt = conn.prepare(
         "SELECT r.id, r.rtype, r.category, s.name, r.json, r.rid, r.full_url FROM resources r
@@ -408,7 +408,7 @@ pub(crate) fn build_with(
         slot.1.push(url.clone());
         entries.push(json!({ "fullUrl": url, "resource": r }));
         // One copy of a fact goes; a Provenance names every source that holds it.
-        let others = crate::share::scope::other_sources(conn, *id, source)?;
+        let others = scope::other_sources(conn, *id, source)?;
         if !others.is_empty() {
             let agents: Vec<Value> = std::iter::once(source)
                 .chain(others.iter())

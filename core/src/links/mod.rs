@@ -31,11 +31,10 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
-use crate::net::http::Http;
 use crate::net::relay::{json_of, json_text, status_error, Relay};
+use crate::net::CallOptions;
 use crate::profile::db;
 use crate::profile::Profile;
-use crate::sync::SyncOptions;
 use crate::time::now_unix;
 
 pub use ips::{Preset, Summary, SummarySection};
@@ -275,13 +274,12 @@ fn preset_of(name: &str, scope: Option<&str>) -> Result<Preset> {
     }
 }
 
-async fn connect(profile: &Arc<Profile>, endpoint: &str, options: &SyncOptions) -> Result<Relay> {
+async fn connect(profile: &Arc<Profile>, endpoint: &str, options: &CallOptions) -> Result<Relay> {
     let me = db(profile, |p| {
         p.vault().write(|c| crate::vault::identity::get(c))
     })
     .await?;
-    let deadline = options.budget.map(|b| std::time::Instant::now() + b);
-    let http = Http::new(deadline, options.cancel.clone())?;
+    let http = options.http()?;
     Relay::connect(http, endpoint, &me).await
 }
 
@@ -291,7 +289,7 @@ pub async fn create(
     profile: Arc<Profile>,
     endpoint: &str,
     new: &NewShare,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<Created> {
     create_inner(profile, endpoint, new, options, false).await
 }
@@ -300,7 +298,7 @@ async fn create_inner(
     profile: Arc<Profile>,
     endpoint: &str,
     new: &NewShare,
-    options: &SyncOptions,
+    options: &CallOptions,
     emergency_card: bool,
 ) -> Result<Created> {
     let expires_s = new.expires_s.unwrap_or(DEFAULT_EXPIRY_S);
@@ -491,7 +489,7 @@ pub async fn accesses(
     profile: Arc<Profile>,
     endpoint: &str,
     id: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<Vec<Access>> {
     let idq = id.to_string();
     let id = db(&profile, move |p| p.vault().read(|c| resolve(c, &idq))).await?;
@@ -505,7 +503,7 @@ pub async fn accesses(
 pub async fn list_with_accesses(
     profile: Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<Vec<(ShareInfo, Vec<Access>)>> {
     let links = db(&profile, list).await?;
     if links.is_empty() {
@@ -637,7 +635,7 @@ pub async fn revoke(
     profile: Arc<Profile>,
     endpoint: &str,
     id: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<ShareInfo> {
     let idq = id.to_string();
     let id = db(&profile, move |p| p.vault().read(|c| resolve(c, &idq))).await?;
@@ -680,7 +678,7 @@ struct LiveLink {
 /// Keep links current: re-upload the summary of every long-lived link in force
 /// whose content changed, and copy new accesses into the audit log. Returns how many
 /// links were updated.
-pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &SyncOptions) -> Result<u64> {
+pub async fn refresh(profile: Arc<Profile>, endpoint: &str, options: &CallOptions) -> Result<u64> {
     let active: Vec<LiveLink> = db(&profile, |p| {
         p.vault().read(|c| {
             Ok(c.prepare(
@@ -814,7 +812,7 @@ pub struct EmergencyCard {
 pub async fn emergency_card(
     profile: Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<EmergencyCard> {
     let current: Option<String> = db(&profile, |p| {
         p.vault().read(|c| {

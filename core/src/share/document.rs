@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::crypto::identity::{Identity, PublicIdentity, PublicKeys};
 use crate::error::{Error, Result};
-use crate::record::Category;
+pub use crate::scope::Scope;
 
 /// The `format` member of every grant document.
 pub const GRANT_FORMAT: &str = "carry-grant";
@@ -100,30 +100,6 @@ pub struct Basis {
     /// What evidence was seen (an LPA reference, a court order number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
-}
-
-/// Which part of the record a grant covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Scope {
-    /// The categories (at least one).
-    pub categories: Vec<Category>,
-    /// Only these FHIR resource types, if any are listed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resource_types: Vec<String>,
-    /// Only data dated on or after this FHIR date.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_from: Option<String>,
-    /// Only data dated before this FHIR date.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_until: Option<String>,
-    /// Sensitivity labels (HL7 v3 codes such as `PSY`) whose items are included.
-    /// Items with any other label are left out.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include_labels: Vec<String>,
-    /// Item ids left out individually.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hidden: Vec<i64>,
 }
 
 /// One side of a grant.
@@ -344,6 +320,7 @@ pub fn valid_grant_id(id: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::record::Category;
 
     pub(crate) fn sample(grantor: &Identity, grantee: &PublicIdentity) -> GrantDoc {
         GrantDoc {

@@ -409,7 +409,7 @@ fn refusal(
             .map_err(|_| "an entry is not JSON".to_string())
             .and_then(|v| crate::record::analyse(&v).map_err(|e| e.to_string()));
         match analysis {
-            Ok(a) => super::scope::admits(&scope, &a)
+            Ok(a) => crate::scope::admits(&scope, &a)
                 .err()
                 .map(|why| format!("an entry is outside the grant: {why}")),
             Err(why) => Some(why),

@@ -25,11 +25,9 @@ pub mod received;
 pub(crate) mod rotation;
 
 pub use incoming::PendingContribution;
-pub(crate) mod scope;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 
@@ -37,25 +35,17 @@ use crate::audit::{self, AuditCheck, AuditEntry, AuditEvent};
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::export;
 use crate::net::http::Http;
+use crate::net::CallOptions;
 use crate::profile::db;
 use crate::profile::Profile;
 use crate::query::{self, Item};
 use crate::readings::{self, Reading, Subject};
-use crate::sync::SyncOptions;
 use crate::time::now_unix;
 
 pub use document::{Basis, BasisKind, GrantDoc, Role, Scope};
 pub use grants::{GrantInfo, NewGrant};
 pub use people::{Invite, MyIdentity, Person};
 pub use received::ReceivedProfile;
-
-/// Item ids of the resources `scope` covers (the rule grants and share links use).
-pub(crate) fn scope_ids(conn: &rusqlite::Connection, scope: &Scope) -> Result<Vec<i64>> {
-    Ok(scope::in_scope(conn, scope)?
-        .into_iter()
-        .map(|i| i.id)
-        .collect())
-}
 
 /// The environment variable that overrides the profile's endpoint.
 pub const ENDPOINT_ENV: &str = "CARRY_ENDPOINT";
@@ -152,7 +142,7 @@ pub fn revoke(profile: &Profile, grant_id: &str) -> Result<GrantInfo> {
 pub fn view_as(profile: &Profile, who: &str) -> Result<Vec<Item>> {
     profile.vault().read(|c| {
         let doc = grants::active_to(c, who)?;
-        query::items(c, &scope_ids(c, &doc.scope)?)
+        query::items(c, &crate::scope::ids(c, &doc.scope)?)
     })
 }
 
@@ -160,7 +150,7 @@ pub fn view_as(profile: &Profile, who: &str) -> Result<Vec<Item>> {
 pub fn view_as_export(profile: &Profile, who: &str, out: &mut dyn std::io::Write) -> Result<u64> {
     profile.vault().read(|c| {
         let doc = grants::active_to(c, who)?;
-        export::export_items(c, &scope_ids(c, &doc.scope)?, out)
+        export::export_items(c, &crate::scope::ids(c, &doc.scope)?, out)
     })
 }
 
@@ -249,7 +239,7 @@ pub fn contribute(
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Only inside the grant: the person's device refuses anything else anyway.
         let held = grants::doc(&tx, &r.grant)?;
-        if let Err(why) = scope::admits(&held.scope, &crate::record::analyse(&obs)?) {
+        if let Err(why) = crate::scope::admits(&held.scope, &crate::record::analyse(&obs)?) {
             audit::append(
                 &tx,
                 AuditEvent::ContributionRejected,
@@ -438,10 +428,10 @@ impl Refusals {
 pub(crate) async fn exchange_with_people(
     profile: Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
 ) -> Result<ExchangeReport> {
     let mut report = ExchangeReport::default();
-    let deadline = options.budget.map(|b| Instant::now() + b);
+    let deadline = options.deadline();
     let me = db(&profile, |p| {
         p.vault().write(|c| crate::vault::identity::get(c))
     })
@@ -609,12 +599,11 @@ pub(crate) async fn exchange_with_people(
 async fn retire_old(
     profile: &Arc<Profile>,
     endpoint: &str,
-    options: &SyncOptions,
+    options: &CallOptions,
     pending: rotation::Pending,
     report: &mut ExchangeReport,
 ) -> Result<()> {
-    let deadline = options.budget.map(|b| Instant::now() + b);
-    let http = Http::new(deadline, options.cancel.clone())?;
+    let http = options.http()?;
     let successor = crate::crypto::identity::mailbox_id(&pending.successor);
     let old = Arc::new(pending.old);
     let detail = match crate::net::relay::Relay::sign_in(http, endpoint, &old).await? {

@@ -13,9 +13,9 @@ use rusqlite::{params, Connection, Transaction};
 use super::document::GrantDoc;
 use super::envelope::{self, Body, Message, Shared, PLAINTEXT_MAX};
 use super::people;
-use super::scope;
 use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
+use crate::scope;
 use crate::time::now_unix;
 
 /// Queue a sealed envelope.
@@ -186,7 +186,7 @@ fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -
     let hashes: HashMap<i64, &Vec<u8>> = now_in.iter().map(|i| (i.id, &i.hash)).collect();
     // Load in slices so a large record never sits in memory whole.
     for ids in send.chunks(256) {
-        for item in scope::load(tx, ids)? {
+        for item in delivery_items(tx, ids)? {
             // As it will be written: the resource is a JSON string inside the message.
             let escapes = item
                 .json
@@ -269,4 +269,34 @@ fn flush(
     };
     *first = false;
     send_on_grant(tx, me, g, body)
+}
+
+/// The delivery items for `ids`.
+fn delivery_items(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
+    let list = serde_json::to_string(ids)?;
+    let mut stmt = conn.prepare(
+        "SELECT r.id, s.name, s.kind, r.entered_by, r.json, r.full_url
+         FROM resources r JOIN sources s ON s.id = r.source_id
+         WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.id",
+    )?;
+    let mut rows = stmt
+        .query_map([list], |r| {
+            Ok(Shared {
+                k: scope::rkey(r.get(0)?),
+                src: r.get(1)?,
+                sk: r.get(2)?,
+                by: r.get(3)?,
+                json: r.get(4)?,
+                url: r.get(5)?,
+                also: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // The other sources of each fact, named with the one copy that goes.
+    for row in rows.iter_mut() {
+        if let Some(id) = row.k.strip_prefix('r').and_then(|n| n.parse::<i64>().ok()) {
+            row.also = scope::other_sources(conn, id, &row.src)?;
+        }
+    }
+    Ok(rows)
 }

@@ -369,8 +369,7 @@ fn restored_profiles_get_their_shared_records_back_and_never_reuse_a_sequence_nu
     let carer_file = d.path().join("carer.carry");
     crate::backup::backup_to_file(&carer, &carer_file).unwrap();
     let carer2 =
-        crate::backup::restore_from_file(&d.path().join("c2"), &carer_file, &carer_code, &ks)
-            .unwrap();
+        crate::restore::from_file(&d.path().join("c2"), &carer_file, &carer_code, &ks).unwrap();
     let resync = drain(&carer2);
     assert_eq!(resync.len(), 1);
     deliver(&patient, &resync[0]).unwrap();
@@ -393,8 +392,7 @@ fn restored_profiles_get_their_shared_records_back_and_never_reuse_a_sequence_nu
         deliver(&carer2, &e).unwrap();
     }
     assert_eq!(shared_count(&carer2), n + 1);
-    let patient2 =
-        crate::backup::restore_from_file(&d.path().join("p2"), &file, &code, &ks).unwrap();
+    let patient2 = crate::restore::from_file(&d.path().join("p2"), &file, &code, &ks).unwrap();
     patient2
         .add_reading(&Reading::parse("pulse", "62").unwrap(), None)
         .unwrap();

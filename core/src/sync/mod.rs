@@ -24,16 +24,15 @@ mod push;
 mod refs;
 mod sources;
 mod state;
-pub use crate::net::trust;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::net::http;
+use crate::net::{http, CallOptions};
 use crate::profile::db;
 use crate::profile::Profile;
 
@@ -51,11 +50,9 @@ pub type ProgressFn = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
 /// Options for one sync call.
 #[derive(Clone, Default)]
 pub struct SyncOptions {
-    /// Stop after this long; what was fetched so far is kept, and the next sync
-    /// resumes from there.
-    pub budget: Option<Duration>,
-    /// Set to stop at the next safe point.
-    pub cancel: Option<Arc<AtomicBool>>,
+    /// The time budget and cancel flag: on either, what was fetched so far is kept,
+    /// and the next sync resumes from there.
+    pub call: CallOptions,
     /// Called as the sync moves on. Never called while the vault is locked for writing.
     pub progress: Option<ProgressFn>,
     /// List everything the source holds, not only what changed, and mark what it no
@@ -69,7 +66,7 @@ pub struct SyncOptions {
 impl std::fmt::Debug for SyncOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncOptions")
-            .field("budget", &self.budget)
+            .field("call", &self.call)
             .field("full", &self.full)
             .field("deletions", &self.deletions)
             .finish_non_exhaustive()
@@ -230,12 +227,12 @@ pub async fn sync(
         }
         None => all,
     };
-    let deadline = options.budget.map(|b| Instant::now() + b);
+    let deadline = options.call.deadline();
     let mut reports = Vec::with_capacity(chosen.len());
     for source in chosen {
         let counters = Arc::new(Counters::default());
-        let http =
-            http::Http::new(deadline, options.cancel.clone())?.counting(counters.requests.clone());
+        let http = http::Http::new(deadline, options.call.cancel.clone())?
+            .counting(counters.requests.clone());
         let run = state::run(profile, &http, &source, options, &counters);
         // The budget bounds the whole run; cutting it off mid-page is safe.
         let outcome = match deadline {

@@ -1,5 +1,5 @@
-//! Which resources a grant's scope covers: the one rule deliveries, "view as" and the
-//! grant list all use.
+//! Which part of the record a scope covers ([`Scope`]), and which resources that is:
+//! the one rule grants' deliveries, "view as", the grant list and share links all use.
 //!
 //! A resource is in scope when its category is listed, its type is listed (if types
 //! are), its date falls in the window (undated items are left out of a windowed
@@ -12,10 +12,34 @@ use std::collections::BTreeSet;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
-use super::document::Scope;
-use super::envelope::Shared;
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
-use crate::record::summary;
+use crate::record::{summary, Category};
+
+/// Which part of the record a grant or a share link covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// The categories (at least one).
+    pub categories: Vec<Category>,
+    /// Only these FHIR resource types, if any are listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_types: Vec<String>,
+    /// Only data dated on or after this FHIR date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_from: Option<String>,
+    /// Only data dated before this FHIR date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_until: Option<String>,
+    /// Sensitivity labels (HL7 v3 codes such as `PSY`) whose items are included.
+    /// Items with any other label are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_labels: Vec<String>,
+    /// Item ids left out individually.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<i64>,
+}
 
 /// One resource in scope: its item id and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +51,11 @@ pub(crate) struct InScope {
 /// The key a grantee knows an item by.
 pub(crate) fn rkey(id: i64) -> String {
     format!("r{id}")
+}
+
+/// The item ids `scope` covers, in order.
+pub(crate) fn ids(conn: &Connection, scope: &Scope) -> Result<Vec<i64>> {
+    Ok(in_scope(conn, scope)?.into_iter().map(|i| i.id).collect())
 }
 
 /// The resources `scope` covers, in item id order.
@@ -152,36 +181,6 @@ pub(crate) fn admits(
         ));
     }
     Ok(())
-}
-
-/// The delivery items for `ids`.
-pub(crate) fn load(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
-    let list = serde_json::to_string(ids)?;
-    let mut stmt = conn.prepare(
-        "SELECT r.id, s.name, s.kind, r.entered_by, r.json, r.full_url
-         FROM resources r JOIN sources s ON s.id = r.source_id
-         WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.id",
-    )?;
-    let mut rows = stmt
-        .query_map([list], |r| {
-            Ok(Shared {
-                k: rkey(r.get(0)?),
-                src: r.get(1)?,
-                sk: r.get(2)?,
-                by: r.get(3)?,
-                json: r.get(4)?,
-                url: r.get(5)?,
-                also: Vec::new(),
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    // The other sources of each fact, named with the one copy that goes.
-    for row in rows.iter_mut() {
-        if let Some(id) = row.k.strip_prefix('r').and_then(|n| n.parse::<i64>().ok()) {
-            row.also = other_sources(conn, id, &row.src)?;
-        }
-    }
-    Ok(rows)
 }
 
 /// The sources other than `own` that hold the fact item `id` is a copy of, by name.
