@@ -47,6 +47,9 @@ pub struct EmergencyCardContents {
     /// The latest reading of each vital sign.
     #[uniffi(default = true)]
     pub vital_signs: bool,
+    /// The latest result of each kind, from the year before the newest.
+    #[uniffi(default = true)]
+    pub results: bool,
     /// The emergency contacts on the person's Patient record.
     #[uniffi(default = true)]
     pub contacts: bool,
@@ -59,6 +62,7 @@ impl From<cp::EmergencyCardContents> for EmergencyCardContents {
             medications: c.medications,
             problems: c.problems,
             vital_signs: c.vital_signs,
+            results: c.results,
             contacts: c.contacts,
         }
     }
@@ -71,6 +75,7 @@ impl From<EmergencyCardContents> for cp::EmergencyCardContents {
             medications: c.medications,
             problems: c.problems,
             vital_signs: c.vital_signs,
+            results: c.results,
             contacts: c.contacts,
         }
     }

@@ -75,7 +75,7 @@ fn preferences_are_set_shown_and_exported_as_consents() {
     assert_eq!(
         p["emergency_card"],
         serde_json::json!({"allergies": true, "medications": true, "problems": false,
-            "vital_signs": false, "contacts": true})
+            "vital_signs": false, "results": false, "contacts": true})
     );
     let shown = ok(&home, &["prefs"]);
     assert!(

@@ -67,6 +67,10 @@ pub struct EmergencyCardContents {
     pub problems: bool,
     /// The latest reading of each vital sign.
     pub vital_signs: bool,
+    /// The latest result of each kind, from the year before the newest. A card saved
+    /// before results could be chosen leaves them out until the person adds them.
+    #[serde(default)]
+    pub results: bool,
     /// The emergency contacts held on the person's Patient record.
     pub contacts: bool,
 }
@@ -78,6 +82,7 @@ impl Default for EmergencyCardContents {
             medications: true,
             problems: true,
             vital_signs: true,
+            results: true,
             contacts: true,
         }
     }
@@ -85,11 +90,12 @@ impl Default for EmergencyCardContents {
 
 impl EmergencyCardContents {
     /// The ids of the parts, in the order lists show them.
-    pub const PARTS: [&'static str; 5] = [
+    pub const PARTS: [&'static str; 6] = [
         "allergies",
         "medications",
         "problems",
         "vital-signs",
+        "results",
         "contacts",
     ];
 
@@ -101,6 +107,7 @@ impl EmergencyCardContents {
             medications: false,
             problems: false,
             vital_signs: false,
+            results: false,
             contacts: false,
         };
         for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -109,6 +116,7 @@ impl EmergencyCardContents {
                 "medications" => c.medications = true,
                 "problems" => c.problems = true,
                 "vital-signs" => c.vital_signs = true,
+                "results" => c.results = true,
                 "contacts" => c.contacts = true,
                 "none" => {}
                 other => {
@@ -129,6 +137,7 @@ impl EmergencyCardContents {
             self.medications,
             self.problems,
             self.vital_signs,
+            self.results,
             self.contacts,
         ];
         Self::PARTS

@@ -285,29 +285,8 @@ fn point(r: &Value, codes: &[&str]) -> Option<Point> {
         converted_from: None,
         comparable: true,
         source: String::new(),
-        range: range(r),
+        range: summary::reference_range(r),
     })
-}
-
-/// The reference range as written: `low–high unit`, or one side of it.
-fn range(r: &Value) -> Option<String> {
-    let rr = r.pointer("/referenceRange/0")?;
-    if let Some(t) = rr["text"].as_str() {
-        return Some(t.to_string());
-    }
-    let side = |k: &str| summary::number(&rr[k]["value"]);
-    let unit = rr["low"]["unit"]
-        .as_str()
-        .or_else(|| rr["high"]["unit"].as_str())
-        .map(summary::readable_unit)
-        .unwrap_or_default();
-    let text = match (side("low"), side("high")) {
-        (Some(l), Some(h)) => format!("{l}–{h}"),
-        (Some(l), None) => format!("≥{l}"),
-        (None, Some(h)) => format!("≤{h}"),
-        (None, None) => return None,
-    };
-    Some(format!("{text} {unit}").trim_end().to_string())
 }
 
 /// Bring `p` into `unit` where the conversion is exact: kilograms from pounds, and

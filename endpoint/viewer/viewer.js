@@ -388,6 +388,8 @@
 
   /** The naming system of the keys Carry's carers sign with: a performer so named is a carer. */
   var CARER_KEYS = 'https://carry.health/fhir/NamingSystem/signing-key';
+  /** The code system of the tag Carry puts on an item the patient or a carer entered. */
+  var ENTERED_BY = 'https://carry.health/fhir/CodeSystem/entered-by';
 
   /**
    * Who entered a reading, when it was not a clinician: the patient (the performer is
@@ -396,6 +398,11 @@
    */
   function enteredBy(r) {
     var p = arr(r.performer)[0];
+    var tag = arr(r.meta && r.meta.tag).filter(function (t) { return t && t.system === ENTERED_BY; })[0];
+    if (tag && tag.code === 'patient') return 'the patient, at home';
+    if (tag && tag.code === 'carer') {
+      return ((p && str(p.display)) || 'a carer') + ' (carer), at home';
+    }
     if (!p) return '';
     if (p.identifier && p.identifier.system === CARER_KEYS) {
       return (str(p.display) || 'a carer') + ' (carer), at home';

@@ -252,6 +252,9 @@ test('home readings say who entered them: the patient, or a carer by name', () =
       valueQuantity: { value: 64, unit: '/min' },
     },
   });
+  // A reading whose performer is a name only says who entered it by its tag.
+  const tagged = obs('e', { display: 'Jene' });
+  tagged.resource.meta = { tag: [{ system: 'https://carry.health/fhir/CodeSystem/entered-by', code: 'patient' }] };
   const bundle = {
     resourceType: 'Bundle',
     type: 'document',
@@ -265,7 +268,12 @@ test('home readings say who entered them: the patient, or a carer by name', () =
             {
               title: 'Vital signs',
               code: { coding: [{ system: 'http://loinc.org', code: '8716-3' }] },
-              entry: [{ reference: 'urn:uuid:a' }, { reference: 'urn:uuid:b' }, { reference: 'urn:uuid:d' }],
+              entry: [
+                { reference: 'urn:uuid:a' },
+                { reference: 'urn:uuid:b' },
+                { reference: 'urn:uuid:d' },
+                { reference: 'urn:uuid:e' },
+              ],
             },
           ],
         },
@@ -274,12 +282,18 @@ test('home readings say who entered them: the patient, or a carer by name', () =
       obs('a', { reference: 'Patient/p1' }),
       obs('b', { display: 'Sam', identifier: { system: 'https://carry.health/fhir/NamingSystem/signing-key', value: 'k' } }),
       obs('d', { reference: 'Practitioner/gp1', display: 'Dr A' }),
+      tagged,
     ],
   };
   const details = viewer.summarise(bundle).sections[0].entries.map((e) => e.details.join(' | '));
   assert.ok(details.some((d) => d.includes('Entered by: the patient, at home')), details.join('\n'));
   assert.ok(details.some((d) => d.includes('Entered by: Sam (carer), at home')), details.join('\n'));
-  assert.equal(details.filter((d) => d.includes('Entered by')).length, 2, 'a clinician reading says nothing');
+  assert.equal(
+    details.filter((d) => d.includes('Entered by: the patient, at home')).length,
+    2,
+    'by reference and by tag',
+  );
+  assert.equal(details.filter((d) => d.includes('Entered by')).length, 3, 'a clinician reading says nothing');
 });
 
 test('a fact several sources sent names them all', () => {

@@ -29,7 +29,7 @@ pub struct PrefsArgs {
     #[arg(long, value_name = "SECONDS")]
     lock_timeout: Option<u32>,
     /// What the emergency card shows, comma-separated: allergies, medications,
-    /// problems, vital-signs, contacts (or none). Required parts left out stay in the
+    /// problems, vital-signs, results, contacts (or none). Required parts left out stay in the
     /// summary, marked as withheld.
     #[arg(long, value_name = "PARTS")]
     emergency_card: Option<String>,

@@ -26,13 +26,16 @@ use crate::scope::{self, Scope};
 use crate::time::{now_unix, rfc3339};
 
 const LOINC: &str = "http://loinc.org";
+/// How far back from the newest result the emergency summary lists results: a year.
+const RECENT_RESULTS_S: i64 = 365 * 86_400;
 pub use crate::record::patient::NHS_NUMBER;
 
 /// What to put in a summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Preset {
-    /// Allergies, current medicines, current problems, the latest vital signs, and
-    /// emergency contacts (from the Patient).
+    /// Allergies, current medicines, current problems, the latest vital signs, the
+    /// latest results of each kind from the year before the newest, and emergency
+    /// contacts (from the Patient).
     Emergency,
     /// Medicines and allergies.
     MedsAllergies,
@@ -76,6 +79,7 @@ impl Preset {
                 Category::Medications,
                 Category::Conditions,
                 Category::VitalSigns,
+                Category::TestResults,
             ]),
             Preset::MedsAllergies => cats(&[Category::Medications, Category::Allergies]),
             Preset::AllButRestricted => cats(&Category::ALL),
@@ -106,6 +110,11 @@ const PROBLEMS: SectionDef = SectionDef {
     title: "Problem list",
     required: true,
 };
+const PAST_ILLNESS: SectionDef = SectionDef {
+    code: "11348-0",
+    title: "History of past illness",
+    required: false,
+};
 const IMMUNISATIONS: SectionDef = SectionDef {
     code: "11369-6",
     title: "Immunisations",
@@ -127,10 +136,11 @@ const VITALS: SectionDef = SectionDef {
     required: false,
 };
 /// In the order the Composition lists them.
-const SECTIONS: [&SectionDef; 7] = [
+const SECTIONS: [&SectionDef; 8] = [
     &ALLERGIES,
     &MEDICATIONS,
     &PROBLEMS,
+    &PAST_ILLNESS,
     &IMMUNISATIONS,
     &RESULTS,
     &PROCEDURES,
@@ -187,8 +197,10 @@ fn is_current(rtype: &str, r: &Value) -> bool {
 
 /// One line of a section, as the narrative and a reader show it: the display, how a
 /// medicine is taken, the status word (for a medicine always, otherwise when it is not
-/// current), and the date at the precision it carries.
-fn entry_line(rtype: &str, r: &Value) -> String {
+/// current), a result's interpretation and reference range, who entered it when that
+/// was the patient or a carer (`entered_by` is `self` or `carer`), and the date at the
+/// precision it carries.
+fn entry_line(rtype: &str, r: &Value, entered_by: &str) -> String {
     let mut d = summary::display(rtype, r);
     if let Some(how) = summary::dosage(r) {
         d = format!("{d}: {how}");
@@ -197,6 +209,20 @@ fn entry_line(rtype: &str, r: &Value) -> String {
         .filter(|s| s != "current" || rtype.starts_with("Medication"))
         .into_iter()
         .collect();
+    if rtype == "Observation" {
+        notes.extend(summary::interpretation(r));
+        if let Some(range) = summary::reference_range(r) {
+            notes.push(format!("normal range {range}"));
+        }
+    }
+    match entered_by {
+        "self" => notes.push("entered by the patient".into()),
+        "carer" => notes.push(match carer_name(r) {
+            Some(name) => format!("entered by {name}, a carer"),
+            None => "entered by a carer".into(),
+        }),
+        _ => {}
+    }
     if let Some((date, _)) = summary::clinical_date(rtype, r) {
         notes.push(date.get(..10).unwrap_or(&date).to_string());
     }
@@ -205,6 +231,50 @@ fn entry_line(rtype: &str, r: &Value) -> String {
     } else {
         format!("{d} ({})", notes.join(", "))
     }
+}
+
+/// Who entered a received item, as the vault's `entered_by` says it: as its
+/// entered-by tag says; else `carer` when its performer is named by a Carry signing
+/// key, `self` when its performer is its subject, and `provider` otherwise.
+fn entered_by_in(r: &Value) -> &'static str {
+    let tagged = r
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|t| t["system"] == crate::record::ENTERED_BY_SYSTEM)
+        .and_then(|t| t["code"].as_str());
+    match tagged {
+        Some("patient") => return "self",
+        Some("carer") => return "carer",
+        _ => {}
+    }
+    let Some(p) = r.pointer("/performer/0") else {
+        return "provider";
+    };
+    if p.pointer("/identifier/system").and_then(Value::as_str) == Some(crate::record::KEY_SYSTEM) {
+        return "carer";
+    }
+    let subject = r.pointer("/subject/reference").and_then(Value::as_str);
+    if subject.is_some() && p["reference"].as_str() == subject {
+        "self"
+    } else {
+        "provider"
+    }
+}
+
+/// The name a carer's entry gives its carer: its performer named by a signing key.
+fn carer_name(r: &Value) -> Option<String> {
+    r["performer"]
+        .as_array()?
+        .iter()
+        .filter(|p| {
+            p.pointer("/identifier/system").and_then(Value::as_str)
+                == Some(crate::record::KEY_SYSTEM)
+        })
+        .filter_map(|p| p["display"].as_str())
+        .map(|n| n.trim().to_string())
+        .find(|n| !n.is_empty())
 }
 
 /// A medicine line whose statement names its drug only by reference
@@ -286,7 +356,9 @@ pub(crate) fn build_with(
                 (&ALLERGIES, c.allergies),
                 (&MEDICATIONS, c.medications),
                 (&PROBLEMS, c.problems),
+                (&PAST_ILLNESS, c.problems),
                 (&VITALS, c.vital_signs),
+                (&RESULTS, c.results),
             ]
             .iter()
             .any(|(def, included)| def.code == code && !included)
@@ -312,7 +384,8 @@ pub(crate) fn build_with(
     let ids: Vec<i64> = scope::ids(conn, &scope_all)?;
     let list = serde_json::to_string(&ids)?;
     let mut stmt = conn.prepare(
-        "SELECT r.id, r.rtype, r.category, s.name, r.json, r.rid, r.full_url FROM resources r
+        "SELECT r.id, r.rtype, r.category, s.name, r.json, r.rid, r.full_url, r.entered_by
+         FROM resources r
          JOIN sources s ON s.id = r.source_id
          WHERE r.id IN (SELECT value FROM json_each(?1)) ORDER BY r.date_sort DESC, r.id DESC",
     )?;
@@ -324,6 +397,7 @@ pub(crate) fn build_with(
         String,
         Option<String>,
         Option<String>,
+        String,
     );
     let rows: Vec<Row> = stmt
         .query_map([list], |r| {
@@ -335,6 +409,7 @@ pub(crate) fn build_with(
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -356,12 +431,33 @@ pub(crate) fn build_with(
     let mut medications: HashMap<String, Value> = HashMap::new();
     let recorded = crate::time::rfc3339(crate::time::now_unix());
     let mut provenance: Vec<Value> = Vec::new();
-    for (id, rtype, category, source, text, rid, full_url) in &rows {
-        let Some(section) = section_of(rtype, category).filter(|s| !withheld(s.code)) else {
+    let mut newest_result: Option<i64> = None;
+    for (id, rtype, category, source, text, rid, full_url, entered_by) in &rows {
+        let Some(section) = section_of(rtype, category) else {
             continue;
         };
         let mut r: Value = serde_json::from_str(text)
             .map_err(|e| Error::internal(format!("a stored resource: {e}")))?;
+        // Resolved and inactive problems go apart, under the history of past illness.
+        let section = if section.code == PROBLEMS.code && !is_current(rtype, &r) {
+            &PAST_ILLNESS
+        } else {
+            section
+        };
+        if withheld(section.code) {
+            continue;
+        }
+        if emergency && section.code == RESULTS.code {
+            // Recent results: observations (not whole reports) from the year before
+            // the newest one, the latest of each kind.
+            let at = summary::clinical_date(rtype, &r).map(|(_, s)| s);
+            let newest = *newest_result.get_or_insert(at.unwrap_or(i64::MIN));
+            if rtype != "Observation"
+                || at.is_none_or(|at| at < newest.saturating_sub(RECENT_RESULTS_S))
+            {
+                continue;
+            }
+        }
         if emergency {
             if !is_current(rtype, &r) {
                 if rtype != "AllergyIntolerance" || any_current_allergy {
@@ -369,15 +465,36 @@ pub(crate) fn build_with(
                 }
                 allergies_not_current += 1;
             }
-            if section.code == VITALS.code {
+            if section.code == VITALS.code || section.code == RESULTS.code {
                 // The latest reading of each kind only (rows come newest first).
-                let kind = r
-                    .pointer("/code/coding/0/code")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+                let kind = format!(
+                    "{} {}",
+                    section.code,
+                    r.pointer("/code/coding/0/code")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                );
                 if latest_vital.insert(kind, ()).is_some() {
                     continue;
+                }
+            }
+        }
+        // An item the patient or a carer entered says so, for any reader.
+        let tag = match entered_by.as_str() {
+            "self" => Some(("patient", "Entered by the patient")),
+            "carer" => Some(("carer", "Entered by a carer")),
+            _ => None,
+        };
+        if let (Some((code, display)), Some(o)) = (tag, r.as_object_mut()) {
+            let meta = o.entry("meta").or_insert_with(|| json!({}));
+            if let Some(meta) = meta.as_object_mut() {
+                let tags = meta.entry("tag").or_insert_with(|| json!([]));
+                if let Some(tags) = tags.as_array_mut() {
+                    tags.push(json!({
+                        "system": crate::record::ENTERED_BY_SYSTEM,
+                        "code": code,
+                        "display": display
+                    }));
                 }
             }
         }
@@ -395,7 +512,7 @@ pub(crate) fn build_with(
         {
             medications.insert(reference.to_string(), Value::Null);
         }
-        let line = named_medicine(entry_line(rtype, &r), rtype, &r, |reference| {
+        let line = named_medicine(entry_line(rtype, &r, entered_by), rtype, &r, |reference| {
             held_medication(conn, reference)
                 .ok()
                 .flatten()
@@ -455,7 +572,13 @@ pub(crate) fn build_with(
             o.remove("contact");
         }
     }
-    targets.add("Patient", patient["id"].as_str(), None, &patient_url);
+    // The entries' subject was set to the Patient's entry already: that resolves too.
+    targets.add(
+        "Patient",
+        patient["id"].as_str(),
+        Some(&patient_url),
+        &patient_url,
+    );
     // Every reference inside the document resolves inside it.
     targets.rewrite(&mut patient);
     for e in &mut entries {
@@ -697,9 +820,12 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
             .filter_map(|e| e["reference"].as_str().and_then(find))
             .map(|r| {
                 let rtype = r["resourceType"].as_str().unwrap_or("");
-                named_medicine(entry_line(rtype, r), rtype, r, |reference| {
-                    find(reference).map(|m| summary::display("Medication", m))
-                })
+                named_medicine(
+                    entry_line(rtype, r, entered_by_in(r)),
+                    rtype,
+                    r,
+                    |reference| find(reference).map(|m| summary::display("Medication", m)),
+                )
             })
             .collect();
         let withheld = s["emptyReason"]["coding"]
@@ -952,6 +1078,122 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_carers_entry_names_its_carer_by_the_vault_and_by_its_tag() {
+        let obs = json!({
+            "resourceType": "Observation", "status": "final", "code": {"text": "Pulse"},
+            "subject": {"reference": "urn:uuid:p"},
+            "effectiveDateTime": "2026-11-30",
+            "valueQuantity": {"value": 64, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+            "performer": [{"display": "Sam", "identifier": {"system": crate::record::KEY_SYSTEM, "value": "k"}}]
+        });
+        let line = entry_line("Observation", &obs, "carer");
+        assert_eq!(line, "Pulse: 64/min (entered by Sam, a carer, 2026-11-30)");
+        assert_eq!(entered_by_in(&obs), "carer");
+        // A name alone says nothing; the tag a summary adds does.
+        let mut plain = obs.clone();
+        plain["performer"] = json!([{"display": "Jene"}]);
+        assert_eq!(entered_by_in(&plain), "provider");
+        plain["meta"] =
+            json!({"tag": [{"system": crate::record::ENTERED_BY_SYSTEM, "code": "patient"}]});
+        assert_eq!(entered_by_in(&plain), "self");
+        assert_eq!(
+            entry_line("Observation", &plain, entered_by_in(&plain)),
+            "Pulse: 64/min (entered by the patient, 2026-11-30)"
+        );
+    }
+
+    #[test]
+    fn results_say_their_range_and_reading_who_entered_what_and_past_problems_go_apart() {
+        let d = tempfile::tempdir().unwrap();
+        let p = profile_with(d.path(), &[]);
+        let lab = |id: &str, code: &str, name: &str, value: f64, unit: &str, at: &str| {
+            json!({ "fullUrl": format!("https://lab.example/fhir/Observation/{id}"), "resource": {
+                "resourceType": "Observation", "id": id, "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": name}]},
+                "subject": {"reference": "Patient/p1"}, "effectiveDateTime": at,
+                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+                "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "H"}]}],
+                "referenceRange": [{"low": {"value": 4.0, "unit": unit}, "high": {"value": 5.9, "unit": unit}}]
+            }})
+        };
+        let condition = |id: &str, name: &str, status: &str| {
+            json!({ "fullUrl": format!("https://gp.example/fhir/Condition/{id}"), "resource": {
+                "resourceType": "Condition", "id": id,
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]},
+                "code": {"text": name}, "subject": {"reference": "Patient/p1"},
+                "onsetDateTime": "2010-05-01"
+            }})
+        };
+        let bundle = json!({ "resourceType": "Bundle", "type": "collection", "entry": [
+            lab("a1", "4548-4", "Hemoglobin A1c", 6.1, "%", "2024-03-01"),
+            lab("a0", "4548-4", "Hemoglobin A1c", 7.0, "%", "2023-09-01"),
+            lab("g0", "2339-0", "Glucose", 5.2, "mmol/L", "2022-01-01"),
+            condition("c1", "Asthma", "active"),
+            condition("c2", "Appendicitis", "resolved"),
+        ]});
+        let file = d.path().join("gp.json");
+        std::fs::write(&file, bundle.to_string()).unwrap();
+        p.import_file(&file, ImportOptions::default()).unwrap();
+        p.add_reading(&crate::Reading::parse("weight", "72.5kg").unwrap(), None)
+            .unwrap();
+        let lines = |preset: &Preset, code: &str| -> Vec<String> {
+            let built = p.vault().read(|c| build(c, preset, "Jene")).unwrap();
+            summarise(&built.bundle)
+                .unwrap()
+                .sections
+                .into_iter()
+                .find(|s| s.code == code)
+                .map(|s| s.lines)
+                .unwrap_or_default()
+        };
+
+        // Every result, with its interpretation and range, in the long summary.
+        let all = lines(&Preset::AllButRestricted, "30954-2");
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(
+            all[0].contains("6.1%")
+                && all[0].contains("high")
+                && all[0].contains("normal range 4.0–5.9"),
+            "{all:?}"
+        );
+        // The emergency summary: the latest of each kind, from the year before the newest.
+        let recent = lines(&Preset::Emergency, "30954-2");
+        assert_eq!(recent.len(), 1, "{recent:?}");
+        assert!(recent[0].contains("6.1%"), "{recent:?}");
+
+        // A reading the patient took is marked as theirs, in the narrative too.
+        let vitals = lines(&Preset::Emergency, "8716-3");
+        assert!(
+            vitals.iter().any(|l| l.contains("entered by the patient")),
+            "{vitals:?}"
+        );
+        let built = p
+            .vault()
+            .read(|c| build(c, &Preset::Emergency, "Jene"))
+            .unwrap();
+        assert!(built.bundle.to_string().contains("entered by the patient"));
+
+        // Resolved problems are apart, under the history of past illness.
+        let problems = lines(&Preset::AllButRestricted, "11450-4");
+        let past = lines(&Preset::AllButRestricted, "11348-0");
+        assert!(
+            problems.iter().any(|l| l.contains("Asthma")),
+            "{problems:?}"
+        );
+        assert!(
+            !problems.iter().any(|l| l.contains("Appendicitis")),
+            "{problems:?}"
+        );
+        assert!(
+            past.iter()
+                .any(|l| l.contains("Appendicitis") && l.contains("resolved")),
+            "{past:?}"
+        );
+        assert!(lines(&Preset::Emergency, "11348-0").is_empty());
+    }
+
     /// The three cases a clinician must tell apart: no information, none known, and
     /// none current (only inactive ones, which are shown, marked).
     #[test]
@@ -1014,6 +1256,7 @@ mod tests {
             medications: false,
             problems: false,
             vital_signs: false,
+            results: false,
             contacts: false,
             ..EmergencyCardContents::default()
         });

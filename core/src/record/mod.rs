@@ -19,6 +19,13 @@ pub use json::minify;
 pub use sensitivity::Label;
 pub use types::is_resource_type;
 
+/// The identifier system for a person's Carry signing key: a performer so named is a
+/// carer who entered the item.
+pub const KEY_SYSTEM: &str = "https://carry.health/fhir/NamingSystem/signing-key";
+/// The code system of the tag a summary puts on an item the patient (`patient`) or a
+/// carer (`carer`) entered, so that a reader tells it from a clinician's.
+pub const ENTERED_BY_SYSTEM: &str = "https://carry.health/fhir/CodeSystem/entered-by";
+
 /// The patient-facing category of a resource. The ids (`as_str`) are used in the
 /// API, the CLI and grant documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -390,6 +390,55 @@ fn medication_label(r: &Value) -> Option<String> {
         .map(|name| drug_name(&name))
 }
 
+/// The reference range as written: `low–high unit`, or one side of it.
+pub fn reference_range(r: &Value) -> Option<String> {
+    let rr = r.pointer("/referenceRange/0")?;
+    if let Some(t) = rr["text"].as_str() {
+        return Some(t.to_string());
+    }
+    let side = |k: &str| number(&rr[k]["value"]);
+    let unit = rr["low"]["unit"]
+        .as_str()
+        .or_else(|| rr["high"]["unit"].as_str())
+        .map(readable_unit)
+        .unwrap_or_default();
+    let text = match (side("low"), side("high")) {
+        (Some(l), Some(h)) => format!("{l}–{h}"),
+        (Some(l), None) => format!("≥{l}"),
+        (None, Some(h)) => format!("≤{h}"),
+        (None, None) => return None,
+    };
+    Some(format!("{text} {unit}").trim_end().to_string())
+}
+
+/// What an Observation's interpretation says, in words (`high`, `low`, `critically
+/// high`, `abnormal`…), or its text; `None` when it has none, or says normal.
+pub fn interpretation(r: &Value) -> Option<String> {
+    let i = r.pointer("/interpretation/0")?;
+    let code = i.pointer("/coding/0/code").and_then(Value::as_str);
+    let word = match code {
+        Some("N") => return None,
+        Some("H") => "high",
+        Some("L") => "low",
+        Some("HH" | "HU") => "critically high",
+        Some("LL" | "LU") => "critically low",
+        Some("A") => "abnormal",
+        Some("AA") => "critically abnormal",
+        Some("POS") => "positive",
+        Some("NEG") => "negative",
+        Some("R") => "resistant",
+        Some("S") => "susceptible",
+        _ => {
+            return i["text"]
+                .as_str()
+                .or_else(|| i.pointer("/coding/0/display").and_then(Value::as_str))
+                .filter(|t| !t.trim().is_empty() && !t.eq_ignore_ascii_case("normal"))
+                .map(|t| t.trim().to_lowercase());
+        }
+    };
+    Some(word.to_string())
+}
+
 /// A drug's name without the catalogue numbers some names carry (RxNorm's branded
 /// names begin `NDA020800 …`, `ANDA…` or `BLA…`: application numbers, not names).
 pub fn drug_name(name: &str) -> String {

@@ -9,8 +9,7 @@ use crate::error::Result;
 
 /// The code system for Carry's patient-facing categories.
 pub const CATEGORY_SYSTEM: &str = "https://carry.health/fhir/CodeSystem/category";
-/// The identifier system for a person's Carry signing key.
-pub const KEY_SYSTEM: &str = "https://carry.health/fhir/NamingSystem/signing-key";
+pub use crate::record::KEY_SYSTEM;
 
 fn role_code(role: Role) -> (&'static str, &'static str) {
     match role {
