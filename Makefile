@@ -7,6 +7,11 @@ SHARED ?= $(abspath ../shared)
 
 PYENV := target/pyenv
 
+# One-off builds (CI, a newcomer's first run) gain nothing from incremental
+# compilation, which adds some 2 GB under target/ to a clean `make test`. Run
+# `make … CARGO_INCREMENTAL=1` (or export it) to keep it while editing.
+export CARGO_INCREMENTAL ?= 0
+
 .PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test

@@ -186,6 +186,10 @@ say "Jene's device applies it because Sam's grant allows it, records that Sam en
 say "Jene adds a letter from her GP recording her amoxicillin allergy (a UK Core example file)."
 "$CARRY" import "$SHARED/fixtures/fhir/uk-core/UKCore-AllergyIntolerance-Amoxicillin-Example.json"
 
+say "She adds her son Sam as the person to call in an emergency; her GP's record names no one."
+"$CARRY" contacts add "Sam Cummings" --relationship son --phone "07700 900456"
+"$CARRY" contacts
+
 say "In A&E, Jene shows the doctor her emergency summary: a link with a passcode, for one hour, as a QR code."
 share=$("$CARRY" share --preset emergency --passcode 4711 --expires 1h --qr "$WORK/emergency-qr.png" --json)
 link=$(echo "$share" | field 'd["link"]')
@@ -197,6 +201,7 @@ say "The doctor scans it. Carry's CLI stands in for the doctor's phone here; the
 if "$CARRY" open "$link" --recipient "Dr Patel, A&E" > /dev/null 2>&1; then fail "the link opened without its passcode"; fi
 "$CARRY" open "$link" --passcode 4711 --recipient "Dr Patel, A&E" | tee "$WORK/opened.txt"
 grep -q "Amoxicillin" "$WORK/opened.txt" || fail "the allergy is not in the summary"
+grep -q "Sam Cummings (son) 07700 900456" "$WORK/opened.txt" || fail "the contact she added is not on the summary"
 
 say "The doctor opens it in the browser too: the endpoint's viewer, nothing to install. The key stays in the link's fragment, which the browser never sends."
 mkdir -p "$SCREENSHOTS"

@@ -11,6 +11,7 @@
 
 mod backup;
 mod callbacks;
+mod contacts;
 mod devices;
 mod error;
 mod links;
@@ -25,6 +26,7 @@ mod types;
 
 pub use backup::*;
 pub use callbacks::{Events, KeyStore};
+pub use contacts::*;
 pub use devices::*;
 pub use error::CarryError;
 pub use links::*;

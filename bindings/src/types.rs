@@ -32,7 +32,10 @@ pub enum Category {
     CarePlans,
     /// Records from social care.
     SocialCare,
-    /// Everything else: people, organisations, claims, surveys.
+    /// Paperwork about care rather than care: claims, explanations of benefit, cover,
+    /// provenance. Left out of the timeline unless asked for.
+    Administrative,
+    /// Everything else: people, organisations, surveys.
     Other,
 }
 
@@ -70,6 +73,7 @@ mirror_enum!(
         Documents,
         CarePlans,
         SocialCare,
+        Administrative,
         Other
     ]
 );
@@ -132,9 +136,10 @@ impl From<cc::Item> for TimelineItem {
 /// Filters and paging for the timeline. Every field is optional.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct TimelineQuery {
-    /// Only this category.
-    #[uniffi(default = None)]
-    pub category: Option<Category>,
+    /// Only these categories; empty means every category but `Administrative`
+    /// (claims and other paperwork), which shows only when listed.
+    #[uniffi(default = [])]
+    pub categories: Vec<Category>,
     /// Only items dated on or after this FHIR date (`2024`, `2024-05-31`).
     #[uniffi(default = None)]
     pub since: Option<String>,
@@ -155,7 +160,7 @@ pub struct TimelineQuery {
 impl From<TimelineQuery> for cc::TimelineQuery {
     fn from(q: TimelineQuery) -> Self {
         cc::TimelineQuery {
-            category: q.category.map(Into::into),
+            categories: q.categories.into_iter().map(Into::into).collect(),
             since: q.since,
             until: q.until,
             source: q.source,

@@ -68,6 +68,11 @@ enum Command {
     },
     /// Appointments still to come, soonest first.
     Appointments,
+    /// The people to contact: list them, add one, remove one you added.
+    Contacts {
+        #[command(subcommand)]
+        action: Option<commands::contacts::ContactsAction>,
+    },
     /// Search display lines and codes.
     Search {
         /// Words to look for (each matches as a prefix).

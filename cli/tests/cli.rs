@@ -150,6 +150,58 @@ fn a_reading_noted_down_earlier_keeps_its_time() {
 }
 
 #[test]
+fn contacts_are_added_listed_shown_on_the_card_and_removed() {
+    let (_d, home) = new_home();
+    let added = json(
+        &home,
+        &[
+            "contacts",
+            "add",
+            "Amy Lee",
+            "--relationship",
+            "daughter",
+            "--phone",
+            "07700 900123",
+            "--json",
+        ],
+    );
+    assert_eq!(added["source"], "self");
+    let id = added["item"].as_i64().unwrap();
+    let text = run(&home, &["contacts"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "Amy Lee (daughter) 07700 900123  ([{id}] added by you)"
+        )),
+        "{text}"
+    );
+    // On the emergency card a clinician opens.
+    let card = run(&home, &["summary", "--preset", "emergency"]);
+    assert!(
+        card.status.success(),
+        "{}",
+        String::from_utf8_lossy(&card.stderr)
+    );
+    assert!(String::from_utf8_lossy(&card.stdout).contains("Amy Lee"));
+    // Not a telephone number: exit 2, a reason, nothing kept.
+    let bad = run(&home, &["contacts", "add", "Bo", "--phone", "call me"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("telephone"));
+    assert_eq!(
+        json(&home, &["contacts", "--json"])["contacts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    json(&home, &["contacts", "remove", &id.to_string(), "--json"]);
+    assert_eq!(
+        json(&home, &["contacts", "--json"])["contacts"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
 fn bad_input_gets_a_clear_error_and_exit_code() {
     let (_d, home) = new_home();
     let cases: &[(&[&str], i32, &str)] = &[

@@ -71,7 +71,7 @@ const SYNC_PATIENT: &str = "02f19698-ca4a-4a67-b343-0819ff6fce66";
 const SHARE_FILE: &str =
     "fixtures/fhir/synthea/sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
 const ALL_CATEGORIES: &str = "conditions,medications,allergies,immunisations,test-results,\
-     vital-signs,procedures,encounters,appointments,documents,care-plans,social-care,other";
+     vital-signs,procedures,encounters,appointments,documents,care-plans,social-care,administrative,other";
 /// The page size the sync engine asks for (`core/src/sync/pull.rs`).
 const PAGE: usize = 100;
 

@@ -229,7 +229,20 @@ fn a_carer_gets_exactly_the_scope_adds_a_reading_and_loses_the_copy_on_revocatio
         .find(|i| i["resource_type"] == "Observation")
         .expect("the carer's reading");
     assert_eq!(glucose["entered_by"], "carer");
-    assert!(mine
+    // Its Provenance is paperwork: the timeline shows it when asked for.
+    let paperwork = json(
+        &patient,
+        &[
+            "timeline",
+            "--source",
+            "self",
+            "--category",
+            "administrative",
+            "--json",
+        ],
+    )["items"]
+        .clone();
+    assert!(paperwork
         .as_array()
         .unwrap()
         .iter()

@@ -275,7 +275,7 @@ fn timeline_samples(profile: &Profile) -> Vec<Duration> {
         for (category, cursor) in WALK.iter().zip(cursors.iter_mut()) {
             for _ in 0..PAGES_PER_WALK {
                 let q = TimelineQuery {
-                    category: *category,
+                    categories: category.iter().copied().collect(),
                     limit: Some(PAGE),
                     cursor: cursor.take(),
                     ..Default::default()

@@ -31,7 +31,7 @@ pub struct ExportScope {
 impl From<&TimelineQuery> for ExportScope {
     fn from(q: &TimelineQuery) -> Self {
         ExportScope {
-            categories: q.category.into_iter().collect(),
+            categories: q.categories.clone(),
             since: q.since.clone(),
             until: q.until.clone(),
             source: q.source.clone(),

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod contacts;
 pub mod crypto;
 pub mod devices;
 pub mod error;

@@ -238,6 +238,44 @@ impl Profile {
         Ok(self.show(new)?.item)
     }
 
+    /// The people to contact: the ones the person added (oldest first), then those
+    /// their providers' records name, each person once.
+    pub fn contacts(&self) -> Result<Vec<crate::contacts::Contact>> {
+        self.vault.read(crate::contacts::list)
+    }
+
+    /// Add someone to contact: kept in the record as a `RelatedPerson` entered by the
+    /// person, shown on the emergency card and in summaries, never sent to a provider.
+    /// `InvalidInput` for no name, or a telephone number or email that is not one.
+    pub fn add_contact(
+        &self,
+        contact: &crate::contacts::NewContact,
+    ) -> Result<crate::contacts::Contact> {
+        let info = self.info()?;
+        let now = now_unix();
+        let id = self.vault.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id = crate::contacts::add_in(&tx, &info.name, info.self_patient, contact, now)?;
+            tx.commit()?;
+            Ok(id)
+        })?;
+        self.contacts()?
+            .into_iter()
+            .find(|c| c.item == Some(id))
+            .ok_or_else(|| Error::internal("a contact just added is not listed"))
+    }
+
+    /// Remove the contact `item` the person added. `InvalidInput` for anything else
+    /// (a provider's record is theirs to correct), `NotFound` for no such item.
+    pub fn remove_contact(&self, item: i64) -> Result<()> {
+        self.vault.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            crate::contacts::remove_in(&tx, item)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// A page of the timeline, newest first.
     pub fn timeline(&self, query: &TimelineQuery) -> Result<Page> {
         self.vault.read(|conn| query::timeline(conn, query))

@@ -153,8 +153,10 @@ pub(crate) fn upcoming_appointments(conn: &Connection, now: i64) -> Result<Vec<I
 /// Filters and paging for the timeline.
 #[derive(Debug, Clone, Default)]
 pub struct TimelineQuery {
-    /// Only this category.
-    pub category: Option<Category>,
+    /// Only these categories; none listed means every category but
+    /// [`Category::Administrative`] (claims and other paperwork), which shows only
+    /// when listed.
+    pub categories: Vec<Category>,
     /// Only items dated on or after this FHIR date (`2019`, `2019-05-01`, …).
     pub since: Option<String>,
     /// Only items dated before this FHIR date.
@@ -209,9 +211,18 @@ pub(crate) fn timeline(conn: &Connection, q: &TimelineQuery) -> Result<Page> {
         "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id WHERE 1=1"
     );
     let mut args: Vec<SqlValue> = Vec::new();
-    if let Some(c) = q.category {
-        sql.push_str(" AND r.category = ?");
-        args.push(SqlValue::Text(c.as_str().into()));
+    if q.categories.is_empty() {
+        sql.push_str(" AND r.category <> 'administrative'");
+    } else {
+        sql.push_str(&format!(
+            " AND r.category IN ({})",
+            vec!["?"; q.categories.len()].join(",")
+        ));
+        args.extend(
+            q.categories
+                .iter()
+                .map(|c| SqlValue::Text(c.as_str().into())),
+        );
     }
     if let Some(since) = &q.since {
         sql.push_str(" AND r.date_sort >= ?");

@@ -42,6 +42,8 @@ fn timeline_pages_to_the_end_newest_first() {
     loop {
         let page = p
             .timeline(&TimelineQuery {
+                // Every category, claims and other paperwork too.
+                categories: Category::ALL.to_vec(),
                 limit: Some(97),
                 cursor: cursor.clone(),
                 ..Default::default()
@@ -81,7 +83,7 @@ fn timeline_filters() {
     let (_d, p) = loaded();
     let vitals = p
         .timeline(&TimelineQuery {
-            category: Some(Category::VitalSigns),
+            categories: vec![Category::VitalSigns],
             limit: Some(500),
             ..Default::default()
         })
@@ -109,6 +111,44 @@ fn timeline_filters() {
         })
         .unwrap();
     assert_eq!(src.items.len(), 11);
+    // Claims and other paperwork stay out of the timeline unless asked for.
+    let everything = |categories: Vec<Category>| {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = p
+                .timeline(&TimelineQuery {
+                    categories: categories.clone(),
+                    limit: Some(500),
+                    cursor,
+                    ..Default::default()
+                })
+                .unwrap();
+            seen.extend(page.items);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return seen;
+            }
+        }
+    };
+    let shown = everything(Vec::new());
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|i| i.category != Category::Administrative));
+    let paperwork = everything(vec![Category::Administrative]);
+    assert!(paperwork
+        .iter()
+        .any(|i| i.resource_type == "ExplanationOfBenefit"));
+    assert!(paperwork
+        .iter()
+        .all(|i| i.category == Category::Administrative));
+    // Several categories at once: exactly their union.
+    let two = everything(vec![Category::VitalSigns, Category::Immunisations]);
+    let count = |c: Category| shown.iter().filter(|i| i.category == c).count();
+    assert_eq!(
+        two.len(),
+        count(Category::VitalSigns) + count(Category::Immunisations)
+    );
+    assert!(two.len() > count(Category::VitalSigns));
     for bad in [
         TimelineQuery {
             since: Some("last tuesday".into()),

@@ -1,6 +1,7 @@
 //! The commands: each opens the profile, calls the core, and prints text or JSON.
 
 pub mod backup;
+pub mod contacts;
 pub mod devices;
 pub mod grants;
 pub mod links;
@@ -27,11 +28,12 @@ use crate::{note, say};
 /// Filters shared by `timeline` and `export`.
 #[derive(clap::Args)]
 pub struct Filter {
-    /// Only this category (conditions, medications, allergies, immunisations,
-    /// test-results, vital-signs, procedures, encounters, appointments, documents,
-    /// care-plans, social-care, other).
-    #[arg(long)]
-    category: Option<String>,
+    /// Only these categories, comma-separated or repeated (conditions, medications,
+    /// allergies, immunisations, test-results, vital-signs, procedures, encounters,
+    /// appointments, documents, care-plans, social-care, administrative, other).
+    /// Without it, every category but administrative (claims and other paperwork).
+    #[arg(long, value_delimiter = ',')]
+    category: Vec<String>,
     /// Only items dated on or after this date (2024, 2024-05, 2024-05-31).
     #[arg(long)]
     since: Option<String>,
@@ -46,7 +48,11 @@ pub struct Filter {
 impl Filter {
     fn query(&self) -> Result<TimelineQuery> {
         Ok(TimelineQuery {
-            category: self.category.as_deref().map(Category::parse).transpose()?,
+            categories: self
+                .category
+                .iter()
+                .map(|c| Category::parse(c.trim()))
+                .collect::<Result<_>>()?,
             since: self.since.clone(),
             until: self.until.clone(),
             source: self.source.clone(),
@@ -160,6 +166,15 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                 }
             }
             Ok(exit::OK)
+        }
+        Command::Contacts { action } => {
+            let listing = matches!(action, None | Some(contacts::ContactsAction::List));
+            if profile_id != SELF && !listing {
+                return Err(Error::invalid(
+                    "a record shared with you is kept by its owner; add contacts to your own (--profile self)",
+                ));
+            }
+            contacts::contacts(&open_record(home, profile_id)?, as_json, action)
         }
         Command::Search { text, limit } => {
             let items = open_record(home, profile_id)?.search(&text.join(" "), limit)?;

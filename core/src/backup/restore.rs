@@ -124,6 +124,9 @@ pub(super) fn restore<R: Read>(
                 loader.finish()?;
             }
             dump::Loader::rebuild(&tx)?;
+            // A backup made before the administrative category holds claims under
+            // `other`, as the vault it came from did before its upgrade.
+            crate::record::category::recategorise_administrative(&tx)?;
             // Provider sign-ins are not in backups: each source signs in again.
             tx.execute(
                 "UPDATE provider_sources SET state = 'authorize', last_error = NULL",

@@ -571,6 +571,13 @@ pub(crate) fn build_with(
         if let Some(o) = patient.as_object_mut() {
             o.remove("contact");
         }
+    } else {
+        // The contacts the person added come first, where a reader looks.
+        let mut contacts = crate::contacts::as_patient_contacts(conn)?;
+        if !contacts.is_empty() {
+            contacts.extend(patient["contact"].as_array().cloned().unwrap_or_default());
+            patient["contact"] = Value::Array(contacts);
+        }
     }
     // The entries' subject was set to the Patient's entry already: that resolves too.
     targets.add(

@@ -91,6 +91,40 @@ fn observation_category(v: &Value) -> Category {
     }
 }
 
+/// The resource types that are paperwork about care rather than care.
+pub const ADMINISTRATIVE_TYPES: [&str; 17] = [
+    "Account",
+    "AuditEvent",
+    "ChargeItem",
+    "Claim",
+    "ClaimResponse",
+    "Contract",
+    "Coverage",
+    "CoverageEligibilityRequest",
+    "CoverageEligibilityResponse",
+    "EnrollmentRequest",
+    "EnrollmentResponse",
+    "ExplanationOfBenefit",
+    "Invoice",
+    "PaymentNotice",
+    "PaymentReconciliation",
+    "Provenance",
+    "VerificationResult",
+];
+
+/// Put the resources of [`ADMINISTRATIVE_TYPES`] held under another category into
+/// [`Category::Administrative`]: vaults from before it existed, and backups made by
+/// them.
+pub(crate) fn recategorise_administrative(conn: &rusqlite::Connection) -> crate::error::Result<()> {
+    let list = serde_json::to_string(&ADMINISTRATIVE_TYPES)?;
+    conn.execute(
+        "UPDATE resources SET category = 'administrative'
+         WHERE category = 'other' AND rtype IN (SELECT value FROM json_each(?1))",
+        [list],
+    )?;
+    Ok(())
+}
+
 /// The category a resource type falls in when nothing more specific applies.
 pub fn by_type(resource_type: &str) -> Category {
     match resource_type {
@@ -115,6 +149,7 @@ pub fn by_type(resource_type: &str) -> Category {
         }
         "CarePlan" | "CareTeam" | "Goal" | "ServiceRequest" | "NutritionOrder" | "RequestGroup"
         | "Task" => Category::CarePlans,
+        t if ADMINISTRATIVE_TYPES.contains(&t) => Category::Administrative,
         _ => Category::Other,
     }
 }
@@ -155,7 +190,12 @@ mod tests {
             categorise("MedicationRequest", &json!({})),
             Category::Medications
         );
-        assert_eq!(categorise("Claim", &json!({})), Category::Other);
+        assert_eq!(categorise("Claim", &json!({})), Category::Administrative);
+        assert_eq!(
+            categorise("ExplanationOfBenefit", &json!({})),
+            Category::Administrative
+        );
+        assert_eq!(categorise("Organization", &json!({})), Category::Other);
         let sc = json!({"category":[{"text":"Adult social care"}]});
         assert_eq!(categorise("CarePlan", &sc), Category::SocialCare);
         assert_eq!(categorise("CarePlan", &json!({})), Category::CarePlans);

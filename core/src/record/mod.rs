@@ -55,13 +55,16 @@ pub enum Category {
     CarePlans,
     /// Records from social care.
     SocialCare,
-    /// Everything else: people, organisations, claims, surveys.
+    /// Paperwork about care rather than care: claims, explanations of benefit, cover,
+    /// provenance. Left out of the timeline unless asked for.
+    Administrative,
+    /// Everything else: people, organisations, surveys.
     Other,
 }
 
 impl Category {
     /// Every category, in display order.
-    pub const ALL: [Category; 13] = [
+    pub const ALL: [Category; 14] = [
         Category::Conditions,
         Category::Medications,
         Category::Allergies,
@@ -74,6 +77,7 @@ impl Category {
         Category::Documents,
         Category::CarePlans,
         Category::SocialCare,
+        Category::Administrative,
         Category::Other,
     ];
 
@@ -92,6 +96,7 @@ impl Category {
             Category::Documents => "documents",
             Category::CarePlans => "care-plans",
             Category::SocialCare => "social-care",
+            Category::Administrative => "administrative",
             Category::Other => "other",
         }
     }

@@ -135,37 +135,79 @@ fn interpreter_needed(p: &Value) -> bool {
     })
 }
 
+/// One of `Patient.contact` (or a `RelatedPerson`) in parts: name, relationship,
+/// telephone and email, each where the record gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactParts {
+    /// The name, from `text` or the given and family names.
+    pub name: Option<String>,
+    /// The relationship, in the record's words.
+    pub relationship: Option<String>,
+    /// The first telephone number.
+    pub phone: Option<String>,
+    /// The first email address.
+    pub email: Option<String>,
+}
+
+impl ContactParts {
+    /// The parts of `c`, a `Patient.contact` (one `name`) or a `RelatedPerson` (a
+    /// list of names, the first used).
+    pub fn of(c: &Value) -> ContactParts {
+        let name = if c["name"].is_array() {
+            &c["name"][0]
+        } else {
+            &c["name"]
+        };
+        let name = name["text"].as_str().map(str::to_string).or_else(|| {
+            let all: Vec<&str> = name["given"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .chain(name["family"].as_str())
+                .collect();
+            (!all.is_empty()).then(|| all.join(" "))
+        });
+        let telecom = |system: &str| {
+            c["telecom"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["system"] == system)
+                .and_then(|t| t["value"].as_str())
+                .map(str::to_string)
+        };
+        ContactParts {
+            name,
+            relationship: c["relationship"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(concept_text),
+            phone: telecom("phone"),
+            email: telecom("email"),
+        }
+    }
+
+    /// One line: name, relationship in brackets, telephone (else email).
+    pub fn line(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .name
+            .iter()
+            .cloned()
+            .chain(
+                self.relationship
+                    .as_ref()
+                    .map(|r| format!("({})", r.to_lowercase())),
+            )
+            .chain(self.phone.clone().or_else(|| self.email.clone()))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
 fn contact_line(c: &Value) -> Option<String> {
-    let name = c["name"]["text"].as_str().map(str::to_string).or_else(|| {
-        let given: Vec<&str> = c["name"]["given"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let all: Vec<&str> = given
-            .into_iter()
-            .chain(c["name"]["family"].as_str())
-            .collect();
-        (!all.is_empty()).then(|| all.join(" "))
-    });
-    let relationship = c["relationship"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(concept_text);
-    let phone = c["telecom"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["system"] == "phone")
-        .and_then(|t| t["value"].as_str());
-    let parts: Vec<String> = name
-        .into_iter()
-        .chain(relationship.map(|r| format!("({})", r.to_lowercase())))
-        .chain(phone.map(str::to_string))
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
+    ContactParts::of(c).line()
 }
 
 #[cfg(test)]

@@ -75,10 +75,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("schema_v11.sql"),
         then: Some(crate::record::relabel::all),
     },
+    Migration {
+        version: 12,
+        sql: include_str!("schema_v12.sql"),
+        then: Some(|tx| crate::record::category::recategorise_administrative(tx)),
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Bring `conn` up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -370,6 +375,40 @@ mod tests {
             Some(1),
             "changes since its last backup still go into the next"
         );
+    }
+
+    #[test]
+    fn claims_held_under_other_move_to_administrative_in_12() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..11]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sources (id, kind, name, created_at) VALUES (1, 'file', 'a.json', 0);",
+        )
+        .unwrap();
+        for (id, rtype) in [
+            (1, "Claim"),
+            (2, "ExplanationOfBenefit"),
+            (3, "Organization"),
+        ] {
+            conn.execute(
+                "INSERT INTO resources (id, source_id, identity, rtype, category, date_sort,
+                   display, codes, sensitivity, label_rules, entered_by, content_hash, json,
+                   updated_at)
+                 VALUES (?1, 1, ?2 || '/r', ?2, 'other', 0, ?2, '[]', '', '[]', 'provider',
+                   x'00', '{}', 0)",
+                rusqlite::params![id, rtype],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let categories: Vec<String> = conn
+            .prepare("SELECT category FROM resources ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(categories, ["administrative", "administrative", "other"]);
     }
 
     #[test]

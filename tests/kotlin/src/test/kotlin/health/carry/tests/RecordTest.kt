@@ -1,6 +1,7 @@
 package health.carry.tests
 
 import health.carry.ffi.CarryException
+import health.carry.ffi.Category
 import health.carry.ffi.ExportScope
 import health.carry.ffi.FileFormat
 import health.carry.ffi.Profile
@@ -58,7 +59,8 @@ class RecordTest {
     fun `paging the timeline with cursors sees every item once, newest first`(): Unit = runBlocking {
         withClemente { p ->
             val seen = mutableListOf<TimelineItem>()
-            var query = TimelineQuery(limit = 8u)
+            // Every category, claims and other paperwork too.
+            var query = TimelineQuery(categories = Category.values().toList(), limit = 8u)
             var pages = 0
             while (true) {
                 val page = p.timeline(query)
@@ -74,7 +76,18 @@ class RecordTest {
             assertNewestFirst(seen)
 
             // One big page holds the same items in the same order.
-            assertEquals(seen, p.timeline(TimelineQuery(limit = 500u)).items)
+            assertEquals(seen, p.timeline(TimelineQuery(categories = Category.values().toList(), limit = 500u)).items)
+
+            // By default the timeline leaves out the 3 claims and 3 explanations of benefit.
+            val shown = p.timeline(TimelineQuery(limit = 500u)).items
+            assertEquals(seen.filter { it.category != Category.ADMINISTRATIVE }, shown)
+            val paperwork = p.timeline(TimelineQuery(categories = listOf(Category.ADMINISTRATIVE), limit = 500u)).items
+            assertEquals(
+                listOf("Claim", "ExplanationOfBenefit"),
+                paperwork.map { it.resourceType }.toSortedSet().toList(),
+            )
+            assertEquals(6, paperwork.size)
+            assertEquals(Fixtures.CLEMENTE_RESOURCES.toInt(), shown.size + paperwork.size)
         }
     }
 

@@ -2,6 +2,7 @@ package health.carry.tests
 
 import health.carry.CarryProfile
 import health.carry.describe
+import health.carry.ffi.Category
 import health.carry.ffi.CarryException
 import health.carry.ffi.ImportProgress
 import health.carry.ffi.Reading
@@ -32,12 +33,14 @@ class WrapperTest {
     fun `timelinePages follows the cursors to the end`(): Unit = runBlocking {
         CarryProfile.create(folder, "Clemente", TestKeyStore()).use { p ->
             p.importFile(Fixtures.clemente)
-            val pages = p.timelinePages(TimelineQuery(limit = 8u)).toList()
+            // Every category, the administrative ones (hidden by default) included.
+            val all = Category.values().toList()
+            val pages = p.timelinePages(TimelineQuery(limit = 8u, categories = all)).toList()
             assertEquals(9, pages.size, "70 items in pages of 8")
             assertTrue(pages.dropLast(1).all { it.size == 8 })
             val ids = pages.flatten().map { it.id }
             assertEquals(Fixtures.CLEMENTE_RESOURCES.toInt(), ids.toSet().size)
-            assertEquals(p.timeline(TimelineQuery(limit = 500u)).items.map { it.id }, ids)
+            assertEquals(p.timeline(TimelineQuery(limit = 500u, categories = all)).items.map { it.id }, ids)
 
             // An empty selection is an empty flow, not an empty page.
             val none = p.timelinePages(TimelineQuery(since = "2100")).toList()
