@@ -345,6 +345,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The share-link viewer draws the same concepts (its own table, in JavaScript):
+    /// every code here is there, under the concept's name.
+    #[test]
+    fn the_viewer_follows_the_same_codes() {
+        let viewer = include_str!("../../endpoint/viewer/viewer.js");
+        let table = viewer
+            .split("var KEY_RESULTS = [")
+            .nth(1)
+            .and_then(|rest| rest.split("];").next())
+            .unwrap();
+        for c in CONCEPTS {
+            let line = table
+                .lines()
+                .find(|l| l.contains(&format!("name: '{}'", c.name)))
+                .unwrap_or_else(|| panic!("the viewer does not follow {}", c.name));
+            for code in c.codes {
+                assert!(line.contains(&format!("'{code}'")), "{}: {code}", c.name);
+            }
+            assert_eq!(line.matches('-').count(), c.codes.len(), "{line}");
+        }
+    }
+
     #[test]
     fn concepts_are_found_by_id_synonym_and_name() {
         assert_eq!(concept("HbA1c").map(|c| c.id), Some("hba1c"));

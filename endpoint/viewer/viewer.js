@@ -47,6 +47,24 @@
     { code: '47519-4', kind: 'procedures', title: 'Procedures' }
   ];
 
+  /**
+   * The results a clinician follows over time, by LOINC code: the same concepts as
+   * the core's `trend` (core/src/trend.rs; a core test keeps the codes in step).
+   * Blood pressure is drawn by its systolic value, with the diastolic beside it.
+   */
+  var KEY_RESULTS = [
+    { name: 'HbA1c', codes: ['4548-4', '17856-6', '59261-8'] },
+    { name: 'Blood pressure', codes: ['85354-9', '55284-4', '35094-2'] },
+    { name: 'Body weight', codes: ['29463-7', '3141-9'] },
+    { name: 'Body mass index', codes: ['39156-5'] },
+    { name: 'Total cholesterol', codes: ['2093-3', '14647-2'] },
+    { name: 'eGFR', codes: ['33914-3', '48642-3', '48643-1', '62238-1', '69405-9', '98979-8'] },
+    { name: 'Creatinine', codes: ['2160-0', '38483-4', '14682-9'] },
+    { name: 'Glucose', codes: ['2339-0', '2345-7', '15074-8', '14749-6', '41653-7'] }
+  ];
+  /** How many of a result's latest values are drawn. */
+  var CHART_POINTS = 10;
+
   var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
   /** A failure the page explains to the clinician; `kind` picks the message. */
@@ -429,6 +447,89 @@
     return '';
   }
 
+  function hasLoinc(node, code) {
+    return arr(node && node.code && node.code.coding).some(function (c) {
+      return c && c.code === code && (!c.system || c.system === LOINC);
+    });
+  }
+
+  /** The number and unit of a Quantity, or null. */
+  function numberOf(q) {
+    if (!q || typeof q.value !== 'number' || !isFinite(q.value)) return null;
+    return { value: q.value, unit: str(q.code) || str(q.unit) };
+  }
+
+  /**
+   * One value of a key result from Observation `r`, or null: its date, its value (the
+   * systolic for blood pressure, with `second` the diastolic) and unit, and the text
+   * shown for it.
+   */
+  function keyPoint(r, codes) {
+    var date = str(r.effectiveDateTime) || str(r.effectivePeriod && r.effectivePeriod.start) || str(r.issued);
+    if (!date || r.status === 'entered-in-error' || r.status === 'cancelled') return null;
+    var v = numberOf(r.valueQuantity);
+    var second = null;
+    if (!v) {
+      var comps = arr(r.component);
+      var sys = comps.filter(function (c) { return hasLoinc(c, '8480-6'); })[0];
+      var dia = comps.filter(function (c) { return hasLoinc(c, '8462-4'); })[0];
+      if (sys && dia) {
+        v = numberOf(sys.valueQuantity);
+        var d = numberOf(dia.valueQuantity);
+        if (!v || !d) return null;
+        second = d.value;
+      } else {
+        var c = comps.filter(function (x) {
+          return codes.some(function (k) { return hasLoinc(x, k); });
+        })[0];
+        v = c && numberOf(c.valueQuantity);
+      }
+    }
+    if (!v) return null;
+    var unit = v.unit === 'mm[Hg]' ? 'mmHg' : v.unit;
+    var text = second === null
+      ? quantityText(r.valueQuantity || { value: v.value, unit: unit })
+      : v.value + '/' + second + ' ' + unit;
+    return { date: date, value: v.value, second: second, unit: v.unit, text: text };
+  }
+
+  /**
+   * The key results the Bundle holds, in KEY_RESULTS order: for each, its values in
+   * the unit of the newest one, oldest to newest (the last CHART_POINTS), and how many
+   * in another unit were left out. Values held twice (same date and value) count once.
+   */
+  function keyResults(bundle) {
+    var observations = arr(bundle.entry).map(function (e) { return e && e.resource; })
+      .filter(function (r) { return r && r.resourceType === 'Observation'; });
+    var out = [];
+    KEY_RESULTS.forEach(function (k) {
+      var seen = {};
+      var points = [];
+      observations.forEach(function (r) {
+        if (!k.codes.some(function (c) { return hasLoinc(r, c); })) return;
+        var p = keyPoint(r, k.codes);
+        if (!p) return;
+        var key = p.date + '|' + p.value + '|' + p.second + '|' + p.unit;
+        if (seen[key]) return;
+        seen[key] = true;
+        points.push(p);
+      });
+      if (!points.length) return;
+      points.sort(function (a, b) { return a.date < b.date ? -1 : a.date > b.date ? 1 : 0; });
+      var unit = points[points.length - 1].unit;
+      var same = points.filter(function (p) { return p.unit === unit; });
+      out.push({
+        name: k.name,
+        unit: unit,
+        points: same.slice(-CHART_POINTS),
+        total: same.length,
+        since: same[0].date,
+        otherUnits: points.length - same.length
+      });
+    });
+    return out;
+  }
+
   /** Entries of the Bundle by fullUrl and by `Type/id`. */
   function indexBundle(bundle) {
     var byRef = {};
@@ -786,7 +887,8 @@
       },
       title: str(composition.title),
       date: str(composition.date),
-      sections: sections
+      sections: sections,
+      results: keyResults(bundle)
     };
   }
 
@@ -910,23 +1012,100 @@
     return card;
   }
 
+  var SVG = 'http://www.w3.org/2000/svg';
+
+  function svg(tag, attrs) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (a) { node.setAttribute(a, String(attrs[a])); });
+    return node;
+  }
+
+  /**
+   * A small line chart of a key result's values, oldest to newest, scaled to their
+   * own range; the newest value is a dot. Described in words for screen readers.
+   */
+  function chart(result) {
+    var w = 120;
+    var h = 36;
+    var pad = 4;
+    var values = result.points.map(function (p) { return p.value; });
+    var lo = Math.min.apply(null, values);
+    var hi = Math.max.apply(null, values);
+    var span = hi - lo || 1;
+    var step = values.length > 1 ? (w - 2 * pad) / (values.length - 1) : 0;
+    var xy = values.map(function (v, i) {
+      var x = pad + i * step;
+      var y = hi === lo ? h / 2 : h - pad - ((v - lo) / span) * (h - 2 * pad);
+      return [Math.round(x * 10) / 10, Math.round(y * 10) / 10];
+    });
+    var first = result.points[0];
+    var last = result.points[result.points.length - 1];
+    var words = result.name + ': ' + result.points.length + ' values from ' + formatDate(first.date.slice(0, 10)) +
+      ' to ' + formatDate(last.date.slice(0, 10)) + ', ' + (last.second === null ? '' : 'systolic ') +
+      'lowest ' + lo + ', highest ' + hi + ', latest ' + last.text;
+    var box = svg('svg', { viewBox: '0 0 ' + w + ' ' + h, width: w, height: h, role: 'img', 'aria-label': words, 'class': 'spark' });
+    var title = svg('title', {});
+    title.textContent = words;
+    box.appendChild(title);
+    box.appendChild(svg('polyline', {
+      points: xy.map(function (p) { return p.join(','); }).join(' ')
+    }));
+    var end = xy[xy.length - 1];
+    box.appendChild(svg('circle', { cx: end[0], cy: end[1], r: 2.5 }));
+    return box;
+  }
+
+  /** The key results card: a row per result, its newest value, and a chart of its last values. */
+  function renderResults(results) {
+    var fold = document.createElement('details');
+    fold.open = true;
+    fold.appendChild(el('summary', null, [el('h2', null, 'Key results over time')]));
+    var ul = el('ul');
+    results.forEach(function (r) {
+      var last = r.points[r.points.length - 1];
+      var details = [formatDate(last.date)];
+      if (r.total > 1) {
+        details.push(r.total + ' values since ' + formatDate(r.since.slice(0, 7)) +
+          (r.total > r.points.length ? ' (the last ' + r.points.length + ' drawn)' : ''));
+      }
+      if (r.otherUnits) details.push(r.otherUnits + ' in another unit not drawn');
+      var row = el('li', 'key-result', [
+        el('div', 'entry-name', r.name + ': ' + last.text),
+        el('div', 'details', details.map(function (d) { return el('span', null, d); }))
+      ]);
+      if (r.points.length > 1) row.appendChild(chart(r));
+      ul.appendChild(row);
+    });
+    fold.appendChild(ul);
+    var card = el('section', 'card section results-over-time', [fold]);
+    card.id = 'key-results';
+    return card;
+  }
+
   function renderSummary(app, model, link) {
     clear(app);
     var summary = el('div', 'summary');
     summary.id = 'summary';
     summary.appendChild(renderPatient(model, link));
+    var cards = model.sections.map(function (s, i) {
+      return renderSection(s, i);
+    });
+    // Key results drawn over time, after the sections, when any has two values.
+    if (model.results.some(function (r) { return r.points.length > 1; })) {
+      cards.push(renderResults(model.results));
+    }
     // A jump bar when there is more than a screen of sections.
-    if (model.sections.length > 3) {
-      var jump = el('nav', 'jump', model.sections.map(function (s, i) {
-        var a = el('a', null, s.title);
-        a.href = '#' + sectionId(s, i);
+    if (cards.length > 3) {
+      var jump = el('nav', 'jump', cards.map(function (card) {
+        var a = el('a', null, card.querySelector('h2').textContent);
+        a.href = '#' + card.id;
         return a;
       }));
       jump.setAttribute('aria-label', 'Sections');
       summary.appendChild(jump);
     }
-    model.sections.forEach(function (s, i) {
-      summary.appendChild(renderSection(s, i));
+    cards.forEach(function (card) {
+      summary.appendChild(card);
     });
     app.appendChild(summary);
     document.title = (model.patient.name ? model.patient.name + ' · ' : '') + 'Patient summary';

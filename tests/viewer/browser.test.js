@@ -37,9 +37,9 @@ function expected() {
 }
 
 /** A link to the IPS Bundle: the owner API's answer and the `shlink:/` to open. */
-async function makeLink({ flags = '', passcode, expiresAt, exp, label = 'Emergency summary' } = {}) {
+async function makeLink({ flags = '', passcode, expiresAt, exp, label = 'Emergency summary', text = bundleText } = {}) {
   const key = h.newKey();
-  const body = { file: h.encryptJwe(bundleText, key), flags };
+  const body = { file: h.encryptJwe(text, key), flags };
   if (passcode) body.passcode = passcode;
   if (expiresAt) body.expires_at = expiresAt;
   const r = await h.owner(server.base, token, 'POST', '/shl/v1/links', body);
@@ -253,8 +253,9 @@ test('a malformed link and a wrong key are explained', { timeout: 60000 }, async
   await b.page.close();
 });
 
-test('on a phone the patient header is above the fold, sections fold, and axe finds nothing', { timeout: 90000 }, async () => {
-  const link = await makeLink({ flags: 'P', passcode: PASSCODE, expiresAt: h.nowS() + 3600, exp: h.nowS() + 3600 });
+test('on a phone the patient header is above the fold, sections fold, key results are drawn, and axe finds nothing', { timeout: 90000 }, async () => {
+  const text = JSON.stringify(h.withTrends(JSON.parse(bundleText)));
+  const link = await makeLink({ flags: 'P', passcode: PASSCODE, expiresAt: h.nowS() + 3600, exp: h.nowS() + 3600, text });
   const { page, problems } = await open(link.shlink);
   await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1 });
   await submit(page, PASSCODE);
@@ -273,6 +274,14 @@ test('on a phone the patient header is above the fold, sections fold, and axe fi
     const jumps = await page.$$eval('nav.jump a', (as) => as.map((a) => a.getAttribute('href')));
     assert.deepEqual(jumps, codes.map((c) => `#${c}`));
   }
+  // Key results over time: a chart per result with two values or more, in words too.
+  assert.equal(codes[codes.length - 1], 'key-results');
+  const charts = await page.$$eval('#key-results svg.spark', (els) => els.map((e) => e.getAttribute('aria-label')));
+  assert.ok(charts.length >= 3, charts.join('\n'));
+  assert.ok(charts.some((c) => /^HbA1c: 4 values from 10 Nov 2017 to 30 Nov 2025, lowest 6.1, highest 7.5, latest 6.1 %$/.test(c)), charts.join('\n'));
+  assert.ok(charts.some((c) => c === 'Blood pressure: 2 values from 1 Feb 2024 to 1 Jun 2025, systolic lowest 128, highest 142, latest 128/82 mmHg'), charts.join('\n'));
+  const trends = await page.$('#key-results');
+  await trends.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-trends.png') });
   await page.click(`#${codes[0]} summary`);
   assert.equal(await page.$eval(`#${codes[0]} details`, (d) => d.open), false);
   await page.click(`#${codes[0]} summary`);

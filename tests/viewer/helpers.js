@@ -129,7 +129,45 @@ function nowS() {
   return Math.floor(Date.now() / 1000);
 }
 
+/**
+ * `bundle` (an IPS document) with results over time added to its results section:
+ * four HbA1c values (one held by two sources, one entered in error), two blood
+ * pressures as panels, and glucose in mmol/L with one in mg/dL.
+ */
+function withTrends(bundle) {
+  const loinc = (code, display) => ({ coding: [{ system: 'http://loinc.org', code, display }] });
+  const q = (value, unit, code) => ({ value, unit, system: 'http://unitsofmeasure.org', code: code || unit });
+  const added = [
+    ['a1', '2021-03-02', { code: loinc('4548-4', 'Hemoglobin A1c'), valueQuantity: q(6.8, '%') }],
+    ['a2', '2023-05-10', { code: loinc('4548-4', 'Hemoglobin A1c'), valueQuantity: q(6.4, '%') }],
+    ['a2b', '2023-05-10', { code: loinc('4548-4', 'Hemoglobin A1c'), valueQuantity: q(6.4, '%') }],
+    ['a3', '2024-01-20', { code: loinc('4548-4', 'Hemoglobin A1c'), valueQuantity: q(9.9, '%'), status: 'entered-in-error' }],
+    ['a4', '2025-11-30', { code: loinc('4548-4', 'Hemoglobin A1c'), valueQuantity: q(6.1, '%') }],
+    ['b1', '2024-02-01', { code: loinc('85354-9', 'Blood pressure panel'), component: [
+      { code: loinc('8480-6', 'Systolic'), valueQuantity: q(142, 'mmHg', 'mm[Hg]') },
+      { code: loinc('8462-4', 'Diastolic'), valueQuantity: q(91, 'mmHg', 'mm[Hg]') }] }],
+    ['b2', '2025-06-01', { code: loinc('85354-9', 'Blood pressure panel'), component: [
+      { code: loinc('8480-6', 'Systolic'), valueQuantity: q(128, 'mmHg', 'mm[Hg]') },
+      { code: loinc('8462-4', 'Diastolic'), valueQuantity: q(82, 'mmHg', 'mm[Hg]') }] }],
+    ['g1', '2022-01-01', { code: loinc('2345-7', 'Glucose'), valueQuantity: q(110, 'mg/dL') }],
+    ['g2', '2024-01-01', { code: loinc('2345-7', 'Glucose'), valueQuantity: q(5.9, 'mmol/L') }],
+    ['g3', '2025-01-01', { code: loinc('2345-7', 'Glucose'), valueQuantity: q(6.2, 'mmol/L') }],
+  ];
+  const patient = bundle.entry.find((e) => e.resource.resourceType === 'Patient');
+  const results = bundle.entry[0].resource.section.find((s) =>
+    (s.code.coding || []).some((c) => c.code === '30954-2'));
+  for (const [id, date, fields] of added) {
+    const fullUrl = `urn:uuid:00000000-0000-4000-8000-0000000000${id.padStart(2, '0').slice(-2)}${id.length}`;
+    bundle.entry.push({ fullUrl, resource: {
+      resourceType: 'Observation', id: `trend-${id}`, status: 'final',
+      subject: { reference: patient.fullUrl }, effectiveDateTime: date, ...fields } });
+    results.entry = (results.entry || []).concat([{ reference: fullUrl }]);
+  }
+  return bundle;
+}
+
 module.exports = {
+  withTrends,
   REPO,
   SHARED,
   ENDPOINT,

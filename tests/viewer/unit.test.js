@@ -358,3 +358,29 @@ test('the header gives age, language and interpreter, GP practice and contacts',
   assert.equal(uk.language, 'Polish');
   assert.equal(uk.interpreter, true);
 });
+
+test('key results over time: oldest to newest in the newest unit, each value once, errors left out', () => {
+  const model = viewer.summarise(h.withTrends(ipsBundle()));
+  const byName = Object.fromEntries(model.results.map((r) => [r.name, r]));
+  const a1c = byName.HbA1c;
+  // The example's own HbA1c first, then the added ones.
+  assert.deepEqual(a1c.points.map((p) => [p.date.slice(0, 10), p.value]),
+    [['2017-11-10', 7.5], ['2021-03-02', 6.8], ['2023-05-10', 6.4], ['2025-11-30', 6.1]]);
+  assert.equal(a1c.points[3].text, '6.1 %');
+  assert.equal(a1c.total, 4);
+  const bp = byName['Blood pressure'];
+  assert.deepEqual(bp.points.map((p) => [p.value, p.second]), [[142, 91], [128, 82]]);
+  assert.equal(bp.points[1].text, '128/82 mmHg');
+  // Glucose: the newest is mmol/L, so the one in mg/dL is counted, not drawn.
+  const glucose = byName.Glucose;
+  assert.equal(glucose.unit, 'mmol/L');
+  assert.deepEqual(glucose.points.map((p) => p.value), [5.9, 6.2]);
+  assert.equal(glucose.otherUnits, 1);
+  // The order is the concepts', whatever the Bundle's.
+  assert.deepEqual(model.results.map((r) => r.name).filter((n) => ['HbA1c', 'Blood pressure', 'Glucose'].includes(n)),
+    ['HbA1c', 'Blood pressure', 'Glucose']);
+  // A Bundle with nothing to follow has no key results.
+  const bare = ipsBundle();
+  bare.entry = bare.entry.filter((e) => e.resource.resourceType !== 'Observation');
+  assert.deepEqual(viewer.summarise(bare).results, []);
+});
