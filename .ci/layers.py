@@ -26,7 +26,7 @@ ALLOWED = {
 # before it; a new module must be placed here.
 CORE_LAYERS = [
     ("base", ["files", "private_file", "text", "time", "error", "keys", "qr", "record", "crypto"]),
-    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "scope", "export", "import", "mend", "contacts"]),
+    ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "scope", "export", "import", "mend", "contacts", "documents"]),
     ("the handle apps hold", ["profile"]),
     ("the person's settings", ["prefs"]),
     ("network plumbing", ["net"]),

@@ -186,6 +186,12 @@ say "Jene's device applies it because Sam's grant allows it, records that Sam en
 say "Jene adds a letter from her GP recording her amoxicillin allergy (a UK Core example file)."
 "$CARRY" import "$SHARED/fixtures/fhir/uk-core/UKCore-AllergyIntolerance-Amoxicillin-Example.json"
 
+say "She keeps the hospital's discharge letter (a PDF) in her record, encrypted with the rest, and opens it again."
+printf '%%PDF-1.4\n%% Discharge letter for Jene Cummings\n%%%%EOF\n' > "$WORK/discharge-letter.pdf"
+letter=$("$CARRY" attach "$WORK/discharge-letter.pdf" --title "Discharge letter" --json | field 'd["id"]')
+"$CARRY" open-document "$letter" --out "$WORK/letter-again.pdf"
+cmp -s "$WORK/discharge-letter.pdf" "$WORK/letter-again.pdf" || fail "the letter did not open as it was kept"
+
 say "She adds her son Sam as the person to call in an emergency; her GP's record names no one."
 "$CARRY" contacts add "Sam Cummings" --relationship son --phone "07700 900456"
 "$CARRY" contacts

@@ -68,6 +68,25 @@ enum Command {
     },
     /// Appointments still to come, soonest first.
     Appointments,
+    /// Keep a PDF or an image (JPEG, PNG, HEIC; up to 20 MB) in your record as a document.
+    Attach {
+        /// The file.
+        file: PathBuf,
+        /// Its title (default: the file's name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Its content type, checked against the file (application/pdf, image/jpeg…).
+        #[arg(long = "type", value_name = "CONTENT-TYPE")]
+        content_type: Option<String>,
+    },
+    /// Write a document in the record out as a file again.
+    OpenDocument {
+        /// The document's item id.
+        id: i64,
+        /// Where to write it (default: a file named from its title, here).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// The people to contact: list them, add one, remove one you added.
     Contacts {
         #[command(subcommand)]

@@ -754,3 +754,110 @@ fn junk_is_one_audit_row_per_sender_and_a_full_mailbox_does_not_stop_the_sync() 
     assert_eq!(profiles.as_array().unwrap().len(), 2, "{profiles}");
     assert!(json(&carer, &["audit", "--verify", "--json"])["ok"] == true);
 }
+
+/// A PDF of `len` bytes that does not compress.
+fn pdf(len: usize) -> Vec<u8> {
+    let mut b = b"%PDF-1.7\n".to_vec();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while b.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b.truncate(len);
+    b
+}
+
+#[test]
+fn a_5_mb_letter_reaches_the_carer_through_the_relay_and_opens_byte_for_byte() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = serve_logged(d.path());
+    let (patient, carer, carer_id, patient_id) = introduced(d.path(), &relay.ep.base);
+    let letter = pdf(5 << 20);
+    let file = d.path().join("discharge-letter.pdf");
+    std::fs::write(&file, &letter).unwrap();
+    let kept = json(
+        &patient,
+        &[
+            "attach",
+            file.to_str().unwrap(),
+            "--title",
+            "Discharge letter",
+            "--json",
+        ],
+    );
+    assert_eq!(kept["category"], "documents");
+    // A file that is not what it is said to be is refused.
+    let wrong = run(
+        &patient,
+        &["attach", file.to_str().unwrap(), "--type", "image/png"],
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    json(
+        &patient,
+        &[
+            "grant",
+            "--unverified",
+            &carer_id,
+            "--categories",
+            "documents",
+            "--json",
+        ],
+    );
+    let sent = json(&patient, &["sync", "--json"]);
+    // The grant and some eleven envelopes of 600 KB: the letter, in parts.
+    assert!(sent["relay"]["posted"].as_u64().unwrap() >= 10, "{sent}");
+    ok(&carer, &["sync"]);
+    // The carer finds the letter in the patient's record and opens it.
+    let docs = json(
+        &carer,
+        &[
+            "--profile",
+            &patient_id,
+            "timeline",
+            "--category",
+            "documents",
+            "--limit",
+            "500",
+            "--json",
+        ],
+    );
+    let id = docs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["display"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Discharge letter")
+        })
+        .unwrap_or_else(|| panic!("the letter did not arrive: {docs}"))["id"]
+        .to_string();
+    let out = d.path().join("opened.pdf");
+    json(
+        &carer,
+        &[
+            "--profile",
+            &patient_id,
+            "open-document",
+            &id,
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == letter,
+        "the letter changed on the way"
+    );
+    // A carer cannot add documents to the patient's record.
+    let theirs = run(
+        &carer,
+        &["--profile", &patient_id, "attach", file.to_str().unwrap()],
+    );
+    assert_eq!(theirs.status.code(), Some(2));
+    // The relay holds nothing once fetched.
+    assert_eq!(relay_rows(&relay.db), 0);
+}

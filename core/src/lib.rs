@@ -15,6 +15,7 @@ pub mod backup;
 pub mod contacts;
 pub mod crypto;
 pub mod devices;
+pub mod documents;
 pub mod error;
 pub mod exchange;
 pub mod export;

@@ -276,6 +276,42 @@ impl Profile {
         })
     }
 
+    /// Keep a PDF or an image (JPEG, PNG, HEIC) of at most 20 MB as a document titled
+    /// `title`, inside a `DocumentReference` in the record (encrypted with it, and
+    /// shared wherever documents are). `content_type`, when given, must be what the
+    /// bytes are. Returns its timeline item. `InvalidInput` for an empty, too large or
+    /// unknown file, or no title.
+    pub fn attach_document(
+        &self,
+        bytes: &[u8],
+        title: &str,
+        content_type: Option<&str>,
+    ) -> Result<Item> {
+        let info = self.info()?;
+        let now = now_unix();
+        let id = self.vault.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id = crate::documents::attach_in(
+                &tx,
+                &info.name,
+                info.self_patient,
+                bytes,
+                title,
+                content_type,
+                now,
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })?;
+        Ok(self.show(id)?.item)
+    }
+
+    /// The file of the document `id` (one added here, or a provider's whose content
+    /// the record holds). See [`crate::documents`] for the errors.
+    pub fn document_file(&self, id: i64) -> Result<crate::documents::DocumentFile> {
+        self.vault.read(|conn| crate::documents::file(conn, id))
+    }
+
     /// A page of the timeline, newest first.
     pub fn timeline(&self, query: &TimelineQuery) -> Result<Page> {
         self.vault.read(|conn| query::timeline(conn, query))

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod contacts;
 pub mod devices;
+pub mod documents;
 pub mod grants;
 pub mod links;
 pub mod prefs;
@@ -167,6 +168,21 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             }
             Ok(exit::OK)
         }
+        Command::Attach {
+            file,
+            title,
+            content_type,
+        } => {
+            if profile_id != SELF {
+                return Err(Error::invalid(
+                    "a record shared with you is kept by its owner; attach to your own (--profile self)",
+                ));
+            }
+            documents::attach(&open(home)?, as_json, &file, title, content_type)
+        }
+        Command::OpenDocument { id, out } => {
+            documents::open_document(&open_record(home, profile_id)?, as_json, id, out)
+        }
         Command::Contacts { action } => {
             let listing = matches!(action, None | Some(contacts::ContactsAction::List));
             if profile_id != SELF && !listing {
@@ -252,6 +268,12 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                         .target
                         .map_or("not in the record".to_string(), |t| format!("#{t}"));
                     row("Refers to", &format!("{} {} ({to})", r.path, r.reference));
+                }
+                if rtype == "DocumentReference" {
+                    say!(
+                        "Open the document: carry open-document {} --out FILE",
+                        detail.item.id
+                    );
                 }
                 say!(
                     "The resource as received: carry show {} --json",

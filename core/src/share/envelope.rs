@@ -46,7 +46,27 @@ pub struct Shared {
     /// with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<String>,
+    /// Set when the item is larger than one envelope: `json` is then this part of the
+    /// resource's text, and the item is applied once every part has arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<Part>,
 }
+
+/// Which part of an item split across envelopes a [`Shared`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Its index, from 0.
+    pub i: u32,
+    /// How many parts the item has.
+    pub n: u32,
+}
+
+/// The most parts one item may be split into: [`PART_MAX`] bytes each, so an item of
+/// up to 40 MB of text (a 20 MB document, base64 inside its resource, with room).
+pub const PARTS_MAX: u32 = 80;
+/// The most bytes of resource text one part carries (as written in the message, with
+/// its escapes), leaving room in the envelope for the rest of the message.
+pub const PART_MAX: usize = PLAINTEXT_MAX - 16 * 1024;
 
 /// What an envelope carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +153,32 @@ pub struct Message {
     /// What it carries.
     #[serde(flatten)]
     pub body: Body,
+}
+
+/// `text` cut into consecutive pieces that each take at most `max` bytes once written
+/// as a JSON string (quotes and backslashes take two, other control characters six),
+/// cut only between characters.
+pub fn split(text: &str, max: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut cost = 0;
+    for (at, c) in text.char_indices() {
+        let n = match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            c if c.is_control() && (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if cost + n > max && at > start {
+            parts.push(&text[start..at]);
+            start = at;
+            cost = 0;
+        }
+        cost += n;
+    }
+    if start < text.len() || parts.is_empty() {
+        parts.push(&text[start..]);
+    }
+    parts
 }
 
 fn aad(sender_enc: &[u8], mailbox: &str, tag: &str) -> Vec<u8> {
@@ -267,5 +313,19 @@ mod tests {
         let mut forged = seal(&c, &b.public().enc, "mbox", "tag", &msg()).unwrap();
         forged[3..35].copy_from_slice(&a.public().enc);
         assert!(tampered(open(&b, "mbox", "tag", &forged)));
+    }
+
+    #[test]
+    fn split_pieces_fit_as_written_and_join_back() {
+        let text = format!("{}\"é\n{}", "a".repeat(25), "€".repeat(20));
+        for max in [1, 2, 3, 7, 10, 64, 1000] {
+            let parts = split(&text, max);
+            assert_eq!(parts.concat(), text, "max {max}");
+            for p in &parts {
+                let written = serde_json::to_string(p).unwrap().len() - 2;
+                assert!(written <= max.max(6), "{p:?} takes {written} > {max}");
+            }
+        }
+        assert_eq!(split("", 10), [""]);
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, Transaction};
 
 use super::document::GrantDoc;
-use super::envelope::{self, Body, Message, Shared, PLAINTEXT_MAX};
+use super::envelope::{self, Body, Message, Part, Shared, PARTS_MAX, PART_MAX, PLAINTEXT_MAX};
 use super::people;
 use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
@@ -194,10 +194,47 @@ fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -
                 .filter(|b| matches!(b, b'"' | b'\\'))
                 .count();
             let size = item.json.len() + escapes + item.src.len() + 64;
-            if size > PLAINTEXT_MAX {
-                // Larger than one envelope may be (an attachment inlined in a
-                // document): it stays back, and is offered again on every delivery.
-                tracing::warn!(bytes = size, "an item is too large to share; left out");
+            if size > PART_MAX {
+                // Larger than one envelope (a document with its file inside): it goes
+                // in parts, an envelope each, applied once all have arrived.
+                let parts = envelope::split(&item.json, PART_MAX);
+                let n = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+                if n > PARTS_MAX {
+                    tracing::warn!(bytes = size, "an item is too large to share; left out");
+                    continue;
+                }
+                if !batch.is_empty() {
+                    flush(
+                        tx,
+                        me,
+                        g,
+                        &mut batch,
+                        &mut removes,
+                        &mut first,
+                        reset,
+                        &hashes,
+                    )?;
+                    sent += 1;
+                    batch_bytes = 0;
+                }
+                for (i, text) in (0u32..).zip(parts) {
+                    batch.push(Shared {
+                        json: text.to_string(),
+                        part: Some(Part { i, n }),
+                        ..item.clone()
+                    });
+                    flush(
+                        tx,
+                        me,
+                        g,
+                        &mut batch,
+                        &mut removes,
+                        &mut first,
+                        reset,
+                        &hashes,
+                    )?;
+                    sent += 1;
+                }
                 continue;
             }
             if !batch.is_empty() && batch_bytes + size > PLAINTEXT_MAX {
@@ -218,17 +255,20 @@ fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -
             batch.push(item);
         }
     }
-    flush(
-        tx,
-        me,
-        g,
-        &mut batch,
-        &mut removes,
-        &mut first,
-        reset,
-        &hashes,
-    )?;
-    sent += 1;
+    // The rest; or, when nothing went yet, the removals and the reset on their own.
+    if !batch.is_empty() || first {
+        flush(
+            tx,
+            me,
+            g,
+            &mut batch,
+            &mut removes,
+            &mut first,
+            reset,
+            &hashes,
+        )?;
+        sent += 1;
+    }
     tx.execute("UPDATE grants SET reset_next = 0 WHERE id = ?1", [&g.id])?;
     Ok(sent)
 }
@@ -289,6 +329,7 @@ fn delivery_items(conn: &Connection, ids: &[i64]) -> Result<Vec<Shared>> {
                 json: r.get(4)?,
                 url: r.get(5)?,
                 also: Vec::new(),
+                part: None,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

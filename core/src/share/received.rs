@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::document::{GrantDoc, Role};
-use super::envelope::Shared;
+use super::envelope::{Part, Shared, PARTS_MAX, PLAINTEXT_MAX};
 use super::people;
 use crate::error::{EnvelopeProblem, Error, Result};
 use crate::keys::{KeyStore, VaultKey};
@@ -184,7 +184,7 @@ pub(crate) fn apply_records(
         if reset {
             tx.execute_batch(
                 "DELETE FROM shared_items; DELETE FROM resources_fts; DELETE FROM resource_keys;
-                 DELETE FROM outbox; DELETE FROM resources;",
+                 DELETE FROM outbox; DELETE FROM resources; DELETE FROM shared_parts;",
             )?;
         }
         let malformed = || Error::Envelope {
@@ -195,7 +195,19 @@ pub(crate) fn apply_records(
         }
         let mut applied = 0u64;
         for item in upserts {
-            let resource: Value = serde_json::from_str(&item.json).map_err(|_| malformed())?;
+            // A part of an item split across envelopes waits for the others.
+            let joined;
+            let json = match item.part {
+                None => &item.json,
+                Some(part) => match part_in(&tx, item, part)? {
+                    Some(whole) => {
+                        joined = whole;
+                        &joined
+                    }
+                    None => continue,
+                },
+            };
+            let resource: Value = serde_json::from_str(json).map_err(|_| malformed())?;
             let by = EnteredBy::parse(&item.by).map_err(|_| malformed())?;
             let source = store::ensure_source(&tx, source_kind(&item.sk), &item.src, now)?;
             let old: Option<i64> = tx
@@ -204,7 +216,7 @@ pub(crate) fn apply_records(
                 .optional()?;
             let outcome = Writer::new(&tx, source, None, by, now)
                 .for_sync(None)
-                .put(&item.json, &resource, item.url.as_deref())
+                .put(json, &resource, item.url.as_deref())
                 .map_err(|_| malformed())?;
             if old.is_some_and(|o| o != outcome.item_id()) {
                 remove_key(&tx, &item.k)?;
@@ -228,8 +240,46 @@ pub(crate) fn apply_records(
     })
 }
 
+/// Keep `item`, part `part` of an item split across envelopes; once every part has
+/// arrived, the item's whole text (and the parts are dropped). A part out of range,
+/// or more text than an envelope holds, is a malformed envelope.
+fn part_in(tx: &Transaction<'_>, item: &Shared, part: Part) -> Result<Option<String>> {
+    if part.n == 0 || part.n > PARTS_MAX || part.i >= part.n || item.json.len() > PLAINTEXT_MAX {
+        return Err(Error::Envelope {
+            problem: EnvelopeProblem::Malformed,
+        });
+    }
+    if part.i == 0 {
+        // A first part starts the item afresh (an earlier sending of it may have
+        // been cut off).
+        tx.prepare_cached("DELETE FROM shared_parts WHERE rkey = ?1")?
+            .execute([&item.k])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO shared_parts (rkey, idx, count, item) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (rkey, idx) DO UPDATE SET count = excluded.count, item = excluded.item",
+    )?
+    .execute(params![item.k, part.i, part.n, item.json])?;
+    let pieces: Vec<(u32, String)> = tx
+        .prepare_cached(
+            "SELECT idx, item FROM shared_parts WHERE rkey = ?1 AND count = ?2 ORDER BY idx",
+        )?
+        .query_map(params![item.k, part.n], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let whole = pieces.len() == part.n as usize
+        && pieces.iter().zip(0u32..).all(|((i, _), want)| *i == want);
+    if !whole {
+        return Ok(None);
+    }
+    tx.prepare_cached("DELETE FROM shared_parts WHERE rkey = ?1")?
+        .execute([&item.k])?;
+    Ok(Some(pieces.into_iter().map(|(_, text)| text).collect()))
+}
+
 /// Remove the item the sender knows as `k`, unless another key still points at it.
 fn remove_key(tx: &Transaction<'_>, k: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM shared_parts WHERE rkey = ?1")?
+        .execute([k])?;
     let id: Option<i64> = tx
         .prepare_cached("SELECT resource_id FROM shared_items WHERE rkey = ?1")?
         .query_row([k], |r| r.get(0))

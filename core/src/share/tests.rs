@@ -868,3 +868,129 @@ fn one_copy_of_a_fact_travels_and_names_the_other_sources() {
         "{weights:?}"
     );
 }
+
+/// A PDF of `len` bytes (a header, then bytes that do not compress).
+fn pdf(len: usize) -> Vec<u8> {
+    let mut b = b"%PDF-1.7\n".to_vec();
+    let mut x: u32 = 0x2545_4620;
+    while b.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b.truncate(len);
+    b
+}
+
+#[test]
+fn a_document_larger_than_an_envelope_travels_in_parts_and_opens_whole() {
+    let (_d, patient, carer, _) = patient_with_carer();
+    let letter = pdf(5 << 20);
+    let item = patient
+        .attach_document(&letter, "Discharge letter", Some("application/pdf"))
+        .unwrap();
+    // A grant that holds documents.
+    grant(
+        &patient,
+        &NewGrant {
+            person: handle_of(&carer),
+            role: Role::Viewer,
+            scope: Scope {
+                categories: vec![Category::Documents],
+                ..Scope::default()
+            },
+            purpose: "letters".into(),
+            basis: None,
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap();
+    patient.vault().write(outbox::prepare_deliveries).unwrap();
+    let envelopes = drain(&patient);
+    assert!(envelopes.len() >= 12, "{} envelopes", envelopes.len());
+    assert!(envelopes
+        .iter()
+        .all(|e| e.body.len() <= super::envelope::PLAINTEXT_MAX + 1024));
+    // Every envelope but the last leaves the document unseen; the last makes it whole.
+    let (last, first) = envelopes.split_last().unwrap();
+    for e in first {
+        deliver(&carer, e).unwrap();
+    }
+    let held = |carer: &Profile| {
+        received_profiles(carer)
+            .unwrap()
+            .into_iter()
+            .map(|r| open_received(carer, &r.profile).unwrap())
+            .find_map(|p| {
+                let page = p
+                    .timeline(&crate::TimelineQuery {
+                        categories: vec![Category::Documents],
+                        ..Default::default()
+                    })
+                    .unwrap();
+                page.items
+                    .iter()
+                    .find(|i| i.display.contains("Discharge letter"))
+                    .map(|i| (p.document_file(i.id).unwrap(), i.display.clone()))
+            })
+    };
+    assert!(held(&carer).is_none(), "a part-made document was stored");
+    deliver(&carer, last).unwrap();
+    let (file, display) = held(&carer).expect("the document arrived");
+    assert_eq!(file.bytes, letter, "the document opens byte for byte");
+    assert_eq!(file.content_type, "application/pdf");
+    assert_eq!(file.title, "Discharge letter");
+    assert!(display.contains("Discharge letter"), "{display}");
+    // The patient's own copy opens the same.
+    assert_eq!(patient.document_file(item.id).unwrap().bytes, letter);
+}
+
+#[test]
+fn parts_that_do_not_add_up_are_refused_and_a_resent_item_starts_afresh() {
+    use super::envelope::{Part, Shared};
+    let (_d, _patient, carer, _) = patient_with_carer();
+    let r = received_profiles(&carer).unwrap();
+    let p = open_received(&carer, &r[0].profile).unwrap();
+    let before = p.stats().unwrap().resources;
+    let seq = p
+        .vault()
+        .read(|c| crate::vault::meta::get(c, "shared_seq"))
+        .unwrap()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap();
+    let doc =
+        serde_json::json!({"resourceType": "Basic", "id": "x", "code": {"text": "t"}}).to_string();
+    let (a, b) = doc.split_at(10);
+    let part = |json: &str, i: u32, n: u32| Shared {
+        k: "r999999".into(),
+        src: "gp".into(),
+        sk: "provider".into(),
+        by: "provider".into(),
+        json: json.into(),
+        url: None,
+        also: vec![],
+        part: Some(Part { i, n }),
+    };
+    for bad in [part(a, 2, 2), part(a, 0, 0), part(a, 0, 1000)] {
+        let e = received::apply_records(&p, seq + 1, false, &[bad], &[]).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::Envelope {
+                problem: EnvelopeProblem::Malformed
+            }
+        ));
+    }
+    // The first part of a resend, then the whole of it: one item, from the resend.
+    received::apply_records(&p, seq + 1, false, &[part("garbage", 0, 3)], &[]).unwrap();
+    received::apply_records(&p, seq + 2, false, &[part(a, 0, 2)], &[]).unwrap();
+    assert_eq!(p.stats().unwrap().resources, before);
+    received::apply_records(&p, seq + 3, false, &[part(b, 1, 2)], &[]).unwrap();
+    assert_eq!(p.stats().unwrap().resources, before + 1);
+    let left: i64 = p
+        .vault()
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM shared_parts", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(left, 0, "parts are dropped once joined");
+}

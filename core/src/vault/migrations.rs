@@ -80,10 +80,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("schema_v12.sql"),
         then: Some(|tx| crate::record::category::recategorise_administrative(tx)),
     },
+    Migration {
+        version: 13,
+        sql: include_str!("schema_v13.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Bring `conn` up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
