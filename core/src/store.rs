@@ -176,7 +176,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             Some((d, s)) => (Some(d.as_str()), *s),
             None => (None, record::summary::UNDATED),
         };
-        let fts_codes = fts_codes(&a);
+        let fts_codes = record::search_codes(&a);
         let outcome =
             match existing {
                 Some((id, _)) => {
@@ -323,20 +323,6 @@ fn group(
         }
     }
     Ok(())
-}
-
-/// The text full-text search indexes besides the display line: code displays and codes.
-fn fts_codes(a: &Analysis) -> String {
-    let mut out = String::new();
-    for c in &a.codes {
-        for part in [&c.display, &c.code].into_iter().flatten() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(part);
-        }
-    }
-    out
 }
 
 /// Remember the first Patient stored as the one the profile is about, if none is set.

@@ -127,6 +127,8 @@ pub(super) fn restore<R: Read>(
             // A backup made before the administrative category holds claims under
             // `other`, as the vault it came from did before its upgrade.
             crate::record::category::recategorise_administrative(&tx)?;
+            // And display lines from an older formatter read as this build writes them.
+            crate::record::redisplay::all(&tx)?;
             // Provider sign-ins are not in backups: each source signs in again.
             tx.execute(
                 "UPDATE provider_sources SET state = 'authorize', last_error = NULL",

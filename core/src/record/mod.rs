@@ -4,6 +4,7 @@
 pub mod category;
 mod json;
 pub mod patient;
+pub(crate) mod redisplay;
 pub(crate) mod relabel;
 pub mod release;
 pub mod sameness;
@@ -189,6 +190,20 @@ pub struct Analysis {
     pub codes: Vec<Code>,
     /// Sensitivity labels with their rules.
     pub labels: Vec<Label>,
+}
+
+/// The text full-text search indexes besides the display line: code displays and codes.
+pub(crate) fn search_codes(a: &Analysis) -> String {
+    let mut out = String::new();
+    for c in &a.codes {
+        for part in [&c.display, &c.code].into_iter().flatten() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// Check that `resource` is a FHIR resource and work out its indexed columns.

@@ -83,7 +83,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 13,
         sql: include_str!("schema_v13.sql"),
-        then: None,
+        // Display lines from this build's formatter (three significant figures,
+        // readable units, drug names without catalogue numbers).
+        then: Some(|tx| crate::record::redisplay::all(tx).map(|_| ())),
     },
 ];
 
@@ -414,6 +416,51 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(categories, ["administrative", "administrative", "other"]);
+    }
+
+    #[test]
+    fn display_lines_from_an_older_formatter_are_worked_out_again_in_13() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..12]).unwrap();
+        let obs = serde_json::json!({"resourceType": "Observation", "id": "o1", "status": "final",
+            "code": {"text": "Diastolic blood pressure"},
+            "valueQuantity": {"value": 82.80592677079234, "unit": "mm[Hg]", "code": "mm[Hg]"}});
+        let old = "Diastolic blood pressure 82.80592677079234 mm[Hg]";
+        conn.execute_batch(
+            "INSERT INTO sources (id, kind, name, created_at) VALUES (1, 'file', 'a.json', 0);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO resources (id, source_id, identity, rtype, category, date_sort,
+               display, codes, sensitivity, label_rules, entered_by, content_hash, json,
+               updated_at)
+             VALUES (1, 1, 'Observation/o1', 'Observation', 'vital-signs', 0, ?1, '[]', '',
+               '[]', 'provider', x'00', ?2, 0)",
+            rusqlite::params![old, obs.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO resources_fts (rowid, display, codes) VALUES (1, ?1, '')",
+            [old],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let now = crate::record::analyse(&obs).unwrap().display;
+        assert!(now.contains("82.8 mmHg"), "{now}");
+        let display: String = conn
+            .query_row("SELECT display FROM resources", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(display, now);
+        // Search finds the new line, and no longer the old one.
+        let found = |word: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM resources_fts WHERE resources_fts MATCH ?1",
+                [word],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!((found("mmHg"), found("80592677079234")), (1, 0));
     }
 
     #[test]
