@@ -181,3 +181,76 @@ fn providers_documents_open_from_inline_content_or_a_held_binary_and_say_why_not
         Error::NotFound { .. }
     ));
 }
+
+#[test]
+fn summaries_that_hold_documents_carry_their_files_within_a_budget() {
+    use carry_core::links::{self, Preset};
+    let (_d, p) = common::profile();
+    p.import_file(
+        &common::shared(
+            "fixtures/fhir/synthea/sotf-Jene_Cummings_8a2bb726-2f79-4940-a134-a374eef39af7.json",
+        ),
+        ImportOptions::default(),
+    )
+    .unwrap();
+    let small = pdf(200_000);
+    let big = pdf(3_500_000);
+    p.attach_document(&big, "Hospital scan", None).unwrap();
+    p.attach_document(&small, "Clinic letter", None).unwrap();
+    let doc = links::summary_document(&p, &Preset::AllButRestricted).unwrap();
+    let summary = links::ips::summarise(&doc).unwrap();
+    let section = summary
+        .sections
+        .iter()
+        .find(|s| s.code == "documents")
+        .expect("a documents section");
+    assert_eq!(section.title, "Documents");
+    assert_eq!(section.lines.len(), 2, "{:?}", section.lines);
+    // Newest first: the letter fits and travels; the scan would pass the budget.
+    assert!(
+        section.lines[0].contains("Clinic letter"),
+        "{:?}",
+        section.lines
+    );
+    assert!(
+        section.lines[1].contains("Hospital scan") && section.lines[1].contains("too large"),
+        "{:?}",
+        section.lines
+    );
+    let docs: Vec<&serde_json::Value> = doc["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "DocumentReference")
+        .collect();
+    let attachment = |title: &str| {
+        docs.iter()
+            .find(|r| r["description"] == title)
+            .map(|r| r["content"][0]["attachment"].clone())
+            .unwrap()
+    };
+    use base64::Engine;
+    let carried = base64::engine::general_purpose::STANDARD
+        .decode(attachment("Clinic letter")["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(carried, small);
+    let scan = attachment("Hospital scan");
+    assert!(scan.get("data").is_none());
+    assert_eq!(scan["size"], big.len());
+    // The section's code is Carry's own: the IPS has none for documents.
+    let composition = &doc["entry"][0]["resource"];
+    let coded = composition["section"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["title"] == "Documents")
+        .unwrap();
+    assert_eq!(
+        coded["code"]["coding"][0]["system"],
+        "https://carry.health/fhir/CodeSystem/summary-section"
+    );
+    // An emergency summary holds no documents.
+    let emergency = links::summary_document(&p, &Preset::Emergency).unwrap();
+    assert!(!emergency.to_string().contains("DocumentReference"));
+}

@@ -34,6 +34,8 @@
   /** The recipient sent when the clinician gives no name. */
   var DEFAULT_RECIPIENT = 'Clinician (web viewer)';
   var LOINC = 'http://loinc.org';
+  /** Carry's own section codes, for what no IPS section holds (documents). */
+  var SECTION_CODES = 'https://carry.health/fhir/CodeSystem/summary-section';
   var NHS_NUMBER = 'https://fhir.nhs.uk/Id/nhs-number';
 
   /** IPS sections in the order a clinician needs them; others follow as found. */
@@ -44,7 +46,8 @@
     { code: '30954-2', kind: 'results', title: 'Results' },
     { code: '8716-3', kind: 'vitals', title: 'Vital signs' },
     { code: '11369-6', kind: 'immunizations', title: 'Immunisations' },
-    { code: '47519-4', kind: 'procedures', title: 'Procedures' }
+    { code: '47519-4', kind: 'procedures', title: 'Procedures' },
+    { code: 'documents', kind: 'documents', title: 'Documents' }
   ];
 
   /**
@@ -530,6 +533,37 @@
     return out;
   }
 
+  /** A content type in words. */
+  function fileKind(type) {
+    var words = { 'application/pdf': 'PDF', 'image/jpeg': 'JPEG image', 'image/png': 'PNG image',
+      'image/heic': 'HEIC photo', 'text/plain': 'text' };
+    return words[type] || type;
+  }
+
+  /** A size in bytes as a person reads it. */
+  function sizeText(bytes) {
+    if (typeof bytes !== 'number' || !isFinite(bytes) || bytes < 0) return '';
+    if (bytes < 1024) return bytes + ' bytes';
+    if (bytes < 1024 * 1024) return Math.round(bytes / 1024) + ' KB';
+    return (Math.round(bytes / (1024 * 1024) * 10) / 10) + ' MB';
+  }
+
+  /** A file name from a title: its letters and digits, with the type's extension. */
+  function fileName(title, type) {
+    var ext = { 'application/pdf': 'pdf', 'image/jpeg': 'jpg', 'image/png': 'png', 'image/heic': 'heic',
+      'text/plain': 'txt' }[type] || 'bin';
+    var stem = title.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'document';
+    return stem + '.' + ext;
+  }
+
+  /** Standard base64 as bytes. */
+  function decodeB64(text) {
+    var bin = atob(String(text).replace(/\s+/g, ''));
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i += 1) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
   /** Entries of the Bundle by fullUrl and by `Type/id`. */
   function indexBundle(bundle) {
     var byRef = {};
@@ -684,6 +718,24 @@
           details: details
         };
       }
+      case 'DocumentReference': {
+        var atts = arr(r.content).map(function (c) { return c && c.attachment; }).filter(Boolean);
+        var a = atts.filter(function (x) { return typeof x.data === 'string'; })[0] || atts[0] || {};
+        add('', formatDate(r.date) || formatDate(a.creation));
+        add('', [fileKind(str(a.contentType)), sizeText(a.size)].filter(Boolean).join(', '));
+        if (typeof a.data !== 'string') {
+          add('', a.url ? 'The file is kept by the provider' : 'The file is not in this summary: ask the patient for it');
+        }
+        add('Entered by', enteredBy(r));
+        var title = str(r.description) || str(a.title) || conceptText(r.type) || 'Document';
+        return {
+          text: title,
+          details: details,
+          file: typeof a.data === 'string'
+            ? { name: fileName(title, str(a.contentType)), type: str(a.contentType) || 'application/octet-stream', data: a.data }
+            : undefined
+        };
+      }
       default:
         return { text: conceptText(r.code) || str(r.resourceType) || 'Entry', details: details };
     }
@@ -730,7 +782,8 @@
   function sectionCode(section) {
     var codings = arr(section && section.code && section.code.coding);
     for (var i = 0; i < codings.length; i++) {
-      if (codings[i] && (!codings[i].system || codings[i].system === LOINC) && str(codings[i].code)) {
+      var system = codings[i] && codings[i].system;
+      if ((!system || system === LOINC || system === SECTION_CODES) && str(codings[i].code)) {
         return codings[i].code;
       }
     }
@@ -997,7 +1050,18 @@
         var details = el('div', 'details', e.details.map(function (d) {
           return el('span', null, d);
         }));
-        ul.appendChild(el('li', null, [name, e.details.length ? details : null]));
+        var open = null;
+        if (e.file) {
+          // The file, from the summary itself: nothing is fetched to open it.
+          open = el('a', 'download', 'Save the file (' + e.file.name + ')');
+          try {
+            open.href = URL.createObjectURL(new Blob([decodeB64(e.file.data)], { type: e.file.type }));
+            open.setAttribute('download', e.file.name);
+          } catch (err) {
+            open = el('p', 'empty', 'The file is damaged and cannot be opened.');
+          }
+        }
+        ul.appendChild(el('li', null, [name, e.details.length ? details : null, open]));
       });
       fold.appendChild(ul);
     }

@@ -574,6 +574,14 @@ class Run:
             carry = Carry(self.args.carry, home)
             carry.init()
             carry.run("import", str(f))
+            if f == files[0]:
+                # What the person adds: a letter (its file inside the summary, under
+                # Carry's documents section) and someone to contact (in Patient.contact).
+                letter = home / "letter.pdf"
+                letter.write_bytes(b"%PDF-1.4\n% a clinic letter\n%%EOF\n")
+                carry.run("attach", str(letter), "--title", "Clinic letter")
+                carry.run("contacts", "add", "Amy Lee", "--relationship", "daughter",
+                          "--phone", "07700 900123")
             # An error the validator finds in the record as the provider sent it (an
             # unknown code, say) is the source's, carried as held: listed, not failed.
             source_errors = {i.get("diagnostics", "") for i in validate(f.read_bytes())

@@ -254,7 +254,7 @@ test('a malformed link and a wrong key are explained', { timeout: 60000 }, async
 });
 
 test('on a phone the patient header is above the fold, sections fold, key results are drawn, and axe finds nothing', { timeout: 90000 }, async () => {
-  const text = JSON.stringify(h.withTrends(JSON.parse(bundleText)));
+  const text = JSON.stringify(h.withDocuments(h.withTrends(JSON.parse(bundleText))).bundle);
   const link = await makeLink({ flags: 'P', passcode: PASSCODE, expiresAt: h.nowS() + 3600, exp: h.nowS() + 3600, text });
   const { page, problems } = await open(link.shlink);
   await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1 });
@@ -280,6 +280,9 @@ test('on a phone the patient header is above the fold, sections fold, key result
   assert.ok(charts.length >= 3, charts.join('\n'));
   assert.ok(charts.some((c) => /^HbA1c: 4 values from 10 Nov 2017 to 30 Nov 2025, lowest 6.1, highest 7.5, latest 6.1 %$/.test(c)), charts.join('\n'));
   assert.ok(charts.some((c) => c === 'Blood pressure: 2 values from 1 Feb 2024 to 1 Jun 2025, systolic lowest 128, highest 142, latest 128/82 mmHg'), charts.join('\n'));
+  // A document's file is saved from the summary itself, under a name from its title.
+  const saves = await page.$$eval('a.download', (as) => as.map((a) => [a.getAttribute('download'), a.href.slice(0, 5)]));
+  assert.deepEqual(saves, [['Clinic-letter.pdf', 'blob:']]);
   const trends = await page.$('#key-results');
   await trends.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-trends.png') });
   await page.click(`#${codes[0]} summary`);

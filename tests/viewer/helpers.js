@@ -166,7 +166,34 @@ function withTrends(bundle) {
   return bundle;
 }
 
+/**
+ * `bundle` with a documents section (Carry's own section code) holding two letters:
+ * one with its file inside (a small PDF), one left out of the summary for its size.
+ */
+function withDocuments(bundle) {
+  const pdf = Buffer.from('%PDF-1.4\n% a letter\n%%EOF\n');
+  const patient = bundle.entry.find((e) => e.resource.resourceType === 'Patient');
+  const docs = [
+    ['urn:uuid:00000000-0000-4000-8000-00000000d0c1', { description: 'Clinic letter', date: '2026-11-30T10:00:00Z',
+      content: [{ attachment: { contentType: 'application/pdf', data: pdf.toString('base64'), size: pdf.length } }] }],
+    ['urn:uuid:00000000-0000-4000-8000-00000000d0c2', { description: 'Hospital scan', date: '2026-10-01T10:00:00Z',
+      content: [{ attachment: { contentType: 'application/pdf', size: 3500000 } }] }],
+  ];
+  for (const [fullUrl, fields] of docs) {
+    bundle.entry.push({ fullUrl, resource: { resourceType: 'DocumentReference', status: 'current',
+      subject: { reference: patient.fullUrl }, ...fields } });
+  }
+  bundle.entry[0].resource.section.push({
+    title: 'Documents',
+    code: { coding: [{ system: 'https://carry.health/fhir/CodeSystem/summary-section', code: 'documents', display: 'Documents' }] },
+    text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"><ul><li>Clinic letter</li><li>Hospital scan</li></ul></div>' },
+    entry: docs.map(([reference]) => ({ reference })),
+  });
+  return { bundle, pdf };
+}
+
 module.exports = {
+  withDocuments,
   withTrends,
   REPO,
   SHARED,

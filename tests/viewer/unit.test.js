@@ -384,3 +384,17 @@ test('key results over time: oldest to newest in the newest unit, each value onc
   bare.entry = bare.entry.filter((e) => e.resource.resourceType !== 'Observation');
   assert.deepEqual(viewer.summarise(bare).results, []);
 });
+
+test('documents: a file inside the summary can be saved; one left out says so', () => {
+  const { bundle, pdf } = h.withDocuments(ipsBundle());
+  const section = viewer.summarise(bundle).sections.find((s) => s.code === 'documents');
+  assert.equal(section.title, 'Documents');
+  const [letter, scan] = section.entries;
+  assert.equal(letter.text, 'Clinic letter');
+  assert.deepEqual(letter.file && [letter.file.name, letter.file.type], ['Clinic-letter.pdf', 'application/pdf']);
+  assert.deepEqual(Buffer.from(letter.file.data, 'base64'), pdf);
+  assert.ok(letter.details.includes('PDF, ' + pdf.length + ' bytes'), letter.details.join(' | '));
+  assert.equal(scan.file, undefined);
+  assert.ok(scan.details.includes('The file is not in this summary: ask the patient for it'), scan.details.join(' | '));
+  assert.ok(scan.details.includes('PDF, 3.3 MB'), scan.details.join(' | '));
+});

@@ -135,8 +135,21 @@ const VITALS: SectionDef = SectionDef {
     title: "Vital signs",
     required: false,
 };
+/// Documents (letters, scans): no IPS section holds them, so Carry's own section code
+/// names theirs (the IPS leaves its sections open to others).
+const DOCUMENTS: SectionDef = SectionDef {
+    code: "documents",
+    title: "Documents",
+    required: false,
+};
+/// The code system of the documents section's code.
+const SECTION_CODES: &str = "https://carry.health/fhir/CodeSystem/summary-section";
+/// The most attachment content one summary carries inline (base64 characters): newer
+/// documents first; the rest go without their file, saying so. A link's file must stay
+/// well within what the endpoint takes (8 MB by default).
+const DOCUMENT_BUDGET: usize = 4 << 20;
 /// In the order the Composition lists them.
-const SECTIONS: [&SectionDef; 8] = [
+const SECTIONS: [&SectionDef; 9] = [
     &ALLERGIES,
     &MEDICATIONS,
     &PROBLEMS,
@@ -145,10 +158,11 @@ const SECTIONS: [&SectionDef; 8] = [
     &RESULTS,
     &PROCEDURES,
     &VITALS,
+    &DOCUMENTS,
 ];
 
 /// Every resource type some section holds.
-const SECTION_TYPES: [&str; 8] = [
+const SECTION_TYPES: [&str; 9] = [
     "AllergyIntolerance",
     "MedicationStatement",
     "MedicationRequest",
@@ -157,6 +171,7 @@ const SECTION_TYPES: [&str; 8] = [
     "Procedure",
     "Observation",
     "DiagnosticReport",
+    "DocumentReference",
 ];
 
 /// The section a resource belongs in, if any.
@@ -169,6 +184,7 @@ fn section_of(rtype: &str, category: &str) -> Option<&'static SectionDef> {
         ("Procedure", _) => Some(&PROCEDURES),
         ("Observation", "vital-signs") => Some(&VITALS),
         ("Observation" | "DiagnosticReport", "test-results") => Some(&RESULTS),
+        ("DocumentReference", _) => Some(&DOCUMENTS),
         _ => None,
     }
 }
@@ -225,6 +241,9 @@ fn entry_line(rtype: &str, r: &Value, entered_by: &str) -> String {
     }
     if let Some((date, _)) = summary::clinical_date(rtype, r) {
         notes.push(date.get(..10).unwrap_or(&date).to_string());
+    }
+    if rtype == "DocumentReference" {
+        notes.extend(file_note(r));
     }
     if notes.is_empty() {
         d
@@ -432,6 +451,7 @@ pub(crate) fn build_with(
     let recorded = crate::time::rfc3339(crate::time::now_unix());
     let mut provenance: Vec<Value> = Vec::new();
     let mut newest_result: Option<i64> = None;
+    let mut document_room = DOCUMENT_BUDGET;
     for (id, rtype, category, source, text, rid, full_url, entered_by) in &rows {
         let Some(section) = section_of(rtype, category) else {
             continue;
@@ -511,6 +531,9 @@ pub(crate) fn build_with(
             .and_then(Value::as_str)
         {
             medications.insert(reference.to_string(), Value::Null);
+        }
+        if rtype == "DocumentReference" {
+            fit_documents(&mut r, &mut document_room);
         }
         let line = named_medicine(entry_line(rtype, &r, entered_by), rtype, &r, |reference| {
             held_medication(conn, reference)
@@ -611,7 +634,7 @@ pub(crate) fn build_with(
             // Required, so kept: empty, saying it was left out on purpose.
             sections.push(json!({
                 "title": def.title,
-                "code": {"coding": [{"system": LOINC, "code": def.code, "display": def.title}]},
+                "code": {"coding": [{"system": def.system(), "code": def.code, "display": def.title}]},
                 "text": narrative(&[], &format!(
                     "{} left out of this summary by the patient.", def.title
                 )),
@@ -624,7 +647,7 @@ pub(crate) fn build_with(
         }
         let mut s = json!({
             "title": def.title,
-            "code": {"coding": [{"system": LOINC, "code": def.code, "display": def.title}]},
+            "code": {"coding": [{"system": def.system(), "code": def.code, "display": def.title}]},
             "text": narrative(&lines, &format!("No information about {}.", def.title.to_lowercase())),
         });
         if urls.is_empty() {
@@ -673,6 +696,60 @@ pub(crate) fn build_with(
         "entry": all,
     });
     Ok(Built { bundle, resources })
+}
+
+impl SectionDef {
+    /// The code system of the section's code: LOINC, but for the documents section.
+    fn system(&self) -> &'static str {
+        if self.code == DOCUMENTS.code {
+            SECTION_CODES
+        } else {
+            LOINC
+        }
+    }
+}
+
+/// What a reader is told of a document's file when it does not come with the
+/// document: kept by the provider (at an address), or left out of this summary.
+fn file_note(doc: &Value) -> Option<String> {
+    let attachments: Vec<&Value> = doc["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| &c["attachment"])
+        .collect();
+    if attachments.iter().any(|a| a.get("data").is_some()) {
+        return None;
+    }
+    if attachments.iter().any(|a| a.get("url").is_some()) {
+        return Some("the file is kept by the provider".into());
+    }
+    attachments
+        .iter()
+        .any(|a| a.get("size").is_some())
+        .then(|| "the file is too large for this summary: ask the patient for it".into())
+}
+
+/// Keep the files of `doc` (a DocumentReference) inline while they fit in `room`
+/// (what is left of the summary's budget, reduced by what they take); otherwise drop
+/// their `data`, keeping type, size, hash and title.
+fn fit_documents(doc: &mut Value, room: &mut usize) {
+    let size: usize = doc["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["attachment"]["data"].as_str())
+        .map(str::len)
+        .sum();
+    if size <= *room {
+        *room -= size;
+        return;
+    }
+    for c in doc["content"].as_array_mut().into_iter().flatten() {
+        if let Some(a) = c["attachment"].as_object_mut() {
+            a.remove("data");
+        }
+    }
 }
 
 fn preset_title(p: &Preset) -> &'static str {
