@@ -167,7 +167,8 @@ impl Profile {
         Ok(items.into_iter().map(Into::into).collect())
     }
 
-    /// Full-text search over display lines and codes, best match first.
+    /// Full-text search over display lines and codes: the best matches (at most
+    /// `limit`), newest first.
     pub async fn search(&self, text: String, limit: Option<u32>) -> Result<Vec<TimelineItem>> {
         let core = self.core.clone();
         let items = blocking(move || core.search(&text, limit)).await?;

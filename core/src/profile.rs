@@ -317,7 +317,7 @@ impl Profile {
         self.vault.read(|conn| query::timeline(conn, query))
     }
 
-    /// Full-text search, best match first.
+    /// Full-text search: the best matches, newest first.
     pub fn search(&self, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
         self.vault.read(|conn| query::search(conn, text, limit))
     }

@@ -277,10 +277,11 @@ fn fts_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// Full-text search over display lines and code displays, best match first. A search
-/// for a concept a person follows over time (`hba1c`, `a1c`, `bp`, `blood pressure`,
-/// `egfr`… see [`crate::trend::CONCEPTS`]) gives its results instead, newest first,
-/// whatever words the records use for them.
+/// Full-text search over display lines and code displays: the best matches (at most
+/// `limit`), shown newest first as the timeline is. A search for a concept a person
+/// follows over time (`hba1c`, `a1c`, `bp`, `blood pressure`, `egfr`… see
+/// [`crate::trend::CONCEPTS`]) gives its results instead, newest first, whatever words
+/// the records use for them.
 pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
     let limit = page_limit(limit)?;
     if crate::trend::concept(text).is_some() {
@@ -329,14 +330,15 @@ pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Resul
         "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
          WHERE r.id = ?1"
     ))?;
+    let mut dated = Vec::with_capacity(facts.len());
     for f in facts {
-        if let Some(item) = one
-            .query_row([f], |r| item_from_row(r).map(|(i, _)| i))
-            .optional()?
-        {
-            items.push(item);
+        if let Some(found) = one.query_row([f], item_from_row).optional()? {
+            dated.push(found);
         }
     }
+    // The best matches, newest first (undated last), as the timeline orders them.
+    dated.sort_by(|(a, sa), (b, sb)| sb.cmp(sa).then(b.id.cmp(&a.id)));
+    items.extend(dated.into_iter().map(|(i, _)| i));
     fill_groups(conn, &mut items)?;
     Ok(items)
 }

@@ -179,6 +179,14 @@ fn search_and_show_with_resolved_references() {
     assert!(hits
         .iter()
         .any(|h| h.display.to_lowercase().contains("hypertension")));
+    // The best matches, newest first (undated ones last).
+    let dates: Vec<&str> = hits
+        .iter()
+        .map(|h| h.date.as_deref().unwrap_or(""))
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert!(hits.len() >= 2 && dates == sorted, "{dates:?}");
     assert!(matches!(
         p.search("  ", None),
         Err(Error::InvalidInput { .. })
