@@ -402,7 +402,11 @@ fn main() -> ExitCode {
         }
     };
     let profile = context::selected(&home, cli.profile.as_deref());
-    match commands::run(&home, &profile, cli.json, cli.command) {
+    output::set_json_mode(cli.json);
+    match commands::run(&home, &profile, cli.json, cli.command).and_then(|o| {
+        o.print(cli.json)?;
+        Ok(o.code)
+    }) {
         Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(&e),
     }

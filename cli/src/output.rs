@@ -6,6 +6,21 @@
 
 use std::borrow::Cow;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `--json` was given: the printer's choice, set once in `main`.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Say whether answers print as JSON (`--json`).
+pub fn set_json_mode(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
+}
+
+/// Whether answers print as JSON: for a command that also says something on stderr
+/// as it goes, which a script reading JSON does not want.
+pub fn json_mode() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
 
 /// `s` with every unsafe character written as `\u{hex}` ([`carry_core::text`]);
 /// ordinary text (accents, CJK, emoji) is untouched and borrowed.
@@ -77,20 +92,113 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> carry_core::Result<()> {
     Ok(())
 }
 
-/// Print what a command answers: with `--json`, its JSON (serde); else its text
-/// (`Display`), each line made safe as [`line`] makes it. Commands return values that
-/// are both, so no command prints two ways by hand.
-pub fn show<T: serde::Serialize + std::fmt::Display>(
-    value: &T,
-    as_json: bool,
-) -> carry_core::Result<()> {
-    if as_json {
-        return print_json(value);
+/// A command's answer, printed once by [`Outcome::print`]: text for a person
+/// (`Display`), JSON for a script (`Serialize`). Every `Serialize + Display` value is
+/// one.
+pub trait Answer {
+    /// The answer as text lines.
+    fn text(&self) -> String;
+    /// The answer as pretty JSON, fields in their declared order.
+    fn json(&self) -> carry_core::Result<String>;
+}
+
+impl<T: serde::Serialize + std::fmt::Display> Answer for T {
+    fn text(&self) -> String {
+        self.to_string()
     }
-    for l in value.to_string().lines() {
-        line(l);
+    fn json(&self) -> carry_core::Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| carry_core::Error::internal(e.to_string()))
     }
-    Ok(())
+}
+
+/// An answer made of a JSON value and lines of text: for a command whose JSON is built
+/// in place (`json!`) rather than a type of its own. Each line is made safe as it is
+/// added ([`clean`]), so one added line stays one printed line.
+#[derive(Default)]
+pub struct Said {
+    json: serde_json::Value,
+    text: String,
+}
+
+impl Said {
+    /// An answer whose JSON is `json`, with no text yet.
+    pub fn new(json: serde_json::Value) -> Said {
+        Said {
+            json,
+            text: String::new(),
+        }
+    }
+
+    /// Add one line of text.
+    pub fn line(&mut self, text: &str) {
+        self.text.push_str(&clean(text));
+        self.text.push('\n');
+    }
+}
+
+impl serde::Serialize for Said {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
+impl std::fmt::Display for Said {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Add a line to a [`Said`], as `say!` prints one.
+#[macro_export]
+macro_rules! said {
+    ($to:expr, $($arg:tt)*) => {
+        $to.line(&format!($($arg)*))
+    };
+}
+
+/// What a command did: its answer (printed by the one printer) and its exit code.
+pub struct Outcome {
+    answer: Option<Box<dyn Answer>>,
+    /// The exit code.
+    pub code: u8,
+}
+
+impl Outcome {
+    /// `answer`, with exit code 0.
+    pub fn ok(answer: impl Answer + 'static) -> Outcome {
+        Outcome::with_code(answer, crate::exit::OK)
+    }
+
+    /// `answer`, with exit `code`.
+    pub fn with_code(answer: impl Answer + 'static, code: u8) -> Outcome {
+        Outcome {
+            answer: Some(Box::new(answer)),
+            code,
+        }
+    }
+
+    /// A command that printed what it had to say itself (a command group not yet
+    /// moved to answers, or one whose output is a document), with exit `code`.
+    pub fn printed(code: u8) -> Outcome {
+        Outcome { answer: None, code }
+    }
+
+    /// Print the answer: its JSON with `--json`, else its text, each line made safe.
+    pub fn print(&self, as_json: bool) -> carry_core::Result<()> {
+        match &self.answer {
+            None => Ok(()),
+            Some(a) if as_json => {
+                raw_line(&a.json()?);
+                Ok(())
+            }
+            Some(a) => {
+                for l in a.text().lines() {
+                    line(l);
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

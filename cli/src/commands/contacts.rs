@@ -4,8 +4,7 @@
 use carry_core::contacts::{Contact, NewContact};
 use carry_core::{Profile, Result};
 
-use crate::exit;
-use crate::output::{clean, show};
+use crate::output::{clean, Outcome};
 
 /// What `carry contacts` does.
 #[derive(clap::Subcommand, Debug)]
@@ -82,14 +81,11 @@ impl std::fmt::Display for Added {
 }
 
 /// `carry contacts [list|add|remove]`.
-pub fn contacts(profile: &Profile, as_json: bool, action: Option<ContactsAction>) -> Result<u8> {
-    match action.unwrap_or(ContactsAction::List) {
-        ContactsAction::List => show(
-            &Listed {
-                contacts: profile.contacts()?,
-            },
-            as_json,
-        )?,
+pub fn contacts(profile: &Profile, action: Option<ContactsAction>) -> Result<Outcome> {
+    Ok(match action.unwrap_or(ContactsAction::List) {
+        ContactsAction::List => Outcome::ok(Listed {
+            contacts: profile.contacts()?,
+        }),
         ContactsAction::Add {
             name,
             relationship,
@@ -102,14 +98,13 @@ pub fn contacts(profile: &Profile, as_json: bool, action: Option<ContactsAction>
                 phone,
                 email,
             })?;
-            show(&Added(added), as_json)?;
+            Outcome::ok(Added(added))
         }
         ContactsAction::Remove { id } => {
             profile.remove_contact(id)?;
-            show(&Removed { removed: id }, as_json)?;
+            Outcome::ok(Removed { removed: id })
         }
-    }
-    Ok(exit::OK)
+    })
 }
 
 /// What `carry contacts remove` says.

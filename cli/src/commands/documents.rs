@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use carry_core::{Error, Item, Profile, Result};
 
-use crate::exit;
-use crate::output::{clean, show};
+use crate::output::{clean, Outcome};
 
 /// The document `carry attach` kept.
 #[derive(serde::Serialize)]
@@ -28,11 +27,10 @@ impl std::fmt::Display for Attached {
 /// `carry attach FILE --title T [--type CONTENT-TYPE]`.
 pub fn attach(
     profile: &Profile,
-    as_json: bool,
     file: &Path,
     title: Option<String>,
     content_type: Option<String>,
-) -> Result<u8> {
+) -> Result<Outcome> {
     let meta = std::fs::metadata(file)
         .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
     if meta.len() > carry_core::documents::MAX_DOCUMENT_BYTES as u64 {
@@ -52,8 +50,7 @@ pub fn attach(
             .unwrap_or_default()
     });
     let item = profile.attach_document(&bytes, &title, content_type.as_deref())?;
-    show(&Attached(item), as_json)?;
-    Ok(exit::OK)
+    Ok(Outcome::ok(Attached(item)))
 }
 
 /// What `carry open-document` wrote.
@@ -80,12 +77,7 @@ impl std::fmt::Display for Written {
 
 /// `carry open-document ID [--out FILE]`: to FILE, else to a file named from its
 /// title in the current folder (never over an existing file).
-pub fn open_document(
-    profile: &Profile,
-    as_json: bool,
-    id: i64,
-    out: Option<PathBuf>,
-) -> Result<u8> {
+pub fn open_document(profile: &Profile, id: i64, out: Option<PathBuf>) -> Result<Outcome> {
     let file = profile.document_file(id)?;
     let path = match out {
         Some(p) => p,
@@ -102,14 +94,10 @@ pub fn open_document(
     };
     carry_core::private_file::write(&path, &file.bytes)
         .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))?;
-    show(
-        &Written {
-            bytes: file.bytes.len(),
-            content_type: file.content_type,
-            title: file.title,
-            path,
-        },
-        as_json,
-    )?;
-    Ok(exit::OK)
+    Ok(Outcome::ok(Written {
+        bytes: file.bytes.len(),
+        content_type: file.content_type,
+        title: file.title,
+        path,
+    }))
 }

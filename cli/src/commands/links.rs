@@ -14,8 +14,8 @@ use crate::context::endpoint_of;
 use crate::context::open;
 use crate::context::runtime;
 use crate::exit;
-use crate::output::print_json;
-use crate::say;
+use crate::output::{Outcome, Said};
+use crate::said;
 
 /// The options of `carry share`.
 #[derive(clap::Args)]
@@ -117,7 +117,7 @@ fn date_time(unix: i64) -> String {
 }
 
 /// `carry share`.
-pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
+pub fn share(home: &Path, args: ShareArgs) -> Result<Outcome> {
     let profile = Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
     let new = NewShare {
@@ -133,14 +133,14 @@ pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
     if let Some(path) = &args.qr {
         write_qr(&made.qr, path)?;
     }
-    if as_json {
-        print_json(&json!({
-            "id": made.info.id, "link": made.info.link, "expires_at": made.info.expires_at,
-            "flags": made.info.flags, "resources": made.info.resources,
-            "qr_version": made.qr.version, "qr_file": args.qr,
-        }))?;
-    } else {
-        say!(
+    let mut said = Said::new(json!({
+        "id": made.info.id, "link": made.info.link, "expires_at": made.info.expires_at,
+        "flags": made.info.flags, "resources": made.info.resources,
+        "qr_version": made.qr.version, "qr_file": args.qr,
+    }));
+    {
+        said!(
+            said,
             "Share this link (or its QR code{}); it works until {}{}:",
             args.qr
                 .as_ref()
@@ -153,19 +153,20 @@ pub fn share(home: &Path, as_json: bool, args: ShareArgs) -> Result<u8> {
                 ""
             }
         );
-        say!("{}", made.info.link);
-        say!(
+        said!(said, "{}", made.info.link);
+        said!(
+            said,
             "It holds your {} summary ({} items). See who opens it: carry shares. End it: carry unshare {}",
             made.info.preset,
             made.info.resources,
             &made.info.id[..10]
         );
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry shares`: each link, refreshed from the endpoint, with its accesses.
-pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
+pub fn shares(home: &Path) -> Result<Outcome> {
     let profile = Arc::new(open(home)?);
     let fetched = endpoint_of(&profile).and_then(|url| {
         runtime()?.block_on(links::list_with_accesses(
@@ -185,23 +186,21 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
                 .collect()
         }
     };
-    if as_json {
-        let v: Vec<_> = out
-            .iter()
-            .map(|(s, a)| {
-                let mut v = json!(s);
-                v["access_log"] = json!(a);
-                v
-            })
-            .collect();
-        print_json(&v)?;
-        return Ok(exit::OK);
-    }
+    let v: Vec<_> = out
+        .iter()
+        .map(|(s, a)| {
+            let mut v = json!(s);
+            v["access_log"] = json!(a);
+            v
+        })
+        .collect();
+    let mut said = Said::new(json!(v));
     if out.is_empty() {
-        say!("No share links: carry share --preset emergency");
+        said!(said, "No share links: carry share --preset emergency");
     }
     for (s, accesses) in &out {
-        say!(
+        said!(
+            said,
             "{}  {:<18} {:<8} flags '{}'  until {}  {} items",
             &s.id[..10],
             s.preset,
@@ -211,7 +210,8 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
             s.resources
         );
         for a in accesses {
-            say!(
+            said!(
+                said,
                 "      {}  {:<15} via {:<8} claimed by '{}'",
                 date_time(a.at),
                 a.outcome,
@@ -220,36 +220,38 @@ pub fn shares(home: &Path, as_json: bool) -> Result<u8> {
             );
         }
         if s.refused > 0 {
-            say!(
+            said!(
+                said,
                 "      {} requests refused (wrong passcodes, or not served), the last at {}",
                 s.refused,
                 s.last_refused_at.map(date_time).unwrap_or_default()
             );
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry unshare ID`.
-pub fn unshare(home: &Path, as_json: bool, id: &str) -> Result<u8> {
+pub fn unshare(home: &Path, id: &str) -> Result<Outcome> {
     let profile = Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
     let info = runtime()?.block_on(links::revoke(profile, &url, id, &CallOptions::default()))?;
-    if as_json {
-        print_json(&json!({ "id": info.id, "state": info.state, "accesses": info.accesses }))?;
-    } else {
-        say!(
+    let mut said =
+        Said::new(json!({ "id": info.id, "state": info.state, "accesses": info.accesses }));
+    {
+        said!(
+            said,
             "The link {} is revoked: the endpoint no longer serves it. It was opened {} times.",
             &info.id[..10],
             info.accesses
         );
-        say!("Anything already seen cannot be recalled.");
+        said!(said, "Anything already seen cannot be recalled.");
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry emergency-card`: make or refresh the always-ready emergency card.
-pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result<u8> {
+pub fn emergency_card(home: &Path, qr: Option<PathBuf>) -> Result<Outcome> {
     let profile = Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
     let card = runtime()?.block_on(links::emergency_card(
@@ -260,60 +262,56 @@ pub fn emergency_card(home: &Path, as_json: bool, qr: Option<PathBuf>) -> Result
     if let Some(path) = &qr {
         write_qr(&card.qr, path)?;
     }
-    if as_json {
-        print_json(&json!({ "id": card.info.id, "link": card.info.link,
-            "expires_at": card.info.expires_at, "summary": card.summary }))?;
-    } else {
-        say!(
-            "Emergency card for {}",
-            card.summary.name.as_deref().unwrap_or("")
-        );
-        print_sections(&card.summary);
-        say!(
-            "Link (no passcode, for the lock screen): {}",
-            card.info.link
-        );
-    }
-    Ok(exit::OK)
+    let mut said = Said::new(json!({ "id": card.info.id, "link": card.info.link,
+        "expires_at": card.info.expires_at, "summary": card.summary }));
+    said!(
+        said,
+        "Emergency card for {}",
+        card.summary.name.as_deref().unwrap_or("")
+    );
+    sections(&mut said, &card.summary);
+    said!(
+        said,
+        "Link (no passcode, for the lock screen): {}",
+        card.info.link
+    );
+    Ok(Outcome::ok(said))
 }
 
-fn print_sections(s: &links::Summary) {
+fn sections(said: &mut Said, s: &links::Summary) {
     for sec in &s.sections {
-        say!("{}:", sec.title);
+        said!(said, "{}:", sec.title);
         if sec.withheld {
-            say!("  (left out by the patient)");
+            said!(said, "  (left out by the patient)");
         } else if sec.lines.is_empty() {
-            say!("  (no information in the record)");
+            said!(said, "  (no information in the record)");
         }
         for l in &sec.lines {
-            say!("  - {l}");
+            said!(said, "  - {l}");
         }
     }
 }
 
 /// `carry open LINK`: the clinician's side.
 pub fn open_link(
-    as_json: bool,
     link: &str,
     passcode: Option<String>,
     recipient: Option<String>,
-) -> Result<u8> {
+) -> Result<Outcome> {
     let options = OpenOptions {
         passcode,
         recipient: recipient.unwrap_or_else(|| "Carry CLI".into()),
         budget: Some(std::time::Duration::from_secs(60)),
     };
     let opened = runtime()?.block_on(links::open(link, &options))?;
-    if as_json {
-        print_json(&json!({
-            "summary": opened.summary, "label": opened.label, "expires_at": opened.expires_at,
-            "bundle": opened.bundle,
-        }))?;
-        return Ok(exit::OK);
-    }
+    let mut said = Said::new(json!({
+        "summary": opened.summary, "label": opened.label, "expires_at": opened.expires_at,
+        "bundle": opened.bundle,
+    }));
     match &opened.summary {
         Some(s) => {
-            say!(
+            said!(
+                said,
                 "{}  born {}{}{}",
                 s.name.as_deref().unwrap_or("(no name)"),
                 s.birth_date.as_deref().unwrap_or("?"),
@@ -329,15 +327,16 @@ pub fn open_link(
                 } else {
                     ""
                 };
-                say!("Language: {l}{interpreter}");
+                said!(said, "Language: {l}{interpreter}");
             }
             if let Some(gp) = &s.gp_practice {
-                say!("GP practice: {gp}");
+                said!(said, "GP practice: {gp}");
             }
             for c in &s.contacts {
-                say!("Contact: {c}");
+                said!(said, "Contact: {c}");
             }
-            say!(
+            said!(
+                said,
                 "Summary made {}{}",
                 s.made_at.as_deref().unwrap_or("?"),
                 opened
@@ -345,11 +344,11 @@ pub fn open_link(
                     .map(|e| format!("; the link works until {}", date_time(e)))
                     .unwrap_or_default()
             );
-            print_sections(s);
+            sections(&mut said, s);
         }
-        None => say!("{}", opened.bundle),
+        None => said!(said, "{}", opened.bundle),
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry summary`: the patient summary as a FHIR document, to a file or stdout.

@@ -7,24 +7,21 @@ pub mod documents;
 pub mod grants;
 pub mod links;
 pub mod prefs;
+pub mod record;
 pub mod sync;
 pub mod trend;
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 use carry_core::query::TimelineQuery;
-use carry_core::{
-    Category, Error, ExportScope, FileReport, ImportOptions, Item, Profile, Reading, Result,
-};
-use serde_json::json;
+use carry_core::{Category, Error, ExportScope, Item, Profile, Reading, Result};
 
 use crate::context::open;
 use crate::exit;
-use crate::output::print_json;
+use crate::output::Outcome;
 use crate::passphrase;
 use crate::Command;
-use crate::{note, say};
 
 /// Filters shared by `timeline` and `export`.
 #[derive(clap::Args)]
@@ -99,22 +96,18 @@ pub(crate) fn item_line(i: &Item) -> String {
     )
 }
 
-/// Run one command; returns the exit code.
-pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Result<u8> {
+/// Run one command; returns what it answers (printed by the caller, as text or JSON)
+/// and its exit code. Command groups not yet moved to answers print themselves.
+pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Result<Outcome> {
     use crate::commands::grants as sc;
+    use crate::commands::record as rc;
     use crate::context::{open_record, SELF};
+    let printed = |r: Result<u8>| r.map(Outcome::printed);
     match command {
         Command::Init { name } => {
             let store = passphrase::new_profile()?;
             let profile = Profile::create(home, &name, &store)?;
-            let info = profile.info()?;
-            if as_json {
-                print_json(&json!({ "home": home, "name": info.name }))?;
-            } else {
-                say!("Created the profile '{}' in {}.", info.name, home.display());
-                say!("Its record is encrypted; only your passphrase opens it.");
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Created::new(home, profile.info()?.name)))
         }
         Command::Import { files } => {
             if profile_id != SELF {
@@ -122,7 +115,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                     "a record shared with you is kept in step by its owner; import into your own (--profile self)",
                 ));
             }
-            import(&open(home)?, &files, as_json)
+            rc::import(&open(home)?, &files)
         }
         Command::Timeline {
             filter,
@@ -135,39 +128,16 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                 cursor,
                 ..filter.query()?
             };
-            let page = profile.timeline(&query)?;
-            if as_json {
-                print_json(&page)?;
-            } else {
-                if page.items.is_empty() {
-                    say!("Nothing in the record matches.");
-                }
-                for item in &page.items {
-                    say!("{}", item_line(item));
-                }
-                if let Some(c) = &page.next_cursor {
-                    say!("More: carry timeline --cursor {c}");
-                }
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Timeline(profile.timeline(&query)?)))
         }
         Command::Trend { concept } => {
             let profile = open_record(home, profile_id)?;
-            trend::trend(&profile, &concept.join(" "), as_json)
+            trend::trend(&profile, &concept.join(" "))
         }
-        Command::Appointments => {
-            let items = open_record(home, profile_id)?.appointments()?;
-            if as_json {
-                print_json(&json!({ "items": items }))?;
-            } else if items.is_empty() {
-                say!("No appointments to come.");
-            } else {
-                for i in &items {
-                    say!("{}", item_line(i));
-                }
-            }
-            Ok(exit::OK)
-        }
+        Command::Appointments => Ok(Outcome::ok(rc::Items::new(
+            open_record(home, profile_id)?.appointments()?,
+            "No appointments to come.",
+        ))),
         Command::Attach {
             file,
             title,
@@ -178,10 +148,10 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                     "a record shared with you is kept by its owner; attach to your own (--profile self)",
                 ));
             }
-            documents::attach(&open(home)?, as_json, &file, title, content_type)
+            documents::attach(&open(home)?, &file, title, content_type)
         }
         Command::OpenDocument { id, out } => {
-            documents::open_document(&open_record(home, profile_id)?, as_json, id, out)
+            documents::open_document(&open_record(home, profile_id)?, id, out)
         }
         Command::Contacts { action } => {
             let listing = matches!(action, None | Some(contacts::ContactsAction::List));
@@ -190,22 +160,12 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                     "a record shared with you is kept by its owner; add contacts to your own (--profile self)",
                 ));
             }
-            contacts::contacts(&open_record(home, profile_id)?, as_json, action)
+            contacts::contacts(&open_record(home, profile_id)?, action)
         }
-        Command::Search { text, limit } => {
-            let items = open_record(home, profile_id)?.search(&text.join(" "), limit)?;
-            if as_json {
-                print_json(&json!({ "items": items }))?;
-            } else {
-                if items.is_empty() {
-                    say!("No matches.");
-                }
-                for item in &items {
-                    say!("{}", item_line(item));
-                }
-            }
-            Ok(exit::OK)
-        }
+        Command::Search { text, limit } => Ok(Outcome::ok(rc::Items::new(
+            open_record(home, profile_id)?.search(&text.join(" "), limit)?,
+            "No matches.",
+        ))),
         Command::Show { id } => {
             let profile = open_record(home, profile_id)?;
             let item_id = match id.parse::<i64>() {
@@ -215,90 +175,11 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                     .last()
                     .ok_or_else(|| Error::not_found(format!("{id} is not in the record")))?,
             };
-            let detail = profile.show(item_id)?;
-            if as_json {
-                let resource: serde_json::Value = serde_json::from_str(&detail.json)
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                print_json(&json!({
-                    "item": detail.item, "full_url": detail.full_url, "codes": detail.codes,
-                    "labels": detail.labels, "references": detail.references, "resource": resource,
-                }))?;
-            } else {
-                // A card a person reads; the resource as received is --json's.
-                let resource: serde_json::Value = serde_json::from_str(&detail.json)
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                let rtype = detail.item.resource_type.as_str();
-                let row = |label: &str, value: &str| say!("  {label:<11} {value}");
-                say!("{}", item_line(&detail.item));
-                row("Type", rtype);
-                if let Some(s) = carry_core::record::summary::status(rtype, &resource) {
-                    row("Status", &s);
-                }
-                if let Some(d) = &detail.item.date {
-                    row("Date", d);
-                }
-                if let Some(how) = carry_core::record::summary::dosage(&resource) {
-                    row("How taken", &how);
-                }
-                for c in detail.codes.iter().filter(|c| c.code.is_some()) {
-                    let system = match c.system.as_deref() {
-                        Some("http://loinc.org") => "LOINC",
-                        Some("http://snomed.info/sct") => "SNOMED CT",
-                        Some("http://www.nlm.nih.gov/research/umls/rxnorm") => "RxNorm",
-                        Some(other) => other,
-                        None => "",
-                    };
-                    let line = format!(
-                        "{system} {} {}",
-                        c.code.as_deref().unwrap_or(""),
-                        c.display.as_deref().unwrap_or("")
-                    );
-                    row("Code", line.trim());
-                }
-                row("Source", &detail.item.source);
-                row(
-                    "Entered by",
-                    &format!("{:?}", detail.item.entered_by).to_lowercase(),
-                );
-                for l in &detail.labels {
-                    row("Sensitive", &format!("{} ({})", l.label, l.rule));
-                }
-                for r in &detail.references {
-                    let to = r
-                        .target
-                        .map_or("not in the record".to_string(), |t| format!("#{t}"));
-                    row("Refers to", &format!("{} {} ({to})", r.path, r.reference));
-                }
-                if rtype == "DocumentReference" {
-                    say!(
-                        "Open the document: carry open-document {} --out FILE",
-                        detail.item.id
-                    );
-                }
-                say!(
-                    "The resource as received: carry show {} --json",
-                    detail.item.id
-                );
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Card::new(profile.show(item_id)?)?))
         }
-        Command::Stats => {
-            let stats = open_record(home, profile_id)?.stats()?;
-            if as_json {
-                print_json(&stats)?;
-            } else {
-                say!(
-                    "{} resources from {} sources; {} carry a sensitivity label.",
-                    stats.resources,
-                    stats.sources,
-                    stats.sensitive
-                );
-                for (c, n) in &stats.by_category {
-                    say!("  {c:<14} {n}");
-                }
-            }
-            Ok(exit::OK)
-        }
+        Command::Stats => Ok(Outcome::ok(rc::Counted(
+            open_record(home, profile_id)?.stats()?,
+        ))),
         Command::Add {
             kind,
             value,
@@ -314,20 +195,10 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             }
             if profile_id != SELF {
                 carry_core::share::contribute(&open(home)?, profile_id, &reading, note.as_deref())?;
-                if as_json {
-                    print_json(&json!({ "queued": true, "profile": profile_id }))?;
-                } else {
-                    say!("Sealed for the record's owner; it is sent at the next carry sync, and their device adds it if your grant allows.");
-                }
-                return Ok(exit::OK);
+                return Ok(Outcome::ok(rc::Queued::new(profile_id)));
             }
             let item = open(home)?.add_reading_at(&reading, note.as_deref(), taken_at)?;
-            if as_json {
-                print_json(&item)?;
-            } else {
-                say!("Added: {}", item_line(&item));
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Entered::added(item)))
         }
         Command::Delete { id } => {
             if profile_id != SELF {
@@ -336,14 +207,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                 ));
             }
             let n = open(home)?.delete_reading(id)?;
-            if as_json {
-                print_json(&json!({ "deleted": id, "taken_back_from": n }))?;
-            } else if n > 0 {
-                say!("Deleted #{id}. It reached {n} provider(s): it is marked entered-in-error there at the next carry sync.");
-            } else {
-                say!("Deleted #{id}.");
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Deleted::new(id, n)))
         }
         Command::Amend {
             id,
@@ -360,12 +224,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             let reading = Reading::parse(&kind, &value)?;
             let item =
                 open(home)?.amend_reading(id, &reading, note.as_deref(), when(at.as_deref())?)?;
-            if as_json {
-                print_json(&item)?;
-            } else {
-                say!("Amended #{id}: {}", item_line(&item));
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Entered::amended(id, item)))
         }
         Command::Export {
             out,
@@ -385,83 +244,76 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                     profile.export(&scope, &mut lock)?
                 }
             };
-            if let Some(path) = &out {
-                if as_json {
-                    print_json(&json!({ "exported": count, "file": path }))?;
-                } else {
-                    say!("Exported {count} resources to {}.", path.display());
-                }
-            }
-            Ok(exit::OK)
+            // To stdout, the export is the output; to a file, the answer says so.
+            Ok(match out {
+                Some(path) => Outcome::ok(rc::Exported::new(count, path)),
+                None => Outcome::printed(exit::OK),
+            })
         }
-        Command::Info => {
-            let info = open_record(home, profile_id)?.info()?;
-            if as_json {
-                print_json(&info)?;
-            } else {
-                say!(
-                    "{} (schema {}) in {}",
-                    info.name,
-                    info.schema_version,
-                    home.display()
-                );
-            }
-            Ok(exit::OK)
-        }
-        Command::Source { action } => crate::commands::sync::source(home, as_json, action),
+        Command::Info => Ok(Outcome::ok(rc::Info::new(
+            open_record(home, profile_id)?.info()?,
+            home,
+        ))),
+        Command::Source { action } => printed(crate::commands::sync::source(home, as_json, action)),
         Command::Sync {
             name,
             budget,
             full,
             deletions,
-        } => crate::commands::sync::sync_now(home, as_json, name, budget, full, deletions),
-        Command::Outbox { action } => crate::commands::sync::outbox(home, as_json, action),
-        Command::Endpoint { action } => sc::endpoint(home, as_json, action),
-        Command::Id => sc::id(home, as_json),
-        Command::Invite => sc::invite(home, as_json),
+        } => printed(crate::commands::sync::sync_now(
+            home, as_json, name, budget, full, deletions,
+        )),
+        Command::Outbox { action } => printed(crate::commands::sync::outbox(home, as_json, action)),
+        Command::Endpoint { action } => printed(sc::endpoint(home, as_json, action)),
+        Command::Id => printed(sc::id(home, as_json)),
+        Command::Invite => printed(sc::invite(home, as_json)),
         Command::Accept {
             code,
             adopt_endpoint,
-        } => sc::accept(home, as_json, &code, adopt_endpoint),
-        Command::People { action } => sc::people(home, as_json, action),
-        Command::Grant { args } => sc::grant(home, as_json, args),
+        } => printed(sc::accept(home, as_json, &code, adopt_endpoint)),
+        Command::People { action } => printed(sc::people(home, as_json, action)),
+        Command::Grant { args } => printed(sc::grant(home, as_json, args)),
         Command::Grants {
             document: Some(id), ..
-        } => sc::document(home, &id),
-        Command::Grants { active, .. } => sc::grants(home, as_json, active),
+        } => printed(sc::document(home, &id)),
+        Command::Grants { active, .. } => printed(sc::grants(home, as_json, active)),
         Command::Revoke { grant, all } => match grant {
-            Some(grant) if !all => sc::revoke(home, as_json, &grant),
-            _ => sc::revoke_all(home, as_json),
+            Some(grant) if !all => printed(sc::revoke(home, as_json, &grant)),
+            _ => printed(sc::revoke_all(home, as_json)),
         },
-        Command::ViewAs { person, out } => sc::view_as(home, as_json, &person, out),
-        Command::Consent { grant } => sc::consent(home, &grant),
-        Command::Contributions { action } => sc::contributions(home, as_json, action),
-        Command::Profiles => sc::profiles(home, as_json, profile_id),
-        Command::Use { profile } => sc::use_profile(home, as_json, &profile),
-        Command::Audit { verify, limit } => sc::audit(home, as_json, verify, limit),
-        Command::Prefs { args } => crate::commands::prefs::prefs(home, as_json, args),
-        Command::Recovery { action } => crate::commands::backup::recovery(home, as_json, action),
-        Command::Backup { out, full } => crate::commands::backup::backup(home, as_json, out, full),
+        Command::ViewAs { person, out } => printed(sc::view_as(home, as_json, &person, out)),
+        Command::Consent { grant } => printed(sc::consent(home, &grant)),
+        Command::Contributions { action } => printed(sc::contributions(home, as_json, action)),
+        Command::Profiles => printed(sc::profiles(home, as_json, profile_id)),
+        Command::Use { profile } => printed(sc::use_profile(home, as_json, &profile)),
+        Command::Audit { verify, limit } => printed(sc::audit(home, as_json, verify, limit)),
+        Command::Prefs { args } => crate::commands::prefs::prefs(home, args),
+        Command::Recovery { action } => {
+            printed(crate::commands::backup::recovery(home, as_json, action))
+        }
+        Command::Backup { out, full } => {
+            printed(crate::commands::backup::backup(home, as_json, out, full))
+        }
         Command::MoveOut {
             qr,
             wipe,
             keep,
             wait,
-        } => crate::commands::devices::move_out(
+        } => printed(crate::commands::devices::move_out(
             home,
             qr,
             (wipe || keep).then_some(wipe),
             std::time::Duration::from_secs(wait),
-        ),
-        Command::Devices { action, remove } => {
-            crate::commands::devices::devices(home, as_json, action, remove)
-        }
-        Command::MoveIn { code, wait } => crate::commands::devices::move_in(
+        )),
+        Command::Devices { action, remove } => printed(crate::commands::devices::devices(
+            home, as_json, action, remove,
+        )),
+        Command::MoveIn { code, wait } => printed(crate::commands::devices::move_in(
             home,
             as_json,
             code,
             std::time::Duration::from_secs(wait),
-        ),
+        )),
         Command::Restore {
             file,
             from_endpoint,
@@ -478,80 +330,25 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                         })?,
                 ),
             };
-            crate::commands::backup::restore(home, as_json, from, code)
+            printed(crate::commands::backup::restore(home, as_json, from, code))
         }
-        Command::Share { args } => crate::commands::links::share(home, as_json, args),
-        Command::Shares => crate::commands::links::shares(home, as_json),
-        Command::Unshare { id } => crate::commands::links::unshare(home, as_json, &id),
-        Command::Summary { preset, out } => crate::commands::links::summary(home, &preset, out),
-        Command::EmergencyCard { qr } => crate::commands::links::emergency_card(home, as_json, qr),
+        Command::Share { args } => crate::commands::links::share(home, args),
+        Command::Shares => crate::commands::links::shares(home),
+        Command::Unshare { id } => crate::commands::links::unshare(home, &id),
+        Command::Summary { preset, out } => {
+            printed(crate::commands::links::summary(home, &preset, out))
+        }
+        Command::EmergencyCard { qr } => crate::commands::links::emergency_card(home, qr),
         Command::Open {
             link,
             passcode,
             recipient,
-        } => crate::commands::links::open_link(as_json, &link, passcode, recipient),
+        } => crate::commands::links::open_link(&link, passcode, recipient),
         Command::Check => {
             open_record(home, profile_id)?.integrity_check()?;
-            if as_json {
-                print_json(&json!({ "integrity": "ok" }))?;
-            } else {
-                say!("The vault is sound.");
-            }
-            Ok(exit::OK)
+            Ok(Outcome::ok(rc::Checked::sound()))
         }
     }
-}
-
-fn import(profile: &Profile, files: &[PathBuf], as_json: bool) -> Result<u8> {
-    let mut reports: Vec<FileReport> = Vec::new();
-    for f in files {
-        let report = profile.import_file(f, ImportOptions::default())?;
-        if !as_json {
-            if report.failed() {
-                say!("{}: not imported; nothing of it was stored", report.file);
-            } else {
-                say!(
-                    "{}: {} imported, {} updated, {} unchanged, {} skipped, {} rejected",
-                    report.file,
-                    report.imported,
-                    report.updated,
-                    report.unchanged,
-                    report.skipped,
-                    report.rejected.len()
-                );
-            }
-            for r in &report.rejected {
-                note!("  rejected {} {}: {}", r.file, r.entry, r.reason);
-            }
-        }
-        reports.push(report);
-    }
-    let sum = |f: fn(&FileReport) -> u64| reports.iter().map(f).sum::<u64>();
-    let rejected: Vec<_> = reports.iter().flat_map(|r| r.rejected.iter()).collect();
-    if as_json {
-        print_json(&json!({
-            "imported": sum(|r| r.imported),
-            "updated": sum(|r| r.updated),
-            "unchanged": sum(|r| r.unchanged),
-            "skipped": sum(|r| r.skipped),
-            "rejected": rejected,
-            "files": reports,
-        }))?;
-    } else if files.len() > 1 {
-        say!(
-            "Total: {} imported, {} updated, {} unchanged, {} rejected.",
-            sum(|r| r.imported),
-            sum(|r| r.updated),
-            sum(|r| r.unchanged),
-            rejected.len()
-        );
-    }
-    io::stdout().flush()?;
-    Ok(if rejected.is_empty() {
-        exit::OK
-    } else {
-        exit::USAGE
-    })
 }
 
 /// A reading's time as `--at` takes it: `2026-12-06T08:30` (UTC), with an offset, or a

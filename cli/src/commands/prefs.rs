@@ -7,8 +7,7 @@ use carry_core::{EmergencyCardContents, OptOut, Preferences, PrefsChange, Result
 
 use crate::context::open;
 use crate::exit;
-use crate::output::{print_json, show};
-use crate::say;
+use crate::output::{json_mode, print_json, Outcome};
 
 /// The options of `carry prefs`.
 #[derive(clap::Args)]
@@ -119,8 +118,33 @@ impl std::fmt::Display for Shown {
     }
 }
 
+/// What `carry prefs` answers: the preferences (their JSON is the core's), after
+/// "Saved." when they changed, and the notices an opt-out needs.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Answer {
+    prefs: Shown,
+    #[serde(skip)]
+    saved: bool,
+    #[serde(skip)]
+    notices: Vec<String>,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.saved {
+            writeln!(f, "Saved.")?;
+        }
+        write!(f, "{}", self.prefs)?;
+        for n in &self.notices {
+            writeln!(f, "{n}")?;
+        }
+        Ok(())
+    }
+}
+
 /// `carry prefs [...]`: show the preferences, or change them and show the result.
-pub fn prefs(home: &Path, as_json: bool, args: PrefsArgs) -> Result<u8> {
+pub fn prefs(home: &Path, args: PrefsArgs) -> Result<Outcome> {
     let profile = open(home)?;
     let change = PrefsChange {
         national_opt_out: on(args.national_opt_out.as_deref()),
@@ -155,20 +179,20 @@ pub fn prefs(home: &Path, as_json: bool, args: PrefsArgs) -> Result<u8> {
                 .to_string(),
         );
     }
-    if args.consent {
-        print_json(&prefs::research_consents(&profile)?)?;
-    } else {
-        if changing && !as_json {
-            say!("Saved.");
-        }
-        show(&Shown(current), as_json)?;
-    }
-    for n in &notices {
-        if args.consent || as_json {
+    // With JSON on stdout, the notices go to stderr.
+    if args.consent || json_mode() {
+        for n in &notices {
             crate::note!("{n}");
-        } else {
-            say!("{n}");
         }
     }
-    Ok(exit::OK)
+    if args.consent {
+        // The opt-outs as FHIR Consent resources: a document, printed as it is.
+        print_json(&prefs::research_consents(&profile)?)?;
+        return Ok(Outcome::printed(exit::OK));
+    }
+    Ok(Outcome::ok(Answer {
+        prefs: Shown(current),
+        saved: changing,
+        notices: if json_mode() { Vec::new() } else { notices },
+    }))
 }

@@ -3,8 +3,7 @@
 use carry_core::trend::{sparkline, Series};
 use carry_core::{Profile, Result};
 
-use crate::exit;
-use crate::output::{clean, show};
+use crate::output::{clean, Outcome};
 
 /// A series as `carry trend` prints it: JSON as the core gives it; as text, a line per
 /// value, newest first, then a sparkline oldest to newest.
@@ -46,8 +45,6 @@ impl std::fmt::Display for Shown {
 }
 
 /// `carry trend CONCEPT`.
-pub fn trend(profile: &Profile, concept: &str, as_json: bool) -> Result<u8> {
-    let series = profile.trend(concept)?;
-    show(&Shown(series), as_json)?;
-    Ok(exit::OK)
+pub fn trend(profile: &Profile, concept: &str) -> Result<Outcome> {
+    Ok(Outcome::ok(Shown(profile.trend(concept)?)))
 }
