@@ -7,11 +7,10 @@ use carry_core::{Error, Profile, Result};
 use serde_json::json;
 
 use crate::context::open;
-use crate::exit;
-use crate::output::print_json;
+use crate::output::{Outcome, Said};
 use crate::passphrase;
 use crate::prompt::{ask, Input};
-use crate::say;
+use crate::said;
 
 /// `carry recovery` subcommands.
 #[derive(clap::Subcommand)]
@@ -32,45 +31,57 @@ pub enum RecoveryAction {
     },
 }
 
-/// Print a recovery code for the person to write down (or as JSON).
-pub(crate) fn print_code(code: &str, as_json: bool) -> Result<()> {
-    if as_json {
-        print_json(&json!({ "code": code }))?;
-    } else {
-        say!("Your recovery code (14 groups; the last one catches typos):");
-        say!("");
-        for line in code.split('-').collect::<Vec<_>>().chunks(7) {
-            say!("    {}", line.join("-"));
-        }
-        say!("");
-        say!("Write it down and keep it somewhere other than this phone. With it, and");
-        say!("nothing else, your record can be restored on a new phone.");
+/// A recovery code for the person to write down, in `said` (its JSON is `code`).
+pub(crate) fn code_lines(said: &mut Said, code: &str) {
+    said!(
+        said,
+        "Your recovery code (14 groups; the last one catches typos):"
+    );
+    said!(said, "");
+    for line in code.split('-').collect::<Vec<_>>().chunks(7) {
+        said!(said, "    {}", line.join("-"));
     }
-    Ok(())
+    said!(said, "");
+    said!(
+        said,
+        "Write it down and keep it somewhere other than this phone. With it, and"
+    );
+    said!(
+        said,
+        "nothing else, your record can be restored on a new phone."
+    );
+}
+
+/// A recovery code as an answer: `{"code": …}`, or the lines to write it down from.
+fn code_answer(code: &str) -> Said {
+    let mut said = Said::new(json!({ "code": code }));
+    code_lines(&mut said, code);
+    said
 }
 
 /// `carry recovery …`.
-pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8> {
+pub fn recovery(home: &Path, action: RecoveryAction) -> Result<Outcome> {
     let profile = open(home)?;
-    match action {
+    let said = match action {
         RecoveryAction::Show { qr } => {
-            print_code(&backup::recovery_code(&profile)?, as_json)?;
+            let mut said = code_answer(&backup::recovery_code(&profile)?);
             if let Some(path) = qr {
                 crate::commands::links::write_qr(&backup::recovery_qr(&profile)?, &path)?;
-                if !as_json {
-                    say!(
-                        "The QR code in {} holds the same code: print it, then delete the file.",
-                        path.display()
-                    );
-                }
+                said!(
+                    said,
+                    "The QR code in {} holds the same code: print it, then delete the file.",
+                    path.display()
+                );
             }
+            said
         }
         RecoveryAction::Regenerate => {
-            let code = backup::regenerate_recovery_code(&profile)?;
-            print_code(&code, as_json)?;
-            if !as_json {
-                say!("The old code no longer opens new backups. Make one now: carry backup --out FILE");
-            }
+            let mut said = code_answer(&backup::regenerate_recovery_code(&profile)?);
+            said!(
+                said,
+                "The old code no longer opens new backups. Make one now: carry backup --out FILE"
+            );
+            said
         }
         RecoveryAction::Confirm { groups } => {
             let answers: Vec<(usize, String)> = if groups.is_empty() {
@@ -98,18 +109,16 @@ pub fn recovery(home: &Path, as_json: bool, action: RecoveryAction) -> Result<u8
                     .collect::<Result<_>>()?
             };
             backup::confirm_recovery_code(&profile, &answers)?;
-            if as_json {
-                print_json(&json!({ "confirmed": true }))?;
-            } else {
-                say!("Confirmed: you have the code written down.");
-            }
+            let mut said = Said::new(json!({ "confirmed": true }));
+            said!(said, "Confirmed: you have the code written down.");
+            said
         }
-    }
-    Ok(exit::OK)
+    };
+    Ok(Outcome::ok(said))
 }
 
 /// `carry backup [--out FILE] [--full]`: to a file, or to the endpoint.
-pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>, full: bool) -> Result<u8> {
+pub fn backup(home: &Path, out: Option<PathBuf>, full: bool) -> Result<Outcome> {
     let profile = std::sync::Arc::new(open(home)?);
     let Some(path) = out else {
         let url = crate::context::endpoint_of(&profile)?;
@@ -119,15 +128,13 @@ pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>, full: bool) -> R
             &Default::default(),
             full,
         ))?;
-        if as_json {
-            print_json(&json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
-                "resources": r.resources, "endpoint": url,
-                "restores_elsewhere": r.restores_elsewhere,
-                "last_restored_at": r.last_restored_at }))?;
-            return Ok(exit::OK);
-        }
+        let mut said = Said::new(json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
+            "resources": r.resources, "endpoint": url,
+            "restores_elsewhere": r.restores_elsewhere,
+            "last_restored_at": r.last_restored_at }));
         if r.restores_elsewhere > 0 {
-            say!(
+            said!(
+                said,
                 "Warning: since your last backup, your backup at {} was restored with your recovery code {} time{}{}. If that was not you on a new phone, someone else has your code: run `carry recovery regenerate`, keep the new code safe, and back up again (that deletes the backups the old code finds).",
                 url,
                 r.restores_elsewhere,
@@ -139,36 +146,38 @@ pub fn backup(home: &Path, as_json: bool, out: Option<PathBuf>, full: bool) -> R
             );
         }
         if r.kind == "incremental" {
-            say!(
+            said!(
+                said,
                 "Backed up what changed since the last backup ({} resources, {} KB, encrypted on this device) to {}.",
                 r.resources,
                 r.bytes / 1024,
                 url
             );
         } else {
-            say!(
+            said!(
+                said,
                 "Backed up {} resources to {} ({} KB, encrypted on this device). Your recovery code alone finds it again.",
                 r.resources,
                 url,
                 r.bytes / 1024
             );
         }
-        return Ok(exit::OK);
+        return Ok(Outcome::ok(said));
     };
     let r = backup::backup_to_file(&profile, &path)?;
-    if as_json {
-        print_json(&json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
-            "resources": r.resources, "file": path }))?;
-    } else {
-        say!(
+    let mut said = Said::new(json!({ "id": r.id, "kind": r.kind, "bytes": r.bytes,
+        "resources": r.resources, "file": path }));
+    {
+        said!(
+            said,
             "Backed up {} resources (and your people, grants, audit log and settings) to {} ({} KB, encrypted).",
             r.resources,
             path.display(),
             r.bytes / 1024
         );
-        say!("It opens only with your recovery code (carry recovery show). Provider sign-ins are not in it.");
+        said!(said, "It opens only with your recovery code (carry recovery show). Provider sign-ins are not in it.");
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// Where `carry restore` reads from.
@@ -180,7 +189,7 @@ pub enum From {
 }
 
 /// `carry restore (--file FILE | --from-endpoint) [--code CODE]` into an empty home.
-pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> Result<u8> {
+pub fn restore(home: &Path, from: From, code: Option<String>) -> Result<Outcome> {
     let code = match code {
         Some(c) => c,
         None => ask("Your recovery code", Input::Terminal)?,
@@ -194,7 +203,6 @@ pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> 
     };
     arrived(
         home,
-        as_json,
         &profile,
         "was restored into",
         "Sign in to each provider again (carry source login NAME): sign-ins are never in backups.",
@@ -203,19 +211,20 @@ pub fn restore(home: &Path, as_json: bool, from: From, code: Option<String>) -> 
 
 /// Say what arrived in `home` (a restore, a move or a joining device): whose record,
 /// how many resources, `how` it came, then `next`. JSON: home, name and resources.
-pub fn arrived(home: &Path, as_json: bool, profile: &Profile, how: &str, next: &str) -> Result<u8> {
+pub fn arrived(home: &Path, profile: &Profile, how: &str, next: &str) -> Result<Outcome> {
     let info = profile.info()?;
     let stats = profile.stats()?;
-    if as_json {
-        print_json(&json!({ "home": home, "name": info.name, "resources": stats.resources }))?;
-    } else {
-        say!(
+    let mut said =
+        Said::new(json!({ "home": home, "name": info.name, "resources": stats.resources }));
+    {
+        said!(
+            said,
             "{}'s record ({} resources) {how} {}, with the same identity, people, grants and audit log.",
             info.name,
             stats.resources,
             home.display()
         );
-        say!("{next}");
+        said!(said, "{next}");
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }

@@ -10,10 +10,10 @@ use serde_json::json;
 
 use crate::context::open;
 use crate::exit;
-use crate::output::print_json;
+use crate::output::{Outcome, Said};
 use crate::passphrase;
 use crate::prompt::{ask, Input};
-use crate::say;
+use crate::{said, say};
 
 /// Show the pairing code of `out`, wait for the other device, take the digits the
 /// person types from its screen, and send the profile.
@@ -76,19 +76,18 @@ pub fn move_out(
 }
 
 /// `carry move-in [CODE] [--wait SECONDS]` into an empty home.
-pub fn move_in(home: &Path, as_json: bool, code: Option<String>, wait: Duration) -> Result<u8> {
-    receive(home, as_json, code, None, wait)
+pub fn move_in(home: &Path, code: Option<String>, wait: Duration) -> Result<Outcome> {
+    receive(home, code, None, wait)
 }
 
 /// Receive a profile into the empty `home`: moved, or (with `joining`, this device's
 /// name) as another device of it.
 fn receive(
     home: &Path,
-    as_json: bool,
     code: Option<String>,
     joining: Option<&str>,
     wait: Duration,
-) -> Result<u8> {
+) -> Result<Outcome> {
     if home.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::Conflict {
             reason: format!("{} is not empty; use a new folder", home.display()),
@@ -117,7 +116,7 @@ fn receive(
     } else {
         "Sign in to each provider again (carry source login NAME): sign-ins never travel."
     };
-    crate::commands::backup::arrived(home, as_json, &profile, "arrived in", next)
+    crate::commands::backup::arrived(home, &profile, "arrived in", next)
 }
 
 /// What `carry devices` does.
@@ -158,13 +157,12 @@ pub enum DevicesAction {
 /// `carry devices [--remove ID] [add | join | primary]`.
 pub fn devices(
     home: &Path,
-    as_json: bool,
     action: Option<DevicesAction>,
     remove: Option<String>,
-) -> Result<u8> {
+) -> Result<Outcome> {
     match action {
         Some(DevicesAction::Join { code, name, wait }) => {
-            return receive(home, as_json, code, Some(&name), Duration::from_secs(wait))
+            return receive(home, code, Some(&name), Duration::from_secs(wait))
         }
         Some(DevicesAction::Add { name, qr, wait }) => {
             let profile = Arc::new(open(home)?);
@@ -179,39 +177,47 @@ pub fn devices(
                 "carry devices join --name NAME",
                 Duration::from_secs(wait),
             )?;
-            say!("The other device has the record. carry sync keeps the two in step.");
-            return Ok(exit::OK);
+            let mut said = Said::new(json!({ "added": true }));
+            said!(
+                said,
+                "The other device has the record. carry sync keeps the two in step."
+            );
+            return Ok(Outcome::ok(said));
         }
         Some(DevicesAction::Primary { id }) => {
             let profile = open(home)?;
             devices::set_primary(&profile, &id)?;
-            say!("Device {id} now talks to other people's devices (from its next sync).");
-            return Ok(exit::OK);
+            let mut said = Said::new(json!({ "primary": id }));
+            said!(
+                said,
+                "Device {id} now talks to other people's devices (from its next sync)."
+            );
+            return Ok(Outcome::ok(said));
         }
         None => {}
     }
     let profile = open(home)?;
     if let Some(id) = remove {
         let code = devices::remove(&profile, &id)?;
-        if as_json {
-            return print_json(&json!({ "removed": id, "code": code.as_str() })).map(|_| exit::OK);
-        }
-        say!("Device {id} is removed: it gets no more changes, and what it sends is refused. What it already holds stays on it.");
-        say!("The profile has new keys: the people you share with are sent them, and the old keys stop working at the endpoint at this device's next carry sync.");
-        say!("");
-        crate::commands::backup::print_code(&code, false)?;
-        say!("This is a new code: the old one opens no backup made from now on. Check it with carry recovery confirm.");
-        return Ok(exit::OK);
+        let mut said = Said::new(json!({ "removed": id, "code": code.as_str() }));
+        said!(said, "Device {id} is removed: it gets no more changes, and what it sends is refused. What it already holds stays on it.");
+        said!(said, "The profile has new keys: the people you share with are sent them, and the old keys stop working at the endpoint at this device's next carry sync.");
+        said!(said, "");
+        crate::commands::backup::code_lines(&mut said, &code);
+        said!(said, "This is a new code: the old one opens no backup made from now on. Check it with carry recovery confirm.");
+        return Ok(Outcome::ok(said));
     }
     let list = devices::list(&profile)?;
-    if as_json {
-        return print_json(&json!(list)).map(|_| exit::OK);
-    }
+    let mut said = Said::new(json!(list));
     if list.is_empty() {
-        say!("This profile is on this device only. Add another with carry devices add.");
+        said!(
+            said,
+            "This profile is on this device only. Add another with carry devices add."
+        );
     }
     for d in list {
-        say!(
+        said!(
+            said,
             "{}  {}{}{}{}",
             d.id,
             d.name,
@@ -224,5 +230,5 @@ pub fn devices(
             }
         );
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }

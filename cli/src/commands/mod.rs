@@ -288,12 +288,8 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
         Command::Use { profile } => printed(sc::use_profile(home, as_json, &profile)),
         Command::Audit { verify, limit } => printed(sc::audit(home, as_json, verify, limit)),
         Command::Prefs { args } => crate::commands::prefs::prefs(home, args),
-        Command::Recovery { action } => {
-            printed(crate::commands::backup::recovery(home, as_json, action))
-        }
-        Command::Backup { out, full } => {
-            printed(crate::commands::backup::backup(home, as_json, out, full))
-        }
+        Command::Recovery { action } => crate::commands::backup::recovery(home, action),
+        Command::Backup { out, full } => crate::commands::backup::backup(home, out, full),
         Command::MoveOut {
             qr,
             wipe,
@@ -305,15 +301,12 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             (wipe || keep).then_some(wipe),
             std::time::Duration::from_secs(wait),
         )),
-        Command::Devices { action, remove } => printed(crate::commands::devices::devices(
-            home, as_json, action, remove,
-        )),
-        Command::MoveIn { code, wait } => printed(crate::commands::devices::move_in(
-            home,
-            as_json,
-            code,
-            std::time::Duration::from_secs(wait),
-        )),
+        Command::Devices { action, remove } => {
+            crate::commands::devices::devices(home, action, remove)
+        }
+        Command::MoveIn { code, wait } => {
+            crate::commands::devices::move_in(home, code, std::time::Duration::from_secs(wait))
+        }
         Command::Restore {
             file,
             from_endpoint,
@@ -330,7 +323,7 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
                         })?,
                 ),
             };
-            printed(crate::commands::backup::restore(home, as_json, from, code))
+            crate::commands::backup::restore(home, from, code)
         }
         Command::Share { args } => crate::commands::links::share(home, args),
         Command::Shares => crate::commands::links::shares(home),
