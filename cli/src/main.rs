@@ -403,7 +403,7 @@ fn main() -> ExitCode {
     };
     let profile = context::selected(&home, cli.profile.as_deref());
     output::set_json_mode(cli.json);
-    match commands::run(&home, &profile, cli.json, cli.command).and_then(|o| {
+    match commands::run(&home, &profile, cli.command).and_then(|o| {
         o.print(cli.json)?;
         Ok(o.code)
     }) {

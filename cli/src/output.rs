@@ -177,8 +177,8 @@ impl Outcome {
         }
     }
 
-    /// A command that printed what it had to say itself (a command group not yet
-    /// moved to answers, or one whose output is a document), with exit `code`.
+    /// A command that printed what it had to say itself (a document, or a
+    /// conversation such as a move between phones), with exit `code`.
     pub fn printed(code: u8) -> Outcome {
         Outcome { answer: None, code }
     }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::context::{endpoint_of, open, CURRENT_FILE, SELF};
 use crate::exit;
-use crate::output::print_json;
-use crate::say;
+use crate::output::{print_json, Outcome, Said};
+use crate::said;
 
 /// `carry endpoint` subcommands.
 #[derive(clap::Subcommand)]
@@ -120,53 +120,53 @@ fn date(unix: i64) -> String {
 }
 
 /// `carry endpoint …`.
-pub fn endpoint(home: &Path, as_json: bool, action: EndpointAction) -> Result<u8> {
+pub fn endpoint(home: &Path, action: EndpointAction) -> Result<Outcome> {
     let profile = open(home)?;
-    match action {
+    let said = match action {
         EndpointAction::Set { url } => {
             share::set_endpoint(&profile, &url)?;
             let url = endpoint_of(&profile)?;
-            if as_json {
-                print_json(&json!({ "endpoint": url }))?;
-            } else {
-                say!("This profile now uses {url} to share and relay.");
+            let mut said = Said::new(json!({ "endpoint": url }));
+            {
+                said!(said, "This profile now uses {url} to share and relay.");
             }
+            said
         }
         EndpointAction::Show => {
             let url = endpoint_of(&profile).ok();
-            if as_json {
-                print_json(&json!({ "endpoint": url }))?;
-            } else {
+            let mut said = Said::new(json!({ "endpoint": url }));
+            {
                 match url {
-                    Some(u) => say!("{u}"),
-                    None => say!("No endpoint is set: carry endpoint set URL"),
+                    Some(u) => said!(said, "{u}"),
+                    None => said!(said, "No endpoint is set: carry endpoint set URL"),
                 }
             }
+            said
         }
-    }
-    Ok(exit::OK)
+    };
+    Ok(Outcome::ok(said))
 }
 
 /// `carry id`.
-pub fn id(home: &Path, as_json: bool) -> Result<u8> {
+pub fn id(home: &Path) -> Result<Outcome> {
     let me = share::my_identity(&open(home)?)?;
-    if as_json {
-        print_json(&me)?;
-    } else {
-        say!("{} (id {})", me.name, me.person);
-        say!("fingerprint: {}", me.fingerprint);
-        say!(
+    let mut said = Said::new(json!(me));
+    {
+        said!(said, "{} (id {})", me.name, me.person);
+        said!(said, "fingerprint: {}", me.fingerprint);
+        said!(
+            said,
             "endpoint:    {}",
             me.endpoint
                 .as_deref()
                 .unwrap_or("(none: carry endpoint set URL)")
         );
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry invite`.
-pub fn invite(home: &Path, as_json: bool) -> Result<u8> {
+pub fn invite(home: &Path) -> Result<Outcome> {
     let profile = std::sync::Arc::new(open(home)?);
     let url = endpoint_of(&profile)?;
     // Publish this profile's keys at the relay first, so the invitee can reach it.
@@ -176,22 +176,25 @@ pub fn invite(home: &Path, as_json: bool) -> Result<u8> {
         &Default::default(),
     ))?;
     let inv = share::invite(&profile, &url)?;
-    if as_json {
-        print_json(&json!({ "code": inv.code, "expires_at": inv.expires_at }))?;
-    } else {
-        say!(
+    let mut said = Said::new(json!({ "code": inv.code, "expires_at": inv.expires_at }));
+    {
+        said!(
+            said,
             "Give this code to the person you invite (valid until {}):",
             date(inv.expires_at)
         );
-        say!("{}", inv.code);
-        say!("They run: carry accept CODE. Then compare the safety number (carry people).");
+        said!(said, "{}", inv.code);
+        said!(
+            said,
+            "They run: carry accept CODE. Then compare the safety number (carry people)."
+        );
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry accept CODE [--adopt-endpoint]`: add the inviter and send them this
 /// profile's keys.
-pub fn accept(home: &Path, as_json: bool, code: &str, adopt_endpoint: bool) -> Result<u8> {
+pub fn accept(home: &Path, code: &str, adopt_endpoint: bool) -> Result<Outcome> {
     let profile = std::sync::Arc::new(open(home)?);
     let person = share::accept(&profile, code, adopt_endpoint)?;
     let url = endpoint_of(&profile)?;
@@ -200,43 +203,42 @@ pub fn accept(home: &Path, as_json: bool, code: &str, adopt_endpoint: bool) -> R
         &url,
         &Default::default(),
     ))?;
-    if as_json {
-        print_json(&json!({
-            "person": person.person, "name": person.name, "fingerprint": person.fingerprint
-        }))?;
-    } else {
-        say!("Added {} (id {}).", person.name, person.person);
-        say!("Safety number: {}", person.fingerprint);
-        say!(
+    let mut said = Said::new(json!({
+        "person": person.person, "name": person.name, "fingerprint": person.fingerprint
+    }));
+    {
+        said!(said, "Added {} (id {}).", person.name, person.person);
+        said!(said, "Safety number: {}", person.fingerprint);
+        said!(
+            said,
             "Compare it with {} in person or on a call, then: carry people verify {}",
             person.name,
             person.person
         );
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry people [verify PERSON]`.
-pub fn people(home: &Path, as_json: bool, action: Option<PeopleAction>) -> Result<u8> {
+pub fn people(home: &Path, action: Option<PeopleAction>) -> Result<Outcome> {
     let profile = open(home)?;
     if let Some(PeopleAction::Verify { person }) = action {
         let p = share::verify_person(&profile, &person)?;
-        if as_json {
-            print_json(&p)?;
-        } else {
-            say!("{} is verified.", p.name);
+        let mut said = Said::new(json!(p));
+        {
+            said!(said, "{} is verified.", p.name);
         }
-        return Ok(exit::OK);
+        return Ok(Outcome::ok(said));
     }
     let all = share::people(&profile)?;
-    if as_json {
-        print_json(&all)?;
-    } else {
+    let mut said = Said::new(json!(all));
+    {
         if all.is_empty() {
-            say!("No people yet: carry invite, or carry accept CODE.");
+            said!(said, "No people yet: carry invite, or carry accept CODE.");
         }
         for p in &all {
-            say!(
+            said!(
+                said,
                 "{}  {:<20} {}  {}",
                 p.person,
                 p.name,
@@ -249,11 +251,11 @@ pub fn people(home: &Path, as_json: bool, action: Option<PeopleAction>) -> Resul
             );
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry grant PERSON …`.
-pub fn grant(home: &Path, as_json: bool, args: GrantArgs) -> Result<u8> {
+pub fn grant(home: &Path, args: GrantArgs) -> Result<Outcome> {
     let profile = open(home)?;
     let categories = args
         .categories
@@ -291,13 +293,13 @@ pub fn grant(home: &Path, as_json: bool, args: GrantArgs) -> Result<u8> {
         unverified: args.unverified,
     };
     let g = share::grant(&profile, &new)?;
-    if as_json {
-        print_json(&json!({
-            "grant": g.grant, "person": g.person, "role": g.role, "expires_at": g.expires_at,
-            "revision": g.revision, "new_access": g.new_access
-        }))?;
-    } else {
-        say!(
+    let mut said = Said::new(json!({
+        "grant": g.grant, "person": g.person, "role": g.role, "expires_at": g.expires_at,
+        "revision": g.revision, "new_access": g.new_access
+    }));
+    {
+        said!(
+            said,
             "{} {} can see {} as a {} until {} (grant {}).",
             if g.new_access { "Granted:" } else { "Changed:" },
             g.name,
@@ -306,9 +308,9 @@ pub fn grant(home: &Path, as_json: bool, args: GrantArgs) -> Result<u8> {
             date(g.expires_at),
             g.grant
         );
-        say!("It reaches them at the next carry sync.");
+        said!(said, "It reaches them at the next carry sync.");
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 fn categories_line(s: &Scope) -> String {
@@ -328,18 +330,18 @@ fn categories_line(s: &Scope) -> String {
 }
 
 /// `carry grants [--active]`.
-pub fn grants(home: &Path, as_json: bool, active: bool) -> Result<u8> {
+pub fn grants(home: &Path, active: bool) -> Result<Outcome> {
     let profile = open(home)?;
     let list = if active {
         share::who_can_see(&profile)?
     } else {
         share::grants(&profile)?
     };
-    if as_json {
-        print_json(&list)?;
-    } else {
+    let mut said = Said::new(json!(list));
+    {
         if list.is_empty() {
-            say!(
+            said!(
+                said,
                 "{}",
                 if active {
                     "Nobody else can see your record."
@@ -351,7 +353,8 @@ pub fn grants(home: &Path, as_json: bool, active: bool) -> Result<u8> {
         for g in &list {
             let arrow = if g.direction == "out" { "to  " } else { "from" };
             let last = g.last_delivery_at.map_or("never".to_string(), date);
-            say!(
+            said!(
+                said,
                 "{}  {arrow} {:<16} {:<11} {:<8} until {}  last delivery {last}  [{}]",
                 g.grant,
                 g.name,
@@ -362,11 +365,11 @@ pub fn grants(home: &Path, as_json: bool, active: bool) -> Result<u8> {
             );
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry revoke --all`: stop sharing with everyone.
-pub fn revoke_all(home: &Path, as_json: bool) -> Result<u8> {
+pub fn revoke_all(home: &Path) -> Result<Outcome> {
     let profile = std::sync::Arc::new(open(home)?);
     let url = endpoint_of(&profile).ok();
     let rt = crate::context::runtime()?;
@@ -375,14 +378,16 @@ pub fn revoke_all(home: &Path, as_json: bool) -> Result<u8> {
         url.as_deref(),
         &Default::default(),
     ))?;
-    if as_json {
-        print_json(&json!(stopped))?;
-    } else {
+    let mut said = Said::new(json!(stopped));
+    {
         if stopped.grants.is_empty() && stopped.links.is_empty() && stopped.complete() {
-            say!("Nobody had access: no grant or share link was in force.");
+            said!(
+                said,
+                "Nobody had access: no grant or share link was in force."
+            );
         }
         for g in &stopped.grants {
-            say!("Revoked {} for {}.", g.grant, g.name);
+            said!(said, "Revoked {} for {}.", g.grant, g.name);
         }
         for l in &stopped.links {
             let what = if l.emergency_card {
@@ -390,10 +395,11 @@ pub fn revoke_all(home: &Path, as_json: bool) -> Result<u8> {
             } else {
                 "share link"
             };
-            say!("Ended the {what} {}.", &l.id[..l.id.len().min(10)]);
+            said!(said, "Ended the {what} {}.", &l.id[..l.id.len().min(10)]);
         }
         for l in &stopped.links_not_ended {
-            say!(
+            said!(
+                said,
                 "The share link {} still works: {}. Run carry revoke --all again.",
                 &l.id[..l.id.len().min(10)],
                 l.reason
@@ -401,22 +407,26 @@ pub fn revoke_all(home: &Path, as_json: bool) -> Result<u8> {
         }
         if !stopped.grants.is_empty() {
             if stopped.sent {
-                say!("The relay's copies are deleted and each person's app has been told to delete its copy.");
+                said!(said, "The relay's copies are deleted and each person's app has been told to delete its copy.");
             } else {
-                say!("The relay could not be reached: the revocations go at the next carry sync.");
+                said!(
+                    said,
+                    "The relay could not be reached: the revocations go at the next carry sync."
+                );
             }
         }
-        say!("A copy someone already saw cannot be recalled.");
+        said!(said, "A copy someone already saw cannot be recalled.");
     }
-    Ok(if stopped.complete() {
+    let code = if stopped.complete() {
         exit::OK
     } else {
         exit::NETWORK
-    })
+    };
+    Ok(Outcome::with_code(said, code))
 }
 
 /// `carry revoke GRANT`.
-pub fn revoke(home: &Path, as_json: bool, grant_id: &str) -> Result<u8> {
+pub fn revoke(home: &Path, grant_id: &str) -> Result<Outcome> {
     let profile = std::sync::Arc::new(open(home)?);
     let g = share::revoke(&profile, grant_id)?;
     // Delete the relay's copies and send the revocation now, if the relay answers;
@@ -433,50 +443,56 @@ pub fn revoke(home: &Path, as_json: bool, grant_id: &str) -> Result<u8> {
             Err(e) => tracing::warn!(error = %e, "the revocation waits for the next sync"),
         }
     }
-    if as_json {
-        print_json(&json!({ "grant": g.grant, "state": g.state, "sent": sent }))?;
-    } else {
-        say!("Revoked {} for {}.", g.grant, g.name);
+    let mut said = Said::new(json!({ "grant": g.grant, "state": g.state, "sent": sent }));
+    {
+        said!(said, "Revoked {} for {}.", g.grant, g.name);
         if sent {
-            say!(
+            said!(
+                said,
                 "The relay's copies are deleted and {}'s app has been told to delete its copy.",
                 g.name
             );
         } else {
-            say!("The relay could not be reached: the revocation goes at the next carry sync.");
+            said!(
+                said,
+                "The relay could not be reached: the revocation goes at the next carry sync."
+            );
         }
-        say!("A copy they already saw cannot be recalled.");
+        said!(said, "A copy they already saw cannot be recalled.");
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry view-as PERSON [--out FILE]`.
-pub fn view_as(home: &Path, as_json: bool, person: &str, out: Option<PathBuf>) -> Result<u8> {
+pub fn view_as(home: &Path, person: &str, out: Option<PathBuf>) -> Result<Outcome> {
     let profile = open(home)?;
     if let Some(path) = out {
         let mut file = std::io::BufWriter::new(carry_core::private_file::create(&path)?);
         let n = share::view_as_export(&profile, person, &mut file)?;
         std::io::Write::flush(&mut file)?;
-        if as_json {
-            print_json(&json!({ "exported": n, "file": path }))?;
-        } else {
-            say!(
+        let mut said = Said::new(json!({ "exported": n, "file": path }));
+        {
+            said!(
+                said,
                 "Wrote the {n} resources {person} would receive to {}.",
                 path.display()
             );
         }
-        return Ok(exit::OK);
+        return Ok(Outcome::ok(said));
     }
     let items = share::view_as(&profile, person)?;
-    if as_json {
-        print_json(&items)?;
-    } else {
-        say!("{} items, exactly as {person} receives them:", items.len());
+    let mut said = Said::new(json!(items));
+    {
+        said!(
+            said,
+            "{} items, exactly as {person} receives them:",
+            items.len()
+        );
         for i in &items {
-            say!("{}", crate::commands::item_line(i));
+            said!(said, "{}", crate::commands::item_line(i));
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry grants --document GRANT`: the signed grant document.
@@ -496,7 +512,7 @@ pub fn consent(home: &Path, grant_id: &str) -> Result<u8> {
 }
 
 /// `carry profiles`.
-pub fn profiles(home: &Path, as_json: bool, current: &str) -> Result<u8> {
+pub fn profiles(home: &Path, current: &str) -> Result<Outcome> {
     let own = open(home)?;
     let me = own.info()?;
     let received = share::received_profiles(&own)?;
@@ -509,9 +525,8 @@ pub fn profiles(home: &Path, as_json: bool, current: &str) -> Result<u8> {
             "expires_at": r.expires_at, "current": current == r.profile
         }));
     }
-    if as_json {
-        print_json(&rows)?;
-    } else {
+    let mut said = Said::new(json!(rows));
+    {
         for r in &rows {
             let mark = if r["current"] == true { "*" } else { " " };
             let whose = if r["owner"] == true {
@@ -523,18 +538,19 @@ pub fn profiles(home: &Path, as_json: bool, current: &str) -> Result<u8> {
                     date(r["expires_at"].as_i64().unwrap_or(0))
                 )
             };
-            say!(
+            said!(
+                said,
                 "{mark} {:<12} {:<20} {whose}",
                 r["profile"].as_str().unwrap_or(""),
                 r["name"].as_str().unwrap_or("")
             );
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry use PROFILE`.
-pub fn use_profile(home: &Path, as_json: bool, profile: &str) -> Result<u8> {
+pub fn use_profile(home: &Path, profile: &str) -> Result<Outcome> {
     let own = open(home)?;
     let id = if profile == SELF {
         SELF.to_string()
@@ -548,42 +564,43 @@ pub fn use_profile(home: &Path, as_json: bool, profile: &str) -> Result<u8> {
         found.profile
     };
     carry_core::private_file::write(&home.join(CURRENT_FILE), id.as_bytes())?;
-    if as_json {
-        print_json(&json!({ "profile": id }))?;
-    } else {
-        say!("Commands now act on the profile {id}.");
+    let mut said = Said::new(json!({ "profile": id }));
+    {
+        said!(said, "Commands now act on the profile {id}.");
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// `carry audit [--verify]`.
-pub fn audit(home: &Path, as_json: bool, verify: bool, limit: u32) -> Result<u8> {
+pub fn audit(home: &Path, verify: bool, limit: u32) -> Result<Outcome> {
     let profile = open(home)?;
     if verify {
         let check = share::verify_audit(&profile)?;
-        if as_json {
-            print_json(
-                &json!({ "entries": check.entries, "ok": check.ok(), "broken_at": check.broken_at }),
-            )?;
-        } else if check.ok() {
-            say!(
+        let mut said = Said::new(
+            json!({ "entries": check.entries, "ok": check.ok(), "broken_at": check.broken_at }),
+        );
+        if check.ok() {
+            said!(
+                said,
                 "The audit log is whole: {} entries, every link holds.",
                 check.entries
             );
         } else {
-            say!(
+            said!(
+                said,
                 "The audit log was changed: the chain breaks at entry {}.",
                 check.broken_at.unwrap_or(0)
             );
         }
-        return Ok(if check.ok() { exit::OK } else { exit::OTHER });
+        let code = if check.ok() { exit::OK } else { exit::OTHER };
+        return Ok(Outcome::with_code(said, code));
     }
     let entries = share::audit_log(&profile, limit)?;
-    if as_json {
-        print_json(&entries)?;
-    } else {
+    let mut said = Said::new(json!(entries));
+    {
         for e in &entries {
-            say!(
+            said!(
+                said,
                 "{:>5}  {}  {:<22} {:<10} {}",
                 e.seq,
                 date(e.at),
@@ -593,7 +610,7 @@ pub fn audit(home: &Path, as_json: bool, verify: bool, limit: u32) -> Result<u8>
             );
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok(said))
 }
 
 /// What `carry contributions` does to waiting entries.
@@ -612,34 +629,34 @@ pub enum ContributionAction {
 }
 
 /// `carry contributions [approve|reject ID]`.
-pub fn contributions(home: &Path, as_json: bool, action: Option<ContributionAction>) -> Result<u8> {
+pub fn contributions(home: &Path, action: Option<ContributionAction>) -> Result<Outcome> {
     let profile = open(home)?;
-    match action {
+    let said = match action {
         Some(ContributionAction::Approve { id }) => {
             let n = share::approve_contribution(&profile, id)?;
-            if as_json {
-                print_json(&json!({ "approved": id, "applied": n }))?;
-            } else {
-                say!("Applied {n} entries to your record.");
+            let mut said = Said::new(json!({ "approved": id, "applied": n }));
+            {
+                said!(said, "Applied {n} entries to your record.");
             }
+            said
         }
         Some(ContributionAction::Reject { id }) => {
             share::reject_contribution(&profile, id)?;
-            if as_json {
-                print_json(&json!({ "rejected": id }))?;
-            } else {
-                say!("Declined; the carer is told at the next carry sync.");
+            let mut said = Said::new(json!({ "rejected": id }));
+            {
+                said!(said, "Declined; the carer is told at the next carry sync.");
             }
+            said
         }
         None => {
             let waiting = share::pending_contributions(&profile)?;
-            if as_json {
-                print_json(&waiting)?;
-            } else if waiting.is_empty() {
-                say!("No carer's entries are waiting for your approval.");
+            let mut said = Said::new(json!(waiting));
+            if waiting.is_empty() {
+                said!(said, "No carer's entries are waiting for your approval.");
             } else {
                 for w in &waiting {
-                    say!(
+                    said!(
+                        said,
                         "#{}  from {} ({}): {}",
                         w.id,
                         w.name,
@@ -647,9 +664,10 @@ pub fn contributions(home: &Path, as_json: bool, action: Option<ContributionActi
                         w.entries.join("; ")
                     );
                 }
-                say!("carry contributions approve ID, or reject ID.");
+                said!(said, "carry contributions approve ID, or reject ID.");
             }
+            said
         }
-    }
-    Ok(exit::OK)
+    };
+    Ok(Outcome::ok(said))
 }

@@ -96,9 +96,11 @@ pub(crate) fn item_line(i: &Item) -> String {
     )
 }
 
-/// Run one command; returns what it answers (printed by the caller, as text or JSON)
-/// and its exit code. Command groups not yet moved to answers print themselves.
-pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Result<Outcome> {
+/// Run one command; returns what it answers (printed once by the caller, as text or
+/// as JSON with `--json`) and its exit code. Commands whose output is a document (a
+/// FHIR resource, an export to stdout) or a conversation (a move between phones)
+/// print it themselves and answer nothing more.
+pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
     use crate::commands::grants as sc;
     use crate::commands::record as rc;
     use crate::context::{open_record, SELF};
@@ -254,39 +256,37 @@ pub fn run(home: &Path, profile_id: &str, as_json: bool, command: Command) -> Re
             open_record(home, profile_id)?.info()?,
             home,
         ))),
-        Command::Source { action } => printed(crate::commands::sync::source(home, as_json, action)),
+        Command::Source { action } => crate::commands::sync::source(home, action),
         Command::Sync {
             name,
             budget,
             full,
             deletions,
-        } => printed(crate::commands::sync::sync_now(
-            home, as_json, name, budget, full, deletions,
-        )),
-        Command::Outbox { action } => printed(crate::commands::sync::outbox(home, as_json, action)),
-        Command::Endpoint { action } => printed(sc::endpoint(home, as_json, action)),
-        Command::Id => printed(sc::id(home, as_json)),
-        Command::Invite => printed(sc::invite(home, as_json)),
+        } => crate::commands::sync::sync_now(home, name, budget, full, deletions),
+        Command::Outbox { action } => crate::commands::sync::outbox(home, action),
+        Command::Endpoint { action } => sc::endpoint(home, action),
+        Command::Id => sc::id(home),
+        Command::Invite => sc::invite(home),
         Command::Accept {
             code,
             adopt_endpoint,
-        } => printed(sc::accept(home, as_json, &code, adopt_endpoint)),
-        Command::People { action } => printed(sc::people(home, as_json, action)),
-        Command::Grant { args } => printed(sc::grant(home, as_json, args)),
+        } => sc::accept(home, &code, adopt_endpoint),
+        Command::People { action } => sc::people(home, action),
+        Command::Grant { args } => sc::grant(home, args),
         Command::Grants {
             document: Some(id), ..
         } => printed(sc::document(home, &id)),
-        Command::Grants { active, .. } => printed(sc::grants(home, as_json, active)),
+        Command::Grants { active, .. } => sc::grants(home, active),
         Command::Revoke { grant, all } => match grant {
-            Some(grant) if !all => printed(sc::revoke(home, as_json, &grant)),
-            _ => printed(sc::revoke_all(home, as_json)),
+            Some(grant) if !all => sc::revoke(home, &grant),
+            _ => sc::revoke_all(home),
         },
-        Command::ViewAs { person, out } => printed(sc::view_as(home, as_json, &person, out)),
+        Command::ViewAs { person, out } => sc::view_as(home, &person, out),
         Command::Consent { grant } => printed(sc::consent(home, &grant)),
-        Command::Contributions { action } => printed(sc::contributions(home, as_json, action)),
-        Command::Profiles => printed(sc::profiles(home, as_json, profile_id)),
-        Command::Use { profile } => printed(sc::use_profile(home, as_json, &profile)),
-        Command::Audit { verify, limit } => printed(sc::audit(home, as_json, verify, limit)),
+        Command::Contributions { action } => sc::contributions(home, action),
+        Command::Profiles => sc::profiles(home, profile_id),
+        Command::Use { profile } => sc::use_profile(home, &profile),
+        Command::Audit { verify, limit } => sc::audit(home, verify, limit),
         Command::Prefs { args } => crate::commands::prefs::prefs(home, args),
         Command::Recovery { action } => crate::commands::backup::recovery(home, action),
         Command::Backup { out, full } => crate::commands::backup::backup(home, out, full),

@@ -17,8 +17,8 @@ use zeroize::Zeroizing;
 
 use crate::context::{open, runtime};
 use crate::exit;
-use crate::output::print_json;
-use crate::{note, say};
+use crate::output::{json_mode, Outcome, Said};
+use crate::{note, said};
 
 /// Where the CLI asks providers to send the browser back to. Nothing listens there:
 /// the person copies the address the browser ends up at and pastes it back.
@@ -133,9 +133,9 @@ fn source_lines(s: &SourceInfo) -> (String, Option<String>) {
 }
 
 /// `carry source …`.
-pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
+pub fn source(home: &Path, action: SourceAction) -> Result<Outcome> {
     let profile = Arc::new(open(home)?);
-    match action {
+    let said = match action {
         SourceAction::Add {
             name,
             url,
@@ -175,30 +175,27 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
                     push: (push || no_push).then_some(push),
                 },
             )?;
-            if as_json {
-                print_json(&info)?;
-            } else {
-                say!("Added {} ({}).", info.name, info.base_url);
-                if !info.signed_in {
-                    say!("Next: carry source login {}", info.name);
-                }
+            let mut said = Said::new(json!(info));
+            said!(said, "Added {} ({}).", info.name, info.base_url);
+            if !info.signed_in {
+                said!(said, "Next: carry source login {}", info.name);
             }
+            said
         }
         SourceAction::List => {
             let all = sync::list_sources(&profile)?;
-            if as_json {
-                print_json(&all)?;
-            } else if all.is_empty() {
-                say!("No providers yet: carry source add NAME URL");
-            } else {
-                for s in &all {
-                    let (line, err) = source_lines(s);
-                    say!("{line}");
-                    if let Some(err) = err {
-                        say!("{err}");
-                    }
+            let mut said = Said::new(json!(all));
+            if all.is_empty() {
+                said!(said, "No providers yet: carry source add NAME URL");
+            }
+            for s in &all {
+                let (line, err) = source_lines(s);
+                said!(said, "{line}");
+                if let Some(err) = err {
+                    said!(said, "{err}");
                 }
             }
+            said
         }
         SourceAction::Push { kind, rule, source } => {
             let allow = match rule.as_str() {
@@ -213,24 +210,20 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
             };
             sync::set_push_rule(&profile, source.as_deref(), &kind, allow)?;
             let rules = sync::push_rules(&profile)?;
-            if as_json {
-                print_json(&rules)?;
-            } else {
-                let to = source.as_deref().unwrap_or("every provider");
-                match allow {
-                    Some(true) => say!("{kind} readings go to {to}."),
-                    Some(false) => say!("{kind} readings do not go to {to}."),
-                    None => say!("{kind} readings to {to} follow the default again."),
-                }
+            let mut said = Said::new(json!(rules));
+            let to = source.as_deref().unwrap_or("every provider");
+            match allow {
+                Some(true) => said!(said, "{kind} readings go to {to}."),
+                Some(false) => said!(said, "{kind} readings do not go to {to}."),
+                None => said!(said, "{kind} readings to {to} follow the default again."),
             }
+            said
         }
         SourceAction::SetUrl { name, url } => {
             let info = sync::set_source_url(&profile, &name, &url)?;
-            if as_json {
-                print_json(&info)?;
-            } else {
-                say!("{} now syncs from {}.", info.name, info.base_url);
-            }
+            let mut said = Said::new(json!(info));
+            said!(said, "{} now syncs from {}.", info.name, info.base_url);
+            said
         }
         SourceAction::Login {
             name,
@@ -253,32 +246,30 @@ pub fn source(home: &Path, as_json: bool, action: SourceAction) -> Result<u8> {
                 };
                 sync::complete_login(&profile, &name, &redirected).await
             })?;
-            if as_json {
-                print_json(&info)?;
-            } else {
-                say!(
-                    "Signed in to {} as Patient {}.",
-                    info.name,
-                    info.patient_id.as_deref().unwrap_or("?")
-                );
-            }
+            let mut said = Said::new(json!(info));
+            said!(
+                said,
+                "Signed in to {} as Patient {}.",
+                info.name,
+                info.patient_id.as_deref().unwrap_or("?")
+            );
+            said
         }
-    }
-    Ok(exit::OK)
+    };
+    Ok(Outcome::ok(said))
 }
 
 /// `carry sync [NAME]`.
 pub fn sync_now(
     home: &Path,
-    as_json: bool,
     name: Option<String>,
     budget: Option<Duration>,
     full: bool,
     deletions: bool,
-) -> Result<u8> {
+) -> Result<Outcome> {
     let profile = Arc::new(open(home)?);
     use std::io::IsTerminal as _;
-    let live = !as_json && std::io::stderr().is_terminal();
+    let live = !json_mode() && std::io::stderr().is_terminal();
     let progress: Option<sync::ProgressFn> = if !live {
         None
     } else {
@@ -341,31 +332,30 @@ pub fn sync_now(
         Some(Err(e)) => exit::code(e),
         _ => exit::OK,
     };
-    if as_json {
-        let relay_json = match &relay {
-            None => serde_json::Value::Null,
-            Some(Ok(r)) => json!(r),
-            Some(Err(e)) => json!({ "error": e.to_string() }),
-        };
-        let out: Vec<_> = reports
-            .iter()
-            .map(|r| {
-                json!({
-                    "source": r.source, "fetched": r.fetched, "pushed": r.pushed,
-                    "requests": r.requests, "changed": r.changed, "gone": r.gone,
-                    "refused": r.refused, "state": r.state, "complete": r.complete,
-                    "partial": r.partial, "error": r.error
-                })
+    let relay_json = match &relay {
+        None => serde_json::Value::Null,
+        Some(Ok(r)) => json!(r),
+        Some(Err(e)) => json!({ "error": e.to_string() }),
+    };
+    let out: Vec<_> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "source": r.source, "fetched": r.fetched, "pushed": r.pushed,
+                "requests": r.requests, "changed": r.changed, "gone": r.gone,
+                "refused": r.refused, "state": r.state, "complete": r.complete,
+                "partial": r.partial, "error": r.error
             })
-            .collect();
-        print_json(&json!({ "sources": out, "relay": relay_json }))?;
-    } else {
+        })
+        .collect();
+    let mut said = Said::new(json!({ "sources": out, "relay": relay_json }));
+    {
         if reports.is_empty() && relay.is_none() {
-            say!("No providers to sync: carry source add NAME URL");
+            said!(said, "No providers to sync: carry source add NAME URL");
         }
         match &relay {
-            Some(Ok(r)) => say!("{}", relay_line(r)),
-            Some(Err(e)) => say!("relay: stopped: {e}"),
+            Some(Ok(r)) => said!(said, "{}", relay_line(r)),
+            Some(Err(e)) => said!(said, "relay: stopped: {e}"),
             None => {}
         }
         for r in &reports {
@@ -374,7 +364,8 @@ pub fn sync_now(
             } else {
                 String::new()
             };
-            say!(
+            said!(
+                said,
                 "{}: {} fetched ({} new or changed{gone}), {} readings sent, {} requests{}",
                 r.source,
                 r.fetched,
@@ -387,7 +378,7 @@ pub fn sync_now(
                     .unwrap_or_default()
             );
             if let Some(why) = &r.partial {
-                say!("{}: partial, sync again later: {why}", r.source);
+                said!(said, "{}: partial, sync again later: {why}", r.source);
             }
         }
     }
@@ -405,7 +396,7 @@ pub fn sync_now(
         })
         .max()
         .unwrap_or(exit::OK);
-    Ok(worst.max(relay_code))
+    Ok(Outcome::with_code(said, worst.max(relay_code)))
 }
 
 /// Two exchanges of one sync, reported as one.
@@ -531,7 +522,7 @@ pub enum OutboxAction {
 }
 
 /// `carry outbox`.
-pub fn outbox(home: &Path, as_json: bool, action: Option<OutboxAction>) -> Result<u8> {
+pub fn outbox(home: &Path, action: Option<OutboxAction>) -> Result<Outcome> {
     let profile = open(home)?;
     if let Some(action) = action {
         let (id, source, what) = match action {
@@ -540,41 +531,41 @@ pub fn outbox(home: &Path, as_json: bool, action: Option<OutboxAction>) -> Resul
             OutboxAction::Drop { id, source } => (id, source, sync::Hold::Drop),
         };
         let n = sync::hold_reading(&profile, id, source.as_deref(), what)?;
-        if as_json {
-            print_json(&json!({ "item": id, "changed": n }))?;
-        } else {
-            say!(
-                "#{id}: {}",
-                match what {
-                    sync::Hold::Hold => "held; it stays here until you release it",
-                    sync::Hold::Release => "released; it goes at the next sync",
-                    sync::Hold::Drop => "dropped; it will not be sent",
-                }
-            );
-        }
-        return Ok(exit::OK);
+        let mut said = Said::new(json!({ "item": id, "changed": n }));
+        said!(
+            said,
+            "#{id}: {}",
+            match what {
+                sync::Hold::Hold => "held; it stays here until you release it",
+                sync::Hold::Release => "released; it goes at the next sync",
+                sync::Hold::Drop => "dropped; it will not be sent",
+            }
+        );
+        return Ok(Outcome::ok(said));
     }
     let entries = sync::outbox(&profile)?;
-    if as_json {
-        print_json(&entries)?;
-    } else if entries.is_empty() {
-        say!("The outbox is empty: no readings are waiting to be sent.");
-    } else {
-        for e in &entries {
-            let why = e
-                .last_error
-                .as_deref()
-                .map(|r| format!(" — {r}"))
-                .unwrap_or_default();
-            say!(
-                "#{:<6} to {:<10} {:<8} tries {}  {}{why}",
-                e.item_id,
-                e.source,
-                e.state,
-                e.attempts,
-                e.display
-            );
-        }
+    let mut said = Said::new(json!(entries));
+    if entries.is_empty() {
+        said!(
+            said,
+            "The outbox is empty: no readings are waiting to be sent."
+        );
     }
-    Ok(exit::OK)
+    for e in &entries {
+        let why = e
+            .last_error
+            .as_deref()
+            .map(|r| format!(" — {r}"))
+            .unwrap_or_default();
+        said!(
+            said,
+            "#{:<6} to {:<10} {:<8} tries {}  {}{why}",
+            e.item_id,
+            e.source,
+            e.state,
+            e.attempts,
+            e.display
+        );
+    }
+    Ok(Outcome::ok(said))
 }
