@@ -10,31 +10,28 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// The bottom layer is the carry-base crate, re-exported under the same names.
+pub use carry_base::{crypto, error, keys, private_file, qr, record, text};
+use carry_base::{files, time};
+
 pub mod audit;
 pub mod backup;
 pub mod contacts;
-pub mod crypto;
 pub mod devices;
 pub mod documents;
-pub mod error;
 pub mod exchange;
 pub mod export;
-mod files;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod import;
-pub mod keys;
 pub mod links;
 pub(crate) mod mend;
 pub mod net;
 pub(crate) mod outbox;
 pub mod prefs;
-pub mod private_file;
 pub mod profile;
-pub mod qr;
 pub mod query;
 pub mod readings;
-pub mod record;
 pub mod restore;
 pub mod scope;
 pub mod share;
@@ -43,8 +40,6 @@ pub mod store;
 pub mod sync;
 #[cfg(test)]
 mod test_support;
-pub mod text;
-mod time;
 pub mod trend;
 pub mod vault;
 

@@ -46,7 +46,7 @@ impl VaultKey {
     }
 
     /// The SQLCipher raw-key literal `x'…'`, wiped when dropped.
-    pub(crate) fn sqlcipher_literal(&self) -> Zeroizing<String> {
+    pub fn sqlcipher_literal(&self) -> Zeroizing<String> {
         let mut s = Zeroizing::new(String::with_capacity(3 + 2 * KEY_LEN));
         s.push_str("x'");
         s.push_str(&hex::encode(self.0));
@@ -164,19 +164,19 @@ impl KeyStore for PassphraseKeyStore {
 }
 
 /// Fill `buf` from the operating system's CSPRNG.
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+pub fn fill_random(buf: &mut [u8]) -> Result<()> {
     SystemRandom::new()
         .fill(buf)
         .map_err(|_| Error::internal("the system random number generator failed"))
 }
 
 /// Whether two secrets are equal, in time that depends only on their lengths.
-pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// AES-256-GCM seal with a fresh random nonce. Returns (nonce, ciphertext‖tag).
-pub(crate) fn seal(key: &[u8], aad: &[u8], plain: &[u8]) -> Result<([u8; 12], Vec<u8>)> {
+pub fn seal(key: &[u8], aad: &[u8], plain: &[u8]) -> Result<([u8; 12], Vec<u8>)> {
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::internal("AES key length"))?,
     );
@@ -193,7 +193,7 @@ pub(crate) fn seal(key: &[u8], aad: &[u8], plain: &[u8]) -> Result<([u8; 12], Ve
 }
 
 /// AES-256-GCM open. A wrong key or any tampering gives [`Error::WrongKey`].
-pub(crate) fn open(
+pub fn open(
     key: &[u8],
     aad: &[u8],
     nonce: &[u8],

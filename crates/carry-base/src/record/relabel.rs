@@ -8,10 +8,10 @@ use crate::error::{Error, Result};
 
 /// What the rule of a label a copy inherited from another copy of its fact starts
 /// with; that copy's item id, a colon and its own rule follow.
-pub(crate) const INHERITED: &str = "same fact as item ";
+pub const INHERITED: &str = "same fact as item ";
 
 /// Relabel the copies of the fact that item `id` belongs to (see [`members`]).
-pub(crate) fn group_of(tx: &Transaction<'_>, id: i64) -> Result<()> {
+pub fn group_of(tx: &Transaction<'_>, id: i64) -> Result<()> {
     let copies: Vec<i64> = tx
         .prepare_cached(
             "SELECT m.id FROM resources r JOIN resources m ON m.group_id = r.group_id
@@ -30,7 +30,7 @@ pub(crate) fn group_of(tx: &Transaction<'_>, id: i64) -> Result<()> {
 /// strictest one: a GP's copy of the person's mood entry stays `PSY`. An inherited
 /// label's rule names the copy and the rule it came from; labels inherited before
 /// are worked out again, so a copy that leaves the fact keeps only its own.
-pub(crate) fn members(tx: &Transaction<'_>, members: &[i64]) -> Result<()> {
+pub fn members(tx: &Transaction<'_>, members: &[i64]) -> Result<()> {
     let own = |l: &Label| !l.rule.starts_with(INHERITED);
     let mut rows: Vec<(i64, Vec<Label>)> = Vec::with_capacity(members.len());
     for id in members {
@@ -68,7 +68,7 @@ pub(crate) fn members(tx: &Transaction<'_>, members: &[i64]) -> Result<()> {
 
 /// Spread labels across every fact held in more than one copy (once, when a vault
 /// from before schema 11 is opened; later, the resource writer keeps it so as resources come and go).
-pub(crate) fn all(tx: &Transaction<'_>) -> Result<()> {
+pub fn all(tx: &Transaction<'_>) -> Result<()> {
     let groups: Vec<i64> = tx
         .prepare("SELECT DISTINCT group_id FROM resources WHERE group_id IS NOT NULL")?
         .query_map([], |r| r.get(0))?

@@ -12,7 +12,7 @@ use crate::error::Result;
 const BATCH: i64 = 1000;
 
 /// Recompute every resource's display line; returns how many changed.
-pub(crate) fn all(conn: &Connection) -> Result<u64> {
+pub fn all(conn: &Connection) -> Result<u64> {
     let mut changed = 0u64;
     let mut after = i64::MIN;
     loop {

@@ -115,7 +115,7 @@ pub const ADMINISTRATIVE_TYPES: [&str; 17] = [
 /// Put the resources of [`ADMINISTRATIVE_TYPES`] held under another category into
 /// [`Category::Administrative`]: vaults from before it existed, and backups made by
 /// them.
-pub(crate) fn recategorise_administrative(conn: &rusqlite::Connection) -> crate::error::Result<()> {
+pub fn recategorise_administrative(conn: &rusqlite::Connection) -> crate::error::Result<()> {
     let list = serde_json::to_string(&ADMINISTRATIVE_TYPES)?;
     conn.execute(
         "UPDATE resources SET category = 'administrative'

@@ -1,14 +1,14 @@
 //! Wall-clock helpers.
 
 /// Seconds since the Unix epoch, now. A clock set before 1970 reads as 0.
-pub(crate) fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// An RFC 3339 timestamp (UTC, seconds) for `unix` seconds.
-pub(crate) fn rfc3339(unix: i64) -> String {
+pub fn rfc3339(unix: i64) -> String {
     use time::format_description::well_known::Rfc3339;
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -17,7 +17,7 @@ pub(crate) fn rfc3339(unix: i64) -> String {
 }
 
 /// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_unix_ms() -> i64 {
+pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -517,6 +517,7 @@ mod tests {
 
     fn vectors() -> Vec<Value> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
             .join("../../shared/vectors/hpke-rfc9180-x25519-sha256.json");
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }

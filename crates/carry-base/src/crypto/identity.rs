@@ -165,7 +165,7 @@ fn binding_message(enc: &[u8]) -> Vec<u8> {
 }
 
 /// 32 bytes from base64url text.
-pub(crate) fn key32(text: &str, what: &str) -> Result<[u8; PUBLIC_KEY_LEN]> {
+pub fn key32(text: &str, what: &str) -> Result<[u8; PUBLIC_KEY_LEN]> {
     B64.decode(text)
         .ok()
         .and_then(|b| <[u8; PUBLIC_KEY_LEN]>::try_from(b.as_slice()).ok())
@@ -205,7 +205,7 @@ impl Identity {
     }
 
     /// The stored form of the signing key (PKCS#8).
-    pub(crate) fn sign_pkcs8(&self) -> &[u8] {
+    pub fn sign_pkcs8(&self) -> &[u8] {
         &self.sign_pkcs8
     }
 

@@ -4,8 +4,8 @@
 pub mod category;
 mod json;
 pub mod patient;
-pub(crate) mod redisplay;
-pub(crate) mod relabel;
+pub mod redisplay;
+pub mod relabel;
 pub mod release;
 pub mod sameness;
 pub mod sensitivity;
@@ -193,7 +193,7 @@ pub struct Analysis {
 }
 
 /// The text full-text search indexes besides the display line: code displays and codes.
-pub(crate) fn search_codes(a: &Analysis) -> String {
+pub fn search_codes(a: &Analysis) -> String {
     let mut out = String::new();
     for c in &a.codes {
         for part in [&c.display, &c.code].into_iter().flatten() {
