@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The layering rule, checked on every `make test` (`make lint`): each crate of the
 workspace may depend only on the crates of the workspace listed for it here, and each
-top-level module of the core may refer (`crate::…`) only to the modules listed before
-it in the core's map, and never to another feature, so a dependency upward or
-sideways fails the build. Only test
-code is exempt. The maps are docs/architecture.md's."""
+top-level module of the core and of the endpoint may refer (`crate::…`) only to the
+modules listed before it in its map, and never to one beside it in a layer whose
+modules stand apart, so a dependency upward or sideways fails the build. Test code
+and comments are exempt. The maps are docs/architecture.md's."""
 
 import json
 import os
@@ -39,15 +39,31 @@ CORE_LAYERS = [
 ]
 # Layers whose modules stand side by side: none of them may refer to another.
 APART = {"features"}
+
+# The endpoint's top-level modules, bottom to top: the services over what they share,
+# storage (which implements every service's store trait) over the services. lib.rs
+# assembles them and is exempt.
+ENDPOINT_LAYERS = [
+    ("shared", ["error", "time", "http"]),
+    ("services", ["fhir", "relay"]),
+    ("services signed in through the relay", ["links", "backup"]),
+    ("the backends", ["storage"]),
+]
+ENDPOINT_APART = {"services", "services signed in through the relay"}
 # Test-only modules, free to use anything.
 CORE_TEST_ONLY = {"lib", "test_support", "fuzzing"}
 
 
-def core_problems(src):
-    """References from a core module to one not before it in CORE_LAYERS."""
-    order = [m for _, mods in CORE_LAYERS for m in mods]
+def core_problems(src, layers=None, apart=None, exempt=None, prefix="core/src"):
+    """References from a module to one not before it in its layer map (the core's by
+    default), or to one beside it in a layer whose modules stand apart. Comments are
+    not references."""
+    layers = CORE_LAYERS if layers is None else layers
+    apart = APART if apart is None else apart
+    exempt = CORE_TEST_ONLY if exempt is None else exempt
+    order = [m for _, mods in layers for m in mods]
     rank = {m: i for i, m in enumerate(order)}
-    layer_of = {m: name for name, mods in CORE_LAYERS for m in mods}
+    layer_of = {m: name for name, mods in layers for m in mods}
     found = []
     for root, _, files in os.walk(src):
         for f in files:
@@ -56,23 +72,24 @@ def core_problems(src):
             path = os.path.join(root, f)
             rel = os.path.relpath(path, src)
             top = rel.split(os.sep)[0].removesuffix(".rs")
-            if top in CORE_TEST_ONLY or f == "tests.rs":
+            if top in exempt or f == "tests.rs":
                 continue
             if top not in rank:
-                found.append(f"core/src/{rel}: module {top} is not in the core's layer map")
+                found.append(f"{prefix}/{rel}: module {top} is not in its layer map")
                 continue
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
             # Unit tests at the end of a file may use anything.
             text = re.split(r"#\[cfg\(test\)\]\s*mod tests \{", text)[0]
+            text = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
             for target in sorted(set(re.findall(r"crate::([a-z_]+)", text))):
                 if target == top or target not in rank:
                     continue
                 if rank[target] > rank[top]:
-                    found.append(f"core/src/{rel}: {top} refers to {target}, which is above it")
-                elif layer_of[top] == layer_of[target] and layer_of[top] in APART:
+                    found.append(f"{prefix}/{rel}: {top} refers to {target}, which is above it")
+                elif layer_of[top] == layer_of[target] and layer_of[top] in apart:
                     found.append(
-                        f"core/src/{rel}: {top} refers to {target}, beside it among the {layer_of[top]}"
+                        f"{prefix}/{rel}: {top} refers to {target}, beside it among the {layer_of[top]}"
                     )
     return found
 
@@ -95,12 +112,22 @@ for name, package in sorted(members.items()):
         if dep["name"] in members and dep["name"] not in ALLOWED[name]:
             kind = dep.get("kind") or "normal"
             problems.append(f"{name} depends on {dep['name']} ({kind}): not allowed by the layer map")
-problems += core_problems(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "src"))
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+problems += core_problems(os.path.join(root, "core", "src"))
+problems += core_problems(
+    os.path.join(root, "endpoint", "src"),
+    ENDPOINT_LAYERS,
+    ENDPOINT_APART,
+    {"lib", "main"},
+    "endpoint/src",
+)
 for p in problems:
     print(f"layers: {p}", file=sys.stderr)
 if problems:
     sys.exit(1)
 modules = sum(len(m) for _, m in CORE_LAYERS)
+endpoint = sum(len(m) for _, m in ENDPOINT_LAYERS)
 print(
-    f"layers: {len(members)} crates and the core's {modules} modules, every dependency as the maps allow"
+    f"layers: {len(members)} crates, the core's {modules} modules and the endpoint's "
+    f"{endpoint}, every dependency as the maps allow"
 )

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod error;
 mod fhir;
 mod http;
 mod links;
@@ -155,12 +156,12 @@ fn valid_tenant(t: &str) -> bool {
 
 /// Where the endpoint keeps everything: opened from `sqlite://PATH` or `postgres://…`.
 #[derive(Clone)]
-pub struct Storage(Arc<dyn crate::fhir::store::Store>);
+pub struct Storage(Arc<dyn crate::storage::Store>);
 
 impl Storage {
     /// Open (and create or upgrade) the storage at `url`.
     pub fn open(url: &str) -> Result<Self, String> {
-        crate::fhir::store::open_url(url)
+        crate::storage::open_url(url)
             .map(Self)
             .map_err(|e| e.to_string())
     }
@@ -269,18 +270,18 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
     let app = Arc::new(fhir::App {
         store,
         public_base,
-        auth: crate::http::access::AuthMode::parse(&serve.auth)?,
+        auth: crate::fhir::access::AuthMode::parse(&serve.auth)?,
         token_ttl_ms: i64::from(serve.token_ttl.max(1)) * 1000,
         reuse_grace_ms: i64::from(serve.refresh_reuse_grace) * 1000,
         redirect_uris: crate::fhir::smart::RedirectUris::parse(&serve.redirect_uris)?,
         plain: serve.plain_search,
         no_metadata: serve.no_metadata,
-        limits: crate::http::limits::Limits {
-            rate: serve.rate_limit.map(crate::http::limits::RateLimit::new),
-            trust_forwarded_for: serve.trust_forwarded_for,
-            faults,
-            delay: std::time::Duration::from_millis(serve.fault_delay_ms),
-        },
+    });
+    let limits = Arc::new(crate::http::limits::Limits {
+        rate: serve.rate_limit.map(crate::http::limits::RateLimit::new),
+        trust_forwarded_for: serve.trust_forwarded_for,
+        faults,
+        delay: std::time::Duration::from_millis(serve.fault_delay_ms),
     });
     Ok(Router::new()
         .route(
@@ -295,7 +296,7 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         .merge(crate::links::viewer::routes(viewer))
         .layer(axum::Extension(bodies))
         .layer(middleware::from_fn_with_state(
-            app.clone(),
+            limits,
             crate::http::limits::layer,
         ))
         .layer(middleware::from_fn(access_log))

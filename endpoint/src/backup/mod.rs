@@ -67,8 +67,9 @@ use carry_proto::backup::{
     FETCH_HEADER, VERSION_HEADER,
 };
 
+use crate::backup::store::BackupStore;
 use crate::backup::store::{Blob, Fetch, Put, Upload, MAX_CHAIN};
-use crate::fhir::store::{Store, StoreError};
+use crate::error::{Result as StoreResult, StoreError};
 use crate::http::body::{BodyError, Incoming};
 use crate::relay::{Relay, RelayError};
 
@@ -97,7 +98,7 @@ pub struct Options {
 
 /// The backup host's state.
 pub struct Backup {
-    store: Arc<dyn Store>,
+    store: Arc<dyn BackupStore>,
     relay: Arc<Relay>,
     /// Full versions kept per locator.
     keep: i64,
@@ -109,7 +110,7 @@ pub struct Backup {
 
 impl Backup {
     /// A backup host over `store`, signing owners in through `relay`, with `options`.
-    pub fn new(store: Arc<dyn Store>, relay: Arc<Relay>, options: &Options) -> Self {
+    pub fn new(store: Arc<dyn BackupStore>, relay: Arc<Relay>, options: &Options) -> Self {
         Backup {
             store,
             relay,
@@ -122,7 +123,7 @@ impl Backup {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn BackupStore) -> StoreResult<T> + Send + 'static,
     ) -> Result<T, BackupError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {

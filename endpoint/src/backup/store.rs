@@ -1,5 +1,5 @@
 //! What the backup host keeps, behind one trait that every
-//! [`Store`](crate::fhir::store::Store) also implements, so the backup conformance checks
+//! [`Store`](crate::storage::Store) also implements, so the backup conformance checks
 //! run on every backend.
 //!
 //! A backup is an opaque encrypted blob under a locator (32 bytes the client derives
@@ -20,7 +20,7 @@
 //! number versions without gaps or duplicates, of several incrementals on the same
 //! base exactly one is stored, and concurrent wrong guesses are all counted.
 
-use crate::fhir::store::{Result, StoreError};
+use crate::error::{Result, StoreError};
 
 /// Wrong fetch secrets a locator takes within [`WRONG_WINDOW_S`] before it refuses
 /// every fetch until the window passes.

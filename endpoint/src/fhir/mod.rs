@@ -1,6 +1,7 @@
 //! The FHIR R4 REST surface of each tenant: `metadata`, read, per-type search and
 //! `Patient/[id]/$everything`, with opaque `next` links.
 
+pub(crate) mod access;
 pub(crate) mod seed;
 pub(crate) mod smart;
 pub(crate) mod store;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Path, Query as QueryParams, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -19,15 +20,16 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::fhir::store::{After, Query, Store, Stored};
-use crate::http::access::{forbidden, Access, AuthMode};
+use crate::fhir::access::{forbidden, Access, AuthMode};
+use crate::fhir::store::{After, FhirStore, Query, Stored};
+pub use crate::http::answer::outcome;
+use crate::http::answer::{fhir_json, fhir_text};
 use crate::http::body::{BodyError, Incoming};
-use crate::http::limits::Limits;
 
 /// Shared state of the server.
 pub struct App {
     /// Where tenants' data lives.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn FhirStore>,
     /// The public base URL, e.g. `http://127.0.0.1:8080`, for links and fullUrls.
     pub public_base: String,
     /// How FHIR requests are authorized.
@@ -46,8 +48,6 @@ pub struct App {
     pub plain: bool,
     /// Answer `metadata` with 404, like servers that publish no CapabilityStatement.
     pub no_metadata: bool,
-    /// Rate limit and injected faults.
-    pub limits: Limits,
 }
 
 /// The path's segments, like `Path`; a segment that does not decode (not UTF-8, or
@@ -107,29 +107,6 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// An OperationOutcome with one issue.
-pub fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
-    let body = json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{ "severity": "error", "code": code, "diagnostics": text }]
-    });
-    fhir_json(status, body)
-}
-
-fn fhir_json(status: StatusCode, body: Value) -> Response {
-    fhir_text(status, body.to_string())
-}
-
-/// A FHIR JSON answer from text that is already JSON.
-fn fhir_text(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/fhir+json"),
-    );
-    r
-}
-
 fn storage_failed(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "storage failed");
     outcome(
@@ -148,7 +125,7 @@ impl App {
     /// Run a storage call off the async threads.
     pub async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn FhirStore) -> crate::error::Result<T> + Send + 'static,
     ) -> Result<T, Response> {
         let app = self.clone();
         match tokio::task::spawn_blocking(move || f(app.store.as_ref())).await {
@@ -748,8 +725,8 @@ async fn create(
         Err(r) => return r,
     }
     let (Ok(id), Ok(fresh)) = (
-        crate::http::access::new_token(),
-        crate::http::access::new_token(),
+        crate::http::tokens::new_token(),
+        crate::http::tokens::new_token(),
     ) else {
         return storage_failed("no randomness");
     };

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::fhir::store::{is_shared_type, Store};
+use crate::fhir::store::{is_shared_type, FhirStore};
 
 /// What a seed did at one tenant. Displayed as the line `seed` prints, e.g.
 /// `gp: 107 resources, 14 refused: not placed with a patient (Appointment 2, …)`.
@@ -152,7 +152,7 @@ fn encounter_of(r: &Value) -> Option<String> {
 
 /// Load the Bundles at `from` into `tenants`.
 pub fn seed(
-    store: &dyn Store,
+    store: &dyn FhirStore,
     tenants: &[String],
     from: &Path,
     split_by_encounter: bool,

@@ -9,11 +9,11 @@
 //!
 //! A code goes only to a registered redirect URI ([`RedirectUris`], `--redirect-uri`):
 //! any other is refused before consent with a JSON error, never a redirect. Refresh
-//! tokens rotate in one storage transaction ([`Store::refresh_grant`]): a spent one
+//! tokens rotate in one storage transaction ([`FhirStore::refresh_grant`]): a spent one
 //! works exactly once more within the grace window, and any other reuse revokes the
 //! family.
 //!
-//! [`Store::refresh_grant`]: crate::fhir::store::Store::refresh_grant
+//! [`FhirStore::refresh_grant`]: crate::fhir::store::FhirStore::refresh_grant
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +28,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::fhir::access::{granted_scope, AuthMode};
 use crate::fhir::store::{Grant, Query, Refresh, Refreshed};
 use crate::fhir::{App, Segments};
-use crate::http::access::{granted_scope, new_token, same_secret, token_hash, AuthMode};
 use crate::http::body::Incoming;
+use crate::http::tokens::{new_token, same_secret, token_hash};
 
 /// The redirect URIs accepted when none are configured: any http URI on a loopback
 /// address (the `carry` CLI's `http://127.0.0.1:53682/callback`, test clients') and
@@ -542,7 +543,7 @@ fn storage_failed() -> Response {
 }
 
 /// Exchange a refresh token: rotate it, or allow its one retry, or revoke its family,
-/// as [`Store::refresh_grant`](crate::fhir::store::Store::refresh_grant) decides in one
+/// as [`FhirStore::refresh_grant`](crate::fhir::store::FhirStore::refresh_grant) decides in one
 /// transaction. Nothing is changed for a token of another tenant or client.
 async fn refresh(app: &Arc<App>, tenant: &str, client_id: &str, presented: &str) -> Response {
     let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);

@@ -1,50 +1,14 @@
-//! The FHIR service's storage trait, and [`Store`], the one every backend implements
-//! with the other services' traits, so the same conformance tests run on every backend.
-//! The backends are in `storage/` (`sqlite/`, `postgres/`). What the share relay keeps
-//! is in a trait of its own, [`RelayStore`] (`relay/store.rs`), which every store
-//! implements; so is what the share-link host keeps, [`LinkStore`] (`links/store.rs`),
-//! and what the backup host keeps, [`BackupStore`] (`backup/store.rs`).
-
-use std::sync::Arc;
+//! The FHIR service's storage trait, [`FhirStore`]: tenants' resources and SMART
+//! grants. Every backend in `storage/` (`sqlite/`, `postgres/`) implements it with the
+//! other services' traits (`crate::storage::Store`), each service holding only its own:
+//! the share relay's [`RelayStore`](crate::relay::store::RelayStore), the share-link
+//! host's [`LinkStore`](crate::links::store::LinkStore) and the backup host's
+//! [`BackupStore`](crate::backup::store::BackupStore).
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::backup::store::BackupStore;
-use crate::links::store::LinkStore;
-use crate::relay::store::RelayStore;
-
-/// A storage failure. Messages name tables and operations, never record content.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The backend failed.
-    #[error("storage: {0}")]
-    Backend(String),
-    /// The database URL is not one this build can open.
-    #[error("{0}")]
-    Url(String),
-    /// The database was made by a newer endpoint: its schema is at a version this
-    /// build does not know, so it is left untouched.
-    #[error(
-        "the database was made by a newer endpoint (schema version {found}; this one \
-         knows up to {supported}): run that version or later"
-    )]
-    TooNew {
-        /// The database's schema version.
-        found: i64,
-        /// The newest this build knows.
-        supported: i64,
-    },
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
-}
-
-/// Result of a storage call.
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub use crate::error::{Result, StoreError};
 
 /// One resource as a tenant holds it.
 #[derive(Debug, Clone)]
@@ -317,9 +281,9 @@ pub fn successor_grant(from: &Grant, kind: &str, expires_ms: i64) -> Grant {
     }
 }
 
-/// What a tenant's data (and the relay's, the share links' and the backups', through
-/// [`RelayStore`], [`LinkStore`] and [`BackupStore`]) lives in.
-pub trait Store: RelayStore + LinkStore + BackupStore + Send + Sync + 'static {
+/// What the FHIR service keeps: tenants' resources and SMART grants. Every backend in
+/// `storage/` implements it with the other services' traits (`crate::storage::Store`).
+pub trait FhirStore: Send + Sync {
     /// Create the tenant if it is new.
     fn ensure_tenant(&self, tenant: &str) -> Result<()>;
     /// Whether the tenant exists.
@@ -379,32 +343,6 @@ pub trait Store: RelayStore + LinkStore + BackupStore + Send + Sync + 'static {
     /// of concurrent exchanges of one token, one rotates it, at most one more is the
     /// grace-window retry, and the rest revoke the family.
     fn refresh_grant(&self, hash: &str, r: &Refresh<'_>) -> Result<Refreshed>;
-}
-
-/// Open the store a `--db` URL names: `sqlite://PATH`, or `postgres://…` (also
-/// `postgresql://…`) in libpq's URL form.
-pub fn open_url(url: &str) -> Result<Arc<dyn Store>> {
-    const USE: &str = "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE";
-    match url.split_once("://") {
-        Some(("sqlite", path)) if !path.is_empty() => Ok(Arc::new(
-            crate::storage::sqlite::SqliteStore::open(std::path::Path::new(path))?,
-        )),
-        Some(("postgres" | "postgresql", _)) => Ok(Arc::new(
-            crate::storage::postgres::PostgresStore::open(url)?,
-        )),
-        // Echo only a plausible scheme, never the rest: a URL can carry a password.
-        Some((scheme, _))
-            if !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
-        {
-            Err(StoreError::Url(format!(
-                "unsupported --db URL scheme '{scheme}://' (or no path): {USE}"
-            )))
-        }
-        _ => Err(StoreError::Url(format!("unsupported --db URL: {USE}"))),
-    }
 }
 
 /// Set `meta.versionId` and `meta.lastUpdated` on `resource` (every backend stamps

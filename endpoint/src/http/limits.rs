@@ -15,8 +15,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::fhir::App;
-
 /// A kind of injected fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
@@ -221,7 +219,7 @@ fn caller(req: &Request, forwarded: bool) -> Caller {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let key = match (token, &address) {
-        (Some(t), _) => format!("token:{}", crate::http::access::token_hash(t)),
+        (Some(t), _) => format!("token:{}", crate::http::tokens::token_hash(t)),
         (None, Some(a)) => format!("ip:{a}"),
         (None, None) => "anonymous".to_string(),
     };
@@ -229,7 +227,7 @@ fn caller(req: &Request, forwarded: bool) -> Caller {
 }
 
 /// The middleware: rate limit, then faults, then the request.
-pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub async fn layer(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let (fhir, relay) = (
         is_fhir_api(path),
@@ -239,20 +237,19 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     if !fhir && !relay {
         return next.run(req).await;
     }
-    let limits = &app.limits;
     if let Some(rl) = &limits.rate {
         if let Err(wait) = rl.take(&caller(&req, limits.trust_forwarded_for)) {
             const TEXT: &str = "too many requests; retry later";
             let mut r = if relay {
-                crate::relay::error(StatusCode::TOO_MANY_REQUESTS, TEXT)
+                crate::http::answer::json_error(StatusCode::TOO_MANY_REQUESTS, TEXT)
             } else {
-                crate::fhir::outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", TEXT)
+                crate::http::answer::outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", TEXT)
             };
             if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             if cors {
-                crate::links::allow_any_origin(r.headers_mut());
+                crate::http::answer::allow_any_origin(r.headers_mut());
             }
             return r;
         }
@@ -267,7 +264,7 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             tokio::time::sleep(limits.delay).await;
             next.run(req).await
         }
-        Some(FaultKind::ServerError) => crate::fhir::outcome(
+        Some(FaultKind::ServerError) => crate::http::answer::outcome(
             StatusCode::INTERNAL_SERVER_ERROR,
             "transient",
             "injected fault",

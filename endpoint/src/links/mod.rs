@@ -51,9 +51,10 @@ use carry_proto::relay::messages::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::fhir::store::Store;
-use crate::http::access::{new_token, token_hash};
+use crate::error::Result as StoreResult;
 use crate::http::body::{BodyError, Incoming};
+use crate::http::tokens::{new_token, token_hash};
+use crate::links::store::LinkStore;
 use crate::links::store::{Answer, Ask, Attempt, Change, Link, LinkState, NewLink, Via};
 use crate::relay::{Relay, RelayError};
 
@@ -99,7 +100,7 @@ pub struct Options {
 
 /// The share-link host's state.
 pub struct Shl {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LinkStore>,
     relay: Arc<Relay>,
     /// The base URL clients reach this server at, for `manifest_url` and `location`.
     public_base: String,
@@ -116,7 +117,7 @@ pub struct Shl {
 impl Shl {
     /// A host over `store`, signing owners in through `relay`, with `options`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn LinkStore>,
         relay: Arc<Relay>,
         public_base: String,
         options: &Options,
@@ -135,7 +136,7 @@ impl Shl {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn LinkStore) -> StoreResult<T> + Send + 'static,
     ) -> Result<T, ShlError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
@@ -341,16 +342,7 @@ async fn open_cors(req: Request, next: Next) -> Response {
 }
 
 /// Add `Access-Control-Allow-Origin: *` (and expose `Retry-After`) to an answer.
-pub fn allow_any_origin(h: &mut HeaderMap) {
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Retry-After"),
-    );
-}
+pub use crate::http::answer::allow_any_origin;
 
 /// A CORS preflight: `POST` and `GET` with a `Content-Type` header, from anywhere.
 async fn preflight() -> Response {

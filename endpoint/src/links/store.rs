@@ -1,5 +1,5 @@
 //! What the SMART Health Links host keeps, behind one trait that every
-//! [`Store`](crate::fhir::store::Store) also implements, so the link conformance checks run
+//! [`Store`](crate::storage::Store) also implements, so the link conformance checks run
 //! on every backend.
 //!
 //! A link holds the least that works: the encrypted file (a JWE whose key never reaches
@@ -22,7 +22,7 @@
 //! moved and any opening appended, so concurrent guesses cannot pass the failure cap
 //! and a one-time link is served once.
 
-use crate::fhir::store::Result;
+use crate::error::Result;
 
 /// How long after an opening the same recipient's fetch of the file through a
 /// manifest's location counts as part of that opening, in seconds.

@@ -45,15 +45,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use carry_proto::relay::messages::{
     AckRequest, ChallengeAnswer, ChallengeRequest, DeletedAnswer, DeliverAnswer, DeliverRequest,
-    DirectoryAnswer, Envelope, ErrorBody, MailboxPage, PublishRequest, RetireAnswer, RetireRequest,
+    DirectoryAnswer, Envelope, MailboxPage, PublishRequest, RetireAnswer, RetireRequest,
     RetiredAnswer, SessionAnswer, SessionRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::fhir::store::Store;
-use crate::http::access::{bearer, new_token, token_hash};
+use crate::error::Result as StoreResult;
 use crate::http::body::{BodyError, Incoming};
+use crate::http::tokens::{bearer, new_token, token_hash};
+use crate::relay::store::RelayStore;
 use crate::relay::store::{
     DirectoryEntry, NewEnvelope, Posted, Quota, Retired, Retirement, Session,
 };
@@ -109,7 +110,7 @@ pub struct Options {
 
 /// The relay's state.
 pub struct Relay {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RelayStore>,
     /// Largest envelope body, decoded, in bytes.
     max_envelope: usize,
     /// What one mailbox may hold.
@@ -183,7 +184,7 @@ pub fn origin_of(public_base: &str) -> Result<String, String> {
 impl Relay {
     /// A relay over `store` with `options`, reached by clients at `origin` (see
     /// [`origin_of`]).
-    pub fn new(store: Arc<dyn Store>, options: &Options, origin: &str) -> Self {
+    pub fn new(store: Arc<dyn RelayStore>, options: &Options, origin: &str) -> Self {
         Relay {
             auth_prefix: carry_proto::relay::auth_prefix(origin),
             origin: origin.to_string(),
@@ -208,7 +209,7 @@ impl Relay {
     /// Run a storage call off the async threads.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&dyn Store) -> crate::fhir::store::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn RelayStore) -> StoreResult<T> + Send + 'static,
     ) -> Result<T, RelayError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
@@ -412,15 +413,7 @@ impl IntoResponse for RelayError {
 }
 
 /// A relay error answer: `{"error": message}` with `status`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: message.to_string(),
-        }),
-    )
-        .into_response()
-}
+pub use crate::http::answer::json_error as error;
 
 pub use carry_proto::relay::mailbox_id;
 

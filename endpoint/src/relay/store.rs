@@ -1,4 +1,4 @@
-//! What the share relay keeps, behind one trait that every [`Store`](crate::fhir::store::Store)
+//! What the share relay keeps, behind one trait that every [`Store`](crate::storage::Store)
 //! also implements, so the relay conformance checks run on every backend.
 //!
 //! The relay holds the least that works: sign-in challenges and sessions (a session
@@ -6,7 +6,7 @@
 //! and envelopes (opaque ciphertext with a tag, the sender's mailbox id, a size and a
 //! time). No names, no addresses.
 
-use crate::fhir::store::Result;
+use crate::error::Result;
 
 /// A relay session: who signed in, until when. Kept under the hex SHA-256 of its
 /// token, never the token itself.

@@ -6,11 +6,12 @@ use serde_json::json;
 use crate::backup::store::{
     Blob, Fetch, Put, Restores, Upload, MAX_CHAIN, MAX_WRONG, WRONG_WINDOW_S,
 };
-use crate::fhir::store::{After, Grant, Query, Refresh, Refreshed, Store};
+use crate::fhir::store::{After, Grant, Query, Refresh, Refreshed};
 use crate::links::store::{Answer, Ask, Attempt, Change, LinkState, NewLink, Outcome, Via};
 use crate::relay::store::{
     DirectoryEntry, NewEnvelope, Page, Posted, Quota, Retired, Retirement, Session,
 };
+use crate::storage::Store;
 
 /// Call `$m!` with the name of every check: the tests below make one `#[test]` per
 /// check per backend, each on a fresh store, so a failure names its check and hides
@@ -2361,7 +2362,7 @@ mod tests {
 
     /// What a store opened over [`old_shl_tables`] must show: the old log as it was,
     /// refusals counted from none, and new openings numbered on.
-    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::fhir::store::Store) {
+    fn old_links_count_refusals_from_the_upgrade(store: &dyn crate::storage::Store) {
         use crate::links::store::{Answer, Ask, Attempt, Outcome, Via};
         let l = store.shl_link("old-l").unwrap().unwrap();
         assert_eq!((l.accesses, l.refused, l.last_refused_s), (2, 0, None));
@@ -2395,7 +2396,7 @@ mod tests {
 
     /// What a store opened over [`old_backup_tables`] must show: the old versions
     /// as fulls, and incrementals on top of them.
-    fn old_backups_are_full(store: &dyn crate::fhir::store::Store) {
+    fn old_backups_are_full(store: &dyn crate::storage::Store) {
         use crate::backup::store::{Fetch, Put, Upload};
         let h = [20u8; 32];
         assert_eq!(
@@ -2493,7 +2494,7 @@ mod tests {
 
     /// What a store opened over a released database must show: every sample as it
     /// was, read through the store.
-    fn release_data_reads_back(store: &dyn crate::fhir::store::Store, held: &Held) {
+    fn release_data_reads_back(store: &dyn crate::storage::Store, held: &Held) {
         assert!(!held.resources.is_empty() && !held.links.is_empty());
         assert!(!held.backups.is_empty() && !held.mailboxes.is_empty());
         for (tenant, rtype, id, json) in &held.resources {
@@ -2873,7 +2874,7 @@ mod tests {
         as_role.options(&format!("-c role={role}"));
         let opened = crate::storage::postgres::PostgresStore::with_config(as_role);
         let worked = opened.and_then(|store| {
-            use crate::fhir::store::Store as _;
+            use crate::fhir::store::FhirStore as _;
             store.ensure_tenant("gp")?;
             store.has_tenant("gp")
         });
@@ -2914,9 +2915,9 @@ mod tests {
     fn store_urls_dispatch_by_scheme() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("u.db").display());
-        assert!(crate::fhir::store::open_url(&url).is_ok());
+        assert!(crate::storage::open_url(&url).is_ok());
         for bad in ["sqlite://", "mysql://root:hunter2@db/x", "carry.db", ""] {
-            let Err(e) = crate::fhir::store::open_url(bad) else {
+            let Err(e) = crate::storage::open_url(bad) else {
                 panic!("'{bad}' opened");
             };
             assert!(
@@ -2927,7 +2928,7 @@ mod tests {
         }
         // A PostgreSQL URL goes to PostgreSQL: nothing listens on port 1, and the
         // error names the step, not the password.
-        let Err(e) = crate::fhir::store::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
+        let Err(e) = crate::storage::open_url("postgres://carry:hunter2@127.0.0.1:1/x") else {
             panic!("nothing listens on port 1");
         };
         assert!(
@@ -3004,7 +3005,7 @@ mod tests {
     /// connection (see [`postgres_database`]).
     #[test]
     fn postgres_instances_share_the_tables_and_survive_dropped_connections() {
-        use crate::fhir::store::Store;
+        use crate::fhir::store::FhirStore as _;
         let Some((db, config)) = postgres_database(
             "postgres_instances_share_the_tables_and_survive_dropped_connections",
         ) else {
@@ -3071,7 +3072,7 @@ mod tests {
 
     /// Writers racing in one tenant, through one or more stores, still get strictly
     /// increasing change times, and none is lost.
-    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::fhir::store::Store]) {
+    fn concurrent_puts_get_distinct_times(stores: &[&dyn crate::storage::Store]) {
         use crate::fhir::store::Query;
         stores[0].ensure_tenant("race").unwrap();
         std::thread::scope(|s| {

@@ -10,7 +10,7 @@
 //! database at a version this build does not know (made by a newer endpoint) is
 //! refused, not touched.
 
-use crate::fhir::store::{Result, StoreError};
+use crate::error::{Result, StoreError};
 
 /// One step of a migration.
 #[derive(Debug)]

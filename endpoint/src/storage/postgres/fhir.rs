@@ -117,7 +117,7 @@ fn grant(r: &Row, what: &'static str) -> Res<Grant> {
     })
 }
 
-impl Store for PostgresStore {
+impl FhirStore for PostgresStore {
     fn ensure_tenant(&self, tenant: &str) -> Result<()> {
         self.tx("ensure tenant", |t| {
             t.execute(

@@ -110,8 +110,8 @@ use crate::backup::store::{
     BlobOut, Fetch, Put, Restores, Step as FetchStep, Upload, Version, Window,
 };
 use crate::fhir::store::{
-    refresh_step, shared_types_sql, stamp, successor_grant, unstamped, Grant, Query, Refresh,
-    RefreshStep, Refreshed, Result, Spent, Store, StoreError, Stored,
+    refresh_step, shared_types_sql, stamp, successor_grant, unstamped, FhirStore, Grant, Query,
+    Refresh, RefreshStep, Refreshed, Result, Spent, StoreError, Stored,
 };
 use crate::links::store::{
     decide, embeds, fetch_step, Access, Answer, Ask, Attempt, Change, Link, LinkStore, NewLink,

@@ -97,7 +97,7 @@ fn row_to_grant(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
 
 const GRANT_COLUMNS: &str = "tenant, kind, patient, scope, client_id, expires_ms, data";
 
-impl Store for SqliteStore {
+impl FhirStore for SqliteStore {
     fn ensure_tenant(&self, tenant: &str) -> Result<()> {
         self.with(|c| {
             c.execute("INSERT OR IGNORE INTO tenants (name) VALUES (?1)", [tenant])?;

@@ -1,5 +1,6 @@
-//! Who may do what: the server's auth mode, SMART v2 scopes, and the access a request
-//! carries. Tokens are looked up by their SHA-256, never stored or logged in clear.
+//! Who may do what on the FHIR API: the server's auth mode, SMART v2 scopes, and the
+//! access a request carries. Tokens are looked up by their SHA-256
+//! ([`crate::http::tokens`]), never stored or logged in clear.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use axum::response::Response;
 
 use crate::fhir::store::is_shared_type;
 use crate::fhir::App;
+use crate::http::tokens::{bearer, same_secret, token_hash};
 
 /// How a server checks requests to its FHIR APIs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,27 +137,6 @@ impl Access {
     }
 }
 
-/// Hex SHA-256 of a token: the only form in which tokens are stored.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        token.as_bytes(),
-    ))
-}
-
-/// A fresh random token: 32 bytes, base64url.
-pub fn new_token() -> Result<String, ring::error::Unspecified> {
-    use base64::Engine as _;
-    let mut b = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
-}
-
-/// Constant-time equality of two secrets.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A `401` that tells the client to (re)authorize.
 pub fn unauthorized(error: &str, text: &str) -> Response {
     let mut r = crate::fhir::outcome(StatusCode::UNAUTHORIZED, "login", text);
@@ -169,15 +150,6 @@ pub fn unauthorized(error: &str, text: &str) -> Response {
 /// A `403` for a request outside the token's scopes or patient.
 pub fn forbidden(text: &str) -> Response {
     crate::fhir::outcome(StatusCode::FORBIDDEN, "forbidden", text)
-}
-
-/// The token of an `Authorization: Bearer TOKEN` header, if there is one.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
 }
 
 impl App {
