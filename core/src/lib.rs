@@ -11,37 +11,29 @@
 #![warn(missing_docs)]
 
 // The bottom layer is the carry-base crate, re-exported under the same names.
+use carry_base::time;
 pub use carry_base::{crypto, error, keys, private_file, qr, record, text};
-use carry_base::{files, time};
+// The vault and the record in it are the carry-vault crate, re-exported the same way.
+pub use carry_vault::{
+    audit, contacts, documents, export, import, query, readings, scope, store, trend, vault,
+};
+use carry_vault::{mend, outbox};
 
-pub mod audit;
 pub mod backup;
-pub mod contacts;
 pub mod devices;
-pub mod documents;
 pub mod exchange;
-pub mod export;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod import;
 pub mod links;
-pub(crate) mod mend;
 pub mod net;
-pub(crate) mod outbox;
 pub mod prefs;
 pub mod profile;
-pub mod query;
-pub mod readings;
 pub mod restore;
-pub mod scope;
 pub mod share;
 pub mod stop_sharing;
-pub mod store;
 pub mod sync;
 #[cfg(test)]
 mod test_support;
-pub mod trend;
-pub mod vault;
 
 pub use error::{Error, Result};
 pub use export::ExportScope;

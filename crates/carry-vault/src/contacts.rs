@@ -198,7 +198,7 @@ fn related_person(c: &NewContact, patient: &Value) -> Result<Value> {
 }
 
 /// Keep `contact` in `tx` for the person named `name`. Returns its item id.
-pub(crate) fn add_in(
+pub fn add_in(
     tx: &Transaction<'_>,
     name: &str,
     self_patient: Option<i64>,
@@ -237,7 +237,7 @@ pub(crate) fn add_in(
 
 /// Remove the contact `item` the person added. `NotFound` for no such item,
 /// `InvalidInput` for anything but a contact added here.
-pub(crate) fn remove_in(tx: &Transaction<'_>, item: i64) -> Result<()> {
+pub fn remove_in(tx: &Transaction<'_>, item: i64) -> Result<()> {
     let row: Option<(String, String)> = tx
         .query_row(
             "SELECT s.kind, r.rtype FROM resources r JOIN sources s ON s.id = r.source_id
@@ -259,7 +259,7 @@ pub(crate) fn remove_in(tx: &Transaction<'_>, item: i64) -> Result<()> {
 
 /// Every contact: the ones the person added, oldest first, then those the
 /// providers' records name, each person once (same name and telephone).
-pub(crate) fn list(conn: &Connection) -> Result<Vec<Contact>> {
+pub fn list(conn: &Connection) -> Result<Vec<Contact>> {
     let mut out: Vec<Contact> = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT r.id, r.json FROM resources r JOIN sources s ON s.id = r.source_id
@@ -325,7 +325,7 @@ fn push(out: &mut Vec<Contact>, item: Option<i64>, v: &Value, source: &str) {
 
 /// The contacts the person added, as `Patient.contact` entries for a summary's
 /// Patient (which FHIR and the IPS read contacts from).
-pub(crate) fn as_patient_contacts(conn: &Connection) -> Result<Vec<Value>> {
+pub fn as_patient_contacts(conn: &Connection) -> Result<Vec<Value>> {
     Ok(list(conn)?
         .into_iter()
         .filter(|c| c.item.is_some())

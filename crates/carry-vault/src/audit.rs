@@ -183,7 +183,7 @@ fn row_hash(
 }
 
 /// Append one row, inside the caller's transaction.
-pub(crate) fn append(
+pub fn append(
     conn: &Connection,
     event: AuditEvent,
     party: Option<&str>,
@@ -193,7 +193,7 @@ pub(crate) fn append(
 }
 
 /// Append an entry made at `at` (an entry another of the person's devices made).
-pub(crate) fn append_at(
+pub fn append_at(
     conn: &Connection,
     at: i64,
     event: &str,
@@ -221,7 +221,7 @@ pub(crate) fn append_at(
 }
 
 /// The newest `limit` rows, newest first.
-pub(crate) fn list(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>> {
+pub fn list(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, event, party, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
     )?;
@@ -240,7 +240,7 @@ pub(crate) fn list(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>> {
 }
 
 /// Walk the whole chain and report the first row that does not follow.
-pub(crate) fn verify(conn: &Connection) -> Result<AuditCheck> {
+pub fn verify(conn: &Connection) -> Result<AuditCheck> {
     let mut stmt = conn
         .prepare("SELECT seq, at, event, party, detail, prev, hash FROM audit_log ORDER BY seq")?;
     let mut rows = stmt.query([])?;
@@ -288,27 +288,27 @@ pub fn require(check: &AuditCheck) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{PassphraseKeyStore, Profile};
+    use crate::keys::PassphraseKeyStore;
+    use crate::vault::Vault;
 
     #[test]
     fn chain_verifies_and_an_edited_row_breaks_it() {
         let dir = tempfile::tempdir().unwrap();
         let ks = PassphraseKeyStore::new("pw-for-tests").unwrap();
-        let p = Profile::create(dir.path(), "Test", &ks).unwrap();
-        p.vault()
-            .write(|c| {
-                append(c, AuditEvent::GrantCreated, Some("abc"), "grant g1")?;
-                append(
-                    c,
-                    AuditEvent::EnvelopesDelivered,
-                    Some("abc"),
-                    "3 envelopes",
-                )?;
-                append(c, AuditEvent::GrantRevoked, Some("abc"), "grant g1")?;
-                Ok(())
-            })
-            .unwrap();
-        let check = p.vault().read(verify).unwrap();
+        let p = Vault::create(dir.path(), &ks).unwrap();
+        p.write(|c| {
+            append(c, AuditEvent::GrantCreated, Some("abc"), "grant g1")?;
+            append(
+                c,
+                AuditEvent::EnvelopesDelivered,
+                Some("abc"),
+                "3 envelopes",
+            )?;
+            append(c, AuditEvent::GrantRevoked, Some("abc"), "grant g1")?;
+            Ok(())
+        })
+        .unwrap();
+        let check = p.read(verify).unwrap();
         assert_eq!(
             check,
             AuditCheck {
@@ -318,20 +318,18 @@ mod tests {
         );
         // The table refuses edits; someone with the key and the file can drop the
         // trigger, and the chain still tells.
-        let refused = p
-            .vault()
-            .write(|c| Ok(c.execute("UPDATE audit_log SET detail = 'x' WHERE seq = 2", [])?));
+        let refused =
+            p.write(|c| Ok(c.execute("UPDATE audit_log SET detail = 'x' WHERE seq = 2", [])?));
         assert!(refused.is_err());
-        p.vault()
-            .write(|c| {
-                c.execute_batch(
-                    "DROP TRIGGER audit_log_no_update;
+        p.write(|c| {
+            c.execute_batch(
+                "DROP TRIGGER audit_log_no_update;
                      UPDATE audit_log SET detail = 'grant g2' WHERE seq = 2;",
-                )?;
-                Ok(())
-            })
-            .unwrap();
-        let check = p.vault().read(verify).unwrap();
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let check = p.read(verify).unwrap();
         assert_eq!(check.broken_at, Some(2));
         assert!(require(&check).is_err());
     }

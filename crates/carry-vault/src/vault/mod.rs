@@ -1,10 +1,10 @@
 //! The encrypted vault: one SQLCipher database per person profile, one writer
 //! connection and a small pool of readers, opened with a raw 256-bit key.
 
-pub(crate) mod identity;
+pub mod identity;
 mod keyfile;
-pub(crate) mod meta;
-pub(crate) mod migrations;
+pub mod meta;
+pub mod migrations;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -268,14 +268,14 @@ impl Vault {
     }
 
     /// Run `f` on the writer connection. There is one writer; callers queue here.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let session = self.session()?;
         let mut conn = lock_mutex(&session.writer);
         f(&mut conn).map_err(|e| named(e, &session.db_path))
     }
 
     /// Run `f` on a reader connection, which sees the last committed state.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let session = self.session()?;
         let pooled = lock_mutex(&session.readers).pop();
         let conn = match pooled {

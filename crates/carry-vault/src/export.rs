@@ -53,7 +53,7 @@ fn io(e: std::io::Error) -> Error {
 
 /// Write the scoped record to `out` as a collection Bundle. Returns the entry count.
 /// The read runs in one transaction, so the export is one consistent snapshot.
-pub(crate) fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write) -> Result<u64> {
+pub fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write) -> Result<u64> {
     let mut sql = String::from(
         "SELECT r.full_url, r.json FROM resources r JOIN sources s ON s.id = r.source_id WHERE 1=1",
     );
@@ -90,7 +90,7 @@ pub(crate) fn export(conn: &Connection, scope: &ExportScope, out: &mut dyn Write
 
 /// Write the resources with item ids `ids` as a collection Bundle (what a grantee
 /// receives, for "view as").
-pub(crate) fn export_items(conn: &Connection, ids: &[i64], out: &mut dyn Write) -> Result<u64> {
+pub fn export_items(conn: &Connection, ids: &[i64], out: &mut dyn Write) -> Result<u64> {
     let list = serde_json::to_string(ids)?;
     write_bundle(
         conn,

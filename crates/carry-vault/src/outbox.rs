@@ -8,19 +8,26 @@ use serde_json::Value;
 use crate::error::Result;
 
 /// A reading not yet queued for a provider that takes readings.
-pub(crate) struct Candidate {
-    pub(crate) item_id: i64,
-    pub(crate) source_id: i64,
-    pub(crate) source_name: String,
-    pub(crate) identifier: String,
-    pub(crate) kind: Option<&'static str>,
-    pub(crate) sensitive: bool,
-    pub(crate) display: String,
+pub struct Candidate {
+    /// The reading's item id.
+    pub item_id: i64,
+    /// The provider's source id.
+    pub source_id: i64,
+    /// The provider's name.
+    pub source_name: String,
+    /// The reading's identifier, `system|value`.
+    pub identifier: String,
+    /// What kind of reading it is (`weight`, `bp`…), if known.
+    pub kind: Option<&'static str>,
+    /// Whether it carries a sensitivity label.
+    pub sensitive: bool,
+    /// Its display line.
+    pub display: String,
 }
 
 /// Every reading the person (or their carer) entered that is not yet queued for a
 /// provider that takes readings, once per such provider.
-pub(crate) fn candidates(c: &rusqlite::Connection) -> Result<Vec<Candidate>> {
+pub fn candidates(c: &rusqlite::Connection) -> Result<Vec<Candidate>> {
     let mut stmt = c.prepare(
         "SELECT r.id, p.source_id, ps.name, json_extract(r.json, '$.identifier[0].system') || '|' ||
                 json_extract(r.json, '$.identifier[0].value'), r.json, r.sensitivity, r.display
@@ -57,10 +64,11 @@ pub(crate) fn candidates(c: &rusqlite::Connection) -> Result<Vec<Candidate>> {
 pub const SENSITIVE: &str = "sensitive";
 
 /// The person's push policy: per source (0: every source) and kind, allowed or not.
-pub(crate) struct Policy(std::collections::HashMap<(i64, String), bool>);
+pub struct Policy(std::collections::HashMap<(i64, String), bool>);
 
 impl Policy {
-    pub(crate) fn load(c: &rusqlite::Connection) -> Result<Policy> {
+    /// The policy as the vault holds it.
+    pub fn load(c: &rusqlite::Connection) -> Result<Policy> {
         let rows = c
             .prepare("SELECT source_id, kind, allow FROM push_policy")?
             .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
@@ -68,7 +76,8 @@ impl Policy {
         Ok(Policy(rows))
     }
 
-    pub(crate) fn rule(&self, source: i64, kind: &str) -> Option<bool> {
+    /// The rule for `kind` to `source` (else to every source), if there is one.
+    pub fn rule(&self, source: i64, kind: &str) -> Option<bool> {
         self.0
             .get(&(source, kind.to_string()))
             .or_else(|| self.0.get(&(0, kind.to_string())))
@@ -77,7 +86,7 @@ impl Policy {
 
     /// A rule for the reading's kind decides; else a sensitive reading goes only
     /// where sensitive readings are allowed; else it goes.
-    pub(crate) fn allows(&self, c: &Candidate) -> bool {
+    pub fn allows(&self, c: &Candidate) -> bool {
         match c.kind.and_then(|k| self.rule(c.source_id, k)) {
             Some(allow) => allow,
             None if c.sensitive => self.rule(c.source_id, SENSITIVE).unwrap_or(false),
@@ -90,7 +99,7 @@ impl Policy {
 /// for every provider that takes readings and that the push policy lets it go to.
 /// Runs when a reading is added and before each push, so a source added later also
 /// receives the readings made before it, and a rule relaxed later sends what it kept.
-pub(crate) fn enqueue(tx: &rusqlite::Connection, now: i64) -> Result<()> {
+pub fn enqueue(tx: &rusqlite::Connection, now: i64) -> Result<()> {
     let policy = Policy::load(tx)?;
     for c in candidates(tx)? {
         if policy.allows(&c) {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 /// A shared byte count.
 #[derive(Clone, Default)]
-pub(crate) struct Counter(Rc<Cell<u64>>);
+pub struct Counter(Rc<Cell<u64>>);
 
 impl Counter {
     pub fn get(&self) -> u64 {
@@ -18,7 +18,7 @@ impl Counter {
 }
 
 /// Wraps a reader and adds every byte read to a [`Counter`].
-pub(crate) struct CountingReader<R> {
+pub struct CountingReader<R> {
     inner: R,
     counter: Counter,
 }
@@ -40,7 +40,7 @@ impl<R: Read> Read for CountingReader<R> {
 /// Where a file stopped being UTF-8 (the offset of its first bad byte), once a
 /// [`Utf8Reader`] over it has seen it. Shared by every reader of one import.
 #[derive(Clone, Default)]
-pub(crate) struct NotUtf8(Rc<Cell<Option<u64>>>);
+pub struct NotUtf8(Rc<Cell<Option<u64>>>);
 
 impl NotUtf8 {
     /// The offset of the first byte that is not part of a UTF-8 character, if one
@@ -59,7 +59,7 @@ impl NotUtf8 {
 /// Wraps a reader and fails the read that brings a byte which cannot be UTF-8,
 /// noting its offset in a [`NotUtf8`]. A character split between two reads is
 /// checked whole.
-pub(crate) struct Utf8Reader<R> {
+pub struct Utf8Reader<R> {
     inner: R,
     /// Bytes read and found to be UTF-8, or the start of a character still to come.
     checked: u64,
@@ -142,10 +142,10 @@ impl<R: Read> Read for Utf8Reader<R> {
 }
 
 /// An import file opened for reading: checked as UTF-8, and counted.
-pub(crate) type FileReader = CountingReader<Utf8Reader<File>>;
+pub type FileReader = CountingReader<Utf8Reader<File>>;
 
 /// Open `path` for an import that counts into `counter` and notes bad bytes in `bad`.
-pub(crate) fn open(path: &Path, counter: Counter, bad: NotUtf8) -> std::io::Result<FileReader> {
+pub fn open(path: &Path, counter: Counter, bad: NotUtf8) -> std::io::Result<FileReader> {
     Ok(CountingReader::new(
         Utf8Reader::new(File::open(path)?, bad),
         counter,

@@ -110,7 +110,7 @@ pub struct ImportOptions<'a> {
 const PROGRESS_EVERY: u64 = 256;
 
 /// The per-file state shared by the Bundle, resource and NDJSON readers.
-pub(crate) struct Sink<'w, 't, 'c, 'o> {
+pub struct Sink<'w, 't, 'c, 'o> {
     writer: &'w mut Writer<'t, 'c>,
     report: &'w mut FileReport,
     counter: Counter,
@@ -123,12 +123,7 @@ pub(crate) struct Sink<'w, 't, 'c, 'o> {
 impl Sink<'_, '_, '_, '_> {
     /// Store one resource found at `position`. Invalid resources become rejections;
     /// only storage failures and cancellation are returned as errors.
-    pub(crate) fn resource(
-        &mut self,
-        position: &str,
-        raw: &str,
-        full_url: Option<&str>,
-    ) -> Result<()> {
+    pub fn resource(&mut self, position: &str, raw: &str, full_url: Option<&str>) -> Result<()> {
         if self
             .options
             .cancel
@@ -163,11 +158,13 @@ impl Sink<'_, '_, '_, '_> {
         Ok(())
     }
 
-    pub(crate) fn skip(&mut self) {
+    /// Count an entry passed over (not a resource the record keeps).
+    pub fn skip(&mut self) {
         self.report.skipped += 1;
     }
 
-    pub(crate) fn reject(&mut self, position: &str, reason: String) {
+    /// Record an entry refused, where it was and why.
+    pub fn reject(&mut self, position: &str, reason: String) {
         self.report.rejected.push(Rejection {
             file: self.report.file.clone(),
             entry: position.to_string(),
@@ -216,7 +213,7 @@ fn sniff(path: &Path, not_utf8: &NotUtf8) -> Result<Layout> {
 }
 
 /// Import one file into the vault behind `conn`, under the file source named after it.
-pub(crate) fn import_file(
+pub fn import_file(
     conn: &mut Connection,
     path: &Path,
     options: ImportOptions<'_>,

@@ -43,23 +43,25 @@ pub struct Scope {
 
 /// One resource in scope: its item id and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InScope {
+pub struct InScope {
+    /// The item id.
     pub id: i64,
+    /// The hash of its content as held.
     pub hash: Vec<u8>,
 }
 
 /// The key a grantee knows an item by.
-pub(crate) fn rkey(id: i64) -> String {
+pub fn rkey(id: i64) -> String {
     format!("r{id}")
 }
 
 /// The item ids `scope` covers, in order.
-pub(crate) fn ids(conn: &Connection, scope: &Scope) -> Result<Vec<i64>> {
+pub fn ids(conn: &Connection, scope: &Scope) -> Result<Vec<i64>> {
     Ok(in_scope(conn, scope)?.into_iter().map(|i| i.id).collect())
 }
 
 /// The resources `scope` covers, in item id order.
-pub(crate) fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>> {
+pub fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>> {
     if scope.categories.is_empty() {
         return Ok(Vec::new());
     }
@@ -135,7 +137,7 @@ pub(crate) fn in_scope(conn: &Connection, scope: &Scope) -> Result<Vec<InScope>>
 
 /// Whether `scope` covers a resource with `analysis` (by the rule [`in_scope`]
 /// applies to the record): `Err` says why not, in words fit for both people.
-pub(crate) fn admits(
+pub fn admits(
     scope: &Scope,
     analysis: &crate::record::Analysis,
 ) -> std::result::Result<(), String> {
@@ -184,7 +186,7 @@ pub(crate) fn admits(
 }
 
 /// The sources other than `own` that hold the fact item `id` is a copy of, by name.
-pub(crate) fn other_sources(conn: &Connection, id: i64, own: &str) -> Result<Vec<String>> {
+pub fn other_sources(conn: &Connection, id: i64, own: &str) -> Result<Vec<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT DISTINCT s.name FROM resources i

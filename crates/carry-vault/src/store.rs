@@ -50,12 +50,7 @@ impl SourceKind {
 }
 
 /// The id of a source, created on first use.
-pub(crate) fn ensure_source(
-    tx: &Transaction<'_>,
-    kind: SourceKind,
-    name: &str,
-    now: i64,
-) -> Result<i64> {
+pub fn ensure_source(tx: &Transaction<'_>, kind: SourceKind, name: &str, now: i64) -> Result<i64> {
     tx.execute(
         "INSERT INTO sources (kind, name, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (kind, name) DO NOTHING",
@@ -69,7 +64,7 @@ pub(crate) fn ensure_source(
 }
 
 /// Writes resources for one source inside one transaction.
-pub(crate) struct Writer<'t, 'c> {
+pub struct Writer<'t, 'c> {
     tx: &'t Transaction<'c>,
     source_id: i64,
     import_id: Option<i64>,
@@ -82,6 +77,7 @@ pub(crate) struct Writer<'t, 'c> {
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
+    /// A writer into `source_id` within `tx`, for resources entered by `entered_by`.
     pub fn new(
         tx: &'t Transaction<'c>,
         source_id: i64,
@@ -326,7 +322,7 @@ fn group(
 }
 
 /// Remember the first Patient stored as the one the profile is about, if none is set.
-pub(crate) fn adopt_self_patient(tx: &Transaction<'_>) -> Result<()> {
+pub fn adopt_self_patient(tx: &Transaction<'_>) -> Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO meta (key, value)
          SELECT 'self_patient', CAST(id AS TEXT) FROM resources
@@ -338,7 +334,7 @@ pub(crate) fn adopt_self_patient(tx: &Transaction<'_>) -> Result<()> {
 
 /// Delete the resource `id` and everything indexed for it. A group it headed passes
 /// to its next member; a group left with one member dissolves.
-pub(crate) fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
+pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
         .execute([id])?;
     tx.prepare_cached("DELETE FROM resource_keys WHERE resource_id = ?1")?

@@ -117,7 +117,7 @@ fn fill_groups(conn: &Connection, items: &mut [Item]) -> Result<()> {
 }
 
 /// The items with ids `ids`, newest first (every member, not only group heads).
-pub(crate) fn items(conn: &Connection, ids: &[i64]) -> Result<Vec<Item>> {
+pub fn items(conn: &Connection, ids: &[i64]) -> Result<Vec<Item>> {
     let list = serde_json::to_string(ids)?;
     let mut stmt = conn.prepare(&format!(
         "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
@@ -133,7 +133,7 @@ pub(crate) fn items(conn: &Connection, ids: &[i64]) -> Result<Vec<Item>> {
 
 /// Appointments still to come (starting at or after `now`, Unix seconds), soonest
 /// first, one per fact; cancelled, missed and mistaken ones left out.
-pub(crate) fn upcoming_appointments(conn: &Connection, now: i64) -> Result<Vec<Item>> {
+pub fn upcoming_appointments(conn: &Connection, now: i64) -> Result<Vec<Item>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id
          WHERE r.rtype = 'Appointment' AND r.date_sort >= ?1
@@ -205,7 +205,7 @@ fn page_limit(limit: Option<u32>) -> Result<u32> {
 }
 
 /// The timeline: newest first, filtered, one page at a time.
-pub(crate) fn timeline(conn: &Connection, q: &TimelineQuery) -> Result<Page> {
+pub fn timeline(conn: &Connection, q: &TimelineQuery) -> Result<Page> {
     let limit = page_limit(q.limit)?;
     let mut sql = format!(
         "SELECT {ITEM_COLUMNS} FROM resources r JOIN sources s ON s.id = r.source_id WHERE 1=1"
@@ -282,7 +282,7 @@ fn fts_query(text: &str) -> Option<String> {
 /// follows over time (`hba1c`, `a1c`, `bp`, `blood pressure`, `egfr`… see
 /// [`crate::trend::CONCEPTS`]) gives its results instead, newest first, whatever words
 /// the records use for them.
-pub(crate) fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
+pub fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
     let limit = page_limit(limit)?;
     if crate::trend::concept(text).is_some() {
         let series = crate::trend::series(conn, text)?;
@@ -469,7 +469,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 }
 
 /// One resource in full, by item id.
-pub(crate) fn show(conn: &Connection, id: i64) -> Result<Detail> {
+pub fn show(conn: &Connection, id: i64) -> Result<Detail> {
     let row = conn
         .query_row(
             &format!(
@@ -515,7 +515,7 @@ pub(crate) fn show(conn: &Connection, id: i64) -> Result<Detail> {
 }
 
 /// Item ids of resources with this FHIR type and id (`Patient/123`).
-pub(crate) fn find_by_type_id(conn: &Connection, rtype: &str, rid: &str) -> Result<Vec<i64>> {
+pub fn find_by_type_id(conn: &Connection, rtype: &str, rid: &str) -> Result<Vec<i64>> {
     let mut stmt =
         conn.prepare_cached("SELECT id FROM resources WHERE rtype = ?1 AND rid = ?2 ORDER BY id")?;
     let ids = stmt
@@ -540,7 +540,7 @@ pub struct Stats {
 }
 
 /// Counts over the whole record.
-pub(crate) fn stats(conn: &Connection) -> Result<Stats> {
+pub fn stats(conn: &Connection) -> Result<Stats> {
     let group = |col: &str| -> Result<BTreeMap<String, u64>> {
         let mut stmt = conn.prepare(&format!(
             "SELECT {col}, count(*) FROM resources GROUP BY {col}"

@@ -93,7 +93,7 @@ impl DocumentFile {
 
 /// Check a document before it is kept: its title, size and kind. Returns the content
 /// type (the one given must be the one the bytes are).
-pub(crate) fn check(bytes: &[u8], title: &str, content_type: Option<&str>) -> Result<&'static str> {
+pub fn check(bytes: &[u8], title: &str, content_type: Option<&str>) -> Result<&'static str> {
     let title = title.trim();
     if title.is_empty() {
         return Err(Error::invalid("a document needs a title"));
@@ -164,7 +164,7 @@ fn document(
 
 /// Keep `bytes` as a document titled `title` in `tx`, for the person named `name`.
 /// Returns its item id.
-pub(crate) fn attach_in(
+pub fn attach_in(
     tx: &Transaction<'_>,
     name: &str,
     self_patient: Option<i64>,
@@ -207,7 +207,7 @@ pub(crate) fn attach_in(
 /// `Binary` the record holds. `NotFound` for no such item; `InvalidInput` for an item
 /// that is not a document, one whose content is held elsewhere (a URL), or one whose
 /// bytes do not match the size or hash it gives (damaged on its way here).
-pub(crate) fn file(conn: &Connection, id: i64) -> Result<DocumentFile> {
+pub fn file(conn: &Connection, id: i64) -> Result<DocumentFile> {
     let row: Option<(String, String)> = conn
         .query_row(
             "SELECT rtype, json FROM resources WHERE id = ?1",

@@ -141,7 +141,7 @@ pub struct Series {
 }
 
 /// The series `what` names: a concept (its id, a synonym or its name) or a LOINC code.
-pub(crate) fn series(conn: &Connection, what: &str) -> Result<Series> {
+pub fn series(conn: &Connection, what: &str) -> Result<Series> {
     let (id, name, codes, unit): (String, String, Vec<&str>, &str) = match concept(what) {
         Some(c) => (c.id.into(), c.name.into(), c.codes.to_vec(), c.unit),
         None if is_loinc(what.trim()) => (
@@ -349,7 +349,7 @@ mod tests {
     /// every code here is there, under the concept's name.
     #[test]
     fn the_viewer_follows_the_same_codes() {
-        let viewer = include_str!("../../endpoint/viewer/viewer.js");
+        let viewer = include_str!("../../../endpoint/viewer/viewer.js");
         let table = viewer
             .split("var KEY_RESULTS = [")
             .nth(1)

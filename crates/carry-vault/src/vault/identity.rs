@@ -9,7 +9,7 @@ use crate::keys::fill_random;
 use crate::time::now_unix;
 
 /// Load the identity, creating it on first use.
-pub(crate) fn get(conn: &Connection) -> Result<Identity> {
+pub fn get(conn: &Connection) -> Result<Identity> {
     let row: Option<(Vec<u8>, Vec<u8>)> = conn
         .query_row(
             "SELECT sign_pkcs8, enc_secret FROM identity WHERE id = 1",

@@ -23,7 +23,7 @@ fn check_key(key: &VaultKey) -> hmac::Key {
 
 /// What the key file holds.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct KeyFile {
+pub struct KeyFile {
     format: String,
     version: u32,
     /// Hex of HMAC-SHA256(vault key, CHECK_LABEL).
@@ -83,7 +83,7 @@ impl KeyFile {
 
 /// Write `bytes` to `path` atomically: a private temporary file, fsync, rename, and
 /// fsync of the folder. A crash leaves either the old file or the new one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("carry-tmp");
     {
         let mut opts = OpenOptions::new();

@@ -25,7 +25,7 @@ const READING_SKEW_S: i64 = 300;
 const EARLIEST_READING: i64 = -2_208_988_800;
 
 /// Check a reading's time: not in the future (beyond clock skew), not before 1900.
-pub(crate) fn check_time(taken_at: Option<i64>, now: i64) -> Result<()> {
+pub fn check_time(taken_at: Option<i64>, now: i64) -> Result<()> {
     match taken_at {
         Some(at) if at > now + READING_SKEW_S => {
             Err(Error::invalid("a reading cannot be taken in the future"))
@@ -39,7 +39,7 @@ pub(crate) fn check_time(taken_at: Option<i64>, now: i64) -> Result<()> {
 
 /// Record `reading` for the person named `name` in `tx`, taken at `taken_at` (else
 /// `now`), and queue it for the providers that take readings. Returns its item id.
-pub(crate) fn put_reading(
+pub fn put_reading(
     tx: &Transaction<'_>,
     name: &str,
     self_patient: Option<i64>,
@@ -106,7 +106,7 @@ fn own_reading(tx: &Transaction<'_>, id: i64) -> Result<Value> {
 
 /// Delete the reading `id` in `tx` (see the module documentation). Returns how many
 /// providers it is to be taken back from.
-pub(crate) fn delete_in(tx: &Transaction<'_>, id: i64, now: i64) -> Result<u64> {
+pub fn delete_in(tx: &Transaction<'_>, id: i64, now: i64) -> Result<u64> {
     let mut obs = own_reading(tx, id)?;
     let sent: Vec<(i64, Option<String>, String)> = tx
         .prepare(
@@ -142,7 +142,7 @@ pub(crate) fn delete_in(tx: &Transaction<'_>, id: i64, now: i64) -> Result<u64> 
 
 /// Whether `resource` (from a provider) is the person's reading they took back: it is
 /// not stored again.
-pub(crate) fn taken_back(tx: &Transaction<'_>, resource: &Value) -> Result<bool> {
+pub fn taken_back(tx: &Transaction<'_>, resource: &Value) -> Result<bool> {
     let Some(ids) = resource["identifier"].as_array() else {
         return Ok(false);
     };
@@ -161,7 +161,7 @@ pub(crate) fn taken_back(tx: &Transaction<'_>, resource: &Value) -> Result<bool>
 }
 
 /// Audit a mend.
-pub(crate) fn audited(tx: &Transaction<'_>, what: &str, id: i64, providers: u64) -> Result<()> {
+pub fn audited(tx: &Transaction<'_>, what: &str, id: i64, providers: u64) -> Result<()> {
     audit::append(
         tx,
         AuditEvent::ReadingMended,

@@ -402,7 +402,7 @@ fn category(code: &str, display: &str) -> Value {
 }
 
 /// A random UUID (version 4) from the system CSPRNG.
-pub(crate) fn uuid_v4() -> Result<String> {
+pub fn uuid_v4() -> Result<String> {
     let mut b = [0u8; 16];
     fill_random(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// One schema step.
-pub(crate) struct Migration {
+pub struct Migration {
     /// The version this step produces.
     pub version: i64,
     /// The SQL of the step.
@@ -19,7 +19,7 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Append new steps; never edit a released one.
-pub(crate) const MIGRATIONS: &[Migration] = &[
+pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         sql: include_str!("schema_v1.sql"),
@@ -93,12 +93,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 pub const SCHEMA_VERSION: i64 = 13;
 
 /// Bring `conn` up to the newest schema.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+pub fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_with(conn, MIGRATIONS)
 }
 
 /// Bring `conn` up to the last of `steps`. Split out so tests can run other lists.
-pub(crate) fn migrate_with(conn: &mut Connection, steps: &[Migration]) -> Result<()> {
+pub fn migrate_with(conn: &mut Connection, steps: &[Migration]) -> Result<()> {
     let latest = steps.last().map_or(0, |m| m.version);
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > latest {
@@ -245,10 +245,11 @@ mod tests {
     fn vaults_saved_from_releases_upgrade_to_the_schema_of_a_new_vault() {
         // (release, profile, its passphrase in that demo, its schema version)
         let releases = [("2026-11-23", "carer", "another demo passphrase", 9)];
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../core/tests/fixtures");
         let fresh_dir = tempfile::tempdir().unwrap();
         let keys = crate::keys::PassphraseKeyStore::new("a passphrase").unwrap();
-        drop(crate::profile::Profile::create(fresh_dir.path(), "New", &keys).unwrap());
+        drop(super::super::Vault::create(fresh_dir.path(), &keys).unwrap());
         let fresh = schema(&keyed(fresh_dir.path(), &keys));
         for (release, profile, passphrase, was) in releases {
             let dir = tempfile::tempdir().unwrap();
@@ -267,10 +268,12 @@ mod tests {
                 let rows = rows(&c, &cols);
                 (cols, rows)
             };
-            let p = crate::profile::Profile::open(dir.path(), &keys).unwrap();
-            let people = crate::share::people(&p).unwrap();
-            assert!(!people.is_empty(), "{release}/{profile}: people kept");
-            let audit = crate::share::verify_audit(&p).unwrap();
+            let p = super::super::Vault::open(dir.path(), &keys).unwrap();
+            let people: i64 = p
+                .read(|c| Ok(c.query_row("SELECT count(*) FROM people", [], |r| r.get(0))?))
+                .unwrap();
+            assert!(people > 0, "{release}/{profile}: people kept");
+            let audit = p.read(crate::audit::verify).unwrap();
             assert!(
                 audit.ok() && audit.entries > 0,
                 "{release}/{profile}: {audit:?}"
@@ -288,7 +291,7 @@ mod tests {
             // aside).
             assert_eq!(rows(&c, &old_columns), old_rows, "{release}/{profile}");
             drop(c);
-            let again = crate::profile::Profile::open(dir.path(), &keys).unwrap();
+            let again = super::super::Vault::open(dir.path(), &keys).unwrap();
             drop(again);
             assert_eq!(schema(&keyed(dir.path(), &keys)), fresh);
         }
