@@ -17,7 +17,8 @@ ALLOWED = {
     "carry-proto": set(),
     "carry-base": {"carry-proto"},
     "carry-vault": {"carry-base"},
-    "carry-core": {"carry-base", "carry-vault", "carry-proto"},
+    "carry-net": {"carry-base", "carry-proto"},
+    "carry-core": {"carry-base", "carry-vault", "carry-net", "carry-proto"},
     "carry-endpoint": {"carry-proto"},
     "carry-ffi": {"carry-core"},
     "carry-cli": {"carry-core"},
@@ -34,6 +35,7 @@ CORE_LAYERS = [
     ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "scope", "export", "import", "mend", "contacts", "documents"]),
     ("the handle apps hold", ["profile"]),
     ("the person's settings", ["prefs"]),
+    # The carry-net crate, re-exported as net.
     ("network plumbing", ["net"]),
     ("features", ["sync", "share", "links", "backup"]),
     ("the person's devices, which keep grants, keys and backups in step", ["devices"]),

@@ -18,6 +18,8 @@ pub use carry_vault::{
     audit, contacts, documents, export, import, query, readings, scope, store, trend, vault,
 };
 use carry_vault::{mend, outbox};
+// The network plumbing is the carry-net crate.
+pub use carry_net as net;
 
 pub mod backup;
 pub mod devices;
@@ -25,7 +27,6 @@ pub mod exchange;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod links;
-pub mod net;
 pub mod prefs;
 pub mod profile;
 pub mod restore;

@@ -14,26 +14,26 @@ use serde::Serialize;
 
 use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
-use crate::net::http::{Http, Resp};
+use crate::http::{Http, Resp};
 
 /// What a sign-in signs: the context, the origin of the endpoint as this client
 /// reaches it, a newline, and the challenge. A signature made for one endpoint is no
 /// use at another, so a hostile endpoint cannot pass a real one's challenge on to be
 /// signed (`docs/formats.md`, the relay).
-pub(crate) fn auth_message(origin: &str, challenge: &[u8]) -> Vec<u8> {
+pub fn auth_message(origin: &str, challenge: &[u8]) -> Vec<u8> {
     carry_proto::relay::auth_message(origin, challenge)
 }
 
 /// The origin (`scheme://host[:port]`, the port only when not the scheme's default)
 /// of an endpoint URL.
-pub(crate) fn origin_of(endpoint: &str) -> Result<String> {
+pub fn origin_of(endpoint: &str) -> Result<String> {
     url::Url::parse(endpoint)
         .map(|u| u.origin().ascii_serialization())
         .map_err(|_| Error::invalid(format!("'{endpoint}' is not a URL")))
 }
 
 /// A request body as JSON text, made once for every try of the request.
-pub(crate) fn json_text<T: Serialize>(body: &T) -> Result<String> {
+pub fn json_text<T: Serialize>(body: &T) -> Result<String> {
     Ok(serde_json::to_string(body)?)
 }
 
@@ -50,7 +50,7 @@ impl JsonBody for reqwest::RequestBuilder {
 }
 
 /// A logged-in relay session.
-pub(crate) struct Relay {
+pub struct Relay {
     http: Http,
     base: String,
     /// The endpoint's root URL (the share-link host lives beside the relay).
@@ -62,10 +62,10 @@ pub(crate) struct Relay {
 
 /// One envelope from the mailbox: its id, tag, body (base64url) and the sender's
 /// mailbox as the relay saw it signed in (absent from relays that do not say).
-pub(crate) type Fetched = carry_proto::relay::messages::Envelope;
+pub type Fetched = carry_proto::relay::messages::Envelope;
 
 /// What a sign-in came to.
-pub(crate) enum SignIn {
+pub enum SignIn {
     /// A session.
     Session(Relay),
     /// The key was retired at the endpoint, in favour of the key of this mailbox.
@@ -77,7 +77,7 @@ pub(crate) enum SignIn {
 
 /// What became of a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Posted {
+pub enum Posted {
     /// The relay keeps it under this id.
     Stored(i64),
     /// The recipient's mailbox is full (507): nothing was stored; try again later.
@@ -85,7 +85,7 @@ pub(crate) enum Posted {
 }
 
 /// The relay base for an endpoint URL: `URL/relay/v1`.
-pub(crate) fn base_of(endpoint: &str) -> Result<String> {
+pub fn base_of(endpoint: &str) -> Result<String> {
     let url = url::Url::parse(endpoint)
         .map_err(|_| Error::invalid(format!("'{endpoint}' is not a URL")))?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -97,7 +97,10 @@ pub(crate) fn base_of(endpoint: &str) -> Result<String> {
     Ok(format!("{}/relay/v1", endpoint.trim_end_matches('/')))
 }
 
-pub(crate) fn status_error(what: &str, r: &Resp) -> Error {
+/// The error for the relay's answer to `what` with a status that is not success: its
+/// kind follows the status (a refused login, not found, keys replaced, too large, or
+/// a network error), and its reason names `what`.
+pub fn status_error(what: &str, r: &Resp) -> Error {
     match r.status {
         401 | 403 => Error::Auth {
             reason: format!("the relay refused the login ({what}: {})", r.status),
@@ -115,7 +118,7 @@ pub(crate) fn status_error(what: &str, r: &Resp) -> Error {
 }
 
 /// The keys being retired were already replaced by keys this profile does not hold.
-pub(crate) fn replaced_by_another() -> Error {
+pub fn replaced_by_another() -> Error {
     Error::Denied {
         reason: "the previous keys were already replaced at the endpoint by keys this \
                  profile does not hold: a removed device acted first. Tell the people you \
@@ -124,7 +127,9 @@ pub(crate) fn replaced_by_another() -> Error {
     }
 }
 
-pub(crate) fn json_of<T: serde::de::DeserializeOwned>(what: &str, r: &Resp) -> Result<T> {
+/// The relay's answer to `what` parsed as `T`; a body that is not is a network error
+/// (the answer is not what the protocol says).
+pub fn json_of<T: serde::de::DeserializeOwned>(what: &str, r: &Resp) -> Result<T> {
     serde_json::from_slice(&r.body).map_err(|_| Error::Network {
         reason: format!("the relay's answer to {what} is not what the protocol says"),
         retry_after_s: None,

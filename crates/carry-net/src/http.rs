@@ -19,13 +19,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY_AFTER_MAX: u64 = 120;
 /// The largest answer read by default (a FHIR page of up to 500 resources, a relay
 /// page, a share-link manifest); a larger one is refused as it arrives, not after.
-pub(crate) const DEFAULT_MAX_BODY: usize = 64 << 20;
+pub const DEFAULT_MAX_BODY: usize = 64 << 20;
 
 /// A response, read whole.
 #[derive(Debug)]
-pub(crate) struct Resp {
+pub struct Resp {
+    /// The HTTP status.
     pub status: u16,
+    /// The body, read whole (within the client's cap).
     pub body: Vec<u8>,
+    /// The `Location` header, if any.
     pub location: Option<String>,
     /// The `X-Carry-*` headers, by lower-case name (the backup host's version and base).
     pub carry: Vec<(String, String)>,
@@ -42,7 +45,7 @@ impl Resp {
 }
 
 /// The client of one sync run.
-pub(crate) struct Http {
+pub struct Http {
     client: reqwest::Client,
     deadline: Option<Instant>,
     cancel: Option<Arc<AtomicBool>>,
@@ -74,7 +77,7 @@ fn random_below(n: u64) -> u64 {
 }
 
 /// The wait before retry `attempt` (1-based): full jitter over an exponential step.
-pub(crate) fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     let step = BACKOFF_BASE
         .saturating_mul(1u32 << attempt.min(16))
         .min(BACKOFF_CAP);
@@ -273,7 +276,7 @@ async fn read_capped(
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
-pub(crate) fn enc(v: &str) -> String {
+pub fn enc(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -137,7 +137,7 @@ pub fn spki_pin(cert_der: &[u8]) -> Result<String> {
 
 /// The verifier every client uses: the Mozilla roots, and per host what the app added.
 #[derive(Debug)]
-pub(crate) struct Verifier {
+pub struct Verifier {
     default: Arc<WebPkiServerVerifier>,
 }
 
@@ -152,7 +152,7 @@ impl std::fmt::Debug for HostTrust {
 
 impl Verifier {
     /// Over the Mozilla roots.
-    pub(crate) fn new() -> Result<Self> {
+    pub fn new() -> Result<Self> {
         Ok(Verifier {
             default: WebPkiServerVerifier::builder_with_provider(
                 Arc::new(mozilla_roots()),
@@ -247,7 +247,7 @@ const PIN_MISMATCH: &str = "the certificate presents none of the keys pinned for
 
 /// If `e` failed because the server's certificate was refused, why, in words: such a
 /// failure is not worth retrying.
-pub(crate) fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(tls) = c.downcast_ref::<rustls::Error>() {
@@ -290,7 +290,7 @@ mod tests {
     use rustls::pki_types::PrivateKeyDer;
 
     use super::*;
-    use crate::net::http::Http;
+    use crate::http::Http;
 
     /// A private CA and a certificate for `localhost` and 127.0.0.1 signed by it.
     struct Pki {

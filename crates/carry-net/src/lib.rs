@@ -1,15 +1,22 @@
-//! The network plumbing every feature shares: the options of one call (its time
+//! The network plumbing every feature of Carry's core shares (a crate of its own,
+//! re-exported by `carry-core` as `net`): the options of one call (its time
 //! budget and cancel flag, [`CallOptions`]), the HTTP client with its retries, budget
 //! and cancellation (`http.rs`), the client of the endpoint's relay, whose signed-in
 //! session the share, link, backup and device features all use (`relay.rs`), and which
 //! TLS certificates an endpoint may present (`trust.rs`).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) mod http;
-pub(crate) mod relay;
+// The base layer, under the names the core uses.
+use carry_base::{crypto, error, keys};
+
+pub mod http;
+pub mod relay;
 pub mod trust;
 
 /// Options for one call that talks to the network: a sync, an exchange with the relay,
@@ -25,12 +32,12 @@ pub struct CallOptions {
 
 impl CallOptions {
     /// The moment the budget runs out, counted from now.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
         self.budget.map(|b| Instant::now() + b)
     }
 
     /// An HTTP client that keeps to these options, from now.
-    pub(crate) fn http(&self) -> crate::error::Result<http::Http> {
+    pub fn http(&self) -> crate::error::Result<http::Http> {
         http::Http::new(self.deadline(), self.cancel.clone())
     }
 }
