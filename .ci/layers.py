@@ -18,7 +18,8 @@ ALLOWED = {
     "carry-base": {"carry-proto"},
     "carry-vault": {"carry-base"},
     "carry-net": {"carry-base", "carry-proto"},
-    "carry-core": {"carry-base", "carry-vault", "carry-net", "carry-proto"},
+    "carry-profile": {"carry-base", "carry-vault"},
+    "carry-core": {"carry-base", "carry-vault", "carry-net", "carry-profile", "carry-proto"},
     "carry-endpoint": {"carry-proto"},
     "carry-ffi": {"carry-core"},
     "carry-cli": {"carry-core"},
@@ -33,6 +34,7 @@ CORE_LAYERS = [
     ("base", ["files", "private_file", "text", "time", "error", "keys", "qr", "record", "crypto"]),
     # The carry-vault crate, re-exported the same way.
     ("the vault and the record in it", ["vault", "store", "audit", "readings", "outbox", "trend", "query", "scope", "export", "import", "mend", "contacts", "documents"]),
+    # The carry-profile crate (with prefs), re-exported the same way.
     ("the handle apps hold", ["profile"]),
     ("the person's settings", ["prefs"]),
     # The carry-net crate, re-exported as net.

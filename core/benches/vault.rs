@@ -175,8 +175,7 @@ fn new_profile(work: &Path, encrypted: bool, key_store: &dyn KeyStore) -> Kept {
     };
     let profile = profile.expect("create a profile");
     if no_change_tracking() {
-        profile
-            .without_change_tracking()
+        carry_core::backup::without_change_tracking(&profile)
             .expect("drop the change-tracking triggers");
     }
     Kept { profile, _dir: dir }

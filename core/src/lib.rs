@@ -20,6 +20,8 @@ pub use carry_vault::{
 use carry_vault::{mend, outbox};
 // The network plumbing is the carry-net crate.
 pub use carry_net as net;
+// The handle apps hold and the person's settings are the carry-profile crate.
+pub use carry_profile::{prefs, profile};
 
 pub mod backup;
 pub mod devices;
@@ -27,8 +29,6 @@ pub mod exchange;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod links;
-pub mod prefs;
-pub mod profile;
 pub mod restore;
 pub mod share;
 pub mod stop_sharing;

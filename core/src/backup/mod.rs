@@ -19,6 +19,8 @@ pub(crate) use remote::{restore_as, stage_move};
 #[cfg(test)]
 pub(crate) use restore::restore_file_joining;
 pub(crate) use restore::restore_from_file;
+#[cfg(feature = "plaintext-baseline")]
+pub use restore::without_change_tracking;
 pub(crate) use restore::Join;
 
 use std::io::BufWriter;

@@ -206,16 +206,14 @@ pub(crate) fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Resul
     Ok(triggers.into_iter().map(|(_, sql)| sql).collect())
 }
 
-impl Profile {
-    /// Drop the change-tracking triggers (incremental backups, other devices) from
-    /// this profile: the benchmarks' yardstick for what they cost, and nothing else.
-    #[cfg(feature = "plaintext-baseline")]
-    pub fn without_change_tracking(&self) -> Result<()> {
-        self.vault().write(|c| {
-            let tx = c.transaction()?;
-            set_aside_change_tracking(&tx)?;
-            tx.commit()?;
-            Ok(())
-        })
-    }
+/// Drop the change-tracking triggers (incremental backups, other devices) from
+/// `profile`: the benchmarks' yardstick for what they cost, and nothing else.
+#[cfg(feature = "plaintext-baseline")]
+pub fn without_change_tracking(profile: &Profile) -> Result<()> {
+    profile.vault().write(|c| {
+        let tx = c.transaction()?;
+        set_aside_change_tracking(&tx)?;
+        tx.commit()?;
+        Ok(())
+    })
 }

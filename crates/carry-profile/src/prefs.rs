@@ -219,7 +219,7 @@ fn stored<T: DeserializeOwned>(conn: &Connection, key: &str) -> Result<Option<T>
 }
 
 /// The preferences held in the vault `conn` opens.
-pub(crate) fn load(conn: &Connection) -> Result<Preferences> {
+pub fn load(conn: &Connection) -> Result<Preferences> {
     let d = Preferences::default();
     Ok(Preferences {
         national_opt_out: stored(conn, NATIONAL)?,
@@ -496,7 +496,7 @@ pub fn research_consents(profile: &Profile) -> Result<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PassphraseKeyStore;
+    use crate::keys::PassphraseKeyStore;
 
     fn profile(dir: &std::path::Path) -> Profile {
         let ks = PassphraseKeyStore::new("a test passphrase").unwrap();
@@ -577,7 +577,7 @@ mod tests {
         assert_eq!(lamport("lock_timeout_s"), 2);
         assert_eq!(lamport("default_grant_days"), 1);
 
-        let log = crate::share::audit_log(&p, 10).unwrap();
+        let log = p.vault().read(|c| crate::audit::list(c, 10)).unwrap();
         let changes: Vec<_> = log
             .iter()
             .filter(|e| e.event == "preferences-changed")
@@ -718,7 +718,9 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("GP practice"));
-        let exports = crate::share::audit_log(&p, 20)
+        let exports = p
+            .vault()
+            .read(|c| crate::audit::list(c, 20))
             .unwrap()
             .into_iter()
             .filter(|e| e.event == "exported")

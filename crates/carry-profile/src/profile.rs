@@ -438,7 +438,7 @@ impl Profile {
 }
 
 /// Run `f` against the profile on a blocking thread.
-pub(crate) async fn db<T: Send + 'static>(
+pub async fn db<T: Send + 'static>(
     profile: &std::sync::Arc<Profile>,
     f: impl FnOnce(&Profile) -> Result<T> + Send + 'static,
 ) -> Result<T> {
