@@ -136,6 +136,41 @@ public final class CarryProfile: Sendable {
         try await ffi.show(id: id)
     }
 
+    /// Appointments still to come, soonest first.
+    public func appointments() async throws -> [TimelineItem] {
+        try await ffi.appointments()
+    }
+
+    /// A result's values over time, newest first: "hba1c", "bp", "weight", a LOINC code…
+    public func trend(_ concept: String) async throws -> TrendSeries {
+        try await ffi.trend(concept: concept)
+    }
+
+    /// The people to contact: the ones the person added first, then those providers' records name.
+    public func contacts() async throws -> [Contact] {
+        try await ffi.contacts()
+    }
+
+    /// Add someone to contact: kept in the record, on the emergency card, never sent to a provider.
+    public func addContact(_ contact: NewContact) async throws -> Contact {
+        try await ffi.addContact(contact: contact)
+    }
+
+    /// Remove a contact the person added (its `item`).
+    public func removeContact(_ item: Int64) async throws {
+        try await ffi.removeContact(item: item)
+    }
+
+    /// Keep a PDF or an image (JPEG, PNG, HEIC; at most 20 MB) as a document in the record.
+    public func attachDocument(_ data: Data, title: String, contentType: String? = nil) async throws -> TimelineItem {
+        try await ffi.attachDocument(bytes: data, title: title, contentType: contentType)
+    }
+
+    /// The file of a document the record holds: hand it to Quick Look or a share sheet.
+    public func documentFile(_ id: Int64) async throws -> DocumentFile {
+        try await ffi.documentFile(id: id)
+    }
+
     public func addReading(_ reading: Reading, note: String? = nil, takenAt: Int64? = nil) async throws -> TimelineItem {
         try await ffi.addReading(reading: reading, note: note, takenAt: takenAt)
     }

@@ -7,8 +7,10 @@ import health.carry.ffi.AuditCheck
 import health.carry.ffi.AuditEntry
 import health.carry.ffi.Basis
 import health.carry.ffi.Category
+import health.carry.ffi.Contact
 import health.carry.ffi.CreatedShareLink
 import health.carry.ffi.Device
+import health.carry.ffi.DocumentFile
 import health.carry.ffi.EmergencyCard
 import health.carry.ffi.Events
 import health.carry.ffi.ExchangeReport
@@ -21,6 +23,7 @@ import health.carry.ffi.KeyStore
 import health.carry.ffi.MoveIn
 import health.carry.ffi.MoveOut
 import health.carry.ffi.MyIdentity
+import health.carry.ffi.NewContact
 import health.carry.ffi.NewGrant
 import health.carry.ffi.NewShareLink
 import health.carry.ffi.NewSource
@@ -53,6 +56,7 @@ import health.carry.ffi.SyncReport
 import health.carry.ffi.TimelineItem
 import health.carry.ffi.TimelinePage
 import health.carry.ffi.TimelineQuery
+import health.carry.ffi.TrendSeries
 import health.carry.ffi.parseReading
 import java.io.File
 import kotlinx.coroutines.channels.BufferOverflow
@@ -185,13 +189,35 @@ class CarryProfile private constructor(
         } while (cursor != null)
     }
 
-    /** Full-text search, best match first; [limit] must be positive when given. */
+    /** Full-text search: the best matches, newest first; [limit] must be positive when given. */
     suspend fun search(text: String, limit: Int? = null): List<TimelineItem> {
         require(limit == null || limit > 0) { "limit must be positive" }
         return profile.search(text, limit?.toUInt())
     }
 
     suspend fun show(id: Long): ResourceDetail = profile.show(id)
+
+    /** Appointments still to come, soonest first. */
+    suspend fun appointments(): List<TimelineItem> = profile.appointments()
+
+    /** A result's values over time, newest first: "hba1c", "bp", "weight", a LOINC code… */
+    suspend fun trend(concept: String): TrendSeries = profile.trend(concept)
+
+    /** The people to contact: the ones the person added first, then those providers' records name. */
+    suspend fun contacts(): List<Contact> = profile.contacts()
+
+    /** Add someone to contact: kept in the record, on the emergency card, never sent to a provider. */
+    suspend fun addContact(contact: NewContact): Contact = profile.addContact(contact)
+
+    /** Remove a contact the person added (its [Contact.item]). */
+    suspend fun removeContact(item: Long) = profile.removeContact(item)
+
+    /** Keep a PDF or an image (JPEG, PNG, HEIC; at most 20 MB) as a document in the record. */
+    suspend fun attachDocument(bytes: ByteArray, title: String, contentType: String? = null): TimelineItem =
+        profile.attachDocument(bytes, title, contentType)
+
+    /** The file of a document the record holds: hand it to the platform's viewer. */
+    suspend fun documentFile(id: Long): DocumentFile = profile.documentFile(id)
 
     suspend fun addReading(reading: Reading, note: String? = null, takenAt: Long? = null): TimelineItem =
         profile.addReading(reading, note, takenAt)

@@ -5,6 +5,7 @@ import health.carry.describe
 import health.carry.ffi.Category
 import health.carry.ffi.CarryException
 import health.carry.ffi.ImportProgress
+import health.carry.ffi.NewContact
 import health.carry.ffi.Reading
 import health.carry.ffi.TimelineQuery
 import health.carry.reasonOf
@@ -45,6 +46,22 @@ class WrapperTest {
             // An empty selection is an empty flow, not an empty page.
             val none = p.timelinePages(TimelineQuery(since = "2100")).toList()
             assertTrue(none.isEmpty(), "pages: $none")
+        }
+    }
+
+    @Test
+    fun `the wrapper reaches appointments, trends, contacts and documents`(): Unit = runBlocking {
+        CarryProfile.create(folder, "Clemente", TestKeyStore()).use { p ->
+            p.importFile(Fixtures.clemente)
+            assertTrue(p.appointments().all { it.resourceType == "Appointment" })
+            assertEquals("bp", p.trend("blood pressure").concept)
+            val amy = p.addContact(NewContact(name = "Amy Lee", relationship = "daughter", phone = "07700 900123"))
+            assertEquals(listOf(amy), p.contacts())
+            p.removeContact(amy.item!!)
+            assertTrue(p.contacts().isEmpty())
+            val pdf = "%PDF-1.4\n% a letter\n".toByteArray()
+            val letter = p.attachDocument(pdf, "Clinic letter")
+            assertTrue(p.documentFile(letter.id).bytes.contentEquals(pdf))
         }
     }
 
