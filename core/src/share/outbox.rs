@@ -178,15 +178,22 @@ fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -
     if send.is_empty() && removes.is_empty() && !reset {
         return Ok(0);
     }
-    let mut sent = 0u64;
-    let mut first = true;
-    let mut removes = Some(removes);
-    let mut batch: Vec<Shared> = Vec::new();
-    let mut batch_bytes = 0usize;
     let hashes: HashMap<i64, &Vec<u8>> = now_in.iter().map(|i| (i.id, &i.hash)).collect();
+    let mut out = Envelopes {
+        tx,
+        me,
+        g,
+        hashes: &hashes,
+        reset,
+        removes: Some(removes),
+        first: true,
+        items: Vec::new(),
+        bytes: 0,
+        sent: 0,
+    };
     // Load in slices so a large record never sits in memory whole.
     for ids in send.chunks(256) {
-        for item in delivery_items(tx, ids)? {
+        for mut item in delivery_items(tx, ids)? {
             // As it will be written: the resource is a JSON string inside the message.
             let escapes = item
                 .json
@@ -197,118 +204,94 @@ fn deliver(tx: &Transaction<'_>, me: &Identity, g: &mut GrantRow, reset: bool) -
             if size > PART_MAX {
                 // Larger than one envelope (a document with its file inside): it goes
                 // in parts, an envelope each, applied once all have arrived.
-                let parts = envelope::split(&item.json, PART_MAX);
+                let text = std::mem::take(&mut item.json);
+                let parts = envelope::split(&text, PART_MAX);
                 let n = u32::try_from(parts.len()).unwrap_or(u32::MAX);
                 if n > PARTS_MAX {
                     tracing::warn!(bytes = size, "an item is too large to share; left out");
                     continue;
                 }
-                if !batch.is_empty() {
-                    flush(
-                        tx,
-                        me,
-                        g,
-                        &mut batch,
-                        &mut removes,
-                        &mut first,
-                        reset,
-                        &hashes,
-                    )?;
-                    sent += 1;
-                    batch_bytes = 0;
+                if !out.items.is_empty() {
+                    out.seal()?;
                 }
-                for (i, text) in (0u32..).zip(parts) {
-                    batch.push(Shared {
-                        json: text.to_string(),
+                for (i, piece) in (0u32..).zip(parts) {
+                    out.items.push(Shared {
+                        json: piece.to_string(),
                         part: Some(Part { i, n }),
                         ..item.clone()
                     });
-                    flush(
-                        tx,
-                        me,
-                        g,
-                        &mut batch,
-                        &mut removes,
-                        &mut first,
-                        reset,
-                        &hashes,
-                    )?;
-                    sent += 1;
+                    out.seal()?;
                 }
                 continue;
             }
-            if !batch.is_empty() && batch_bytes + size > PLAINTEXT_MAX {
-                flush(
-                    tx,
-                    me,
-                    g,
-                    &mut batch,
-                    &mut removes,
-                    &mut first,
-                    reset,
-                    &hashes,
-                )?;
-                sent += 1;
-                batch_bytes = 0;
+            if !out.items.is_empty() && out.bytes + size > PLAINTEXT_MAX {
+                out.seal()?;
             }
-            batch_bytes += size;
-            batch.push(item);
+            out.bytes += size;
+            out.items.push(item);
         }
     }
     // The rest; or, when nothing went yet, the removals and the reset on their own.
-    if !batch.is_empty() || first {
-        flush(
-            tx,
-            me,
-            g,
-            &mut batch,
-            &mut removes,
-            &mut first,
-            reset,
-            &hashes,
-        )?;
-        sent += 1;
+    if !out.items.is_empty() || out.first {
+        out.seal()?;
     }
+    let sent = out.sent;
     tx.execute("UPDATE grants SET reset_next = 0 WHERE id = ?1", [&g.id])?;
     Ok(sent)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn flush(
-    tx: &Transaction<'_>,
-    me: &Identity,
-    g: &mut GrantRow,
-    batch: &mut Vec<Shared>,
-    removes: &mut Option<Vec<String>>,
-    first: &mut bool,
+/// The envelopes of one delivery as they fill: items gather until the next would not
+/// fit, then are sealed and queued together. The first envelope carries the reset and
+/// the removals.
+struct Envelopes<'a, 't> {
+    tx: &'a Transaction<'t>,
+    me: &'a Identity,
+    g: &'a mut GrantRow,
+    hashes: &'a HashMap<i64, &'a Vec<u8>>,
     reset: bool,
-    hashes: &HashMap<i64, &Vec<u8>>,
-) -> Result<()> {
-    let removes = removes.take().unwrap_or_default();
-    for k in &removes {
-        tx.prepare_cached("DELETE FROM grant_items WHERE grant_id = ?1 AND rkey = ?2")?
-            .execute(params![g.id, k])?;
+    removes: Option<Vec<String>>,
+    first: bool,
+    items: Vec<Shared>,
+    /// The size of `items` as they will be written.
+    bytes: usize,
+    /// Envelopes queued so far.
+    sent: u64,
+}
+
+impl Envelopes<'_, '_> {
+    /// Seal the items gathered (and, first, the removals) and queue the envelope; note
+    /// what the grantee now holds.
+    fn seal(&mut self) -> Result<()> {
+        let (tx, g) = (self.tx, &mut *self.g);
+        let removes = self.removes.take().unwrap_or_default();
+        for k in &removes {
+            tx.prepare_cached("DELETE FROM grant_items WHERE grant_id = ?1 AND rkey = ?2")?
+                .execute(params![g.id, k])?;
+        }
+        for item in &self.items {
+            let id: i64 = item.k[1..]
+                .parse()
+                .map_err(|_| Error::internal("an item key is not r<id>"))?;
+            let hash = self
+                .hashes
+                .get(&id)
+                .ok_or_else(|| Error::internal("an item left the scope mid-delivery"))?;
+            tx.prepare_cached(
+                "INSERT INTO grant_items (grant_id, rkey, hash) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (grant_id, rkey) DO UPDATE SET hash = excluded.hash",
+            )?
+            .execute(params![g.id, item.k, hash])?;
+        }
+        let body = Body::Records {
+            reset: self.reset && self.first,
+            upserts: std::mem::take(&mut self.items),
+            removes,
+        };
+        self.first = false;
+        self.bytes = 0;
+        self.sent += 1;
+        send_on_grant(tx, self.me, g, body)
     }
-    for item in batch.iter() {
-        let id: i64 = item.k[1..]
-            .parse()
-            .map_err(|_| Error::internal("an item key is not r<id>"))?;
-        let hash = hashes
-            .get(&id)
-            .ok_or_else(|| Error::internal("an item left the scope mid-delivery"))?;
-        tx.prepare_cached(
-            "INSERT INTO grant_items (grant_id, rkey, hash) VALUES (?1, ?2, ?3)
-             ON CONFLICT (grant_id, rkey) DO UPDATE SET hash = excluded.hash",
-        )?
-        .execute(params![g.id, item.k, hash])?;
-    }
-    let body = Body::Records {
-        reset: reset && *first,
-        upserts: std::mem::take(batch),
-        removes,
-    };
-    *first = false;
-    send_on_grant(tx, me, g, body)
 }
 
 /// The delivery items for `ids`.

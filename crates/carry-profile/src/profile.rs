@@ -253,16 +253,12 @@ impl Profile {
     ) -> Result<crate::contacts::Contact> {
         let info = self.info()?;
         let now = now_unix();
-        let id = self.vault.write(|conn| {
+        self.vault.write(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let id = crate::contacts::add_in(&tx, &info.name, info.self_patient, contact, now)?;
+            let added = crate::contacts::add_in(&tx, &info.name, info.self_patient, contact, now)?;
             tx.commit()?;
-            Ok(id)
-        })?;
-        self.contacts()?
-            .into_iter()
-            .find(|c| c.item == Some(id))
-            .ok_or_else(|| Error::internal("a contact just added is not listed"))
+            Ok(added)
+        })
     }
 
     /// Remove the contact `item` the person added. `InvalidInput` for anything else

@@ -8,10 +8,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::readings::uuid_v4;
+use crate::readings::{uuid_v4, Subject};
 use crate::record::patient::ContactParts;
-use crate::record::EnteredBy;
-use crate::store::{self, SourceKind, Writer};
+use crate::store;
 
 /// The code system of HL7's personal relationship codes.
 const ROLE_CODES: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
@@ -54,6 +53,19 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// The contact `v` (a `Patient.contact` or a `RelatedPerson`) from `source`.
+    fn of(item: Option<i64>, v: &Value, source: &str) -> Contact {
+        let p = ContactParts::of(v);
+        Contact {
+            item,
+            name: p.name,
+            relationship: p.relationship,
+            phone: p.phone,
+            email: p.email,
+            source: source.to_string(),
+        }
+    }
+
     /// One line: name, relationship in brackets, telephone (else email).
     pub fn line(&self) -> String {
         self.parts().line().unwrap_or_default()
@@ -197,42 +209,23 @@ fn related_person(c: &NewContact, patient: &Value) -> Result<Value> {
     Ok(r)
 }
 
-/// Keep `contact` in `tx` for the person named `name`. Returns its item id.
+/// Keep `contact` in `tx` for the person named `name`. Returns it as listed.
 pub fn add_in(
     tx: &Transaction<'_>,
     name: &str,
     self_patient: Option<i64>,
     contact: &NewContact,
     now: i64,
-) -> Result<i64> {
+) -> Result<Contact> {
     let c = contact.checked()?;
-    let reference = match self_patient {
-        Some(item) => tx
-            .query_row(
-                "SELECT rid FROM resources WHERE id = ?1 AND rtype = 'Patient'",
-                [item],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten(),
-        None => None,
-    };
-    let patient = match reference {
-        Some(rid) => json!({ "reference": format!("Patient/{rid}"), "display": name }),
-        None => json!({ "display": name }),
-    };
+    let patient = Subject {
+        reference: store::self_patient_reference(tx, self_patient)?,
+        display: name.to_string(),
+    }
+    .to_json();
     let resource = related_person(&c, &patient)?;
-    let text = serde_json::to_string(&resource)?;
-    let full_url = resource["identifier"][0]["value"]
-        .as_str()
-        .map(str::to_string);
-    let source_id = store::ensure_source(tx, SourceKind::Patient, "self", now)?;
-    let outcome = Writer::new(tx, source_id, None, EnteredBy::Patient, now).put(
-        &text,
-        &resource,
-        full_url.as_deref(),
-    )?;
-    Ok(outcome.item_id())
+    let item = store::put_own(tx, &resource, now)?;
+    Ok(Contact::of(Some(item), &resource, "self"))
 }
 
 /// Remove the contact `item` the person added. `NotFound` for no such item,
@@ -296,31 +289,21 @@ pub fn list(conn: &Connection) -> Result<Vec<Contact>> {
 }
 
 fn push(out: &mut Vec<Contact>, item: Option<i64>, v: &Value, source: &str) {
-    let p = ContactParts::of(v);
-    if p.name.is_none() && p.phone.is_none() && p.email.is_none() {
+    let c = Contact::of(item, v, source);
+    if c.name.is_none() && c.phone.is_none() && c.email.is_none() {
         return;
     }
-    let same = |c: &Contact| {
-        let key = |n: &Option<String>, t: &Option<String>| {
-            (
-                n.as_deref().map(str::to_lowercase),
-                t.as_deref()
-                    .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>()),
-            )
-        };
-        key(&c.name, &c.phone) == key(&p.name, &p.phone)
+    let key = |c: &Contact| {
+        (
+            c.name.as_deref().map(str::to_lowercase),
+            c.phone
+                .as_deref()
+                .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>()),
+        )
     };
-    if out.iter().any(same) {
-        return;
+    if !out.iter().any(|o| key(o) == key(&c)) {
+        out.push(c);
     }
-    out.push(Contact {
-        item,
-        name: p.name,
-        relationship: p.relationship,
-        phone: p.phone,
-        email: p.email,
-        source: source.to_string(),
-    });
 }
 
 /// The contacts the person added, as `Patient.contact` entries for a summary's

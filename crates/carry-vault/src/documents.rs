@@ -12,9 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::readings::uuid_v4;
-use crate::record::EnteredBy;
-use crate::store::{self, SourceKind, Writer};
+use crate::readings::{uuid_v4, Subject};
+use crate::store;
 use crate::time::rfc3339;
 
 /// The largest file kept: 20 MiB (a long scanned letter at phone resolution).
@@ -174,33 +173,13 @@ pub fn attach_in(
     now: i64,
 ) -> Result<i64> {
     let kind = check(bytes, title, content_type)?;
-    let rid: Option<String> = match self_patient {
-        Some(item) => tx
-            .query_row(
-                "SELECT rid FROM resources WHERE id = ?1 AND rtype = 'Patient'",
-                [item],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten(),
-        None => None,
-    };
-    let patient = match rid {
-        Some(rid) => json!({ "reference": format!("Patient/{rid}"), "display": name }),
-        None => json!({ "display": name }),
-    };
+    let patient = Subject {
+        reference: store::self_patient_reference(tx, self_patient)?,
+        display: name.to_string(),
+    }
+    .to_json();
     let resource = document(bytes, title, kind, &patient, name, now)?;
-    let text = serde_json::to_string(&resource)?;
-    let full_url = resource["identifier"][0]["value"]
-        .as_str()
-        .map(str::to_string);
-    let source_id = store::ensure_source(tx, SourceKind::Patient, "self", now)?;
-    let outcome = Writer::new(tx, source_id, None, EnteredBy::Patient, now).put(
-        &text,
-        &resource,
-        full_url.as_deref(),
-    )?;
-    Ok(outcome.item_id())
+    store::put_own(tx, &resource, now)
 }
 
 /// The file of document `id`: its first attachment with content inline, or in a

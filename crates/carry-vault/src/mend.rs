@@ -15,8 +15,7 @@ use serde_json::Value;
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
 use crate::readings::{self, Reading, Subject};
-use crate::record::EnteredBy;
-use crate::store::{self, SourceKind, Writer};
+use crate::store;
 use crate::time::rfc3339;
 
 /// How far ahead of this device's clock a reading's time may be (clock skew).
@@ -48,37 +47,18 @@ pub fn put_reading(
     taken_at: Option<i64>,
     now: i64,
 ) -> Result<i64> {
-    let reference = match self_patient {
-        Some(item) => tx
-            .query_row(
-                "SELECT rid FROM resources WHERE id = ?1 AND rtype = 'Patient'",
-                [item],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten()
-            .map(|rid| format!("Patient/{rid}")),
-        None => None,
-    };
     let subject = Subject {
-        reference,
+        reference: store::self_patient_reference(tx, self_patient)?,
         display: name.to_string(),
     };
     let mut obs = readings::observation(reading, note, &subject, now)?;
     if let Some(at) = taken_at {
         obs["effectiveDateTime"] = Value::String(rfc3339(at));
     }
-    let text = serde_json::to_string(&obs)?;
-    let full_url = obs["identifier"][0]["value"].as_str().map(str::to_string);
-    let source_id = store::ensure_source(tx, SourceKind::Patient, "self", now)?;
-    let outcome = Writer::new(tx, source_id, None, EnteredBy::Patient, now).put(
-        &text,
-        &obs,
-        full_url.as_deref(),
-    )?;
+    let item = store::put_own(tx, &obs, now)?;
     // Queued for the providers that take readings, in the same transaction.
     crate::outbox::enqueue(tx, now)?;
-    Ok(outcome.item_id())
+    Ok(item)
 }
 
 /// The stored JSON of item `id`, if it is one of the person's own readings (or a

@@ -377,7 +377,8 @@ pub struct Subject {
 }
 
 impl Subject {
-    fn to_json(&self) -> Value {
+    /// As FHIR writes a reference: `display`, and `reference` when known.
+    pub fn to_json(&self) -> Value {
         let mut v = json!({ "display": self.display });
         if let Some(r) = &self.reference {
             v["reference"] = json!(r);

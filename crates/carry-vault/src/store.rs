@@ -49,6 +49,37 @@ impl SourceKind {
     }
 }
 
+/// `Patient/{id}`, the reference to the profile's own Patient, when the item
+/// `self_patient` is one with an id.
+pub fn self_patient_reference(
+    tx: &Transaction<'_>,
+    self_patient: Option<i64>,
+) -> Result<Option<String>> {
+    let Some(item) = self_patient else {
+        return Ok(None);
+    };
+    Ok(tx
+        .query_row(
+            "SELECT rid FROM resources WHERE id = ?1 AND rtype = 'Patient'",
+            [item],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten()
+        .map(|rid| format!("Patient/{rid}")))
+}
+
+/// Store `resource` as one the person entered, in their own source (`self`), under
+/// its first identifier's value as its full URL. Returns its item id.
+pub fn put_own(tx: &Transaction<'_>, resource: &Value, now: i64) -> Result<i64> {
+    let text = serde_json::to_string(resource)?;
+    let full_url = resource["identifier"][0]["value"].as_str();
+    let source_id = ensure_source(tx, SourceKind::Patient, "self", now)?;
+    let outcome =
+        Writer::new(tx, source_id, None, EnteredBy::Patient, now).put(&text, resource, full_url)?;
+    Ok(outcome.item_id())
+}
+
 /// The id of a source, created on first use.
 pub fn ensure_source(tx: &Transaction<'_>, kind: SourceKind, name: &str, now: i64) -> Result<i64> {
     tx.execute(
