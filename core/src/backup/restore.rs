@@ -71,8 +71,11 @@ pub(super) fn restore<R: Read>(
     let kek = secret.derive(Purpose::Wrap);
     let mut opened = Vec::with_capacity(inputs.len());
     let mut before: Option<format::Header> = None;
+    // The oldest schema any of the backups was made under.
+    let mut oldest = SCHEMA_VERSION;
     for mut input in inputs {
         let (header, raw) = format::read_header(&mut input)?;
+        oldest = oldest.min(header.schema);
         if header.schema > SCHEMA_VERSION {
             return Err(Error::TooNew {
                 found: header.schema,
@@ -127,8 +130,11 @@ pub(super) fn restore<R: Read>(
             // A backup made before the administrative category holds claims under
             // `other`, as the vault it came from did before its upgrade.
             crate::record::category::recategorise_administrative(&tx)?;
-            // And display lines from an older formatter read as this build writes them.
-            crate::record::redisplay::all(&tx)?;
+            // And display lines from an older formatter (before schema 13) read as
+            // this build writes them; a newer backup's already do.
+            if oldest < 13 {
+                crate::record::redisplay::all(&tx)?;
+            }
             // Provider sign-ins are not in backups: each source signs in again.
             tx.execute(
                 "UPDATE provider_sources SET state = 'authorize', last_error = NULL",
