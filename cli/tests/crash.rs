@@ -72,7 +72,7 @@ const SHARE_FILE: &str =
     "fixtures/fhir/synthea/sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
 const ALL_CATEGORIES: &str = "conditions,medications,allergies,immunisations,test-results,\
      vital-signs,procedures,encounters,appointments,documents,care-plans,social-care,administrative,other";
-/// The page size the sync engine asks for (`core/src/sync/pull.rs`).
+/// The page size the sync engine asks for (`crates/carry-sync/src/sync/pull.rs`).
 const PAGE: usize = 100;
 
 // ---------------------------------------------------------------------------------

@@ -17,24 +17,26 @@ pub use carry_base::{crypto, error, keys, private_file, qr, record, text};
 pub use carry_vault::{
     audit, contacts, documents, export, import, query, readings, scope, store, trend, vault,
 };
-use carry_vault::{mend, outbox};
 // The network plumbing is the carry-net crate.
 pub use carry_net as net;
 // The handle apps hold and the person's settings are the carry-profile crate.
 pub use carry_profile::{prefs, profile};
+// The features, each a crate of its own.
+pub use carry_backup::backup;
+pub use carry_links::links;
+pub use carry_share::share;
+pub use carry_sync::sync;
 
-pub mod backup;
 pub mod devices;
 pub mod exchange;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod links;
 pub mod restore;
-pub mod share;
 pub mod stop_sharing;
-pub mod sync;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod tests;
 
 pub use error::{Error, Result};
 pub use export::ExportScope;

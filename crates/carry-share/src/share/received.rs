@@ -39,7 +39,7 @@ pub struct ReceivedProfile {
 }
 
 /// Wraps the vault keys of received records with a key from the profile's vault.
-pub(crate) struct ReceivedKeyStore {
+pub struct ReceivedKeyStore {
     key: zeroize::Zeroizing<Vec<u8>>,
 }
 
@@ -62,7 +62,7 @@ impl KeyStore for ReceivedKeyStore {
 }
 
 /// The folder of the record received under `grant`.
-pub(crate) fn dir_of(own: &Path, grant: &str) -> PathBuf {
+pub fn dir_of(own: &Path, grant: &str) -> PathBuf {
     own.join("shared").join(grant)
 }
 
@@ -73,7 +73,7 @@ fn key_store(conn: &Connection) -> Result<ReceivedKeyStore> {
 }
 
 /// Open the record received under `grant`, creating its vault if `create`.
-pub(crate) fn open(own: &Profile, grant: &str, name: &str, create: bool) -> Result<Profile> {
+pub fn open(own: &Profile, grant: &str, name: &str, create: bool) -> Result<Profile> {
     let ks = own.vault().read(key_store)?;
     let dir = dir_of(own.vault().dir(), grant);
     if dir.join(crate::vault::VAULT_FILE).exists() {
@@ -115,7 +115,7 @@ fn making_dir(dir: &Path) -> PathBuf {
 }
 
 /// Delete the record received under `grant`: its vault and its key.
-pub(crate) fn delete(own: &Path, grant: &str) -> Result<()> {
+pub fn delete(own: &Path, grant: &str) -> Result<()> {
     let dir = dir_of(own, grant);
     for folder in [making_dir(&dir), dir] {
         if folder.exists() {
@@ -127,7 +127,7 @@ pub(crate) fn delete(own: &Path, grant: &str) -> Result<()> {
 
 /// Check `seq` against the last one applied; `jump` allows skipping ahead (a reset
 /// replaces everything, so nothing before it matters).
-pub(crate) fn check_seq(last: i64, seq: i64, jump: bool) -> Result<()> {
+pub fn check_seq(last: i64, seq: i64, jump: bool) -> Result<()> {
     if seq <= last {
         Err(Error::Envelope {
             problem: EnvelopeProblem::Replayed,
@@ -148,7 +148,7 @@ fn last_seq(tx: &Transaction<'_>) -> Result<i64> {
 }
 
 /// Record a grant document (new or changed) in the received vault, in sequence.
-pub(crate) fn apply_grant(p: &Profile, seq: i64, doc: &GrantDoc, text: &str) -> Result<()> {
+pub fn apply_grant(p: &Profile, seq: i64, doc: &GrantDoc, text: &str) -> Result<()> {
     p.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         check_seq(last_seq(&tx)?, seq, false)?;
@@ -170,7 +170,7 @@ fn source_kind(sk: &str) -> SourceKind {
 
 /// Apply one `records` message in one transaction: all of it, or (on any error)
 /// nothing.
-pub(crate) fn apply_records(
+pub fn apply_records(
     p: &Profile,
     seq: i64,
     reset: bool,
@@ -298,7 +298,7 @@ fn remove_key(tx: &Transaction<'_>, k: &str) -> Result<()> {
 }
 
 /// The records shared with this profile whose grants are in force.
-pub(crate) fn list(conn: &Connection) -> Result<Vec<ReceivedProfile>> {
+pub fn list(conn: &Connection) -> Result<Vec<ReceivedProfile>> {
     let rows: Vec<(String, String, String, String, i64)> = conn
         .prepare(
             "SELECT g.id, p.handle, p.name, g.role, g.expires_at FROM grants g

@@ -941,11 +941,13 @@ pub fn summarise(bundle: &Value) -> Result<Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ImportOptions, PassphraseKeyStore, Profile};
+    use crate::import::ImportOptions;
+    use crate::keys::PassphraseKeyStore;
+    use crate::profile::Profile;
 
     fn shared(p: &str) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/fhir")
+            .join("../../../shared/fixtures/fhir")
             .join(p)
     }
 
@@ -972,7 +974,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = profile_with(d.path(), &[]);
         let mine = p
-            .add_reading(&crate::Reading::parse("bp", "131/84").unwrap(), None)
+            .add_reading(
+                &crate::readings::Reading::parse("bp", "131/84").unwrap(),
+                None,
+            )
             .unwrap();
         let copy: Value = serde_json::from_str(&p.show(mine.id).unwrap().json).unwrap();
         let bundle = json!({
@@ -1220,8 +1225,11 @@ mod tests {
         let file = d.path().join("gp.json");
         std::fs::write(&file, bundle.to_string()).unwrap();
         p.import_file(&file, ImportOptions::default()).unwrap();
-        p.add_reading(&crate::Reading::parse("weight", "72.5kg").unwrap(), None)
-            .unwrap();
+        p.add_reading(
+            &crate::readings::Reading::parse("weight", "72.5kg").unwrap(),
+            None,
+        )
+        .unwrap();
         let lines = |preset: &Preset, code: &str| -> Vec<String> {
             let built = p.vault().read(|c| build(c, preset, "Jene")).unwrap();
             summarise(&built.bundle)

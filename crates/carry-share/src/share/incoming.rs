@@ -24,18 +24,28 @@ use crate::time::{now_unix, rfc3339};
 
 /// What applying one envelope did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Applied {
+pub enum Applied {
+    /// Someone accepted an invite and is now known (their handle).
     PersonAdded(String),
+    /// A grant to this profile arrived.
     Grant {
+        /// Its id.
         grant: String,
+        /// Whether it is new, rather than a new revision of one held.
         new: bool,
     },
+    /// A delivery of shared records.
     Records {
+        /// Resources added or changed.
         upserts: u64,
+        /// Resources removed.
         removes: u64,
     },
+    /// A grant to this profile was revoked (its id).
     Revoked(String),
+    /// A carer's entries were applied (how many).
     Contribution(u64),
+    /// A grantee asked for the whole record again.
     Resync,
     /// A person's keys changed (their handle).
     KeysChanged(String),
@@ -50,7 +60,7 @@ fn refused(problem: EnvelopeProblem) -> Error {
 }
 
 /// Open and apply one envelope addressed to `me` at `mailbox` under `tag`.
-pub(crate) fn process(
+pub fn process(
     own: &Profile,
     me: &Identity,
     relay: &str,
@@ -280,7 +290,7 @@ fn revoke_in(own: &Profile, pid: i64, handle: &str, msg: &Message) -> Result<App
 }
 
 /// End an incoming grant: delete the received record, then mark the grant ended.
-pub(crate) fn end_in(own: &Profile, grant: &str, handle: &str, why: &str) -> Result<()> {
+pub fn end_in(own: &Profile, grant: &str, handle: &str, why: &str) -> Result<()> {
     received::delete(own.vault().dir(), grant)?;
     own.vault().write(|c| {
         let tx = c.transaction()?;
@@ -447,7 +457,7 @@ pub struct PendingContribution {
 }
 
 /// The carers' entries waiting for approval, oldest first.
-pub(crate) fn pending(own: &Profile) -> Result<Vec<PendingContribution>> {
+pub fn pending(own: &Profile) -> Result<Vec<PendingContribution>> {
     let rows: Vec<(i64, String, String, String, i64, String)> =
         own.vault().read(|c| {
             Ok(c.prepare(
@@ -485,7 +495,7 @@ pub(crate) fn pending(own: &Profile) -> Result<Vec<PendingContribution>> {
 /// against the grant again (it may have ended or narrowed since), then applied as on
 /// arrival; a refusal then, or a rejection, tells the carer's app why. Returns the
 /// entries applied.
-pub(crate) fn decide(own: &Profile, id: i64, approve: bool) -> Result<u64> {
+pub fn decide(own: &Profile, id: i64, approve: bool) -> Result<u64> {
     own.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let row: Option<(String, String, String)> = tx
@@ -631,7 +641,7 @@ fn base64_key(k: &[u8]) -> String {
 }
 
 /// Ask the grantor of incoming grant `grant` to send the whole record again.
-pub(crate) fn request_resync(own: &Profile, grant: &str) -> Result<()> {
+pub fn request_resync(own: &Profile, grant: &str) -> Result<()> {
     own.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let me = crate::vault::identity::get(&tx)?;

@@ -19,7 +19,7 @@ use crate::scope;
 use crate::time::now_unix;
 
 /// Queue a sealed envelope.
-pub(crate) fn queue(tx: &Transaction<'_>, mailbox: &str, tag: &str, body: &[u8]) -> Result<()> {
+pub fn queue(tx: &Transaction<'_>, mailbox: &str, tag: &str, body: &[u8]) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO relay_outbox (mailbox, tag, body, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -28,15 +28,19 @@ pub(crate) fn queue(tx: &Transaction<'_>, mailbox: &str, tag: &str, body: &[u8])
 }
 
 /// One queued envelope.
-pub(crate) struct Queued {
+pub struct Queued {
+    /// Its row.
     pub id: i64,
+    /// The mailbox it goes to.
     pub mailbox: String,
+    /// Its tag, which makes a repost harmless.
     pub tag: String,
+    /// The sealed envelope.
     pub body: Vec<u8>,
 }
 
 /// The queue, oldest first.
-pub(crate) fn pending(conn: &Connection) -> Result<Vec<Queued>> {
+pub fn pending(conn: &Connection) -> Result<Vec<Queued>> {
     let rows = conn
         .prepare("SELECT id, mailbox, tag, body FROM relay_outbox ORDER BY id")?
         .query_map([], |r| {
@@ -52,7 +56,7 @@ pub(crate) fn pending(conn: &Connection) -> Result<Vec<Queued>> {
 }
 
 /// Drop a posted envelope from the queue, and note the delivery on its grant.
-pub(crate) fn posted(conn: &Connection, id: i64, tag: &str) -> Result<()> {
+pub fn posted(conn: &Connection, id: i64, tag: &str) -> Result<()> {
     conn.execute("DELETE FROM relay_outbox WHERE id = ?1", [id])?;
     conn.execute(
         "UPDATE grants SET last_delivery_at = ?2 WHERE tag = ?1",
@@ -62,18 +66,25 @@ pub(crate) fn posted(conn: &Connection, id: i64, tag: &str) -> Result<()> {
 }
 
 /// A grant row, as deliveries need it.
-pub(crate) struct GrantRow {
+pub struct GrantRow {
+    /// The grant's id.
     pub id: String,
+    /// The signed grant document.
     pub doc: GrantDoc,
+    /// The tag of its envelopes.
     pub tag: String,
+    /// The sequence number the next envelope takes.
     pub next_seq: i64,
+    /// The grantee's mailbox.
     pub mailbox: String,
+    /// The grantee's encryption key.
     pub enc: [u8; 32],
+    /// The grantee's handle.
     pub handle: String,
 }
 
 /// Seal `body` on grant `g` with its next sequence number and queue it.
-pub(crate) fn send_on_grant(
+pub fn send_on_grant(
     tx: &Transaction<'_>,
     me: &Identity,
     g: &mut GrantRow,
@@ -95,7 +106,7 @@ pub(crate) fn send_on_grant(
 }
 
 /// Load a grant row with its person's keys.
-pub(crate) fn grant_row(conn: &Connection, grant_id: &str) -> Result<GrantRow> {
+pub fn grant_row(conn: &Connection, grant_id: &str) -> Result<GrantRow> {
     let (doc, tag, next_seq, sign, enc, handle): (String, String, i64, Vec<u8>, Vec<u8>, String) =
         conn.query_row(
             "SELECT g.doc, g.tag, g.next_seq, p.sign_key, p.enc_key, p.handle
@@ -128,7 +139,7 @@ pub(crate) fn grant_row(conn: &Connection, grant_id: &str) -> Result<GrantRow> {
 
 /// Seal and queue what changed for every active grant this profile made. Returns the
 /// envelopes queued per grantee handle.
-pub(crate) fn prepare_deliveries(conn: &mut Connection) -> Result<HashMap<String, u64>> {
+pub fn prepare_deliveries(conn: &mut Connection) -> Result<HashMap<String, u64>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let me = crate::vault::identity::get(&tx)?;
     let now = now_unix();

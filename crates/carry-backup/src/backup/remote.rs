@@ -70,7 +70,7 @@ async fn put(
 /// Stage a whole backup for a move to a new device: sealed under a one-time secret
 /// (not the recovery code) and stored at the endpoint as `relay`'s identity. Returns
 /// the one-time code that finds and opens it, and its path for deleting it after.
-pub(crate) async fn stage_move(
+pub async fn stage_move(
     profile: Arc<Profile>,
     relay: &Relay,
 ) -> Result<(Zeroizing<String>, String)> {
@@ -266,7 +266,7 @@ async fn fetch(http: &Http, url: &str, fetch: &str) -> Result<Resp> {
 /// is [`Error::NotFound`]; repeated wrong tries are slowed down by the endpoint. The
 /// vault only: `carry_core::restore::from_endpoint` also asks again for the records
 /// shared with the person.
-pub(crate) async fn restore_from_endpoint(
+pub async fn restore_from_endpoint(
     dir: &std::path::Path,
     endpoint: &str,
     code: &str,
@@ -279,7 +279,7 @@ pub(crate) async fn restore_from_endpoint(
 
 /// Restore from the endpoint as [`restore_from_endpoint`] does; with `join`, as
 /// another device of the profile, keeping the device list (see `restore::Join`).
-pub(crate) async fn restore_as(
+pub async fn restore_as(
     dir: &std::path::Path,
     endpoint: &str,
     code: &str,

@@ -36,7 +36,7 @@ use crate::profile::Profile;
 use crate::time::now_unix;
 
 /// A retired identity whose retirement at the endpoint is still to be done.
-pub(crate) struct Pending {
+pub struct Pending {
     /// Its row in `identity_retired`.
     pub id: i64,
     /// The old keys.
@@ -46,7 +46,7 @@ pub(crate) struct Pending {
 }
 
 /// The grants this profile made that are in force, to person `pid` or to anyone.
-pub(crate) fn active_grants(tx: &Transaction<'_>, pid: Option<i64>) -> Result<Vec<String>> {
+pub fn active_grants(tx: &Transaction<'_>, pid: Option<i64>) -> Result<Vec<String>> {
     Ok(tx
         .prepare(
             "SELECT id FROM grants WHERE direction = 'out' AND ended_at IS NULL
@@ -58,7 +58,7 @@ pub(crate) fn active_grants(tx: &Transaction<'_>, pid: Option<i64>) -> Result<Ve
 
 /// Sign grant `id` again as the next revision, naming `me` as the grantor (and
 /// `grantee`'s new keys, if given), and queue it to the grantee.
-pub(crate) fn reissue(
+pub fn reissue(
     tx: &Transaction<'_>,
     me: &Identity,
     id: &str,
@@ -84,7 +84,7 @@ pub(crate) fn reissue(
 /// Take the new keys of person `pid` (known until now by `sender`), vouched for by
 /// `vouch`: check it, replace their keys, move what is queued for their old mailbox
 /// to the new one, and re-issue this profile's grants to them.
-pub(crate) fn keys_in(
+pub fn keys_in(
     own: &Profile,
     pid: i64,
     handle: &str,
@@ -155,7 +155,7 @@ pub(crate) fn keys_in(
 type RetiredRow = (i64, Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// The retired identities whose retirement at the endpoint is still to be done.
-pub(crate) fn pending(own: &Profile) -> Result<Vec<Pending>> {
+pub fn pending(own: &Profile) -> Result<Vec<Pending>> {
     let rows: Vec<RetiredRow> = own.vault().read(|c| {
         Ok(c.prepare(
             "SELECT r.id, r.sign_pkcs8, r.enc_secret, r.successor_sign FROM identity_retired r
@@ -179,7 +179,7 @@ pub(crate) fn pending(own: &Profile) -> Result<Vec<Pending>> {
 }
 
 /// Note that the retirement of row `id` is done.
-pub(crate) fn finished(own: &Profile, id: i64, detail: &str) -> Result<()> {
+pub fn finished(own: &Profile, id: i64, detail: &str) -> Result<()> {
     own.vault().write(|c| {
         let tx = c.transaction()?;
         tx.execute(
@@ -194,11 +194,7 @@ pub(crate) fn finished(own: &Profile, id: i64, detail: &str) -> Result<()> {
 
 /// Open `body` with a retired identity, at the mailbox it had: for envelopes sealed
 /// to the old keys before the sender heard of the new ones, and moved on by them.
-pub(crate) fn open_retired(
-    own: &Profile,
-    tag: &str,
-    body: &[u8],
-) -> Result<Option<([u8; 32], Message)>> {
+pub fn open_retired(own: &Profile, tag: &str, body: &[u8]) -> Result<Option<([u8; 32], Message)>> {
     let retired: Vec<(Vec<u8>, Vec<u8>)> = own.vault().read(|c| {
         Ok(
             c.prepare("SELECT sign_pkcs8, enc_secret FROM identity_retired ORDER BY id DESC")?

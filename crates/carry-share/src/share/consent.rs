@@ -20,7 +20,7 @@ fn role_code(role: Role) -> (&'static str, &'static str) {
 }
 
 /// The `Consent` for `doc`, `active` or `inactive` as `state` says.
-pub(crate) fn consent(conn: &Connection, doc: &GrantDoc, state: &str) -> Result<Value> {
+pub fn consent(conn: &Connection, doc: &GrantDoc, state: &str) -> Result<Value> {
     let (role, role_display) = role_code(doc.role);
     let mut actions = vec![json!({"coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/consentaction",

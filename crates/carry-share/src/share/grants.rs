@@ -98,7 +98,7 @@ fn birth_date(conn: &Connection) -> Result<Option<String>> {
 }
 
 /// Create a grant, or change the active one to the same person (a new revision).
-pub(crate) fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> {
+pub fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let me = crate::vault::identity::get(&tx)?;
     let (pid, person, keys) = people::find(&tx, &new.person)?;
@@ -242,7 +242,7 @@ fn categories_text(scope: &Scope) -> String {
 }
 
 /// One grant as lists show it.
-pub(crate) fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
+pub fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
     let row = conn.query_row(
         "SELECT g.direction, p.handle, p.name, g.doc, g.expires_at, g.ended_why,
                 g.last_delivery_at, (SELECT count(*) FROM grant_items i WHERE i.grant_id = g.id)
@@ -295,7 +295,7 @@ pub(crate) fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
 }
 
 /// Every grant, newest first; with `active_only`, only those in force.
-pub(crate) fn list(conn: &Connection, active_only: bool) -> Result<Vec<GrantInfo>> {
+pub fn list(conn: &Connection, active_only: bool) -> Result<Vec<GrantInfo>> {
     let ids: Vec<String> = conn
         .prepare(
             "SELECT id FROM grants WHERE NOT ?1 OR (ended_at IS NULL AND expires_at > ?2)
@@ -308,7 +308,7 @@ pub(crate) fn list(conn: &Connection, active_only: bool) -> Result<Vec<GrantInfo
 
 /// End a grant this profile made: stop deliveries, drop queued envelopes for it, and
 /// queue the sealed revocation. The relay's copies are deleted at the next exchange.
-pub(crate) fn end(tx: &Transaction<'_>, id: &str, why: &str) -> Result<String> {
+pub fn end(tx: &Transaction<'_>, id: &str, why: &str) -> Result<String> {
     tx.execute(
         "UPDATE grants SET ended_at = ?2, ended_why = ?3 WHERE id = ?1 AND ended_at IS NULL",
         params![id, now_unix(), why],
@@ -326,7 +326,7 @@ pub(crate) fn end(tx: &Transaction<'_>, id: &str, why: &str) -> Result<String> {
 /// Tell the grantee a grant ended (it is already marked ended): forget what they
 /// hold, drop envelopes not yet posted, and queue the revocation. Returns the
 /// grantee's handle.
-pub(crate) fn announce_end(tx: &Transaction<'_>, id: &str) -> Result<String> {
+pub fn announce_end(tx: &Transaction<'_>, id: &str) -> Result<String> {
     let me = crate::vault::identity::get(tx)?;
     let mut row = outbox::grant_row(tx, id)?;
     tx.execute("DELETE FROM grant_items WHERE grant_id = ?1", [id])?;
@@ -339,7 +339,7 @@ pub(crate) fn announce_end(tx: &Transaction<'_>, id: &str) -> Result<String> {
 }
 
 /// Revoke a grant this profile made.
-pub(crate) fn revoke(conn: &mut Connection, id: &str) -> Result<GrantInfo> {
+pub fn revoke(conn: &mut Connection, id: &str) -> Result<GrantInfo> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current = info(&tx, id)?;
     if current.direction != "out" {
@@ -359,7 +359,7 @@ pub(crate) fn revoke(conn: &mut Connection, id: &str) -> Result<GrantInfo> {
 }
 
 /// End every grant this profile made whose end date has passed. Returns their ids.
-pub(crate) fn expire_due(conn: &mut Connection) -> Result<Vec<String>> {
+pub fn expire_due(conn: &mut Connection) -> Result<Vec<String>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let due: Vec<String> = tx
         .prepare(
@@ -376,7 +376,7 @@ pub(crate) fn expire_due(conn: &mut Connection) -> Result<Vec<String>> {
 }
 
 /// The active grant to a person (by short id or name).
-pub(crate) fn active_to(conn: &Connection, who: &str) -> Result<GrantDoc> {
+pub fn active_to(conn: &Connection, who: &str) -> Result<GrantDoc> {
     let (pid, person, _) = people::find(conn, who)?;
     let doc: Option<String> = conn
         .query_row(
@@ -391,7 +391,7 @@ pub(crate) fn active_to(conn: &Connection, who: &str) -> Result<GrantDoc> {
 }
 
 /// The stored document of grant `id`.
-pub(crate) fn doc(conn: &Connection, id: &str) -> Result<GrantDoc> {
+pub fn doc(conn: &Connection, id: &str) -> Result<GrantDoc> {
     let doc: Option<String> = conn
         .query_row("SELECT doc FROM grants WHERE id = ?1", [id], |r| r.get(0))
         .optional()?;

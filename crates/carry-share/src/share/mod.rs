@@ -17,12 +17,12 @@
 pub mod consent;
 pub mod document;
 pub mod envelope;
-pub(crate) mod grants;
-mod incoming;
-pub(crate) mod outbox;
-pub(crate) mod people;
+pub mod grants;
+pub mod incoming;
+pub mod outbox;
+pub mod people;
 pub mod received;
-pub(crate) mod rotation;
+pub mod rotation;
 
 pub use incoming::PendingContribution;
 
@@ -286,7 +286,7 @@ pub fn reject_contribution(profile: &Profile, id: i64) -> Result<()> {
 
 /// Ask the grantor of every incoming grant in force to send the whole record again
 /// (after a restore: backups hold grants, not the records they carry).
-pub(crate) fn resync_received(profile: &Profile) -> Result<()> {
+pub fn resync_received(profile: &Profile) -> Result<()> {
     let ids: Vec<String> = profile.vault().read(|c| {
         Ok(c.prepare(
             "SELECT id FROM grants WHERE direction = 'in' AND ended_at IS NULL AND expires_at > ?1",
@@ -300,7 +300,8 @@ pub(crate) fn resync_received(profile: &Profile) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn expire_received(profile: &Profile) -> Result<()> {
+/// End the records shared with this profile whose grants have run out.
+pub fn expire_received(profile: &Profile) -> Result<()> {
     let due: Vec<(String, String)> = profile.vault().read(|c| {
         Ok(c.prepare(
             "SELECT g.id, p.handle FROM grants g JOIN people p ON p.id = g.person_id
@@ -425,7 +426,7 @@ impl Refusals {
 
 /// The exchange with other people's devices, which only the primary device runs
 /// (the whole exchange is the `exchange` module's, above this one).
-pub(crate) async fn exchange_with_people(
+pub async fn exchange_with_people(
     profile: Arc<Profile>,
     endpoint: &str,
     options: &CallOptions,
@@ -796,5 +797,7 @@ async fn settle(
     Ok(())
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use crate::vault::SCHEMA_VERSION;
 
 /// What records a joining device in the vault being restored, inside the restore's
 /// transaction.
-pub(crate) type Join = dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync;
+pub type Join = dyn Fn(&rusqlite::Connection) -> Result<()> + Send + Sync;
 
 /// How far a restore moves sequence numbers on (see [`restore`]).
 const SEQ_JUMP: i64 = 1_000_000;
@@ -24,7 +24,7 @@ const SEQ_JUMP: i64 = 1_000_000;
 /// nothing behind; so does any other failure: the profile is built in a folder beside
 /// `dir` and moved into place only when whole. The vault only: records shared with the
 /// person are not in backups, and `carry_core::restore::from_file` asks for them again.
-pub(crate) fn restore_from_file(
+pub fn restore_from_file(
     dir: &Path,
     file: &Path,
     code: &str,
@@ -53,7 +53,7 @@ pub(super) fn record_restored(profile: &Profile, from: &str) -> Result<()> {
 /// With `join`, it is instead another device of the profile and keeps the device
 /// list: `join` records this device in the restored vault (the device feature's
 /// part, given by it).
-pub(super) fn restore<R: Read>(
+pub fn restore<R: Read>(
     dir: &Path,
     inputs: Vec<R>,
     secret: &RecoverySecret,
@@ -182,9 +182,9 @@ pub(super) fn restore<R: Read>(
 }
 
 /// Restore the backup in `file` as another device of the profile, recorded by `join`
-/// (for tests of devices joining).
-#[cfg(test)]
-pub(crate) fn restore_file_joining(
+/// (for the tests of devices joining, feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub fn restore_file_joining(
     dir: &Path,
     file: &Path,
     code: &str,
@@ -198,7 +198,7 @@ pub(crate) fn restore_file_joining(
 
 /// Drop the triggers that track changes for incremental backups (`backup_*`) and for
 /// the person's other devices (`device_*`), and return their SQL to create them again.
-pub(crate) fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Result<Vec<String>> {
+pub fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Result<Vec<String>> {
     let triggers: Vec<(String, String)> = tx
         .prepare(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'

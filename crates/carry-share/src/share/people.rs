@@ -81,7 +81,7 @@ struct InviteCode {
 }
 
 /// The key that wraps the vaults of records shared with this profile.
-pub(crate) fn received_key(conn: &Connection) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+pub fn received_key(conn: &Connection) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     identity(conn)?;
     Ok(zeroize::Zeroizing::new(conn.query_row(
         "SELECT received_key FROM identity WHERE id = 1",
@@ -91,7 +91,7 @@ pub(crate) fn received_key(conn: &Connection) -> Result<zeroize::Zeroizing<Vec<u
 }
 
 /// The profile's identity as others see it.
-pub(crate) fn my_identity(conn: &Connection) -> Result<MyIdentity> {
+pub fn my_identity(conn: &Connection) -> Result<MyIdentity> {
     let id = identity(conn)?.public();
     Ok(MyIdentity {
         person: id.handle(),
@@ -104,14 +104,14 @@ pub(crate) fn my_identity(conn: &Connection) -> Result<MyIdentity> {
 }
 
 /// Random base64url text of `n` bytes.
-pub(crate) fn random_b64(n: usize) -> Result<String> {
+pub fn random_b64(n: usize) -> Result<String> {
     let mut b = zeroize::Zeroizing::new(vec![0u8; n]);
     fill_random(&mut b)?;
     Ok(B64.encode(&*b))
 }
 
 /// Make an invite for `endpoint`.
-pub(crate) fn create_invite(conn: &mut Connection, endpoint: &str) -> Result<Invite> {
+pub fn create_invite(conn: &mut Connection, endpoint: &str) -> Result<Invite> {
     let tx = conn.transaction()?;
     let me = identity(&tx)?.public();
     let name = meta(&tx, "name")?.unwrap_or_default();
@@ -143,15 +143,19 @@ pub(crate) fn create_invite(conn: &mut Connection, endpoint: &str) -> Result<Inv
 }
 
 /// A decoded invite: the relay, the inviter and the secret.
-pub(crate) struct Decoded {
+pub struct Decoded {
+    /// The relay the inviter uses.
     pub endpoint: String,
+    /// The inviter's name.
     pub name: String,
+    /// The inviter's public keys.
     pub keys: PublicIdentity,
+    /// The one-time secret that proves the invite.
     pub secret: String,
 }
 
 /// Decode an invite code and check that it has not expired.
-pub(crate) fn decode_invite(code: &str) -> Result<Decoded> {
+pub fn decode_invite(code: &str) -> Result<Decoded> {
     let bad = || Error::invalid("this is not a Carry invite code");
     let body = code.trim().strip_prefix(INVITE_PREFIX).ok_or_else(bad)?;
     let json = B64.decode(body).map_err(|_| bad())?;
@@ -183,7 +187,7 @@ pub(crate) fn decode_invite(code: &str) -> Result<Decoded> {
 }
 
 /// Add (or refresh) a person; returns their row id.
-pub(crate) fn upsert_person(
+pub fn upsert_person(
     tx: &Transaction<'_>,
     name: &str,
     keys: &PublicIdentity,
@@ -216,7 +220,7 @@ pub(crate) fn upsert_person(
 /// this profile's keys to them. Returns the inviter. A profile with no endpoint yet
 /// takes the invite's only when `adopt_endpoint` says so: the endpoint is where later
 /// backups and share links go, so an invite alone must not choose it.
-pub(crate) fn accept(conn: &mut Connection, code: &str, adopt_endpoint: bool) -> Result<Person> {
+pub fn accept(conn: &mut Connection, code: &str, adopt_endpoint: bool) -> Result<Person> {
     let inv = decode_invite(code)?;
     let tx = conn.transaction()?;
     let me = identity(&tx)?;
@@ -273,7 +277,7 @@ pub(crate) fn accept(conn: &mut Connection, code: &str, adopt_endpoint: bool) ->
 }
 
 /// Apply an invite acceptance: the invitee's keys, proved by the secret.
-pub(crate) fn apply_accept(
+pub fn apply_accept(
     tx: &Transaction<'_>,
     sender_enc: &[u8; 32],
     body: &Body,
@@ -366,7 +370,7 @@ fn load(conn: &Connection, pid: i64, me: &PublicIdentity) -> Result<Person> {
 }
 
 /// A stored person's keys.
-pub(crate) fn person_identity(sign: &[u8], enc: &[u8]) -> Result<PublicIdentity> {
+pub fn person_identity(sign: &[u8], enc: &[u8]) -> Result<PublicIdentity> {
     Ok(PublicIdentity {
         sign: sign
             .try_into()
@@ -378,7 +382,7 @@ pub(crate) fn person_identity(sign: &[u8], enc: &[u8]) -> Result<PublicIdentity>
 }
 
 /// Everyone this profile knows, by name.
-pub(crate) fn list(conn: &Connection) -> Result<Vec<Person>> {
+pub fn list(conn: &Connection) -> Result<Vec<Person>> {
     let me = identity(conn)?.public();
     let ids: Vec<i64> = conn
         .prepare("SELECT id FROM people ORDER BY name COLLATE NOCASE, id")?
@@ -389,7 +393,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Person>> {
 
 /// Find a person by short id or (unambiguous, case-insensitive) name. Returns the row
 /// id, the handle, the name, the keys and whether they are verified.
-pub(crate) fn find(conn: &Connection, who: &str) -> Result<(i64, Person, PublicIdentity)> {
+pub fn find(conn: &Connection, who: &str) -> Result<(i64, Person, PublicIdentity)> {
     let who = who.trim();
     if who.is_empty() {
         return Err(Error::invalid(
@@ -439,10 +443,7 @@ pub(crate) fn find(conn: &Connection, who: &str) -> Result<(i64, Person, PublicI
 }
 
 /// The person whose X25519 key is `enc`: row id, handle and keys.
-pub(crate) fn by_enc_key(
-    conn: &Connection,
-    enc: &[u8],
-) -> Result<Option<(i64, String, PublicIdentity)>> {
+pub fn by_enc_key(conn: &Connection, enc: &[u8]) -> Result<Option<(i64, String, PublicIdentity)>> {
     let row: Option<(i64, String, Vec<u8>, Vec<u8>)> = conn
         .query_row(
             "SELECT id, handle, sign_key, enc_key FROM people WHERE enc_key = ?1",
@@ -455,7 +456,7 @@ pub(crate) fn by_enc_key(
 }
 
 /// Mark a person verified, after comparing the safety number.
-pub(crate) fn verify(conn: &mut Connection, who: &str) -> Result<Person> {
+pub fn verify(conn: &mut Connection, who: &str) -> Result<Person> {
     let tx = conn.transaction()?;
     let (pid, person, _) = find(&tx, who)?;
     tx.execute(

@@ -152,7 +152,7 @@ pub struct GrantDoc {
 }
 
 /// JSON with object keys sorted and no whitespace: what the signature covers.
-pub(crate) fn canonical(v: &Value) -> String {
+pub fn canonical(v: &Value) -> String {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -180,7 +180,7 @@ fn signing_bytes(doc: &GrantDoc) -> Result<Vec<u8>> {
 }
 
 /// Unix seconds from an RFC 3339 timestamp.
-pub(crate) fn parse_time(text: &str, what: &str) -> Result<i64> {
+pub fn parse_time(text: &str, what: &str) -> Result<i64> {
     use time::format_description::well_known::Rfc3339;
     time::OffsetDateTime::parse(text, &Rfc3339)
         .map(|t| t.unix_timestamp())
@@ -378,7 +378,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_schema_examples_are_what_the_code_signs_and_refuses() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/examples");
         let valid = std::fs::read_to_string(dir.join("grant.valid.json")).unwrap();
         let doc = GrantDoc::parse_and_verify(&valid).unwrap();
         assert_eq!(doc.role, Role::Contributor);

@@ -133,7 +133,7 @@ mod tests {
 
     fn shared(p: &str) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/shl")
+            .join("../../../shared/fixtures/shl")
             .join(p)
     }
 

@@ -11,17 +11,17 @@ pub mod code;
 mod dump;
 pub mod format;
 mod remote;
-pub(crate) mod restore;
+pub mod restore;
 
 pub use remote::backup_to_endpoint;
-pub(crate) use remote::restore_from_endpoint;
-pub(crate) use remote::{restore_as, stage_move};
-#[cfg(test)]
-pub(crate) use restore::restore_file_joining;
-pub(crate) use restore::restore_from_file;
+pub use remote::restore_from_endpoint;
+pub use remote::{restore_as, stage_move};
+#[cfg(any(test, feature = "testing"))]
+pub use restore::restore_file_joining;
+pub use restore::restore_from_file;
 #[cfg(feature = "plaintext-baseline")]
 pub use restore::without_change_tracking;
-pub(crate) use restore::Join;
+pub use restore::Join;
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -73,7 +73,8 @@ pub struct BackupReport {
 /// How long before a backup counts as overdue.
 pub const OVERDUE_AFTER_S: i64 = 7 * 86_400;
 
-fn state(conn: &Connection) -> Result<(RecoverySecret, Zeroizing<[u8; 32]>)> {
+/// The profile's recovery secret and backup key.
+pub fn state(conn: &Connection) -> Result<(RecoverySecret, Zeroizing<[u8; 32]>)> {
     let row: Option<(Vec<u8>, Vec<u8>)> = conn
         .query_row(
             "SELECT recovery_secret, backup_key FROM backup_state WHERE id = 1",
@@ -157,7 +158,7 @@ pub fn regenerate_recovery_code(profile: &Profile) -> Result<Zeroizing<String>> 
 /// old code opens no backup made from now on, and the backups stored under it are
 /// deleted at the next backup to the endpoint (the first code replaced since then is
 /// the one with blobs). The person is asked to confirm the new code.
-pub(crate) fn rekey(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<Zeroizing<String>> {
+pub fn rekey(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<Zeroizing<String>> {
     if crate::vault::meta::get(tx, "stale_backup_locator")?.is_none() {
         let (old, _) = state(tx)?;
         crate::vault::meta::set(
@@ -175,7 +176,7 @@ pub(crate) fn rekey(tx: &rusqlite::Transaction<'_>, why: &str) -> Result<Zeroizi
 
 /// Take a recovery secret and backup key made on another of the person's devices
 /// (see [`rekey`]): the person confirms the code again, and the next backup is whole.
-pub(crate) fn adopt_keys(tx: &rusqlite::Transaction<'_>, secret: &[u8], key: &[u8]) -> Result<()> {
+pub fn adopt_keys(tx: &rusqlite::Transaction<'_>, secret: &[u8], key: &[u8]) -> Result<()> {
     let secret = RecoverySecret::from_bytes(secret)?;
     if key.len() != 32 {
         return Err(Error::invalid("the backup key is not 32 bytes"));
@@ -302,13 +303,13 @@ fn record_backup(profile: &Profile, report: &BackupReport, place: &str) -> Resul
 
 /// Where an incremental backup goes: on top of the backup `base_id`, at `seq` in
 /// its chain.
-pub(crate) struct Link {
+pub struct Link {
     base_id: String,
     seq: u32,
 }
 
 /// The chain of backups at the endpoint, as of the last upload.
-pub(crate) struct Chain {
+pub struct Chain {
     /// The endpoint's version number of the last upload.
     pub version: i64,
     id: String,
@@ -324,7 +325,7 @@ impl Chain {
     /// The link for an incremental backup on top of this chain, unless the next one
     /// should be whole: the chain is long, or its increments add up to half the full
     /// backup (a whole one is then cheaper to restore).
-    fn next(&self) -> Option<Link> {
+    pub fn next(&self) -> Option<Link> {
         (self.seq <= MAX_INCREMENTALS && self.since_full_bytes * 2 < self.full_bytes).then(|| {
             Link {
                 base_id: self.id.clone(),
@@ -334,7 +335,8 @@ impl Chain {
     }
 }
 
-fn chain(conn: &Connection) -> Result<Option<Chain>> {
+/// The chain of backups at the endpoint this profile extends, if any.
+pub fn chain(conn: &Connection) -> Result<Option<Chain>> {
     Ok(conn
         .query_row(
             "SELECT chain_version, chain_id, chain_seq, chain_full_bytes, chain_since_full_bytes
@@ -367,7 +369,7 @@ fn clear_chain(conn: &Connection) -> Result<()> {
 /// Note an upload stored at the endpoint as `version`, and clear the changes it
 /// carried (up to `changes_upto`), in one transaction. A chain always has tracking on
 /// (it was switched on before the snapshot; this keeps it so whatever came between).
-fn extend_chain(
+pub fn extend_chain(
     profile: &Profile,
     report: &BackupReport,
     version: i64,
@@ -397,7 +399,7 @@ fn extend_chain(
 /// code, or under `wrap_with` (a one-time secret, for a move). With `chain` (a backup
 /// to the endpoint), changes are tracked from here on for the next incremental. Also
 /// returns the last change it covers.
-fn write_backup<W: std::io::Write>(
+pub fn write_backup<W: std::io::Write>(
     profile: &Profile,
     out: W,
     link: Option<&Link>,
@@ -465,7 +467,7 @@ fn write_backup<W: std::io::Write>(
 
 /// Read `data` as a backup with a fixed key: the header, then every chunk (fuzzing).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn read_for_fuzzing(data: &[u8]) {
+pub fn read_for_fuzzing(data: &[u8]) {
     let mut input = data;
     let Ok((header, raw)) = format::read_header(&mut input) else {
         return;
@@ -478,7 +480,7 @@ pub(crate) fn read_for_fuzzing(data: &[u8]) {
 /// Load `content` into a migrated in-memory vault, as a restore does, and roll it back
 /// (fuzzing).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn load_for_fuzzing(incremental: bool, content: &[u8]) {
+pub fn load_for_fuzzing(incremental: bool, content: &[u8]) {
     thread_local! {
         /// One migrated in-memory vault per thread: each input loads inside a
         /// transaction that is rolled back, so the schema is built once, not per input.
@@ -508,297 +510,4 @@ pub(crate) fn load_for_fuzzing(incremental: bool, content: &[u8]) {
         }
         // Dropped without a commit: rolled back, for the next input.
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::share::{self, NewGrant, Role, Scope};
-    use crate::{Category, ImportOptions, PassphraseKeyStore, Reading};
-
-    const FILE: &str = "sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
-
-    fn ks() -> PassphraseKeyStore {
-        PassphraseKeyStore::new("a test passphrase").unwrap()
-    }
-
-    fn original(dir: &Path) -> Profile {
-        let p = Profile::create(dir, "Ned Hintz", &ks()).unwrap();
-        crate::prefs::set(
-            &p,
-            &crate::PrefsChange {
-                national_opt_out: Some(true),
-                default_grant_days: Some(45),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let f = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/fhir/synthea")
-            .join(FILE);
-        p.import_file(&f, ImportOptions::default()).unwrap();
-        p.add_reading(&Reading::parse("weight", "71kg").unwrap(), Some("morning"))
-            .unwrap();
-        // A person and a grant to them.
-        let other = crate::crypto::identity::Identity::generate()
-            .unwrap()
-            .public();
-        p.vault()
-            .write(|c| {
-                let tx = c.transaction()?;
-                share::people::upsert_person(&tx, "Sam Carer", &other, "http://127.0.0.1:9")?;
-                tx.commit()?;
-                Ok(())
-            })
-            .unwrap();
-        share::grant(
-            &p,
-            &NewGrant {
-                person: "Sam Carer".into(),
-                role: Role::Contributor,
-                scope: Scope {
-                    categories: vec![Category::VitalSigns],
-                    ..Scope::default()
-                },
-                purpose: "help".into(),
-                basis: None,
-                duration_s: None,
-                unverified: true,
-            },
-        )
-        .unwrap();
-        p
-    }
-
-    #[test]
-    fn a_restore_equals_the_original_and_a_wrong_code_leaves_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let p = original(&d.path().join("p"));
-        assert!(status(&p).unwrap().overdue);
-        let code = recovery_code(&p).unwrap();
-        // Each showing of the code is in the audit log.
-        let shown = &share::audit_log(&p, 1).unwrap()[0];
-        assert_eq!(
-            (shown.event.as_str(), shown.detail.as_str()),
-            ("recovery-code-shown", "as text")
-        );
-        let file = d.path().join("backup.carry");
-        let r = backup_to_file(&p, &file).unwrap();
-        assert!(r.resources > 50);
-        let st = status(&p).unwrap();
-        assert!(!st.overdue && st.last_backup_bytes == Some(r.bytes as i64));
-
-        // Nothing readable in the blob.
-        let blob = std::fs::read(&file).unwrap();
-        for word in ["Hintz", "Sam Carer", "Body Weight", "resourceType"] {
-            assert!(
-                !blob.windows(word.len()).any(|w| w == word.as_bytes()),
-                "{word}"
-            );
-        }
-
-        // A wrong code, a typo, a damaged file: each fails and leaves nothing.
-        let target = d.path().join("restored");
-        let other = RecoverySecret::generate().unwrap().code();
-        assert!(matches!(
-            restore_from_file(&target, &file, &other, &ks()),
-            Err(Error::WrongRecoveryCode)
-        ));
-        let mut typo = code.to_string();
-        typo.replace_range(0..1, if typo.starts_with('A') { "B" } else { "A" });
-        assert!(matches!(
-            restore_from_file(&target, &file, &typo, &ks()),
-            Err(Error::InvalidInput { .. })
-        ));
-        let mut damaged = blob.clone();
-        let n = damaged.len();
-        damaged[n - 40] ^= 1;
-        let bad = d.path().join("damaged.carry");
-        std::fs::write(&bad, &damaged).unwrap();
-        assert!(restore_from_file(&target, &bad, &code, &ks()).is_err());
-        assert!(!target.exists() && !target.with_extension("restoring").exists());
-
-        // The right code: the same record, people, grants, audit chain and identity.
-        let q = restore_from_file(&target, &file, &code, &ks()).unwrap();
-        assert_eq!(
-            crate::test_support::exported_entries(&q),
-            crate::test_support::exported_entries(&p)
-        );
-        assert_eq!(share::people(&q).unwrap(), share::people(&p).unwrap());
-        assert_eq!(share::grants(&q).unwrap(), share::grants(&p).unwrap());
-        let log = |x: &Profile| share::audit_log(x, 10_000).unwrap();
-        assert_eq!(
-            log(&q)[1..],
-            log(&p)[1..],
-            "everything up to the backup itself"
-        );
-        let restored = &log(&q)[0];
-        assert_eq!(
-            (restored.event.as_str(), restored.detail.as_str()),
-            ("restored", "from a backup file")
-        );
-        assert!(share::verify_audit(&q).unwrap().ok());
-        // The change tracking set aside while loading is back.
-        let triggers = |x: &Profile| {
-            x.vault()
-                .read(|c| {
-                    Ok(c.query_row(
-                        "SELECT group_concat(name) FROM
-                           (SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name)",
-                        [],
-                        |r| r.get::<_, String>(0),
-                    )?)
-                })
-                .unwrap()
-        };
-        assert_eq!(triggers(&q), triggers(&p));
-        assert!(triggers(&q).contains("backup_resources_in"));
-        assert_eq!(
-            crate::prefs::get(&q).unwrap(),
-            crate::prefs::get(&p).unwrap()
-        );
-        assert_eq!(crate::prefs::get(&q).unwrap().default_grant_days, 45);
-        assert_eq!(
-            share::my_identity(&q).unwrap().keys,
-            share::my_identity(&p).unwrap().keys
-        );
-        assert_eq!(recovery_code(&q).unwrap(), code);
-        assert_eq!(
-            q.search("weight", None).unwrap().len(),
-            p.search("weight", None).unwrap().len()
-        );
-        // Not over an existing profile.
-        assert!(matches!(
-            restore_from_file(&target, &file, &code, &ks()),
-            Err(Error::Conflict { .. })
-        ));
-    }
-
-    #[test]
-    fn a_new_code_retires_the_old_one_and_confirmation_checks_groups() {
-        let d = tempfile::tempdir().unwrap();
-        let p = Profile::create(&d.path().join("p"), "Ned", &ks()).unwrap();
-        let old = recovery_code(&p).unwrap();
-        let new = regenerate_recovery_code(&p).unwrap();
-        assert_ne!(old, new);
-        let file = d.path().join("b.carry");
-        backup_to_file(&p, &file).unwrap();
-        assert!(matches!(
-            restore_from_file(&d.path().join("x"), &file, &old, &ks()),
-            Err(Error::WrongRecoveryCode)
-        ));
-        let [a, b] = confirmation_positions().unwrap();
-        assert!(a < b && b <= code::GROUPS);
-        let groups: Vec<&str> = new.split('-').collect();
-        assert!(
-            confirm_recovery_code(&p, &[(a, "0000".into()), (b, groups[b - 1].into())]).is_err()
-        );
-        assert!(!status(&p).unwrap().code_confirmed);
-        confirm_recovery_code(
-            &p,
-            &[(a, groups[a - 1].to_lowercase()), (b, groups[b - 1].into())],
-        )
-        .unwrap();
-        assert!(status(&p).unwrap().code_confirmed);
-    }
-
-    #[test]
-    fn increments_restore_to_the_same_profile_and_a_broken_chain_restores_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let p = original(&d.path().join("p"));
-        let secret = p.vault().write(|c| Ok(state(c)?.0)).unwrap();
-        let next = |p: &Profile| p.vault().read(chain).unwrap().and_then(|ch| ch.next());
-        assert!(next(&p).is_none(), "no chain yet: the first is whole");
-        // Nothing is tracked before the first backup to the endpoint: it is whole.
-        let tracked = |p: &Profile| {
-            p.vault()
-                .read(|c| {
-                    Ok(c.query_row("SELECT count(*) FROM backup_changes", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?)
-                })
-                .unwrap()
-        };
-        assert_eq!(tracked(&p), 0);
-        let (r1, b1, u1) = write_backup(&p, Vec::new(), None, None, true).unwrap();
-        assert_eq!(r1.kind, "full");
-        assert_eq!(r1.bytes, b1.len() as u64);
-        extend_chain(&p, &r1, 1, u1).unwrap();
-
-        // Changes of every kind: a new reading, a resource gone, a grant revoked.
-        p.add_reading(&Reading::parse("weight", "72kg").unwrap(), None)
-            .unwrap();
-        assert!(tracked(&p) > 0, "tracked once a chain has begun");
-        p.vault()
-            .write(|c| {
-                let tx = c.transaction()?;
-                let id: i64 = tx.query_row(
-                    "SELECT id FROM resources WHERE rtype = 'Observation' ORDER BY id LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )?;
-                crate::store::remove(&tx, id)?;
-                tx.commit()?;
-                Ok(())
-            })
-            .unwrap();
-        let g = share::grants(&p).unwrap().remove(0);
-        share::revoke(&p, &g.grant).unwrap();
-        let link = next(&p).unwrap();
-        let (r2, b2, u2) = write_backup(&p, Vec::new(), Some(&link), None, true).unwrap();
-        assert_eq!(
-            (r2.kind.as_str(), r2.bytes),
-            ("incremental", b2.len() as u64)
-        );
-        assert!(r2.resources <= 3, "{} resources", r2.resources);
-        assert!(r2.bytes * 10 < r1.bytes, "{} of {}", r2.bytes, r1.bytes);
-        extend_chain(&p, &r2, 2, u2).unwrap();
-
-        // Nothing changed: an increment with no resources at all.
-        let (r3, b3, u3) = write_backup(&p, Vec::new(), next(&p).as_ref(), None, true).unwrap();
-        assert_eq!((r3.kind.as_str(), r3.resources), ("incremental", 0));
-        extend_chain(&p, &r3, 3, u3).unwrap();
-        p.add_reading(&Reading::parse("weight", "73kg").unwrap(), None)
-            .unwrap();
-        let (r4, b4, _) = write_backup(&p, Vec::new(), next(&p).as_ref(), None, true).unwrap();
-        assert_eq!((r4.kind.as_str(), r4.resources), ("incremental", 1));
-
-        let cur = |b: &Vec<u8>| std::io::Cursor::new(b.clone());
-        let target = d.path().join("restored");
-        // A gap, a wrong order, an increment alone: refused, nothing left behind.
-        for broken in [
-            vec![cur(&b1), cur(&b2), cur(&b4)],
-            vec![cur(&b1), cur(&b3), cur(&b2), cur(&b4)],
-            vec![cur(&b2), cur(&b3)],
-        ] {
-            assert!(matches!(
-                restore::restore(&target, broken, &secret, &ks(), None),
-                Err(Error::InvalidInput { .. })
-            ));
-            assert!(!target.exists() && !target.with_extension("restoring").exists());
-        }
-        let q = restore::restore(
-            &target,
-            vec![cur(&b1), cur(&b2), cur(&b3), cur(&b4)],
-            &secret,
-            &ks(),
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            crate::test_support::exported_entries(&q),
-            crate::test_support::exported_entries(&p)
-        );
-        assert_eq!(share::people(&q).unwrap(), share::people(&p).unwrap());
-        assert_eq!(share::grants(&q).unwrap(), share::grants(&p).unwrap());
-        let log = |x: &Profile| share::audit_log(x, 10_000).unwrap();
-        assert_eq!(log(&q), log(&p));
-        assert!(share::verify_audit(&q).unwrap().ok());
-        assert_eq!(
-            q.search("weight", None).unwrap().len(),
-            p.search("weight", None).unwrap().len()
-        );
-        // The restored profile starts a new chain with a whole backup.
-        assert!(next(&q).is_none());
-    }
 }
