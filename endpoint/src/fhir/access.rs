@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::http::HeaderMap;
 
 use crate::fhir::store::is_shared_type;
-use crate::fhir::App;
+use crate::fhir::{App, FhirError};
 use crate::http::tokens::{bearer, same_secret, token_hash};
 
 /// How a server checks requests to its FHIR APIs.
@@ -137,28 +136,13 @@ impl Access {
     }
 }
 
-/// A `401` that tells the client to (re)authorize.
-pub fn unauthorized(error: &str, text: &str) -> Response {
-    let mut r = crate::fhir::outcome(StatusCode::UNAUTHORIZED, "login", text);
-    let challenge = format!("Bearer realm=\"carry\", error=\"{error}\"");
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    r
-}
-
-/// A `403` for a request outside the token's scopes or patient.
-pub fn forbidden(text: &str) -> Response {
-    crate::fhir::outcome(StatusCode::FORBIDDEN, "forbidden", text)
-}
-
 impl App {
     /// Check a request's credentials for `tenant` and say what it may do.
     pub async fn access(
         self: &Arc<Self>,
         tenant: &str,
         headers: &HeaderMap,
-    ) -> Result<Access, Response> {
+    ) -> Result<Access, FhirError> {
         let token = bearer(headers);
         match &self.auth {
             AuthMode::Open => Ok(Access::everything()),
@@ -166,17 +150,17 @@ impl App {
                 Some(t) if same_secret(t.as_bytes(), expected.as_bytes()) => {
                     Ok(Access::everything())
                 }
-                _ => Err(unauthorized(
-                    "invalid_token",
-                    "a valid bearer token is required",
-                )),
+                _ => Err(FhirError::Unauthorized {
+                    error: "invalid_token",
+                    text: "a valid bearer token is required",
+                }),
             },
             AuthMode::Smart => {
                 if token.is_none() {
-                    return Err(unauthorized(
-                        "invalid_request",
-                        "a bearer token is required",
-                    ));
+                    return Err(FhirError::Unauthorized {
+                        error: "invalid_request",
+                        text: "a bearer token is required",
+                    });
                 }
                 let (hash, now) = (
                     token.map(token_hash).unwrap_or_default(),
@@ -188,10 +172,10 @@ impl App {
                         patient: Some(g.patient),
                         scopes: Some(clinical_scopes(&g.scope)),
                     }),
-                    _ => Err(unauthorized(
-                        "invalid_token",
-                        "the access token is unknown or expired",
-                    )),
+                    _ => Err(FhirError::Unauthorized {
+                        error: "invalid_token",
+                        text: "the access token is unknown or expired",
+                    }),
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! `Patient/[id]/$everything`, with opaque `next` links.
 
 pub(crate) mod access;
+pub(crate) mod error;
 pub(crate) mod seed;
 pub(crate) mod smart;
 pub(crate) mod store;
@@ -20,11 +21,11 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::fhir::access::{forbidden, Access, AuthMode};
+use crate::fhir::access::{Access, AuthMode};
+pub use crate::fhir::error::FhirError;
 use crate::fhir::store::{After, FhirStore, Query, Stored};
-pub use crate::http::answer::outcome;
 use crate::http::answer::{fhir_json, fhir_text};
-use crate::http::body::{BodyError, Incoming};
+use crate::http::body::Incoming;
 
 /// Shared state of the server.
 pub struct App {
@@ -55,39 +56,18 @@ pub struct App {
 pub struct Segments<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
-    type Rejection = Response;
+    type Rejection = FhirError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, FhirError> {
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(t)| Segments(t))
-            .map_err(|_| {
-                outcome(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "the path does not decode",
-                )
-            })
+            .map_err(|_| FhirError::Invalid("the path does not decode"))
     }
 }
 
 /// The largest FHIR request body (a created resource), in bytes.
 pub const BODY_LIMIT: usize = 2 << 20;
-
-/// An OperationOutcome for a body that could not be taken (with `Retry-After` on a
-/// `503`).
-pub fn body_refused(e: &BodyError) -> Response {
-    let code = match e {
-        BodyError::TooLarge => "too-costly",
-        BodyError::Busy => "transient",
-        BodyError::TimedOut => "timeout",
-        BodyError::Unreadable => "incomplete",
-        BodyError::Spool => "exception",
-    };
-    let mut r = outcome(e.status(), code, &e.to_string());
-    e.decorate(r.headers_mut());
-    r
-}
 
 /// Default and largest page sizes.
 const DEFAULT_COUNT: usize = 50;
@@ -107,15 +87,6 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-fn storage_failed(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "storage failed");
-    outcome(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "exception",
-        "the server's storage failed",
-    )
-}
-
 impl App {
     /// The FHIR base of `tenant`.
     pub fn base(&self, tenant: &str) -> String {
@@ -126,26 +97,22 @@ impl App {
     pub async fn store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&dyn FhirStore) -> crate::error::Result<T> + Send + 'static,
-    ) -> Result<T, Response> {
+    ) -> Result<T, FhirError> {
         let app = self.clone();
         match tokio::task::spawn_blocking(move || f(app.store.as_ref())).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(storage_failed(e)),
-            Err(e) => Err(storage_failed(e)),
+            Ok(Err(e)) => Err(FhirError::storage(e)),
+            Err(e) => Err(FhirError::storage(e)),
         }
     }
 
     /// A `404` unless `tenant` exists.
-    pub async fn require_tenant(self: &Arc<Self>, tenant: &str) -> Result<(), Response> {
+    pub async fn require_tenant(self: &Arc<Self>, tenant: &str) -> Result<(), FhirError> {
         let t = tenant.to_string();
         if self.store(move |s| s.has_tenant(&t)).await? {
             Ok(())
         } else {
-            Err(outcome(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "no such tenant",
-            ))
+            Err(FhirError::NotFound("no such tenant"))
         }
     }
 
@@ -157,13 +124,13 @@ impl App {
         headers: &HeaderMap,
         rtype: &str,
         perm: char,
-    ) -> Result<Access, Response> {
+    ) -> Result<Access, FhirError> {
         self.require_tenant(tenant).await?;
         let access = self.access(tenant, headers).await?;
         if access.may(rtype, perm) {
             Ok(access)
         } else {
-            Err(forbidden("the token's scopes do not allow this"))
+            Err(FhirError::Forbidden("the token's scopes do not allow this"))
         }
     }
 }
@@ -177,23 +144,19 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/{tenant}/fhir/{rtype}/{id}/{op}", get(operation))
 }
 
-async fn metadata(State(app): State<Arc<App>>, Segments(tenant): Segments<String>) -> Response {
-    if let Err(r) = app.require_tenant(&tenant).await {
-        return r;
-    }
+async fn metadata(
+    State(app): State<Arc<App>>,
+    Segments(tenant): Segments<String>,
+) -> Result<Response, FhirError> {
+    app.require_tenant(&tenant).await?;
     if app.no_metadata {
-        return outcome(
+        return Err(FhirError::NotSupported(
             StatusCode::NOT_FOUND,
-            "not-supported",
             "no CapabilityStatement here",
-        );
+        ));
     }
     let t = tenant.clone();
-    let types = match app.store(move |s| s.types(&t)).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let mut types = types;
+    let mut types = app.store(move |s| s.types(&t)).await?;
     if !types.iter().any(|t| t == "Observation") {
         types.push("Observation".into());
         types.sort();
@@ -256,67 +219,48 @@ async fn metadata(State(app): State<Arc<App>>, Segments(tenant): Segments<String
         "format": ["application/fhir+json"],
         "rest": [rest]
     });
-    fhir_json(StatusCode::OK, body)
+    Ok(fhir_json(StatusCode::OK, body))
 }
 
 async fn read(
     State(app): State<Arc<App>>,
     Segments((tenant, rtype, id)): Segments<(String, String, String)>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, FhirError> {
     if !valid_type(&rtype) || !valid_id(&id) {
-        return outcome(StatusCode::BAD_REQUEST, "invalid", "not a FHIR type and id");
+        return Err(FhirError::Invalid("not a FHIR type and id"));
     }
-    let access = match app.gate(&tenant, &headers, &rtype, 'r').await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let found = match app.store(move |s| s.get(&tenant, &rtype, &id)).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let access = app.gate(&tenant, &headers, &rtype, 'r').await?;
+    let found = app.store(move |s| s.get(&tenant, &rtype, &id)).await?;
     match found.filter(|s| access.reaches(&s.rtype, s.patient.as_deref())) {
         Some(s) => {
             let mut r = fhir_text(StatusCode::OK, s.json.get().to_string());
             if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", s.version)) {
                 r.headers_mut().insert(header::ETAG, etag);
             }
-            r
+            Ok(r)
         }
-        None => outcome(StatusCode::NOT_FOUND, "not-found", "no such resource"),
+        None => Err(FhirError::NotFound("no such resource")),
     }
 }
 
 /// The Observation a create or an update carries, and the patient it is about, if the
 /// token reaches that patient; else the answer refusing it.
-async fn observation_in(body: Incoming, access: &Access) -> Result<(Value, String), Response> {
-    let body = body.read(BODY_LIMIT).await.map_err(|e| body_refused(&e))?;
+async fn observation_in(body: Incoming, access: &Access) -> Result<(Value, String), FhirError> {
+    let body = body.read(BODY_LIMIT).await?;
     let resource: Value = match serde_json::from_slice(&body.bytes) {
         Ok(v @ Value::Object(_)) if v["resourceType"] == "Observation" => v,
-        Ok(Value::Object(_)) => {
-            return Err(outcome(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                "the body is not an Observation",
-            ))
-        }
-        _ => {
-            return Err(outcome(
-                StatusCode::BAD_REQUEST,
-                "structure",
-                "the body is not a JSON object",
-            ))
-        }
+        Ok(Value::Object(_)) => return Err(FhirError::Invalid("the body is not an Observation")),
+        _ => return Err(FhirError::Structure("the body is not a JSON object")),
     };
     let Some(patient) = crate::fhir::seed::compartment(&resource) else {
-        return Err(outcome(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(FhirError::Unprocessable(
             "required",
             "subject must reference the Patient",
         ));
     };
     if !access.reaches("Observation", Some(&patient)) {
-        return Err(forbidden("the token is for another patient"));
+        return Err(FhirError::Forbidden("the token is for another patient"));
     }
     Ok((resource, patient))
 }
@@ -330,44 +274,30 @@ async fn update(
     Segments((tenant, rtype, id)): Segments<(String, String, String)>,
     headers: HeaderMap,
     body: Incoming,
-) -> Response {
+) -> Result<Response, FhirError> {
     if rtype != "Observation" || !valid_id(&id) {
-        return outcome(
+        return Err(FhirError::NotSupported(
             StatusCode::METHOD_NOT_ALLOWED,
-            "not-supported",
             "only an Observation can be updated",
-        );
+        ));
     }
-    let access = match app.gate(&tenant, &headers, "Observation", 'u').await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let (mut resource, patient) = match observation_in(body, &access).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let access = app.gate(&tenant, &headers, "Observation", 'u').await?;
+    let (mut resource, patient) = observation_in(body, &access).await?;
     if resource
         .get("id")
         .is_some_and(|v| v.as_str() != Some(id.as_str()))
     {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "the body's id is not the id in the URL",
-        );
+        return Err(FhirError::Invalid("the body's id is not the id in the URL"));
     }
     let (t, i) = (tenant.clone(), id.clone());
-    match app.store(move |s| s.get(&t, "Observation", &i)).await {
-        Ok(Some(old)) if old.patient.as_deref() == Some(patient.as_str()) => {}
-        Ok(Some(_)) => return forbidden("the Observation is another patient's"),
-        Ok(None) => {
-            return outcome(
-                StatusCode::NOT_FOUND,
-                "not-found",
+    match app.store(move |s| s.get(&t, "Observation", &i)).await? {
+        Some(old) if old.patient.as_deref() == Some(patient.as_str()) => {}
+        Some(_) => return Err(FhirError::Forbidden("the Observation is another patient's")),
+        None => {
+            return Err(FhirError::NotFound(
                 "no such Observation (this server does not create by update)",
-            )
+            ))
         }
-        Err(r) => return r,
     }
     if let Some(o) = resource.as_object_mut() {
         o.insert("id".into(), Value::String(id.clone()));
@@ -377,18 +307,14 @@ async fn update(
         }
     }
     let (t, i, now) = (tenant.clone(), id.clone(), crate::time::now_ms());
-    let stored = match app
+    let stored = app
         .store(move |s| s.put(&t, "Observation", &i, Some(&patient), &resource, now))
-        .await
-    {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+        .await?;
     let mut r = fhir_text(StatusCode::OK, stored.json.get().to_string());
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", stored.version)) {
         r.headers_mut().insert(header::ETAG, v);
     }
-    r
+    Ok(r)
 }
 
 /// A page cursor: where the previous page ended. Opaque to clients.
@@ -477,7 +403,7 @@ fn searchset(
     limit: usize,
     next_params: &[(&str, String)],
     page: Option<&String>,
-) -> Response {
+) -> Result<Response, FhirError> {
     let base = app.base(tenant);
     // `self` names the search and the page it answers, as the next link does.
     let mut this: Vec<String> = next_params
@@ -519,10 +445,8 @@ fn searchset(
         link,
         entry,
     };
-    match serde_json::to_string(&bundle) {
-        Ok(text) => fhir_text(StatusCode::OK, text),
-        Err(e) => storage_failed(e),
-    }
+    let text = serde_json::to_string(&bundle).map_err(FhirError::storage)?;
+    Ok(fhir_text(StatusCode::OK, text))
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
@@ -542,49 +466,34 @@ async fn search(
     Segments((tenant, rtype)): Segments<(String, String)>,
     QueryParams(params): QueryParams<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, FhirError> {
     if !valid_type(&rtype) {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "not a FHIR resource type",
-        );
+        return Err(FhirError::Invalid("not a FHIR resource type"));
     }
     for k in params.keys() {
         // `_elements` is accepted and answered with whole resources, as FHIR allows.
         let known = matches!(k.as_str(), "patient" | "_count" | "_page" | "_elements")
             || (k == "_lastUpdated" && !app.plain);
         if !known {
-            return outcome(
+            return Err(FhirError::NotSupported(
                 StatusCode::BAD_REQUEST,
-                "not-supported",
                 "unsupported search parameter",
-            );
+            ));
         }
     }
-    let access = match app.gate(&tenant, &headers, &rtype, 's').await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let mut q = match page_params(&params, "_lastUpdated") {
-        Ok(q) => q,
-        Err(m) => return outcome(StatusCode::BAD_REQUEST, "invalid", m),
-    };
+    let access = app.gate(&tenant, &headers, &rtype, 's').await?;
+    let mut q = page_params(&params, "_lastUpdated").map_err(FhirError::Invalid)?;
     q.rtype = Some(rtype.clone());
     if let Some(p) = params.get("patient") {
         let id = p.strip_prefix("Patient/").unwrap_or(p);
         if !valid_id(id) {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                "patient is not a FHIR id",
-            );
+            return Err(FhirError::Invalid("patient is not a FHIR id"));
         }
         q.patient = Some(id.to_string());
     }
     if let Some(own) = &access.patient {
         if q.patient.as_ref().is_some_and(|p| p != own) {
-            return forbidden("the token is for another patient");
+            return Err(FhirError::Forbidden("the token is for another patient"));
         }
         q.patient = Some(own.clone());
         q.include_shared = true;
@@ -608,12 +517,9 @@ async fn run_search(
     self_url: &str,
     keep: &[(&str, String)],
     page: Option<&String>,
-) -> Response {
+) -> Result<Response, FhirError> {
     let (t, limit, qq) = (tenant.to_string(), q.limit, q);
-    let rows = match app.store(move |s| s.search(&t, &qq)).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    let rows = app.store(move |s| s.search(&t, &qq)).await?;
     searchset(app, tenant, self_url, rows, limit, keep, page)
 }
 
@@ -622,41 +528,40 @@ async fn operation(
     Segments((tenant, rtype, id, op)): Segments<(String, String, String, String)>,
     QueryParams(params): QueryParams<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, FhirError> {
     if rtype != "Patient" || op != "$everything" || app.plain {
-        return outcome(
+        return Err(FhirError::NotSupported(
             StatusCode::NOT_FOUND,
-            "not-supported",
             "only Patient/[id]/$everything is supported",
-        );
+        ));
     }
     if !valid_id(&id) {
-        return outcome(StatusCode::BAD_REQUEST, "invalid", "not a FHIR id");
+        return Err(FhirError::Invalid("not a FHIR id"));
     }
     for k in params.keys() {
         if !matches!(k.as_str(), "_since" | "_count" | "_page") {
-            return outcome(
+            return Err(FhirError::NotSupported(
                 StatusCode::BAD_REQUEST,
-                "not-supported",
                 "unsupported parameter",
-            );
+            ));
         }
     }
-    match app.gate(&tenant, &headers, "*", 'r').await {
-        Ok(a) if a.reaches("Patient", Some(&id)) => {}
-        Ok(_) => return forbidden("the token is for another patient"),
-        Err(r) => return r,
+    if !app
+        .gate(&tenant, &headers, "*", 'r')
+        .await?
+        .reaches("Patient", Some(&id))
+    {
+        return Err(FhirError::Forbidden("the token is for another patient"));
     }
     let (t, pid) = (tenant.clone(), id.clone());
-    match app.store(move |s| s.get(&t, "Patient", &pid)).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return outcome(StatusCode::NOT_FOUND, "not-found", "no such patient"),
-        Err(r) => return r,
+    if app
+        .store(move |s| s.get(&t, "Patient", &pid))
+        .await?
+        .is_none()
+    {
+        return Err(FhirError::NotFound("no such patient"));
     }
-    let mut q = match page_params(&params, "_since") {
-        Ok(q) => q,
-        Err(m) => return outcome(StatusCode::BAD_REQUEST, "invalid", m),
-    };
+    let mut q = page_params(&params, "_since").map_err(FhirError::Invalid)?;
     q.patient = Some(id.clone());
     q.include_shared = true;
     let limit = q.limit;
@@ -689,46 +594,34 @@ async fn create(
     Segments((tenant, rtype)): Segments<(String, String)>,
     headers: HeaderMap,
     body: Incoming,
-) -> Response {
+) -> Result<Response, FhirError> {
     if rtype != "Observation" {
-        return outcome(
+        return Err(FhirError::NotSupported(
             StatusCode::METHOD_NOT_ALLOWED,
-            "not-supported",
             "only Observation can be created",
-        );
+        ));
     }
-    let access = match app.gate(&tenant, &headers, "Observation", 'c').await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    let access = app.gate(&tenant, &headers, "Observation", 'c').await?;
     let Ok(key) = if_none_exist(&headers) else {
-        return outcome(
+        return Err(FhirError::NotSupported(
             StatusCode::BAD_REQUEST,
-            "not-supported",
             "If-None-Exist must be identifier=system|value",
-        );
+        ));
     };
-    let (mut resource, patient) = match observation_in(body, &access).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let (mut resource, patient) = observation_in(body, &access).await?;
     let (t, p) = (tenant.clone(), patient.clone());
-    match app.store(move |s| s.get(&t, "Patient", &p)).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return outcome(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not-found",
-                "no such patient",
-            )
-        }
-        Err(r) => return r,
+    if app
+        .store(move |s| s.get(&t, "Patient", &p))
+        .await?
+        .is_none()
+    {
+        return Err(FhirError::Unprocessable("not-found", "no such patient"));
     }
     let (Ok(id), Ok(fresh)) = (
         crate::http::tokens::new_token(),
         crate::http::tokens::new_token(),
     ) else {
-        return storage_failed("no randomness");
+        return Err(FhirError::storage("no randomness"));
     };
     let id: String = id
         .chars()
@@ -746,13 +639,9 @@ async fn create(
     }
     let t = tenant.clone();
     let now = crate::time::now_ms();
-    let (stored, created) = match app
+    let (stored, created) = app
         .store(move |s| s.create_unique(&t, "Observation", &id, &patient, &key, &resource, now))
-        .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -771,5 +660,5 @@ async fn create(
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", stored.version)) {
         r.headers_mut().insert(header::ETAG, v);
     }
-    r
+    Ok(r)
 }

@@ -29,6 +29,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::fhir::access::{granted_scope, AuthMode};
+use crate::fhir::error::{FhirError, OAuthError};
 use crate::fhir::store::{Grant, Query, Refresh, Refreshed};
 use crate::fhir::{App, Segments};
 use crate::http::body::Incoming;
@@ -185,37 +186,19 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/{tenant}/auth/token", post(token))
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut r = (
-        status,
-        Json(json!({ "error": error, "error_description": description })),
-    )
-        .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-fn bad_request(description: &str) -> Response {
-    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
-}
-
 async fn configuration(
     State(app): State<Arc<App>>,
     Segments(tenant): Segments<String>,
-) -> Response {
-    if let Err(r) = app.require_tenant(&tenant).await {
-        return r;
-    }
+) -> Result<Response, FhirError> {
+    app.require_tenant(&tenant).await?;
     if app.auth != AuthMode::Smart {
-        return crate::fhir::outcome(
+        return Err(FhirError::NotSupported(
             StatusCode::NOT_FOUND,
-            "not-supported",
             "this server does not use SMART",
-        );
+        ));
     }
     let auth = format!("{}/{tenant}/auth", app.public_base);
-    Json(json!({
+    Ok(Json(json!({
         "issuer": app.base(&tenant),
         "authorization_endpoint": format!("{auth}/authorize"),
         "token_endpoint": format!("{auth}/token"),
@@ -228,7 +211,7 @@ async fn configuration(
         "capabilities": ["launch-standalone", "client-public", "context-standalone-patient",
             "permission-patient", "permission-v2", "permission-v1", "permission-offline"]
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The parameters of an authorize request, checked.
@@ -283,10 +266,10 @@ async fn authorize(
     State(app): State<Arc<App>>,
     Segments(tenant): Segments<String>,
     query: Result<QueryParams<HashMap<String, String>>, QueryRejection>,
-) -> Response {
+) -> Result<Response, OAuthError> {
     match query {
         Ok(QueryParams(params)) => approve_or_ask(app, tenant, params).await,
-        Err(_) => bad_request("the query does not decode"),
+        Err(_) => Err(OAuthError::InvalidRequest("the query does not decode")),
     }
 }
 
@@ -295,11 +278,9 @@ async fn consent(
     Segments(tenant): Segments<String>,
     headers: HeaderMap,
     body: Incoming,
-) -> Response {
-    match read_form(&headers, body).await {
-        Ok(params) => approve_or_ask(app, tenant, params).await,
-        Err(r) => r,
-    }
+) -> Result<Response, OAuthError> {
+    let params = read_form(&headers, body).await?;
+    approve_or_ask(app, tenant, params).await
 }
 
 /// A form body: `application/x-www-form-urlencoded` (checked before anything is read)
@@ -307,7 +288,7 @@ async fn consent(
 async fn read_form(
     headers: &HeaderMap,
     body: Incoming,
-) -> Result<HashMap<String, String>, Response> {
+) -> Result<HashMap<String, String>, OAuthError> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -317,20 +298,15 @@ async fn read_form(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return Err(not_a_form());
+        return Err(NOT_A_FORM);
     }
-    let held = body.read(FORM_LIMIT).await.map_err(|e| {
-        let mut r = oauth_error(e.status(), "invalid_request", &e.to_string());
-        e.decorate(r.headers_mut());
-        r
-    })?;
-    serde_urlencoded::from_bytes(&held.bytes).map_err(|_| not_a_form())
+    let held = body.read(FORM_LIMIT).await?;
+    serde_urlencoded::from_bytes(&held.bytes).map_err(|_| NOT_A_FORM)
 }
 
 /// A token or consent request whose body is not a form: RFC 6749's `invalid_request`.
-fn not_a_form() -> Response {
-    bad_request("the body must be application/x-www-form-urlencoded")
-}
+const NOT_A_FORM: OAuthError =
+    OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded");
 
 /// With `sandbox_patient`, approve as that patient and redirect with a code; without,
 /// show the consent form.
@@ -338,32 +314,27 @@ async fn approve_or_ask(
     app: Arc<App>,
     tenant: String,
     params: HashMap<String, String>,
-) -> Response {
+) -> Result<Response, OAuthError> {
     if app.auth != AuthMode::Smart {
-        return bad_request("this server does not use SMART");
+        return Err(NOT_SMART);
     }
-    if let Err(r) = app.require_tenant(&tenant).await {
-        return r;
-    }
-    let req = match check_authorize(&app, &tenant, &params) {
-        Ok(r) => r,
-        Err(why) => return bad_request(why),
-    };
+    app.require_tenant(&tenant).await?;
+    let req = check_authorize(&app, &tenant, &params).map_err(OAuthError::InvalidRequest)?;
     let Some(patient) = params.get("sandbox_patient").filter(|p| !p.is_empty()) else {
-        return consent_page(&app, &tenant, &params).await;
+        return Ok(consent_page(&app, &tenant, &params).await?);
     };
     let (t, pid) = (tenant.clone(), patient.clone());
-    match app.store(move |s| s.get(&t, "Patient", &pid)).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return bad_request("no such patient at this provider"),
-        Err(r) => return r,
+    if app
+        .store(move |s| s.get(&t, "Patient", &pid))
+        .await?
+        .is_none()
+    {
+        return Err(OAuthError::InvalidRequest(
+            "no such patient at this provider",
+        ));
     }
     let Ok(code) = new_token() else {
-        return oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "no randomness",
-        );
+        return Err(NO_RANDOMNESS);
     };
     let grant = Grant {
         tenant: tenant.clone(),
@@ -375,9 +346,7 @@ async fn approve_or_ask(
         data: json!({ "challenge": req.challenge, "redirect_uri": req.redirect_uri }).to_string(),
     };
     let hash = token_hash(&code);
-    if let Err(r) = app.store(move |s| s.put_grant(&hash, &grant)).await {
-        return r;
-    }
+    app.store(move |s| s.put_grant(&hash, &grant)).await?;
     let sep = if req.redirect_uri.contains('?') {
         '&'
     } else {
@@ -388,13 +357,11 @@ async fn approve_or_ask(
         location.push_str(&format!("&state={}", crate::fhir::encode_query(state)));
     }
     let mut r = StatusCode::FOUND.into_response();
-    match HeaderValue::from_str(&location) {
-        Ok(v) => {
-            r.headers_mut().insert(header::LOCATION, v);
-            r
-        }
-        Err(_) => bad_request("redirect_uri cannot be used in a Location header"),
-    }
+    let v = HeaderValue::from_str(&location).map_err(|_| {
+        OAuthError::InvalidRequest("redirect_uri cannot be used in a Location header")
+    })?;
+    r.headers_mut().insert(header::LOCATION, v);
+    Ok(r)
 }
 
 fn escape_html(s: &str) -> String {
@@ -411,17 +378,18 @@ fn escape_html(s: &str) -> String {
 }
 
 /// The sandbox consent form: pick a patient of this tenant and approve.
-async fn consent_page(app: &Arc<App>, tenant: &str, params: &HashMap<String, String>) -> Response {
+async fn consent_page(
+    app: &Arc<App>,
+    tenant: &str,
+    params: &HashMap<String, String>,
+) -> Result<Response, FhirError> {
     let t = tenant.to_string();
     let q = Query {
         rtype: Some("Patient".into()),
         limit: 20,
         ..Query::default()
     };
-    let patients = match app.store(move |s| s.search(&t, &q)).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let patients = app.store(move |s| s.search(&t, &q)).await?;
     let hidden: String = params
         .iter()
         .filter(|(k, _)| k.as_str() != "sandbox_patient")
@@ -448,14 +416,14 @@ async fn consent_page(app: &Arc<App>, tenant: &str, params: &HashMap<String, Str
     let scope = escape_html(&granted_scope(
         params.get("scope").map_or("", String::as_str),
     ));
-    Html(format!(
+    Ok(Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sandbox sign-in</title></head><body>\
          <h1>{tenant}: sandbox sign-in</h1><p>This is a test provider. Choose the patient to sign in as. \
          The app asks for: <code>{scope}</code></p><form method=\"post\">{hidden}{options}\
          <button type=\"submit\">Allow</button></form></body></html>",
         tenant = escape_html(tenant)
     ))
-    .into_response()
+    .into_response())
 }
 
 /// Issue an access token (and a refresh token if `offline_access` or
@@ -466,10 +434,10 @@ async fn issue(
     patient: &str,
     scope: &str,
     client_id: &str,
-) -> Response {
+) -> Result<Response, OAuthError> {
     let now = crate::time::now_ms();
     let (Ok(access), Ok(refresh)) = (new_token(), new_token()) else {
-        return no_randomness();
+        return Err(NO_RANDOMNESS);
     };
     let wants_refresh = scope
         .split_whitespace()
@@ -487,19 +455,15 @@ async fn issue(
     if wants_refresh {
         grants.push((token_hash(&refresh), grant("refresh", REFRESH_TTL_MS)));
     }
-    if let Err(r) = app
-        .store(move |s| grants.iter().try_for_each(|(h, g)| s.put_grant(h, g)))
-        .await
-    {
-        return r;
-    }
-    token_answer(
+    app.store(move |s| grants.iter().try_for_each(|(h, g)| s.put_grant(h, g)))
+        .await?;
+    Ok(token_answer(
         app,
         patient,
         scope,
         access,
         wants_refresh.then_some(refresh),
-    )
+    ))
 }
 
 /// The token response for tokens already stored.
@@ -526,32 +490,27 @@ fn token_answer(
     r
 }
 
-fn no_randomness() -> Response {
-    oauth_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        "no randomness",
-    )
-}
-
-fn storage_failed() -> Response {
-    oauth_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        "storage failed",
-    )
-}
+/// No randomness for a code or token.
+const NO_RANDOMNESS: OAuthError = OAuthError::Server("no randomness");
+/// The storage failed during a token exchange (logged where it happened).
+const STORAGE_FAILED: OAuthError = OAuthError::Server("storage failed");
+/// A sign-in request to a tenant that does not use SMART.
+const NOT_SMART: OAuthError = OAuthError::InvalidRequest("this server does not use SMART");
 
 /// Exchange a refresh token: rotate it, or allow its one retry, or revoke its family,
 /// as [`FhirStore::refresh_grant`](crate::fhir::store::FhirStore::refresh_grant) decides in one
 /// transaction. Nothing is changed for a token of another tenant or client.
-async fn refresh(app: &Arc<App>, tenant: &str, client_id: &str, presented: &str) -> Response {
-    let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+async fn refresh(
+    app: &Arc<App>,
+    tenant: &str,
+    client_id: &str,
+    presented: &str,
+) -> Result<Response, OAuthError> {
     if presented.is_empty() {
-        return invalid_grant("refresh_token is required");
+        return Err(OAuthError::InvalidGrant("refresh_token is required"));
     }
     let (Ok(access), Ok(refresh)) = (new_token(), new_token()) else {
-        return no_randomness();
+        return Err(NO_RANDOMNESS);
     };
     let now = crate::time::now_ms();
     let (hash, access_hash, refresh_hash) = (
@@ -584,7 +543,13 @@ async fn refresh(app: &Arc<App>, tenant: &str, client_id: &str, presented: &str)
                     "a spent refresh token was used once more within its grace window"
                 );
             }
-            token_answer(app, &grant.patient, &grant.scope, access, Some(refresh))
+            Ok(token_answer(
+                app,
+                &grant.patient,
+                &grant.scope,
+                access,
+                Some(refresh),
+            ))
         }
         Ok(Refreshed::Revoked(n)) => {
             tracing::warn!(
@@ -592,10 +557,14 @@ async fn refresh(app: &Arc<App>, tenant: &str, client_id: &str, presented: &str)
                 revoked = n,
                 "a spent refresh token was replayed; its family is revoked"
             );
-            invalid_grant("the refresh token was already used")
+            Err(OAuthError::InvalidGrant(
+                "the refresh token was already used",
+            ))
         }
-        Ok(Refreshed::Unknown) => invalid_grant("the refresh token is unknown or expired"),
-        Err(_) => storage_failed(),
+        Ok(Refreshed::Unknown) => Err(OAuthError::InvalidGrant(
+            "the refresh token is unknown or expired",
+        )),
+        Err(_) => Err(STORAGE_FAILED),
     }
 }
 
@@ -604,24 +573,17 @@ async fn token(
     Segments(tenant): Segments<String>,
     headers: HeaderMap,
     body: Incoming,
-) -> Response {
-    let p = match read_form(&headers, body).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, OAuthError> {
+    let p = read_form(&headers, body).await?;
     if app.auth != AuthMode::Smart {
-        return bad_request("this server does not use SMART");
+        return Err(NOT_SMART);
     }
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
     let client_id = get("client_id");
     if client_id.is_empty() {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client_id is required",
-        );
+        return Err(OAuthError::InvalidClient("client_id is required"));
     }
-    let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    let invalid_grant = |d: &'static str| Err(OAuthError::InvalidGrant(d));
     let now = crate::time::now_ms();
     match get("grant_type") {
         "authorization_code" => {
@@ -630,7 +592,7 @@ async fn token(
                 .store(move |s| s.take_grant(&hash, "code", &t, now))
                 .await
             else {
-                return storage_failed();
+                return Err(STORAGE_FAILED);
             };
             let Some(g) = found else {
                 return invalid_grant("the code is unknown, used or expired");
@@ -658,10 +620,8 @@ async fn token(
             issue(&app, &tenant, &g.patient, &g.scope, client_id).await
         }
         "refresh_token" => refresh(&app, &tenant, client_id, get("refresh_token")).await,
-        _ => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
+        _ => Err(OAuthError::UnsupportedGrantType(
             "use authorization_code or refresh_token",
-        ),
+        )),
     }
 }

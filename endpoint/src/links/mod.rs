@@ -137,27 +137,27 @@ impl Shl {
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&dyn LinkStore) -> StoreResult<T> + Send + 'static,
-    ) -> Result<T, ShlError> {
+    ) -> Result<T, LinkError> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "share-link storage failed");
-                Err(ShlError::Storage)
+                Err(LinkError::Storage)
             }
             Err(e) => {
                 tracing::error!(error = %e, "share-link storage task failed");
-                Err(ShlError::Storage)
+                Err(LinkError::Storage)
             }
         }
     }
 
     /// The signed-in owner's mailbox id.
-    async fn owner(self: &Arc<Self>, headers: &HeaderMap) -> Result<String, ShlError> {
+    async fn owner(self: &Arc<Self>, headers: &HeaderMap) -> Result<String, LinkError> {
         match self.relay.signed_in(headers).await {
             Ok(caller) => Ok(caller.mailbox),
-            Err(RelayError::Unauthorized(m)) => Err(ShlError::Unauthorized(m)),
-            Err(_) => Err(ShlError::Storage),
+            Err(RelayError::Unauthorized(m)) => Err(LinkError::Unauthorized(m)),
+            Err(_) => Err(LinkError::Storage),
         }
     }
 
@@ -195,7 +195,7 @@ impl Shl {
 /// Why a request was refused. Each becomes JSON with its status: `{"error": "…"}`,
 /// or `{"remainingAttempts": n}` for a wrong passcode.
 #[derive(Debug, thiserror::Error)]
-pub enum ShlError {
+pub enum LinkError {
     /// 400: the request is malformed.
     #[error("{0}")]
     BadRequest(&'static str),
@@ -225,38 +225,40 @@ pub enum ShlError {
     #[error("the server could not make a random value")]
     Random,
     /// The body could not be taken: too slow, or no room in the budget (413s are
-    /// [`ShlError::TooLarge`]).
+    /// [`LinkError::TooLarge`]).
     #[error(transparent)]
     Body(BodyError),
 }
 
-impl From<BodyError> for ShlError {
+impl From<BodyError> for LinkError {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::TooLarge => ShlError::TooLarge("the request body is too large".into()),
-            other => ShlError::Body(other),
+            BodyError::TooLarge => LinkError::TooLarge("the request body is too large".into()),
+            other => LinkError::Body(other),
         }
     }
 }
 
-impl ShlError {
+impl LinkError {
     fn status(&self) -> StatusCode {
         match self {
-            ShlError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ShlError::Unauthorized(_) | ShlError::WrongPasscode { .. } => StatusCode::UNAUTHORIZED,
-            ShlError::NotFound => StatusCode::NOT_FOUND,
-            ShlError::Revoked => StatusCode::CONFLICT,
-            ShlError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ShlError::Storage | ShlError::Random => StatusCode::INTERNAL_SERVER_ERROR,
-            ShlError::Body(e) => e.status(),
+            LinkError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            LinkError::Unauthorized(_) | LinkError::WrongPasscode { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            LinkError::NotFound => StatusCode::NOT_FOUND,
+            LinkError::Revoked => StatusCode::CONFLICT,
+            LinkError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            LinkError::Storage | LinkError::Random => StatusCode::INTERNAL_SERVER_ERROR,
+            LinkError::Body(e) => e.status(),
         }
     }
 }
 
-impl IntoResponse for ShlError {
+impl IntoResponse for LinkError {
     fn into_response(self) -> Response {
         let mut r = match &self {
-            ShlError::WrongPasscode { remaining } => no_store(
+            LinkError::WrongPasscode { remaining } => no_store(
                 self.status(),
                 WrongPasscode {
                     remaining_attempts: *remaining,
@@ -269,13 +271,13 @@ impl IntoResponse for ShlError {
                 },
             ),
         };
-        if matches!(self, ShlError::Unauthorized(_)) {
+        if matches!(self, LinkError::Unauthorized(_)) {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"carry-relay\""),
             );
         }
-        if let ShlError::Body(e) = &self {
+        if let LinkError::Body(e) = &self {
             e.decorate(r.headers_mut());
         }
         r
@@ -306,7 +308,7 @@ fn jose(jwe: String) -> Response {
 }
 
 /// Turn a handler's result into the answer.
-fn answer(r: Result<Response, ShlError>) -> Response {
+fn answer(r: Result<Response, LinkError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -368,11 +370,11 @@ async fn preflight() -> Response {
 
 /// Read a JSON request body of at most `limit` bytes (see [`crate::http::body`]) and parse
 /// it. Handlers call it only once the request is otherwise checked.
-async fn parse<T: DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, ShlError> {
+async fn parse<T: DeserializeOwned>(body: Incoming, limit: usize) -> Result<T, LinkError> {
     let held = body.read(limit).await?;
     // serde's messages can quote the input, so they are not passed on.
     serde_json::from_slice(&held.bytes)
-        .map_err(|_| ShlError::BadRequest("the body is not the JSON this route expects"))
+        .map_err(|_| LinkError::BadRequest("the body is not the JSON this route expects"))
 }
 
 /// Whether `s` is base64url of exactly 32 bytes (a link id or a location token).
@@ -381,10 +383,10 @@ fn valid_id(s: &str) -> bool {
 }
 
 /// A link id from the path, or 404.
-fn link_id(p: Result<Path<String>, PathRejection>) -> Result<String, ShlError> {
+fn link_id(p: Result<Path<String>, PathRejection>) -> Result<String, LinkError> {
     match p {
         Ok(Path(id)) if valid_id(&id) => Ok(id),
-        _ => Err(ShlError::NotFound),
+        _ => Err(LinkError::NotFound),
     }
 }
 
@@ -401,14 +403,14 @@ pub fn looks_like_jwe(file: &str) -> bool {
 }
 
 /// Check an uploaded file: its size first (413), then its shape (400).
-fn check_file(file: &str, max: usize) -> Result<(), ShlError> {
+fn check_file(file: &str, max: usize) -> Result<(), LinkError> {
     if file.len() > max {
-        return Err(ShlError::TooLarge(format!(
+        return Err(LinkError::TooLarge(format!(
             "the file is larger than {max} bytes"
         )));
     }
     if !looks_like_jwe(file) {
-        return Err(ShlError::BadRequest(
+        return Err(LinkError::BadRequest(
             "file must be a JWE in compact serialization",
         ));
     }
@@ -416,13 +418,13 @@ fn check_file(file: &str, max: usize) -> Result<(), ShlError> {
 }
 
 /// The flags a link may carry, as the protocol writes them (alphabetical).
-fn check_flags(flags: &str) -> Result<(), ShlError> {
+fn check_flags(flags: &str) -> Result<(), LinkError> {
     match flags {
         "" | "L" | "P" | "LP" | "U" | "LU" => Ok(()),
         f if f.contains('U') && f.contains('P') => {
-            Err(ShlError::BadRequest("the U flag cannot go with P"))
+            Err(LinkError::BadRequest("the U flag cannot go with P"))
         }
-        _ => Err(ShlError::BadRequest(
+        _ => Err(LinkError::BadRequest(
             "flags must be one of \"\", L, P, LP, U, LU",
         )),
     }
@@ -448,13 +450,13 @@ fn forbidden_in_recipient(c: char) -> bool {
 
 /// A recipient as the protocol requires it: present, not blank, at most 200
 /// characters, and one plain line (see [`forbidden_in_recipient`]).
-fn check_recipient(r: Option<&str>) -> Result<String, ShlError> {
+fn check_recipient(r: Option<&str>) -> Result<String, LinkError> {
     match r {
-        Some(r) if r.chars().any(forbidden_in_recipient) => Err(ShlError::BadRequest(
+        Some(r) if r.chars().any(forbidden_in_recipient) => Err(LinkError::BadRequest(
             "recipient must not hold control characters, line breaks or bidi controls",
         )),
         Some(r) if !r.trim().is_empty() && r.chars().count() <= MAX_RECIPIENT => Ok(r.to_string()),
-        _ => Err(ShlError::BadRequest(
+        _ => Err(LinkError::BadRequest(
             "recipient is required: 1 to 200 characters",
         )),
     }
@@ -528,28 +530,28 @@ async fn create(State(shl): State<Arc<Shl>>, headers: HeaderMap, body: Incoming)
             check_flags(&req.flags)?;
             let now_s = crate::time::now_ms() / 1000;
             if req.expires_at.is_some_and(|e| e <= now_s) {
-                return Err(ShlError::BadRequest("expires_at must be in the future"));
+                return Err(LinkError::BadRequest("expires_at must be in the future"));
             }
             let passcode_hash = match (req.flags.contains('P'), req.passcode) {
                 (true, Some(p)) if PASSCODE_CHARS.contains(&p.chars().count()) => {
                     let hashed = tokio::task::spawn_blocking(move || hash_passcode(&p)).await;
                     Some(
                         hashed
-                            .map_err(|_| ShlError::Random)?
-                            .map_err(|_| ShlError::Random)?,
+                            .map_err(|_| LinkError::Random)?
+                            .map_err(|_| LinkError::Random)?,
                     )
                 }
                 (true, _) => {
-                    return Err(ShlError::BadRequest(
+                    return Err(LinkError::BadRequest(
                         "a P link needs a passcode of 4 to 64 characters",
                     ))
                 }
                 (false, Some(_)) => {
-                    return Err(ShlError::BadRequest("a passcode needs the P flag"))
+                    return Err(LinkError::BadRequest("a passcode needs the P flag"))
                 }
                 (false, None) => None,
             };
-            let id = new_token().map_err(|_| ShlError::Random)?;
+            let id = new_token().map_err(|_| LinkError::Random)?;
             let link = NewLink {
                 id: id.clone(),
                 owner,
@@ -619,8 +621,8 @@ async fn replace_file(
                 .await?
             {
                 Change::Done => Ok(StatusCode::NO_CONTENT.into_response()),
-                Change::NotFound => Err(ShlError::NotFound),
-                Change::Revoked => Err(ShlError::Revoked),
+                Change::NotFound => Err(LinkError::NotFound),
+                Change::Revoked => Err(LinkError::Revoked),
             }
         }
         .await,
@@ -640,7 +642,7 @@ async fn revoke(
             let now_s = crate::time::now_ms() / 1000;
             match shl.store(move |s| s.shl_revoke(&id, &owner, now_s)).await? {
                 Change::Done | Change::Revoked => Ok(StatusCode::NO_CONTENT.into_response()),
-                Change::NotFound => Err(ShlError::NotFound),
+                Change::NotFound => Err(LinkError::NotFound),
             }
         }
         .await,
@@ -648,15 +650,15 @@ async fn revoke(
 }
 
 /// `after` of an access-log page.
-fn after_param(query: Option<&str>) -> Result<i64, ShlError> {
+fn after_param(query: Option<&str>) -> Result<i64, LinkError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| ShlError::BadRequest("the query does not decode"))?;
+        .map_err(|_| LinkError::BadRequest("the query does not decode"))?;
     let mut after = 0;
     for (k, v) in pairs {
         if k == "after" {
             after = v
                 .parse()
-                .map_err(|_| ShlError::BadRequest("after must be a whole number"))?;
+                .map_err(|_| LinkError::BadRequest("after must be a whole number"))?;
         }
     }
     Ok(after)
@@ -678,7 +680,7 @@ async fn accesses(
             let (link, log) = shl
                 .store(move |s| s.shl_accesses(&id, &owner, after, ACCESS_PAGE))
                 .await?
-                .ok_or(ShlError::NotFound)?;
+                .ok_or(LinkError::NotFound)?;
             let now_s = crate::time::now_ms() / 1000;
             let accesses = log
                 .into_iter()
@@ -715,7 +717,7 @@ async fn attempt(
     via: Via,
     ask: Ask,
     now_s: i64,
-) -> Result<Answer, ShlError> {
+) -> Result<Answer, LinkError> {
     let a = Attempt {
         id: id.to_string(),
         recipient: recipient.to_string(),
@@ -743,11 +745,11 @@ async fn manifest(
             let link = shl
                 .store(move |s| s.shl_link(&lookup))
                 .await?
-                .ok_or(ShlError::NotFound)?;
+                .ok_or(LinkError::NotFound)?;
             if link.state(now_s) != LinkState::Active {
                 // Refused, and nothing recorded; no passcode is checked.
                 attempt(&shl, &id, &recipient, Via::Manifest, Ask::Refuse, now_s).await?;
-                return Err(ShlError::NotFound);
+                return Err(LinkError::NotFound);
             }
             if has_flag(&link, 'P') {
                 let right = match (link.passcode_hash.clone(), req.passcode) {
@@ -762,13 +764,13 @@ async fn manifest(
                     let ask = Ask::WrongPasscode;
                     return match attempt(&shl, &id, &recipient, Via::Manifest, ask, now_s).await? {
                         Answer::WrongPasscode { remaining } => {
-                            Err(ShlError::WrongPasscode { remaining })
+                            Err(LinkError::WrongPasscode { remaining })
                         }
-                        _ => Err(ShlError::NotFound),
+                        _ => Err(LinkError::NotFound),
                     };
                 }
             }
-            let token = new_token().map_err(|_| ShlError::Random)?;
+            let token = new_token().map_err(|_| LinkError::Random)?;
             let ask = Ask::Manifest {
                 embed_max: req.embedded_length_max,
                 token_hash: token_hash(&token),
@@ -785,7 +787,7 @@ async fn manifest(
                     embedded: None,
                     location: Some(format!("{}/shl/f/{token}", shl.public_base)),
                 },
-                _ => return Err(ShlError::NotFound),
+                _ => return Err(LinkError::NotFound),
             };
             Ok(no_store(StatusCode::OK, Manifest { files: vec![file] }))
         }
@@ -794,9 +796,9 @@ async fn manifest(
 }
 
 /// The `recipient` of a direct request's query.
-fn recipient_param(query: Option<&str>) -> Result<String, ShlError> {
+fn recipient_param(query: Option<&str>) -> Result<String, LinkError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| ShlError::BadRequest("the query does not decode"))?;
+        .map_err(|_| LinkError::BadRequest("the query does not decode"))?;
     let found = pairs
         .into_iter()
         .find(|(k, _)| k == "recipient")
@@ -819,7 +821,7 @@ async fn direct(
             let link = shl
                 .store(move |s| s.shl_link(&lookup))
                 .await?
-                .ok_or(ShlError::NotFound)?;
+                .ok_or(LinkError::NotFound)?;
             let ask = if has_flag(&link, 'U') {
                 Ask::Direct
             } else {
@@ -827,7 +829,7 @@ async fn direct(
             };
             match attempt(&shl, &id, &recipient, Via::Direct, ask, now_s).await? {
                 Answer::File(jwe) => Ok(jose(jwe)),
-                _ => Err(ShlError::NotFound),
+                _ => Err(LinkError::NotFound),
             }
         }
         .await,
@@ -842,7 +844,7 @@ async fn file(State(shl): State<Arc<Shl>>, token: Result<Path<String>, PathRejec
             let (hash, now_s) = (token_hash(&token), crate::time::now_ms() / 1000);
             match shl.store(move |s| s.shl_fetch(&hash, now_s)).await? {
                 Answer::File(jwe) => Ok(jose(jwe)),
-                _ => Err(ShlError::NotFound),
+                _ => Err(LinkError::NotFound),
             }
         }
         .await,
@@ -877,7 +879,7 @@ mod tests {
         assert!(!looks_like_jwe(""));
         assert!(matches!(
             check_file("eyJh..aXY.Y3Q.dGFn", 5),
-            Err(ShlError::TooLarge(_))
+            Err(LinkError::TooLarge(_))
         ));
     }
 
@@ -907,7 +909,7 @@ mod tests {
             "Dr \u{2028}A",
         ] {
             assert!(
-                matches!(check_recipient(Some(bad)), Err(ShlError::BadRequest(_))),
+                matches!(check_recipient(Some(bad)), Err(LinkError::BadRequest(_))),
                 "{bad:?}"
             );
         }
