@@ -183,7 +183,7 @@ kotlin: bindings
 size: deps
 	$(CARGO) build --profile release-ffi -p carry-ffi
 	strip -o target/release-ffi/libcarry_ffi.stripped.so target/release-ffi/libcarry_ffi.so
-	@ls -l target/release-ffi/libcarry_ffi.stripped.so | awk '{printf "stripped cdylib: %.2f MB (%d bytes)\n", $$5/1e6, $$5}'
+	python3 tests/size/breakdown.py target/release-ffi/libcarry_ffi.so target/release-ffi/libcarry_ffi.stripped.so
 
 ## Android: the native libraries for the Gradle module, built with cargo-ndk.
 ## Needs the Android NDK (not on these machines).
