@@ -30,8 +30,12 @@ use tempfile::TempDir;
 /// Record sizes, in resources. Unlock, queries and memory use the largest.
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const LARGEST: usize = SIZES[SIZES.len() - 1];
-/// Set in a child process to measure the peak memory of one import: `import:<path>`.
+/// Set in a child process to measure the peak memory of one import (`import:<path>`),
+/// or to open a profile cold and read its first page (`cold:<folder>`).
 const CHILD_ENV: &str = "CARRY_BENCH_CHILD";
+/// The record size a cold start opens, and how many cold starts are timed.
+const COLD_SIZE: usize = 10_000;
+const COLD_RUNS: usize = 10;
 const PASSPHRASE: &str = "bench-pass";
 /// Timed samples per query figure.
 const QUERY_RUNS: usize = 500;
@@ -82,6 +86,7 @@ fn main() {
     bench_unlock(&enc.profile, &mut rows);
     bench_queries(&enc.profile, &plain.profile, &mut rows);
     drop((enc, plain));
+    bench_cold_start(&files, work.path(), &mut rows);
     let largest = fixtures
         .iter()
         .max_by_key(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
@@ -387,7 +392,18 @@ fn search_samples(profile: &Profile) -> Vec<Duration> {
         elapsed
     };
     let term = |i: usize| terms[i % terms.len()];
-    (0..QUERY_RUNS).map(|i| search(term(i))).collect()
+    let samples: Vec<Duration> = (0..QUERY_RUNS).map(|i| search(term(i))).collect();
+    // Which terms cost the most: the p99 is theirs.
+    let slowest: Vec<String> = terms
+        .iter()
+        .enumerate()
+        .map(|(t, word)| {
+            let worst = samples.iter().skip(t).step_by(terms.len()).max();
+            format!("{word} {}", worst.map_or_else(String::new, |d| ms(*d)))
+        })
+        .collect();
+    eprintln!("search, slowest per term: {}", slowest.join(", "));
+    samples
 }
 
 /// Timeline and search at the largest size, p50 / p99, on the encrypted vault and on
@@ -414,15 +430,82 @@ fn bench_queries(enc: &Profile, plain: &Profile, rows: &mut Vec<Row>) {
 }
 
 // ---------------------------------------------------------------------------------
+// Cold start
+
+/// The child process of a cold start: open the profile with a raw key (what an app's
+/// platform key store gives back), read the first timeline page, and say so.
+fn cold_child(dir: &Path) {
+    let profile = Profile::open(dir, &RawKeyStore).expect("open the profile");
+    let first = TimelineQuery {
+        limit: Some(PAGE),
+        ..Default::default()
+    };
+    let page = profile.timeline(&first).expect("the first timeline page");
+    assert_eq!(page.items.len(), PAGE as usize, "a full first page");
+    println!("ready");
+}
+
+/// A cold start as an app pays it: a new process loads the library, opens a profile
+/// of `COLD_SIZE` resources with a raw-key store and reads its first page; timed from
+/// the spawn until the child says the page is read (so it includes starting a process,
+/// which an app has already paid). The profile's files were just written, so they are
+/// in the OS's cache, as they are for an app opened again.
+fn bench_cold_start(files: &[(usize, PathBuf)], work: &Path, rows: &mut Vec<Row>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let Some((_, path)) = files.iter().find(|(n, _)| *n == COLD_SIZE) else {
+        return;
+    };
+    let dir = tempfile::tempdir_in(work).expect("create a profile folder");
+    {
+        let profile = Profile::create(dir.path(), "cold", &RawKeyStore).expect("create");
+        timed_import(&profile, path, COLD_SIZE);
+    }
+    let exe = std::env::current_exe().expect("the harness's own path");
+    let mut samples: Vec<Duration> = (0..COLD_RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            let mut child = Command::new(&exe)
+                .env(CHILD_ENV, format!("cold:{}", dir.path().display()))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run the cold-start child");
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("the child's output");
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("read the child's output");
+            let elapsed = t.elapsed();
+            assert_eq!(line.trim(), "ready", "the cold-start child failed");
+            assert!(child.wait().expect("wait for the child").success());
+            elapsed
+        })
+        .collect();
+    let first = samples[0];
+    let p50 = percentile(&mut samples, 0.5);
+    let max = samples.iter().copied().max().unwrap_or_default();
+    let figure = format!(
+        "Cold start, {}: new process to the first page of {PAGE} (raw key), p50 of {COLD_RUNS}",
+        label(COLD_SIZE)
+    );
+    let met = p50 < Duration::from_millis(50);
+    let result = format!("{} (first {}, slowest {})", ms(p50), ms(first), ms(max));
+    rows.push((figure, result, Some(("< 50 ms", met))));
+}
+
+// ---------------------------------------------------------------------------------
 // Peak memory
 
 /// The child process: import one file into a fresh encrypted profile and print the
 /// resources imported and the peak resident set size (KiB) before the import, when
 /// half the file was read, and after.
 fn child(spec: &str) {
+    if let Some(dir) = spec.strip_prefix("cold:") {
+        return cold_child(Path::new(dir));
+    }
     let path = spec
         .strip_prefix("import:")
-        .expect("CARRY_BENCH_CHILD=import:<path>");
+        .expect("CARRY_BENCH_CHILD=import:<path> or cold:<folder>");
     let dir = tempfile::tempdir().expect("create a profile folder");
     let key_store = PassphraseKeyStore::new(PASSPHRASE).expect("a passphrase key store");
     let profile = Profile::create(dir.path(), "bench", &key_store).expect("create a profile");

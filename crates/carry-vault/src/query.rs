@@ -285,13 +285,8 @@ fn fts_query(text: &str) -> Option<String> {
 pub fn search(conn: &Connection, text: &str, limit: Option<u32>) -> Result<Vec<Item>> {
     let limit = page_limit(limit)?;
     if crate::trend::concept(text).is_some() {
-        let series = crate::trend::series(conn, text)?;
-        let ids: Vec<i64> = series
-            .points
-            .iter()
-            .take(limit as usize)
-            .map(|p| p.item_id)
-            .collect();
+        let series = crate::trend::newest(conn, text, limit as usize)?;
+        let ids: Vec<i64> = series.points.iter().map(|p| p.item_id).collect();
         return items(conn, &ids);
     }
     let query =

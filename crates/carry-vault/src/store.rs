@@ -94,7 +94,12 @@ pub fn ensure_source(tx: &Transaction<'_>, kind: SourceKind, name: &str, now: i6
     )?)
 }
 
-/// Writes resources for one source inside one transaction.
+/// Search rows a batched writer holds back before writing them together.
+const FTS_BATCH: usize = 2048;
+
+/// Writes resources for one source inside one transaction. Writers of two sources are
+/// not interleaved in one transaction: whether another source holds resources (without
+/// which nothing can group) is asked once, at a writer's first insert.
 pub struct Writer<'t, 'c> {
     tx: &'t Transaction<'c>,
     source_id: i64,
@@ -105,6 +110,10 @@ pub struct Writer<'t, 'c> {
     seen_run: Option<i64>,
     identity: Option<String>,
     by_id: bool,
+    /// Search rows held back (`Some` once [`Writer::batched`]): rowid, display, codes.
+    pending_fts: Option<Vec<(i64, String, String)>>,
+    /// Whether a source other than this one holds resources, once asked.
+    others: Option<bool>,
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
@@ -126,7 +135,49 @@ impl<'t, 'c> Writer<'t, 'c> {
             seen_run: None,
             identity: None,
             by_id: false,
+            pending_fts: None,
+            others: None,
         }
+    }
+
+    /// Hold the search rows back and write them together, every few thousand resources
+    /// and at [`Writer::finish`], which the caller must call before it commits: FTS5
+    /// then merges one batch of terms at a time instead of flushing a segment for each
+    /// resource. For bulk writes (an import) that read no search results meanwhile.
+    pub fn batched(mut self) -> Self {
+        self.pending_fts = Some(Vec::new());
+        self
+    }
+
+    /// Write what a batched writer holds back. Nothing is held by other writers.
+    pub fn finish(&mut self) -> Result<()> {
+        let Some(pending) = self.pending_fts.as_mut() else {
+            return Ok(());
+        };
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
+        )?;
+        for (id, display, codes) in pending.drain(..) {
+            insert.execute(params![id, display, codes])?;
+        }
+        Ok(())
+    }
+
+    /// Whether a source other than this writer's holds resources (asked once).
+    fn others(&mut self) -> Result<bool> {
+        if let Some(known) = self.others {
+            return Ok(known);
+        }
+        // Two seeks on the (source_id, identity) index, however large the vault.
+        let held: bool = self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM resources WHERE source_id < ?1)
+                     OR EXISTS (SELECT 1 FROM resources WHERE source_id > ?1)",
+            )?
+            .query_row([self.source_id], |r| r.get(0))?;
+        self.others = Some(held);
+        Ok(held)
     }
 
     /// Write as a provider sync does: a new version replaces the old one (the provider
@@ -223,6 +274,9 @@ impl<'t, 'c> Writer<'t, 'c> {
                     self.tx
                         .prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
                         .execute([id])?;
+                    if let Some(pending) = self.pending_fts.as_mut() {
+                        pending.retain(|(rowid, _, _)| *rowid != id);
+                    }
                     PutOutcome::Updated(id)
                 }
                 None => {
@@ -242,13 +296,27 @@ impl<'t, 'c> Writer<'t, 'c> {
                     PutOutcome::Inserted(self.tx.last_insert_rowid())
                 }
             };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![outcome.item_id(), a.display, fts_codes])?;
+        let item = outcome.item_id();
+        match self.pending_fts.as_mut() {
+            Some(pending) => {
+                pending.push((item, a.display.clone(), fts_codes));
+                if pending.len() >= FTS_BATCH {
+                    self.finish()?;
+                }
+            }
+            None => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![item, a.display, fts_codes])?;
+            }
+        }
         let keys = sameness::keys(resource, &a);
-        group(self.tx, outcome, self.source_id, &keys)?;
+        // Keys group only across sources: with no other source, there is nothing to
+        // look up (the keys are still kept, for the sources to come).
+        let lookups = matches!(outcome, PutOutcome::Inserted(_)) && self.others()?;
+        group(self.tx, outcome, self.source_id, &keys, lookups)?;
         if let PutOutcome::Updated(id) = outcome {
             // Its own labels may have changed: its fact's copies follow.
             record::relabel::group_of(self.tx, id)?;
@@ -275,15 +343,17 @@ fn identity(full_url: Option<&str>, a: &Analysis, hash: &[u8], keep_versions: bo
 /// More resources than this sharing one sameness key means the key names no single fact.
 const KEY_USE_MAX: i64 = 32;
 
-/// Record `keys` for the resource `outcome` wrote, and on insert put it in the group of
-/// a resource from another source that shares a key (identifiers first, then the
-/// equivalence key), unless that group already holds one from this source: within a
-/// source, two resources are two facts. An update keeps its group.
+/// Record `keys` for the resource `outcome` wrote, and on insert (with `lookups`, when
+/// another source holds resources) put it in the group of a resource from another
+/// source that shares a key (identifiers first, then the equivalence key), unless that
+/// group already holds one from this source: within a source, two resources are two
+/// facts. An update keeps its group.
 fn group(
     tx: &Transaction<'_>,
     outcome: PutOutcome,
     source_id: i64,
     keys: &sameness::Keys,
+    lookups: bool,
 ) -> Result<()> {
     let id = outcome.item_id();
     if matches!(outcome, PutOutcome::Updated(_)) {
@@ -301,7 +371,7 @@ fn group(
         )?
         .execute(params![key, id])?;
     }
-    if !matches!(outcome, PutOutcome::Inserted(_)) {
+    if !matches!(outcome, PutOutcome::Inserted(_)) || !lookups {
         return Ok(());
     }
     // A key that many resources share (a constant such as Synthea's claim-group
@@ -399,4 +469,101 @@ pub fn remove(tx: &Transaction<'_>, id: i64) -> Result<()> {
         record::relabel::members(tx, &members)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vault() -> rusqlite::Connection {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::vault::migrations::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn condition(id: &str, text: &str) -> (String, Value) {
+        let v = json!({
+            "resourceType": "Condition",
+            "id": id,
+            "code": { "text": text },
+            "onsetDateTime": "2020-01-02"
+        });
+        (v.to_string(), v)
+    }
+
+    fn matches(tx: &Transaction<'_>, word: &str) -> Vec<i64> {
+        tx.prepare("SELECT rowid FROM resources_fts WHERE resources_fts MATCH ?1 ORDER BY rowid")
+            .unwrap()
+            .query_map([word], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_batched_writer_indexes_each_resource_once_with_its_last_content() {
+        let mut conn = vault();
+        let tx = conn.transaction().unwrap();
+        let source = ensure_source(&tx, SourceKind::File, "f.json", 1).unwrap();
+        let mut w = Writer::new(&tx, source, None, EnteredBy::Provider, 1).batched();
+        let mut ids = Vec::new();
+        for i in 0..(FTS_BATCH + 10) {
+            let (raw, v) = condition(&format!("c{i}"), "asthma");
+            ids.push(w.put(&raw, &v, None).unwrap().item_id());
+        }
+        // The same resource again, changed, while its first search row is still held;
+        // and one whose search row was already written.
+        let (raw, v) = condition(&format!("c{}", FTS_BATCH + 5), "eczema");
+        let updated = w.put(&raw, &v, None).unwrap();
+        assert!(matches!(updated, PutOutcome::Updated(_)));
+        let (raw, v) = condition("c3", "eczema");
+        let written = w.put(&raw, &v, None).unwrap();
+        assert!(matches!(written, PutOutcome::Updated(_)));
+        w.finish().unwrap();
+        let asthma = matches(&tx, "asthma");
+        let eczema = matches(&tx, "eczema");
+        let total: i64 = tx
+            .query_row("SELECT count(*) FROM resources_fts", [], |r| r.get(0))
+            .unwrap();
+        let rows: i64 = tx
+            .query_row("SELECT count(*) FROM resources", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(total, rows, "one search row per resource");
+        assert_eq!(asthma.len() + eczema.len(), rows as usize);
+        assert_eq!(eczema, vec![written.item_id(), updated.item_id()]);
+        assert_eq!(asthma.len(), FTS_BATCH + 8);
+    }
+
+    #[test]
+    fn a_second_source_groups_with_the_first_and_a_lone_source_looks_nothing_up() {
+        let mut conn = vault();
+        let tx = conn.transaction().unwrap();
+        let fact = json!({
+            "resourceType": "Immunization",
+            "id": "x",
+            "identifier": [{ "system": "urn:gp", "value": "imm-1" }],
+            "status": "completed",
+            "vaccineCode": { "text": "Influenza" },
+            "occurrenceDateTime": "2021-10-01"
+        });
+        let raw = fact.to_string();
+        let first = ensure_source(&tx, SourceKind::File, "gp.json", 1).unwrap();
+        let mut w = Writer::new(&tx, first, None, EnteredBy::Provider, 1).batched();
+        let a = w.put(&raw, &fact, None).unwrap().item_id();
+        assert_eq!(w.others, Some(false));
+        w.finish().unwrap();
+        let second = ensure_source(&tx, SourceKind::Provider, "hospital", 1).unwrap();
+        let mut w = Writer::new(&tx, second, None, EnteredBy::Provider, 1);
+        let b = w.put(&raw, &fact, None).unwrap().item_id();
+        assert_eq!(w.others, Some(true));
+        let group = |id: i64| -> Option<i64> {
+            tx.query_row("SELECT group_id FROM resources WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(group(a), Some(a));
+        assert_eq!(group(b), Some(a));
+    }
 }

@@ -249,7 +249,8 @@ pub fn import_file(
     )?;
     let import_id = tx.last_insert_rowid();
     let outcome = {
-        let mut writer = Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now);
+        let mut writer =
+            Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now).batched();
         let counter = Counter::default();
         let file = reader::open(path, counter.clone(), not_utf8.clone())?;
         let mut sink = Sink {
@@ -265,6 +266,10 @@ pub fn import_file(
             Layout::Ndjson => read_ndjson(file, &mut sink).map(|()| FileFormat::Ndjson),
             Layout::Json => bundle::read_json(file, path, &mut sink),
         };
+        let result = result.and_then(|format| {
+            sink.writer.finish()?;
+            Ok(format)
+        });
         if result.is_ok() {
             sink.report_progress();
         }
