@@ -106,7 +106,8 @@ fn rotate(p: &Profile) {
 
 #[test]
 fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() {
-    let (_d, patient, carer, g) = patient_with_carer();
+    let d = tempfile::tempdir().unwrap();
+    let (patient, carer, g) = patient_with_carer(d.path());
     let held = shared_count(&carer);
     let old = identity_of(&patient);
     // The carer asks for something before hearing of the change: sealed to the old
@@ -228,7 +229,8 @@ fn new_keys_are_taken_only_when_the_old_ones_vouch_for_them_and_grants_follow() 
 
 #[test]
 fn a_carer_writes_only_inside_the_grant_and_both_sides_record_a_refusal() {
-    let (_d, patient, carer, g) = patient_with_carer();
+    let d = tempfile::tempdir().unwrap();
+    let (patient, carer, g) = patient_with_carer(d.path());
     let who = handle_of(&patient);
     let events = |p: &Profile, event: &str| {
         audit_log(p, 500)
@@ -320,7 +322,8 @@ fn a_carer_writes_only_inside_the_grant_and_both_sides_record_a_refusal() {
 
 #[test]
 fn carers_entries_wait_for_approval_when_the_person_asks() {
-    let (_d, patient, carer, _) = patient_with_carer();
+    let d = tempfile::tempdir().unwrap();
+    let (patient, carer, _) = patient_with_carer(d.path());
     crate::prefs::set(
         &patient,
         &crate::prefs::PrefsChange {

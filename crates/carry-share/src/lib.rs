@@ -9,7 +9,6 @@
 use carry_base::{crypto, error, keys, record, text, time};
 use carry_net as net;
 use carry_profile::{prefs, profile};
-#[cfg(any(test, feature = "testing"))]
 use carry_vault::import;
 use carry_vault::{audit, export, outbox, query, readings, scope, store, vault};
 

@@ -16,7 +16,6 @@ pub mod restore;
 pub use remote::backup_to_endpoint;
 pub use remote::restore_from_endpoint;
 pub use remote::{restore_as, stage_move};
-#[cfg(any(test, feature = "testing"))]
 pub use restore::restore_file_joining;
 pub use restore::restore_from_file;
 #[cfg(feature = "plaintext-baseline")]

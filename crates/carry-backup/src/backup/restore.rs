@@ -182,8 +182,7 @@ pub fn restore<R: Read>(
 }
 
 /// Restore the backup in `file` as another device of the profile, recorded by `join`
-/// (for the tests of devices joining, feature `testing`).
-#[cfg(any(test, feature = "testing"))]
+/// (what the tests of devices joining use in place of the relay).
 pub fn restore_file_joining(
     dir: &Path,
     file: &Path,

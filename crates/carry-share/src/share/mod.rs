@@ -797,7 +797,7 @@ async fn settle(
     Ok(())
 }
 
-#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
 pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
-//! Two profiles exchanging without a relay, for tests here and in the crates above
-//! (feature `testing`): envelopes are taken from the sender's queue and handed to the
-//! recipient by hand, in the order a test chooses.
+//! Two profiles exchanging without a relay, for the tests here and in the core:
+//! envelopes are taken from the sender's queue and handed to the recipient by hand, in
+//! the order a test chooses. Nothing outside tests calls it; it is compiled in every
+//! build (hidden from the docs) so that the tests and the binaries share one build of
+//! this crate and of everything above it.
 
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
@@ -108,11 +110,10 @@ pub fn identity_of(p: &Profile) -> crate::crypto::identity::PublicIdentity {
 }
 
 /// A patient with a record, and a carer who holds a contributor's grant to her vital
-/// signs, delivered: (folder, patient, carer, grant id).
-pub fn patient_with_carer() -> (tempfile::TempDir, Profile, Profile, String) {
-    let d = tempfile::tempdir().unwrap();
-    let patient = profile(&d.path().join("p"), "Ned Hintz");
-    let carer = profile(&d.path().join("c"), "Sam Carer");
+/// signs, delivered, in `dir`: (patient, carer, grant id).
+pub fn patient_with_carer(dir: &Path) -> (Profile, Profile, String) {
+    let patient = profile(&dir.join("p"), "Ned Hintz");
+    let carer = profile(&dir.join("c"), "Sam Carer");
     patient
         .import_file(&fixture(), ImportOptions::default())
         .unwrap();
@@ -138,5 +139,5 @@ pub fn patient_with_carer() -> (tempfile::TempDir, Profile, Profile, String) {
     for e in drain(&patient) {
         deliver(&carer, &e).unwrap();
     }
-    (d, patient, carer, g)
+    (patient, carer, g)
 }

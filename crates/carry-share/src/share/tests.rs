@@ -332,7 +332,8 @@ fn people_are_found_by_id_name_or_a_prefix_only_one_has() {
 
 #[test]
 fn one_copy_of_a_fact_travels_and_names_the_other_sources() {
-    let (d, patient, carer, _) = patient_with_carer();
+    let d = tempfile::tempdir().unwrap();
+    let (patient, carer, _) = patient_with_carer(d.path());
     let mine = patient
         .add_reading(
             &crate::readings::Reading::parse("weight", "72.5kg").unwrap(),
@@ -392,7 +393,8 @@ fn pdf(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_document_larger_than_an_envelope_travels_in_parts_and_opens_whole() {
-    let (_d, patient, carer, _) = patient_with_carer();
+    let d = tempfile::tempdir().unwrap();
+    let (patient, carer, _) = patient_with_carer(d.path());
     let letter = pdf(5 << 20);
     let item = patient
         .attach_document(&letter, "Discharge letter", Some("application/pdf"))
@@ -457,7 +459,8 @@ fn a_document_larger_than_an_envelope_travels_in_parts_and_opens_whole() {
 #[test]
 fn parts_that_do_not_add_up_are_refused_and_a_resent_item_starts_afresh() {
     use super::envelope::{Part, Shared};
-    let (_d, _patient, carer, _) = patient_with_carer();
+    let d = tempfile::tempdir().unwrap();
+    let (_patient, carer, _) = patient_with_carer(d.path());
     let r = received_profiles(&carer).unwrap();
     let p = open_received(&carer, &r[0].profile).unwrap();
     let before = p.stats().unwrap().resources;
