@@ -97,6 +97,9 @@ pub fn ensure_source(tx: &Transaction<'_>, kind: SourceKind, name: &str, now: i6
 /// Search rows a batched writer holds back before writing them together.
 const FTS_BATCH: usize = 2048;
 
+/// One resource's search row.
+const FTS_INSERT: &str = "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)";
+
 /// Writes resources for one source inside one transaction. Writers of two sources are
 /// not interleaved in one transaction: whether another source holds resources (without
 /// which nothing can group) is asked once, at a writer's first insert.
@@ -154,9 +157,7 @@ impl<'t, 'c> Writer<'t, 'c> {
         let Some(pending) = self.pending_fts.as_mut() else {
             return Ok(());
         };
-        let mut insert = self.tx.prepare_cached(
-            "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
-        )?;
+        let mut insert = self.tx.prepare_cached(FTS_INSERT)?;
         for (id, display, codes) in pending.drain(..) {
             insert.execute(params![id, display, codes])?;
         }
@@ -306,9 +307,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             }
             None => {
                 self.tx
-                    .prepare_cached(
-                        "INSERT INTO resources_fts (rowid, display, codes) VALUES (?1, ?2, ?3)",
-                    )?
+                    .prepare_cached(FTS_INSERT)?
                     .execute(params![item, a.display, fts_codes])?;
             }
         }
