@@ -12,7 +12,7 @@ PYENV := target/pyenv
 # `make … CARGO_INCREMENTAL=1` (or export it) to keep it while editing.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
+.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check stu3-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test
 
@@ -37,7 +37,7 @@ demo-postgres: build
 	DEMO_DB=$$url SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint audit unit postgres schemas fhir-client shl-check kotlin viewer conformance
+test: deps lint audit unit postgres schemas fhir-client shl-check stu3-check kotlin viewer conformance
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -117,6 +117,11 @@ conformance: build
 	bash tests/viewer/setup.sh
 	CARRY_REQUIRE_SERVERS=1 python3 tests/conformance/run.py --carry target/debug/carry \
 		--endpoint target/debug/carry-endpoint --shared $(SHARED) --out target/conformance.md
+
+## GP Connect's STU3 examples converted to R4, checked by fhir.resources (its STU3
+## models for the input, its R4B models for every converted resource).
+stu3-check: $(PYENV)/.installed
+	SHARED=$(SHARED) $(PYENV)/bin/python tests/stu3_check.py
 
 ## Share links checked by implementations that are not ours (jwcrypto, fhir.resources).
 shl-check: $(PYENV)/.installed build

@@ -227,6 +227,9 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Bundle entries with no resource (for example DELETE requests).
     pub skipped: u64,
+    /// Of the resources stored, how many arrived as FHIR STU3 (a GP Connect record)
+    /// and were converted to R4; each keeps the text it arrived in.
+    pub converted: u64,
     /// Entries (or the whole file) not imported.
     pub rejected: Vec<Rejection>,
 }
@@ -240,6 +243,7 @@ impl From<cc::FileReport> for ImportReport {
             updated: r.updated,
             unchanged: r.unchanged,
             skipped: r.skipped,
+            converted: r.converted,
             rejected: r
                 .rejected
                 .into_iter()
@@ -345,8 +349,11 @@ pub struct ResourceDetail {
     pub labels: Vec<SensitivityLabel>,
     /// Its references.
     pub references: Vec<ResourceReference>,
-    /// The FHIR resource exactly as received, as JSON text.
+    /// The FHIR resource exactly as received, as JSON text; for one converted from
+    /// FHIR STU3 (a GP Connect record), its R4 view.
     pub json: String,
+    /// For a resource converted from FHIR STU3, the JSON text it arrived in.
+    pub original: Option<String>,
 }
 
 impl From<cc::Detail> for ResourceDetail {
@@ -381,6 +388,7 @@ impl From<cc::Detail> for ResourceDetail {
                 })
                 .collect(),
             json: d.json,
+            original: d.original,
         }
     }
 }

@@ -334,25 +334,63 @@ fn a_closed_pipe_ends_output_quietly() {
 }
 
 #[test]
-fn stu3_content_is_refused_with_its_version_and_nothing_stays() {
+fn stu3_content_is_converted_to_r4_and_keeps_its_original() {
     let (_d, home) = new_home();
-    for f in [
-        "gpconnect-allergies_response1.json",
-        "gpconnect-meds_response.json",
-        "gpconnect-consultations_forwards_response1.json",
+    // (file, entries, of which not convertible: the OperationOutcome)
+    let mut converted = 0;
+    for (f, entries, unconvertible) in [
+        ("gpconnect-allergies_response1.json", 9, 0),
+        ("gpconnect-meds_response.json", 14, 0),
+        ("gpconnect-consultations_forwards_response1.json", 20, 1),
     ] {
         let file = shared(&format!("fixtures/fhir/gp-connect-stu3/{f}"));
-        let out = run(&home, &["import", file.to_str().unwrap()]);
+        let out = run(&home, &["import", file.to_str().unwrap(), "--json"]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{f}: {err}");
-        assert!(
-            err.contains("FHIR STU3") && err.contains("R4"),
-            "{f}: {err}"
-        );
+        let want = if unconvertible > 0 { 2 } else { 0 };
+        assert_eq!(out.status.code(), Some(want), "{f}: {err}");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["converted"], entries - unconvertible, "{f}: {r}");
+        assert_eq!(r["imported"], entries - unconvertible, "{f}: {r}");
+        let rejected = r["rejected"].as_array().unwrap();
+        assert_eq!(rejected.len(), unconvertible as usize, "{f}: {r}");
+        for rej in rejected {
+            let reason = rej["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("STU3") && reason.contains("OperationOutcome"),
+                "{reason}"
+            );
+        }
+        converted += entries - unconvertible;
     }
-    let stats = json(&home, &["stats", "--json"]);
-    assert_eq!(stats["resources"], 0, "nothing of an STU3 file is stored");
-    assert_eq!(stats["sources"], 0, "and no source was added: {stats}");
+    assert_eq!(resources(&home), converted);
+    // Every allergy is dated now (STU3's assertedDate is R4's recordedDate), and
+    // shows where it came from.
+    let allergies = json(&home, &["timeline", "--category", "allergies", "--json"]);
+    let items = allergies["items"].as_array().unwrap();
+    assert!(items.len() >= 3, "{allergies}");
+    for item in items {
+        assert!(item["date"].is_string(), "an undated allergy: {item}");
+        let id = item["id"].to_string();
+        let shown = json(&home, &["show", &id, "--json"]);
+        let (resource, original) = (&shown["resource"], &shown["original"]);
+        assert_eq!(resource["resourceType"], "AllergyIntolerance");
+        assert!(resource.get("assertedDate").is_none(), "{resource}");
+        assert_eq!(
+            resource["meta"]["tag"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["code"] == "converted-from-stu3")
+                .count(),
+            1,
+            "{resource}"
+        );
+        // The original is kept as it arrived.
+        assert_eq!(original["assertedDate"], resource["recordedDate"]);
+        assert_eq!(original["id"], resource["id"]);
+        let text = ok(&home, &["show", &id]);
+        assert!(text.contains("from FHIR STU3"), "{text}");
+    }
 }
 
 /// A display line from a hostile file: colour, an OSC 8 hyperlink, the 8-bit CSI and a

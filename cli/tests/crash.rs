@@ -72,8 +72,12 @@ const SHARE_FILE: &str =
     "fixtures/fhir/synthea/sotf-Ned_Hintz_e4b9259d-0f54-48d1-a35d-b526729a4dfe.json";
 const ALL_CATEGORIES: &str = "conditions,medications,allergies,immunisations,test-results,\
      vital-signs,procedures,encounters,appointments,documents,care-plans,social-care,administrative,other";
-/// The page size the sync engine asks for (`crates/carry-sync/src/sync/pull.rs`).
+/// The largest page the endpoint serves here (`--max-count`): fewer than the sync
+/// engine asks for, so that the provider's record spans several pages, as with
+/// servers that cap their pages.
 const PAGE: usize = 100;
+/// The page size the sync engine asks for (`crates/carry-sync/src/sync/pull.rs`).
+const ENGINE_PAGE: usize = 500;
 
 // ---------------------------------------------------------------------------------
 // The plan: how many points, which seed, which delays.
@@ -290,6 +294,7 @@ fn serve_at(db: &Path, port: u16) -> Server {
     for _ in 0..50 {
         let mut child = Command::new(endpoint_bin())
             .args(["serve", "--db", &url, "--listen", &listen])
+            .args(["--max-count", &PAGE.to_string()])
             .env("CARRY_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -505,10 +510,11 @@ fn page_prefixes(db: &Path, scratch: &Path) -> Vec<BTreeSet<String>> {
     }
     let open = serve(
         &format!("sqlite://{}", scratch.join("ep.db").display()),
-        &["--auth", "none"],
+        &["--auth", "none", "--max-count", &PAGE.to_string()],
     );
+    // Asked as the engine asks: the pages are the ones the endpoint gives it.
     let mut url = Some(format!(
-        "{}/gp/fhir/Patient/{SYNC_PATIENT}/$everything?_count={PAGE}",
+        "{}/gp/fhir/Patient/{SYNC_PATIENT}/$everything?_count={ENGINE_PAGE}",
         open.base
     ));
     let mut held = BTreeSet::new();

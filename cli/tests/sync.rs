@@ -760,7 +760,18 @@ fn a_reading_the_gp_keeps_refusing_is_marked_stuck() {
 #[test]
 fn a_budget_stops_a_sync_that_the_next_one_finishes() {
     let (_d, db, counts) = seeded(BIG_BUNDLE, false);
-    let ep = serve(&db, &["--fault", "delay/1", "--fault-delay-ms", "400"]);
+    // Pages of 100, each 400 ms late: the record takes more pages than the budget.
+    let ep = serve(
+        &db,
+        &[
+            "--fault",
+            "delay/1",
+            "--fault-delay-ms",
+            "400",
+            "--max-count",
+            "100",
+        ],
+    );
     let (_h, home) = profile_for(&ep, &["gp"], BIG_PATIENT);
     let out = run(&home, &["sync", "--budget", "1500ms", "--json"]);
     assert_eq!(out.status.code(), Some(0), "a budget is not a failure");

@@ -2,7 +2,8 @@
 //! plain SQLite, unlock, timeline paging, full-text search and peak import memory.
 //!
 //! Run with `make bench`, i.e.
-//! `cargo bench -p carry-core --features plaintext-baseline --bench vault`.
+//! `cargo bench -p carry-core --features plaintext-baseline --bench vault`;
+//! `CARRY_BENCH_ONLY=import` stops after the import figures.
 //! The harness prints a markdown table and writes it to `target/bench-vault.md`.
 //!
 //! Test records are built from the shared Synthea patients: variant `k` (one per copy
@@ -83,6 +84,11 @@ fn main() {
     let files = generate(&fixtures, work.path());
     let mut rows = Vec::new();
     let (enc, plain) = bench_import(&files, work.path(), &mut rows);
+    if std::env::var("CARRY_BENCH_ONLY").is_ok_and(|v| v == "import") {
+        // Only the import figures, to compare two builds quickly.
+        println!("{}", render(&machine, &rows, started.elapsed()));
+        return;
+    }
     bench_unlock(&enc.profile, &mut rows);
     bench_queries(&enc.profile, &plain.profile, &mut rows);
     drop((enc, plain));

@@ -94,6 +94,12 @@ struct ServeOptions {
     /// what the server offers by trying.
     #[arg(long)]
     no_metadata: bool,
+    /// The largest page of a search or $everything, 1 to 500; a client asking for more
+    /// (`_count`) gets pages this size and follows the next links, as with servers
+    /// that cap their pages (HAPI's maximum page size, for one).
+    #[arg(long, value_name = "RESOURCES", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=crate::fhir::MAX_COUNT as u64))]
+    max_count: u64,
     /// Requests per second per client on the FHIR APIs, the relay, the share-link
     /// and the backup routes; beyond it, 429 with Retry-After.
     #[arg(long)]
@@ -276,6 +282,7 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         redirect_uris: crate::fhir::smart::RedirectUris::parse(&serve.redirect_uris)?,
         plain: serve.plain_search,
         no_metadata: serve.no_metadata,
+        max_count: usize::try_from(serve.max_count).unwrap_or(crate::fhir::MAX_COUNT),
     });
     let limits = Arc::new(crate::http::limits::Limits {
         rate: serve.rate_limit.map(crate::http::limits::RateLimit::new),

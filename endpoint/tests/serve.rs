@@ -382,6 +382,34 @@ fn bad_requests_get_operation_outcomes() {
 }
 
 #[test]
+fn a_count_above_the_largest_page_gets_pages_of_that_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start_with(dir.path(), &["--max-count", "7"]);
+    let b = &server.base;
+    let token = access_token(&login(b, "gp", PATIENT, "patient/*.rs"));
+    let all = |count: usize| {
+        page_all(
+            &token,
+            &format!("{b}/gp/fhir/Observation?patient={PATIENT}&_count={count}"),
+        )
+    };
+    let (obs, pages) = all(500);
+    assert!(
+        obs.len() > 7,
+        "the patient has more than a page of Observations"
+    );
+    assert_eq!(pages, obs.len().div_ceil(7), "pages of 7");
+    // The same resources as asked 7 at a time.
+    assert_eq!(all(7), (obs, pages));
+    let (s, body, _) = get(
+        Some(&token),
+        &format!("{b}/gp/fhir/Observation?_count=1000"),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["entry"].as_array().unwrap().len(), 7);
+}
+
+#[test]
 fn seed_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("x.db").display());

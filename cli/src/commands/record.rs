@@ -50,6 +50,7 @@ struct Imported {
     updated: u64,
     unchanged: u64,
     skipped: u64,
+    converted: u64,
     rejected: Vec<carry_core::Rejection>,
     files: Vec<FileReport>,
 }
@@ -74,6 +75,13 @@ impl fmt::Display for Imported {
                     report.skipped,
                     report.rejected.len()
                 )?;
+                if report.converted > 0 {
+                    writeln!(
+                        f,
+                        "  {} converted from FHIR STU3 to R4 (each keeps the text it arrived in)",
+                        report.converted
+                    )?;
+                }
             }
         }
         if self.files.len() > 1 {
@@ -119,6 +127,7 @@ pub fn import(profile: &Profile, files: &[PathBuf]) -> Result<Outcome> {
             updated: sum(|r| r.updated),
             unchanged: sum(|r| r.unchanged),
             skipped: sum(|r| r.skipped),
+            converted: sum(|r| r.converted),
             rejected,
             files: reports,
         },
@@ -182,12 +191,20 @@ pub struct Card {
     labels: Vec<carry_core::Label>,
     references: Vec<carry_core::Reference>,
     resource: serde_json::Value,
+    /// For a resource converted from FHIR STU3, the resource as it arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original: Option<serde_json::Value>,
 }
 
 impl Card {
     /// The card of `detail`.
     pub fn new(detail: Detail) -> Result<Card> {
         let resource: serde_json::Value = serde_json::from_str(&detail.json)?;
+        let original = detail
+            .original
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()?;
         Ok(Card {
             item: detail.item,
             full_url: detail.full_url,
@@ -195,6 +212,7 @@ impl Card {
             labels: detail.labels,
             references: detail.references,
             resource,
+            original,
         })
     }
 }
@@ -231,6 +249,12 @@ impl fmt::Display for Card {
             row("Code", line.trim())?;
         }
         row("Source", &self.item.source)?;
+        if self.original.is_some() {
+            row(
+                "Converted",
+                "from FHIR STU3; the original is kept (carry show --json)",
+            )?;
+        }
         row(
             "Entered by",
             &format!("{:?}", self.item.entered_by).to_lowercase(),

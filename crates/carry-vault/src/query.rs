@@ -362,8 +362,11 @@ pub struct Detail {
     pub labels: Vec<Label>,
     /// Its references, resolved within the vault.
     pub references: Vec<Reference>,
-    /// The resource exactly as received (JSON text).
+    /// The resource exactly as received (JSON text), or for one converted from an
+    /// earlier FHIR release, its R4 view.
     pub json: String,
+    /// For a resource converted from FHIR STU3, the text it arrived in (minified).
+    pub original: Option<String>,
 }
 
 fn collect_references(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
@@ -468,24 +471,28 @@ pub fn show(conn: &Connection, id: i64) -> Result<Detail> {
     let row = conn
         .query_row(
             &format!(
-                "SELECT {ITEM_COLUMNS}, r.full_url, r.codes, r.label_rules, r.json, r.source_id
+                "SELECT {ITEM_COLUMNS}, r.full_url, r.codes, r.label_rules, r.json, r.source_id,
+                        r.original
                  FROM resources r JOIN sources s ON s.id = r.source_id WHERE r.id = ?1"
             ),
             [id],
             |r| {
                 Ok((
-                    item_from_row(r)?.0,
-                    r.get::<_, Option<String>>(11)?,
-                    r.get::<_, String>(12)?,
-                    r.get::<_, String>(13)?,
-                    r.get::<_, String>(14)?,
-                    r.get::<_, i64>(15)?,
+                    (
+                        item_from_row(r)?.0,
+                        r.get::<_, Option<String>>(11)?,
+                        r.get::<_, String>(12)?,
+                        r.get::<_, String>(13)?,
+                        r.get::<_, String>(14)?,
+                        r.get::<_, i64>(15)?,
+                    ),
+                    r.get::<_, Option<String>>(16)?,
                 ))
             },
         )
         .optional()?
         .ok_or_else(|| Error::not_found(format!("item {id}")))?;
-    let (mut item, full_url, codes, rules, json, source_id) = row;
+    let ((mut item, full_url, codes, rules, json, source_id), original) = row;
     fill_groups(conn, std::slice::from_mut(&mut item))?;
     let value: Value = parse_json(&json)?;
     let mut raw_refs = Vec::new();
@@ -506,6 +513,7 @@ pub fn show(conn: &Connection, id: i64) -> Result<Detail> {
         labels: parse_json(&rules)?,
         references,
         json,
+        original,
     })
 }
 

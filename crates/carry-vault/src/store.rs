@@ -94,6 +94,60 @@ pub fn ensure_source(tx: &Transaction<'_>, kind: SourceKind, name: &str, now: i6
     )?)
 }
 
+/// A resource made ready to store: everything [`Writer::put`] works out from the
+/// resource alone, without the vault (its analysis, minified text, hash, search text
+/// and sameness keys). An import makes these on one thread while another writes.
+pub struct Prepared {
+    analysis: Analysis,
+    json: String,
+    hash: [u8; 32],
+    codes: String,
+    rules: String,
+    labels: String,
+    fts_codes: String,
+    keys: sameness::Keys,
+    full_url: Option<String>,
+    /// The text it arrived in, when it was converted from an earlier FHIR release.
+    original: Option<String>,
+}
+
+impl Prepared {
+    /// Make `resource` (parsed from `raw`, its exact text) ready to store under the
+    /// entry's `full_url`. Invalid resources are refused with [`Error::InvalidInput`].
+    pub fn new(raw: &str, resource: &Value, full_url: Option<&str>) -> Result<Self> {
+        let analysis = record::analyse(resource)?;
+        let json = record::minify(raw);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(digest(&SHA256, json.as_bytes()).as_ref());
+        Ok(Prepared {
+            codes: serde_json::to_string(&analysis.codes)?,
+            rules: serde_json::to_string(&analysis.labels)?,
+            labels: sensitivity::label_column(&analysis.labels),
+            fts_codes: record::search_codes(&analysis),
+            keys: sameness::keys(resource, &analysis),
+            full_url: full_url.map(str::to_string),
+            original: None,
+            analysis,
+            json,
+            hash,
+        })
+    }
+
+    /// Keep `original`, the text the resource arrived in before it was converted to
+    /// the R4 this was made from, beside it. Its hash then covers both texts, so a
+    /// new original with the same R4 view is stored too.
+    pub fn with_original(mut self, original: &str) -> Self {
+        let original = record::minify(original);
+        let mut both = ring::digest::Context::new(&SHA256);
+        both.update(self.json.as_bytes());
+        both.update(&[0]);
+        both.update(original.as_bytes());
+        self.hash.copy_from_slice(both.finish().as_ref());
+        self.original = Some(original);
+        self
+    }
+}
+
 /// Search rows a batched writer holds back before writing them together.
 const FTS_BATCH: usize = 2048;
 
@@ -212,9 +266,24 @@ impl<'t, 'c> Writer<'t, 'c> {
         resource: &Value,
         full_url: Option<&str>,
     ) -> Result<PutOutcome> {
-        let a = record::analyse(resource)?;
-        let json = record::minify(raw);
-        let hash = digest(&SHA256, json.as_bytes());
+        self.put_prepared(Prepared::new(raw, resource, full_url)?)
+    }
+
+    /// Store a resource [`Prepared::new`] made ready, as [`Writer::put`] does.
+    pub fn put_prepared(&mut self, p: Prepared) -> Result<PutOutcome> {
+        let Prepared {
+            analysis: a,
+            json,
+            hash,
+            codes,
+            rules,
+            labels,
+            fts_codes,
+            keys,
+            full_url,
+            original,
+        } = p;
+        let full_url = full_url.as_deref();
         let identity = match &self.identity {
             Some(i) => i.clone(),
             None if self.by_id && a.id.is_some() => {
@@ -224,7 +293,7 @@ impl<'t, 'c> Writer<'t, 'c> {
                     a.id.as_deref().unwrap_or_default()
                 )
             }
-            None => identity(full_url, &a, hash.as_ref(), self.keep_versions),
+            None => identity(full_url, &a, &hash, self.keep_versions),
         };
         let existing: Option<(i64, Vec<u8>)> = self
             .tx
@@ -237,7 +306,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             .optional()?;
         // An unchanged resource needs nothing more than its hash.
         if let Some((id, old)) = &existing {
-            if old.as_slice() == hash.as_ref() {
+            if old.as_slice() == hash.as_slice() {
                 if let Some(run) = self.seen_run {
                     self.tx
                         .prepare_cached(
@@ -248,59 +317,69 @@ impl<'t, 'c> Writer<'t, 'c> {
                 return Ok(PutOutcome::Unchanged(*id));
             }
         }
-        let codes = serde_json::to_string(&a.codes)?;
-        let rules = serde_json::to_string(&a.labels)?;
-        let labels = sensitivity::label_column(&a.labels);
         let (date, date_sort) = match &a.date {
             Some((d, s)) => (Some(d.as_str()), *s),
             None => (None, record::summary::UNDATED),
         };
-        let fts_codes = record::search_codes(&a);
-        let outcome =
-            match existing {
-                Some((id, _)) => {
-                    self.tx
+        let outcome = match existing {
+            Some((id, _)) => {
+                self.tx
                     .prepare_cached(
                         "UPDATE resources SET rtype=?2, rid=?3, full_url=?4, category=?5, date=?6,
                          date_sort=?7, display=?8, codes=?9, sensitivity=?10, label_rules=?11,
                          entered_by=?12, content_hash=?13, json=?14, import_id=?15, updated_at=?16,
-                         seen_run=?17, gone_at=NULL
+                         seen_run=?17, gone_at=NULL, original=?18
                          WHERE id=?1",
                     )?
                     .execute(params![
-                        id, a.resource_type, a.id, full_url, a.category.as_str(), date, date_sort,
-                        a.display, codes, labels, rules, self.entered_by.as_str(), hash.as_ref(),
-                        json, self.import_id, self.now, self.seen_run
+                        id,
+                        a.resource_type,
+                        a.id,
+                        full_url,
+                        a.category.as_str(),
+                        date,
+                        date_sort,
+                        a.display,
+                        codes,
+                        labels,
+                        rules,
+                        self.entered_by.as_str(),
+                        hash.as_slice(),
+                        json,
+                        self.import_id,
+                        self.now,
+                        self.seen_run,
+                        original
                     ])?;
-                    self.tx
-                        .prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
-                        .execute([id])?;
-                    if let Some(pending) = self.pending_fts.as_mut() {
-                        pending.retain(|(rowid, _, _)| *rowid != id);
-                    }
-                    PutOutcome::Updated(id)
+                self.tx
+                    .prepare_cached("DELETE FROM resources_fts WHERE rowid = ?1")?
+                    .execute([id])?;
+                if let Some(pending) = self.pending_fts.as_mut() {
+                    pending.retain(|(rowid, _, _)| *rowid != id);
                 }
-                None => {
-                    self.tx
+                PutOutcome::Updated(id)
+            }
+            None => {
+                self.tx
                     .prepare_cached(
                         "INSERT INTO resources (source_id, identity, rtype, rid, full_url, category,
                          date, date_sort, display, codes, sensitivity, label_rules, entered_by,
-                         content_hash, json, import_id, updated_at, seen_run)
-                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+                         content_hash, json, import_id, updated_at, seen_run, original)
+                         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
                     )?
                     .execute(params![
                         self.source_id, identity, a.resource_type, a.id, full_url,
                         a.category.as_str(), date, date_sort, a.display, codes, labels, rules,
-                        self.entered_by.as_str(), hash.as_ref(), json, self.import_id, self.now,
-                        self.seen_run
+                        self.entered_by.as_str(), hash.as_slice(), json, self.import_id, self.now,
+                        self.seen_run, original
                     ])?;
-                    PutOutcome::Inserted(self.tx.last_insert_rowid())
-                }
-            };
+                PutOutcome::Inserted(self.tx.last_insert_rowid())
+            }
+        };
         let item = outcome.item_id();
         match self.pending_fts.as_mut() {
             Some(pending) => {
-                pending.push((item, a.display.clone(), fts_codes));
+                pending.push((item, a.display, fts_codes));
                 if pending.len() >= FTS_BATCH {
                     self.finish()?;
                 }
@@ -311,7 +390,6 @@ impl<'t, 'c> Writer<'t, 'c> {
                     .execute(params![item, a.display, fts_codes])?;
             }
         }
-        let keys = sameness::keys(resource, &a);
         // Keys group only across sources: with no other source, there is nothing to
         // look up (the keys are still kept, for the sources to come).
         let lookups = matches!(outcome, PutOutcome::Inserted(_)) && self.others()?;

@@ -49,6 +49,9 @@ pub struct App {
     pub plain: bool,
     /// Answer `metadata` with 404, like servers that publish no CapabilityStatement.
     pub no_metadata: bool,
+    /// The largest page of a search or `$everything`: a larger `_count` is answered
+    /// with pages this size, as FHIR lets a server do.
+    pub max_count: usize,
 }
 
 /// The path's segments, like `Path`; a segment that does not decode (not UTF-8, or
@@ -69,9 +72,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segment
 /// The largest FHIR request body (a created resource), in bytes.
 pub const BODY_LIMIT: usize = 2 << 20;
 
-/// Default and largest page sizes.
+/// The page size when a request names none.
 const DEFAULT_COUNT: usize = 50;
-const MAX_COUNT: usize = 500;
+/// The largest page size the server can be set to give (`--max-count`).
+pub const MAX_COUNT: usize = 500;
 
 /// Resource types a FHIR id may name: letters only, starting upper-case.
 fn valid_type(t: &str) -> bool {
@@ -333,17 +337,21 @@ fn decode_after(s: &str) -> Option<After> {
 }
 
 /// Parse `_count`, `_page` and the date filters shared by search and `$everything`.
-/// Errors are the message for a 400.
-fn page_params(params: &HashMap<String, String>, date_param: &str) -> Result<Query, &'static str> {
+/// A `_count` above `max` gives pages of `max`. Errors are the message for a 400.
+fn page_params(
+    params: &HashMap<String, String>,
+    date_param: &str,
+    max: usize,
+) -> Result<Query, &'static str> {
     let bad = |m: &'static str| Err(m);
     let mut q = Query {
-        limit: DEFAULT_COUNT,
+        limit: DEFAULT_COUNT.min(max),
         ..Query::default()
     };
     if let Some(c) = params.get("_count") {
         match c.parse::<usize>() {
-            Ok(n) if (1..=MAX_COUNT).contains(&n) => q.limit = n,
-            _ => return bad("_count must be 1 to 500"),
+            Ok(n) if n >= 1 => q.limit = n.min(max),
+            _ => return bad("_count must be a whole number from 1"),
         }
     }
     if let Some(p) = params.get("_page") {
@@ -482,7 +490,7 @@ async fn search(
         }
     }
     let access = app.gate(&tenant, &headers, &rtype, 's').await?;
-    let mut q = page_params(&params, "_lastUpdated").map_err(FhirError::Invalid)?;
+    let mut q = page_params(&params, "_lastUpdated", app.max_count).map_err(FhirError::Invalid)?;
     q.rtype = Some(rtype.clone());
     if let Some(p) = params.get("patient") {
         let id = p.strip_prefix("Patient/").unwrap_or(p);
@@ -561,7 +569,7 @@ async fn operation(
     {
         return Err(FhirError::NotFound("no such patient"));
     }
-    let mut q = page_params(&params, "_since").map_err(FhirError::Invalid)?;
+    let mut q = page_params(&params, "_since", app.max_count).map_err(FhirError::Invalid)?;
     q.patient = Some(id.clone());
     q.include_shared = true;
     let limit = q.limit;

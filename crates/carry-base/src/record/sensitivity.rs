@@ -18,6 +18,9 @@
 //! Over-labelling costs the person one explicit choice; under-labelling could expose
 //! them, so the keyword rule leans wide.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -153,15 +156,46 @@ fn icd10_label(code: &str) -> Option<(&'static str, &'static str)> {
         .map(|(_, _, label, rule)| (*label, *rule))
 }
 
-/// Whether `word` starts a word in `text` (already lower-cased).
-fn has_word_start(text: &str, word: &str) -> bool {
-    text.match_indices(word).any(|(i, _)| {
-        i == 0
-            || !text[..i]
-                .chars()
-                .next_back()
-                .is_some_and(char::is_alphanumeric)
-    })
+/// Whether `at` starts a word in `text`.
+fn starts_word(text: &str, at: usize) -> bool {
+    !text
+        .get(..at)
+        .and_then(|before| before.chars().next_back())
+        .is_some_and(char::is_alphanumeric)
+}
+
+/// Every keyword as one automaton, built once, so that one pass over the text finds
+/// them all. `None` only if it could not be built, and then each word is looked for
+/// in turn.
+fn keyword_finder() -> Option<&'static AhoCorasick> {
+    static FINDER: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    FINDER
+        .get_or_init(|| AhoCorasick::new(KEYWORDS.iter().map(|(word, _)| word)).ok())
+        .as_ref()
+}
+
+/// Which of [`KEYWORDS`] start a word in `text` (already lower-cased), by index.
+fn keywords_in(text: &str) -> Vec<bool> {
+    let mut found = vec![false; KEYWORDS.len()];
+    match keyword_finder() {
+        Some(finder) => {
+            // Overlapping: a word may start inside another one's match ("psychos" and
+            // "psychotic" at the same place, "hiv" inside "archive").
+            for m in finder.find_overlapping_iter(text) {
+                if starts_word(text, m.start()) {
+                    if let Some(slot) = found.get_mut(m.pattern().as_usize()) {
+                        *slot = true;
+                    }
+                }
+            }
+        }
+        None => {
+            for (slot, (word, _)) in found.iter_mut().zip(KEYWORDS) {
+                *slot = text.match_indices(word).any(|(i, _)| starts_word(text, i));
+            }
+        }
+    }
+    found
 }
 
 /// Every label that applies to `resource`, given its extracted `codes` and `display`.
@@ -219,10 +253,9 @@ pub fn labels(resource: &Value, codes: &[Code], display: &str) -> Vec<Label> {
             text.push_str(&d.to_lowercase());
         }
     }
-    for (word, label) in KEYWORDS {
-        if has_word_start(&text, word) {
-            push(&mut out, label, format!("keyword:{word}"));
-        }
+    let found = keywords_in(&text);
+    for ((word, label), _) in KEYWORDS.iter().zip(found).filter(|(_, f)| *f) {
+        push(&mut out, label, format!("keyword:{word}"));
     }
     out
 }
@@ -246,6 +279,46 @@ mod tests {
             code: Some(code.into()),
             display: Some(display.into()),
         }
+    }
+
+    /// Each keyword looked for on its own, word by word: what the one-pass finder must
+    /// agree with.
+    fn keywords_one_by_one(text: &str) -> Vec<bool> {
+        KEYWORDS
+            .iter()
+            .map(|(word, _)| text.match_indices(word).any(|(i, _)| starts_word(text, i)))
+            .collect()
+    }
+
+    #[test]
+    fn the_one_pass_finder_agrees_with_each_word_looked_for_on_its_own() {
+        let mut texts: Vec<String> = vec![
+            String::new(),
+            "archive of shiv and chivalry".into(),
+            "psychotic episode; psychosis".into(),
+            "self-harm, self harm and selfharm".into(),
+            "(hiv) and ¿hiv and éhiv and 1hiv".into(),
+            "alcoholic drinkers: post-traumatic stress".into(),
+            "non-genetic antigenetics chromosomal".into(),
+            "grape rapeseed rape".into(),
+        ];
+        // Every keyword at a word start, inside a word, and run into the next one.
+        for (word, _) in KEYWORDS {
+            texts.push(format!("x {word} y"));
+            texts.push(format!("x{word}y"));
+            texts.push(format!("{word}{word}"));
+            texts.push(word.chars().rev().collect());
+        }
+        let all: String = KEYWORDS.iter().map(|(w, _)| format!("{w} ")).collect();
+        texts.push(all.clone());
+        let mut hits = 0;
+        for text in &texts {
+            let found = keywords_in(text);
+            assert_eq!(found, keywords_one_by_one(text), "{text:?}");
+            hits += found.iter().filter(|f| **f).count();
+        }
+        assert!(keywords_in(&all).iter().all(|f| *f), "every keyword found");
+        assert!(hits > KEYWORDS.len(), "the texts exercise the finder");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::document::{Basis, BasisKind, GrantDoc, Party, Role, Scope, GRANT_FORM
 use super::envelope::Body;
 use super::outbox;
 use super::people::{self, random_b64};
+use super::proxy;
 use crate::audit::{self, AuditEvent};
 use crate::error::{Error, Result};
 use crate::record::summary;
@@ -70,16 +71,15 @@ pub struct GrantInfo {
     pub new_access: bool,
 }
 
-/// The review dates for a child born on `birth` (ages 11, 13 and 16) still ahead.
+/// The review dates for a child born on `birth` (ages 11, 13 and 16:
+/// [`proxy::review_dates`]) still ahead.
 fn review_dates(birth: &str, now: i64) -> Vec<String> {
-    let (y, rest) = birth.split_once('-').unwrap_or((birth, ""));
-    let Ok(year) = y.parse::<i32>() else {
+    let Some(born) = proxy::birth_date(birth) else {
         return Vec::new();
     };
-    let md = rest.get(..5).unwrap_or("01-01");
-    [11, 13, 16]
-        .iter()
-        .map(|age| format!("{:04}-{md}", year + age))
+    proxy::review_dates(born)
+        .into_iter()
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
         .filter(|d| summary::parse_fhir_date(d).is_some_and(|t| t > now))
         .collect()
 }

@@ -21,6 +21,8 @@ pub mod grants;
 pub mod incoming;
 pub mod outbox;
 pub mod people;
+/// The NHS proxy access lifecycle: reviews, suspension at 16, end dates and removal.
+pub mod proxy;
 pub mod received;
 pub mod rotation;
 

@@ -46,7 +46,7 @@ use crate::store::{self, PutOutcome, Writer};
 use crate::time::now_unix;
 
 /// Resources per page asked for.
-pub(crate) const PAGE: usize = 100;
+pub(crate) const PAGE: usize = 500;
 /// A full run at least this often (seconds), to notice deletions.
 const FULL_EVERY_S: i64 = 7 * 24 * 3600;
 /// Types shared across patients: never searched by patient, fetched when referred to,
@@ -379,6 +379,8 @@ pub(crate) async fn pull(
     let thin = source.capabilities.as_ref().is_some_and(|c| c.thin);
     let mut learned = source.capabilities.clone().unwrap_or_default();
     let mut retried_link = false;
+    // The page fetched while the one before it was stored, and its address.
+    let mut ahead: Option<(String, Result<Resp>)> = None;
     loop {
         let resuming = cp.next_url.is_some();
         let Some(url) = cp
@@ -388,7 +390,10 @@ pub(crate) async fn pull(
         else {
             break;
         };
-        let resp = get(http, auth, &url).await?;
+        let resp = match ahead.take() {
+            Some((fetched, resp)) if fetched == url => resp?,
+            _ => get(http, auth, &url).await?,
+        };
         if resp.status != 200 {
             let next = fall_back(
                 &cp,
@@ -405,8 +410,21 @@ pub(crate) async fn pull(
         retried_link = false;
         let page = read_page(&resp.body, &source.info.base_url)?;
         let n = page.entries.len() as u64;
-        let (changed, next, stale) =
-            store_page(profile, source, &patient, &cp, page, &learned).await?;
+        // One page ahead: the next page is fetched while this one is stored. It is
+        // used only if the checkpoint then points at it; memory holds two pages.
+        let (stored, fetched) = match page.next.clone() {
+            Some(link) => {
+                let store = store_page(profile, source, &patient, &cp, page, &learned);
+                let (stored, fetched) = tokio::join!(store, get(http, auth, &link));
+                (stored, Some((link, fetched)))
+            }
+            None => (
+                store_page(profile, source, &patient, &cp, page, &learned).await,
+                None,
+            ),
+        };
+        let (changed, next, stale) = stored?;
+        ahead = fetched;
         if stale {
             tracing::info!("$everything ignores _since here; searching type by type");
             learned.since_ignored = true;

@@ -35,13 +35,13 @@ enum Stop {
 /// Marker error text for a deliberate stop; the real reason is in [`Stop`].
 const STOPPED: &str = "stopped";
 
-struct TopVisitor<'s, 'a, 'w, 't, 'c, 'o> {
-    sink: &'s mut Sink<'w, 't, 'c, 'o>,
+struct TopVisitor<'s, 'a, 'o> {
+    sink: &'s mut Sink<'o>,
     stop: &'a mut Option<Stop>,
     known_bundle: bool,
 }
 
-impl<'de> Visitor<'de> for TopVisitor<'_, '_, '_, '_, '_, '_> {
+impl<'de> Visitor<'de> for TopVisitor<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,12 +110,12 @@ impl<'de> Visitor<'de> for TypeProbe {
     }
 }
 
-struct Entries<'s, 'a, 'w, 't, 'c, 'o> {
-    sink: &'s mut Sink<'w, 't, 'c, 'o>,
+struct Entries<'s, 'a, 'o> {
+    sink: &'s mut Sink<'o>,
     stop: &'a mut Option<Stop>,
 }
 
-impl<'de> DeserializeSeed<'de> for Entries<'_, '_, '_, '_, '_, '_> {
+impl<'de> DeserializeSeed<'de> for Entries<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
@@ -123,7 +123,7 @@ impl<'de> DeserializeSeed<'de> for Entries<'_, '_, '_, '_, '_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for Entries<'_, '_, '_, '_, '_, '_> {
+impl<'de> Visitor<'de> for Entries<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -152,7 +152,7 @@ struct EntryParts<'a> {
     resource: Option<&'a RawValue>,
 }
 
-fn entry(sink: &mut Sink<'_, '_, '_, '_>, index: usize, raw: &RawValue) -> Result<()> {
+fn entry(sink: &mut Sink<'_>, index: usize, raw: &RawValue) -> Result<()> {
     let position = format!("entry[{index}]");
     let parts: EntryParts<'_> = match serde_json::from_str(raw.get()) {
         Ok(p) => p,
@@ -175,11 +175,7 @@ fn json_error(e: serde_json::Error) -> Error {
 }
 
 /// Walk the file once; returns what stopped the walk, if anything.
-fn walk(
-    file: FileReader,
-    sink: &mut Sink<'_, '_, '_, '_>,
-    known_bundle: bool,
-) -> Result<Option<Stop>> {
+fn walk(file: FileReader, sink: &mut Sink<'_>, known_bundle: bool) -> Result<Option<Stop>> {
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(BUFFER, file));
     let mut stop = None;
     let walked = (&mut de).deserialize_map(TopVisitor {
@@ -195,7 +191,7 @@ fn walk(
     }
 }
 
-fn reopen(path: &Path, sink: &Sink<'_, '_, '_, '_>) -> Result<FileReader> {
+fn reopen(path: &Path, sink: &Sink<'_>) -> Result<FileReader> {
     Ok(reader::open(
         path,
         sink.counter.clone(),
@@ -204,11 +200,7 @@ fn reopen(path: &Path, sink: &Sink<'_, '_, '_, '_>) -> Result<FileReader> {
 }
 
 /// Read a JSON file holding a Bundle or a single resource.
-pub(super) fn read_json(
-    file: FileReader,
-    path: &Path,
-    sink: &mut Sink<'_, '_, '_, '_>,
-) -> Result<FileFormat> {
+pub(super) fn read_json(file: FileReader, path: &Path, sink: &mut Sink<'_>) -> Result<FileFormat> {
     match walk(file, sink, false)? {
         None => Ok(FileFormat::Bundle),
         Some(Stop::NotBundle) => read_single(path, sink),
@@ -230,7 +222,7 @@ pub(super) fn read_json(
 }
 
 /// Read a file holding one resource that is not a Bundle.
-fn read_single(path: &Path, sink: &mut Sink<'_, '_, '_, '_>) -> Result<FileFormat> {
+fn read_single(path: &Path, sink: &mut Sink<'_>) -> Result<FileFormat> {
     let reader = BufReader::with_capacity(BUFFER, reopen(path, sink)?);
     let raw: Box<RawValue> = serde_json::from_reader(reader).map_err(json_error)?;
     sink.resource("resource", raw.get(), None)?;

@@ -1,7 +1,13 @@
 //! Import of FHIR R4 JSON files: single resources, Bundles of every type, and NDJSON.
+//! FHIR STU3 (GP Connect's Access Record) is converted to R4 as it is read, and each
+//! converted resource keeps the text it arrived in beside its R4 view; DSTU2 is
+//! refused whole.
 //!
-//! A file is read as a stream, so memory does not grow with its size, and written in
-//! one transaction: a file that cannot be parsed leaves nothing behind, and a process
+//! A file is read as a stream, so memory does not grow with its size. One thread reads
+//! and parses it and makes each resource ready to store ([`Prepared`]); the calling
+//! thread writes them, in file order, through a bounded queue of batches, so at most
+//! [`QUEUE`] batches of [`BATCH`] wait between the two. It is written in one
+//! transaction: a file that cannot be parsed leaves nothing behind, and a process
 //! killed mid-import leaves none of the file. A malformed entry is rejected with its
 //! position and reason while the rest of the file is imported; a file of which
 //! nothing could be stored leaves nothing either, not even its source. A file that is
@@ -13,6 +19,7 @@ mod reader;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Serialize;
@@ -20,7 +27,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::record::EnteredBy;
-use crate::store::{self, PutOutcome, SourceKind, Writer};
+use crate::store::{self, Prepared, PutOutcome, SourceKind, Writer};
 use crate::time::now_unix;
 use reader::{Counter, FileReader, NotUtf8};
 
@@ -63,6 +70,9 @@ pub struct FileReport {
     pub unchanged: u64,
     /// Bundle entries with no resource (for example DELETE requests).
     pub skipped: u64,
+    /// Of the resources stored, how many arrived as FHIR STU3 and were converted to
+    /// R4 (each keeps the text it arrived in).
+    pub converted: u64,
     /// Entries (or the whole file) not imported.
     pub rejected: Vec<Rejection>,
 }
@@ -76,6 +86,7 @@ impl FileReport {
             updated: 0,
             unchanged: 0,
             skipped: 0,
+            converted: 0,
             rejected: Vec::new(),
         }
     }
@@ -83,6 +94,14 @@ impl FileReport {
     /// Whether nothing of the file could be read.
     pub fn failed(&self) -> bool {
         self.format.is_none()
+    }
+
+    fn reject(&mut self, position: String, reason: String) {
+        self.rejected.push(Rejection {
+            file: self.file.clone(),
+            entry: position,
+            reason,
+        });
     }
 }
 
@@ -109,26 +128,49 @@ pub struct ImportOptions<'a> {
 /// Resources between two progress reports.
 const PROGRESS_EVERY: u64 = 256;
 
-/// The per-file state shared by the Bundle, resource and NDJSON readers.
-pub struct Sink<'w, 't, 'c, 'o> {
-    writer: &'w mut Writer<'t, 'c>,
-    report: &'w mut FileReport,
-    counter: Counter,
-    not_utf8: NotUtf8,
-    bytes_total: u64,
-    options: ImportOptions<'o>,
-    handled: u64,
+/// Items handed over at once: one hand-over per item made the two threads wake each
+/// other for every resource.
+pub const BATCH: usize = 64;
+
+/// Batches made ready and waiting for the writer, at most.
+pub const QUEUE: usize = 4;
+
+/// What the reading thread hands the writing one, in file order.
+enum Item {
+    /// A resource ready to store, and where it was found.
+    Resource {
+        position: String,
+        prepared: Box<Prepared>,
+        /// Converted from STU3.
+        converted: bool,
+    },
+    /// An entry refused before storing: where, and why.
+    Reject { position: String, reason: String },
+    /// An entry passed over.
+    Skip,
 }
 
-impl Sink<'_, '_, '_, '_> {
-    /// Store one resource found at `position`. Invalid resources become rejections;
-    /// only storage failures and cancellation are returned as errors.
+/// The reading side of one file's import, shared by the Bundle, resource and NDJSON
+/// readers: it parses each resource, makes it ready to store and queues it.
+pub struct Sink<'o> {
+    items: SyncSender<Vec<Item>>,
+    /// Items not yet handed over.
+    batch: Vec<Item>,
+    counter: Counter,
+    not_utf8: NotUtf8,
+    cancel: Option<&'o AtomicBool>,
+    /// Set when the writer stopped taking items: reading stops at the next resource.
+    closed: bool,
+    /// Set once the file showed FHIR STU3: its resources are converted to R4.
+    stu3: bool,
+}
+
+impl Sink<'_> {
+    /// Make the resource found at `position` ready and queue it. Invalid resources
+    /// become rejections; only content refused whole, cancellation and a writer that
+    /// stopped are returned as errors.
     pub fn resource(&mut self, position: &str, raw: &str, full_url: Option<&str>) -> Result<()> {
-        if self
-            .options
-            .cancel
-            .is_some_and(|c| c.load(Ordering::Relaxed))
-        {
+        if self.closed || self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Error::Cancelled);
         }
         let parsed: Value = match serde_json::from_str(raw) {
@@ -138,46 +180,171 @@ impl Sink<'_, '_, '_, '_> {
                 return Ok(());
             }
         };
-        // Content of an earlier FHIR release is refused whole, never read as R4.
-        if let Some(release) = crate::record::release::pre_r4(&parsed) {
+        // STU3 is converted; content of an earlier release is refused whole, never
+        // read as R4. A file that held STU3 is read as STU3 from there on.
+        let earlier = crate::record::release::pre_r4(&parsed);
+        if self.stu3
+            || earlier == Some("STU3")
+            || carry_stu3::release_of(&parsed) == carry_stu3::Release::Stu3
+        {
+            self.stu3 = true;
+            return self.convert(position, raw, &parsed, full_url);
+        }
+        if let Some(release) = earlier {
             return Err(Error::invalid(format!(
-                "this is FHIR {release} content ({position}); Carry reads FHIR R4 and cannot convert {release} yet, so nothing of the file was imported"
+                "this is FHIR {release} content ({position}); Carry reads FHIR R4 (and converts STU3) but not {release}, so nothing of the file was imported"
             )));
         }
-        match self.writer.put(raw, &parsed, full_url) {
-            Ok(PutOutcome::Inserted(_)) => self.report.imported += 1,
-            Ok(PutOutcome::Updated(_)) => self.report.updated += 1,
-            Ok(PutOutcome::Unchanged(_)) => self.report.unchanged += 1,
+        self.queue(position, Prepared::new(raw, &parsed, full_url), false)
+    }
+
+    /// Convert the STU3 resource `parsed` (from `raw`) to R4 and queue it with its
+    /// original text. A type with no conversion is rejected, with why.
+    fn convert(
+        &mut self,
+        position: &str,
+        raw: &str,
+        parsed: &Value,
+        full_url: Option<&str>,
+    ) -> Result<()> {
+        let converted = match carry_stu3::to_r4(parsed) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reject(position, format!("FHIR STU3: {e}"));
+                return Ok(());
+            }
+        };
+        if !converted.notes.is_empty() {
+            // The notes name elements, never values; the original text keeps them.
+            tracing::debug!(
+                notes = converted.notes.len(),
+                "STU3 elements R4 cannot hold"
+            );
+        }
+        let text = serde_json::to_string(&converted.resource)?;
+        let prepared =
+            Prepared::new(&text, &converted.resource, full_url).map(|p| p.with_original(raw));
+        self.queue(position, prepared, true)
+    }
+
+    /// Queue a resource made ready, or reject it if it could not be.
+    fn queue(&mut self, position: &str, prepared: Result<Prepared>, converted: bool) -> Result<()> {
+        match prepared {
+            Ok(prepared) => self.send(Item::Resource {
+                position: position.to_string(),
+                prepared: Box::new(prepared),
+                converted,
+            }),
             Err(Error::InvalidInput { reason }) => self.reject(position, reason),
             Err(e) => return Err(e),
-        }
-        self.handled += 1;
-        if self.handled.is_multiple_of(PROGRESS_EVERY) {
-            self.report_progress();
         }
         Ok(())
     }
 
     /// Count an entry passed over (not a resource the record keeps).
     pub fn skip(&mut self) {
-        self.report.skipped += 1;
+        self.send(Item::Skip);
     }
 
     /// Record an entry refused, where it was and why.
     pub fn reject(&mut self, position: &str, reason: String) {
-        self.report.rejected.push(Rejection {
-            file: self.report.file.clone(),
-            entry: position.to_string(),
+        self.send(Item::Reject {
+            position: position.to_string(),
             reason,
         });
     }
 
-    fn report_progress(&self) {
+    fn send(&mut self, item: Item) {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Hand over the items not yet handed over.
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.closed {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        // Fails only once the writer has stopped, and then it has its own error.
+        if self.items.send(batch).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+impl Drop for Sink<'_> {
+    /// The last items go over when reading ends, however it ends (on an error the
+    /// writer's transaction is dropped anyway).
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The writing side: store the queued items in order until the reading side is done,
+/// counting them in `report`. Returns how many resources it handled, or the first
+/// error that stops the import.
+fn write_items(
+    items: Receiver<Vec<Item>>,
+    writer: &mut Writer<'_, '_>,
+    report: &mut FileReport,
+    progress: &Progress<'_>,
+) -> Result<u64> {
+    let mut handled = 0u64;
+    for item in items.into_iter().flatten() {
+        if progress.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        match item {
+            Item::Skip => report.skipped += 1,
+            Item::Reject { position, reason } => report.reject(position, reason),
+            Item::Resource {
+                position,
+                prepared,
+                converted,
+            } => {
+                match writer.put_prepared(*prepared) {
+                    Ok(PutOutcome::Inserted(_)) => report.imported += 1,
+                    Ok(PutOutcome::Updated(_)) => report.updated += 1,
+                    Ok(PutOutcome::Unchanged(_)) => report.unchanged += 1,
+                    Err(Error::InvalidInput { reason }) => {
+                        report.reject(position, reason);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                report.converted += u64::from(converted);
+                handled += 1;
+                if handled.is_multiple_of(PROGRESS_EVERY) {
+                    progress.report(handled);
+                }
+            }
+        }
+    }
+    Ok(handled)
+}
+
+/// Progress reports and cancellation, as the writing side sees them.
+struct Progress<'o> {
+    options: ImportOptions<'o>,
+    counter: Counter,
+    bytes_total: u64,
+}
+
+impl Progress<'_> {
+    fn cancelled(&self) -> bool {
+        self.options
+            .cancel
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn report(&self, resources: u64) {
         if let Some(p) = self.options.progress {
             p(ImportProgress {
                 bytes_read: self.counter.get().min(self.bytes_total),
                 bytes_total: self.bytes_total,
-                resources: self.handled,
+                resources,
             });
         }
     }
@@ -248,33 +415,52 @@ pub fn import_file(
         params![source_id, now],
     )?;
     let import_id = tx.last_insert_rowid();
-    let outcome = {
-        let mut writer =
-            Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now).batched();
-        let counter = Counter::default();
-        let file = reader::open(path, counter.clone(), not_utf8.clone())?;
-        let mut sink = Sink {
-            writer: &mut writer,
-            report: &mut report,
-            counter,
-            not_utf8: not_utf8.clone(),
-            bytes_total,
-            options,
-            handled: 0,
-        };
-        let result = match layout {
-            Layout::Ndjson => read_ndjson(file, &mut sink).map(|()| FileFormat::Ndjson),
-            Layout::Json => bundle::read_json(file, path, &mut sink),
-        };
-        let result = result.and_then(|format| {
-            sink.writer.finish()?;
-            Ok(format)
-        });
-        if result.is_ok() {
-            sink.report_progress();
-        }
-        result
+    let mut writer =
+        Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now).batched();
+    let counter = Counter::default();
+    let file = reader::open(path, counter.clone(), not_utf8.clone())?;
+    let progress = Progress {
+        options,
+        counter: counter.clone(),
+        bytes_total,
     };
+    let (sender, items) = sync_channel(QUEUE);
+    let mut sink = Sink {
+        items: sender,
+        batch: Vec::with_capacity(BATCH),
+        counter,
+        not_utf8: not_utf8.clone(),
+        cancel: options.cancel,
+        closed: false,
+        stu3: false,
+    };
+    let (read, written) = std::thread::scope(|scope| {
+        let reading = std::thread::Builder::new()
+            .name("carry-import-read".into())
+            .spawn_scoped(scope, move || match layout {
+                Layout::Ndjson => read_ndjson(file, &mut sink).map(|()| FileFormat::Ndjson),
+                Layout::Json => bundle::read_json(file, path, &mut sink),
+            });
+        let reading = match reading {
+            Ok(reading) => reading,
+            Err(e) => return (Err(e.into()), Ok(0)),
+        };
+        // Returns when the reading side is done (its queue closes), or at the first
+        // error, whose dropped queue stops the reading side at its next resource.
+        let written = write_items(items, &mut writer, &mut report, &progress);
+        let read = reading
+            .join()
+            .unwrap_or_else(|_| Err(Error::internal("the import's reading thread failed")));
+        (read, written)
+    });
+    // The writer's error comes first: the reading side then only saw its queue close.
+    let outcome = written.and_then(|handled| {
+        let format = read?;
+        writer.finish()?;
+        progress.report(handled);
+        Ok(format)
+    });
+    drop(writer);
     match outcome {
         // Nothing of the file could be stored (its only resource, or every one, was
         // rejected): nothing of it stays, not even its source.
@@ -339,7 +525,7 @@ fn refused(name: String, e: Error, not_utf8: &NotUtf8) -> Result<FileReport> {
     Ok(failed)
 }
 
-fn read_ndjson(file: FileReader, sink: &mut Sink<'_, '_, '_, '_>) -> Result<()> {
+fn read_ndjson(file: FileReader, sink: &mut Sink<'_>) -> Result<()> {
     let mut r = BufReader::with_capacity(64 * 1024, file);
     let mut line = String::new();
     let mut number = 0u64;

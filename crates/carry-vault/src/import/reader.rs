@@ -1,19 +1,20 @@
 //! Readers for import files: one counts the bytes read through it, for progress
 //! reports; one checks that they are UTF-8 and remembers where they stop being so.
 
-use std::cell::Cell;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-/// A shared byte count.
+/// A byte count shared between the thread that reads a file and the one that reports
+/// progress.
 #[derive(Clone, Default)]
-pub struct Counter(Rc<Cell<u64>>);
+pub struct Counter(Arc<AtomicU64>);
 
 impl Counter {
     pub fn get(&self) -> u64 {
-        self.0.get()
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -32,27 +33,33 @@ impl<R> CountingReader<R> {
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.counter.0.set(self.counter.0.get() + n as u64);
+        self.counter.0.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
 /// Where a file stopped being UTF-8 (the offset of its first bad byte), once a
-/// [`Utf8Reader`] over it has seen it. Shared by every reader of one import.
+/// [`Utf8Reader`] over it has seen it. Shared by every reader of one import, on
+/// whichever thread.
+/// It holds the offset plus one, and 0 while every byte read was UTF-8.
 #[derive(Clone, Default)]
-pub struct NotUtf8(Rc<Cell<Option<u64>>>);
+pub struct NotUtf8(Arc<AtomicU64>);
 
 impl NotUtf8 {
     /// The offset of the first byte that is not part of a UTF-8 character, if one
     /// was read.
     pub fn at(&self) -> Option<u64> {
-        self.0.get()
+        self.0.load(Ordering::Relaxed).checked_sub(1)
     }
 
     fn found(&self, offset: u64) {
-        if self.0.get().is_none() {
-            self.0.set(Some(offset));
-        }
+        // The first one found is kept.
+        let _ = self.0.compare_exchange(
+            0,
+            offset.saturating_add(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -87,10 +87,15 @@ pub const MIGRATIONS: &[Migration] = &[
         // readable units, drug names without catalogue numbers).
         then: Some(|tx| crate::record::redisplay::all(tx).map(|_| ())),
     },
+    Migration {
+        version: 14,
+        sql: include_str!("schema_v14.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// Bring `conn` up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
