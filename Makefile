@@ -12,7 +12,7 @@ PYENV := target/pyenv
 # `make … CARGO_INCREMENTAL=1` (or export it) to keep it while editing.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check stu3-check bench bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
+.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check stu3-check bench bench-kotlin bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test
 
@@ -153,6 +153,15 @@ bench-share: deps
 bench-backup: deps
 	$(CARGO) build --profile bench -p carry-endpoint
 	SHARED=$(SHARED) $(CARGO) bench -p carry-core --bench backup
+
+## Cold start on the JVM: new JVMs load the optimised library through the Kotlin
+## bindings, open a 10k profile with a key store written in Kotlin and read the first
+## timeline page (tests/kotlin, ColdStartBench). Report: target/bench-kotlin.md.
+bench-kotlin: bindings
+	$(CARGO) build --profile bench -p carry-ffi
+	cd tests/kotlin && mvn -B --no-transfer-progress test -Dtest=ColdStartBench \
+		-Dcarry.lib.dir=$(CURDIR)/target/release -Dcarry.shared.dir=$(SHARED) \
+		-Dcarry.bench.out=$(CURDIR)/target/bench-kotlin.md
 
 ## Sync over loopback against the endpoint, and the endpoint's search throughput.
 bench-sync: deps

@@ -3,7 +3,9 @@
 //!
 //! Run with `make bench`, i.e.
 //! `cargo bench -p carry-core --features plaintext-baseline --bench vault`;
-//! `CARRY_BENCH_ONLY=import` stops after the import figures.
+//! `CARRY_BENCH_ONLY=import` stops after the import figures;
+//! `CARRY_BENCH_PRAGMAS="PRAGMA …;"` runs on each new profile's writer connection, to
+//! measure a setting against the shipped one.
 //! The harness prints a markdown table and writes it to `target/bench-vault.md`.
 //!
 //! Test records are built from the shared Synthea patients: variant `k` (one per copy
@@ -188,6 +190,13 @@ fn new_profile(work: &Path, encrypted: bool, key_store: &dyn KeyStore) -> Kept {
     if no_change_tracking() {
         carry_core::backup::without_change_tracking(&profile)
             .expect("drop the change-tracking triggers");
+    }
+    if let Ok(pragmas) = std::env::var("CARRY_BENCH_PRAGMAS") {
+        // Settings to measure against the shipped ones, on the writer's connection.
+        profile
+            .vault()
+            .write(|c| Ok(c.execute_batch(&pragmas)?))
+            .expect("apply CARRY_BENCH_PRAGMAS");
     }
     Kept { profile, _dir: dir }
 }
