@@ -119,9 +119,10 @@ conformance: build
 		--endpoint target/debug/carry-endpoint --shared $(SHARED) --out target/conformance.md
 
 ## GP Connect's STU3 examples converted to R4, checked by fhir.resources (its STU3
-## models for the input, its R4B models for every converted resource).
-stu3-check: $(PYENV)/.installed
-	SHARED=$(SHARED) $(PYENV)/bin/python tests/stu3_check.py
+## models for the input, its R4B models for every converted resource, and for what
+## carry import stored, as carry export gives it back).
+stu3-check: $(PYENV)/.installed build
+	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry $(PYENV)/bin/python tests/stu3_check.py
 
 ## Share links checked by implementations that are not ours (jwcrypto, fhir.resources).
 shl-check: $(PYENV)/.installed build

@@ -23,6 +23,9 @@ families the published examples lack (problems, consultations, pathology, specim
 immunisations, referrals and procedure requests, locations): each must validate as
 STU3 with no repair at all.
 
+With CARRY_BIN set to the carry CLI, it also imports the bundles into a new profile
+and checks what `carry export` gives back the same way (tag, R4B validity, count).
+
 Usage: stu3_check.py [BUNDLE.json ...]   (run from the repository's root)
 Exits non-zero, naming each failure, if any check fails.
 """
@@ -331,6 +334,46 @@ SAMPLES = [
 ]
 
 
+CATEGORIES = ("conditions,medications,allergies,immunisations,test-results,vital-signs,procedures,"
+              "encounters,appointments,documents,care-plans,social-care,administrative,other")
+
+
+def check_vault(fixtures, carry, expected):
+    """What Carry itself stores: `carry import` of each bundle into a new profile, then
+    `carry export` of every category. Every exported resource must carry the converted
+    tag and be valid R4B; as many as the converter converted."""
+    env = dict(os.environ, CARRY_PASSPHRASE="stu3 check passphrase, not a secret")
+    with tempfile.TemporaryDirectory() as work:
+        home = pathlib.Path(work) / "p"
+        def carry_run(*args):
+            return subprocess.run([carry, "--home", str(home), *args], env=env,
+                                  capture_output=True, text=True)
+        run = carry_run("init", "--name", "STU3 Check")
+        if run.returncode != 0:
+            fail(f"carry init failed: {run.stderr.strip()}")
+            return 0
+        for path in fixtures:
+            run = carry_run("import", str(path), "--json")
+            if run.returncode not in (0, 2):
+                fail(f"carry import {path.name} failed: {run.stderr.strip()}")
+        out = pathlib.Path(work) / "export.json"
+        run = carry_run("export", "--category", CATEGORIES, "--out", str(out))
+        if run.returncode != 0:
+            fail(f"carry export failed: {run.stderr.strip()}")
+            return 0
+        exported = [e["resource"] for e in json.loads(out.read_text()).get("entry", [])]
+        for r in exported:
+            name = f"exported {r.get('resourceType')}/{r.get('id')}"
+            tags = {(t.get("system"), t.get("code")) for t in r.get("meta", {}).get("tag", [])}
+            if TAG not in tags:
+                fail(f"{name}: no converted tag")
+            if not valid_r4(r):
+                fail(f"{name}: not valid R4 as Carry stored it")
+        if len(exported) != expected:
+            fail(f"carry export gave {len(exported)} resources, the converter {expected}")
+        return len(exported)
+
+
 def main(paths):
     fixtures = [pathlib.Path(p) for p in paths] or DEFAULT
     if not fixtures:
@@ -357,6 +400,11 @@ def main(paths):
     if samples:
         print(f"stu3-check: {samples['converted']} resources converted from the check's own STU3 samples "
               f"(every family), all valid R4; {samples['notes']} notes")
+    carry = os.environ.get("CARRY_BIN")
+    if carry:
+        stored = check_vault(fixtures, carry, totals["converted"])
+        print(f"stu3-check: carry import then carry export gave {stored} resources, "
+              f"each tagged as converted and valid R4 (fhir.resources R4B)")
     if failures:
         raise SystemExit(f"stu3-check: {len(failures)} failures")
     print(f"stu3-check: {totals['converted']} resources converted from {len(fixtures)} GP Connect bundles, "

@@ -393,6 +393,32 @@ fn stu3_content_is_converted_to_r4_and_keeps_its_original() {
     }
 }
 
+#[test]
+fn one_stray_stu3_element_does_not_send_the_r4_resources_after_it_through_the_converter() {
+    let (d, home) = new_home();
+    // An R4 file whose first Observation carries STU3's `comment`: it is converted;
+    // the R4 allergy after it, whose clinicalStatus the converter would refuse as
+    // STU3, is read as R4.
+    let file = d.path().join("mixed.json");
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "Observation", "id": "o1", "status": "final",
+                          "code": {"text": "Pulse"}, "comment": "stray"}},
+            {"resource": {"resourceType": "AllergyIntolerance", "id": "a1",
+                          "clinicalStatus": {"coding": [{"system":
+                              "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                              "code": "active"}]},
+                          "patient": {"reference": "Patient/p"}, "code": {"text": "Peanut"},
+                          "recordedDate": "2020-01-01"}}
+        ]
+    });
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let r = json(&home, &["import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(r["imported"], 2, "{r}");
+    assert_eq!(r["converted"], 1, "{r}");
+    assert!(r["rejected"].as_array().unwrap().is_empty(), "{r}");
+}
+
 /// A display line from a hostile file: colour, an OSC 8 hyperlink, the 8-bit CSI and a
 /// right-to-left override.
 const HOSTILE_DISPLAY: &str = "Asthma\u{1b}[1;32m (verified)\u{1b}[0m \u{1b}]8;;https://evil.example\u{7}click\u{1b}]8;;\u{7} \u{9b}2J \u{202e}evil";

@@ -161,8 +161,6 @@ pub struct Sink<'o> {
     cancel: Option<&'o AtomicBool>,
     /// Set when the writer stopped taking items: reading stops at the next resource.
     closed: bool,
-    /// Set once the file showed FHIR STU3: its resources are converted to R4.
-    stu3: bool,
 }
 
 impl Sink<'_> {
@@ -180,14 +178,12 @@ impl Sink<'_> {
                 return Ok(());
             }
         };
-        // STU3 is converted; content of an earlier release is refused whole, never
-        // read as R4. A file that held STU3 is read as STU3 from there on.
+        // A resource whose content shows STU3 is converted; content of an earlier
+        // release is refused whole, never read as R4. Each resource is judged on its
+        // own: one stray STU3 element must not send the R4 resources after it through
+        // the converter, which would refuse them.
         let earlier = crate::record::release::pre_r4(&parsed);
-        if self.stu3
-            || earlier == Some("STU3")
-            || carry_stu3::release_of(&parsed) == carry_stu3::Release::Stu3
-        {
-            self.stu3 = true;
+        if earlier == Some("STU3") || carry_stu3::release_of(&parsed) == carry_stu3::Release::Stu3 {
             return self.convert(position, raw, &parsed, full_url);
         }
         if let Some(release) = earlier {
@@ -432,7 +428,6 @@ pub fn import_file(
         not_utf8: not_utf8.clone(),
         cancel: options.cancel,
         closed: false,
-        stu3: false,
     };
     let (read, written) = std::thread::scope(|scope| {
         let reading = std::thread::Builder::new()
