@@ -56,7 +56,11 @@ pub struct MoveOut {
 }
 
 impl MoveOut {
-    fn wrap(out: cd::MoveOut, profile: Arc<cc::Profile>, adding: bool) -> Result<Arc<MoveOut>> {
+    pub(crate) fn wrap(
+        out: cd::MoveOut,
+        profile: Arc<cc::Profile>,
+        adding: bool,
+    ) -> Result<Arc<MoveOut>> {
         let qr = out.qr()?.into();
         Ok(Arc::new(MoveOut {
             code: out.code().to_string(),

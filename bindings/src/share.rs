@@ -20,6 +20,7 @@ use carry_core::share as cs;
 use crate::callbacks::Events;
 use crate::error::{CarryError, Result};
 use crate::profile::{blocking, CancelOnDrop, Profile};
+use crate::proxy::{Decider, ProxyNotice, ProxyStanding};
 use crate::types::{mirror_enum, Category, Reading, TimelineItem};
 
 /// What a person holding a grant may do.
@@ -71,6 +72,10 @@ pub struct Basis {
     /// characters.
     #[uniffi(default = None)]
     pub evidence: Option<String>,
+    /// Who decided that the proxy may have access. Null on a grant made before it
+    /// was recorded; when granting, null means the person.
+    #[uniffi(default = None)]
+    pub decided_by: Option<Decider>,
 }
 
 impl From<cs::Basis> for Basis {
@@ -78,6 +83,7 @@ impl From<cs::Basis> for Basis {
         Basis {
             kind: b.kind.into(),
             evidence: b.evidence,
+            decided_by: b.decided_by.map(Into::into),
         }
     }
 }
@@ -87,6 +93,7 @@ impl From<Basis> for cs::Basis {
         cs::Basis {
             kind: b.kind.into(),
             evidence: b.evidence,
+            decided_by: Some(b.decided_by.map_or(cs::proxy::Decider::Person, Into::into)),
         }
     }
 }
@@ -301,6 +308,12 @@ pub struct GrantInfo {
     /// Whether this grant gave a new person access, rather than changing a grant
     /// they already held. Set only on the answer to `grant`.
     pub new_access: bool,
+    /// For a proxy's grant (one with a basis): where its access stands under the
+    /// proxy rules now. Null for any other grant.
+    pub standing: Option<ProxyStanding>,
+    /// For a proxy's grant: the notices still ahead, soonest first (reviews at 11
+    /// and 13, the suspension at 16, the end).
+    pub notices: Vec<ProxyNotice>,
 }
 
 impl From<cs::GrantInfo> for GrantInfo {
@@ -321,6 +334,8 @@ impl From<cs::GrantInfo> for GrantInfo {
             last_delivery_at: g.last_delivery_at,
             items: g.items,
             new_access: g.new_access,
+            standing: g.standing.map(Into::into),
+            notices: g.notices.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! and the async runtime the network commands run on.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use carry_core::share::dependants::{self, Purpose};
 use carry_core::share::{self, ENDPOINT_ENV};
 use carry_core::{Error, Profile, Result};
 
@@ -20,9 +22,41 @@ pub fn default_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".carry")))
 }
 
+/// The profile chosen for this run (`--profile`, else `carry use`), set once by
+/// [`choose`].
+static CHOSEN: OnceLock<String> = OnceLock::new();
+
+/// Record the profile this run acts on.
+pub fn choose(profile: &str) {
+    let _ = CHOSEN.set(profile.to_string());
+}
+
+/// The dependant's record chosen for this run, if one is.
+pub fn chosen_dependant() -> Option<&'static str> {
+    CHOSEN.get().map(String::as_str).filter(|p| is_dependant(p))
+}
+
+/// Whether a profile id names a dependant's record (one this person keeps for
+/// someone with no phone).
+pub fn is_dependant(profile: &str) -> bool {
+    profile.starts_with("d-")
+}
+
+/// Open the profile that commands which change a record act on: the person's own, or
+/// (when one is chosen) the record of a dependant they keep, whose access must be in
+/// force. A dependant's record is a whole profile: it imports, syncs, grants and
+/// backs up like the person's own.
+pub(crate) fn open(home: &Path) -> Result<Profile> {
+    let own = open_own(home)?;
+    match CHOSEN.get() {
+        Some(id) if is_dependant(id) => dependants::open(&own, id, Purpose::Use),
+        _ => Ok(own),
+    }
+}
+
 /// Open the person's own profile in `home`, asking for its passphrase (or reading
 /// `CARRY_PASSPHRASE`); a folder with no profile is [`Error::NotFound`].
-pub(crate) fn open(home: &Path) -> Result<Profile> {
+pub(crate) fn open_own(home: &Path) -> Result<Profile> {
     if !home.join(carry_core::vault::VAULT_FILE).exists() {
         return Err(Error::not_found(format!(
             "no profile in {} (create one with `carry init --name NAME`)",
@@ -47,9 +81,12 @@ pub fn selected(home: &Path, flag: Option<&str>) -> String {
 /// Open the record the selected profile names: the person's own, or one shared with
 /// them.
 pub fn open_record(home: &Path, profile: &str) -> Result<Profile> {
-    let own = open(home)?;
+    let own = open_own(home)?;
     if profile == SELF {
         return Ok(own);
+    }
+    if is_dependant(profile) {
+        return dependants::open(&own, profile, Purpose::Use);
     }
     share::open_received(&own, profile)
 }

@@ -255,8 +255,15 @@ enum Command {
         /// The grant's id.
         grant: String,
     },
-    /// Your record and the records shared with you.
+    /// Your record, the records you keep for others, and the records shared with you.
     Profiles,
+    /// Records you keep for people with no phone of their own: list them, add one,
+    /// hand one over to its owner's own phone, or delete one. Act on one with
+    /// --profile ID (or carry use ID) like your own record.
+    Dependants {
+        #[command(subcommand)]
+        action: Option<commands::dependants::DependantsAction>,
+    },
     /// Choose the profile later commands act on (self, or a shared record's id).
     Use {
         /// The profile id (see carry profiles).
@@ -402,6 +409,7 @@ fn main() -> ExitCode {
         }
     };
     let profile = context::selected(&home, cli.profile.as_deref());
+    context::choose(&profile);
     output::set_json_mode(cli.json);
     match commands::run(&home, &profile, cli.command).and_then(|o| {
         o.print(cli.json)?;

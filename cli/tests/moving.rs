@@ -402,3 +402,108 @@ fn a_phone_and_a_tablet_changing_offline_converge_through_the_relay() {
     );
     assert!(record(&with_new).iter().any(|r| r.contains("68.5")));
 }
+
+#[test]
+fn a_keeper_hands_a_dependants_record_over_and_is_granted_access_back() {
+    let d = tempfile::tempdir().unwrap();
+    let ep = serve(
+        &format!("sqlite://{}", d.path().join("ep.db").display()),
+        &[],
+    );
+    let keeper = d.path().join("tom");
+    ok(&keeper, &["init", "--name", "Tom Jene"]);
+    ok(&keeper, &["endpoint", "set", &ep.base]);
+    // His phone has met the relay (as any phone that has synced has).
+    ok(&keeper, &["sync"]);
+    let added = json(
+        &keeper,
+        &[
+            "dependants",
+            "add",
+            "--name",
+            "Mary Jene",
+            "--born",
+            "1941-03-02",
+            "--basis",
+            "lasting-power-of-attorney",
+            "--evidence",
+            "OPG 7000-1234",
+            "--json",
+        ],
+    );
+    let id = added["profile"].as_str().unwrap().to_string();
+    assert!(id.starts_with("d-"), "{added}");
+    // The keeper acts on her record as on his own.
+    ok(
+        &keeper,
+        &["--profile", &id, "import", shared(FILE).to_str().unwrap()],
+    );
+    ok(&keeper, &["--profile", &id, "add", "bp", "131/84"]);
+    let stats = json(&keeper, &["--profile", &id, "stats", "--json"])["resources"].clone();
+    assert_eq!(json(&keeper, &["stats", "--json"])["resources"], 0);
+    let profiles = ok(&keeper, &["profiles"]);
+    assert!(profiles.contains("kept by you (active)"), "{profiles}");
+    // Moving the keeper's phone is not the way to hand a record over.
+    assert_eq!(
+        carry(&keeper, &["--profile", &id, "move-out", "--keep"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // She gets a phone: the record moves to it, and leaves the keeper's.
+    let hers = d.path().join("mary");
+    let (mut mover, mut taker, digits) = pair_with(
+        &keeper,
+        &hers,
+        &["dependants", "hand-over", &id, "--wait", "60"],
+        &["move-in"],
+    );
+    writeln!(mover.stdin.take().unwrap(), "{digits}").unwrap();
+    assert_eq!(taker.wait().unwrap().code(), Some(0), "moved in");
+    assert_eq!(mover.wait().unwrap().code(), Some(0), "handed over");
+    assert_eq!(json(&hers, &["stats", "--json"])["resources"], stats);
+    assert_eq!(json(&hers, &["info", "--json"])["name"], "Mary Jene");
+    let audit = ok(&hers, &["audit"]);
+    for event in ["keeper-recorded", "handed-over", "moved-in"] {
+        assert!(audit.contains(event), "{event} in {audit}");
+    }
+    assert_eq!(json(&hers, &["audit", "--verify", "--json"])["ok"], true);
+    assert_eq!(
+        json(&keeper, &["dependants", "--json"])["dependants"],
+        serde_json::json!([])
+    );
+    assert!(ok(&keeper, &["audit"]).contains("handed-over"));
+
+    // She knows him already, verified: she grants him her vital signs back.
+    let people = json(&hers, &["people", "--json"]);
+    assert_eq!(people[0]["name"], "Tom Jene");
+    assert_eq!(people[0]["verified"], true);
+    ok(
+        &hers,
+        &[
+            "grant",
+            "Tom Jene",
+            "--role",
+            "viewer",
+            "--categories",
+            "vital-signs",
+        ],
+    );
+    ok(&hers, &["sync"]);
+    ok(&keeper, &["sync"]);
+    let seen = json(
+        &keeper,
+        &[
+            "--profile",
+            "Mary Jene",
+            "timeline",
+            "--category",
+            "vital-signs",
+            "--json",
+        ],
+    );
+    assert!(seen["items"].to_string().contains("131"), "{seen}");
+}

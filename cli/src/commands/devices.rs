@@ -17,7 +17,7 @@ use crate::{said, say};
 
 /// Show the pairing code of `out`, wait for the other device, take the digits the
 /// person types from its screen, and send the profile.
-fn pair_and_send(
+pub(crate) fn pair_and_send(
     rt: &tokio::runtime::Runtime,
     profile: &Arc<carry_core::Profile>,
     mut out: MoveOut,
@@ -52,6 +52,11 @@ pub fn move_out(
     wipe: Option<bool>,
     wait: Duration,
 ) -> Result<u8> {
+    if let Some(id) = crate::context::chosen_dependant() {
+        return Err(Error::invalid(format!(
+            "{id} is a record you keep for someone else: hand it over with carry dependants hand-over {id}"
+        )));
+    }
     let profile = Arc::new(open(home)?);
     let url = crate::context::endpoint_of(&profile)?;
     let rt = crate::context::runtime()?;

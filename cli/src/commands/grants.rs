@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use carry_core::share::proxy::{Decider, Notice, NoticeKind, Recipient, Standing};
 use carry_core::share::{self, Basis, BasisKind, NewGrant, Role, Scope};
 use carry_core::{Category, Error, Result};
 use serde_json::json;
@@ -77,6 +78,10 @@ pub struct GrantArgs {
     /// The evidence seen for the basis (an LPA reference, a court order number).
     #[arg(long)]
     evidence: Option<String>,
+    /// For a proxy: who decided that they may have access: person (the default),
+    /// practice or court.
+    #[arg(long)]
+    decided_by: Option<String>,
     /// Grant to a person whose keys you have not verified (safety numbers not
     /// compared): without it, that is refused.
     #[arg(long)]
@@ -112,7 +117,7 @@ pub fn parse_length(s: &str) -> Result<i64> {
     Ok(n.saturating_mul(per))
 }
 
-fn date(unix: i64) -> String {
+pub(crate) fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .map(|t| t.date().to_string())
@@ -266,9 +271,16 @@ pub fn grant(home: &Path, args: GrantArgs) -> Result<Outcome> {
         Some(b) => Some(Basis {
             kind: BasisKind::parse(b)?,
             evidence: args.evidence.clone(),
+            decided_by: Some(
+                args.decided_by
+                    .as_deref()
+                    .map_or(Ok(Decider::Person), Decider::parse)?,
+            ),
         }),
-        None if args.evidence.is_some() => {
-            return Err(Error::invalid("--evidence goes with --basis"))
+        None if args.evidence.is_some() || args.decided_by.is_some() => {
+            return Err(Error::invalid(
+                "--evidence and --decided-by go with --basis",
+            ))
         }
         None => None,
     };
@@ -363,9 +375,69 @@ pub fn grants(home: &Path, active: bool) -> Result<Outcome> {
                 date(g.expires_at),
                 categories_line(&g.scope)
             );
+            if let Some(b) = &g.basis {
+                said!(
+                    said,
+                    "      proxy: {}",
+                    proxy_line(b, g.standing, g.notices.first())
+                );
+            }
         }
     }
     Ok(Outcome::ok(said))
+}
+
+/// A proxy's terms in one line: basis, evidence, who decided, where access stands and
+/// the next notice.
+pub(crate) fn proxy_line(b: &Basis, standing: Option<Standing>, next: Option<&Notice>) -> String {
+    let kind = serde_json::to_value(b.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut line = kind;
+    if let Some(e) = &b.evidence {
+        line.push_str(&format!(" ({e})"));
+    }
+    if let Some(d) = b.decided_by {
+        line.push_str(&format!(", decided by {}", d.as_str()));
+    }
+    if let Some(s) = standing {
+        line.push_str(&format!("; {}", standing_text(s)));
+    }
+    if let Some(n) = next {
+        line.push_str(&format!("; next: {} on {}", notice_text(n), date(n.at)));
+    }
+    line
+}
+
+/// `active`, `suspended (age 16)`, `ended` or `removed (unused 5 years)`.
+pub(crate) fn standing_text(s: Standing) -> &'static str {
+    match s {
+        Standing::Active => "active",
+        Standing::Suspended { .. } => "suspended (age 16)",
+        Standing::Ended => "ended",
+        Standing::Removed => "removed (unused 5 years)",
+    }
+}
+
+/// What a proxy notice says, for a person.
+pub(crate) fn notice_text(n: &Notice) -> String {
+    let to = match n.to {
+        Recipient::Keeper => "to the keeper",
+        Recipient::Person => "to the person",
+        Recipient::Both => "to both",
+    };
+    let what = match n.kind {
+        NoticeKind::Review { age } => format!("review at age {age}"),
+        NoticeKind::Suspension { days_before } => {
+            format!("suspension at 16 in {days_before} days")
+        }
+        NoticeKind::Suspended => "suspended at 16".into(),
+        NoticeKind::End { days_before } => format!("ends in {days_before} days"),
+        NoticeKind::Ended => "access ends".into(),
+        NoticeKind::Removed => "removed, unused 5 years".into(),
+    };
+    format!("{what}, {to}")
 }
 
 /// `carry revoke --all`: stop sharing with everyone.
@@ -513,12 +585,18 @@ pub fn consent(home: &Path, grant_id: &str) -> Result<u8> {
 
 /// `carry profiles`.
 pub fn profiles(home: &Path, current: &str) -> Result<Outcome> {
-    let own = open(home)?;
+    let own = crate::context::open_own(home)?;
     let me = own.info()?;
     let received = share::received_profiles(&own)?;
     let mut rows = vec![json!({
         "profile": SELF, "name": me.name, "owner": true, "current": current == SELF
     })];
+    for d in share::dependants::list(&own)? {
+        rows.push(json!({
+            "profile": d.profile, "name": d.name, "owner": false, "keeper": true,
+            "standing": d.standing, "current": current == d.profile
+        }));
+    }
     for r in &received {
         rows.push(json!({
             "profile": r.profile, "name": r.name, "owner": false, "role": r.role,
@@ -531,6 +609,11 @@ pub fn profiles(home: &Path, current: &str) -> Result<Outcome> {
             let mark = if r["current"] == true { "*" } else { " " };
             let whose = if r["owner"] == true {
                 "your record".to_string()
+            } else if r["keeper"] == true {
+                format!(
+                    "kept by you ({})",
+                    r["standing"]["standing"].as_str().unwrap_or("")
+                )
             } else {
                 format!(
                     "shared with you as {} until {}",
@@ -551,9 +634,14 @@ pub fn profiles(home: &Path, current: &str) -> Result<Outcome> {
 
 /// `carry use PROFILE`.
 pub fn use_profile(home: &Path, profile: &str) -> Result<Outcome> {
-    let own = open(home)?;
+    let own = crate::context::open_own(home)?;
     let id = if profile == SELF {
         SELF.to_string()
+    } else if let Some(d) = share::dependants::list(&own)?
+        .into_iter()
+        .find(|d| d.profile == profile || d.name.eq_ignore_ascii_case(profile))
+    {
+        d.profile
     } else {
         let found = share::received_profiles(&own)?
             .into_iter()

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod contacts;
+pub mod dependants;
 pub mod devices;
 pub mod documents;
 pub mod grants;
@@ -105,6 +106,8 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
     use crate::commands::record as rc;
     use crate::context::{open_record, SELF};
     let printed = |r: Result<u8>| r.map(Outcome::printed);
+    // The person's own record, or one they keep for a dependant: theirs to change.
+    let own_record = profile_id == SELF || crate::context::is_dependant(profile_id);
     match command {
         Command::Init { name } => {
             let store = passphrase::new_profile()?;
@@ -112,7 +115,7 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
             Ok(Outcome::ok(rc::Created::new(home, profile.info()?.name)))
         }
         Command::Import { files } => {
-            if profile_id != SELF {
+            if !own_record {
                 return Err(Error::invalid(
                     "a record shared with you is kept in step by its owner; import into your own (--profile self)",
                 ));
@@ -145,7 +148,7 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
             title,
             content_type,
         } => {
-            if profile_id != SELF {
+            if !own_record {
                 return Err(Error::invalid(
                     "a record shared with you is kept by its owner; attach to your own (--profile self)",
                 ));
@@ -157,7 +160,7 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
         }
         Command::Contacts { action } => {
             let listing = matches!(action, None | Some(contacts::ContactsAction::List));
-            if profile_id != SELF && !listing {
+            if !own_record && !listing {
                 return Err(Error::invalid(
                     "a record shared with you is kept by its owner; add contacts to your own (--profile self)",
                 ));
@@ -190,12 +193,12 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
         } => {
             let reading = Reading::parse(&kind, &value)?;
             let taken_at = when(at.as_deref())?;
-            if taken_at.is_some() && profile_id != SELF {
+            if taken_at.is_some() && !own_record {
                 return Err(Error::invalid(
                     "--at is for your own readings; a carer's entry is dated when it is made",
                 ));
             }
-            if profile_id != SELF {
+            if !own_record {
                 carry_core::share::contribute(&open(home)?, profile_id, &reading, note.as_deref())?;
                 return Ok(Outcome::ok(rc::Queued::new(profile_id)));
             }
@@ -203,7 +206,7 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
             Ok(Outcome::ok(rc::Entered::added(item)))
         }
         Command::Delete { id } => {
-            if profile_id != SELF {
+            if !own_record {
                 return Err(Error::invalid(
                     "only the record's owner can delete its readings",
                 ));
@@ -218,7 +221,7 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
             note,
             at,
         } => {
-            if profile_id != SELF {
+            if !own_record {
                 return Err(Error::invalid(
                     "only the record's owner can amend its readings",
                 ));
@@ -285,6 +288,7 @@ pub fn run(home: &Path, profile_id: &str, command: Command) -> Result<Outcome> {
         Command::Consent { grant } => printed(sc::consent(home, &grant)),
         Command::Contributions { action } => sc::contributions(home, action),
         Command::Profiles => sc::profiles(home, profile_id),
+        Command::Dependants { action } => crate::commands::dependants::run(home, action),
         Command::Use { profile } => sc::use_profile(home, &profile),
         Command::Audit { verify, limit } => sc::audit(home, verify, limit),
         Command::Prefs { args } => crate::commands::prefs::prefs(home, args),

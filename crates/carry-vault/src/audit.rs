@@ -88,6 +88,16 @@ pub enum AuditEvent {
     ContributionWaiting,
     /// The person changed their preferences (the detail names the keys only).
     PreferencesChanged,
+    /// This profile became the keeper of a record made for someone with no phone of
+    /// their own (a dependant); the detail names the basis and who decided.
+    DependantAdded,
+    /// This record was made and is kept by a keeper on the dependant's behalf; the
+    /// detail names the keeper, the basis and who decided.
+    KeeperRecorded,
+    /// A dependant's record was handed over to their own device.
+    HandedOver,
+    /// A dependant's record was deleted from the keeper's device without a hand-over.
+    DependantRemoved,
 }
 
 impl AuditEvent {
@@ -127,6 +137,10 @@ impl AuditEvent {
             AuditEvent::ReadingMended => "reading-mended",
             AuditEvent::ContributionWaiting => "contribution-waiting",
             AuditEvent::PreferencesChanged => "preferences-changed",
+            AuditEvent::DependantAdded => "dependant-added",
+            AuditEvent::KeeperRecorded => "keeper-recorded",
+            AuditEvent::HandedOver => "handed-over",
+            AuditEvent::DependantRemoved => "dependant-removed",
         }
     }
 }

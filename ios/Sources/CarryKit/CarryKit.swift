@@ -393,6 +393,43 @@ public final class CarryProfile: Sendable {
         return CarryProfile(receivedFFI, relay)
     }
 
+    /// Records this person keeps for people with no phone (dependants).
+    public func dependants() async throws -> [Dependant] {
+        try await ffi.dependants()
+    }
+
+    /// Make a record for someone with no phone, kept by this person on their
+    /// behalf. `CarryError.InvalidInput` or `.Denied` (parental responsibility at 16
+    /// or over) for bad terms.
+    public func addDependant(_ dependant: NewDependant) async throws -> Dependant {
+        try await ffi.addDependant(dependant: dependant)
+    }
+
+    /// Open the record kept for `who` (profile id or name) as a profile of its own.
+    /// `CarryError.Denied` if the keeper's access is suspended, ended or removed:
+    /// then only `startHandOver(_:)` or `removeDependant(_:handedOver:)`.
+    public func openDependant(_ who: String) async throws -> CarryProfile {
+        let dependantFFI = try await ffi.openDependant(who: who)
+        return CarryProfile(dependantFFI, relay)
+    }
+
+    /// Start handing the record kept for `who` to their own phone (it calls
+    /// `startMoveIn`); pair and send as for `startMoveOut()`, then
+    /// `removeDependant(_:handedOver: true)`.
+    public func startHandOver(_ who: String) async throws -> MoveOut {
+        try await ffi.startHandOver(who: who)
+    }
+
+    /// Delete the record kept for `who` from this device; returns their name.
+    public func removeDependant(_ who: String, handedOver: Bool) async throws -> String {
+        try await ffi.removeDependant(who: who, handedOver: handedOver)
+    }
+
+    /// Notices about kept records that fell due since last asked, each once.
+    public func dependantNotices() async throws -> [DependantNotice] {
+        try await ffi.dependantNotices()
+    }
+
     /// Add a reading to the record `person` shares with this profile, as their
     /// carer; it goes at the next `exchange`. `CarryError.Denied` for a viewer.
     public func contribute(to person: String, reading: Reading, note: String? = nil) async throws {

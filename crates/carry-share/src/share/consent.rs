@@ -122,14 +122,14 @@ pub fn consent(conn: &Connection, doc: &GrantDoc, state: &str) -> Result<Value> 
     }
     if let Some(b) = &doc.basis {
         let kind = serde_json::to_value(b.kind).unwrap_or(Value::Null);
-        let mut note = json!({"display": format!("basis: {}", kind.as_str().unwrap_or(""))});
+        let mut text = format!("basis: {}", kind.as_str().unwrap_or(""));
         if let Some(e) = &b.evidence {
-            note["display"] = json!(format!(
-                "basis: {}; evidence: {e}",
-                kind.as_str().unwrap_or("")
-            ));
+            text.push_str(&format!("; evidence: {e}"));
         }
-        consent["sourceReference"] = note;
+        if let Some(d) = b.decided_by {
+            text.push_str(&format!("; decided by: {}", d.as_str()));
+        }
+        consent["sourceReference"] = json!({ "display": text });
     }
     Ok(consent)
 }

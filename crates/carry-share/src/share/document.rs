@@ -100,6 +100,10 @@ pub struct Basis {
     /// What evidence was seen (an LPA reference, a court order number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// Who decided that the proxy may have access (DAPB3051 4.5 asks that it be
+    /// recorded). Absent in grants made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<super::proxy::Decider>,
 }
 
 /// One side of a grant.
@@ -345,6 +349,7 @@ pub(crate) mod tests {
             basis: Some(Basis {
                 kind: BasisKind::PatientChoice,
                 evidence: None,
+                decided_by: None,
             }),
             review_dates: vec![],
             issued_at: "2026-01-01T00:00:00Z".into(),

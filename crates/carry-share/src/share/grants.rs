@@ -69,6 +69,12 @@ pub struct GrantInfo {
     /// Whether this grant gave a new person access (not a change to a grant they
     /// already held). Set only on the answer to [`crate::share::document`].
     pub new_access: bool,
+    /// For a proxy's grant (one with a basis): where its access stands under the
+    /// proxy rules ([`proxy::standing`]) now. `None` for any other grant.
+    pub standing: Option<proxy::Standing>,
+    /// For a proxy's grant: the notices still ahead under the proxy rules
+    /// ([`proxy::notices`]), soonest first: reviews, the suspension at 16, the end.
+    pub notices: Vec<proxy::Notice>,
 }
 
 /// The review dates for a child born on `birth` (ages 11, 13 and 16:
@@ -84,7 +90,16 @@ fn review_dates(birth: &str, now: i64) -> Vec<String> {
         .collect()
 }
 
+/// The record's person's date of birth: from their Patient resource, else (a
+/// dependant's record with no Patient yet) from the keeper's terms.
 fn birth_date(conn: &Connection) -> Result<Option<String>> {
+    if let Some(b) = patient_birth_date(conn)? {
+        return Ok(Some(b));
+    }
+    Ok(super::dependants::terms_if_any(conn)?.and_then(|t| t.born))
+}
+
+fn patient_birth_date(conn: &Connection) -> Result<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT json_extract(r.json, '$.birthDate') FROM meta m
@@ -156,6 +171,7 @@ pub fn grant(conn: &mut Connection, new: &NewGrant) -> Result<GrantInfo> {
         (None, false) => Some(Basis {
             kind: BasisKind::ParentalResponsibility,
             evidence: None,
+            decided_by: Some(proxy::Decider::Person),
         }),
         (None, true) => None,
     };
@@ -245,7 +261,8 @@ fn categories_text(scope: &Scope) -> String {
 pub fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
     let row = conn.query_row(
         "SELECT g.direction, p.handle, p.name, g.doc, g.expires_at, g.ended_why,
-                g.last_delivery_at, (SELECT count(*) FROM grant_items i WHERE i.grant_id = g.id)
+                g.last_delivery_at, (SELECT count(*) FROM grant_items i WHERE i.grant_id = g.id),
+                g.created_at
          FROM grants g JOIN people p ON p.id = g.person_id WHERE g.id = ?1",
         [id],
         |r| {
@@ -258,10 +275,11 @@ pub fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
             ))
         },
     );
-    let (direction, handle, name, doc, expires_at, ended, last, items) = match row {
+    let (direction, handle, name, doc, expires_at, ended, last, items, created) = match row {
         Ok(r) => r,
         Err(rusqlite::Error::QueryReturnedNoRows) => {
             return Err(Error::not_found(format!("grant {id}")))
@@ -270,11 +288,31 @@ pub fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
     };
     let doc: GrantDoc =
         serde_json::from_str(&doc).map_err(|e| Error::internal(format!("stored grant: {e}")))?;
+    let now = now_unix();
     let state = match ended {
         Some(why) => why,
-        None if expires_at <= now_unix() => "expired".into(),
+        None if expires_at <= now => "expired".into(),
         None => "active".into(),
     };
+    let born = match direction.as_str() {
+        "out" => birth_date(conn)?.and_then(|b| proxy::birth_date(&b)),
+        _ => None,
+    };
+    let terms = doc.basis.as_ref().map(|b| proxy::Terms {
+        basis: b.kind,
+        decided_by: b.decided_by.unwrap_or(proxy::Decider::Person),
+        granted_at: created,
+        ends_at: Some(expires_at),
+        born,
+        last_used_at: last,
+    });
+    let standing = terms.as_ref().map(|t| proxy::standing(t, now));
+    let notices = terms.as_ref().map_or_else(Vec::new, |t| {
+        proxy::notices(t)
+            .into_iter()
+            .filter(|n| n.at > now)
+            .collect()
+    });
     Ok(GrantInfo {
         grant: id.to_string(),
         direction,
@@ -291,6 +329,8 @@ pub fn info(conn: &Connection, id: &str) -> Result<GrantInfo> {
         last_delivery_at: last,
         items,
         new_access: false,
+        standing,
+        notices,
     })
 }
 

@@ -15,6 +15,7 @@
 //! - Everything is recorded in the hash-chained audit log ([`crate::audit`]).
 
 pub mod consent;
+pub mod dependants;
 pub mod document;
 pub mod envelope;
 pub mod grants;

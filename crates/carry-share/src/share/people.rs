@@ -455,14 +455,21 @@ pub fn by_enc_key(conn: &Connection, enc: &[u8]) -> Result<Option<(i64, String, 
         .transpose()
 }
 
+/// Record the person `pid` as verified now, if not already (no audit entry: the
+/// caller says why).
+pub fn mark_verified(conn: &Connection, pid: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE people SET verified_at = coalesce(verified_at, ?2) WHERE id = ?1",
+        params![pid, now_unix()],
+    )?;
+    Ok(())
+}
+
 /// Mark a person verified, after comparing the safety number.
 pub fn verify(conn: &mut Connection, who: &str) -> Result<Person> {
     let tx = conn.transaction()?;
     let (pid, person, _) = find(&tx, who)?;
-    tx.execute(
-        "UPDATE people SET verified_at = coalesce(verified_at, ?2) WHERE id = ?1",
-        params![pid, now_unix()],
-    )?;
+    mark_verified(&tx, pid)?;
     audit::append(
         &tx,
         AuditEvent::PersonVerified,

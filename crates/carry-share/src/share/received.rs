@@ -38,14 +38,29 @@ pub struct ReceivedProfile {
     pub expires_at: i64,
 }
 
-/// Wraps the vault keys of received records with a key from the profile's vault.
+/// Wraps the vault keys of the records a profile holds beside its own (records shared
+/// with it, and its dependants' records) with a key from the profile's vault. Each
+/// kind of record wraps under its own associated data, so a key wrapped for one
+/// kind never unwraps as another.
 pub struct ReceivedKeyStore {
     key: zeroize::Zeroizing<Vec<u8>>,
+    aad: &'static [u8],
+}
+
+impl ReceivedKeyStore {
+    /// The key store for records of one kind (`aad` names the kind), with the
+    /// wrapping key from the profile's vault.
+    pub fn new(conn: &Connection, aad: &'static [u8]) -> Result<ReceivedKeyStore> {
+        Ok(ReceivedKeyStore {
+            key: people::received_key(conn)?,
+            aad,
+        })
+    }
 }
 
 impl KeyStore for ReceivedKeyStore {
     fn wrap(&self, key: &VaultKey) -> Result<Vec<u8>> {
-        let (nonce, ct) = crate::keys::seal(&self.key, WRAP_AAD, key.as_bytes())?;
+        let (nonce, ct) = crate::keys::seal(&self.key, self.aad, key.as_bytes())?;
         let mut out = nonce.to_vec();
         out.extend(ct);
         Ok(out)
@@ -56,7 +71,7 @@ impl KeyStore for ReceivedKeyStore {
             return Err(Error::WrongKey);
         }
         let (nonce, ct) = wrapped.split_at(12);
-        let plain = crate::keys::open(&self.key, WRAP_AAD, nonce, ct.to_vec())?;
+        let plain = crate::keys::open(&self.key, self.aad, nonce, ct.to_vec())?;
         VaultKey::from_bytes(&plain)
     }
 }
@@ -67,9 +82,7 @@ pub fn dir_of(own: &Path, grant: &str) -> PathBuf {
 }
 
 fn key_store(conn: &Connection) -> Result<ReceivedKeyStore> {
-    Ok(ReceivedKeyStore {
-        key: people::received_key(conn)?,
-    })
+    ReceivedKeyStore::new(conn, WRAP_AAD)
 }
 
 /// Open the record received under `grant`, creating its vault if `create`.
@@ -82,31 +95,46 @@ pub fn open(own: &Profile, grant: &str, name: &str, create: bool) -> Result<Prof
     if !create {
         return Err(Error::not_found(format!("the record shared under {grant}")));
     }
-    // Made beside its place and moved in whole: a creation cut short leaves no
-    // half-made vault where the record belongs, only a `.making` folder that the next
-    // attempt or a revocation clears.
-    let making = making_dir(&dir);
-    for leftover in [&making, &dir] {
+    create_whole(&dir, name, &ks, |made| {
+        made.vault().write(|c| {
+            crate::vault::meta::set(c, "shared_grant", grant)?;
+            crate::vault::meta::set(c, "shared_seq", "0")?;
+            Ok(())
+        })
+    })
+}
+
+/// Create a profile called `name` in `dir` under `ks`, set up by `init`. It is made
+/// beside its place and moved in whole: a creation cut short leaves no half-made
+/// vault where the record belongs, only a `.making` folder that the next attempt (or
+/// a deletion) clears.
+pub fn create_whole(
+    dir: &Path,
+    name: &str,
+    ks: &dyn KeyStore,
+    init: impl FnOnce(&Profile) -> Result<()>,
+) -> Result<Profile> {
+    let making = making_dir(dir);
+    for leftover in [&making, dir] {
         if leftover.exists() {
             std::fs::remove_dir_all(leftover)?;
         }
     }
-    let made = Profile::create(&making, name, &ks)?;
-    made.vault().write(|c| {
-        crate::vault::meta::set(c, "shared_grant", grant)?;
-        crate::vault::meta::set(c, "shared_seq", "0")?;
-        Ok(())
-    })?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let made = Profile::create(&making, name, ks)?;
+    init(&made)?;
     made.lock();
     drop(made);
-    std::fs::rename(&making, &dir)?;
+    std::fs::rename(&making, dir)?;
     if let Some(parent) = dir.parent() {
         // Persist the rename itself; not every platform can open a folder.
         if let Ok(d) = std::fs::File::open(parent) {
             let _ = d.sync_all();
         }
     }
-    Profile::open(&dir, &ks)
+    Profile::open(dir, ks)
 }
 
 /// Where the record received under the grant of `dir` is made before it moves in.
@@ -116,8 +144,12 @@ fn making_dir(dir: &Path) -> PathBuf {
 
 /// Delete the record received under `grant`: its vault and its key.
 pub fn delete(own: &Path, grant: &str) -> Result<()> {
-    let dir = dir_of(own, grant);
-    for folder in [making_dir(&dir), dir] {
+    delete_whole(&dir_of(own, grant))
+}
+
+/// Delete the profile in `dir` made by [`create_whole`], and any half-made copy.
+pub fn delete_whole(dir: &Path) -> Result<()> {
+    for folder in [making_dir(dir), dir.to_path_buf()] {
         if folder.exists() {
             std::fs::remove_dir_all(&folder)?;
         }

@@ -504,3 +504,332 @@ fn parts_that_do_not_add_up_are_refused_and_a_resent_item_starts_afresh() {
         .unwrap();
     assert_eq!(left, 0, "parts are dropped once joined");
 }
+
+#[test]
+fn a_parents_grant_to_a_childs_record_shows_its_terms_and_the_notices_ahead() {
+    use super::proxy::{Decider, NoticeKind, Recipient, Standing};
+    let d = tempfile::tempdir().unwrap();
+    let child = profile(&d.path().join("p"), "Ava Jones");
+    let parent = profile(&d.path().join("c"), "Sam Jones");
+    // Eleven in 20 days: the grant ends at the review, with a week's notice ahead.
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut eleventh = today + time::Duration::days(20);
+    if eleventh.month() == time::Month::February && eleventh.day() == 29 {
+        eleventh += time::Duration::days(1);
+    }
+    let born = eleventh.replace_year(eleventh.year() - 11).unwrap();
+    let text = format!(
+        r#"{{"resourceType":"Patient","id":"ava","name":[{{"family":"Jones","given":["Ava"]}}],"birthDate":"{born}"}}"#
+    );
+    let file = d.path().join("ava.json");
+    std::fs::write(&file, text).unwrap();
+    child.import_file(&file, ImportOptions::default()).unwrap();
+    introduce(&child, &parent);
+    let g = grant(
+        &child,
+        &NewGrant {
+            person: handle_of(&parent),
+            role: Role::Manager,
+            scope: Scope {
+                categories: vec![Category::Immunisations],
+                ..Scope::default()
+            },
+            purpose: "school forms".into(),
+            basis: Some(Basis {
+                kind: BasisKind::ParentalResponsibility,
+                evidence: Some("birth certificate seen".into()),
+                decided_by: Some(Decider::Practice),
+            }),
+            duration_s: None,
+            unverified: true,
+        },
+    )
+    .unwrap();
+    let eleventh = proxy::midnight(proxy::birthday(born, 11).unwrap());
+    assert_eq!(
+        g.expires_at, eleventh,
+        "a child's grant ends at the next review"
+    );
+    assert_eq!(g.standing, Some(Standing::Active));
+    let kinds: Vec<_> = g.notices.iter().map(|n| (n.kind, n.to)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (NoticeKind::End { days_before: 7 }, Recipient::Keeper),
+            (NoticeKind::Ended, Recipient::Both)
+        ],
+        "the 30-day notice is already past; the end is the last"
+    );
+    assert_eq!(g.notices[1].at, eleventh);
+
+    // The Consent export records the basis, the evidence and who decided.
+    let doc = child.vault().read(|c| grants::doc(c, &g.grant)).unwrap();
+    let consent = child
+        .vault()
+        .read(|c| consent::consent(c, &doc, "active"))
+        .unwrap();
+    assert_eq!(
+        consent["sourceReference"]["display"],
+        "basis: parental-responsibility; evidence: birth certificate seen; decided by: practice"
+    );
+
+    // An ordinary grant has no proxy terms.
+    let other = profile(&d.path().join("o"), "Kim Friend");
+    introduce(&child, &other);
+    let plain = grant(
+        &child,
+        &NewGrant {
+            person: handle_of(&other),
+            role: Role::Viewer,
+            scope: Scope {
+                categories: vec![Category::Immunisations],
+                ..Scope::default()
+            },
+            purpose: String::new(),
+            basis: None,
+            duration_s: Some(3600),
+            unverified: true,
+        },
+    )
+    .unwrap();
+    // Under 16, every grant from a child's record is a parent's unless said otherwise.
+    assert_eq!(
+        plain.basis.map(|b| b.kind),
+        Some(BasisKind::ParentalResponsibility)
+    );
+    assert_eq!(plain.standing, Some(Standing::Active));
+}
+
+mod keeping {
+    use super::super::dependants::{self, NewDependant, Purpose};
+    use super::super::proxy::{Decider, NoticeKind, Standing};
+    use super::*;
+    use crate::time::now_unix;
+
+    const YEAR: i64 = 365 * 86_400;
+
+    fn lpa(name: &str) -> NewDependant {
+        NewDependant {
+            name: name.into(),
+            born: Some("1941-03-02".into()),
+            basis: Basis {
+                kind: BasisKind::LastingPowerOfAttorney,
+                evidence: Some("LPA registered, OPG ref 7000-1234-5678".into()),
+                decided_by: Some(Decider::Person),
+            },
+            ends_at: None,
+        }
+    }
+
+    fn events(p: &Profile) -> Vec<(String, String)> {
+        p.vault()
+            .read(|c| crate::audit::list(c, 100))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event, e.detail))
+            .collect()
+    }
+
+    #[test]
+    fn a_keeper_holds_a_record_for_someone_with_no_phone() {
+        let d = tempfile::tempdir().unwrap();
+        let keeper = profile(&d.path().join("k"), "Tom Jene");
+        let gran = dependants::add(&keeper, &lpa("Mary Jene")).unwrap();
+        assert!(gran.profile.starts_with("d-"));
+        assert_eq!(gran.standing, Standing::Active);
+        assert_eq!(gran.terms.keeper, "Tom Jene");
+        // No end date: only the removal after five years unused lies ahead.
+        assert_eq!(gran.notices.len(), 1);
+        assert_eq!(gran.notices[0].kind, NoticeKind::Removed);
+
+        // The record is the person's own profile, opened by id or name.
+        let rec = dependants::open(&keeper, "mary jene", Purpose::Use).unwrap();
+        assert_eq!(rec.info().unwrap().name, "Mary Jene");
+        rec.import_file(&fixture(), ImportOptions::default())
+            .unwrap();
+        assert!(rec.stats().unwrap().resources > 0);
+        drop(rec);
+        let listed = dependants::list(&keeper).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].last_used_at.is_some(), "opening it counts as use");
+
+        // Keeper and dependant know each other, verified, both ways: once she has
+        // her own phone she can grant him access back.
+        let rec = dependants::open(&keeper, &gran.profile, Purpose::Use).unwrap();
+        let known = rec.vault().read(people::list).unwrap();
+        assert_eq!(known.len(), 1);
+        assert!(known[0].verified);
+        assert_eq!(known[0].name, "Tom Jene");
+        let mine = keeper.vault().read(people::list).unwrap();
+        assert!(mine.iter().any(|p| p.name == "Mary Jene" && p.verified));
+
+        // Both audit logs record the basis and who decided.
+        let kept = events(&rec);
+        assert!(kept.iter().any(|(e, t)| e == "keeper-recorded"
+            && t.contains("Tom Jene")
+            && t.contains("lasting-power-of-attorney")
+            && t.contains("decided by person")));
+        assert!(events(&keeper)
+            .iter()
+            .any(|(e, t)| e == "dependant-added" && t.contains(&gran.profile)));
+
+        // Its key is wrapped for dependants only: the received-record wrapping does
+        // not open it.
+        drop(rec);
+        let dir = dependants::dir_of(keeper.vault().dir(), &gran.profile);
+        let wrong = keeper
+            .vault()
+            .read(|c| {
+                super::super::received::ReceivedKeyStore::new(c, b"carry/vault-key/received/v1")
+            })
+            .unwrap();
+        assert!(matches!(Profile::open(&dir, &wrong), Err(Error::WrongKey)));
+
+        // Handing over: marked in the record, deleted from the keeper's device.
+        let rec = dependants::open(&keeper, &gran.profile, Purpose::HandOver).unwrap();
+        dependants::mark_handed_over(&rec).unwrap();
+        assert!(rec
+            .vault()
+            .read(dependants::handed_over_at)
+            .unwrap()
+            .is_some());
+        drop(rec);
+        assert_eq!(
+            dependants::remove(&keeper, &gran.profile, true).unwrap(),
+            "Mary Jene"
+        );
+        assert!(!dir.exists());
+        assert!(dependants::list(&keeper).unwrap().is_empty());
+        assert!(events(&keeper).iter().any(|(e, _)| e == "handed-over"));
+        assert!(matches!(
+            dependants::open(&keeper, &gran.profile, Purpose::Use),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn a_childs_record_is_reviewed_at_11_and_13_and_suspended_at_16() {
+        let d = tempfile::tempdir().unwrap();
+        let parent = profile(&d.path().join("k"), "Sam Jones");
+        let new = NewDependant {
+            name: "Ava Jones".into(),
+            born: Some("2014-06-15".into()),
+            basis: Basis {
+                kind: BasisKind::ParentalResponsibility,
+                evidence: None,
+                decided_by: None,
+            },
+            ends_at: None,
+        };
+        let ava = dependants::add(&parent, &new).unwrap();
+        // Twelve: the review at 13, the suspension at 16, and removal if the
+        // record goes five years unused.
+        let ahead: Vec<_> = ava.notices.iter().map(|n| n.kind).collect();
+        assert_eq!(
+            ahead,
+            [
+                NoticeKind::Review { age: 13 },
+                NoticeKind::Suspension { days_before: 30 },
+                NoticeKind::Suspension { days_before: 7 },
+                NoticeKind::Suspended,
+                NoticeKind::Removed,
+            ]
+        );
+        // Nothing is due yet, however often asked.
+        assert!(dependants::notices_due(&parent).unwrap().is_empty());
+
+        // Sixteen years pass (the stored terms moved back, as a clock moving on).
+        let rec = dependants::open(&parent, "Ava Jones", Purpose::Use).unwrap();
+        rec.vault()
+            .write(|c| {
+                let mut t = dependants::terms_of(c)?;
+                t.born = Some("2009-01-10".into());
+                t.since -= 16 * YEAR;
+                crate::vault::meta::set(c, "keeper_terms", &serde_json::to_string(&t)?)?;
+                crate::vault::meta::set(c, "keeper_used_at", &now_unix().to_string())?;
+                crate::vault::meta::set(c, "keeper_told_until", &t.since.to_string())
+            })
+            .unwrap();
+        drop(rec);
+        // Every notice that fell due meanwhile, once, in order.
+        let due: Vec<_> = dependants::notices_due(&parent)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.notice.kind)
+            .collect();
+        assert_eq!(
+            due,
+            [
+                NoticeKind::Review { age: 11 },
+                NoticeKind::Review { age: 13 },
+                NoticeKind::Suspension { days_before: 30 },
+                NoticeKind::Suspension { days_before: 7 },
+                NoticeKind::Suspended,
+            ]
+        );
+        assert!(dependants::notices_due(&parent).unwrap().is_empty());
+        // The parent may no longer use it; only hand it over (or delete it).
+        let listed = dependants::list(&parent).unwrap();
+        assert!(matches!(listed[0].standing, Standing::Suspended { .. }));
+        match dependants::open(&parent, &ava.profile, Purpose::Use) {
+            Err(Error::Denied { reason }) => {
+                assert!(reason.contains("turned 16"), "{reason}");
+                assert!(reason.contains("hand-over"), "{reason}");
+            }
+            other => panic!("expected Denied, got {:?}", other.map(|_| ())),
+        }
+        assert!(dependants::open(&parent, &ava.profile, Purpose::HandOver).is_ok());
+        dependants::remove(&parent, &ava.profile, false).unwrap();
+        assert!(events(&parent)
+            .iter()
+            .any(|(e, _)| e == "dependant-removed"));
+    }
+
+    #[test]
+    fn an_end_date_gives_notice_and_bad_terms_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let keeper = profile(&d.path().join("k"), "Tom Jene");
+        let now = now_unix();
+        let mut new = lpa("Mary Jene");
+        new.basis.kind = BasisKind::CourtDeputy;
+        new.basis.decided_by = Some(Decider::Court);
+        new.ends_at = Some(now + 10 * 86_400);
+        let m = dependants::add(&keeper, &new).unwrap();
+        let ahead: Vec<_> = m.notices.iter().map(|n| n.kind).collect();
+        assert_eq!(
+            ahead,
+            [NoticeKind::End { days_before: 7 }, NoticeKind::Ended],
+            "the 30-day notice fell before the keeping began"
+        );
+
+        let refused = |n: NewDependant| dependants::add(&keeper, &n).unwrap_err();
+        let mut n = lpa("  ");
+        assert!(matches!(refused(n.clone()), Error::InvalidInput { .. }));
+        n = lpa("Mary");
+        n.born = Some("next tuesday".into());
+        assert!(matches!(refused(n.clone()), Error::InvalidInput { .. }));
+        n.born = Some("2999-01-01".into());
+        assert!(matches!(refused(n.clone()), Error::InvalidInput { .. }));
+        n.born = None;
+        n.basis.kind = BasisKind::ParentalResponsibility;
+        assert!(matches!(refused(n.clone()), Error::InvalidInput { .. }));
+        n.born = Some("2001-01-01".into());
+        assert!(matches!(refused(n.clone()), Error::Denied { .. }));
+        n = lpa("Mary");
+        n.ends_at = Some(now - 1);
+        assert!(matches!(refused(n.clone()), Error::InvalidInput { .. }));
+        n = lpa("Mary");
+        n.basis.evidence = Some("x".repeat(dependants::TEXT_MAX + 1));
+        assert!(matches!(refused(n), Error::InvalidInput { .. }));
+        // Refusals made nothing.
+        assert_eq!(dependants::list(&keeper).unwrap().len(), 1);
+        assert!(matches!(
+            dependants::open(&keeper, "nobody", Purpose::Use),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            dependants::open(&keeper, "../k", Purpose::Use),
+            Err(Error::NotFound { .. })
+        ));
+    }
+}

@@ -9,6 +9,8 @@ import health.carry.ffi.Basis
 import health.carry.ffi.Category
 import health.carry.ffi.Contact
 import health.carry.ffi.CreatedShareLink
+import health.carry.ffi.Dependant
+import health.carry.ffi.DependantNotice
 import health.carry.ffi.Device
 import health.carry.ffi.DocumentFile
 import health.carry.ffi.EmergencyCard
@@ -24,6 +26,7 @@ import health.carry.ffi.MoveIn
 import health.carry.ffi.MoveOut
 import health.carry.ffi.MyIdentity
 import health.carry.ffi.NewContact
+import health.carry.ffi.NewDependant
 import health.carry.ffi.NewGrant
 import health.carry.ffi.NewShareLink
 import health.carry.ffi.NewSource
@@ -398,6 +401,38 @@ class CarryProfile private constructor(
      */
     suspend fun openReceived(person: String): CarryProfile =
         CarryProfile(profile.openReceived(person), relay)
+
+    /** Records this person keeps for people with no phone (dependants). */
+    suspend fun dependants(): List<Dependant> = profile.dependants()
+
+    /**
+     * Make a record for someone with no phone, kept by this person on their behalf.
+     * `CarryException.InvalidInput` or `Denied` (parental responsibility at 16 or
+     * over) for bad terms.
+     */
+    suspend fun addDependant(dependant: NewDependant): Dependant = profile.addDependant(dependant)
+
+    /**
+     * Open the record kept for [who] (profile id or name) as a profile of its own.
+     * Close it when done. `CarryException.Denied` if the keeper's access is
+     * suspended, ended or removed: then only [startHandOver] or [removeDependant].
+     */
+    suspend fun openDependant(who: String): CarryProfile =
+        CarryProfile(profile.openDependant(who), relay)
+
+    /**
+     * Start handing the record kept for [who] to their own phone (it calls
+     * `startMoveIn`); pair and send as for [startMoveOut], then
+     * [removeDependant] with `handedOver = true`.
+     */
+    suspend fun startHandOver(who: String): MoveOut = profile.startHandOver(who)
+
+    /** Delete the record kept for [who] from this device; returns their name. */
+    suspend fun removeDependant(who: String, handedOver: Boolean): String =
+        profile.removeDependant(who, handedOver)
+
+    /** Notices about kept records that fell due since last asked, each once. */
+    suspend fun dependantNotices(): List<DependantNotice> = profile.dependantNotices()
 
     /**
      * Add a reading to the record [person] shares with this profile, as their carer;
