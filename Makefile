@@ -12,7 +12,7 @@ PYENV := target/pyenv
 # `make … CARGO_INCREMENTAL=1` (or export it) to keep it while editing.
 export CARGO_INCREMENTAL ?= 0
 
-.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check stu3-check bench bench-kotlin bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
+.PHONY: audit conformance all deps build demo demo-postgres test lint unit postgres schemas fhir-client shl-check stu3-check nhs-login-check gp-connect-check bench bench-kotlin bench-sync bench-hpke bench-share bench-backup fmt bindings kotlin android xcframework size crash-test fuzz soak
 
 all: test
 
@@ -37,7 +37,7 @@ demo-postgres: build
 	DEMO_DB=$$url SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh
 
 ## Formatting, lints and every test, then the demo as a smoke test.
-test: deps lint audit unit postgres schemas fhir-client shl-check stu3-check kotlin viewer conformance
+test: deps lint audit unit postgres schemas fhir-client shl-check stu3-check nhs-login-check gp-connect-check kotlin viewer conformance
 	SHARED=$(SHARED) CARRY_BIN=$(CURDIR)/target/debug/carry bash tests/demo.sh > target/demo.log 2>&1 \
 		|| { cat target/demo.log; echo "make demo failed"; exit 1; }
 	@echo "demo: ok (log in target/demo.log)"
@@ -117,6 +117,19 @@ conformance: build
 	bash tests/viewer/setup.sh
 	CARRY_REQUIRE_SERVERS=1 python3 tests/conformance/run.py --carry target/debug/carry \
 		--endpoint target/debug/carry-endpoint --shared $(SHARED) --out target/conformance.md
+
+## The mock NHS login (/nhs-login) driven by a JOSE implementation that is not ours
+## (jwcrypto): discovery, sign-in, RS512 client assertions, ID token checks, refusals.
+nhs-login-check: $(PYENV)/.installed
+	$(CARGO) build -p carry-endpoint
+	$(PYENV)/bin/python tests/nhs_login_check.py target/debug/carry-endpoint
+
+## The GP Connect mock (/TENANT/gpconnect/fhir) over the published STU3 examples,
+## signed in through the mock NHS login with jwcrypto, every answered resource
+## validated by fhir.resources' STU3 models; refusals with their Spine codes.
+gp-connect-check: $(PYENV)/.installed
+	$(CARGO) build -p carry-endpoint
+	$(PYENV)/bin/python tests/gp_connect_check.py target/debug/carry-endpoint $(SHARED)
 
 ## GP Connect's STU3 examples converted to R4, checked by fhir.resources (its STU3
 ## models for the input, its R4B models for every converted resource, and for what

@@ -10,6 +10,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 command -v strip >/dev/null 2>&1 || need+=(binutils)
+# The demo makes its NHS login client key with the openssl command.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The JVM test toolchain: a JDK and Maven; Maven fetches the rest from Maven Central.
 command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)

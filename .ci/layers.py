@@ -20,7 +20,7 @@ ALLOWED = {
     "carry-net": {"carry-base", "carry-proto"},
     "carry-profile": {"carry-base", "carry-vault"},
     # The features: each over the layers below, never over another feature.
-    "carry-sync": {"carry-base", "carry-vault", "carry-net", "carry-profile"},
+    "carry-sync": {"carry-base", "carry-vault", "carry-net", "carry-profile", "carry-proto"},
     "carry-links": {"carry-base", "carry-vault", "carry-net", "carry-profile", "carry-proto"},
     "carry-share": {"carry-base", "carry-vault", "carry-net", "carry-profile", "carry-proto"},
     "carry-backup": {"carry-base", "carry-vault", "carry-net", "carry-profile", "carry-proto"},
@@ -69,8 +69,9 @@ APART = {"features"}
 # assembles them and is exempt.
 ENDPOINT_LAYERS = [
     ("shared", ["error", "time", "http"]),
-    ("services", ["fhir", "relay"]),
+    ("services", ["fhir", "relay", "nhs_login"]),
     ("services signed in through the relay", ["links", "backup"]),
+    ("services signed in through NHS login", ["gp_connect"]),
     ("the backends", ["storage"]),
 ]
 ENDPOINT_APART = {"services", "services signed in through the relay"}

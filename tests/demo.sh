@@ -9,8 +9,11 @@
 # (headless Chromium, screenshot in target/demo-viewer.png), and she sees both
 # openings. She backs up, loses her phone, and restores on a new one from her
 # recovery code alone. There she reviews who can see her record and her audit log,
-# and stops sharing with everyone at once; last, the carer and the doctor are shown
-# locked out. Narrated in plain words. Exits non-zero if any step misbehaves, so
+# and stops sharing with everyone at once; the carer and the doctor are shown locked
+# out. Last, Sam keeps the record of his grandmother, who has no smartphone: her GP
+# record comes through GP Connect (FHIR STU3, converted to R4 with the original
+# kept) after he signs in for her with NHS login (the endpoint's mock issuer; a
+# client key made here signs the app's requests). Narrated in plain words. Exits non-zero if any step misbehaves, so
 # `make test` runs it as a smoke test.
 set -euo pipefail
 
@@ -41,7 +44,13 @@ field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 say "A local trust endpoint starts on $ENGINE. Jene's GP and hospital each hold part of her record, split by encounter; both hold her details."
 "$ENDPOINT" seed --db "$DB" --tenant gp --tenant hospital \
   --split-by-encounter --from "$PATIENT_FILE"
+# The app's NHS login client key: the private half stays with the app, the public
+# half is registered with the (mock) issuer.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/client.key.pem" 2> /dev/null
+openssl pkey -in "$WORK/client.key.pem" -pubout -out "$WORK/client.pub.pem"
 "$ENDPOINT" serve --db "$DB" --listen 127.0.0.1:0 \
+  --nhs-login-client "carry-demo=$WORK/client.pub.pem" \
+  --gp-connect "marys-gp=$SHARED/fixtures/fhir/gp-connect-stu3" \
   > "$WORK/endpoint.out" 2> "$WORK/endpoint.log" &
 SERVER=$!
 for _ in $(seq 50); do grep -q listening "$WORK/endpoint.out" 2>/dev/null && break; sleep 0.1; done
@@ -272,8 +281,34 @@ code=$?
 set -e
 [ "$code" -eq 4 ] || fail "a revoked link gave exit $code, not 4"
 
+say "Sam also looks after his grandmother, Mary, who has no smartphone. On his own phone he keeps a record for her, as her own profile, under her lasting power of attorney."
+mary=$(sam dependants add --name "Mary Cummings" --born 1938-04-12 --basis lasting-power-of-attorney \
+  --evidence "LPA for health and welfare, OPG ref 7000-1234-5678" --json | field 'd["profile"]')
+sam dependants
+sam audit | grep -q dependant-added || fail "Sam's audit log does not record the dependant"
+
+say "Her GP record comes through GP Connect. Sam signs in for her with NHS login, where her identity was checked in full (P9). The mock issuer stands in for NHS login; the app's own key signs its request, and Carry checks the ID token."
+mary_do() { CARRY_CLIENT_KEY="$WORK/client.key.pem" sam --profile "$mary" "$@"; }
+mary_do source add gp "$BASE/marys-gp/gpconnect/fhir" --kind gp --api gp-connect \
+  --auth nhs-login --issuer "$BASE/nhs-login" --client-id carry-demo
+mary_do source login gp --sandbox-user 9999999999
+
+say "He syncs her record. It arrives in FHIR STU3 and is kept as R4, with the original beside it. The GP system says one part was not sent, so the sync says it is partial rather than complete."
+set +e
+mary_do sync gp
+code=$?
+set -e
+[ "$code" -eq 1 ] || fail "the GP Connect sync gave exit $code, not 1 (partial)"
+mary_do timeline --category allergies
+[ "$(mary_do stats --json | field 'd["resources"]')" -gt 10 ] || fail "Mary's GP record did not arrive"
+item=$(mary_do timeline --category allergies --json | field 'd["items"][0]["id"]')
+mary_do show "$item" | grep -q "Converted" || fail "the converted allergy does not say so"
+echo "Each item says it was converted from FHIR STU3, and keeps the text it arrived in."
+[ "$(sam stats --json | field 'd["resources"]')" = 0 ] || fail "Mary's record leaked into Sam's own"
+echo "Sam's own record stays apart from hers. When Mary gets a phone, he hands it over (carry dependants hand-over) and she decides who sees it."
+
 say "The endpoint's log names routes and statuses, never a patient or a token."
-if grep -q "$PATIENT_ID\|Cummings" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi
+if grep -q "$PATIENT_ID\|Cummings\|9999999999" "$WORK/endpoint.log"; then fail "the endpoint logged health data"; fi
 if [ "$ENGINE" = SQLite ] && grep -qa "Cummings" "$WORK"/endpoint.db*; then
   # The FHIR tenants hold the sandbox record itself; the relay's tables must not.
   python3 - "$WORK/endpoint.db" <<'PY' || fail "the relay holds readable health data"

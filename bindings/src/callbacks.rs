@@ -31,6 +31,34 @@ pub trait KeyStore: Send + Sync {
     fn unwrap(&self, wrapped: Vec<u8>) -> Result<Vec<u8>, CarryError>;
 }
 
+/// Signs the app's NHS login client assertions with the client's private key, which
+/// the app keeps (the Android Keystore, the iOS Keychain or Secure Enclave, or a
+/// server of its own): Carry never holds it. Return the RSASSA-PKCS1-v1_5 SHA-512
+/// signature (JWS `RS512`) of `message`, the only algorithm NHS login accepts for
+/// `private_key_jwt`. Throw `Locked` if the key needs the device unlocked first.
+#[uniffi::export(with_foreign)]
+pub trait ClientSigner: Send + Sync {
+    /// The RS512 signature of `message`.
+    fn sign_rs512(&self, message: Vec<u8>) -> Result<Vec<u8>, CarryError>;
+}
+
+/// The app's client signer, seen by the core.
+pub(crate) struct ClientSignerAdapter(pub Arc<dyn ClientSigner>);
+
+impl cc::sync::nhs_login::ClientSigner for ClientSignerAdapter {
+    fn sign_rs512(&self, message: &[u8]) -> cc::Result<Vec<u8>> {
+        self.0.sign_rs512(message.to_vec()).map_err(to_core)
+    }
+}
+
+/// Set the signer for NHS login client `client_id`'s assertions, once, at start-up
+/// (as the logger is set). Signing in and refreshing through NHS login fail with
+/// `Auth` until it is set.
+#[uniffi::export]
+pub fn set_client_signer(client_id: String, signer: Arc<dyn ClientSigner>) {
+    cc::sync::nhs_login::set_client_signer(&client_id, Arc::new(ClientSignerAdapter(signer)));
+}
+
 /// Callbacks for long-running work and changes an app shows. Called on a Rust
 /// thread, never on the caller's, and never while the vault is locked; post to the
 /// UI thread yourself.

@@ -28,7 +28,7 @@ mod trust;
 mod types;
 
 pub use backup::*;
-pub use callbacks::{Events, KeyStore};
+pub use callbacks::{set_client_signer, ClientSigner, Events, KeyStore};
 pub use contacts::*;
 pub use dependants::*;
 pub use devices::*;

@@ -72,6 +72,18 @@ pub enum SourceAuth {
         /// offline access).
         scope: Option<String>,
     },
+    /// NHS login (England): OpenID Connect with PKCE, a nonce and a P9 identity;
+    /// the client authenticates with `private_key_jwt`, signed by the app's
+    /// `ClientSigner` (`set_client_signer`). The NHS number becomes the source's
+    /// patient id.
+    NhsLogin {
+        /// The client id NHS login registered for the app.
+        client_id: String,
+        /// The issuer (its discovery document is under it).
+        issuer: String,
+        /// The scopes (default `openid profile`).
+        scope: Option<String>,
+    },
     /// A static bearer token. Kept only in the vault.
     Bearer {
         /// The token.
@@ -80,6 +92,19 @@ pub enum SourceAuth {
     /// No sign-in (open test servers).
     None,
 }
+
+/// How a provider's record is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SourceApi {
+    /// FHIR R4 searches.
+    Fhir,
+    /// GP Connect Access Record: Structured (England): the whole GP record in one
+    /// answer, FHIR STU3, converted to R4 with the original kept. Needs
+    /// `SourceAuth.NhsLogin`; read-only.
+    GpConnect,
+}
+
+crate::types::mirror_enum!(SourceApi, cs::Api, [Fhir, GpConnect]);
 
 /// A provider to add.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -95,9 +120,14 @@ pub struct NewSource {
     /// The Patient id at this provider; needed without SMART.
     #[uniffi(default = None)]
     pub patient_id: Option<String>,
-    /// Whether the person's readings are sent here (default: only to a GP).
+    /// Whether the person's readings are sent here (default: only to a GP read by
+    /// FHIR R4).
     #[uniffi(default = None)]
     pub push: Option<bool>,
+    /// How the record is read (null: FHIR R4). For GP Connect, `base_url` is the GP
+    /// Connect FHIR base.
+    #[uniffi(default = None)]
+    pub api: Option<SourceApi>,
 }
 
 /// A provider as the app lists it.
@@ -109,8 +139,10 @@ pub struct SourceInfo {
     pub kind: ProviderKind,
     /// The FHIR base URL.
     pub base_url: String,
-    /// `smart`, `bearer` or `none`.
+    /// `smart`, `nhs-login`, `bearer` or `none`.
     pub auth: String,
+    /// How the record is read.
+    pub api: SourceApi,
     /// Whether readings are sent here.
     pub push: bool,
     /// Whether it holds usable credentials.
@@ -132,6 +164,7 @@ impl From<cs::SourceInfo> for SourceInfo {
             kind: s.kind.into(),
             base_url: s.base_url,
             auth: s.auth,
+            api: s.api.into(),
             push: s.push,
             signed_in: s.signed_in,
             patient_id: s.patient_id,
@@ -250,6 +283,15 @@ fn to_core(s: NewSource) -> cc::Result<cs::NewSource> {
             client_id: client_id.unwrap_or_else(|| cs::DEFAULT_CLIENT_ID.into()),
             scope: scope.unwrap_or_else(|| cs::DEFAULT_SCOPE.into()),
         },
+        SourceAuth::NhsLogin {
+            client_id,
+            issuer,
+            scope,
+        } => cs::AuthKind::NhsLogin {
+            client_id,
+            issuer,
+            scope: scope.unwrap_or_else(|| cs::nhs_login::DEFAULT_SCOPE.into()),
+        },
         SourceAuth::Bearer { token } => cs::AuthKind::Bearer {
             token: Zeroizing::new(token),
         },
@@ -262,6 +304,7 @@ fn to_core(s: NewSource) -> cc::Result<cs::NewSource> {
         auth,
         patient_id: s.patient_id,
         push: s.push,
+        api: s.api.map_or(cs::Api::Fhir, Into::into),
     })
 }
 
@@ -469,4 +512,21 @@ impl From<cs::PushRule> for PushRule {
 #[uniffi::export(async_runtime = "tokio")]
 pub async fn sandbox_consent(authorize_url: String, patient_id: String) -> Result<String> {
     Ok(cs::sandbox_consent(&authorize_url, &patient_id).await?)
+}
+
+/// Mock NHS login only (the reference endpoint's): sign in as the person with NHS
+/// number `nhs_number`, whose identity was proved to `proofing` (`P0`, `P5`, `P9`;
+/// null: P9), without a browser, and return the URL the browser would have been sent
+/// to (pass it to `complete_sign_in`).
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn sandbox_nhs_login(
+    authorize_url: String,
+    nhs_number: String,
+    proofing: Option<String>,
+) -> Result<String> {
+    let mut params = vec![("sandbox_user", nhs_number.as_str())];
+    if let Some(level) = &proofing {
+        params.push(("sandbox_proofing", level.as_str()));
+    }
+    Ok(cs::sandbox_sign_in(&authorize_url, &params).await?)
 }

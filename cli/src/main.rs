@@ -9,6 +9,7 @@ mod exit;
 mod output;
 mod passphrase;
 mod prompt;
+mod signer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

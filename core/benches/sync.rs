@@ -113,6 +113,7 @@ fn main() {
                 },
                 patient_id: None,
                 push: Some(false),
+                api: sync::Api::Fhir,
             },
         )
         .expect("add the source");

@@ -1,7 +1,9 @@
 //! The Carry trust endpoint as a library: the routes of every part (each tenant's FHIR
 //! R4 sandbox over embedded SQLite or PostgreSQL, the SMART authorization server, the
-//! share relay `/relay/v1`, SMART Health Links `/shl` with the web viewer `/view`, and
-//! encrypted backups `/backup/v1`), built into one router. The `carry-endpoint` binary
+//! share relay `/relay/v1`, SMART Health Links `/shl` with the web viewer `/view`,
+//! encrypted backups `/backup/v1`, a mock NHS login issuer `/nhs-login`, and a mock
+//! of GP Connect Access Record: Structured under `/{tenant}/gpconnect/fhir`), built
+//! into one router. The `carry-endpoint` binary
 //! serves it with [`serve`] (header and idle timeouts per connection); fuzz targets
 //! and load tests call it in process. Request bodies are read only after a route's
 //! checks, within its cap and a process-wide in-flight budget (`http/body.rs`).
@@ -11,8 +13,10 @@
 mod backup;
 mod error;
 mod fhir;
+mod gp_connect;
 mod http;
 mod links;
+pub mod nhs_login;
 mod relay;
 mod storage;
 mod time;
@@ -43,6 +47,10 @@ pub struct Options {
     shl: links::Options,
     #[command(flatten)]
     backup: backup::Options,
+    #[command(flatten)]
+    nhs_login: nhs_login::Options,
+    #[command(flatten)]
+    gp_connect: gp_connect::Options,
 }
 
 impl Options {
@@ -273,13 +281,25 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
             bodies.budget.limit()
         ));
     }
+    let redirect_uris = crate::fhir::smart::RedirectUris::parse(&serve.redirect_uris)?;
+    // The mock NHS login sends codes where SMART sign-in does: the --redirect-uri list.
+    let nhs_redirects = redirect_uris.clone();
+    let nhs_login = Arc::new(nhs_login::NhsLogin::new(
+        &public_base,
+        &options.nhs_login,
+        Box::new(move |uri| nhs_redirects.allows(uri)),
+    )?);
+    let gp_connect = Arc::new(gp_connect::GpConnect::load(
+        &options.gp_connect,
+        nhs_login.clone(),
+    )?);
     let app = Arc::new(fhir::App {
         store,
         public_base,
         auth: crate::fhir::access::AuthMode::parse(&serve.auth)?,
         token_ttl_ms: i64::from(serve.token_ttl.max(1)) * 1000,
         reuse_grace_ms: i64::from(serve.refresh_reuse_grace) * 1000,
-        redirect_uris: crate::fhir::smart::RedirectUris::parse(&serve.redirect_uris)?,
+        redirect_uris,
         plain: serve.plain_search,
         no_metadata: serve.no_metadata,
         max_count: usize::try_from(serve.max_count).unwrap_or(crate::fhir::MAX_COUNT),
@@ -301,6 +321,8 @@ pub fn router(storage: &Storage, public_base: &str, options: &Options) -> Result
         .merge(links::routes(shl))
         .merge(backup::routes(backup))
         .merge(crate::links::viewer::routes(viewer))
+        .merge(nhs_login::routes(nhs_login))
+        .merge(gp_connect::routes(gp_connect))
         .layer(axum::Extension(bodies))
         .layer(middleware::from_fn_with_state(
             limits,

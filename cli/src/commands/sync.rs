@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use carry_core::net::CallOptions;
 use carry_core::sync::{
-    self, AuthKind, NewSource, ProviderKind, SourceInfo, SyncOptions, SyncProgress,
+    self, Api, AuthKind, NewSource, ProviderKind, SourceInfo, SyncOptions, SyncProgress,
     DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
 };
 use carry_core::{Error, Result};
@@ -36,18 +36,26 @@ pub enum SourceAction {
         /// What kind of provider it is: gp, hospital, social-care or other.
         #[arg(long, default_value = "gp")]
         kind: String,
-        /// How to sign in: smart, bearer (token from CARRY_SOURCE_TOKEN) or none.
+        /// How to sign in: smart, nhs-login (with --issuer; the client's key from
+        /// CARRY_CLIENT_KEY), bearer (token from CARRY_SOURCE_TOKEN) or none.
         #[arg(long, default_value = "smart")]
         auth: String,
+        /// For NHS login: the issuer (its discovery document is under it).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// How the record is read: fhir (R4 searches) or gp-connect (England's GP
+        /// Connect structured record, with --auth nhs-login; URL is its FHIR base).
+        #[arg(long, default_value = "fhir")]
+        api: String,
         /// The Patient id at this provider (needed without SMART, which tells it).
         #[arg(long)]
         patient: Option<String>,
         /// The SMART client id.
         #[arg(long, default_value = DEFAULT_CLIENT_ID)]
         client_id: String,
-        /// The SMART scopes to ask for.
-        #[arg(long, default_value = DEFAULT_SCOPE)]
-        scope: String,
+        /// The scopes to ask for (SMART's by default; `openid profile` for NHS login).
+        #[arg(long)]
+        scope: Option<String>,
         /// Send your readings here (the default for a GP).
         #[arg(long, conflicts_with = "no_push")]
         push: bool,
@@ -85,6 +93,13 @@ pub enum SourceAction {
         /// Sandbox only: sign in as this patient without a browser.
         #[arg(long, value_name = "ID")]
         sandbox_patient: Option<String>,
+        /// Mock NHS login only: sign in as the person with this NHS number without a
+        /// browser.
+        #[arg(long, value_name = "NHS_NUMBER", conflicts_with = "sandbox_patient")]
+        sandbox_user: Option<String>,
+        /// Mock NHS login only: the identity level that person proved (P0, P5, P9).
+        #[arg(long, value_name = "LEVEL", requires = "sandbox_user")]
+        sandbox_proofing: Option<String>,
         /// The redirect URI registered for this client.
         #[arg(long, default_value = CLI_REDIRECT)]
         redirect_uri: String,
@@ -117,8 +132,13 @@ pub fn parse_budget(s: &str) -> std::result::Result<Duration, String> {
 fn source_lines(s: &SourceInfo) -> (String, Option<String>) {
     let signed = if s.signed_in { "" } else { "  (not signed in)" };
     let push = if s.push { "  sends readings" } else { "" };
+    let api = if s.api == Api::GpConnect {
+        "  (GP Connect)"
+    } else {
+        ""
+    };
     let line = format!(
-        "{:<12} {:<12} {:<6} {:<9} {}{signed}{push}",
+        "{:<12} {:<12} {:<9} {:<9} {}{api}{signed}{push}",
         s.name,
         s.kind.as_str(),
         s.auth,
@@ -141,14 +161,29 @@ pub fn source(home: &Path, action: SourceAction) -> Result<Outcome> {
             url,
             kind,
             auth,
+            issuer,
+            api,
             patient,
             client_id,
             scope,
             push,
             no_push,
         } => {
+            if issuer.is_some() && auth != "nhs-login" {
+                return Err(Error::invalid("--issuer goes with --auth nhs-login"));
+            }
             let auth = match auth.as_str() {
-                "smart" => AuthKind::Smart { client_id, scope },
+                "smart" => AuthKind::Smart {
+                    client_id,
+                    scope: scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string()),
+                },
+                "nhs-login" => AuthKind::NhsLogin {
+                    client_id,
+                    issuer: issuer.ok_or_else(|| {
+                        Error::invalid("NHS login needs its issuer: --issuer URL")
+                    })?,
+                    scope: scope.unwrap_or_else(|| sync::nhs_login::DEFAULT_SCOPE.to_string()),
+                },
                 "none" => AuthKind::None,
                 "bearer" => {
                     let token = std::env::var("CARRY_SOURCE_TOKEN").map_err(|_| {
@@ -160,7 +195,7 @@ pub fn source(home: &Path, action: SourceAction) -> Result<Outcome> {
                 }
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown auth '{other}': use smart, bearer or none"
+                        "unknown auth '{other}': use smart, nhs-login, bearer or none"
                     )))
                 }
             };
@@ -173,6 +208,7 @@ pub fn source(home: &Path, action: SourceAction) -> Result<Outcome> {
                     auth,
                     patient_id: patient,
                     push: (push || no_push).then_some(push),
+                    api: Api::parse(&api)?,
                 },
             )?;
             let mut said = Said::new(json!(info));
@@ -228,14 +264,24 @@ pub fn source(home: &Path, action: SourceAction) -> Result<Outcome> {
         SourceAction::Login {
             name,
             sandbox_patient,
+            sandbox_user,
+            sandbox_proofing,
             redirect_uri,
         } => {
+            crate::signer::from_env()?;
             let rt = runtime()?;
             let info = rt.block_on(async {
                 let start = sync::begin_login(&profile, &name, &redirect_uri).await?;
-                let redirected = match &sandbox_patient {
-                    Some(p) => sync::sandbox_consent(&start.authorize_url, p).await?,
-                    None => {
+                let redirected = match (&sandbox_patient, &sandbox_user) {
+                    (Some(p), _) => sync::sandbox_consent(&start.authorize_url, p).await?,
+                    (None, Some(u)) => {
+                        let mut params = vec![("sandbox_user", u.as_str())];
+                        if let Some(level) = &sandbox_proofing {
+                            params.push(("sandbox_proofing", level.as_str()));
+                        }
+                        sync::sandbox_sign_in(&start.authorize_url, &params).await?
+                    }
+                    (None, None) => {
                         note!("Open this address, sign in and allow access:");
                         note!("{}", start.authorize_url);
                         note!("Then paste the address your browser was sent to:");
@@ -247,12 +293,21 @@ pub fn source(home: &Path, action: SourceAction) -> Result<Outcome> {
                 sync::complete_login(&profile, &name, &redirected).await
             })?;
             let mut said = Said::new(json!(info));
-            said!(
-                said,
-                "Signed in to {} as Patient {}.",
-                info.name,
-                info.patient_id.as_deref().unwrap_or("?")
-            );
+            if info.auth == "nhs-login" {
+                said!(
+                    said,
+                    "Signed in to {} with NHS login (P9), NHS number {}.",
+                    info.name,
+                    info.patient_id.as_deref().unwrap_or("?")
+                );
+            } else {
+                said!(
+                    said,
+                    "Signed in to {} as Patient {}.",
+                    info.name,
+                    info.patient_id.as_deref().unwrap_or("?")
+                );
+            }
             said
         }
     };
@@ -267,6 +322,7 @@ pub fn sync_now(
     full: bool,
     deletions: bool,
 ) -> Result<Outcome> {
+    crate::signer::from_env()?;
     let profile = Arc::new(open(home)?);
     use std::io::IsTerminal as _;
     let live = !json_mode() && std::io::stderr().is_terminal();

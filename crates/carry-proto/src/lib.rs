@@ -8,6 +8,7 @@
 //! - [`links`]: the JSON bodies of the share-link host (SMART Health Links): the
 //!   owner API and the public manifest.
 //! - [`backup`]: the backup host's headers and JSON bodies.
+//! - [`nhs`]: NHS England's identifiers (the NHS number and its check digit).
 //!
 //! The bodies are plain serde types. Their fields are declared in the order of their
 //! JSON keys, sorted, so each serializes to the very bytes the `serde_json::json!`
@@ -20,6 +21,7 @@
 
 pub mod backup;
 pub mod links;
+pub mod nhs;
 pub mod relay;
 
 /// A check the tests of every module share: `value` serializes to exactly the JSON

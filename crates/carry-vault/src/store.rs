@@ -133,6 +133,28 @@ impl Prepared {
         })
     }
 
+    /// Convert `parsed`, an STU3 resource whose exact text is `raw`, to R4 and make
+    /// the R4 view ready to store under `full_url` with the original kept beside it
+    /// ([`Prepared::with_original`]). Returns the R4 view too. A type with no
+    /// conversion, or content the converter refuses, is [`Error::InvalidInput`]
+    /// saying why (`FHIR STU3: …`).
+    pub fn from_stu3(raw: &str, parsed: &Value, full_url: Option<&str>) -> Result<(Self, Value)> {
+        let converted =
+            carry_stu3::to_r4(parsed).map_err(|e| crate::error::Error::InvalidInput {
+                reason: format!("FHIR STU3: {e}"),
+            })?;
+        if !converted.notes.is_empty() {
+            // The notes name elements, never values; the original text keeps them.
+            tracing::debug!(
+                notes = converted.notes.len(),
+                "STU3 elements R4 cannot hold"
+            );
+        }
+        let text = serde_json::to_string(&converted.resource)?;
+        let prepared = Prepared::new(&text, &converted.resource, full_url)?.with_original(raw);
+        Ok((prepared, converted.resource))
+    }
+
     /// Keep `original`, the text the resource arrived in before it was converted to
     /// the R4 this was made from, beside it. Its hash then covers both texts, so a
     /// new original with the same R4 view is stored too.

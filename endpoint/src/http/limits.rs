@@ -191,6 +191,12 @@ fn is_backup(path: &str) -> bool {
     path.starts_with("/backup/") && !path.starts_with("/backup/fhir/")
 }
 
+/// Whether a path is the mock NHS login's (`/nhs-login/…`; the rate limit applies
+/// there too: its token endpoint checks and makes RSA signatures).
+fn is_nhs_login(path: &str) -> bool {
+    path.starts_with("/nhs-login/")
+}
+
 /// Whether a path is the public SHL protocol's, whose answers any origin may read.
 fn is_shl_public(path: &str) -> bool {
     path.starts_with("/shl/m/") || path.starts_with("/shl/f/")
@@ -231,7 +237,7 @@ pub async fn layer(State(limits): State<Arc<Limits>>, req: Request, next: Next) 
     let path = req.uri().path();
     let (fhir, relay) = (
         is_fhir_api(path),
-        is_relay(path) || is_shl(path) || is_backup(path),
+        is_relay(path) || is_shl(path) || is_backup(path) || is_nhs_login(path),
     );
     let cors = is_shl_public(path);
     if !fhir && !relay {
@@ -353,6 +359,7 @@ mod tests {
     fn backup_paths_are_limited_but_a_tenant_named_backup_is_fhir() {
         assert!(is_backup("/backup/v1/blobs/x") && !is_backup("/backup/fhir/Patient"));
         assert!(is_fhir_api("/backup/fhir/Patient") && !is_backup("/shl/m/x"));
+        assert!(is_nhs_login("/nhs-login/token") && !is_nhs_login("/nhs-login-x/fhir/Patient"));
     }
 
     #[test]

@@ -189,13 +189,18 @@ fn keywords_in(text: &str) -> Vec<bool> {
                 }
             }
         }
-        None => {
-            for (slot, (word, _)) in found.iter_mut().zip(KEYWORDS) {
-                *slot = text.match_indices(word).any(|(i, _)| starts_word(text, i));
-            }
-        }
+        None => found = keywords_one_by_one(text),
     }
     found
+}
+
+/// Each keyword looked for on its own, word by word: the fallback when the automaton
+/// could not be built, and what the one-pass finder must agree with.
+fn keywords_one_by_one(text: &str) -> Vec<bool> {
+    KEYWORDS
+        .iter()
+        .map(|(word, _)| text.match_indices(word).any(|(i, _)| starts_word(text, i)))
+        .collect()
 }
 
 /// Every label that applies to `resource`, given its extracted `codes` and `display`.
@@ -279,15 +284,6 @@ mod tests {
             code: Some(code.into()),
             display: Some(display.into()),
         }
-    }
-
-    /// Each keyword looked for on its own, word by word: what the one-pass finder must
-    /// agree with.
-    fn keywords_one_by_one(text: &str) -> Vec<bool> {
-        KEYWORDS
-            .iter()
-            .map(|(word, _)| text.match_indices(word).any(|(i, _)| starts_word(text, i)))
-            .collect()
     }
 
     #[test]

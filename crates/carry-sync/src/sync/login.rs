@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::discover;
+use super::nhs_login;
 use super::sources::{self, Source, SourceInfo, Tokens};
 use crate::error::{Error, Result};
 use crate::net::http::{enc, Http};
@@ -50,6 +51,9 @@ pub(crate) async fn begin(
 ) -> Result<LoginStart> {
     let n = name.to_string();
     let source = db(profile, move |p| sources::get(p, &n)).await?;
+    if source.info.auth == "nhs-login" {
+        return begin_nhs_login(profile, http, &source, redirect_uri).await;
+    }
     if source.info.auth != "smart" {
         return Err(Error::invalid(format!(
             "source '{name}' does not use SMART sign-in"
@@ -92,6 +96,69 @@ pub(crate) async fn begin(
     Ok(LoginStart { authorize_url: url })
 }
 
+/// The issuer of an NHS login source, discovered.
+async fn issuer_of(http: &Http, source: &Source) -> Result<nhs_login::Issuer> {
+    let issuer = source
+        .issuer
+        .as_deref()
+        .ok_or_else(|| Error::internal("an NHS login source without its issuer"))?;
+    nhs_login::discover(http, issuer).await
+}
+
+/// Begin an NHS login sign-in: discover the issuer, keep the PKCE verifier, state and
+/// nonce in the vault, and return the authorize URL (asking for a P9 identity).
+async fn begin_nhs_login(
+    profile: &Arc<Profile>,
+    http: &Http,
+    source: &Source,
+    redirect_uri: &str,
+) -> Result<LoginStart> {
+    let issuer = issuer_of(http, source).await?;
+    let (url, pending) =
+        nhs_login::authorize_url(&issuer, &source.client_id, redirect_uri, &source.scope)?;
+    let id = source.id;
+    let text = pending.to_json();
+    db(profile, move |p| {
+        let mut t = sources::tokens(p, id)?;
+        t.pending_login = Some(text);
+        sources::save_tokens(p, id, &t, None)
+    })
+    .await?;
+    Ok(LoginStart { authorize_url: url })
+}
+
+/// Finish an NHS login sign-in: the code exchanged with a client assertion, the ID
+/// token checked (P9 required), the NHS number kept as the person's id there.
+async fn complete_nhs_login(
+    profile: &Arc<Profile>,
+    http: &Http,
+    source: &Source,
+    pending: &str,
+    redirected_to: &str,
+) -> Result<()> {
+    let pending = nhs_login::Pending::from_json(pending)?;
+    let issuer = issuer_of(http, source).await?;
+    let signed =
+        nhs_login::complete(http, &issuer, &source.client_id, &pending, redirected_to).await?;
+    let tokens = tokens_of(signed.tokens);
+    let (id, nhs) = (source.id, signed.nhs_number);
+    db(profile, move |p| {
+        sources::save_tokens(p, id, &tokens, Some(&nhs))
+    })
+    .await
+}
+
+/// NHS login's tokens as the vault keeps them.
+fn tokens_of(t: nhs_login::TokenSet) -> Tokens {
+    let refresh_at = now_unix() + t.expires_in - (t.expires_in / 4).min(EARLY_REFRESH_S);
+    Tokens {
+        access: Some(t.access),
+        access_expires_at: Some(refresh_at),
+        refresh: t.refresh,
+        pending_login: None,
+    }
+}
+
 /// The value of `key` in the query of `url`, percent-decoded (the `url` crate's
 /// WHATWG parser, which also takes an app's custom scheme such as `carry://cb`).
 fn query_value(url: &str, key: &str) -> Option<String> {
@@ -113,6 +180,14 @@ pub(crate) async fn complete(
     let source = db(profile, move |p| sources::get(p, &n)).await?;
     let id = source.id;
     let tokens = db(profile, move |p| sources::tokens(p, id)).await?;
+    if source.info.auth == "nhs-login" {
+        let pending = tokens.pending_login.as_ref().ok_or_else(|| {
+            Error::invalid("no sign-in is in progress for this source; start one first")
+        })?;
+        complete_nhs_login(profile, http, &source, pending, redirected_to).await?;
+        let n = name.to_string();
+        return db(profile, move |p| sources::get(p, &n).map(|s| s.info)).await;
+    }
     let pending: Value = tokens
         .pending_login
         .as_ref()
@@ -209,8 +284,19 @@ fn read_token_response(
 /// return the redirect URL carrying the code. Only the reference endpoint's sandbox
 /// accepts this; real providers show their own sign-in page.
 pub async fn sandbox_consent(authorize_url: &str, patient: &str) -> Result<String> {
+    sandbox_sign_in(authorize_url, &[("sandbox_patient", patient)]).await
+}
+
+/// Headless sandbox sign-in with any of the reference endpoint's sandbox parameters
+/// (`sandbox_patient` for SMART; `sandbox_user`, an NHS number, and
+/// `sandbox_proofing` for its mock NHS login): follow `authorize_url` and return the
+/// redirect URL carrying the code. Real issuers show their own sign-in page.
+pub async fn sandbox_sign_in(authorize_url: &str, params: &[(&str, &str)]) -> Result<String> {
     let http = Http::new(None, None)?;
-    let url = format!("{authorize_url}&sandbox_patient={}", enc(patient));
+    let mut url = authorize_url.to_string();
+    for (k, v) in params {
+        url.push_str(&format!("&{k}={}", enc(v)));
+    }
     let resp = http.send(|| http.client().get(&url)).await?;
     match (resp.status, resp.location) {
         (302 | 303, Some(loc)) => Ok(loc),
@@ -231,6 +317,8 @@ pub(crate) struct Authorizer {
     kind: String,
     client_id: String,
     token_url: Option<String>,
+    /// For NHS login: the issuer.
+    issuer: Option<String>,
     access: Option<Zeroizing<String>>,
     expires_at: Option<i64>,
     patient: Option<String>,
@@ -244,6 +332,7 @@ impl Authorizer {
             kind: source.info.auth.clone(),
             client_id: source.client_id.clone(),
             token_url: source.capabilities.as_ref().and_then(|c| c.token.clone()),
+            issuer: source.issuer.clone(),
             access: None,
             expires_at: None,
             patient: source.info.patient_id.clone(),
@@ -283,6 +372,9 @@ impl Authorizer {
     async fn refresh(&mut self, http: &Http, refresh: Option<Zeroizing<String>>) -> Result<()> {
         let refresh =
             refresh.ok_or_else(|| auth_failed("not signed in to this source; sign in first"))?;
+        if let Some(issuer) = self.issuer.clone() {
+            return self.refresh_nhs_login(http, &issuer, refresh).await;
+        }
         let token_url = self
             .token_url
             .clone()
@@ -321,9 +413,43 @@ impl Authorizer {
         Ok(())
     }
 
+    /// Refresh through NHS login (a client assertion, the ID token checked again).
+    async fn refresh_nhs_login(
+        &mut self,
+        http: &Http,
+        issuer: &str,
+        refresh: Zeroizing<String>,
+    ) -> Result<()> {
+        let id = self.source_id;
+        // No signer is the app's set-up, not a dead sign-in: keep the tokens.
+        nhs_login::client_signer(&self.client_id)?;
+        let found = nhs_login::discover(http, issuer).await?;
+        let tokens = match nhs_login::refresh(http, &found, &self.client_id, &refresh).await {
+            Ok(t) => tokens_of(t),
+            Err(e @ Error::Auth { .. }) => {
+                // The refresh token is dead: forget it, so the app asks to sign in.
+                db(&self.profile, move |p| {
+                    sources::save_tokens(p, id, &Tokens::default(), None)
+                })
+                .await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        self.access = tokens.access.clone();
+        self.expires_at = tokens.access_expires_at;
+        db(&self.profile, move |p| {
+            sources::save_tokens(p, id, &tokens, None)
+        })
+        .await?;
+        tracing::debug!("access token refreshed through NHS login");
+        Ok(())
+    }
+
     /// The header value, refreshing first if the token is about to expire.
     pub async fn header(&mut self, http: &Http) -> Result<Option<Zeroizing<String>>> {
-        if self.kind == "smart" && self.expires_at.is_none_or(|e| e <= now_unix()) {
+        let refreshes = self.kind == "smart" || self.kind == "nhs-login";
+        if refreshes && self.expires_at.is_none_or(|e| e <= now_unix()) {
             self.ensure(http).await?;
         }
         Ok(self
@@ -334,7 +460,7 @@ impl Authorizer {
 
     /// The server said 401: refresh once (SMART), else give up.
     pub async fn rejected(&mut self, http: &Http) -> Result<()> {
-        if self.kind != "smart" {
+        if self.kind != "smart" && self.kind != "nhs-login" {
             return Err(auth_failed("the provider refused the token"));
         }
         let id = self.source_id;

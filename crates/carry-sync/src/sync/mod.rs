@@ -17,7 +17,9 @@ mod checkpoint;
 mod compartment;
 mod deletions;
 mod discover;
+pub mod gp_connect;
 mod login;
+pub mod nhs_login;
 mod page;
 mod pull;
 mod push;
@@ -37,10 +39,10 @@ use crate::profile::db;
 use crate::profile::Profile;
 
 pub use crate::outbox::SENSITIVE;
-pub use login::{sandbox_consent, LoginStart};
+pub use login::{sandbox_consent, sandbox_sign_in, LoginStart};
 pub use push::{Hold, OutboxEntry, PushRule};
 pub use sources::{
-    AuthKind, NewSource, ProviderKind, SourceInfo, DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
+    Api, AuthKind, NewSource, ProviderKind, SourceInfo, DEFAULT_CLIENT_ID, DEFAULT_SCOPE,
 };
 pub use state::SyncState;
 

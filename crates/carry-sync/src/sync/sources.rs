@@ -50,6 +50,40 @@ impl ProviderKind {
     }
 }
 
+/// How a source's record is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    /// FHIR R4 searches, paged and checkpointed.
+    #[default]
+    Fhir,
+    /// GP Connect Access Record: Structured (England): the whole record in one
+    /// `$gpc.getstructuredrecord` answer, FHIR STU3, converted to R4 on arrival with
+    /// the original kept. Signs in with NHS login.
+    GpConnect,
+}
+
+impl Api {
+    /// `fhir` or `gp-connect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Fhir => "fhir",
+            Api::GpConnect => "gp-connect",
+        }
+    }
+
+    /// Parse an API id.
+    pub fn parse(s: &str) -> Result<Api> {
+        match s {
+            "fhir" => Ok(Api::Fhir),
+            "gp-connect" => Ok(Api::GpConnect),
+            other => Err(Error::invalid(format!(
+                "unknown API '{other}': use fhir or gp-connect"
+            ))),
+        }
+    }
+}
+
 /// How a source signs in.
 #[derive(Clone, PartialEq, Eq)]
 pub enum AuthKind {
@@ -58,6 +92,17 @@ pub enum AuthKind {
         /// The client id registered with the provider.
         client_id: String,
         /// The scopes to ask for.
+        scope: String,
+    },
+    /// NHS login (OpenID Connect, England's identity service): the authorization code
+    /// flow with PKCE and a nonce, a P9 identity, `private_key_jwt` with the app's
+    /// key ([`crate::sync::nhs_login`]).
+    NhsLogin {
+        /// The client id NHS login registered for the app.
+        client_id: String,
+        /// The issuer (its discovery document is under it).
+        issuer: String,
+        /// The scopes to ask for (with `openid`).
         scope: String,
     },
     /// A static bearer token, as some test servers use.
@@ -76,10 +121,11 @@ impl std::fmt::Debug for AuthKind {
 }
 
 impl AuthKind {
-    /// `smart`, `bearer` or `none`.
+    /// `smart`, `nhs-login`, `bearer` or `none`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthKind::Smart { .. } => "smart",
+            AuthKind::NhsLogin { .. } => "nhs-login",
             AuthKind::Bearer { .. } => "bearer",
             AuthKind::None => "none",
         }
@@ -106,6 +152,8 @@ pub struct NewSource {
     pub patient_id: Option<String>,
     /// Whether the person's readings are sent here (default: only to a GP).
     pub push: Option<bool>,
+    /// How the record is read.
+    pub api: Api,
 }
 
 /// A source as the app lists it.
@@ -117,8 +165,10 @@ pub struct SourceInfo {
     pub kind: ProviderKind,
     /// The FHIR base URL.
     pub base_url: String,
-    /// `smart`, `bearer` or `none`.
+    /// `smart`, `nhs-login`, `bearer` or `none`.
     pub auth: String,
+    /// How the record is read.
+    pub api: Api,
     /// Whether readings are sent here.
     pub push: bool,
     /// Whether it holds usable credentials (always true without SMART).
@@ -148,6 +198,8 @@ pub(crate) struct Source {
     pub type_since: std::collections::BTreeMap<String, String>,
     /// When deletions were last listed (Unix seconds).
     pub deletions_at: Option<i64>,
+    /// For NHS login: the issuer.
+    pub issuer: Option<String>,
 }
 
 const NAME_MAX: usize = 40;
@@ -193,10 +245,31 @@ pub(crate) fn add(profile: &Profile, s: &NewSource) -> Result<SourceInfo> {
         )));
     }
     let base = check_base_url(&s.base_url)?;
-    if !matches!(s.auth, AuthKind::Smart { .. }) && s.patient_id.is_none() {
+    let signs_in = matches!(s.auth, AuthKind::Smart { .. } | AuthKind::NhsLogin { .. });
+    if !signs_in && s.patient_id.is_none() {
         return Err(Error::invalid(
-            "without SMART sign-in, give the Patient id at this provider",
+            "without SMART or NHS login sign-in, give the Patient id at this provider",
         ));
+    }
+    if s.api == Api::GpConnect && !matches!(s.auth, AuthKind::NhsLogin { .. }) {
+        return Err(Error::invalid(
+            "a GP Connect record is reached through NHS login: --auth nhs-login --issuer URL",
+        ));
+    }
+    if s.api == Api::GpConnect && s.push == Some(true) {
+        return Err(Error::invalid(
+            "GP Connect's structured record is read-only: readings cannot be sent there",
+        ));
+    }
+    if let AuthKind::NhsLogin { issuer, scope, .. } = &s.auth {
+        if !is_secure_url(issuer) {
+            return Err(Error::invalid(
+                "the NHS login issuer must start with https:// (http:// only for 127.0.0.1 or localhost)",
+            ));
+        }
+        if !scope.split_whitespace().any(|w| w == "openid") {
+            return Err(Error::invalid("an NHS login scope must include openid"));
+        }
     }
     if let Some(p) = &s.patient_id {
         if !(1..=64).contains(&p.len())
@@ -207,10 +280,21 @@ pub(crate) fn add(profile: &Profile, s: &NewSource) -> Result<SourceInfo> {
             return Err(Error::invalid("the Patient id is not a FHIR id"));
         }
     }
-    let push = s.push.unwrap_or(s.kind == ProviderKind::Gp);
-    let (client_id, scope) = match &s.auth {
-        AuthKind::Smart { client_id, scope } => (client_id.clone(), scope.clone()),
-        _ => (String::new(), String::new()),
+    let push = s
+        .push
+        .unwrap_or(s.kind == ProviderKind::Gp && s.api == Api::Fhir);
+    let (client_id, scope, issuer) = match &s.auth {
+        AuthKind::Smart { client_id, scope } => (client_id.clone(), scope.clone(), None),
+        AuthKind::NhsLogin {
+            client_id,
+            issuer,
+            scope,
+        } => (
+            client_id.clone(),
+            scope.clone(),
+            Some(issuer.trim().trim_end_matches('/').to_string()),
+        ),
+        _ => (String::new(), String::new(), None),
     };
     profile.vault().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -229,9 +313,9 @@ pub(crate) fn add(profile: &Profile, s: &NewSource) -> Result<SourceInfo> {
         }
         let id = ensure_source(&tx, SourceKind::Provider, name, now_unix())?;
         tx.execute(
-            "INSERT INTO provider_sources (source_id, kind, base_url, auth, client_id, scope, push, patient_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![id, s.kind.as_str(), base, s.auth.as_str(), client_id, scope, push, s.patient_id],
+            "INSERT INTO provider_sources (source_id, kind, base_url, auth, client_id, scope, push, patient_id, issuer, api)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![id, s.kind.as_str(), base, s.auth.as_str(), client_id, scope, push, s.patient_id, issuer, s.api.as_str()],
         )?;
         if let AuthKind::Bearer { token } = &s.auth {
             tx.execute(
@@ -273,12 +357,16 @@ const SELECT: &str =
     "SELECT s.id, s.name, p.kind, p.base_url, p.auth, p.push, p.patient_id, p.state,
        p.last_error, p.last_synced_at, p.client_id, p.scope, p.capabilities, p.since,
        p.full_synced_at, t.access_token IS NOT NULL OR t.refresh_token IS NOT NULL,
-       p.discovered_at, p.type_since, p.deletions_at
+       p.discovered_at, p.type_since, p.deletions_at, p.issuer, p.api
      FROM provider_sources p JOIN sources s ON s.id = p.source_id
      LEFT JOIN source_tokens t ON t.source_id = p.source_id";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Source, String, String)> {
     let auth: String = r.get(4)?;
+    let api = match r.get::<_, String>(20)?.as_str() {
+        "gp-connect" => Api::GpConnect,
+        _ => Api::Fhir,
+    };
     let has_tokens: bool = r.get(15)?;
     let caps: Option<String> = r.get(12)?;
     let type_since: Option<String> = r.get(17)?;
@@ -291,6 +379,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Source, String, String)> {
                 base_url: r.get(3)?,
                 signed_in: auth == "none" || has_tokens,
                 auth,
+                api,
                 push: r.get(5)?,
                 patient_id: r.get(6)?,
                 state: SyncState::Idle,
@@ -307,6 +396,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Source, String, String)> {
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default(),
             deletions_at: r.get(18)?,
+            issuer: r.get(19)?,
         },
         r.get(2)?,
         r.get(7)?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::sources::{self, SourceInfo};
-use super::{discover, login, pull, push, Counters, SyncOptions, SyncProgress};
+use super::{discover, gp_connect, login, pull, push, Counters, SyncOptions, SyncProgress};
 use crate::error::{Error, Result};
 use crate::net::http::Http;
 use crate::profile::db;
@@ -126,7 +126,9 @@ pub(crate) async fn run(
         && source
             .discovered_at
             .is_some_and(|t| now_unix() - t < REDISCOVER_AFTER_S);
-    if !known || options.full {
+    let gp_connect = source.info.api == sources::Api::GpConnect;
+    // GP Connect publishes no R4 capabilities to discover: its one operation is known.
+    if !gp_connect && (!known || options.full) {
         enter(profile, info, SyncState::Discover, options, counters).await?;
         let smart = source.info.auth == "smart";
         let mut caps = discover::discover(http, &source.info.base_url, smart).await?;
@@ -149,7 +151,11 @@ pub(crate) async fn run(
     }
 
     enter(profile, info, SyncState::Pull, options, counters).await?;
-    let pulled = pull::pull(profile, http, &mut auth, &source, options, counters).await?;
+    let pulled = if gp_connect {
+        gp_connect::pull(profile, http, &mut auth, &source, counters).await?
+    } else {
+        pull::pull(profile, http, &mut auth, &source, options, counters).await?
+    };
     counters
         .refused
         .fetch_add(pulled.refused, std::sync::atomic::Ordering::Relaxed);

@@ -203,23 +203,7 @@ impl Sink<'_> {
         parsed: &Value,
         full_url: Option<&str>,
     ) -> Result<()> {
-        let converted = match carry_stu3::to_r4(parsed) {
-            Ok(c) => c,
-            Err(e) => {
-                self.reject(position, format!("FHIR STU3: {e}"));
-                return Ok(());
-            }
-        };
-        if !converted.notes.is_empty() {
-            // The notes name elements, never values; the original text keeps them.
-            tracing::debug!(
-                notes = converted.notes.len(),
-                "STU3 elements R4 cannot hold"
-            );
-        }
-        let text = serde_json::to_string(&converted.resource)?;
-        let prepared =
-            Prepared::new(&text, &converted.resource, full_url).map(|p| p.with_original(raw));
+        let prepared = Prepared::from_stu3(raw, parsed, full_url).map(|(p, _)| p);
         self.queue(position, prepared, true)
     }
 

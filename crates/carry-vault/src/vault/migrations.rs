@@ -92,10 +92,15 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("schema_v14.sql"),
         then: None,
     },
+    Migration {
+        version: 15,
+        sql: include_str!("schema_v15.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// Bring `conn` up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -129,6 +129,9 @@ object Fixtures {
     )
     private val synthea = File(shared, "fixtures/fhir/synthea")
 
+    /** GP Connect's published structured-record answers (STU3), NHS number 9999999999. */
+    val gpConnect: File get() = File(shared, "fixtures/fhir/gp-connect-stu3")
+
     private fun patient(prefix: String): File {
         val found = synthea.listFiles { f -> f.name.startsWith(prefix) && f.name.endsWith(".json") }
             ?.singleOrNull()
