@@ -293,13 +293,13 @@ mary_do source add gp "$BASE/marys-gp/gpconnect/fhir" --kind gp --api gp-connect
   --auth nhs-login --issuer "$BASE/nhs-login" --client-id carry-demo
 mary_do source login gp --sandbox-user 9999999999
 
-say "He syncs her record. It arrives in FHIR STU3 and is kept as R4, with the original beside it. The GP system says one part was not sent, so the sync says it is partial rather than complete."
+say "He syncs her record. It arrives in FHIR STU3 and is kept as R4, with the original beside it. The GP system says two parts were not sent, and one list in it names another NHS number, which is refused: the sync says so, and is partial rather than complete."
 set +e
 mary_do sync gp
 code=$?
 set -e
 [ "$code" -eq 1 ] || fail "the GP Connect sync gave exit $code, not 1 (partial)"
-mary_do timeline --category allergies
+mary_do timeline --category allergies,medications --limit 8
 [ "$(mary_do stats --json | field 'd["resources"]')" -gt 10 ] || fail "Mary's GP record did not arrive"
 item=$(mary_do timeline --category allergies --json | field 'd["items"][0]["id"]')
 mary_do show "$item" | grep -q "Converted" || fail "the converted allergy does not say so"

@@ -253,6 +253,22 @@ fn a_gp_record_comes_through_gp_connect_behind_nhs_login_converted_with_its_orig
     assert!(shown["original"]["assertedDate"].is_string(), "{shown}");
     assert!(shown["resource"]["recordedDate"].is_string(), "{shown}");
     assert_eq!(w.source("gp")["push"], false, "GP Connect is read-only");
+    // A prescription says what was prescribed: its Medication's name, from the answer.
+    let meds = json(
+        &w.home,
+        &["timeline", "--category", "medications", "--json"],
+    );
+    let requests: Vec<&Value> = meds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["resource_type"] == "MedicationRequest")
+        .collect();
+    assert!(!requests.is_empty(), "{meds}");
+    assert!(
+        requests.iter().all(|i| i["display"] != "MedicationRequest"),
+        "{meds}"
+    );
 
     // Again: nothing changes, nothing is lost.
     let (_, again) = w.sync(Some(&w.key), "gp");

@@ -139,7 +139,20 @@ impl Prepared {
     /// conversion, or content the converter refuses, is [`Error::InvalidInput`]
     /// saying why (`FHIR STU3: …`).
     pub fn from_stu3(raw: &str, parsed: &Value, full_url: Option<&str>) -> Result<(Self, Value)> {
-        let converted =
+        Self::from_stu3_with(raw, parsed, full_url, |_| {})
+    }
+
+    /// As [`Prepared::from_stu3`], with `fill` given the R4 view to complete from
+    /// what came with it before it is prepared (a sync fills a medication
+    /// reference's name from the Medication in the same answer). The original is
+    /// kept unchanged.
+    pub fn from_stu3_with(
+        raw: &str,
+        parsed: &Value,
+        full_url: Option<&str>,
+        fill: impl FnOnce(&mut Value),
+    ) -> Result<(Self, Value)> {
+        let mut converted =
             carry_stu3::to_r4(parsed).map_err(|e| crate::error::Error::InvalidInput {
                 reason: format!("FHIR STU3: {e}"),
             })?;
@@ -150,6 +163,7 @@ impl Prepared {
                 "STU3 elements R4 cannot hold"
             );
         }
+        fill(&mut converted.resource);
         let text = serde_json::to_string(&converted.resource)?;
         let prepared = Prepared::new(&text, &converted.resource, full_url)?.with_original(raw);
         Ok((prepared, converted.resource))

@@ -16,7 +16,7 @@
 //!   this source holds and the answer lacks is marked gone at the source (kept, as
 //!   an R4 sync keeps it). A partial answer marks nothing gone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -68,6 +68,42 @@ fn has_nhs_number(patient: &Value, nhs_number: &str) -> bool {
                 && i["value"].as_str().map(str::trim) == Some(nhs_number)
         })
     })
+}
+
+/// The name of each Medication in the answer, by id: its code's text, else its first
+/// coding's display.
+fn medication_names(entries: &[Value]) -> HashMap<String, String> {
+    entries
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Medication")
+        .filter_map(|r| {
+            let id = r["id"].as_str()?;
+            let name = r["code"]["text"]
+                .as_str()
+                .or_else(|| r["code"]["coding"][0]["display"].as_str())?;
+            Some((id.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+/// GP Connect names a prescription's drug only in the Medication it refers to: give
+/// the reference that name, as R4 allows, so the record can say what was prescribed.
+/// A reference that names something already is left as it is.
+fn name_medication(r4: &mut Value, names: &HashMap<String, String>) {
+    let Some(reference) = r4.get_mut("medicationReference") else {
+        return;
+    };
+    if reference.get("display").is_some() {
+        return;
+    }
+    let name = reference["reference"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("Medication/"))
+        .and_then(|id| names.get(id));
+    if let (Some(name), Some(obj)) = (name, reference.as_object_mut()) {
+        obj.insert("display".into(), Value::String(name.clone()));
+    }
 }
 
 /// What the answer's `OperationOutcome` says, in one line per issue.
@@ -173,6 +209,7 @@ pub(crate) async fn pull(
             reason: "the GP Connect answer holds no Patient with this person's NHS number; nothing was stored".into(),
         })?;
 
+    let names = medication_names(&entries);
     let (sid, base, nhs) = (source.id, source.info.base_url.clone(), nhs_number.clone());
     let outcome = db(profile, move |p| {
         p.vault().write(|c| {
@@ -202,7 +239,9 @@ pub(crate) async fn pull(
                     .map(str::to_string)
                     .or_else(|| id.map(|id| format!("{base}/{rtype}/{id}")));
                 let (prepared, r4): (Prepared, Value) =
-                    match Prepared::from_stu3(&raw, resource, full_url.as_deref()) {
+                    match Prepared::from_stu3_with(&raw, resource, full_url.as_deref(), |r4| {
+                        name_medication(r4, &names)
+                    }) {
                         Ok(p) => p,
                         Err(Error::InvalidInput { reason }) => {
                             out.short.push(format!("a {rtype} was not kept ({reason})"));
@@ -278,6 +317,30 @@ mod tests {
         assert_eq!(names[0], "patientNHSNumber");
         assert_eq!(names.len(), 9);
         assert_eq!(r["parameter"][0]["valueIdentifier"]["value"], "9999999999");
+    }
+
+    #[test]
+    fn a_prescription_takes_its_medications_name_from_the_answer() {
+        let entries = vec![
+            json!({"resource": {"resourceType": "Medication", "id": "m1",
+            "code": {"coding": [{"display": "Amoxicillin 250mg capsules"}]}}}),
+        ];
+        let names = medication_names(&entries);
+        let mut rx = json!({"resourceType": "MedicationRequest",
+            "medicationReference": {"reference": "Medication/m1"}});
+        name_medication(&mut rx, &names);
+        assert_eq!(
+            rx["medicationReference"]["display"],
+            "Amoxicillin 250mg capsules"
+        );
+        let mut named = json!({"resourceType": "MedicationRequest",
+            "medicationReference": {"reference": "Medication/m1", "display": "as sent"}});
+        name_medication(&mut named, &names);
+        assert_eq!(named["medicationReference"]["display"], "as sent");
+        let mut unknown = json!({"resourceType": "MedicationRequest",
+            "medicationReference": {"reference": "Medication/m2"}});
+        name_medication(&mut unknown, &names);
+        assert!(unknown["medicationReference"].get("display").is_none());
     }
 
     #[test]
