@@ -239,6 +239,10 @@ fn a_gp_record_comes_through_gp_connect_behind_nhs_login_converted_with_its_orig
     // The published example's "Resolved Allergies" List names its patient by another
     // NHS number (1234567890): it is refused, counted, and not stored.
     assert_eq!(first["refused"], 1, "{first}");
+    assert_eq!(
+        first["requests"], 1,
+        "one call brings the whole record: {first}"
+    );
     let held = w.resources();
     assert!(held > 10, "{held}");
     let allergies = json(&w.home, &["timeline", "--category", "allergies", "--json"]);
@@ -308,4 +312,65 @@ fn an_expired_access_token_is_refreshed_through_nhs_login_with_a_new_assertion()
     // That was the app's set-up, not a dead sign-in: with the key, it goes on.
     let (_, report) = w.sync(Some(&w.key), "gp");
     assert_eq!(report["state"], "partial", "{report}");
+}
+
+#[test]
+fn a_complete_answer_marks_gone_what_the_gp_record_no_longer_holds() {
+    // GP Connect's medication example alone is a whole answer: no OperationOutcome,
+    // no list naming another patient. The practice's second answer lacks one
+    // prescription. Both are made here from the published example, never copied into
+    // the repository.
+    let dir = tempfile::tempdir().unwrap();
+    let example = shared("fixtures/fhir/gp-connect-stu3/gpconnect-meds_response.json");
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(example).unwrap()).unwrap();
+    let (before, after) = (dir.path().join("before"), dir.path().join("after"));
+    std::fs::create_dir_all(&before).unwrap();
+    std::fs::create_dir_all(&after).unwrap();
+    std::fs::write(before.join("meds.json"), bundle.to_string()).unwrap();
+    let entries = bundle["entry"].as_array_mut().unwrap();
+    let dropped = entries
+        .iter()
+        .position(|e| e["resource"]["resourceType"] == "MedicationRequest")
+        .unwrap();
+    entries.remove(dropped);
+    std::fs::write(after.join("meds.json"), bundle.to_string()).unwrap();
+    let tenants = [
+        format!("before={}", before.display()),
+        format!("after={}", after.display()),
+    ];
+    let w = World::new(&["--gp-connect", &tenants[0], "--gp-connect", &tenants[1]]);
+    w.add("gp", "/before/gpconnect/fhir", "gp-connect");
+    assert_eq!(
+        w.login(Some(&w.key), "gp", GPC_PATIENT, &[]).status.code(),
+        Some(0)
+    );
+
+    let (code, first) = w.sync(Some(&w.key), "gp");
+    assert_eq!(code, Some(0), "{first}");
+    assert_eq!(first["complete"], true, "{first}");
+    assert_eq!(first["gone"], 0, "{first}");
+    let held = w.resources();
+
+    // The practice's next answer (the same practice, reached at its new address).
+    let url = format!("{}/after/gpconnect/fhir", w.ep.base);
+    ok(&w.home, &["source", "set-url", "gp", &url]);
+    let (code, second) = w.sync(Some(&w.key), "gp");
+    assert_eq!(code, Some(0), "{second}");
+    assert_eq!(second["complete"], true, "{second}");
+    assert_eq!(second["gone"], 1, "{second}");
+    assert_eq!(second["changed"], 0, "{second}");
+    // Kept, and shown as no longer held at the GP.
+    assert_eq!(w.resources(), held);
+    let meds = json(
+        &w.home,
+        &["timeline", "--category", "medications", "--json"],
+    );
+    let gone: Vec<&Value> = meds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["gone_at_source"] == true)
+        .collect();
+    assert_eq!(gone.len(), 1, "{meds}");
+    assert_eq!(gone[0]["resource_type"], "MedicationRequest");
 }

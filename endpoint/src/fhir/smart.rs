@@ -289,15 +289,7 @@ async fn read_form(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<HashMap<String, String>, OAuthError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
+    if !crate::http::body::is_form(headers) {
         return Err(NOT_A_FORM);
     }
     let held = body.read(FORM_LIMIT).await?;

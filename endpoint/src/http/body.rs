@@ -394,6 +394,20 @@ pub async fn file_body(mut file: std::fs::File) -> std::io::Result<(u64, Body)> 
     Ok((len, Body::from_stream(pieces)))
 }
 
+/// Whether a request's `Content-Type` says its body is a form
+/// (`application/x-www-form-urlencoded`, any parameters after it ignored): checked
+/// before the body is read.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

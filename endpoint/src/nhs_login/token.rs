@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -64,15 +64,7 @@ async fn read_form(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<HashMap<String, String>, NhsError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
+    if !crate::http::body::is_form(headers) {
         return Err(NhsError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded",
         ));

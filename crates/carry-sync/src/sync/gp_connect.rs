@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use super::compartment::{self, Belongs};
 use super::login::Authorizer;
-use super::pull::{refused, PullOutcome};
+use super::pull::{authorized, refused, PullOutcome};
 use super::sources::Source;
 use super::Counters;
 use crate::error::{Error, Result};
@@ -148,34 +148,14 @@ pub(crate) async fn pull(
         })?;
     let url = format!("{}/Patient/$gpc.getstructuredrecord", source.info.base_url);
     let body = request(&nhs_number).to_string();
-    let mut answer = None;
-    for attempt in 0..2 {
-        let header = auth.header(http).await?;
-        let resp = http
-            .send(|| {
-                let mut r = http
-                    .client()
-                    .post(&url)
-                    .header("accept", "application/fhir+json")
-                    .header("content-type", "application/fhir+json")
-                    .body(body.clone());
-                if let Some(h) = &header {
-                    r = r.header("authorization", h.as_str());
-                }
-                r
-            })
-            .await?;
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        if resp.status == 401 && attempt == 0 {
-            auth.rejected(http).await?;
-            continue;
-        }
-        answer = Some(resp);
-        break;
-    }
-    let resp = answer.ok_or_else(|| Error::Auth {
-        reason: "the provider refused a fresh token".into(),
-    })?;
+    let resp = authorized(http, auth, || {
+        http.client()
+            .post(&url)
+            .header("accept", "application/fhir+json")
+            .header("content-type", "application/fhir+json")
+            .body(body.clone())
+    })
+    .await?;
     if resp.status != 200 {
         return Err(refused(resp.status));
     }
@@ -254,12 +234,14 @@ pub(crate) async fn pull(
                     out.refused += 1;
                     continue;
                 }
-                if let Some(id) = id {
-                    held.insert(format!("{rtype}/{id}"));
-                }
                 match w.put_prepared(prepared) {
-                    Ok(PutOutcome::Inserted(_) | PutOutcome::Updated(_)) => changed += 1,
-                    Ok(PutOutcome::Unchanged(_)) => {}
+                    Ok(PutOutcome::Inserted(row) | PutOutcome::Updated(row)) => {
+                        held.insert(row);
+                        changed += 1;
+                    }
+                    Ok(PutOutcome::Unchanged(row)) => {
+                        held.insert(row);
+                    }
                     Err(Error::InvalidInput { reason }) => {
                         out.short.push(format!("a {rtype} was not kept ({reason})"));
                     }
@@ -268,13 +250,14 @@ pub(crate) async fn pull(
             }
             w.finish()?;
             store::adopt_self_patient(&tx)?;
-            // A whole answer is the whole record: what it lacks is gone there.
+            // A whole answer is the whole record: what it lacks is gone there. Rows are
+            // known by what this answer stored, so an entry without an id counts too.
             let whole = out.short.is_empty() && out.refused == 0;
             let gone = if whole {
                 let held = serde_json::to_string(&held)?;
                 tx.execute(
                     "UPDATE resources SET gone_at = ?2 WHERE source_id = ?1 AND gone_at IS NULL
-                       AND identity NOT IN (SELECT value FROM json_each(?3))",
+                       AND id NOT IN (SELECT value FROM json_each(?3))",
                     params![sid, now, held],
                 )? as u64
             } else {

@@ -29,13 +29,23 @@ pub struct LoginStart {
     pub authorize_url: String,
 }
 
-fn random_token() -> Result<Zeroizing<String>> {
+/// 32 random bytes as base64url: a PKCE verifier, a state, a nonce, a `jti`.
+pub(super) fn random_token() -> Result<Zeroizing<String>> {
     let mut b = Zeroizing::new([0u8; 32]);
     crate::keys::fill_random(b.as_mut())?;
     Ok(Zeroizing::new(B64.encode(b.as_ref())))
 }
 
-fn auth_failed(reason: impl Into<String>) -> Error {
+/// The PKCE S256 challenge of `verifier`.
+pub(super) fn pkce_challenge(verifier: &str) -> String {
+    B64.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
+}
+
+/// A sign-in that failed, saying why.
+pub(super) fn auth_failed(reason: impl Into<String>) -> Error {
     Error::Auth {
         reason: reason.into(),
     }
@@ -71,10 +81,7 @@ pub(crate) async fn begin(
     db(profile, move |p| sources::save_capabilities(p, id, &c2)).await?;
     let verifier = random_token()?;
     let state = random_token()?;
-    let challenge = B64.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        verifier.as_bytes(),
-    ));
+    let challenge = pkce_challenge(&verifier);
     let url = format!(
         "{authorize}?response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&aud={}&code_challenge={challenge}&code_challenge_method=S256",
         enc(&source.client_id),
@@ -161,7 +168,7 @@ fn tokens_of(t: nhs_login::TokenSet) -> Tokens {
 
 /// The value of `key` in the query of `url`, percent-decoded (the `url` crate's
 /// WHATWG parser, which also takes an app's custom scheme such as `carry://cb`).
-fn query_value(url: &str, key: &str) -> Option<String> {
+pub(super) fn query_value(url: &str, key: &str) -> Option<String> {
     url::Url::parse(url)
         .ok()?
         .query_pairs()

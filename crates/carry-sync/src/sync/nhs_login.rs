@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use super::login::{auth_failed, pkce_challenge, query_value, random_token};
 use super::sources::is_secure_url;
 use crate::error::{Error, Result};
 use crate::net::http::{enc, Http};
@@ -172,18 +173,6 @@ pub struct SignedIn {
     pub nhs_number: String,
 }
 
-fn auth_failed(reason: impl Into<String>) -> Error {
-    Error::Auth {
-        reason: reason.into(),
-    }
-}
-
-fn random_token() -> Result<Zeroizing<String>> {
-    let mut b = Zeroizing::new([0u8; 32]);
-    crate::keys::fill_random(b.as_mut())?;
-    Ok(Zeroizing::new(B64.encode(b.as_ref())))
-}
-
 /// The signers the app set, by client id.
 fn signers() -> &'static Mutex<HashMap<String, Arc<dyn ClientSigner>>> {
     static SIGNERS: OnceLock<Mutex<HashMap<String, Arc<dyn ClientSigner>>>> = OnceLock::new();
@@ -292,10 +281,7 @@ pub fn authorize_url(
         nonce: random_token()?,
         redirect_uri: redirect_uri.to_string(),
     };
-    let challenge = B64.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        pending.verifier.as_bytes(),
-    ));
+    let challenge = pkce_challenge(&pending.verifier);
     let url = format!(
         "{}?response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&vtr={}&code_challenge={challenge}&code_challenge_method=S256",
         issuer.authorization_endpoint,
@@ -424,15 +410,6 @@ pub async fn keys(http: &Http, issuer: &Issuer) -> Result<JwkSet> {
     }
     serde_json::from_slice(&resp.body)
         .map_err(|_| auth_failed("the issuer's keys are not a JWK set"))
-}
-
-/// The value of `key` in the query of `url`, percent-decoded.
-fn query_value(url: &str, key: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// Post a token request authenticated by a fresh client assertion; check the answer

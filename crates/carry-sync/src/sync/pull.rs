@@ -182,18 +182,30 @@ fn first_url(
 
 /// GET with the source's credentials; a `401` refreshes once.
 pub(crate) async fn get(http: &Http, auth: &mut Authorizer, url: &str) -> Result<Resp> {
+    authorized(http, auth, || {
+        http.client()
+            .get(url)
+            .header("accept", "application/fhir+json")
+    })
+    .await
+}
+
+/// Send the request `build` makes with the source's authorization: on a 401, sign in
+/// again (a refresh) once and send it again.
+pub(crate) async fn authorized(
+    http: &Http,
+    auth: &mut Authorizer,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Resp> {
     for attempt in 0..2 {
         let header = auth.header(http).await?;
         let resp = http
             .send(|| {
-                let mut r = http
-                    .client()
-                    .get(url)
-                    .header("accept", "application/fhir+json");
-                if let Some(h) = &header {
-                    r = r.header("authorization", h.as_str());
+                let r = build();
+                match &header {
+                    Some(h) => r.header("authorization", h.as_str()),
+                    None => r,
                 }
-                r
             })
             .await?;
         if resp.status == 401 && attempt == 0 {
