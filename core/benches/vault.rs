@@ -4,6 +4,7 @@
 //! Run with `make bench`, i.e.
 //! `cargo bench -p carry-core --features plaintext-baseline --bench vault`;
 //! `CARRY_BENCH_ONLY=import` stops after the import figures;
+//! `CARRY_BENCH_SIZES=100000` imports only the sizes listed (comma-separated);
 //! `CARRY_BENCH_PRAGMAS="PRAGMA …;"` runs on each new profile's writer connection, to
 //! measure a setting against the shipped one.
 //! The harness prints a markdown table and writes it to `target/bench-vault.md`.
@@ -219,7 +220,11 @@ fn timed_import(profile: &Profile, path: &Path, n: usize) -> f64 {
 fn bench_import(files: &[(usize, PathBuf)], work: &Path, rows: &mut Vec<Row>) -> (Kept, Kept) {
     let key_store = PassphraseKeyStore::new(PASSPHRASE).expect("a passphrase key store");
     let mut kept = None;
-    for (n, path) in files {
+    let only: Option<Vec<usize>> = std::env::var("CARRY_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let chosen = |n: &usize| only.as_ref().is_none_or(|o| o.contains(n));
+    for (n, path) in files.iter().filter(|(n, _)| chosen(n)) {
         let runs = if *n >= 100_000 { 2 } else { 3 };
         let (mut best_enc, mut best_plain) = (0f64, 0f64);
         let mut best_yard = 0f64;

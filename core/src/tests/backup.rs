@@ -212,6 +212,22 @@ fn increments_restore_to_the_same_profile_and_a_broken_chain_restores_nothing() 
             .unwrap()
     };
     assert_eq!(tracked(&p), 0);
+    // The import set the tracking triggers aside (nothing was tracking) and put them
+    // back before it committed.
+    let triggers = |p: &Profile| {
+        p.vault()
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'
+                     AND (name LIKE 'backup%' OR name LIKE 'device%')",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .unwrap()
+    };
+    let all_triggers = triggers(&p);
+    assert!(all_triggers >= 20, "{all_triggers} triggers");
     let (r1, b1, u1) = write_backup(&p, Vec::new(), None, None, true).unwrap();
     assert_eq!(r1.kind, "full");
     assert_eq!(r1.bytes, b1.len() as u64);
@@ -221,6 +237,20 @@ fn increments_restore_to_the_same_profile_and_a_broken_chain_restores_nothing() 
     p.add_reading(&Reading::parse("weight", "72kg").unwrap(), None)
         .unwrap();
     assert!(tracked(&p) > 0, "tracked once a chain has begun");
+    // An import while a chain is extended is tracked: its triggers stay in place.
+    let file = d.path().join("one-more.json");
+    std::fs::write(
+        &file,
+        r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":
+           {"resourceType":"Observation","id":"after-the-chain","status":"final",
+            "code":{"text":"Pulse"},"effectiveDateTime":"2026-12-01",
+            "valueQuantity":{"value":61,"unit":"/min"}}}]}"#,
+    )
+    .unwrap();
+    let before = tracked(&p);
+    p.import_file(&file, ImportOptions::default()).unwrap();
+    assert!(tracked(&p) > before, "the import was tracked");
+    assert_eq!(triggers(&p), all_triggers);
     p.vault()
         .write(|c| {
             let tx = c.transaction()?;
@@ -242,7 +272,7 @@ fn increments_restore_to_the_same_profile_and_a_broken_chain_restores_nothing() 
         (r2.kind.as_str(), r2.bytes),
         ("incremental", b2.len() as u64)
     );
-    assert!(r2.resources <= 3, "{} resources", r2.resources);
+    assert!(r2.resources <= 4, "{} resources", r2.resources);
     assert!(r2.bytes * 10 < r1.bytes, "{} of {}", r2.bytes, r1.bytes);
     extend_chain(&p, &r2, 2, u2).unwrap();
 
@@ -292,4 +322,56 @@ fn increments_restore_to_the_same_profile_and_a_broken_chain_restores_nothing() 
     );
     // The restored profile starts a new chain with a whole backup.
     assert!(next(&q).is_none());
+}
+
+#[test]
+fn a_large_import_sets_tracking_aside_only_while_nothing_tracks() {
+    let d = tempfile::tempdir().unwrap();
+    let p = Profile::create(&d.path().join("p"), "Ned Hintz", &ks()).unwrap();
+    let query = |sql: &str| {
+        p.vault()
+            .read(|c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+            .unwrap()
+    };
+    let schema = || query("PRAGMA schema_version");
+    let triggers = || {
+        query(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'
+             AND (name LIKE 'backup%' OR name LIKE 'device%')",
+        )
+    };
+    let all = triggers();
+    let synthea = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/fhir/synthea");
+    let file = |name: &str| synthea.join(name);
+    // A large file with nothing tracking: the triggers were dropped and made again.
+    let before = schema();
+    p.import_file(&file(FILE), ImportOptions::default())
+        .unwrap();
+    assert!(
+        schema() > before,
+        "the schema changed: set aside and put back"
+    );
+    assert_eq!(triggers(), all);
+    // A small file: left in place.
+    let small = d.path().join("small.json");
+    std::fs::write(
+        &small,
+        r#"{"resourceType":"Observation","id":"small","status":"final","code":{"text":"Pulse"}}"#,
+    )
+    .unwrap();
+    let before = schema();
+    p.import_file(&small, ImportOptions::default()).unwrap();
+    assert_eq!(schema(), before);
+    // Once a backup chain is extended, a large import keeps them and is tracked.
+    let (r, _, upto) = write_backup(&p, Vec::new(), None, None, true).unwrap();
+    extend_chain(&p, &r, 1, upto).unwrap();
+    let before = schema();
+    p.import_file(
+        &file("sotf-Alfreda_Wyman_3287b938-4670-47eb-91e5-e0ce3df71405.json"),
+        ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(schema(), before, "left in place while tracking");
+    assert!(query("SELECT count(*) FROM backup_changes") > 100);
+    assert_eq!(triggers(), all);
 }

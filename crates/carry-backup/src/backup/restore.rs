@@ -117,7 +117,7 @@ pub fn restore<R: Read>(
             tx.pragma_update(None, "defer_foreign_keys", true)?;
             // The change-tracking triggers would record every row loaded, only for
             // the records to be cleared below: they are set aside while loading.
-            let tracking = set_aside_change_tracking(&tx)?;
+            let tracking = crate::vault::tracking::set_aside(&tx)?;
             dump::Loader::clear(&tx)?;
             for (i, reader) in opened.iter_mut().enumerate() {
                 let mut loader = dump::Loader::new(i > 0);
@@ -158,9 +158,7 @@ pub fn restore<R: Read>(
                 }
             }
             tx.execute_batch("DELETE FROM device_changes; DELETE FROM device_outbox;")?;
-            for sql in &tracking {
-                tx.execute_batch(sql)?;
-            }
+            tracking.put_back(&tx)?;
             tx.commit()?;
             Ok(())
         })?;
@@ -195,29 +193,14 @@ pub fn restore_file_joining(
     restore(dir, vec![input], &secret, key_store, Some(join))
 }
 
-/// Drop the triggers that track changes for incremental backups (`backup_*`) and for
-/// the person's other devices (`device_*`), and return their SQL to create them again.
-pub fn set_aside_change_tracking(tx: &rusqlite::Transaction<'_>) -> Result<Vec<String>> {
-    let triggers: Vec<(String, String)> = tx
-        .prepare(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'
-             AND (name LIKE 'backup\\_%' ESCAPE '\\' OR name LIKE 'device\\_%' ESCAPE '\\')",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (name, _) in &triggers {
-        tx.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
-    }
-    Ok(triggers.into_iter().map(|(_, sql)| sql).collect())
-}
-
 /// Drop the change-tracking triggers (incremental backups, other devices) from
 /// `profile`: the benchmarks' yardstick for what they cost, and nothing else.
 #[cfg(feature = "plaintext-baseline")]
 pub fn without_change_tracking(profile: &Profile) -> Result<()> {
     profile.vault().write(|c| {
         let tx = c.transaction()?;
-        set_aside_change_tracking(&tx)?;
+        // Committed without putting them back: gone for good.
+        let _gone = crate::vault::tracking::set_aside(&tx)?;
         tx.commit()?;
         Ok(())
     })

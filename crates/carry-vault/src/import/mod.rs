@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::record::EnteredBy;
 use crate::store::{self, Prepared, PutOutcome, SourceKind, Writer};
 use crate::time::now_unix;
+use crate::vault::tracking;
 use reader::{Counter, FileReader, NotUtf8};
 
 /// One entry of a file that was not imported, and why.
@@ -127,6 +128,11 @@ pub struct ImportOptions<'a> {
 
 /// Resources between two progress reports.
 const PROGRESS_EVERY: u64 = 256;
+
+/// Files from this size (bytes; some hundred resources) import with the change
+/// triggers set aside while nothing tracks changes: dropping and creating them again
+/// takes about 3 ms, each resource's write is a tenth or more cheaper without them.
+const SET_ASIDE_FROM: u64 = 256 * 1024;
 
 /// Items handed over at once: one hand-over per item made the two threads wake each
 /// other for every resource.
@@ -395,6 +401,14 @@ pub fn import_file(
         params![source_id, now],
     )?;
     let import_id = tx.last_insert_rowid();
+    // While nothing tracks changes, the triggers only cost (a statement journal for
+    // every resource): set aside for the import, put back before it commits. Not for
+    // a small file, where dropping and creating them costs more than they would.
+    let aside = if bytes_total >= SET_ASIDE_FROM {
+        tracking::set_aside_if_idle(&tx)?
+    } else {
+        None
+    };
     let mut writer =
         Writer::new(&tx, source_id, Some(import_id), EnteredBy::Provider, now).batched();
     let counter = Counter::default();
@@ -467,6 +481,9 @@ pub fn import_file(
                 ],
             )?;
             store::adopt_self_patient(&tx)?;
+            if let Some(aside) = aside {
+                aside.put_back(&tx)?;
+            }
             tx.commit()?;
             tracing::info!(
                 imported = report.imported,

@@ -5,6 +5,7 @@ pub mod identity;
 mod keyfile;
 pub mod meta;
 pub mod migrations;
+pub mod tracking;
 
 use std::fs;
 use std::path::{Path, PathBuf};
