@@ -51,7 +51,7 @@ pub async fn authorize(State(login): State<Arc<NhsLogin>>, RawQuery(query): RawQ
         Ok(p) => p,
         Err(why) => return NhsError::InvalidRequest(why).into_response(),
     };
-    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |k: &str| super::param(&params, k);
     let Some(client_id) = get("client_id") else {
         return NhsError::InvalidRequest("client_id is required").into_response();
     };
@@ -93,7 +93,7 @@ fn sign_in(
     redirect_uri: &str,
     params: &HashMap<String, String>,
 ) -> Result<Option<String>, Refused> {
-    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |k: &str| super::param(params, k);
     if get("response_type") != Some("code") {
         return Err(Refused(
             "unsupported_response_type",

@@ -112,7 +112,7 @@ impl Clients {
         token_url: &str,
         now_s: i64,
     ) -> Result<Authenticated, &'static str> {
-        let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let get = |k: &str| super::param(form, k);
         if get("client_assertion_type") != Some(JWT_BEARER) {
             return Err("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer (private_key_jwt)");
         }

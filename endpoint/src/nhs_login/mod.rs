@@ -270,6 +270,15 @@ fn parse_params(bytes: &[u8]) -> Result<std::collections::HashMap<String, String
     Ok(params)
 }
 
+/// The parameter `name`, if present and not empty (OAuth 2.0 3.1: an empty one is
+/// treated as absent).
+fn param<'a>(params: &'a std::collections::HashMap<String, String>, name: &str) -> Option<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,7 @@ pub async fn token(
     login
         .grants
         .note_jti(&client.jti_key, client.expires_ms, now_ms)?;
-    let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |k: &str| super::param(&form, k);
     let body = match get("grant_type") {
         Some("authorization_code") => by_code(&login, &client.client_id, &form, now_ms)?,
         Some("refresh_token") => by_refresh(&login, &client.client_id, &form, now_ms)?,
@@ -80,7 +80,7 @@ fn by_code(
     form: &HashMap<String, String>,
     now_ms: i64,
 ) -> Result<Value, NhsError> {
-    let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |k: &str| super::param(form, k);
     let code = get("code").ok_or(NhsError::InvalidRequest("code is required"))?;
     let redirect_uri =
         get("redirect_uri").ok_or(NhsError::InvalidRequest("redirect_uri is required"))?;
@@ -113,7 +113,7 @@ fn by_refresh(
     form: &HashMap<String, String>,
     now_ms: i64,
 ) -> Result<Value, NhsError> {
-    let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |k: &str| super::param(form, k);
     let presented =
         get("refresh_token").ok_or(NhsError::InvalidRequest("refresh_token is required"))?;
     let asked = get("scope");

@@ -40,7 +40,7 @@ impl SandboxUser {
         p: &HashMap<String, String>,
         today: time::Date,
     ) -> Result<Self, &'static str> {
-        let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let get = |k: &str| super::param(p, k);
         let nhs_number = get("sandbox_user").ok_or("sandbox_user is required")?;
         if !valid_nhs_number(nhs_number) {
             return Err("sandbox_user must be a 10-digit NHS number with a valid check digit");
